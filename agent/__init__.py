@@ -1,0 +1,45 @@
+"""plotfleet agent: the tiny program the controller pushes to every host.
+
+A leaf: stdlib + psutil only, Python 3.8+, imports nothing from orchestrator.
+
+Run as `python3 -m agent serve` (from the deployed folder, which is on
+sys.path): it reads one JSON request per line on stdin and writes one JSON
+response per line on stdout, until stdin closes.
+
+    request:  {"id": 7, "op": "snapshot", ...arguments}
+    response: {"id": 7, "ok": true, "result": {...}}
+              {"id": 7, "ok": false, "error": "one line"}
+
+Every request that touches files carries `config`, the host's dirs:
+    {"tmp_dirs": [..], "tmp2_dir": str|null, "dst_dirs": [..],
+     "log_dir": str|null, "farm_dirs": [..], "stall_after_s": float}
+Paths may start with `~` (expanded here).  The agent refuses to touch any
+path outside these dirs.
+
+ops:
+  hello            -> {"version": str, "python": str, "pid": int, "psutil": str}
+  snapshot {config}
+                   -> {"host_time": float, "jobs": [...], "dirs": [...],
+                       "plots": [...], "transfers": [...], "partials": [...],
+                       "dead": [...]}
+                      (field names as in orchestrator/model.py dataclasses)
+  start_job {config, argv: [..], plotter, k, tmp_dir, dst_dir,
+             limits: {global_max_jobs, tmpdir_max_jobs, global_stagger_s}}
+                   -> {"pid": int, "log_file": str}
+                      or ok=false with the limit that no longer holds
+  suspend {config, pid} / resume {config, pid}        -> {"pid": int, "state": str}
+  kill {config, plot_id, pid|null}
+                   -> {"removed": [paths], "freed_bytes": int}
+  start_transfer {config, plot, to_host, to_dir, mode: "ssh"|"local",
+                  ssh: {host, port, user, key, known_hosts}, bwlimit_kbps}
+                   -> {"pid": int}
+  promote {config, partial, size_bytes}   (harvester: temp name -> final name
+                   after checking size) -> {"path": str, "size_bytes": int}
+  remove_plot {config, plot, confirmed_size}  (plotter: source goes only
+                   when a harvester confirmed the same size) -> {"removed": str}
+  clean_partial {config, partial}          -> {"removed": str}
+  read_log {config, path, offset, max_bytes} -> {"data": str, "offset": int, "size": int}
+  list_logs {config}                       -> {"logs": [{"path", "size", "mtime"}]}
+"""
+
+PROTOCOL_VERSION = 1

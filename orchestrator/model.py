@@ -1,0 +1,250 @@
+"""Immutable data the whole controller shares.
+
+An agent snapshot (JSON, see agent/__init__.py) becomes a HostState; all
+HostStates of one pass form a FleetState.  Scheduler, archiver and views only
+ever read these; nothing here does I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+from typing import Optional, Tuple
+
+Phase = Tuple[int, int]
+
+
+def expected_plot_bytes(k: int) -> int:
+    """Size of a finished plot of size k, for room checks before it exists.
+
+    Chia's own estimate (0.762 of the table bound) for real k; small test k
+    have relatively more overhead, so the plain bound is used there.
+    """
+    bound = (2 * k + 1) * 2 ** (k - 1)
+    return int(bound * 0.762) if k >= 25 else bound
+
+
+def expected_tmp_bytes(k: int) -> int:
+    """Peak temp space of one job (chia: ~239 GiB for k32, ~2.2 x plot)."""
+    return int(expected_plot_bytes(k) * 2.2)
+
+
+@dataclass(frozen=True)
+class Job:
+    plot_id: Optional[str]          # hex, None until the log names it
+    plotter: str                    # chia | madmax | bladebit | chiapos
+    k: int
+    pid: int
+    phase: Phase
+    state: str                      # running | suspended
+    tmp_dir: Optional[str]
+    dst_dir: Optional[str]
+    log_file: Optional[str]
+    elapsed_s: float
+    tmp_bytes: int
+    tmp2_dir: Optional[str] = None
+    started_at: float = 0.0         # epoch seconds, host clock
+    rss_bytes: int = 0
+    cpu_s: float = 0.0
+    log_idle_s: Optional[float] = None   # seconds since the log last grew
+    stalled: bool = False
+
+
+@dataclass(frozen=True)
+class DeadJob:
+    """A log whose plot never finished and whose process is gone."""
+    plot_id: str
+    log_file: str
+    phase: Phase
+    tmp_files: Tuple[str, ...]
+    tmp_bytes: int
+
+
+@dataclass(frozen=True)
+class Dir:
+    path: str
+    kind: str                       # tmp | tmp2 | dst | farm | log
+    total_bytes: int
+    free_bytes: int
+    device: str                     # same string = same disk
+    plot_count: int = 0             # farm dirs: finished plots on it
+    plot_bytes: int = 0
+    error: Optional[str] = None     # missing / unreadable
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A finished plot file waiting in a dst dir (or on a farm dir)."""
+    path: str
+    size_bytes: int
+    k: int = 0
+    plot_id: Optional[str] = None
+    mtime: float = 0.0
+
+
+@dataclass(frozen=True)
+class Transfer:
+    plot: str                       # source path on the plotter
+    to_host: str
+    to_dir: str
+    bytes_done: int
+    pid: Optional[int]
+    size_bytes: int = 0
+    status: str = "running"         # running | copied | failed
+    started_at: float = 0.0
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A temporary transfer file on a harvester drive (never named *.plot)."""
+    path: str
+    final_name: str
+    size_bytes: int
+    receiving: bool                 # an rsync is writing it right now
+
+
+@dataclass(frozen=True)
+class HostState:
+    name: str
+    roles: Tuple[str, ...]
+    reachable: bool
+    error: Optional[str] = None
+    jobs: Tuple[Job, ...] = ()
+    dirs: Tuple[Dir, ...] = ()
+    plots: Tuple[Plot, ...] = ()
+    transfers: Tuple[Transfer, ...] = ()
+    partials: Tuple[Partial, ...] = ()
+    dead: Tuple[DeadJob, ...] = ()
+    host_time: float = 0.0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["roles"] = list(self.roles)
+        for j in d["jobs"]:
+            j["phase"] = list(j["phase"])
+        for j in d["dead"]:
+            j["phase"] = list(j["phase"])
+        return d
+
+
+@dataclass(frozen=True)
+class FleetState:
+    hosts: Tuple[HostState, ...]
+    now: float = 0.0
+
+    def host(self, name: str) -> HostState:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def to_json(self) -> dict:
+        return {"hosts": [h.to_json() for h in self.hosts]}
+
+
+def _tuple(cls, items):
+    return tuple(cls(**_known(cls, i)) for i in items or ())
+
+
+def _known(cls, d: dict) -> dict:
+    names = cls.__dataclass_fields__.keys()
+    out = {k: v for k, v in d.items() if k in names}
+    if "phase" in out:
+        out["phase"] = tuple(out["phase"])
+    if "tmp_files" in out:
+        out["tmp_files"] = tuple(out["tmp_files"])
+    return out
+
+
+def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
+    """Build a HostState from an agent's snapshot dict (unknown keys ignored)."""
+    return HostState(
+        name=name, roles=tuple(roles), reachable=True,
+        jobs=_tuple(Job, snap.get("jobs")),
+        dirs=_tuple(Dir, snap.get("dirs")),
+        plots=_tuple(Plot, snap.get("plots")),
+        transfers=_tuple(Transfer, snap.get("transfers")),
+        partials=_tuple(Partial, snap.get("partials")),
+        dead=_tuple(DeadJob, snap.get("dead")),
+        host_time=snap.get("host_time", 0.0),
+    )
+
+
+def unreachable(name: str, roles, error: str) -> HostState:
+    return HostState(name=name, roles=tuple(roles), reachable=False, error=error)
+
+
+@dataclass(frozen=True)
+class Host:
+    """One inventory host with every plotfleet variable validated and typed.
+
+    Paths are absolute or start with `~` (expanded on the host itself).
+    `vars` keeps the whole merged variable dict, for templates.
+    """
+    name: str
+    groups: frozenset = frozenset()
+    roles: Tuple[str, ...] = ()                 # "plotter", "harvester"
+    vars: dict = field(default_factory=dict, compare=False, hash=False)
+    source: str = "inventory.yaml"              # file it came from, for errors
+    # connection
+    address: str = "localhost"
+    port: int = 22
+    user: Optional[str] = None
+    key_file: Optional[str] = None
+    connection: str = "ssh"                     # ssh | local
+    python: str = "python3"
+    host_key_checking: bool = True
+    known_hosts_file: Optional[str] = None
+    connect_timeout_s: float = 10.0
+    # plotting
+    tmp_dirs: Tuple[str, ...] = ()
+    tmp2_dir: Optional[str] = None
+    dst_dirs: Tuple[str, ...] = ()
+    log_dir: Optional[str] = None
+    plotter: str = "chia"                       # chia | madmax | bladebit | chiapos
+    k: int = 32
+    threads: int = 2
+    buckets: int = 128
+    buffer_mib: int = 3389
+    farmer_key: Optional[str] = None
+    pool_key: Optional[str] = None
+    pool_contract: Optional[str] = None
+    bladebit_mode: str = "ramplot"              # ramplot | diskplot | cudaplot
+    plotter_command: Optional[str] = None       # jinja2 template override
+    # scheduling (plotman's keys and meanings)
+    global_max_jobs: int = 0                    # 0 = no limit
+    global_stagger_m: float = 30.0
+    tmpdir_max_jobs: int = 3
+    tmpdir_stagger_phase_major: int = 2
+    tmpdir_stagger_phase_minor: int = 1
+    tmpdir_stagger_phase_limit: int = 1
+    tmp_overrides: dict = field(default_factory=dict, compare=False, hash=False)
+    polling_time_s: float = 20.0
+    stall_after_m: float = 30.0
+    # harvesting and transfers
+    farm_dirs: Tuple[str, ...] = ()
+    transfer: str = "ssh"                       # ssh | local
+    transfer_ssh_key: Optional[str] = None
+    transfer_known_hosts: Optional[str] = None
+    transfer_bwlimit_kbps: int = 0              # 0 = unlimited
+    max_transfers_per_plotter: int = 1
+    fill: str = "spread"                        # spread | pack
+    farm_reserve_bytes: int = 0
+
+    @property
+    def is_plotter(self) -> bool:
+        return "plotter" in self.roles
+
+    @property
+    def is_harvester(self) -> bool:
+        return "harvester" in self.roles
+
+    def agent_config(self) -> dict:
+        """What the agent needs to know about this host's dirs."""
+        return {
+            "tmp_dirs": list(self.tmp_dirs),
+            "tmp2_dir": self.tmp2_dir,
+            "dst_dirs": list(self.dst_dirs),
+            "log_dir": self.log_dir,
+            "farm_dirs": list(self.farm_dirs),
+            "stall_after_s": self.stall_after_m * 60.0,
+        }
