@@ -1,0 +1,90 @@
+"""Carry decisions out through the fleet's agent sessions.
+
+The only place where scheduler/archiver output turns into requests.  Every
+action is independent: a refusal or a failing host becomes a log line and the
+rest go on.  Under --check nothing is sent; the log says what would be done.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Mapping, Optional
+
+from .actions import CleanPartial, Promote, StartJob, StartTransfer, remove_after_promote
+from .errors import AgentError, SessionError
+from .model import Host
+
+
+@dataclass
+class Outcome:
+    lines: List[str] = field(default_factory=list)
+    started: List[tuple] = field(default_factory=list)    # (host, pid, log_file)
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def _call(fleet, host: str, op: str, out: Outcome, what: str, **args) -> Optional[dict]:
+    try:
+        return fleet.call(host, op, **args)
+    except (AgentError, SessionError) as e:
+        out.add(f"[red]{host}: {what} failed: {e}[/red]")
+        return None
+
+
+def start_jobs(fleet, hosts: Mapping[str, Host], starts, out: Outcome, check: bool) -> None:
+    for s in starts:
+        if check:
+            out.add(f"would start on {s.host}: {s.describe()}")
+            continue
+        h = hosts[s.host]
+        res = _call(fleet, s.host, "start_job", out, "start job", config=h.agent_config(),
+                    argv=list(s.argv), plotter=s.plotter, k=s.k, tmp_dir=s.tmp_dir,
+                    dst_dir=s.dst_dir, tmp2_dir=s.tmp2_dir,
+                    limits={"global_max_jobs": h.global_max_jobs,
+                            "tmpdir_max_jobs": h.tmp_overrides.get(s.tmp_dir, {}).get(
+                                "tmpdir_max_jobs", h.tmpdir_max_jobs),
+                            "global_stagger_s": h.global_stagger_m * 60.0})
+        if res is not None:
+            out.started.append((s.host, res["pid"], res["log_file"]))
+            out.add(f"started on {s.host}: {s.describe()} (pid {res['pid']})")
+
+
+def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
+    """The start_transfer request for one plot (the plotter sends it itself)."""
+    return dict(config=plotter.agent_config(), plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
+                mode=t.mode, bwlimit_kbps=plotter.transfer_bwlimit_kbps,
+                size_bytes=t.size_bytes,
+                ssh={"host": harvester.address, "port": harvester.port, "user": harvester.user,
+                     "key": plotter.transfer_ssh_key, "known_hosts": plotter.transfer_known_hosts})
+
+
+def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: bool) -> None:
+    for t in decision.transfers:
+        if check:
+            out.add(f"would transfer: {t.describe()}")
+            continue
+        res = _call(fleet, t.from_host, "start_transfer", out, "transfer",
+                    **transfer_args(hosts[t.from_host], hosts[t.to_host], t))
+        if res is not None:
+            out.add(f"transfer: {t.describe()} (pid {res['pid']})")
+    for p in decision.promotes:
+        if check:
+            out.add(f"would promote: {p.describe()}")
+            continue
+        res = _call(fleet, p.host, "promote", out, "promote",
+                    config=hosts[p.host].agent_config(), partial=p.partial, size_bytes=p.size_bytes)
+        if res is None:
+            continue
+        out.add(f"promoted: {p.describe()}")
+        rm = remove_after_promote(p, res["size_bytes"])
+        if _call(fleet, rm.host, "remove_plot", out, "remove source",
+                 config=hosts[rm.host].agent_config(), plot=rm.plot,
+                 confirmed_size=rm.confirmed_size) is not None:
+            out.add(f"removed source: {rm.describe()}")
+    for c in decision.cleans:
+        if check:
+            out.add(f"would clean: {c.describe()}")
+            continue
+        if _call(fleet, c.host, "clean_partial", out, "clean", config=hosts[c.host].agent_config(),
+                 partial=c.partial) is not None:
+            out.add(f"cleaned: {c.describe()}")

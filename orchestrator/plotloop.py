@@ -1,0 +1,99 @@
+"""One plot-all pass, and the loop around it.
+
+gather -> schedule + archive (pure) -> apply -> render.  Nothing is
+remembered between passes except which jobs this run started (for --plots N):
+whatever the controller forgets, the next pass sees again on the hosts.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Set, Tuple
+
+from . import apply as apply_mod
+from .archiver import archive
+from .model import FleetState, Host
+from .scheduler import schedule
+
+_PLOT_ID = re.compile(r"(?:ID: |Plot Name: plot-k\d+-[\d-]+-|Plot ID:?\s*)([0-9a-f]{64})")
+
+
+@dataclass
+class PassResult:
+    state: FleetState
+    lines: list
+    backpressure: Optional[str]
+    started: list
+
+
+@dataclass
+class RunTracker:
+    """The jobs this run started, followed until their plots are archived."""
+    limit: Optional[int]
+    started: Set[Tuple[str, str]] = field(default_factory=set)     # (host, log_file)
+    plot_ids: dict = field(default_factory=dict)                    # (host, log) -> id
+
+    @property
+    def remaining(self) -> Optional[int]:
+        return None if self.limit is None else max(self.limit - len(self.started), 0)
+
+    def learn(self, state: FleetState, fleet, hosts: Mapping[str, Host]) -> None:
+        for h in state.hosts:
+            for j in h.jobs:
+                if (h.name, j.log_file) in self.started and j.plot_id:
+                    self.plot_ids[(h.name, j.log_file)] = j.plot_id
+        for key in self.started - set(self.plot_ids):
+            host, log = key
+            if any(j.log_file == log for j in _host(state, host).jobs):
+                continue
+            try:   # finished between two polls: its log names the plot
+                data = fleet.call(host, "read_log", config=hosts[host].agent_config(),
+                                  path=log, offset=0, max_bytes=65536)["data"]
+            except Exception:
+                continue
+            m = _PLOT_ID.search(data)
+            if m:
+                self.plot_ids[key] = m.group(1)
+
+    def done(self, state: FleetState, with_harvesters: bool) -> bool:
+        """All N started, none still plotting, none still waiting or moving."""
+        if self.limit is None or len(self.started) < self.limit:
+            return False
+        if len(self.plot_ids) < len(self.started):
+            return False
+        ids = set(self.plot_ids.values())
+        for h in state.hosts:
+            if not h.reachable and h.name in {host for host, _ in self.started}:
+                return False
+            if any(j.log_file and (h.name, j.log_file) in self.started for j in h.jobs):
+                return False
+            if with_harvesters and any(p.plot_id in ids for p in h.plots):
+                return False
+            if any(_id_in(t.plot, ids) for t in h.transfers):
+                return False
+        return True
+
+
+def _id_in(path: str, ids) -> bool:
+    return any(i in path for i in ids)
+
+
+def _host(state: FleetState, name: str):
+    return next(h for h in state.hosts if h.name == name)
+
+
+def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
+    state = fleet.gather()
+    out = apply_mod.Outcome()
+    decision = schedule(state, hosts, time.time(), max_new=tracker.remaining)
+    for w in decision.waits:
+        out.add(f"{w.host}: waiting: {w.reason}")
+    apply_mod.start_jobs(fleet, hosts, decision.starts, out, check)
+    for host, _pid, log in out.started:
+        tracker.started.add((host, log))
+    arch = archive(state, hosts)
+    apply_mod.archive(fleet, hosts, arch, out, check)
+    for w in arch.waits:
+        out.add(f"{w.host}: {w.subject}: {w.reason}")
+    return PassResult(state, out.lines, decision.backpressure, out.started)

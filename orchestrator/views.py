@@ -1,0 +1,167 @@
+"""rich renderables built from a FleetState (and a pass's decisions).
+
+Pure presentation: every function takes state, returns a renderable.
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterable, Mapping, Optional, Sequence
+
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from .model import FleetState, Host, HostState, expected_plot_bytes
+
+
+def human_bytes(n: Optional[float]) -> str:
+    if n is None:
+        return "-"
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def human_duration(s: Optional[float]) -> str:
+    if s is None:
+        return "-"
+    s = int(max(s, 0))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def phase_str(phase: Sequence[int]) -> str:
+    return f"{phase[0]}:{phase[1]}"
+
+
+def job_state(job) -> str:
+    return "stalled" if job.stalled else job.state
+
+
+def farm_drives(state: FleetState):
+    """Distinct farm drives: (host, device) -> (free, total, [dirs], plots)."""
+    drives = {}
+    for h in state.hosts:
+        for d in h.dirs:
+            if d.kind != "farm" or d.error:
+                continue
+            key = (h.name, d.device)
+            free, total, dirs, plots = drives.get(key, (d.free_bytes, d.total_bytes, [], 0))
+            drives[key] = (free, total, dirs + [d.path], plots + d.plot_count)
+    return drives
+
+
+def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None) -> Table:
+    up = [h for h in state.hosts if h.reachable]
+    jobs = [j for h in up for j in h.jobs]
+    by_phase = {}
+    for j in jobs:
+        by_phase[j.phase[0]] = by_phase.get(j.phase[0], 0) + 1
+    waiting = [p for h in up for p in h.plots]
+    drives = farm_drives(state)
+    farm_free = sum(v[0] for v in drives.values())
+    ks = sorted({hosts[h.name].k for h in state.hosts if h.name in hosts and hosts[h.name].is_plotter})
+    fits = ", ".join(f"{farm_free // expected_plot_bytes(k)} x k{k}" for k in ks) or "-"
+
+    t = Table(title="fleet", show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    down = len(state.hosts) - len(up)
+    t.add_row("hosts", f"{len(up)} up" + (f", [red]{down} down[/red]" if down else ""))
+    t.add_row("jobs", f"{len(jobs)}" + (" (" + ", ".join(
+        f"phase {p}: {n}" for p, n in sorted(by_phase.items())) + ")" if jobs else ""))
+    t.add_row("plots waiting", f"{len(waiting)} ({human_bytes(sum(p.size_bytes for p in waiting))})")
+    transfers = [x for h in up for x in h.transfers if x.status == "running"]
+    t.add_row("transfers", str(len(transfers)))
+    t.add_row("farm", f"{human_bytes(farm_free)} free on {len(drives)} drives, room for {fits}")
+    if note:
+        t.add_row("note", Text(note, style="yellow"))
+    return t
+
+
+def jobs_table(state: FleetState) -> Table:
+    t = Table(title="jobs")
+    for col in ("plot id", "host", "k", "tmp", "dst", "wall", "phase", "tmp size", "pid", "state"):
+        t.add_column(col, no_wrap=col in ("plot id", "phase", "pid"))
+    for h in state.hosts:
+        for j in sorted(h.jobs, key=lambda j: j.started_at):
+            st = job_state(j)
+            style = {"suspended": "yellow", "stalled": "red"}.get(st, "")
+            t.add_row((j.plot_id or "?")[:8], h.name, str(j.k), j.tmp_dir or "-", j.dst_dir or "-",
+                      human_duration(j.elapsed_s), phase_str(j.phase), human_bytes(j.tmp_bytes),
+                      str(j.pid), Text(st, style=style))
+        for d in h.dead:
+            t.add_row(d.plot_id[:8], h.name, "", "", "", "", phase_str(d.phase),
+                      human_bytes(d.tmp_bytes), "-", Text("dead", style="red"))
+    return t
+
+
+def dirs_table(state: FleetState) -> Table:
+    t = Table(title="dirs")
+    for col in ("host", "kind", "path", "free", "total", "used", "plots", "device"):
+        t.add_column(col)
+    for h in state.hosts:
+        for d in h.dirs:
+            if d.error:
+                t.add_row(h.name, d.kind, d.path, Text(d.error, style="red"), "", "", "", "")
+                continue
+            used = 1 - d.free_bytes / d.total_bytes if d.total_bytes else 0
+            t.add_row(h.name, d.kind, d.path, human_bytes(d.free_bytes), human_bytes(d.total_bytes),
+                      ProgressBar(total=1, completed=used, width=12),
+                      str(d.plot_count) if d.kind == "farm" else "", d.device)
+    return t
+
+
+def transfers_table(state: FleetState, now: Optional[float] = None) -> Table:
+    t = Table(title="transfers")
+    for col in ("plot", "from", "to", "progress", "done", "rate", "eta", "status"):
+        t.add_column(col)
+    for h in state.hosts:
+        for x in h.transfers:
+            size = x.size_bytes or 1
+            elapsed = max((h.host_time or time.time()) - x.started_at, 1e-3) if x.started_at else None
+            rate = x.bytes_done / elapsed if elapsed else None
+            eta = (x.size_bytes - x.bytes_done) / rate if rate else None
+            t.add_row(x.plot.rsplit("/", 1)[-1][:40], h.name, f"{x.to_host}:{x.to_dir}",
+                      ProgressBar(total=size, completed=x.bytes_done, width=20),
+                      f"{human_bytes(x.bytes_done)}/{human_bytes(x.size_bytes)}",
+                      f"{human_bytes(rate)}/s" if rate else "-",
+                      human_duration(eta) if x.status == "running" else "-",
+                      Text(x.status + (f" ({x.error})" if x.error else ""),
+                           style={"failed": "red", "copied": "green"}.get(x.status, "")))
+    return t
+
+
+def down_table(state: FleetState) -> Optional[Table]:
+    down = [h for h in state.hosts if not h.reachable]
+    if not down:
+        return None
+    t = Table(title="unreachable", title_style="red")
+    t.add_column("host")
+    t.add_column("reason")
+    for h in down:
+        t.add_row(h.name, Text(h.error or "unknown", style="red"))
+    return t
+
+
+def action_log(lines: Iterable[str], title: str = "actions") -> Table:
+    t = Table(title=title, show_header=False)
+    t.add_column()
+    for line in lines:
+        t.add_row(line)
+    return t
+
+
+def status_view(state: FleetState, hosts: Mapping[str, Host]) -> Group:
+    parts = [summary_table(state, hosts), jobs_table(state), dirs_table(state)]
+    if any(h.transfers for h in state.hosts):
+        parts.append(transfers_table(state))
+    down = down_table(state)
+    if down is not None:
+        parts.append(down)
+    return Group(*parts)

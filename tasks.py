@@ -1,0 +1,2 @@
+"""`invoke <task>` from a checkout: the same collection as the `plotfleet` script."""
+from orchestrator.cli import ns  # noqa: F401
