@@ -1,0 +1,111 @@
+"""The one command builder: a plotter's argv from a jinja2 template.
+
+Each plotter has a template in templates/<plotter>.j2; an inventory host (or
+group) may replace it with `plotter_command`, a template string.  A template
+renders to one shell-like line which is split with shlex, so every value goes
+through the one quoting filter `q` (shlex.quote) and a path with spaces stays
+one argument.  Templates see the host's merged inventory vars, overridden by
+its validated fields (k, threads, buckets, buffer_mib, farmer_key, pool_key,
+pool_contract, bladebit_mode, plotter, ...) and tmp_dir, tmp2_dir, dst_dir,
+host (the name).  Undefined names are errors (StrictUndefined).
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from functools import lru_cache
+from typing import Optional, Tuple
+
+import jinja2
+
+from .errors import InventoryError, UserError
+from .model import Host
+
+PLOTTERS = ("chia", "madmax", "bladebit", "chiapos")
+_TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+
+# Host fields a template may use, on top of the raw merged vars.
+_FIELDS = ("k", "threads", "buckets", "buffer_mib", "farmer_key", "pool_key",
+           "pool_contract", "bladebit_mode", "plotter", "tmp_dirs", "dst_dirs", "log_dir")
+
+
+def _q(value) -> str:
+    return shlex.quote(str(value))
+
+
+def _dirslash(value) -> str:
+    value = str(value)
+    return value if value.endswith("/") else value + "/"
+
+
+@lru_cache(maxsize=None)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             keep_trailing_newline=False)
+    env.filters["q"] = _q
+    env.filters["dirslash"] = _dirslash
+    return env
+
+
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    return _env().from_string(source)
+
+
+def _override_error(host: Host, e: Exception) -> UserError:
+    msg = getattr(e, "message", None) or str(e)
+    line = getattr(e, "lineno", None)
+    where = f" (line {line})" if line else ""
+    return UserError(f"{host.source}: host {host.name}: plotter_command: {msg}{where}")
+
+
+def _context(host: Host, tmp_dir: str, dst_dir: str, tmp2_dir: Optional[str]) -> dict:
+    ctx = dict(host.vars)
+    for name in _FIELDS:
+        ctx[name] = getattr(host, name)
+    ctx.update(host=host.name, tmp_dir=tmp_dir, dst_dir=dst_dir, tmp2_dir=tmp2_dir)
+    return ctx
+
+
+def _check_keys(host: Host) -> None:
+    """madmax and bladebit cannot run without a farmer key and a pool key or contract."""
+    if host.plotter not in ("madmax", "bladebit"):
+        return
+    if not host.farmer_key:
+        raise InventoryError(host.source, host.name, "farmer_key",
+                             f"is required by plotter {host.plotter}")
+    if not (host.pool_key or host.pool_contract):
+        raise InventoryError(host.source, host.name, "pool_key",
+                             f"or pool_contract is required by plotter {host.plotter}")
+
+
+def build_argv(host: Host, tmp_dir: str, dst_dir: str,
+               tmp2_dir: Optional[str] = None) -> Tuple[str, ...]:
+    """The argv that plots one plot on `host` in tmp_dir -> dst_dir.
+
+    tmp2_dir defaults to the host's `tmp2_dir`.  Raises UserError (one line
+    naming inventory file, host and key) for a broken template or missing keys.
+    """
+    tmp2 = tmp2_dir if tmp2_dir is not None else host.tmp2_dir
+    ctx = _context(host, tmp_dir, dst_dir, tmp2)
+    if host.plotter_command:
+        try:
+            text = _compiled(host.plotter_command).render(ctx)
+        except jinja2.TemplateError as e:
+            raise _override_error(host, e) from None
+        what = "plotter_command"
+    else:
+        if host.plotter not in PLOTTERS:
+            raise InventoryError(host.source, host.name, "plotter",
+                                 f"must be one of {', '.join(PLOTTERS)}, got {host.plotter!r}")
+        _check_keys(host)
+        text = _env().get_template(f"{host.plotter}.j2").render(ctx)
+        what = f"plotter {host.plotter}"
+    try:
+        argv = tuple(shlex.split(text))
+    except ValueError as e:     # e.g. an unbalanced quote written into an override
+        raise UserError(f"{host.source}: host {host.name}: {what}: {e}") from None
+    if not argv:
+        raise UserError(f"{host.source}: host {host.name}: {what}: renders to an empty command")
+    return argv
