@@ -1,0 +1,25 @@
+"""Shared fixtures: real sshd test hosts and real k=18 plots (see tests/sshhosts.py)."""
+import pytest
+
+from tests.sshhosts import PlotCache, SshFleet
+
+
+@pytest.fixture
+def ssh_fleet(tmp_path):
+    """Factory: ssh_fleet(n_plotters=1, n_harvesters=0, **vars) -> SshFleet."""
+    fleets = []
+
+    def start(n_plotters=1, n_harvesters=0, **vars):
+        f = SshFleet(tmp_path / f"fleet{len(fleets)}", n_plotters, n_harvesters, **vars)
+        fleets.append(f)
+        return f
+
+    yield start
+    for f in fleets:
+        f.stop_all()
+
+
+@pytest.fixture(scope="session")
+def k18_plots(tmp_path_factory):
+    """Real chiapos k=18 plots, made once per session; .copy_to(dir, n)."""
+    return PlotCache(tmp_path_factory.mktemp("k18-plots"))
