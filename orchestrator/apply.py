@@ -76,7 +76,11 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
         if res is None:
             continue
         out.add(f"promoted: {p.describe()}")
-        rm = remove_after_promote(p, res["size_bytes"])
+        try:
+            rm = remove_after_promote(p, res["size_bytes"])
+        except ValueError as e:
+            out.add(f"[red]{e}[/red]")
+            continue
         if _call(fleet, rm.host, "remove_plot", out, "remove source",
                  config=hosts[rm.host].agent_config(), plot=rm.plot,
                  confirmed_size=rm.confirmed_size) is not None:

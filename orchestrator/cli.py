@@ -12,7 +12,8 @@ import os
 import sys
 import time
 
-from invoke import Collection, Exit, Program, task
+from invoke import Collection, Exit, Program, Task, task
+from invoke.parser import Argument
 from rich.console import Console
 
 from . import views
@@ -153,7 +154,157 @@ def archive(c, inventory=None, limit=None, check=False, json_=False):
     _exit_for(state)
 
 
-ns = Collection(status, deploy, plot_all, archive)
+class _PrefixOrAll(Argument):
+    """The plot-id positional, not required once --all was given.
+
+    invoke requires every positional; `kill --all` must still parse.
+    """
+    all_arg = None
+
+    @property
+    def value(self):
+        v = Argument.value.fget(self)
+        return "" if v is None and self.all_arg is not None and self.all_arg.value else v
+
+    @value.setter
+    def value(self, arg):
+        self.set_value(arg, cast=True)
+
+
+class ControlTask(Task):
+    def get_arguments(self, *a, **kw):
+        args = super().get_arguments(*a, **kw)
+        by_name = {x.name: x for x in args}
+        old = by_name["plot_id"]
+        new = _PrefixOrAll(names=old.names, kind=old.kind, default=None,
+                           help=old.help, positional=True, attr_name=old.attr_name)
+        new.all_arg = by_name["all_"]
+        return [new if x is old else x for x in args]
+
+
+CONTROL_HELP = {**COMMON_HELP, "plot_id": "plot id prefix (unique across the fleet)",
+                "all": "every job within --limit"}
+
+
+def _control(inventory, limit, plot_id, all_, check, op, include_dead=False, confirm=None):
+    """Shared body of suspend/resume/kill: select, confirm, send, report."""
+    from .control import select
+    inv, selected, hosts = load(inventory, limit)
+    with Fleet(selected) as fleet:
+        state = fleet.gather()
+        chosen = select(state, plot_id, all_, include_dead=include_dead)
+        if check:
+            for t in chosen:
+                console.print(f"would {op}: {t.describe()}")
+            return state
+        if confirm and not confirm(chosen):
+            raise Exit("plotfleet: aborted, nothing changed", code=1)
+        failed = False
+        for t in chosen:
+            try:
+                res = fleet.call(t.host, op, config=hosts[t.host].agent_config(),
+                                 pid=t.pid, plot_id=t.plot_id)
+            except Exception as e:      # one host's refusal must not stop the rest
+                console.print(f"[red]{t.host}: {op} {(t.plot_id or '?')[:12]} failed: {e}[/red]")
+                failed = True
+                continue
+            if op == "kill":
+                console.print(f"killed {t.describe()}: removed {len(res['removed'])} files, "
+                              f"freed {views.human_bytes(res['freed_bytes'])}")
+                for path in res["removed"]:
+                    console.print(f"  {path}")
+            else:
+                console.print(f"{op}d {t.describe()}")
+    if failed:
+        raise Exit(code=1)
+    return state
+
+
+@task(klass=ControlTask, positional=["plot_id"], help=CONTROL_HELP)
+@one_line_errors
+def suspend(c, plot_id=None, all_=False, inventory=None, limit=None, check=False):
+    """Suspend a job (SIGSTOP): it keeps its place in the schedule."""
+    _control(inventory, limit, plot_id, all_, check, "suspend")
+
+
+@task(klass=ControlTask, positional=["plot_id"], help=CONTROL_HELP)
+@one_line_errors
+def resume(c, plot_id=None, all_=False, inventory=None, limit=None, check=False):
+    """Resume a suspended job (SIGCONT)."""
+    _control(inventory, limit, plot_id, all_, check, "resume")
+
+
+def _ask(chosen):
+    console.print("will kill and delete the temp files of:")
+    for t in chosen:
+        console.print(f"  {t.describe()}, {views.human_bytes(t.tmp_bytes)} of temp files")
+    try:
+        return input("kill? [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+@task(klass=ControlTask, positional=["plot_id"],
+      help={**CONTROL_HELP, "yes": "do not ask for confirmation"})
+@one_line_errors
+def kill(c, plot_id=None, all_=False, inventory=None, limit=None, check=False, yes=False):
+    """Kill a job (or clean up a dead one) and remove exactly its temp files."""
+    _control(inventory, limit, plot_id, all_, check, "kill", include_dead=True,
+             confirm=None if yes else _ask)
+
+
+@task(help={**COMMON_HELP, "logs": "read plot logs from this local folder instead of the fleet",
+            "csv": "print the per-group figures as CSV"})
+@one_line_errors
+def analyze(c, inventory=None, limit=None, logs=None, json_=False, csv=False):
+    """Phase times of finished plots: count, mean, median, p90 by host, tmp dir, plotter, k."""
+    from . import analyze as an
+    if logs:
+        if not os.path.isdir(logs):
+            raise UserError(f"--logs {logs}: not a folder")
+        col = an.collect_local(logs)
+    else:
+        inv, selected, hosts = load(inventory, limit)
+        with Fleet(selected) as fleet:
+            col = an.collect_fleet(fleet, selected)
+    rep = an.report(col)
+    if json_:
+        print(json.dumps(rep, indent=1))
+    elif csv:
+        views.analyze_csv(rep, sys.stdout)
+    else:
+        console.print(views.analyze_view(rep))
+
+
+@task(positional=["plot_id"], help={**COMMON_HELP, "plot_id": "plot id prefix",
+                                    "follow": "keep printing as the log grows"})
+@one_line_errors
+def logs(c, plot_id, inventory=None, limit=None, follow=False):
+    """Print (or follow) a job's log from whichever host holds it."""
+    from .joblog import find_log, stream_log
+    inv, selected, hosts = load(inventory, limit)
+    with Fleet(selected) as fleet:
+        host, path = find_log(fleet, fleet.gather(), hosts, plot_id)
+        try:
+            for chunk in stream_log(fleet, hosts[host], path, follow):
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+
+@task(help={**COMMON_HELP, "plot": "also run the plot-all loop (autostart)",
+            "refresh": "seconds between polls (default 2)"})
+@one_line_errors
+def dashboard(c, inventory=None, limit=None, plot=False, refresh=2.0):
+    """Full-screen live view of the fleet; q or Ctrl-C quits."""
+    from .dashboard import run_dashboard
+    inv, selected, hosts = load(inventory, limit)
+    with Fleet(selected) as fleet:
+        run_dashboard(fleet, hosts, plot=plot, refresh=float(refresh))
+
+
+ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard)
 program = Program(namespace=ns, name="plotfleet", binary="plotfleet", version="0.1.0")
 
 

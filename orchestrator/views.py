@@ -165,3 +165,50 @@ def status_view(state: FleetState, hosts: Mapping[str, Host]) -> Group:
     if down is not None:
         parts.append(down)
     return Group(*parts)
+
+
+ANALYZE_PHASES = ("p1", "p2", "p3", "p4", "total")
+
+
+def analyze_view(rep: dict) -> Group:
+    parts = []
+    for grouping, rows in rep["groups"].items():
+        t = Table(title=f"by {grouping}")
+        t.add_column(grouping)
+        t.add_column("plots", justify="right")
+        for ph in ANALYZE_PHASES:
+            t.add_column(f"{ph} mean/med/p90", justify="right")
+        for row in rows:
+            cells = []
+            for ph in ANALYZE_PHASES:
+                s = row[ph]
+                cells.append("-" if s is None else " / ".join(
+                    human_duration(s[m]) for m in ("mean", "median", "p90")))
+            t.add_row(row["key"], str(row["count"]), *cells)
+        parts.append(t)
+    rate = Table(title="plots per day")
+    rate.add_column("host")
+    rate.add_column("plots/day", justify="right")
+    for host, r in rep["plots_per_day"].items():
+        rate.add_row(host, f"{r:.1f}")
+    parts.append(rate)
+    note = f"{rep['plots']} finished plots, {rep['unfinished']} unfinished logs"
+    if rep["unreadable"]:
+        note += f", {len(rep['unreadable'])} unreadable: " + "; ".join(
+            f"{u['where']} ({u['why']})" for u in rep["unreadable"])
+    parts.append(Text(note))
+    return Group(*parts)
+
+
+def analyze_csv(rep: dict, stream) -> None:
+    import csv
+    w = csv.writer(stream)
+    w.writerow(["grouping", "key", "count"] + [f"{ph}_{m}" for ph in ANALYZE_PHASES
+                                                for m in ("mean", "median", "p90")])
+    for grouping, rows in rep["groups"].items():
+        for row in rows:
+            vals = []
+            for ph in ANALYZE_PHASES:
+                s = row[ph]
+                vals += ["" if s is None else f"{s[m]:.3f}" for m in ("mean", "median", "p90")]
+            w.writerow([grouping, row["key"], row["count"]] + vals)

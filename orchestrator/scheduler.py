@@ -1,0 +1,306 @@
+"""When and where to start the next plot job: plotman's rules, for a fleet.
+
+Pure: `schedule(state, hosts, now)` reads one FleetState (what every host
+reported) and the inventory's Hosts (the policy) and returns a Decision.
+Each plotter is judged as plotman's `maybe_start_new_plot` judges its box,
+with plotman's keys and meanings:
+
+- global_stagger_m: the youngest job on the plotter (any job: hand-started,
+  suspended and stalled ones count) must be at least this old.  Ages come
+  from the host's own clock (job.started_at vs the host's time), so a laptop
+  whose clock is off does not break the stagger.
+- global_max_jobs: at most this many jobs on the plotter (0 = no limit).
+- per tmp dir (each key overridable per dir in tmp_overrides): fewer than
+  tmpdir_stagger_phase_limit jobs before phase
+  tmpdir_stagger_phase_major:minor, fewer than tmpdir_max_jobs jobs, and
+  room for one more job's temp files.  A job whose phase is not known yet
+  reports 0:0 and so holds the stagger, as in plotman.
+- the readiest tmp dir wins (an empty one, else the one whose jobs are
+  furthest along, compared as sorted phases, as plotman's max does); the dst
+  dir with most room left for one more plot after the jobs already heading
+  there, ties to the one fewest jobs head to.
+- at most one new job per plotter per pass, `max_new` per pass overall.
+
+Fleet backpressure: when the farm (free bytes on the reachable harvesters'
+drives, minus their reserve) cannot take one more plot of size k after every
+plot already waiting, moving or being plotted, no job of that k starts.
+With no harvesters in the inventory plots simply stay in their dst dirs.
+"""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .actions import StartJob, Wait, human_bytes
+from .commands import build_argv
+from .model import (Dir, FleetState, Host, HostState, Job, Phase,
+                    expected_plot_bytes, expected_tmp_bytes)
+
+
+@dataclass(frozen=True)
+class Decision:
+    starts: Tuple[StartJob, ...]
+    waits: Tuple[Wait, ...]
+    backpressure: Optional[str]
+
+
+def phase_str(p: Phase) -> str:
+    return f"{p[0]}:{p[1]}"
+
+
+def _norm(path: str) -> str:
+    return posixpath.normpath(path) if path else path
+
+
+class PathIndex:
+    """Finds which configured dir a reported path is.
+
+    Hosts report paths as they see them: maybe with or without a trailing
+    slash (madmax), and with `~` expanded where the inventory kept it.
+    """
+
+    def __init__(self, configured: Iterable[str]):
+        self.exact: Dict[str, str] = {}
+        self.home: List[Tuple[str, str]] = []
+        for p in configured:
+            self.exact.setdefault(_norm(p), p)
+            if p.startswith("~/") and len(_norm(p)) > 2:
+                self.home.append((_norm(p)[1:], p))      # "~/t0" matches ".../t0"
+
+    def find(self, path: Optional[str]) -> Optional[str]:
+        if not path:
+            return None
+        n = _norm(path)
+        hit = self.exact.get(n)
+        if hit is None:
+            for suffix, p in self.home:
+                if n.endswith(suffix):
+                    return p
+        return hit
+
+    def dirs(self, dirs: Iterable[Dir]) -> Dict[str, Dir]:
+        """configured path -> the Dir the host reported for it."""
+        out: Dict[str, Dir] = {}
+        for d in dirs:
+            p = self.find(d.path)
+            if p is not None and p not in out:
+                out[p] = d
+        return out
+
+
+def job_age_s(job: Job, host_now: Optional[float]) -> float:
+    if host_now is not None and job.started_at > 0:
+        return max(0.0, host_now - job.started_at)
+    return job.elapsed_s
+
+
+def host_clock(hs: HostState, state: FleetState, now: float) -> Optional[float]:
+    """The host's time now: its reported time plus what passed here since."""
+    if not hs.host_time:
+        return None
+    since = now - state.now if state.now and now >= state.now else 0.0
+    return hs.host_time + since
+
+
+# ---------------------------------------------------------------- backpressure
+
+class FarmBudget:
+    """Room left on the farm after everything already headed for it."""
+
+    def __init__(self, state: FleetState, hosts: Mapping[str, Host]):
+        self.enabled = any(h.is_harvester for h in hosts.values())
+        self.free = 0
+        self.drives = 0
+        self.pending_bytes = 0
+        self.pending_count = 0
+        if not self.enabled:
+            return
+        for hs in state.hosts:
+            host = hosts.get(hs.name)
+            if host is None or not hs.reachable:
+                continue
+            if host.is_harvester:
+                seen = set()
+                for d in hs.dirs:
+                    if d.kind == "farm" and not d.error and d.device not in seen:
+                        seen.add(d.device)
+                        self.drives += 1
+                        self.free += max(0, d.free_bytes - host.farm_reserve_bytes)
+            if host.is_plotter:
+                moving = set()
+                for t in hs.transfers:
+                    if t.status == "running":
+                        self.add(max(0, t.size_bytes - t.bytes_done))
+                    if t.status in ("running", "copied"):
+                        moving.add(t.plot)
+                for p in hs.plots:
+                    if p.path not in moving:
+                        self.add(p.size_bytes)
+                for j in hs.jobs:
+                    self.add(expected_plot_bytes(j.k))
+
+    def add(self, nbytes: int) -> None:
+        self.pending_bytes += nbytes
+        self.pending_count += 1
+
+    def blocks(self, k: int) -> Optional[str]:
+        if not self.enabled or self.free - self.pending_bytes >= expected_plot_bytes(k):
+            return None
+        s = "" if self.drives == 1 else "s"
+        return (f"farm full: {human_bytes(self.free)} free on {self.drives} drive{s}, "
+                f"{self.pending_count} plots ({human_bytes(self.pending_bytes)}) already "
+                f"headed there")
+
+
+# ---------------------------------------------------------------- one plotter
+
+def _tmp_rules(host: Host, tmp_dir: str) -> Tuple[int, Phase, int]:
+    o = host.tmp_overrides.get(tmp_dir) or host.tmp_overrides.get(_norm(tmp_dir)) or {}
+    return (o.get("tmpdir_max_jobs", host.tmpdir_max_jobs),
+            (o.get("tmpdir_stagger_phase_major", host.tmpdir_stagger_phase_major),
+             o.get("tmpdir_stagger_phase_minor", host.tmpdir_stagger_phase_minor)),
+            o.get("tmpdir_stagger_phase_limit", host.tmpdir_stagger_phase_limit))
+
+
+def _uses_tmp(host: Host) -> bool:
+    return not (host.plotter == "bladebit" and host.bladebit_mode != "diskplot")
+
+
+def _device_use(by_dir: Dict[str, List[Job]], dirs: Dict[str, Dir], cost) -> Dict[str, int]:
+    """device -> bytes the jobs on it will still need (dirs on one disk share it)."""
+    out: Dict[str, int] = {}
+    for path, jobs in by_dir.items():
+        d = dirs.get(path)
+        if d is not None:
+            out[d.device] = out.get(d.device, 0) + sum(cost(j) for j in jobs)
+    return out
+
+
+def _pick_tmp(host: Host, hs: HostState, tmp_jobs: Dict[str, List[Job]]):
+    """(tmp_dir, why) for the readiest tmp dir, or (None, reason)."""
+    dirs = PathIndex(host.tmp_dirs).dirs(hs.dirs)
+    need = expected_tmp_bytes(host.k)
+    still = _device_use(tmp_jobs, dirs,
+                        lambda j: max(0, expected_tmp_bytes(j.k) - j.tmp_bytes)
+                        if j.phase[0] < 5 else 0)
+    ready, blocked, full = [], [], []
+    for path in host.tmp_dirs:
+        phases = sorted(j.phase for j in tmp_jobs.get(path, ()))
+        max_jobs, milestone, limit = _tmp_rules(host, path)
+        early = [p for p in phases if p < milestone]
+        d = dirs.get(path)
+        if len(early) >= limit:
+            blocked.append(f"{path} in {', '.join(map(phase_str, early))} < {phase_str(milestone)}")
+        elif len(phases) >= max_jobs:
+            blocked.append(f"{path} has {len(phases)}/{max_jobs} jobs")
+        elif _uses_tmp(host) and (d is None or d.error):
+            blocked.append(f"{path}: {d.error if d is not None else 'not reported'}")
+        elif _uses_tmp(host) and d.free_bytes - still.get(d.device, 0) < need:
+            full.append(f"{path} {human_bytes(max(0, d.free_bytes - still.get(d.device, 0)))} "
+                        f"free for new jobs, one needs {human_bytes(need)}")
+        else:
+            ready.append((not phases, tuple(phases), path))
+    if ready:
+        best = max(ready, key=lambda r: (r[0], r[1]))
+        return best[2], ("empty" if best[0] else "jobs in " + ", ".join(map(phase_str, best[1])))
+    if not blocked:
+        return None, "tmp dir full: " + "; ".join(full)
+    return None, "no tmp dir ready: " + "; ".join(blocked + [f + " (full)" for f in full])
+
+
+def _pick_dst(host: Host, hs: HostState, dst_jobs: Dict[str, List[Job]]):
+    """(dst_dir, room) with most room for one more plot, or (None, reason)."""
+    dirs = PathIndex(host.dst_dirs).dirs(hs.dirs)
+    need = expected_plot_bytes(host.k)
+    heading = _device_use(dst_jobs, dirs, lambda j: expected_plot_bytes(j.k))
+    best, best_key, problems = None, None, []
+    for i, path in enumerate(host.dst_dirs):
+        d = dirs.get(path)
+        n = len(dst_jobs.get(path, ()))
+        if d is None or d.error:
+            problems.append(f"{path}: {d.error if d is not None else 'not reported'}")
+            continue
+        room = d.free_bytes - heading.get(d.device, 0)
+        if room < need:
+            problems.append(f"{path} {human_bytes(d.free_bytes)} free, {n} job{'' if n == 1 else 's'} "
+                            f"heading there")
+            continue
+        key = (room, -n, -i)
+        if best_key is None or key > best_key:
+            best, best_key = (path, room), key
+    if best is None:
+        return None, f"dst full: {'; '.join(problems)}; a k{host.k} plot needs {human_bytes(need)}"
+    return best, None
+
+
+def _group(jobs: Sequence[Job], index: PathIndex, attr: str) -> Dict[str, List[Job]]:
+    out: Dict[str, List[Job]] = {}
+    for j in jobs:
+        p = index.find(getattr(j, attr))
+        if p is not None:
+            out.setdefault(p, []).append(j)
+    return out
+
+
+def judge_plotter(host: Host, hs: HostState, host_now: Optional[float]):
+    """A StartJob for this plotter now, or the reason (str) it must wait.
+
+    Farm backpressure and the per-pass cap are the caller's.
+    """
+    jobs = hs.jobs
+    if jobs:
+        youngest = min(job_age_s(j, host_now) for j in jobs)
+        stagger = host.global_stagger_m * 60.0
+        if youngest < stagger:
+            return f"stagger {int(youngest)}s/{int(stagger)}s"
+    if host.global_max_jobs and len(jobs) >= host.global_max_jobs:
+        return f"max jobs {len(jobs)}/{host.global_max_jobs}"
+    if not host.tmp_dirs:
+        return "no tmp_dirs configured"
+    if not host.dst_dirs:
+        return "no dst_dirs configured"
+    tmp, why_tmp = _pick_tmp(host, hs, _group(jobs, PathIndex(host.tmp_dirs), "tmp_dir"))
+    if tmp is None:
+        return why_tmp
+    dst, why_dst = _pick_dst(host, hs, _group(jobs, PathIndex(host.dst_dirs), "dst_dir"))
+    if dst is None:
+        return why_dst
+    dst_dir, room = dst
+    return StartJob(host=host.name, tmp_dir=tmp, dst_dir=dst_dir, tmp2_dir=host.tmp2_dir,
+                    plotter=host.plotter, k=host.k,
+                    argv=build_argv(host, tmp, dst_dir),
+                    reason=f"tmp {tmp} {why_tmp}, dst {dst_dir} {human_bytes(room)} free")
+
+
+# ---------------------------------------------------------------- the fleet
+
+def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
+             max_new: Optional[int] = None) -> Decision:
+    """Which plot jobs to start in this pass, and why every other plotter waits."""
+    by_name = {hs.name: hs for hs in state.hosts}
+    budget = FarmBudget(state, hosts)
+    starts: List[StartJob] = []
+    waits: List[Wait] = []
+    backpressure: Optional[str] = None
+    for name, host in hosts.items():             # inventory order: deterministic
+        hs = by_name.get(name)
+        if not host.is_plotter or hs is None:
+            continue
+        if not hs.reachable:
+            waits.append(Wait(name, "plotter", f"unreachable: {hs.error or 'no answer'}"))
+            continue
+        full = budget.blocks(host.k)
+        if full:
+            backpressure = backpressure or full
+            waits.append(Wait(name, "plotter", "farm full"))
+            continue
+        verdict = judge_plotter(host, hs, host_clock(hs, state, now))
+        if isinstance(verdict, str):
+            waits.append(Wait(name, "plotter", verdict))
+        elif max_new is not None and len(starts) >= max_new:
+            waits.append(Wait(name, "plotter", f"plot limit reached: {max_new} new jobs allowed"))
+        else:
+            starts.append(verdict)
+            budget.add(expected_plot_bytes(verdict.k))
+    return Decision(tuple(starts), tuple(waits), backpressure)
