@@ -1,0 +1,4 @@
+"""`python -m orchestrator <task>`: the plotfleet console script without installing."""
+from .cli import main
+
+main()

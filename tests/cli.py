@@ -1,0 +1,23 @@
+"""Run the real command line (`python -m orchestrator`, what `plotfleet` runs)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def plotfleet(*args, timeout=120, input=None, env=None):
+    """Run `plotfleet ARGS` as a subprocess; returns CompletedProcess (text)."""
+    e = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200", NO_COLOR="1")
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "orchestrator", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          input=input if input is not None else "", env=e)
+
+
+def status_json(inventory, *extra):
+    r = plotfleet("status", "--inventory", inventory, "--json", *extra)
+    assert r.stdout, r.stderr
+    return r, json.loads(r.stdout)
