@@ -21,6 +21,7 @@ import os
 import secrets
 import shlex
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
@@ -100,6 +101,7 @@ def pack(files: Dict[str, bytes]) -> bytes:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o755 if name.endswith(".so") else 0o644
+            info.mtime = int(time.time())
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 

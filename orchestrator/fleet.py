@@ -1,0 +1,88 @@
+"""Every host at once: sessions kept open across polls, snapshots in parallel.
+
+A warm `gather()` is one request/answer on each host's already-open agent
+channel, all hosts at the same time, on one long-lived thread pool.  A host
+that cannot be reached or whose agent fails becomes an unreachable HostState
+with a one-line reason; it never stops the others, and the next gather tries
+it again.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, Iterable, Optional
+
+from orchestrator.errors import AgentError, SessionError
+from orchestrator.model import FleetState, Host, HostState, host_state_from_snapshot, unreachable
+from orchestrator.session import Session
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Fleet:
+    def __init__(self, hosts: Iterable[Host], max_workers: int = 32,
+                 request_timeout_s: float = 30.0, agent_dir=None):
+        self.hosts = list(hosts)
+        self.request_timeout_s = request_timeout_s
+        self.sessions: Dict[str, Session] = {
+            h.name: Session(h, agent_dir=agent_dir, request_timeout_s=request_timeout_s)
+            for h in self.hosts}
+        self._by_name = {h.name: h for h in self.hosts}
+        workers = max(1, min(max_workers, len(self.hosts)))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleet")
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _map(self, fn, hosts):
+        return list(self._pool.map(fn, hosts))
+
+    def open(self) -> Dict[str, Optional[str]]:
+        """Connect and deploy everywhere in parallel: {host: None or the reason it failed}."""
+        def one(h: Host):
+            try:
+                self.sessions[h.name].open()
+                return None
+            except SessionError as e:
+                return _one_line(e)
+        return dict(zip((h.name for h in self.hosts), self._map(one, self.hosts)))
+
+    def _snapshot(self, h: Host) -> HostState:
+        try:
+            snap = self.sessions[h.name].request("snapshot", config=h.agent_config())
+            return host_state_from_snapshot(h.name, h.roles, snap)
+        except SessionError as e:
+            return unreachable(h.name, h.roles, _one_line(e))
+        except AgentError as e:
+            return unreachable(h.name, h.roles, f"agent failed: {_one_line(e)}")
+        except Exception as e:          # a malformed snapshot is that host's problem only
+            return unreachable(h.name, h.roles, f"agent failed: {type(e).__name__}: {_one_line(e)}")
+
+    def gather(self, hosts: Optional[Iterable[Host]] = None) -> FleetState:
+        """Snapshot every host (or the given ones) in parallel, in inventory order."""
+        targets = self.hosts if hosts is None else list(hosts)
+        return FleetState(hosts=tuple(self._map(self._snapshot, targets)), now=time.time())
+
+    def session(self, host_name: str) -> Session:
+        if host_name not in self.sessions:
+            raise KeyError(f"no host {host_name!r} in this fleet")
+        return self.sessions[host_name]
+
+    def host(self, host_name: str) -> Host:
+        self.session(host_name)
+        return self._by_name[host_name]
+
+    def call(self, host_name: str, op: str, timeout: Optional[float] = None, **args) -> dict:
+        """One agent op on one host; SessionError / AgentError as Session.request."""
+        return self.session(host_name).request(op, timeout=timeout, **args)
+
+    def close(self):
+        self._map(lambda s: s.close(), list(self.sessions.values()))
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,372 @@
+"""One host: an SSH connection, the deployed agent, and one long-lived channel.
+
+`Session(host).open()` connects (fabric Connection, host keys checked against
+known_hosts), deploys the agent if needed, and starts ONE
+`python -m agent serve` on one SSH channel.  Every `request()` after that is a
+JSON line out and a JSON line back on that channel: no new SSH session, no
+Python start-up.  `connection: local` runs the same agent as a child process
+with pipes.  A lost channel is noticed by the request that hits it (a
+SessionError); the next request reconnects from scratch.
+"""
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import select
+import shlex
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import paramiko
+from fabric import Connection
+
+from orchestrator import deploy as deploy_mod
+from orchestrator import retry
+from orchestrator.errors import AgentError, SessionError
+from orchestrator.model import Host
+from orchestrator.retry import HostKeyRefused
+
+STDERR_LINES = 20
+
+
+# --- host keys ---------------------------------------------------------------
+
+class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
+    def __init__(self, files):
+        self.files = files
+
+    def missing_host_key(self, client, hostname, key):
+        where = " or ".join(self.files) or "known_hosts"
+        raise HostKeyRefused(f"host key for {hostname} is not in {where} "
+                             f"(set host_key_checking: false to accept unknown keys)")
+
+
+def known_hosts_files(host: Host, ssh_config: dict) -> list:
+    """host's known_hosts_file, else ssh_config's UserKnownHostsFile, else ~/.ssh/known_hosts."""
+    if host.known_hosts_file:
+        files = [host.known_hosts_file]
+    else:
+        files = ssh_config.get("userknownhostsfile") or ["~/.ssh/known_hosts"]
+        if isinstance(files, str):
+            files = files.split()
+    return [os.path.expanduser(f) for f in files]
+
+
+def _trust(client: paramiko.SSHClient, host: Host, ssh_config: dict):
+    if not host.host_key_checking:
+        # Ansible's meaning: accept any key, remember nothing
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        return
+    files = known_hosts_files(host, ssh_config)
+    for f in files:
+        if os.path.exists(f):
+            # "system" keys: loaded for checking, never written back
+            client.load_system_host_keys(f)
+    client.set_missing_host_key_policy(_RefuseUnknown(files))
+
+
+# --- errors as one line --------------------------------------------------------
+
+def describe(exc: BaseException, host: Host) -> str:
+    """A short reason for a failed connect, fit for a status row."""
+    t = f"{host.connect_timeout_s:g}s"
+    if isinstance(exc, (HostKeyRefused, SessionError)):
+        return str(exc)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return (f"host key for {host.address}:{host.port} does not match known_hosts "
+                f"(possible impostor; fix known_hosts if the host was reinstalled)")
+    if isinstance(exc, paramiko.AuthenticationException):
+        return f"authentication failed for {host.user or 'user'}@{host.address}" + (
+            f" with key {host.key_file}" if host.key_file else "")
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        return "connection refused"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"timed out after {t}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve {host.address}"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    msg = str(exc).strip().splitlines()
+    if isinstance(exc, paramiko.SSHException):
+        if msg and "timeout" in msg[0].lower():
+            return f"timed out after {t}"
+        return f"ssh: {msg[0] if msg else type(exc).__name__}"
+    return msg[0] if msg else type(exc).__name__
+
+
+# --- running things on the host --------------------------------------------------
+
+class _SshRunner:
+    """deploy's runner over an open paramiko client."""
+
+    def __init__(self, client: paramiko.SSHClient):
+        self.client = client
+
+    def run(self, cmd: str, timeout: float):
+        chan = self.client.get_transport().open_session(timeout=timeout)
+        try:
+            chan.settimeout(timeout)
+            chan.exec_command(cmd)
+            chan.shutdown_write()
+            out = chan.makefile("rb").read()
+            err = chan.makefile_stderr("rb").read()
+            return chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace")
+        finally:
+            chan.close()
+
+    def put(self, data: bytes, path: str):
+        sftp = self.client.open_sftp()
+        try:
+            sftp.putfo(io.BytesIO(data), path)   # relative to the login home
+        finally:
+            sftp.close()
+
+
+class _LocalRunner:
+    def run(self, cmd: str, timeout: float):
+        p = subprocess.run(["sh", "-c", cmd], capture_output=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+    def put(self, data: bytes, path: str):
+        Path(os.path.expanduser("~"), path).write_bytes(data)
+
+
+class _Lines:
+    """Line reader over a recv(timeout) function, with a deadline per line."""
+
+    def __init__(self, recv):
+        self.recv = recv
+        self.buf = bytearray()
+
+    def readline(self, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        start = 0
+        while True:
+            i = self.buf.find(b"\n", start)
+            if i >= 0:
+                line = bytes(self.buf[:i + 1])
+                del self.buf[:i + 1]
+                return line
+            start = len(self.buf)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout()
+            chunk = self.recv(remaining)
+            if not chunk:
+                return b""          # EOF: the agent is gone
+            self.buf += chunk
+
+
+class _ChannelAgent:
+    """The agent behind one SSH channel."""
+
+    def __init__(self, client: paramiko.SSHClient, cmd: str, timeout: float):
+        self.chan = client.get_transport().open_session(timeout=timeout)
+        self.chan.exec_command(cmd)
+        self.stderr = collections.deque(maxlen=STDERR_LINES)
+        self.lines = _Lines(self._recv)
+        self.err_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self.err_thread.start()
+
+    def _recv(self, timeout):
+        self.chan.settimeout(timeout)
+        return self.chan.recv(1 << 16)
+
+    def _drain_stderr(self):
+        f = self.chan.makefile_stderr("rb")
+        try:
+            for line in f:
+                self.stderr.append(line.decode(errors="replace").rstrip())
+        except Exception:
+            pass
+
+    def write(self, data: bytes):
+        self.chan.sendall(data)
+
+    def close(self):
+        try:
+            self.chan.shutdown_write()      # stdin EOF: the agent exits by itself
+        except Exception:
+            pass
+        self.chan.close()
+
+
+class _ProcessAgent:
+    """The agent as a local child process (connection: local)."""
+
+    def __init__(self, cmd: str):
+        self.proc = subprocess.Popen(["sh", "-c", cmd], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.stderr = collections.deque(maxlen=STDERR_LINES)
+        self.fd = self.proc.stdout.fileno()
+        self.lines = _Lines(self._recv)
+        self.err_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self.err_thread.start()
+
+    def _recv(self, timeout):
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            raise socket.timeout()
+        return os.read(self.fd, 1 << 16)
+
+    def _drain_stderr(self):
+        for line in self.proc.stderr:
+            self.stderr.append(line.decode(errors="replace").rstrip())
+
+    def write(self, data: bytes):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=3)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+# --- the session -----------------------------------------------------------------
+
+class Session:
+    """A host's agent, reachable by `request(op, **args)`; thread-safe."""
+
+    def __init__(self, host: Host, agent_dir=None, request_timeout_s: float = 30.0,
+                 connect_attempts: int = 3):
+        self.host = host
+        self.agent_dir = agent_dir
+        self.request_timeout_s = request_timeout_s
+        self.connect_attempts = connect_attempts
+        self.conn: Optional[Connection] = None
+        self.deployed: Optional[deploy_mod.Deployed] = None
+        self.info: dict = {}                # the agent's hello
+        self._agent = None
+        self._lock = threading.RLock()
+        self._id = 0
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._agent is not None
+
+    def open(self) -> "Session":
+        with self._lock:
+            if self._agent is None:
+                try:
+                    self._open()
+                except SessionError:
+                    self._drop()
+                    raise
+                except Exception as e:
+                    self._drop()
+                    raise SessionError(describe(e, self.host)) from e
+        return self
+
+    def _connect(self) -> Connection:
+        h = self.host
+        kw = {"timeout": h.connect_timeout_s, "banner_timeout": h.connect_timeout_s,
+              "auth_timeout": h.connect_timeout_s, "channel_timeout": h.connect_timeout_s}
+        if h.key_file:
+            kw.update(key_filename=os.path.expanduser(h.key_file),
+                      look_for_keys=False, allow_agent=False)
+        conn = Connection(h.address, port=h.port, user=h.user, connect_kwargs=kw)
+        conn.connect_timeout = None         # ours is a float in connect_kwargs
+        _trust(conn.client, h, conn.ssh_config)
+        try:
+            conn.open()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open(self):
+        bundle = deploy_mod.agent_bundle(self.agent_dir)
+        timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
+        if self.host.connection == "local":
+            runner = _LocalRunner()
+        else:
+            self.conn = retry.call(self._connect, attempts=self.connect_attempts,
+                                   max_total_s=3 * self.host.connect_timeout_s)
+            runner = _SshRunner(self.conn.client)
+        self.deployed = deploy_mod.deploy(runner, self.host.python, bundle, timeout)
+        cmd = deploy_mod.serve_command(self.deployed, self.host.python)
+        if self.host.connection == "local":
+            self._agent = _ProcessAgent(cmd)
+        else:
+            self._agent = _ChannelAgent(self.conn.client, cmd, timeout)
+        self.info = self._request("hello", self.host.connect_timeout_s + 5, {})
+
+    def request(self, op: str, timeout: Optional[float] = None, **args) -> dict:
+        """One request; SessionError if the host or channel fails, AgentError on a refusal."""
+        with self._lock:
+            self.open()
+            return self._request(op, timeout or self.request_timeout_s, args)
+
+    def _request(self, op: str, timeout: float, args: dict) -> dict:
+        self._id += 1
+        rid = self._id
+        agent = self._agent
+        try:
+            agent.write((json.dumps({"id": rid, "op": op, **args}) + "\n").encode())
+            raw = agent.lines.readline(timeout)
+        except (socket.timeout, TimeoutError):
+            self._drop()
+            raise SessionError(f"agent did not answer {op} within {timeout:g}s" + self._tail(agent)) from None
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            self._drop()
+            raise SessionError(f"lost the agent channel ({describe(e, self.host)})" + self._tail(agent)) from None
+        if not raw:
+            tail = self._tail(agent, wait=True)
+            self._drop()
+            raise SessionError("agent exited" + tail)
+        try:
+            resp = json.loads(raw)
+        except ValueError:
+            self._drop()
+            raise SessionError(f"agent sent a bad line: {raw[:80]!r}" + self._tail(agent)) from None
+        if resp.get("id") != rid:
+            self._drop()
+            raise SessionError(f"agent answered request {resp.get('id')} instead of {rid}")
+        if not resp.get("ok"):
+            raise AgentError(str(resp.get("error") or f"{op} refused").splitlines()[0])
+        return resp.get("result") or {}
+
+    @staticmethod
+    def _tail(agent, wait: bool = False) -> str:
+        if wait:
+            agent.err_thread.join(1.0)      # let the last words arrive
+        lines = [line for line in agent.stderr if line.strip()]
+        return f": {lines[-1].strip()}" if lines else ""
+
+    def _drop(self):
+        agent, self._agent = self._agent, None
+        if agent is not None:
+            try:
+                agent.close()
+            except Exception:
+                pass
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+            self.conn = None
+
+    def close(self):
+        with self._lock:
+            self._drop()
