@@ -1,0 +1,476 @@
+"""Ansible YAML inventory -> validated, immutable Hosts.
+
+Reading follows Ansible so an existing inventory works unchanged: groups nest
+to any depth and may appear in several places, variables merge
+`all` < parent group < child group < host (equal depth: `ansible_group_priority`
+then group name), and string values are Jinja2 templates over the host's merged
+variables.  Then every plotfleet variable is checked and typed into a Host;
+anything wrong is one InventoryError line naming file, host and key.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import shlex
+import string
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Dict, List, Optional, Tuple
+
+import jinja2
+import jinja2.meta
+import yaml
+from jinja2.nativetypes import NativeEnvironment
+
+from . import hostpattern
+from .errors import InventoryError
+from .model import Host
+
+ROLE_GROUPS = {"plotters": "plotter", "harvesters": "harvester"}
+
+# inventory key -> Host field, where they differ
+RENAMED = {
+    "ansible_host": "address", "ansible_port": "port", "ansible_user": "user",
+    "ansible_ssh_private_key_file": "key_file", "ansible_connection": "connection",
+    "ansible_python_interpreter": "python", "buffer": "buffer_mib",
+}
+_NOT_KEYS = {"name", "groups", "roles", "vars", "source"} | set(RENAMED.values())
+# plotfleet's own keys (without Ansible's): candidates for "did you mean"
+OWN_KEYS = sorted((set(Host.__dataclass_fields__) - _NOT_KEYS)
+                  | {k for k in RENAMED if not k.startswith("ansible_")})
+SSH_ARG_KEYS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
+KEYS = set(OWN_KEYS) | set(RENAMED) | set(SSH_ARG_KEYS)
+
+PATH_LISTS = ("tmp_dirs", "dst_dirs", "farm_dirs")
+REMOTE_PATHS = ("tmp2_dir", "log_dir", "transfer_ssh_key", "transfer_known_hosts")
+CONTROLLER_PATHS = ("ansible_ssh_private_key_file", "known_hosts_file")
+# key -> minimum
+INTS = {"threads": 1, "buckets": 1, "buffer": 1, "global_max_jobs": 0,
+        "tmpdir_max_jobs": 0, "tmpdir_stagger_phase_major": 0,
+        "tmpdir_stagger_phase_minor": 0, "tmpdir_stagger_phase_limit": 1,
+        "transfer_bwlimit_kbps": 0, "max_transfers_per_plotter": 1,
+        "farm_reserve_bytes": 0}
+FLOATS = {"global_stagger_m": 0, "polling_time_s": 0.1, "stall_after_m": 0.1,
+          "connect_timeout_s": 0.1}
+STRINGS = ("ansible_host", "ansible_user", "ansible_python_interpreter",
+           "farmer_key", "pool_key", "pool_contract", "plotter_command")
+CHOICES = {"plotter": ("chia", "madmax", "bladebit", "chiapos"),
+           "bladebit_mode": ("ramplot", "diskplot", "cudaplot"),
+           "transfer": ("ssh", "local"), "fill": ("spread", "pack")}
+CONNECTIONS = {"ssh": "ssh", "paramiko": "ssh", "paramiko_ssh": "ssh",
+               "smart": "ssh", "local": "local"}
+OVERRIDE_KEYS = ("tmpdir_max_jobs", "tmpdir_stagger_phase_major",
+                 "tmpdir_stagger_phase_minor", "tmpdir_stagger_phase_limit")
+# why each plotter limits k
+K_RULES = {
+    "chiapos": (18, "chiapos needs k >= 18"),
+    "chia": (25, "chia plots create refuses k < 25; use plotter chiapos for small plots"),
+    "madmax": (25, "madmax makes k >= 25"),
+    "bladebit": (32, "bladebit makes k32 only"),
+}
+REQUIRED = {"plotter": ("tmp_dirs", "dst_dirs", "log_dir"), "harvester": ("farm_dirs",)}
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: str
+    hosts: Tuple[Host, ...]
+    groups: Dict[str, Tuple[str, ...]] = field(default_factory=dict, hash=False)
+
+    def select(self, pattern: Optional[str]) -> Tuple[Host, ...]:
+        """Hosts matching an Ansible host pattern (None: all), inventory order."""
+        names = set(hostpattern.select(pattern, [h.name for h in self.hosts], self.groups))
+        return tuple(h for h in self.hosts if h.name in names)
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise InventoryError(self.path, None, None, f"no host named {name!r}")
+
+    @property
+    def plotters(self) -> Tuple[Host, ...]:
+        return tuple(h for h in self.hosts if h.is_plotter)
+
+    @property
+    def harvesters(self) -> Tuple[Host, ...]:
+        return tuple(h for h in self.hosts if h.is_harvester)
+
+
+def load_inventory(path) -> Inventory:
+    source = str(path)
+    tree = _read_yaml(source)
+    parsed = _Parsed(source)
+    for name, body in tree.items():
+        parsed.group(str(name), body, parent=None if name == "all" else "all")
+    groups = parsed.members()
+    of_host: Dict[str, List[str]] = {h: [] for h in parsed.host_order}
+    for group in sorted(groups, key=parsed.precedence):
+        for h in groups[group]:
+            of_host[h].append(group)
+    base_dir = os.path.dirname(os.path.abspath(source))
+    magic = {"groups": {g: list(hs) for g, hs in groups.items()}}
+    hosts = tuple(_host(source, name, parsed.merged(name, of_host[name]), of_host[name],
+                        magic, base_dir) for name in parsed.host_order)
+    return Inventory(source, hosts, groups)
+
+
+# ---- reading ---------------------------------------------------------------
+
+class _Unsafe(str):
+    """Ansible's `!unsafe`: a string never templated."""
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.add_constructor("!unsafe", lambda loader, node: _Unsafe(loader.construct_scalar(node)))
+
+
+def _read_yaml(source: str) -> dict:
+    try:
+        with open(source, encoding="utf-8") as f:
+            tree = yaml.load(f, Loader=_Loader)
+    except FileNotFoundError:
+        raise InventoryError(source, None, None, "not found") from None
+    except OSError as e:
+        raise InventoryError(source, None, None, e.strerror or str(e)) from None
+    except yaml.MarkedYAMLError as e:
+        line = f"line {e.problem_mark.line + 1}: " if e.problem_mark else ""
+        raise InventoryError(source, None, None,
+                             f"{line}{e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise InventoryError(source, None, None, _one_line(str(e))) from None
+    if not isinstance(tree, dict):
+        raise InventoryError(source, None, None,
+                             f"top level must be a mapping of groups, got {_show(tree)}")
+    return tree
+
+
+class _Parsed:
+    """Groups and hosts as written: vars, parents, direct hosts, first-seen order."""
+
+    def __init__(self, source):
+        self.source = source
+        self.group_vars: Dict[str, dict] = {"all": {}}
+        self.parents: Dict[str, set] = {"all": set()}
+        self.direct: Dict[str, List[str]] = {"all": []}
+        self.host_vars: Dict[str, dict] = {}
+        self.host_order: List[str] = []
+
+    def _err(self, group, problem):
+        return InventoryError(self.source, None, None, f"group {group}: {problem}")
+
+    def group(self, name, body, parent):
+        self.group_vars.setdefault(name, {})
+        self.direct.setdefault(name, [])
+        self.parents.setdefault(name, set())
+        if parent:
+            self.parents[name].add(parent)
+        if body is None:
+            return
+        if not isinstance(body, dict):
+            raise self._err(name, f"must be a mapping of hosts/vars/children, got {_show(body)}")
+        for section, value in body.items():
+            if section not in ("hosts", "vars", "children"):
+                raise self._err(name, f"unknown section {section!r}"
+                                      " (expected hosts, vars or children)")
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise self._err(name, f"{section} must be a mapping, got {_show(value)}")
+            if section == "vars":
+                self.group_vars[name].update(value)
+            elif section == "children":
+                for child, child_body in value.items():
+                    self.group(str(child), child_body, parent=name)
+            else:
+                for pattern, hvars in value.items():
+                    if hvars is not None and not isinstance(hvars, dict):
+                        raise self._err(name, f"host {pattern} must have a mapping"
+                                              f" of vars, got {_show(hvars)}")
+                    for host in _expand(str(pattern)):
+                        self._add_host(name, host, hvars or {})
+
+    def _add_host(self, group, host, hvars):
+        if host not in self.host_vars:
+            self.host_vars[host] = {}
+            self.host_order.append(host)
+        self.host_vars[host].update(hvars)
+        if host not in self.direct[group]:
+            self.direct[group].append(host)
+
+    def ancestors(self, group, seen=()) -> set:
+        if group in seen:
+            raise self._err(group, "is its own ancestor")
+        out = {group}
+        for p in self.parents[group]:
+            out |= self.ancestors(p, seen + (group,))
+        return out
+
+    def depth(self, group) -> int:
+        """Longest path from `all`, as Ansible computes group depth."""
+        return max((self.depth(p) + 1 for p in self.parents.get(group, ("all",))), default=0)
+
+    def precedence(self, group):
+        """Ansible's merge order: depth, then ansible_group_priority, then name."""
+        prio = self.group_vars.get(group, {}).get("ansible_group_priority", 1)
+        return (self.depth(group), prio, group)
+
+    def merged(self, host, groups_in_order) -> dict:
+        merged: dict = {}
+        for group in groups_in_order:
+            merged.update(self.group_vars.get(group, {}))
+        merged.update(self.host_vars[host])
+        return merged
+
+    def members(self) -> Dict[str, Tuple[str, ...]]:
+        """group -> every host in it or in its descendants, in inventory order."""
+        found: Dict[str, set] = {g: set() for g in self.group_vars}
+        for group, hosts in self.direct.items():
+            for g in self.ancestors(group):
+                found[g].update(hosts)
+        found["all"] = set(self.host_order)
+        grouped = {h for g, hs in found.items() if g not in ("all", "ungrouped") for h in hs}
+        found["ungrouped"] = set(self.host_order) - grouped
+        return {g: tuple(h for h in self.host_order if h in hs) for g, hs in found.items()}
+
+
+_RANGE = re.compile(r"\[([^\]:]*):([^\]:]+)(?::(\d+))?\]")
+
+
+def _expand(pattern: str) -> List[str]:
+    """Ansible host ranges: `web[01:03]` -> web01, web02, web03; `[a:c]` too."""
+    m = _RANGE.search(pattern)
+    if not m:
+        return [pattern]
+    beg, end, step = m.group(1) or "0", m.group(2), int(m.group(3) or 1)
+    if beg.isdigit() and end.isdigit():
+        width = len(beg) if beg.startswith("0") and len(beg) > 1 else 0
+        seq = [str(i).zfill(width) for i in range(int(beg), int(end) + 1, step)]
+    else:
+        letters = string.ascii_letters
+        seq = list(letters[letters.index(beg):letters.index(end) + 1:step]) \
+            if beg in letters and end in letters else [m.group(0)]
+    head, tail = pattern[:m.start()], pattern[m.end():]
+    return [head + s + t for s in seq for t in _expand(tail)]
+
+
+# ---- merging and templating ---------------------------------------------------
+
+_ENV = NativeEnvironment(undefined=jinja2.StrictUndefined)
+
+
+@lru_cache(maxsize=None)
+def _compile(text: str):
+    return _ENV.from_string(text), jinja2.meta.find_undeclared_variables(_ENV.parse(text))
+
+
+def _is_template(value) -> bool:
+    return isinstance(value, str) and not isinstance(value, _Unsafe) \
+        and any(m in value for m in ("{{", "{%", "{#"))
+
+
+def _templated(raw: dict, magic: dict, source: str, host: str) -> dict:
+    """Render every value; plotfleet's keys (and what they use) must render,
+    others (Ansible facts, lookups) stay as written if they cannot."""
+    done: dict = {}
+    failed: Dict[str, InventoryError] = {}
+
+    def resolve(key, stack):
+        if key in done:
+            return done[key]
+        if key in failed:
+            raise failed[key]
+        if key in stack:
+            raise InventoryError(source, host, key, "refers to itself: "
+                                 + " -> ".join(stack[stack.index(key):] + (key,)))
+        try:
+            done[key] = render(raw[key], stack + (key,))
+        except InventoryError as e:
+            failed[key] = e
+            raise
+        return done[key]
+
+    def render(value, stack):
+        if isinstance(value, list):
+            return [render(v, stack) for v in value]
+        if isinstance(value, dict):
+            return {k: render(v, stack) for k, v in value.items()}
+        if not _is_template(value):
+            return value
+        try:
+            template, names = _compile(value)
+            context = dict(magic)
+            context.update({n: resolve(n, stack) for n in names if n in raw})
+            return template.render(context)
+        except jinja2.TemplateError as e:
+            raise InventoryError(source, host, stack[-1],
+                                 f"template {value!r}: {_one_line(e.message or str(e))}") from None
+
+    for key in sorted(raw, key=lambda k: k not in KEYS):
+        try:
+            resolve(key, ())
+        except InventoryError:
+            if key in KEYS:
+                raise
+            done[key] = raw[key]
+    return {k: done[k] for k in raw}
+
+
+# ---- validation -----------------------------------------------------------------
+
+def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
+          base_dir: str) -> Host:
+    group_names = sorted(g for g in groups if g not in ("all", "ungrouped"))
+    magic = dict(magic, inventory_hostname=name, group_names=group_names,
+                 inventory_hostname_short=name.split(".")[0])
+    v = _templated(raw, magic, source, name)
+    roles = tuple(role for g, role in ROLE_GROUPS.items() if g in group_names)
+
+    def err(key, problem):
+        return InventoryError(source, name, key, problem)
+
+    for key in v:
+        if key not in KEYS and not key.startswith("ansible_"):
+            close = difflib.get_close_matches(key, OWN_KEYS, n=1, cutoff=0.8)
+            if close:
+                raise err(key, f"is not a plotfleet setting: did you mean {close[0]}?")
+
+    def path(key, p):
+        if not isinstance(p, str) or not p:
+            raise err(key, f"must be a path, got {_show(p)}")
+        if key in CONTROLLER_PATHS:
+            p = os.path.expanduser(p)
+        if p.startswith("~"):
+            return p
+        return os.path.normpath(os.path.join(base_dir, p))
+
+    def number(key, value, kind, minimum):
+        ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool):
+            raise err(key, f"must be {'an integer' if kind is int else 'a number'},"
+                           f" got {_show(value)}")
+        if value < minimum:
+            raise err(key, f"must be at least {minimum}, got {_show(value)}")
+        return kind(value)
+
+    out: dict = {}
+    implied: dict = {}          # from ssh args; explicit settings win
+    for key, value in v.items():
+        if key not in KEYS:
+            continue
+        f = RENAMED.get(key, key)
+        if key in PATH_LISTS:
+            if not isinstance(value, list):
+                raise err(key, f"must be a list of paths, got {_show(value)}")
+            out[f] = tuple(path(key, p) for p in value)
+        elif key in REMOTE_PATHS or key in CONTROLLER_PATHS:
+            out[f] = None if value is None else path(key, value)
+        elif key in INTS:
+            out[f] = number(key, value, int, INTS[key])
+        elif key in FLOATS:
+            out[f] = number(key, value, float, FLOATS[key])
+        elif key in CHOICES:
+            if value not in CHOICES[key]:
+                raise err(key, f"must be one of {', '.join(CHOICES[key])}, got {_show(value)}")
+            out[f] = value
+        elif key in STRINGS:
+            if value is not None and not isinstance(value, str):
+                raise err(key, f"must be a string, got {_show(value)}")
+            out[f] = value
+        elif key == "ansible_port":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+                raise err(key, f"must be a port number (1-65535), got {_show(value)}")
+            out[f] = value
+        elif key == "ansible_connection":
+            conn = CONNECTIONS.get(str(value).rsplit(".", 1)[-1])
+            if conn is None:
+                raise err(key, f"must be ssh or local, got {_show(value)}")
+            out[f] = conn
+        elif key == "k":
+            out[f] = number(key, value, int, 1)
+        elif key == "host_key_checking":
+            if not isinstance(value, bool):
+                raise err(key, f"must be true or false, got {_show(value)}")
+            out[f] = value
+        elif key == "tmp_overrides":
+            out[f] = _overrides(value, err, path)
+        elif key in SSH_ARG_KEYS:
+            implied.update(_ssh_options(value, err(key, f"cannot be parsed: {_show(value)}"),
+                                        lambda p: path("known_hosts_file", p)))
+    out = {f: value for f, value in out.items() if value is not None}
+    for f, value in implied.items():
+        out.setdefault(f, value)
+    out.setdefault("address", name)
+    if out.get("python", "").startswith("auto"):
+        out["python"] = "python3"       # Ansible's interpreter discovery
+
+    plotter = out.get("plotter", Host.plotter)
+    k = out.get("k", Host.k)
+    minimum, why = K_RULES[plotter]
+    if k < minimum or (plotter == "bladebit" and k != 32) or k > 50:
+        raise err("k", f"{k} is not allowed for plotter {plotter} ({why})")
+    for overrides in out.get("tmp_overrides", {}).items():
+        if overrides[0] not in out.get("tmp_dirs", ()):
+            raise err("tmp_overrides", f"names {overrides[0]} which is not in tmp_dirs")
+    for role in roles:
+        for key in REQUIRED[role]:
+            if not out.get(key):
+                raise err(key, f"is required for a {role}")
+    return Host(name=name, groups=frozenset(group_names), roles=roles, vars=v,
+                source=source, **out)
+
+
+def _overrides(value, err, path) -> dict:
+    if not isinstance(value, dict):
+        raise err("tmp_overrides", f"must be a mapping of tmp dir -> settings, got {_show(value)}")
+    out = {}
+    for tmp, settings in value.items():
+        if not isinstance(settings, dict):
+            raise err("tmp_overrides", f"{tmp} must be a mapping of settings, got {_show(settings)}")
+        checked = {}
+        for key, n in settings.items():
+            if key not in OVERRIDE_KEYS:
+                close = difflib.get_close_matches(str(key), OVERRIDE_KEYS, n=1, cutoff=0.6)
+                hint = f": did you mean {close[0]}?" if close else ""
+                raise err("tmp_overrides", f"{tmp}: {key} is not a tmp dir setting{hint}")
+            if isinstance(n, bool) or not isinstance(n, int) or n < INTS[key]:
+                raise err("tmp_overrides", f"{tmp}: {key} must be an integer"
+                                           f" >= {INTS[key]}, got {_show(n)}")
+            checked[key] = n
+        out[path("tmp_overrides", tmp)] = checked
+    return out
+
+
+def _ssh_options(args, error, path) -> dict:
+    """What ansible_ssh_common_args say about host keys (`-o X=Y`, `-oX=Y`)."""
+    if args is None:
+        return {}
+    try:
+        words = shlex.split(str(args))
+    except ValueError:
+        raise error from None
+    options = [w[2:] for w in words if w.startswith("-o") and len(w) > 2]
+    options += [b for a, b in zip(words, words[1:]) if a == "-o"]
+    out = {}
+    for opt in options:
+        key, _, val = opt.replace("=", " ", 1).partition(" ")
+        key, val = key.strip().lower(), val.strip()
+        if key == "userknownhostsfile" and val:
+            out["known_hosts_file"] = path(val.split()[0])
+        elif key == "stricthostkeychecking" and val.lower() in ("no", "off"):
+            out["host_key_checking"] = False
+    return out
+
+
+def _show(value) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return _one_line(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
