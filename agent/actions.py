@@ -1,0 +1,357 @@
+"""What the controller may ask a host to do.
+
+Every op checks its paths against the host's configured dirs first and
+answers with a one-line ActionError when it refuses.
+"""
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import psutil
+
+from . import disks
+from .snapshot import state_dir, transfers_dir, read_transfers
+from .procs import PSUTIL_ERRORS, open_paths
+
+AGENT_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLOT_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ActionError(Exception):
+    """A refusal: the message is the one line the controller shows."""
+
+
+def check_inside(path, dirs):
+    if not isinstance(path, str) or not path:
+        raise ActionError("bad path: %r" % (path,))
+    if not disks.inside(path, dirs):
+        raise ActionError("refusing path outside configured dirs: %s" % path)
+    return disks.expand(path)
+
+
+def _all_dirs(config):
+    return [r for _, _, r in disks.config_dirs(config)]
+
+
+@contextmanager
+def host_lock():
+    """Exclusive per-machine lock: two controllers never start past the limits."""
+    os.makedirs(state_dir(), exist_ok=True)
+    fd = os.open(os.path.join(state_dir(), "host.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _spawn(argv, log_path, env=None):
+    """Start a detached process (own session, survives SSH loss) logging to log_path."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+    try:
+        with open(os.devnull, "rb") as null:
+            return subprocess.Popen(argv, stdin=null, stdout=fd, stderr=fd,
+                                    start_new_session=True, close_fds=True, env=env)
+    finally:
+        os.close(fd)
+
+
+def _agent_env():
+    env = dict(os.environ)
+    pp = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = AGENT_PARENT + (os.pathsep + pp if pp else "")
+    return env
+
+
+def _log_name(plotter):
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H_%M_%S", time.localtime(now))
+    return "%s.%06d_%s.log" % (stamp, int((now % 1) * 1e6), plotter)
+
+
+def check_limits(jobs, limits, tmp_real, now):
+    """One-line reason why another job may not start now, or None."""
+    limits = limits or {}
+    gmax = int(limits.get("global_max_jobs") or 0)
+    if gmax and len(jobs) >= gmax:
+        return "max jobs %d/%d" % (len(jobs), gmax)
+    tmax = int(limits.get("tmpdir_max_jobs") or 0)
+    on_tmp = [j for j in jobs if j["tmp_dir"] and disks.expand(j["tmp_dir"]) == tmp_real]
+    if tmax and len(on_tmp) >= tmax:
+        return "tmpdir max jobs %d/%d on %s" % (len(on_tmp), tmax, tmp_real)
+    stagger = float(limits.get("global_stagger_s") or 0)
+    if stagger and jobs:
+        youngest = now - max(j["started_at"] for j in jobs)
+        if youngest < stagger:
+            return "stagger: youngest job started %.0fs ago < %.0fs" % (youngest, stagger)
+    return None
+
+
+def start_job(agent, config, argv, plotter=None, k=None, tmp_dir=None, dst_dir=None,
+              limits=None, **_):
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ActionError("argv must be a non-empty list of strings")
+    cdirs = disks.config_dirs(config)
+    tmp_real = check_inside(tmp_dir, [r for kd, _, r in cdirs if kd == "tmp"])
+    if tmp_real not in [r for kd, _, r in cdirs if kd == "tmp"]:
+        raise ActionError("tmp_dir is not a configured tmp dir: %s" % tmp_dir)
+    dst_real = check_inside(dst_dir, [r for kd, _, r in cdirs if kd == "dst"])
+    if dst_real not in [r for kd, _, r in cdirs if kd == "dst"]:
+        raise ActionError("dst_dir is not a configured dst dir: %s" % dst_dir)
+    log_dir = (config or {}).get("log_dir")
+    if not log_dir:
+        raise ActionError("no log_dir configured")
+    log_dir = disks.expand(log_dir)
+    os.makedirs(log_dir, exist_ok=True)
+    env = None
+    if argv[0] == "plotfleet-chiapos":
+        argv = [sys.executable, "-m", "agent", "plot-chiapos"] + argv[1:]
+        env = _agent_env()
+    with host_lock():
+        jobs = agent.host_jobs(config)
+        why = check_limits(jobs, limits, tmp_real, time.time())
+        if why:
+            raise ActionError(why)
+        log_path = os.path.join(log_dir, _log_name(plotter or "plot"))
+        try:
+            proc = _spawn(argv, log_path, env)
+        except OSError as e:
+            raise ActionError("cannot start %s: %s" % (argv[0], e.strerror or e))
+        agent.children.append(proc)
+    return {"pid": proc.pid, "log_file": log_path}
+
+
+def _host_job(agent, config, pid):
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        raise ActionError("bad pid: %r" % (pid,))
+    for j in agent.host_jobs(config):
+        if j["pid"] == pid:
+            return j
+    raise ActionError("pid %d is not a plot job of this host" % pid)
+
+
+def _family(pid):
+    p = psutil.Process(pid)
+    try:
+        kids = p.children(recursive=True)
+    except PSUTIL_ERRORS:
+        kids = []
+    return [p] + kids
+
+
+def _signal(agent, config, pid, sig, state):
+    j = _host_job(agent, config, pid)
+    try:
+        for p in _family(j["pid"]):
+            try:
+                p.send_signal(sig)
+            except PSUTIL_ERRORS:
+                pass
+    except PSUTIL_ERRORS:
+        raise ActionError("pid %d is gone" % j["pid"])
+    return {"pid": j["pid"], "state": state}
+
+
+def suspend(agent, config, pid, **_):
+    return _signal(agent, config, pid, signal.SIGSTOP, "suspended")
+
+
+def resume(agent, config, pid, **_):
+    return _signal(agent, config, pid, signal.SIGCONT, "running")
+
+
+def kill(agent, config, plot_id, pid=None, **_):
+    if not isinstance(plot_id, str) or not PLOT_ID.match(plot_id):
+        raise ActionError("bad plot id: %r" % (plot_id,))
+    if pid is not None:
+        j = _host_job(agent, config, pid)
+        if j["plot_id"] and j["plot_id"] != plot_id:
+            raise ActionError("pid %d plots %s, not %s" % (j["pid"], j["plot_id"], plot_id))
+        try:
+            procs = _family(j["pid"])
+        except PSUTIL_ERRORS:
+            procs = []
+        for p in procs:
+            try:
+                p.send_signal(signal.SIGCONT)   # a stopped process cannot die of SIGTERM
+                p.terminate()
+            except PSUTIL_ERRORS:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        for p in alive:
+            try:
+                p.kill()
+            except PSUTIL_ERRORS:
+                pass
+        psutil.wait_procs(alive, timeout=5)
+        agent.reap()
+    else:
+        for j in agent.host_jobs(config):
+            if j["plot_id"] == plot_id:
+                raise ActionError("plot %s belongs to running job pid %d" % (plot_id, j["pid"]))
+    files = disks.files_with_id(disks.dirs_of(config, "tmp", "tmp2"), plot_id)
+    files.update(disks.files_with_id(disks.dirs_of(config, "dst"), plot_id,
+                                     lambda n: n.endswith(".tmp")))
+    removed, freed = [], 0
+    for path, size in sorted(files.items()):
+        try:
+            os.remove(path)
+            removed.append(path)
+            freed += size
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise ActionError("cannot remove %s: %s" % (path, e.strerror))
+    return {"removed": removed, "freed_bytes": freed}
+
+
+# -- transfers -----------------------------------------------------------------
+
+def _plot_in_dst(config, plot):
+    path = check_inside(plot, disks.dirs_of(config, "dst"))
+    if not path.endswith(".plot"):
+        raise ActionError("not a plot: %s" % plot)
+    if not os.path.isfile(path):
+        raise ActionError("no such plot: %s" % plot)
+    return path
+
+
+def transfer_state_path(plot_path):
+    return os.path.join(transfers_dir(), os.path.basename(plot_path) + ".json")
+
+
+def start_transfer(agent, config, plot, to_host, to_dir, mode="ssh", ssh=None,
+                   bwlimit_kbps=0, **_):
+    src = _plot_in_dst(config, plot)
+    if mode not in ("ssh", "local"):
+        raise ActionError("bad transfer mode: %r" % (mode,))
+    if not isinstance(to_dir, str) or not to_dir.startswith(("/", "~")):
+        raise ActionError("to_dir must be an absolute path: %r" % (to_dir,))
+    ssh = ssh or {}
+    if mode == "ssh":
+        for key in ("host", "user", "key"):
+            if not ssh.get(key):
+                raise ActionError("ssh transfer needs ssh.%s" % key)
+    for t in read_transfers(config):
+        if t["plot"] == src and t["status"] == "running":
+            raise ActionError("transfer of %s already running (pid %s)" % (src, t["pid"]))
+    os.makedirs(transfers_dir(), exist_ok=True)
+    spec = {"plot": src, "to_host": to_host, "to_dir": to_dir, "mode": mode, "ssh": ssh,
+            "bwlimit_kbps": int(bwlimit_kbps or 0), "size_bytes": os.path.getsize(src),
+            "state_file": transfer_state_path(src),
+            "progress_log": transfer_state_path(src)[:-5] + ".progress"}
+    runner_log = spec["progress_log"][:-9] + ".runner.log"
+    try:
+        os.remove(runner_log)
+    except OSError:
+        pass
+    proc = _spawn([sys.executable, "-m", "agent", "transfer", json.dumps(spec)],
+                  runner_log, _agent_env())
+    agent.children.append(proc)
+    return {"pid": proc.pid}
+
+
+def _receiving(agent, path):
+    _, rsyncs = agent.all_jobs()
+    for r in rsyncs:
+        if path in r.argv or path in open_paths(r.pid):
+            return True
+    return False
+
+
+def _partial(agent, config, partial):
+    path = check_inside(partial, disks.dirs_of(config, "farm"))
+    if not path.endswith(".plot" + disks.PARTIAL_SUFFIX):
+        raise ActionError("not a transfer temp file: %s" % partial)
+    if _receiving(agent, path):
+        raise ActionError("still being received: %s" % path)
+    return path
+
+
+def promote(agent, config, partial, size_bytes, **_):
+    path = check_inside(partial, disks.dirs_of(config, "farm"))
+    final = path[:-len(disks.PARTIAL_SUFFIX)]
+    size_bytes = int(size_bytes)
+    if not os.path.exists(path) and os.path.isfile(final) and \
+            os.path.getsize(final) == size_bytes:
+        return {"path": final, "size_bytes": size_bytes}   # already promoted
+    path = _partial(agent, config, partial)
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise ActionError("no such partial: %s" % path)
+    if size != size_bytes:
+        raise ActionError("size mismatch for %s: %d != %d" % (path, size, size_bytes))
+    if os.path.exists(final) and os.path.getsize(final) != size_bytes:
+        raise ActionError("%s exists with another size" % final)
+    os.rename(path, final)
+    return {"path": final, "size_bytes": size_bytes}
+
+
+def remove_plot(agent, config, plot, confirmed_size, **_):
+    path = _plot_in_dst(config, plot)
+    size = os.path.getsize(path)
+    if int(confirmed_size) != size:
+        raise ActionError("confirmed size %s != %d for %s" % (confirmed_size, size, path))
+    os.remove(path)
+    for extra in (transfer_state_path(path), transfer_state_path(path)[:-5] + ".progress",
+                  transfer_state_path(path)[:-5] + ".runner.log"):
+        try:
+            os.remove(extra)
+        except OSError:
+            pass
+    return {"removed": path}
+
+
+def clean_partial(agent, config, partial, **_):
+    path = _partial(agent, config, partial)
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        raise ActionError("no such partial: %s" % path)
+    return {"removed": path}
+
+
+# -- logs ----------------------------------------------------------------------
+
+def _log_dir(config):
+    d = (config or {}).get("log_dir")
+    if not d:
+        raise ActionError("no log_dir configured")
+    return disks.expand(d)
+
+
+def read_log(agent, config, path, offset=0, max_bytes=65536, **_):
+    p = check_inside(path, [_log_dir(config)])
+    offset, max_bytes = max(0, int(offset or 0)), min(max(1, int(max_bytes or 65536)), 4 << 20)
+    try:
+        with open(p, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(min(offset, size))
+            data = f.read(max_bytes)
+    except OSError as e:
+        raise ActionError("cannot read %s: %s" % (p, e.strerror))
+    return {"data": data.decode("utf-8", "replace"), "offset": min(offset, size) + len(data),
+            "size": size}
+
+
+def list_logs(agent, config, **_):
+    d = _log_dir(config)
+    out = []
+    try:
+        for e in sorted(os.scandir(d), key=lambda e: e.name):
+            if e.name.endswith(".log") and e.is_file():
+                st = e.stat()
+                out.append({"path": os.path.join(d, e.name), "size": st.st_size,
+                            "mtime": st.st_mtime})
+    except OSError:
+        pass
+    return {"logs": out}

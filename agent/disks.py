@@ -1,0 +1,148 @@
+"""Configured dirs: space, device, finished plots, partial transfers."""
+import os
+import re
+
+PLOT_FILE = re.compile(
+    r"^plot-k(\d+)-(?:c\d+-)?\d{4}-\d\d-\d\d-\d\d-\d\d-([0-9a-fA-F]{64})\.plot$")
+PARTIAL_SUFFIX = ".plotfleet-tmp"
+KINDS = ("tmp", "tmp2", "dst", "log", "farm")
+
+
+def expand(path):
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def config_dirs(config):
+    """[(kind, configured path, expanded path)] in config order; a dir may
+    appear under two kinds.  Dirs are reported under their configured
+    spelling so the controller can match them to its inventory."""
+    c = config or {}
+    out = [("tmp", p) for p in c.get("tmp_dirs") or ()]
+    if c.get("tmp2_dir"):
+        out.append(("tmp2", c["tmp2_dir"]))
+    out += [("dst", p) for p in c.get("dst_dirs") or ()]
+    if c.get("log_dir"):
+        out.append(("log", c["log_dir"]))
+    out += [("farm", p) for p in c.get("farm_dirs") or ()]
+    return [(k, p, expand(p)) for k, p in out]
+
+
+def dirs_of(config, *kinds):
+    return [r for k, _, r in config_dirs(config) if k in kinds]
+
+
+def inside(path, dirs):
+    """True if `path` (expanded) is one of `dirs` or below one."""
+    p = expand(path)
+    return any(p == d or p.startswith(d.rstrip(os.sep) + os.sep) for d in dirs)
+
+
+def parse_plot_name(name):
+    m = PLOT_FILE.match(name)
+    return (int(m.group(1)), m.group(2).lower()) if m else (0, None)
+
+
+def dir_info(path, kind):
+    try:
+        st = os.stat(path)
+        vfs = os.statvfs(path)
+    except OSError as e:
+        return {"path": path, "kind": kind, "total_bytes": 0, "free_bytes": 0,
+                "device": "", "error": "%s: %s" % (path, e.strerror or e)}
+    return {"path": path, "kind": kind, "total_bytes": vfs.f_blocks * vfs.f_frsize,
+            "free_bytes": vfs.f_bavail * vfs.f_frsize, "device": str(st.st_dev),
+            "plot_count": 0, "plot_bytes": 0, "error": None}
+
+
+def plots_in(path):
+    """Finished plots (`*.plot`) directly in `path`."""
+    out = []
+    try:
+        it = os.scandir(path)
+    except OSError:
+        return out
+    with it:
+        for e in it:
+            if not e.name.endswith(".plot"):
+                continue
+            try:
+                st = e.stat()
+            except OSError:
+                continue
+            if not e.is_file():
+                continue
+            k, pid = parse_plot_name(e.name)
+            out.append({"path": os.path.join(path, e.name), "size_bytes": st.st_size,
+                        "k": k, "plot_id": pid, "mtime": st.st_mtime})
+    return out
+
+
+def partials_in(path):
+    """[(path, final_name, size, mtime)] of transfer temp files in a farm dir."""
+    out = []
+    try:
+        it = os.scandir(path)
+    except OSError:
+        return out
+    with it:
+        for e in it:
+            if e.name.endswith(PARTIAL_SUFFIX):
+                try:
+                    st = e.stat()
+                except OSError:
+                    continue
+                out.append((os.path.join(path, e.name), e.name[:-len(PARTIAL_SUFFIX)],
+                            st.st_size, st.st_mtime))
+    return out
+
+
+def files_with_id(dirs, plot_id, want=None):
+    """{path: size} of files in `dirs` whose name contains `plot_id`
+    (never a finished *.plot); `want(name)` may narrow further."""
+    out = {}
+    for d in dict.fromkeys(dirs):
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                n = e.name
+                if plot_id not in n or n.endswith(".plot") or (want and not want(n)):
+                    continue
+                try:
+                    if e.is_file(follow_symlinks=False):
+                        out[os.path.join(d, n)] = e.stat(follow_symlinks=False).st_size
+                except OSError:
+                    pass
+    return out
+
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def temp_bytes_by_id(dirs):
+    """{plot_id: (bytes, [paths])} over all id-named temp files in `dirs`
+    (one pass per snapshot, however many jobs share the dirs)."""
+    out = {}
+    for d in dict.fromkeys(dirs):
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                n = e.name
+                if n.endswith(".plot"):
+                    continue
+                m = HEX64.search(n)
+                if not m:
+                    continue
+                try:
+                    size = e.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+                b, paths = out.get(m.group(0), (0, []))
+                paths.append(os.path.join(d, n))
+                out[m.group(0)] = (b + size, paths)
+    return out

@@ -1,0 +1,380 @@
+"""Plot logs -> phase, plot id, k, dirs, timings.
+
+Phase rules are DESIGN.md's tables: a line containing a case-sensitive
+marker sets the phase; the last matching line wins.  Lines are cleaned of
+ANSI codes, `\\r` and undecodable bytes first, so colours, CRLF and junk
+never hide a marker.  `LogTail` follows a growing log a chunk at a time;
+`analyze_log` summarises a finished one.
+"""
+import os
+import re
+import time
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+PLOT_NAME = re.compile(
+    r"plot-k(\d+)-(?:c\d+-)?\d{4}-\d\d-\d\d-\d\d-\d\d-([0-9a-fA-F]{64})")
+HEX64 = re.compile(r"\b([0-9a-fA-F]{64})\b")
+NUM = r"(\d+(?:\.\d+)?)"
+
+
+def _fixed(p):
+    return lambda m: p
+
+
+def _n(fn):
+    return lambda m: fn(int(m.group(1)))
+
+
+# (cheap substring, regex or None, phase function of the match)
+CHIA_RULES = [
+    ("Starting phase", re.compile(r"Starting phase (\d)/4"), _n(lambda n: (n, 0))),
+    ("Computing table", re.compile(r"Computing table (\d)"), _n(lambda n: (1, n))),
+    ("Backpropagating on table", re.compile(r"Backpropagating on table (\d)"),
+     _n(lambda n: (2, 8 - n))),
+    ("table 1 new size", None, _fixed((2, 7))),
+    ("Compressing tables", re.compile(r"Compressing tables (\d) and \d"),
+     _n(lambda n: (3, n))),
+    ("Starting to write C1 and C3 tables", None, _fixed((4, 1))),
+    ("Writing C2 table", None, _fixed((4, 2))),
+    ("Final table pointers", None, _fixed((4, 3))),
+    ("Approximate working space used", None, _fixed((5, 0))),
+    ("Copied final file", None, _fixed((5, 1))),
+    ("Removed temp2 file", None, _fixed((5, 2))),
+    ("Renamed final file", None, _fixed((5, 3))),
+]
+
+MADMAX_RULES = [
+    ("Plot Name:", None, _fixed((1, 1))),
+    ("[P1] Table", re.compile(r"\[P1\] Table (\d) took"), _n(lambda n: (1, min(n + 1, 7)))),
+    ("[P2] max_table_size", None, _fixed((2, 1))),
+    ("[P2] Table", re.compile(r"\[P2\] Table (\d) rewrite took"), _n(lambda n: (2, 9 - n))),
+    ("Phase 2 took", None, _fixed((3, 0))),
+    ("Wrote plot header", None, _fixed((3, 1))),
+    ("[P3-2] Table", re.compile(r"\[P3-2\] Table (\d) took"), _n(lambda n: (3, min(n, 6)))),
+    ("Phase 3 took", None, _fixed((4, 0))),
+    ("[P4] Starting to write C1 and C3 tables", None, _fixed((4, 1))),
+    ("[P4] Writing C2 table", None, _fixed((4, 2))),
+    ("Phase 4 took", None, _fixed((5, 0))),
+    ("Started copy to", None, _fixed((5, 1))),
+    ("Renamed final plot", None, _fixed((5, 2))),
+]
+
+# bladebit ramplot lines are DESIGN.md's table.  The newer diskplot and
+# cudaplot modes print other lines; they map onto the same numbering:
+#   diskplot "Completed table N in", cudaplot "Table N completed in"
+#       -> 1:N  (table N forward-propagated, like "Forward propagating to table N")
+#   "Completed F1 in" / "Finished F1 in"                     -> 1:1
+#   diskplot "Finished marking table N", cudaplot "Marked Table N"
+#       -> 2:(7-N)  (phase 2 walks tables 6..2 like "Prunning table N")
+#   cudaplot "Compressing Table N and N+1"                   -> 3:N
+#   "Completed Phase N in"                                   -> (N+1):0
+#   cudaplot "Completed Plot N in" (plot built, write begins) -> 5:1
+#   "Finished writing plot" / "Completed writing plot"       -> 5:2
+BLADEBIT_RULES = [
+    ("Allocating buffers", None, _fixed((0, 1))),
+    ("Generating plot", None, _fixed((0, 2))),
+    ("Running Phase 1", None, _fixed((1, 0))),
+    ("Finished F1 generation", None, _fixed((1, 1))),
+    ("Completed F1 in", None, _fixed((1, 1))),
+    ("Finished F1 in", None, _fixed((1, 1))),
+    ("Forward propagating to table", re.compile(r"Forward propagating to table (\d)"),
+     _n(lambda n: (1, n))),
+    ("Completed table", re.compile(r"Completed table (\d) in"), _n(lambda n: (1, n))),
+    ("completed in", re.compile(r"Table (\d) completed in"), _n(lambda n: (1, n))),
+    ("Finished Phase", re.compile(r"Finished Phase (\d)"), _n(lambda n: (n + 1, 0))),
+    ("Completed Phase", re.compile(r"Completed Phase (\d) in"), _n(lambda n: (n + 1, 0))),
+    ("Prunning table", re.compile(r"Prunning table (\d)"), _n(lambda n: (2, 7 - n))),
+    ("Finished marking table", re.compile(r"Finished marking table (\d)"),
+     _n(lambda n: (2, 7 - n))),
+    ("Marked Table", re.compile(r"Marked Table (\d)"), _n(lambda n: (2, 7 - n))),
+    ("Compressing tables", re.compile(r"Compressing tables (\d) and \d"),
+     _n(lambda n: (3, n))),
+    ("Compressing Table", re.compile(r"Compressing Table (\d) and \d"),
+     _n(lambda n: (3, n))),
+    ("Writing P7", None, _fixed((4, 1))),
+    ("Writing C1 table", None, _fixed((4, 2))),
+    ("Writing C2 table", None, _fixed((4, 3))),
+    ("Writing C3 table", None, _fixed((4, 4))),
+    ("Writing final plot tables to disk", None, _fixed((5, 1))),
+    ("Completed Plot", re.compile(r"Completed Plot \d+ in"), _fixed((5, 1))),
+    ("Finished writing plot", None, _fixed((5, 2))),
+    ("Completed writing plot", None, _fixed((5, 2))),
+]
+
+RULES = {"chia": CHIA_RULES, "chiapos": CHIA_RULES,
+         "madmax": MADMAX_RULES, "bladebit": BLADEBIT_RULES}
+
+# A line containing one of these means the plot is complete on its dst disk.
+FINISHED = {
+    "chia": ("Renamed final file",),
+    "madmax": ("Renamed final plot",),
+    "bladebit": ("Finished plotting in", "Finished writing plot",
+                 "Completed writing plot"),
+}
+
+# Content that names the plotter, for logs of unknown origin.
+SIGNATURES = [
+    ("madmax", ("Multi-threaded pipelined Chia", "[P1] Table", "Plot Name: ")),
+    ("bladebit", ("Bladebit", "bladebit", "Generating plot ", "Running Phase 1",
+                  "Plot temporary file:")),
+    ("chia", ("Starting plotting progress into temporary dirs", "Starting phase 1/4",
+              "Plot size is: ")),
+]
+
+
+def clean_line(raw):
+    """bytes or str of one line -> printable text without ANSI codes."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    return ANSI.sub("", raw).replace("\r", "").replace("\x00", "")
+
+
+def detect_plotter(line):
+    for name, marks in SIGNATURES:
+        for m in marks:
+            if m in line:
+                return name
+    return None
+
+
+def phase_of(line, plotter):
+    """Phase set by this line under `plotter`'s rules, or None."""
+    for sub, rx, fn in RULES.get(plotter, ()):
+        if sub in line:
+            if rx is None:
+                return fn(None)
+            m = rx.search(line)
+            if m:
+                return fn(m)
+    return None
+
+
+class LogState:
+    """What the lines of one log have told so far (fed line by line)."""
+
+    def __init__(self, plotter=None):
+        self.plotter = plotter
+        self.phase = (0, 0)
+        self.plot_id = None
+        self.k = None
+        self.finished = False
+        self.tmp_dir = None
+        self.tmp2_dir = None
+        self.dst_dir = None
+        self.start_time = None
+        self.phase_s = [None, None, None, None]
+        self.total_s = None
+        self.copy_s = None
+
+    def feed(self, line):
+        line = clean_line(line)
+        if not line.strip():
+            return
+        if self.plotter is None:
+            self.plotter = detect_plotter(line)
+            if self.plotter is None:
+                return
+        fam = "chia" if self.plotter == "chiapos" else self.plotter
+        ph = phase_of(line, fam)
+        if ph is not None:
+            self.phase = ph
+        if fam == "chia":
+            self._chia(line)
+        elif fam == "madmax":
+            self._madmax(line)
+        else:
+            self._bladebit(line)
+        for m in FINISHED.get(fam, ()):
+            if m in line:
+                self.finished = True
+
+    def _new_plot(self, plot_id):
+        # A multi-plot log (-n N) starts over for each plot.
+        if self.plot_id and plot_id != self.plot_id:
+            self.finished = False
+            self.phase_s = [None, None, None, None]
+            self.total_s = self.copy_s = None
+        self.plot_id = plot_id
+
+    def _chia(self, line):
+        if line.startswith("ID: "):
+            m = HEX64.search(line)
+            if m:
+                self._new_plot(m.group(1).lower())
+        elif "Plot size is:" in line:
+            m = re.search(r"Plot size is: (\d+)", line)
+            if m:
+                self.k = int(m.group(1))
+        elif "Starting plotting progress into temporary dirs:" in line:
+            rest = line.split("temporary dirs:", 1)[1].strip()
+            if " and " in rest:
+                self.tmp_dir, self.tmp2_dir = [p.strip() for p in rest.rsplit(" and ", 1)]
+        elif "Final Directory is:" in line:
+            self.dst_dir = line.split("Final Directory is:", 1)[1].strip()
+        elif "Time for phase" in line:
+            m = re.search(r"Time for phase (\d) = " + NUM, line)
+            if m and 1 <= int(m.group(1)) <= 4:
+                self.phase_s[int(m.group(1)) - 1] = float(m.group(2))
+        elif "Total time =" in line:
+            m = re.search(r"Total time = " + NUM, line)
+            if m:
+                self.total_s = float(m.group(1))
+        elif "Copy time =" in line:
+            m = re.search(r"Copy time = " + NUM, line)
+            if m:
+                self.copy_s = float(m.group(1))
+        if self.start_time is None and "Starting phase 1/4" in line:
+            self.start_time = _ctime(line)
+
+    def _madmax(self, line):
+        if "Plot Name:" in line:
+            m = PLOT_NAME.search(line)
+            if m:
+                self.k = int(m.group(1))
+                self._new_plot(m.group(2).lower())
+        elif line.startswith("Working Directory 2:"):
+            self.tmp2_dir = line.split(":", 1)[1].strip()
+        elif line.startswith("Working Directory:"):
+            self.tmp_dir = line.split(":", 1)[1].strip()
+        elif line.startswith("Final Directory:"):
+            self.dst_dir = line.split(":", 1)[1].strip()
+        elif " took " in line:
+            m = re.match(r"\s*Phase (\d) took " + NUM, line)
+            if m and 1 <= int(m.group(1)) <= 4:
+                self.phase_s[int(m.group(1)) - 1] = float(m.group(2))
+            m = re.search(r"Copy to .* finished, took " + NUM, line)
+            if m:
+                self.copy_s = float(m.group(1))
+        elif "Total plot creation time was" in line:
+            m = re.search(r"Total plot creation time was " + NUM, line)
+            if m:
+                self.total_s = float(m.group(1))
+
+    def _bladebit(self, line):
+        if "Generating plot" in line:
+            m = HEX64.search(line)
+            if m:
+                self._new_plot(m.group(1).lower())
+        elif "Plot temporary file:" in line:
+            path = line.split("Plot temporary file:", 1)[1].strip()
+            self.dst_dir = self.dst_dir or os.path.dirname(path)
+            m = PLOT_NAME.search(path)
+            if m:
+                self.k = int(m.group(1))
+                self._new_plot(m.group(2).lower())
+        elif "Output path" in line and ":" in line:
+            self.dst_dir = line.split(":", 1)[1].strip()
+        elif "Temp1 path" in line and ":" in line:
+            self.tmp_dir = line.split(":", 1)[1].strip()
+        elif "Temp2 path" in line and ":" in line:
+            self.tmp2_dir = line.split(":", 1)[1].strip()
+        m = re.search(r"(?:Finished|Completed) Phase (\d) in " + NUM, line)
+        if m and 1 <= int(m.group(1)) <= 4:
+            self.phase_s[int(m.group(1)) - 1] = float(m.group(2))
+        m = re.search(r"(?:Finished plotting|Completed Plot \d+) in " + NUM, line)
+        if m:
+            self.total_s = float(m.group(1))
+        m = re.search(r"(?:Completed|Finished) writing plot in " + NUM, line)
+        if m:
+            self.copy_s = float(m.group(1))
+        if self.k is None:
+            self.k = 32
+
+
+def _ctime(line):
+    m = re.search(r"(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})", line)
+    if not m:
+        return None
+    try:
+        return time.mktime(time.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y"))
+    except ValueError:
+        return None
+
+
+def analyze_log(text, plotter=None):
+    """Summary of a whole log (str or bytes), or None if no plotter speaks in it."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    st = LogState(plotter)
+    for line in re.split(r"[\r\n]", text):
+        st.feed(line)
+    if st.plotter is None:
+        return None
+    return {
+        "plotter": st.plotter, "plot_id": st.plot_id, "k": st.k,
+        "phase": list(st.phase), "finished": st.finished,
+        "phase_s": st.phase_s, "copy_s": st.copy_s, "total_s": st.total_s,
+        "start_time": st.start_time, "tmp_dir": st.tmp_dir,
+        "tmp2_dir": st.tmp2_dir, "dst_dir": st.dst_dir,
+    }
+
+
+CHUNK = 1 << 20          # bytes read at a time: memory stays bounded
+MAX_PER_POLL = 64 << 20  # a poll of a huge backlog yields; the next one resumes
+MAX_LINE = 64 << 10      # a "line" longer than this is junk, not a marker
+
+
+class LogTail:
+    """Follows one growing log, reading only bytes added since the last poll."""
+
+    def __init__(self, path, plotter=None):
+        self.path = path
+        self.plotter_hint = plotter
+        self.inode = None
+        self.offset = 0
+        self.pending = b""
+        self.last_growth_time = None
+        self._reset()
+
+    def _reset(self):
+        self.state = LogState(self.plotter_hint)
+        self.offset = 0
+        self.pending = b""
+
+    # the fields the snapshot reads
+    plotter = property(lambda s: s.state.plotter)
+    phase = property(lambda s: s.state.phase)
+    plot_id = property(lambda s: s.state.plot_id)
+    k = property(lambda s: s.state.k)
+    finished = property(lambda s: s.state.finished)
+
+    def poll(self, now=None):
+        """Parse what was appended; returns the number of bytes read."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return 0
+        if self.inode is not None and (st.st_ino != self.inode or st.st_size < self.offset):
+            self._reset()   # rotated or truncated: read it anew
+        if self.inode != st.st_ino or self.last_growth_time is None:
+            self.last_growth_time = st.st_mtime
+        self.inode = st.st_ino
+        if st.st_size == self.offset:
+            return 0
+        got = 0
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                while got < MAX_PER_POLL:
+                    data = f.read(CHUNK)
+                    if not data:
+                        break
+                    got += len(data)
+                    self._consume(data)
+        except OSError:
+            pass
+        self.offset += got
+        if got:
+            self.last_growth_time = max(st.st_mtime, self.last_growth_time or 0)
+        return got
+
+    def _consume(self, data):
+        buf = self.pending + data
+        # \r ends a line too: progress bars redraw with it, CRLF gives an empty line
+        parts = re.split(b"[\r\n]", buf)
+        self.pending = parts.pop()
+        if len(self.pending) > MAX_LINE:
+            self.pending = b""
+        for raw in parts:
+            if raw:
+                self.state.feed(raw)

@@ -1,0 +1,315 @@
+"""Plot jobs and rsync transfers found in the process table.
+
+Each pid is classified once per (pid, start time): later scans only read
+/proc/PID/stat of known jobs, so a snapshot stays cheap with hundreds of
+processes.  Any process may vanish or refuse access mid-scan; it is skipped.
+"""
+import os
+import time
+
+import psutil
+
+from .logparse import LogTail
+
+PROC = "/proc"
+HAVE_PROC = os.path.isdir(os.path.join(PROC, "self"))
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+PSUTIL_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
+
+# Flags that take a value, per plotter, mapped to our field names.
+CHIA_FLAGS = {
+    "-k": "k", "--size": "k", "-t": "tmp_dir", "--tmp_dir": "tmp_dir",
+    "-2": "tmp2_dir", "--tmp2_dir": "tmp2_dir", "-d": "dst_dir", "--final_dir": "dst_dir",
+    "-r": "threads", "--num_threads": "threads", "-u": "buckets", "--buckets": "buckets",
+    "-b": "buffer", "--buffer": "buffer", "-n": "num", "--num": "num",
+    "-f": None, "--farmer_public_key": None, "-p": None, "--pool_public_key": None,
+    "-c": None, "--pool_contract_address": None, "-i": None, "--plotid": None,
+    "-m": None, "--memo": None, "-a": None, "--alt_fingerprint": None,
+    "-D": None, "--connect_to_daemon": None,
+}
+MADMAX_FLAGS = {
+    "-k": "k", "--size": "k", "-t": "tmp_dir", "--tmpdir": "tmp_dir",
+    "-2": "tmp2_dir", "--tmpdir2": "tmp2_dir", "-d": "dst_dir", "--finaldir": "dst_dir",
+    "-r": "threads", "--threads": "threads", "-u": "buckets", "--buckets": "buckets",
+    "-n": "num", "--count": "num", "-v": None, "--buckets3": None,
+    "-p": None, "--poolkey": None, "-c": None, "--contract": None,
+    "-f": None, "--farmerkey": None, "-s": None, "--stagedir": None,
+    "-K": None, "--rmulti2": None, "-x": None, "--port": None,
+}
+CHIAPOS_FLAGS = {
+    "-k": "k", "-t": "tmp_dir", "-2": "tmp2_dir", "-d": "dst_dir", "-r": "threads",
+    "-u": "buckets", "-b": "buffer", "--stripe": None, "--id": "plot_id",
+}
+BLADEBIT_GLOBAL = {
+    "-t": "threads", "--threads": "threads", "-n": "num", "--count": "num",
+    "-f": None, "--farmer-key": None, "-p": None, "--pool-key": None,
+    "-c": None, "--pool-contract": None, "-i": None, "--plot-id": None,
+    "--memo": None, "--compress": None, "-k": "k", "--size": "k", "-d": None, "--device": None,
+}
+BLADEBIT_SUB = {
+    "-t1": "tmp_dir", "--temp1": "tmp_dir", "-t2": "tmp2_dir", "--temp2": "tmp2_dir",
+    "-b": "buckets", "--buckets": "buckets", "--cache": None, "--f1-threads": None,
+    "--fp-threads": None, "--c-threads": None, "--p2-threads": None, "--p3-threads": None,
+    "--device": None, "-d": None, "--disk-128": False, "--disk-16": False,
+}
+
+
+def _parse_flags(args, spec):
+    """Values of known flags (`-k 32`, `-k32`, `--size=32`) plus positionals."""
+    out, pos, i = {}, [], 0
+    while i < len(args):
+        a = args[i]
+        name, val = a, None
+        if a.startswith("--") and "=" in a:
+            name, val = a.split("=", 1)
+        elif a not in spec and len(a) > 2 and a[0] == "-" and a[1] != "-" and a[:2] in spec:
+            name, val = a[:2], a[2:]
+        if name in spec and spec[name] is not False:
+            if val is None:
+                i += 1
+                val = args[i] if i < len(args) else None
+            if spec[name] and val is not None:
+                out[spec[name]] = val
+        elif not a.startswith("-"):
+            pos.append(a)
+        i += 1
+    return out, pos
+
+
+def _base(s):
+    return os.path.basename(s)
+
+
+def classify(argv):
+    """argv -> {"plotter", "k", "tmp_dir", ...} for a plot job, "rsync", or None."""
+    if not argv:
+        return None
+    b0 = _base(argv[0])
+    if b0.startswith("rsync"):
+        return "rsync"
+    info = None
+    if b0.startswith("chia_plot"):
+        opts, _ = _parse_flags(argv[1:], MADMAX_FLAGS)
+        info = dict(opts, plotter="madmax")
+    elif b0 in ("bladebit", "bladebit_cuda", "bladebit.exe", "bladebit_cuda.exe"):
+        info = _bladebit(argv[1:])
+    else:
+        for i, a in enumerate(argv[:4]):
+            if a == "plot-chiapos" and i >= 1 and (argv[i - 1] == "agent"
+                                                   or argv[i - 1].endswith("__main__.py")):
+                opts, _ = _parse_flags(argv[i + 1:], CHIAPOS_FLAGS)
+                info = dict(opts, plotter="chiapos")
+                break
+            if _base(a) in ("chia", "chia.exe") and argv[i + 1:i + 3] == ["plots", "create"]:
+                opts, _ = _parse_flags(argv[i + 3:], CHIA_FLAGS)
+                info = dict(opts, plotter="chia")
+                break
+    if info is None:
+        return None
+    try:
+        info["k"] = int(info.get("k") or 32)
+    except ValueError:
+        info["k"] = 32
+    if info["plotter"] == "chia" and "tmp_dir" in info and "tmp2_dir" not in info:
+        info["tmp2_dir"] = None
+    return info
+
+
+def _bladebit(args):
+    subs = ("ramplot", "diskplot", "cudaplot")
+    idx = next((i for i, a in enumerate(args) if a in subs), None)
+    glob, pos = _parse_flags(args[:idx] if idx is not None else args, BLADEBIT_GLOBAL)
+    info = dict(glob, plotter="bladebit")
+    if idx is not None:
+        sub, spos = _parse_flags(args[idx + 1:], BLADEBIT_SUB)
+        info.update(sub)
+        info["mode"] = args[idx]
+        if spos:
+            info["dst_dir"] = spos[-1]
+    elif pos:
+        info["dst_dir"] = pos[-1]   # legacy bladebit: output dir is the positional
+    if "k" not in info:
+        info["k"] = 32
+    return info
+
+
+def _read_stat(pid):
+    """(state, ppid, utime+stime seconds, starttime ticks, rss bytes) or None."""
+    try:
+        with open("%s/%d/stat" % (PROC, pid), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    try:
+        rest = data[data.rindex(b")") + 2:].split()
+        return (rest[0].decode(), int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK_TCK,
+                int(rest[19]), int(rest[21]) * PAGE)
+    except (ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid):
+    try:
+        with open("%s/%d/cmdline" % (PROC, pid), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return [a.decode("utf-8", "replace") for a in data.split(b"\0")[:-1]] if data else []
+
+
+def _stdout_log(pid):
+    """The file the job's stdout goes to, else an open *.log file."""
+    try:
+        target = os.readlink("%s/%d/fd/1" % (PROC, pid))
+        if target.startswith("/") and os.path.isfile(target):
+            return target
+    except OSError:
+        pass
+    try:
+        for f in psutil.Process(pid).open_files():
+            if f.path.endswith(".log"):
+                return f.path
+    except PSUTIL_ERRORS:
+        pass
+    return None
+
+
+class Proc:
+    """One classified process, kept across scans."""
+    __slots__ = ("pid", "start", "info", "argv", "started_at", "log_file", "tail",
+                 "log_tried")
+
+    def __init__(self, pid, start, info, argv, started_at):
+        self.pid, self.start, self.info, self.argv = pid, start, info, argv
+        self.started_at = started_at
+        self.log_file = None
+        self.tail = None
+        self.log_tried = 0.0
+
+
+class ProcScanner:
+    """Keeps classification and log tails across scans (one per agent)."""
+
+    def __init__(self):
+        self.known = {}        # pid -> Proc (or None for "not ours")
+        self.boot = psutil.boot_time()
+
+    def _pids(self):
+        if HAVE_PROC:
+            try:
+                return [int(p) for p in os.listdir(PROC) if p.isdigit()]
+            except OSError:
+                return []
+        return psutil.pids()
+
+    def scan(self):
+        """Return (jobs, rsyncs): job dicts for every plot job on the machine
+        and Proc objects for rsync processes."""
+        now = time.time()
+        live = set(self._pids())
+        for pid in list(self.known):
+            if pid not in live:
+                del self.known[pid]
+        jobs, rsyncs = [], []
+        for pid in live:
+            st = _read_stat(pid) if HAVE_PROC else None
+            if st is None and HAVE_PROC:
+                continue
+            start = st[3] if st else None
+            entry = self.known.get(pid, 0)
+            if entry != 0 and entry is not None and entry.start != start:
+                entry = 0  # pid reused by a new process
+            if entry == 0:
+                entry = self._classify(pid, start)
+                self.known[pid] = entry
+            if entry is None:
+                continue
+            if entry.info == "rsync":
+                rsyncs.append(entry)
+                continue
+            job = self._job(entry, st, now)
+            if job is not None:
+                jobs.append(job)
+        return jobs, rsyncs
+
+    def _classify(self, pid, start):
+        argv = _cmdline(pid) if HAVE_PROC else None
+        if argv is None:
+            try:
+                argv = psutil.Process(pid).cmdline()
+            except PSUTIL_ERRORS:
+                return None
+        try:
+            info = classify(argv)
+        except Exception:  # garbage argv must never break a snapshot
+            info = None
+        if info is None:
+            return None
+        started = self.boot + start / CLK_TCK if start is not None else _create_time(pid)
+        return Proc(pid, start, info, argv, started)
+
+    def _job(self, p, st, now):
+        if st is None:
+            try:
+                ps = psutil.Process(p.pid)
+                with ps.oneshot():
+                    status = ps.status()
+                    cpu = sum(ps.cpu_times()[:2])
+                    rss = ps.memory_info().rss
+                state = "suspended" if status == psutil.STATUS_STOPPED else "running"
+            except PSUTIL_ERRORS:
+                return None
+        else:
+            if st[0] == "Z" or st[0] == "X":
+                return None
+            state = "suspended" if st[0] in ("T", "t") else "running"
+            cpu, rss = st[2], st[4]
+        if p.log_file is None and now - p.log_tried > 30:
+            p.log_tried = now
+            p.log_file = _stdout_log(p.pid)
+            if p.log_file:
+                p.tail = LogTail(p.log_file, p.info["plotter"])
+        phase, plot_id, k, idle = (0, 0), p.info.get("plot_id"), p.info["k"], None
+        if p.tail is not None:
+            p.tail.poll()
+            phase = p.tail.phase
+            plot_id = p.tail.plot_id or plot_id
+            k = p.tail.k or k
+            if p.tail.last_growth_time is not None:
+                idle = max(0.0, now - p.tail.last_growth_time)
+        i = p.info
+        return {
+            "plot_id": plot_id, "plotter": i["plotter"], "k": k, "pid": p.pid,
+            "phase": list(phase), "state": state,
+            "tmp_dir": i.get("tmp_dir"), "tmp2_dir": i.get("tmp2_dir"),
+            "dst_dir": i.get("dst_dir") or (i.get("tmp_dir") if i["plotter"] == "madmax" else None),
+            "log_file": p.log_file, "elapsed_s": max(0.0, now - p.started_at),
+            "started_at": p.started_at, "tmp_bytes": 0, "rss_bytes": rss,
+            "cpu_s": cpu, "log_idle_s": idle, "stalled": False,
+        }
+
+
+def _create_time(pid):
+    try:
+        return psutil.Process(pid).create_time()
+    except PSUTIL_ERRORS:
+        return time.time()
+
+
+def open_paths(pid):
+    """Paths a process has open (for 'is an rsync writing this file')."""
+    out = set()
+    d = "%s/%d/fd" % (PROC, pid)
+    try:
+        for fd in os.listdir(d):
+            try:
+                out.add(os.readlink(os.path.join(d, fd)))
+            except OSError:
+                pass
+    except OSError:
+        try:
+            out.update(f.path for f in psutil.Process(pid).open_files())
+        except PSUTIL_ERRORS:
+            pass
+    return out

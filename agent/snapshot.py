@@ -1,0 +1,251 @@
+"""One snapshot of a host: jobs, dirs, plots, transfers, partials, dead jobs.
+
+Several simulated hosts may share one machine, so everything is filtered by
+the host's configured dirs: a job counts when its tmp or dst dir lies inside
+them, a transfer when its source plot does.
+"""
+import json
+import os
+import time
+
+import psutil
+
+from . import disks
+from .logparse import analyze_log
+from .procs import ProcScanner, open_paths
+
+DEAD_RECENT_S = 86400.0   # a dead log without leftovers is reported for a day
+
+
+def state_dir():
+    return os.path.join(os.path.expanduser("~"), ".plotfleet")
+
+
+def transfers_dir():
+    return os.path.join(state_dir(), "transfers")
+
+
+def _match_dir(path, cdirs, kinds):
+    """The configured spelling of `path` if it is one of the dirs of `kinds`."""
+    if not path:
+        return path
+    real = disks.expand(path)
+    for kind, raw, r in cdirs:
+        if kind in kinds and r == real:
+            return raw
+    return path
+
+
+class Agent:
+    """Caches that outlive one request: process classification, log tails,
+    parsed dead logs."""
+
+    def __init__(self):
+        self.scanner = ProcScanner()
+        self.log_cache = {}   # path -> ((size, mtime), analysis or None)
+        self.children = []    # Popen objects we started, reaped here
+
+    def reap(self):
+        self.children = [p for p in self.children if p.poll() is None]
+
+    # -- jobs -------------------------------------------------------------
+    def all_jobs(self):
+        """(every plot job on the machine, rsync processes)."""
+        self.reap()
+        return self.scanner.scan()
+
+    def host_jobs(self, config, all_jobs=None):
+        if all_jobs is None:
+            all_jobs, _ = self.all_jobs()
+        cdirs = disks.config_dirs(config)
+        tmp = [r for k, _, r in cdirs if k in ("tmp", "tmp2")]
+        dst = [r for k, _, r in cdirs if k == "dst"]
+        out = []
+        for j in all_jobs:
+            try:
+                ok = ((j["tmp_dir"] and disks.inside(j["tmp_dir"], tmp)) or
+                      (j["dst_dir"] and disks.inside(j["dst_dir"], dst)))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                continue
+            j = dict(j)
+            j["tmp_dir"] = _match_dir(j["tmp_dir"], cdirs, ("tmp",))
+            j["tmp2_dir"] = _match_dir(j["tmp2_dir"], cdirs, ("tmp2", "tmp"))
+            j["dst_dir"] = _match_dir(j["dst_dir"], cdirs, ("dst",))
+            out.append(j)
+        return out
+
+    # -- the whole picture -----------------------------------------------------
+    def snapshot(self, config):
+        now = time.time()
+        cdirs = disks.config_dirs(config)
+        all_jobs, rsyncs = self.all_jobs()
+        jobs = self.host_jobs(config, all_jobs)
+        stall = float((config or {}).get("stall_after_s") or 1800.0)
+
+        temp_dirs = [r for k, _, r in cdirs if k in ("tmp", "tmp2")]
+        for j in jobs:
+            temp_dirs += [disks.expand(d) for d in (j["tmp_dir"], j["tmp2_dir"]) if d]
+        by_id = disks.temp_bytes_by_id(temp_dirs)
+        for j in jobs:
+            if j["plot_id"]:
+                j["tmp_bytes"] = by_id.get(j["plot_id"], (0, []))[0]
+            idle = j["log_idle_s"]
+            j["stalled"] = bool(idle is not None and idle > stall)
+
+        dirs, plots = [], []
+        for kind, raw, real in cdirs:
+            d = disks.dir_info(real, kind)
+            d["path"] = raw
+            if kind == "dst":
+                plots += disks.plots_in(real)
+            if kind == "farm" and d["error"] is None:
+                farm = disks.plots_in(real)
+                d["plot_count"] = len(farm)
+                d["plot_bytes"] = sum(p["size_bytes"] for p in farm)
+            dirs.append(d)
+
+        live_logs = {j["log_file"] for j in all_jobs if j["log_file"]}
+        return {
+            "host_time": now,
+            "jobs": jobs,
+            "dirs": dirs,
+            "plots": plots,
+            "transfers": read_transfers(config),
+            "partials": self.partials(config, rsyncs, now),
+            "dead": self.dead(config, live_logs, by_id, now),
+        }
+
+    def partials(self, config, rsyncs, now):
+        out = []
+        farm = disks.dirs_of(config, "farm")
+        if not farm:
+            return out
+        found = [p for d in dict.fromkeys(farm) for p in disks.partials_in(d)]
+        if not found:
+            return out
+        opened, argv = set(), set()
+        for r in rsyncs:
+            opened |= open_paths(r.pid)
+            argv.update(r.argv)
+        for path, final, size, mtime in found:
+            # Over ssh with --protect-args the receiver's argv does not name the
+            # file and it only opens it after checksumming the existing part,
+            # so a fresh file while any rsync runs counts as being received too.
+            receiving = (path in opened or path in argv or
+                         (bool(rsyncs) and now - mtime < 60))
+            out.append({"path": path, "final_name": final, "size_bytes": size,
+                        "receiving": receiving})
+        return out
+
+    def dead(self, config, live_logs, by_id, now):
+        log_dir = (config or {}).get("log_dir")
+        if not log_dir:
+            return []
+        log_dir = disks.expand(log_dir)
+        out, seen = [], set()
+        try:
+            entries = [e for e in os.scandir(log_dir) if e.name.endswith(".log")]
+        except OSError:
+            return out
+        for e in entries:
+            path = os.path.join(log_dir, e.name)
+            seen.add(path)
+            if path in live_logs:
+                continue
+            try:
+                st = e.stat()
+            except OSError:
+                continue
+            key = (st.st_size, st.st_mtime)
+            cached = self.log_cache.get(path)
+            if cached is None or cached[0] != key:
+                try:
+                    with open(path, "rb") as f:
+                        info = analyze_log(f.read(64 << 20))
+                except OSError:
+                    info = None
+                cached = (key, info)
+                self.log_cache[path] = cached
+            info = cached[1]
+            if not info or info["finished"] or not info["plot_id"]:
+                continue
+            tmp_bytes, files = by_id.get(info["plot_id"], (0, []))
+            if not files and now - st.st_mtime > DEAD_RECENT_S:
+                continue
+            out.append({"plot_id": info["plot_id"], "log_file": path,
+                        "phase": info["phase"], "tmp_files": sorted(files),
+                        "tmp_bytes": tmp_bytes})
+        for p in list(self.log_cache):
+            if p not in seen and p.startswith(log_dir + os.sep):
+                del self.log_cache[p]
+        return out
+
+
+def _runner_alive(pid, started_at):
+    if not pid:
+        return False
+    try:
+        p = psutil.Process(pid)
+        # a reused pid belongs to a process younger than the record
+        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() <= started_at + 5
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def progress_bytes(path):
+    """Last byte count rsync --info=progress2 printed into `path`."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return 0
+    best = 0
+    for chunk in tail.replace("\r", "\n").split("\n"):
+        parts = chunk.split()
+        if len(parts) >= 2 and parts[1].endswith("%"):
+            try:
+                best = int(parts[0].replace(",", ""))
+            except ValueError:
+                pass
+    return best
+
+
+def read_transfer_record(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def read_transfers(config):
+    dst = disks.dirs_of(config, "dst")
+    d = transfers_dir()
+    out = []
+    try:
+        names = sorted(n for n in os.listdir(d) if n.endswith(".json"))
+    except OSError:
+        return out
+    for n in names:
+        rec = read_transfer_record(os.path.join(d, n))
+        if not rec or not rec.get("plot") or not disks.inside(rec["plot"], dst):
+            continue
+        status = rec.get("status", "running")
+        error = rec.get("error")
+        if status == "running" and not _runner_alive(rec.get("pid"), rec.get("started_at", 0)):
+            rec = read_transfer_record(os.path.join(d, n)) or rec   # it may just have ended
+            status, error = rec.get("status", "running"), rec.get("error")
+            if status == "running":
+                status, error = "failed", "interrupted"
+        size = int(rec.get("size_bytes") or 0)
+        done = size if status == "copied" else progress_bytes(rec.get("progress_log") or "")
+        out.append({"plot": rec["plot"], "to_host": rec.get("to_host"),
+                    "to_dir": rec.get("to_dir"), "size_bytes": size,
+                    "bytes_done": min(done, size) if size else done,
+                    "pid": rec.get("pid"), "status": status,
+                    "started_at": rec.get("started_at", 0.0), "error": error})
+    return out
