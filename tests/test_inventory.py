@@ -1,0 +1,306 @@
+"""The inventory: an Ansible YAML file read as Ansible reads it, then checked.
+
+tests/inventories/fleet.yaml is an ordinary Ansible inventory (unrelated vars,
+Ansible-only templates, nested and repeated groups); Ansible's own tools are
+asked the same questions to prove plotfleet reads it the same way.
+"""
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator import hostpattern
+from orchestrator.errors import InventoryError, UserError
+from orchestrator.inventory import load_inventory
+
+HERE = Path(__file__).parent / "inventories"
+FLEET = HERE / "fleet.yaml"
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    return load_inventory(FLEET)
+
+
+# ---- reading --------------------------------------------------------------
+
+def test_hosts_in_inventory_order_with_roles_from_groups(fleet):
+    assert [h.name for h in fleet.hosts] == [
+        "plotter01", "plotter02", "harvester01", "grafana", "harvester02"]
+    roles = {h.name: h.roles for h in fleet.hosts}
+    assert roles == {"plotter01": ("plotter",), "plotter02": ("plotter", "harvester"),
+                     "harvester01": ("harvester",), "grafana": (),
+                     "harvester02": ("harvester",)}
+    assert [h.name for h in fleet.plotters] == ["plotter01", "plotter02"]
+    assert [h.name for h in fleet.harvesters] == ["plotter02", "harvester01", "harvester02"]
+
+
+def test_groups_include_hosts_of_children_at_any_depth(fleet):
+    assert fleet.groups["all"] == tuple(h.name for h in fleet.hosts)
+    # fast_plotters < plotters < site_a; harvesters is listed under site_a and site_b
+    assert fleet.groups["site_a"] == ("plotter01", "plotter02", "harvester01", "harvester02")
+    assert fleet.groups["plotters"] == ("plotter01", "plotter02")
+    assert fleet.groups["site_b"] == ("plotter02", "harvester01", "harvester02")
+    assert fleet.host("plotter01").groups == {"site_a", "plotters", "fast_plotters"}
+
+
+def test_variables_merge_all_then_parent_then_child_then_host(fleet):
+    level = {h.name: h.vars["level"] for h in fleet.hosts}
+    assert level == {
+        "plotter01": "fast_plotters",   # child group beats its parents
+        "plotter02": "plotters",        # plotters beats harvesters: same depth, later name
+        "harvester01": "harvesters",
+        "grafana": "all",
+        "harvester02": "harvesters",
+    }
+    assert fleet.host("plotter01").threads == 8        # fast_plotters over plotters
+    assert fleet.host("plotter02").threads == 4
+    assert fleet.host("harvester01").user == "harvest"  # host var over all.vars
+    assert fleet.host("harvester02").user == "farmer"
+
+
+def test_equal_depth_groups_merge_alphabetically_whatever_their_order(tmp_path):
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(textwrap.dedent("""\
+        all:
+          children:
+            zeta: {hosts: {h1: null}, vars: {colour: zeta}}
+            alpha: {hosts: {h1: null}, vars: {colour: alpha, size: 1}}
+    """))
+    h = load_inventory(inv).host("h1")
+    assert (h.vars["colour"], h.vars["size"], h.roles) == ("zeta", 1, ())
+
+
+def test_templates_use_group_and_host_vars_nested(fleet):
+    p1, p2 = fleet.host("plotter01"), fleet.host("plotter02")
+    # tmp_dirs is a plotters var; base is a host var on plotter01, all.vars on plotter02
+    assert p1.tmp_dirs == ("/mnt/nvme/tmp0", "/mnt/nvme/tmp1")
+    assert p2.tmp_dirs == ("/srv/chia/tmp0", "/srv/chia/tmp1")
+    # dst_dirs -> plot_root -> base
+    assert p1.dst_dirs == ("/mnt/nvme/plots/dst",)
+    assert p1.vars["plot_root"] == "/mnt/nvme/plots"
+    # Ansible's magic variables are there too
+    assert fleet.host("harvester01").farm_dirs[0] == "/farm/harvester01/d0"
+
+
+def test_relative_paths_are_relative_to_the_inventory_folder(fleet):
+    p2 = fleet.host("plotter02")
+    assert p2.log_dir == str(HERE / "logs")
+    assert p2.farm_dirs == ("/farm/plotter02/d0", "~/farm1", str(HERE / "farm2"))
+    assert p2.key_file == str(HERE / "keys" / "id_fleet")
+    assert p2.known_hosts_file == str(HERE / "known_hosts")
+    assert p2.host_key_checking is False
+    assert p2.tmp_overrides == {"/srv/chia/tmp0": {"tmpdir_max_jobs": 5}}
+
+
+def test_home_is_expanded_on_the_controller_only_for_controller_files(tmp_path):
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(textwrap.dedent("""\
+        all:
+          hosts:
+            h1:
+              ansible_ssh_private_key_file: ~/.ssh/id_fleet
+              transfer_ssh_key: ~/.ssh/id_transfer
+              tmp2_dir: ~/tmp2
+    """))
+    h = load_inventory(inv).host("h1")
+    assert h.key_file == os.path.expanduser("~/.ssh/id_fleet")
+    assert (h.transfer_ssh_key, h.tmp2_dir) == ("~/.ssh/id_transfer", "~/tmp2")
+
+
+def test_an_ordinary_ansible_inventory_loads_unchanged(fleet):
+    g = fleet.host("grafana")
+    assert (g.address, g.port, g.user, g.connection, g.python) == (
+        "10.0.0.99", 22, "farmer", "local", "python3")
+    assert g.vars["dashboards"] == ["plots", "disks"]
+    assert g.vars["ntp_server"] == "pool.ntp.org"
+    # a template only Ansible can resolve (facts) is kept as written, not an error
+    assert g.vars["facts_note"] == "{{ ansible_facts['hostname'] }}"
+
+
+def test_null_hosts_ranges_and_default_address(tmp_path):
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text("all:\n  hosts:\n    web[01:03]:\n    db.example:\n")
+    got = load_inventory(inv)
+    assert [h.name for h in got.hosts] == ["web01", "web02", "web03", "db.example"]
+    assert got.host("db.example").address == "db.example"
+    assert got.groups["ungrouped"] == ("web01", "web02", "web03", "db.example")
+
+
+def _ansible(*args):
+    out = subprocess.run(args, cwd=HERE, capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, ANSIBLE_DEPRECATION_WARNINGS="0"))
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_ansible_resolves_the_same_hostvars(fleet, tmp_path):
+    listed = json.loads(_ansible("ansible-inventory", "-i", "fleet.yaml", "--list"))
+    hostvars = listed["_meta"]["hostvars"]
+    assert set(hostvars) == {h.name for h in fleet.hosts}
+    for h in fleet.hosts:
+        theirs = hostvars[h.name]
+        assert h.address == theirs.get("ansible_host", h.name)
+        assert h.port == theirs.get("ansible_port", 22)
+        assert h.user == theirs["ansible_user"]
+        for key, value in theirs.items():       # every untemplated var merges alike
+            if "{{" not in json.dumps(value):
+                assert h.vars[key] == value, (h.name, key)
+    # ansible-inventory does not template; Ansible itself does when it runs
+    tree = tmp_path / "tree"
+    _ansible("ansible", "plotters", "-i", "fleet.yaml", "-m", "debug",
+             "-a", "msg={{ [tmp_dirs, dst_dirs] }}", "--tree", str(tree))
+    for h in fleet.plotters:
+        tmp_dirs, dst_dirs = json.loads((tree / h.name).read_text())["msg"]
+        assert (tuple(tmp_dirs), tuple(dst_dirs)) == (h.tmp_dirs, h.dst_dirs)
+
+
+# ---- host patterns -----------------------------------------------------------
+
+PATTERNS = {
+    "plotter01": ["plotter01"],
+    "harvesters": ["plotter02", "harvester01", "harvester02"],
+    "all": ["plotter01", "plotter02", "harvester01", "grafana", "harvester02"],
+    "*": ["plotter01", "plotter02", "harvester01", "grafana", "harvester02"],
+    "harvester0*": ["harvester01", "harvester02"],
+    "*plotters": ["plotter01", "plotter02"],          # wildcard over group names
+    "monitoring:plotter01": ["plotter01", "grafana"],
+    "monitoring,plotter01": ["plotter01", "grafana"],
+    "plotters:&harvesters": ["plotter02"],
+    "all:!site_a": ["grafana"],
+    "!plotters:harvesters": ["harvester01", "harvester02"],  # exclusions come last
+    "harvesters:!plotters:&site_b:grafana": ["harvester01", "harvester02"],
+    "~plotter0[12]$": ["plotter01", "plotter02"],
+    "~harv": ["plotter02", "harvester01", "harvester02"],    # group harvesters matches too
+}
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_limit_patterns(fleet, pattern):
+    assert [h.name for h in fleet.select(pattern)] == PATTERNS[pattern]
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_limit_patterns_agree_with_ansible(pattern):
+    out = _ansible("ansible", pattern, "-i", "fleet.yaml", "--list-hosts")
+    theirs = {line.strip() for line in out.splitlines()[1:] if line.strip()}
+    assert theirs == set(PATTERNS[pattern])
+
+
+def test_no_limit_selects_everything_and_a_miss_is_one_line(fleet):
+    assert fleet.select(None) == fleet.hosts
+    with pytest.raises(UserError, match=r"^--limit 'foo': matches no host$"):
+        fleet.select("foo")
+    with pytest.raises(UserError, match=r"^--limit 'plotter01:&monitoring': matches no host$"):
+        fleet.select("plotter01:&monitoring")
+    with pytest.raises(UserError, match=r"^--limit '~\(': bad pattern '~\(': "):
+        fleet.select("~(")
+
+
+def test_hostpattern_is_a_pure_function_of_names_and_groups():
+    groups = {"all": ("b", "a", "c"), "g": ("c", "a")}
+    assert hostpattern.select("g:b", ["b", "a", "c"], groups) == ["b", "a", "c"]
+    assert hostpattern.select("&g", ["b", "a", "c"], groups) == ["a", "c"]
+    assert hostpattern.split("web[1:3]:db") == ["web[1:3]", "db"]
+
+
+# ---- one-line errors -----------------------------------------------------------
+
+PLOTTER = """\
+all:
+  children:
+    plotters:
+      hosts:
+        plotter03:
+          tmp_dirs: [/t]
+          dst_dirs: [/d]
+          log_dir: /l
+          plotter: chiapos
+          k: 18
+"""
+
+
+def plotter_with(**changes):
+    """PLOTTER with some of plotter03's vars replaced, added or (None) removed."""
+    lines = [l for l in PLOTTER.splitlines() if l.split(":")[0].strip() not in changes]
+    lines += [f"          {k}: {v}" for k, v in changes.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def load_error(tmp_path, monkeypatch, text):
+    """The message loading `text` gives, as a user sees it (one line)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inventory.yaml").write_text(text)
+    with pytest.raises(InventoryError) as e:
+        load_inventory("inventory.yaml")
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"tmp_dirs": "5"}, "host plotter03: tmp_dirs must be a list of paths, got 5"),
+    ({"tmp_dirs": "/mnt/tmp"}, "host plotter03: tmp_dirs must be a list of paths, got '/mnt/tmp'"),
+    ({"dst_dirs": "[/d, '']"}, "host plotter03: dst_dirs must be a path, got ''"),
+    ({"plotter": "plotman"},
+     "host plotter03: plotter must be one of chia, madmax, bladebit, chiapos, got 'plotman'"),
+    ({"plotter": "chia"}, "host plotter03: k 18 is not allowed for plotter chia"
+                          " (chia plots create refuses k < 25; use plotter chiapos for small plots)"),
+    ({"plotter": "bladebit", "k": "30"},
+     "host plotter03: k 30 is not allowed for plotter bladebit (bladebit makes k32 only)"),
+    ({"tmp_dir": "[/t]"}, "host plotter03: tmp_dir is not a plotfleet setting: did you mean tmp_dirs?"),
+    ({"bufer": "4000"}, "host plotter03: bufer is not a plotfleet setting: did you mean buffer?"),
+    ({"log_dir": None}, "host plotter03: log_dir is required for a plotter"),
+    ({"tmp_dirs": "[]"}, "host plotter03: tmp_dirs is required for a plotter"),
+    ({"tmp_dirs": '["{{ nowhere }}/t"]'},
+     "host plotter03: tmp_dirs template '{{ nowhere }}/t': 'nowhere' is undefined"),
+    ({"threads": "true"}, "host plotter03: threads must be an integer, got true"),
+    ({"buffer": "0"}, "host plotter03: buffer must be at least 1, got 0"),
+    ({"ansible_port": "70000"},
+     "host plotter03: ansible_port must be a port number (1-65535), got 70000"),
+    ({"ansible_port": "ssh"},
+     "host plotter03: ansible_port must be a port number (1-65535), got 'ssh'"),
+    ({"ansible_connection": "winrm"}, "host plotter03: ansible_connection must be ssh or local, got 'winrm'"),
+    ({"host_key_checking": "'no'"}, "host plotter03: host_key_checking must be true or false, got 'no'"),
+    ({"fill": "random"}, "host plotter03: fill must be one of spread, pack, got 'random'"),
+    ({"tmp_overrides": "{/x: {tmpdir_max_jobs: 1}}"},
+     "host plotter03: tmp_overrides names /x which is not in tmp_dirs"),
+    ({"tmp_overrides": "{/t: {tmpdir_max_job: 1}}"},
+     "host plotter03: tmp_overrides /t: tmpdir_max_job is not a tmp dir setting:"
+     " did you mean tmpdir_max_jobs?"),
+])
+def test_bad_plotter_settings(tmp_path, monkeypatch, change, message):
+    assert load_error(tmp_path, monkeypatch, plotter_with(**change)) == f"inventory.yaml: {message}"
+
+
+def test_harvester_needs_farm_dirs(tmp_path, monkeypatch):
+    text = "all:\n  children:\n    harvesters:\n      hosts:\n        h1: {ansible_host: 10.0.0.1}\n"
+    assert load_error(tmp_path, monkeypatch, text) == \
+        "inventory.yaml: host h1: farm_dirs is required for a harvester"
+
+
+def test_undefined_variable_is_named_where_it_is_used(tmp_path, monkeypatch):
+    msg = load_error(tmp_path, monkeypatch, plotter_with(
+        log_dir='"{{ root }}/logs"', root='"{{ missing }}/x"'))
+    assert msg == "inventory.yaml: host plotter03: root template '{{ missing }}/x':" \
+                  " 'missing' is undefined"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("all:\n  hosts:\n    h1: {a: 1\n  vars: {}\n", "inventory.yaml: line 4: "),
+    ("- a\n- b\n", "inventory.yaml: top level must be a mapping of groups, got [\"a\", \"b\"]"),
+    ("all:\n  host:\n    h1:\n",
+     "inventory.yaml: group all: unknown section 'host' (expected hosts, vars or children)"),
+    ("all:\n  hosts: [h1, h2]\n", "inventory.yaml: group all: hosts must be a mapping, got"),
+])
+def test_bad_files(tmp_path, monkeypatch, text, message):
+    assert load_error(tmp_path, monkeypatch, text).startswith(message)
+
+
+def test_missing_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InventoryError, match=r"^inventory.yaml: not found$"):
+        load_inventory("inventory.yaml")
