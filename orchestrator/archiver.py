@@ -1,0 +1,350 @@
+"""Where finished plots go: pure decisions for moving plots to harvesters.
+
+`archive(state, hosts)` reads one FleetState and the inventory and returns
+an ArchiveDecision:
+
+- transfers: finished plots (HostState.plots on plotters) to send, each to
+  one harvester drive.  A drive is (harvester, Dir.device): two farm dirs on
+  one disk are one drive.  A drive receives one transfer at a time, counting
+  transfers in flight from every plotter and partials being received; a
+  plotter sends at most `max_transfers_per_plotter` at once; the drive needs
+  room for the plot plus the harvester's `farm_reserve_bytes`, after what is
+  still arriving there.  Plots in dst dirs that running jobs will write into
+  go first (as plotman's archiver does), then the oldest.  The plotter's
+  `fill` picks among drives: `spread` the one with most room, `pack` the
+  fullest that still has room.  A drive already holding a partial of the
+  plot is preferred (rsync resumes it); a failed transfer is retried to the
+  same drive.  `transfer: local` sends only to a farm dir on the same machine.
+- promotes: a transfer reported "copied" whose harvester holds the partial,
+  idle, at the source's size -> rename it to its final name.
+- cleans: a partial nobody is sending any more (its plot waits on no
+  plotter and no transfer names it), decided only when every plotter
+  answered, so a plotter that is merely unreachable keeps its partials.
+- waits: every plot not moved, and why.
+
+Contract with the apply layer: `archive` never removes a source itself
+(`removes` stays empty: a harvester reports farm plots only as counts, so no
+snapshot can prove a copy).  Apply sends each Promote; the harvester answers
+with the final file's size, and only then does apply issue
+`actions.remove_after_promote(promote, confirmed_size)`, which refuses a size
+that differs from the source's.  A controller killed between the two leaves
+a "copied" transfer whose partial is gone: archive then waits and says so.
+"""
+from __future__ import annotations
+
+import bisect
+import posixpath
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from .actions import CleanPartial, Promote, RemoveSource, StartTransfer, Wait, human_bytes
+from .model import FleetState, Host, HostState, Plot, Transfer
+from .scheduler import PathIndex
+
+_ORDER = {"running": 0, "copied": 1, "failed": 2}
+
+
+@dataclass(frozen=True)
+class ArchiveDecision:
+    transfers: Tuple[StartTransfer, ...]
+    promotes: Tuple[Promote, ...]
+    removes: Tuple[RemoveSource, ...]
+    cleans: Tuple[CleanPartial, ...]
+    waits: Tuple[Wait, ...]
+
+
+def _base(path: str) -> str:
+    return posixpath.basename(path.rstrip("/"))
+
+
+class _Drive:
+    """One harvester disk, with what this pass has already sent to it."""
+    __slots__ = ("host", "device", "dirs", "room", "busy", "order", "partials")
+
+    def __init__(self, host: str, device: str, first_dir: str, room: int, order: int):
+        self.host, self.device, self.dirs = host, device, [first_dir]
+        self.room, self.busy, self.order = room, False, order
+        self.partials: Dict[str, Tuple[str, int]] = {}     # plot name -> (path, size)
+
+    @property
+    def key(self):
+        return (self.room, -self.order)
+
+    def label(self) -> str:
+        return f"{self.host}:{self.dirs[0]}"
+
+
+class _Farm:
+    """The reachable harvesters' drives, kept sorted by room for fast picks."""
+
+    def __init__(self, state: FleetState, hosts: Mapping[str, Host], by_name: Dict[str, HostState]):
+        self.drives: List[_Drive] = []
+        self.by_dir: Dict[Tuple[str, str], _Drive] = {}
+        self.index: Dict[str, PathIndex] = {}
+        self.by_address: Dict[str, List[_Drive]] = {}
+        for name, host in hosts.items():
+            hs = by_name.get(name)
+            if not host.is_harvester or hs is None or not hs.reachable:
+                continue
+            self.index[name] = PathIndex([d.path for d in hs.dirs if d.kind == "farm"]
+                                         + list(host.farm_dirs))
+            configured = PathIndex(host.farm_dirs)
+            own: Dict[str, _Drive] = {}
+            for d in hs.dirs:
+                if d.kind != "farm" or d.error:
+                    continue
+                drive = own.get(d.device)
+                if drive is None:
+                    drive = own[d.device] = _Drive(name, d.device, d.path,
+                                                   d.free_bytes - host.farm_reserve_bytes,
+                                                   len(self.drives))
+                    self.drives.append(drive)
+                else:
+                    drive.dirs.append(d.path)
+                self.by_dir[(name, posixpath.normpath(d.path))] = drive
+                conf = configured.find(d.path)
+                if conf:
+                    self.by_dir[(name, posixpath.normpath(conf))] = drive
+            self.by_address.setdefault(host.address, []).extend(own.values())
+            for p in hs.partials:
+                drive = self.find(name, posixpath.dirname(p.path))
+                if drive is None:
+                    continue
+                if p.receiving:
+                    drive.busy = True
+                else:
+                    drive.partials[_base(p.final_name)] = (p.path, p.size_bytes)
+        self.idle: List[Tuple[tuple, _Drive]] = []
+        self.all_rooms: List[int] = []
+
+    def find(self, host: str, path: str) -> Optional[_Drive]:
+        d = self.by_dir.get((host, posixpath.normpath(path)))
+        if d is None and host in self.index:
+            found = self.index[host].find(path)
+            d = self.by_dir.get((host, posixpath.normpath(found))) if found else None
+        return d
+
+    def sending(self, drive: _Drive, remaining: int) -> None:
+        """A transfer is (or will be) writing `remaining` more bytes to drive."""
+        drive.busy = True
+        drive.room -= remaining
+
+    def seal(self) -> None:
+        """Index the drives once the transfers already in flight are counted."""
+        self.idle = sorted((d.key, d) for d in self.drives if not d.busy)
+        self.all_rooms = sorted(d.room for d in self.drives)
+
+    def take(self, drive: _Drive, need: int) -> None:
+        if not drive.busy:
+            i = bisect.bisect_left(self.idle, (drive.key,))     # keys are unique (order)
+            del self.idle[i]
+        self.all_rooms.remove(drive.room)
+        drive.room -= need
+        drive.busy = True
+        bisect.insort(self.all_rooms, drive.room)
+
+    def best(self, need: int, fill: str) -> Optional[_Drive]:
+        """The idle drive `fill` prefers among all with room for `need`."""
+        if not self.idle or self.idle[-1][0][0] < need:
+            return None
+        if fill == "pack":
+            i = bisect.bisect_left(self.idle, ((need, -len(self.drives)),))
+            room = self.idle[i][0][0]
+            while i + 1 < len(self.idle) and self.idle[i + 1][0][0] == room:
+                i += 1                      # same room: the first in inventory order
+            return self.idle[i][1]
+        return self.idle[-1][1]
+
+    def any_room(self, need: int) -> bool:
+        return bool(self.all_rooms) and self.all_rooms[-1] >= need
+
+
+def _effective(transfers) -> Dict[str, Transfer]:
+    """plot path -> the transfer that counts (running, else copied, else failed)."""
+    out: Dict[str, Transfer] = {}
+    for t in transfers:
+        cur = out.get(t.plot)
+        if cur is None or _ORDER.get(t.status, 3) < _ORDER.get(cur.status, 3):
+            out[t.plot] = t
+    return out
+
+
+def _priority(host: Host, hs: HostState, plots) -> List[Plot]:
+    """Plots in dst dirs that jobs are about to write into first, then oldest."""
+    index = PathIndex(host.dst_dirs)
+    furthest: Dict[str, tuple] = {}
+    for j in hs.jobs:
+        d = index.find(j.dst_dir)
+        if d is not None and furthest.get(d, (-1, -1)) < j.phase:
+            furthest[d] = j.phase
+
+    def key(p: Plot):
+        ph = furthest.get(index.find(posixpath.dirname(p.path)))
+        return (0, -ph[0], -ph[1], p.mtime, p.path) if ph else (1, 0, 0, p.mtime, p.path)
+    return sorted(plots, key=key)
+
+
+def _local_drives(farm: _Farm, host: Host) -> List[_Drive]:
+    own = [d for d in farm.drives if d.host == host.name]
+    return own + [d for d in farm.by_address.get(host.address, ()) if d.host != host.name]
+
+
+def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
+    by_name = {hs.name: hs for hs in state.hosts}
+    farm = _Farm(state, hosts, by_name)
+    plotters = [(h, by_name[n]) for n, h in hosts.items()
+                if h.is_plotter and n in by_name and by_name[n].reachable]
+    any_harvester = any(h.is_harvester for h in hosts.values())
+    transfers, promotes, cleans, waits = [], [], [], []
+    # What is already moving: busy drives, room spoken for, plotter slots.
+    running: Dict[str, int] = {}
+    effective: Dict[str, Dict[str, Transfer]] = {}
+    named = set()                   # plot names some transfer (any status) is about
+    for host, hs in plotters:
+        eff = effective[host.name] = _effective(hs.transfers)
+        for t in eff.values():
+            named.add(_base(t.plot))
+            if t.status == "running":
+                running[host.name] = running.get(host.name, 0) + 1
+                drive = farm.find(t.to_host, t.to_dir)
+                if drive is not None:
+                    farm.sending(drive, max(0, t.size_bytes - t.bytes_done))
+    farm.seal()
+
+    queues: List[Tuple[Host, HostState, List[Tuple[Plot, Optional[Transfer]]]]] = []
+    waiting_names = set()
+    for host, hs in plotters:
+        eff = effective[host.name]
+        own_farm = PathIndex(host.farm_dirs)
+        sizes = {p.path: p.size_bytes for p in hs.plots}
+        for t in eff.values():
+            if t.status == "copied":
+                _promote_or_wait(t, host, hs, sizes, by_name, farm, promotes, waits)
+        queue = []
+        for p in _priority(host, hs, hs.plots):
+            if own_farm.find(posixpath.dirname(p.path)):
+                continue                # already farmed where it is
+            waiting_names.add(_base(p.path))
+            t = eff.get(p.path)
+            if t is None or t.status == "failed":
+                queue.append((p, t))
+        if queue and any_harvester:
+            queues.append((host, hs, queue))
+
+    _assign(queues, farm, running, transfers, waits)
+
+    all_answered = all(n in by_name and by_name[n].reachable
+                       for n, h in hosts.items() if h.is_plotter)
+    if all_answered:
+        for name, host in hosts.items():
+            hs = by_name.get(name)
+            if not host.is_harvester or hs is None or not hs.reachable:
+                continue
+            for p in hs.partials:
+                final = _base(p.final_name)
+                if not p.receiving and final not in waiting_names and final not in named:
+                    cleans.append(CleanPartial(name, p.path,
+                                               f"stale: {final} waits on no plotter and no "
+                                               f"transfer is sending it"))
+    return ArchiveDecision(tuple(transfers), tuple(promotes), (), tuple(cleans), tuple(waits))
+
+
+def _promote_or_wait(t: Transfer, host: Host, hs: HostState, sizes, by_name, farm: _Farm,
+                     promotes, waits) -> None:
+    name = _base(t.plot)
+    size = t.size_bytes or sizes.get(t.plot, 0)
+    target = by_name.get(t.to_host)
+    if target is None or not target.reachable:
+        why = target.error if target is not None else "not in this run"
+        waits.append(Wait(host.name, name, f"copied to {t.to_host}, which is unreachable: {why}"))
+        return
+    for p in target.partials:
+        if _base(p.final_name) != name:
+            continue
+        if p.receiving:
+            waits.append(Wait(host.name, name, f"copied, but {t.to_host} still shows it receiving"))
+        elif p.size_bytes != size:
+            waits.append(Wait(host.name, name, f"copy on {t.to_host} is {p.size_bytes} bytes, "
+                                               f"source {size}: not promoted"))
+        else:
+            promotes.append(Promote(t.to_host, p.path, size, host.name, t.plot))
+        return
+    waits.append(Wait(host.name, name, f"copied to {t.to_host}:{t.to_dir}, but no partial of it "
+                                       f"is there (promoted already? check there, then remove "
+                                       f"{t.plot} on {host.name} by hand)"))
+
+
+def _assign(queues, farm: _Farm, running: Dict[str, int], transfers, waits) -> None:
+    """Round-robin over plotters, each in its priority order, one plot a turn."""
+    pos = [0] * len(queues)
+    live = list(range(len(queues)))
+    while live:
+        still = []
+        for qi in live:
+            host, hs, queue = queues[qi]
+            if running.get(host.name, 0) >= host.max_transfers_per_plotter:
+                busy = f"plotter busy: {running.get(host.name, 0)}/{host.max_transfers_per_plotter} transfers"
+                for p, _ in queue[pos[qi]:]:
+                    waits.append(Wait(host.name, _base(p.path), busy))
+                continue
+            plot, failed = queue[pos[qi]]
+            pos[qi] += 1
+            verdict = _place(host, plot, failed, farm)
+            if isinstance(verdict, str):
+                waits.append(Wait(host.name, _base(plot.path), verdict))
+            else:
+                drive, to_dir, need, why = verdict
+                farm.take(drive, need)
+                running[host.name] = running.get(host.name, 0) + 1
+                transfers.append(StartTransfer(host.name, plot.path, plot.size_bytes, drive.host,
+                                               to_dir, "local" if host.transfer == "local" else "ssh",
+                                               why))
+            if pos[qi] < len(queue):
+                still.append(qi)
+        live = still
+
+
+def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm):
+    """(drive, to_dir, bytes needed, reason) for this plot, or why it waits."""
+    name = _base(plot.path)
+    size = plot.size_bytes
+    if failed is not None:
+        drive = farm.find(failed.to_host, failed.to_dir)
+        where = f"{failed.to_host}:{failed.to_dir}"
+        if drive is None:
+            return f"retry to {where} waits: {failed.to_host} unreachable or drive gone"
+        need = size - drive.partials.get(name, ("", 0))[1]
+        if drive.busy:
+            return f"retry to {where} waits: drive busy"
+        if drive.room < need:
+            return f"no drive with room for {human_bytes(need)} (+ reserve): retry to {where}"
+        return drive, failed.to_dir, need, f"retry after failure: {failed.error or 'transfer failed'}"
+    local = host.transfer == "local"
+    candidates = _local_drives(farm, host) if local else None
+    if not farm.drives or (local and not candidates):
+        return ("no reachable harvester on this machine (transfer: local)" if local and farm.drives
+                else "no reachable harvester")
+    # A drive holding a partial of this plot resumes it.
+    for drive in (candidates if local else farm.drives):
+        if name in drive.partials and not drive.busy:
+            path, done = drive.partials[name]
+            need = size - done
+            if drive.room >= need:
+                return drive, posixpath.dirname(path), need, \
+                    f"resume {human_bytes(done)} already on {drive.label()}"
+    if local:
+        fits = [d for d in candidates if d.room >= size]
+        idle = [d for d in fits if not d.busy]
+        pick = None
+        if idle:
+            pick = (min(idle, key=lambda d: (d.room, d.order)) if host.fill == "pack"
+                    else max(idle, key=lambda d: (d.room, -d.order)))
+        any_room = bool(fits)
+    else:
+        pick = farm.best(size, host.fill)
+        any_room = farm.any_room(size)
+    if pick is None:
+        return "all drives busy" if any_room else \
+            f"no drive with room for {human_bytes(size)} (+ reserve)"
+    return pick, pick.dirs[0], size, \
+        f"{host.fill}: {pick.label()} has {human_bytes(pick.room)} free (after reserve)"
