@@ -14,6 +14,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 PLOT_NAME = re.compile(
     r"plot-k(\d+)-(?:c\d+-)?\d{4}-\d\d-\d\d-\d\d-\d\d-([0-9a-fA-F]{64})")
 HEX64 = re.compile(r"\b([0-9a-fA-F]{64})\b")
+CHIA_ID = re.compile(r"(?:^|\s)ID: ([0-9a-fA-F]{64})\b")
 NUM = r"(\d+(?:\.\d+)?)"
 
 
@@ -197,8 +198,8 @@ class LogState:
         self.plot_id = plot_id
 
     def _chia(self, line):
-        if line.startswith("ID: "):
-            m = HEX64.search(line)
+        if "ID: " in line:
+            m = CHIA_ID.search(line)
             if m:
                 self._new_plot(m.group(1).lower())
         elif "Plot size is:" in line:
@@ -232,14 +233,14 @@ class LogState:
             if m:
                 self.k = int(m.group(1))
                 self._new_plot(m.group(2).lower())
-        elif line.startswith("Working Directory 2:"):
-            self.tmp2_dir = line.split(":", 1)[1].strip()
-        elif line.startswith("Working Directory:"):
-            self.tmp_dir = line.split(":", 1)[1].strip()
-        elif line.startswith("Final Directory:"):
-            self.dst_dir = line.split(":", 1)[1].strip()
+        elif "Working Directory 2:" in line:
+            self.tmp2_dir = line.split("Working Directory 2:", 1)[1].strip()
+        elif "Working Directory:" in line:
+            self.tmp_dir = line.split("Working Directory:", 1)[1].strip()
+        elif "Final Directory:" in line:
+            self.dst_dir = line.split("Final Directory:", 1)[1].strip()
         elif " took " in line:
-            m = re.match(r"\s*Phase (\d) took " + NUM, line)
+            m = re.search(r"(?:^|\s)Phase (\d) took " + NUM, line)
             if m and 1 <= int(m.group(1)) <= 4:
                 self.phase_s[int(m.group(1)) - 1] = float(m.group(2))
             m = re.search(r"Copy to .* finished, took " + NUM, line)
@@ -262,12 +263,12 @@ class LogState:
             if m:
                 self.k = int(m.group(1))
                 self._new_plot(m.group(2).lower())
-        elif "Output path" in line and ":" in line:
-            self.dst_dir = line.split(":", 1)[1].strip()
-        elif "Temp1 path" in line and ":" in line:
-            self.tmp_dir = line.split(":", 1)[1].strip()
-        elif "Temp2 path" in line and ":" in line:
-            self.tmp2_dir = line.split(":", 1)[1].strip()
+        else:
+            for key, attr in (("Output path", "dst_dir"), ("Temp1 path", "tmp_dir"),
+                              ("Temp2 path", "tmp2_dir")):
+                m = re.search(key + r"\s*: (.+)$", line)
+                if m:
+                    setattr(self, attr, m.group(1).strip())
         m = re.search(r"(?:Finished|Completed) Phase (\d) in " + NUM, line)
         if m and 1 <= int(m.group(1)) <= 4:
             self.phase_s[int(m.group(1)) - 1] = float(m.group(2))
