@@ -33,7 +33,7 @@ def retrying(attempts: int = 3, max_total_s: float = 30.0,
     return Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_total_s),
-        wait=wait_exponential_jitter(initial=initial_s, max=max_wait_s, jitter=initial_s),
+        wait=wait_exponential_jitter(multiplier=initial_s, max=max_wait_s, jitter=initial_s),
         reraise=True,
     )
 

@@ -82,6 +82,19 @@ def _wait_accepting(address: str, port: int, proc: subprocess.Popen, log: Path):
     raise RuntimeError(f"sshd on {address}:{port} never accepted: {log.read_text()}")
 
 
+def _wait_dead(procs, timeout: float = 3.0):
+    """Until each is gone or a zombie (orphans are reaped by init, whenever it likes)."""
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        while time.monotonic() < deadline:
+            try:
+                if p.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.005)
+
+
 @dataclass
 class TestHost:
     name: str
@@ -185,7 +198,7 @@ Subsystem sftp internal-sftp
                 p.kill()
             except psutil.NoSuchProcess:
                 pass
-        psutil.wait_procs(victims, timeout=3)
+        _wait_dead(victims)
 
     def stop_all(self):
         for name in self.hosts:

@@ -1,0 +1,126 @@
+"""Session: connect over real sshd, deploy the agent once, talk on one channel."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import psutil
+import pytest
+
+from orchestrator import deploy
+from orchestrator.errors import AgentError, SessionError
+from orchestrator.session import Session
+
+
+@pytest.fixture
+def fresh_agent(tmp_path):
+    """A copy of agent/ with unique content, so its hash was never deployed before."""
+    d = tmp_path / "agent-src"
+    shutil.copytree(deploy.AGENT_DIR, d, ignore=shutil.ignore_patterns("__pycache__"))
+    (d / "_stamp.py").write_text(f"# {uuid.uuid4()}\n")
+    yield d
+    for h in {deploy.agent_bundle(d).hash}:
+        shutil.rmtree(os.path.expanduser(f"~/.plotfleet/agent-{h}"), ignore_errors=True)
+
+
+def test_deploy_uploads_once_per_agent_version(ssh_fleet, fresh_agent):
+    fleet = ssh_fleet(1)
+    host = fleet.model_host("plotter1")
+    with Session(host, agent_dir=fresh_agent) as s:
+        assert s.deployed.uploaded
+        first = s.deployed.hash
+        assert s.request("hello")["pid"] > 0
+    with Session(host, agent_dir=fresh_agent) as s:
+        assert not s.deployed.uploaded
+        assert s.deployed.hash == first
+        remote = s.deployed.dir
+    assert open(os.path.join(remote, "VERSION")).read().strip() == first
+    assert os.path.exists(os.path.join(remote, ".ok"))
+
+    (fresh_agent / "_stamp.py").write_text(f"# {uuid.uuid4()}\n")
+    with Session(host, agent_dir=fresh_agent) as s:
+        assert s.deployed.uploaded
+        assert s.deployed.hash != first
+        assert s.request("hello")["pid"] > 0
+    shutil.rmtree(os.path.expanduser(f"~/.plotfleet/agent-{first}"), ignore_errors=True)
+
+
+def test_host_python_without_psutil_gets_the_controllers(ssh_fleet, fresh_agent, tmp_path):
+    venv = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    bare = str(venv / "bin" / "python")
+    lacks = subprocess.run([bare, "-c", "import psutil"], capture_output=True)
+    assert lacks.returncode != 0, "the test venv must not have psutil"
+
+    fleet = ssh_fleet(1)
+    host = fleet.model_host("plotter1", python=bare)
+    with Session(host, agent_dir=fresh_agent) as s:
+        assert s.deployed.vendor
+        assert s.info["psutil"] == psutil.__version__
+        snap = s.request("snapshot", config=host.agent_config())
+    tmp = [d for d in snap["dirs"] if d["kind"] == "tmp"]
+    assert tmp and tmp[0]["free_bytes"] > 0
+
+
+def test_unknown_host_key_is_refused_unless_checking_is_off(ssh_fleet, tmp_path):
+    fleet = ssh_fleet(1)
+    h = fleet.hosts["plotter1"]
+    other = tmp_path / "known_hosts_without_it"
+    other.write_text("[127.0.0.9]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEhWLgU2vd0j6f8zJRCi6ZNUmLKsQMWhUHFg8CRn5uN4\n")
+
+    strict = fleet.model_host("plotter1", known_hosts_file=str(other))
+    with pytest.raises(SessionError) as e:
+        Session(strict).open()
+    assert str(e.value) == (f"host key for [{h.address}]:{h.port} is not in {other} "
+                            "(set host_key_checking: false to accept unknown keys)")
+    assert "[127.0.0.2]" not in other.read_text()      # nothing was learnt
+
+    loose = fleet.model_host("plotter1", known_hosts_file=str(other), host_key_checking=False)
+    with Session(loose) as s:
+        assert s.request("hello")["pid"] > 0
+    assert f"[{h.address}]" not in other.read_text()
+
+
+def test_wrong_client_key_fails_at_once_with_reason(ssh_fleet, tmp_path):
+    fleet = ssh_fleet(1)
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    host = fleet.model_host("plotter1", key_file=str(stranger))
+    t = time.monotonic()
+    with pytest.raises(SessionError, match=r"^authentication failed for root@127\.0\.0\.2 with key "):
+        Session(host).open()
+    assert time.monotonic() - t < 1.0, "auth failures are not retried"
+
+
+def test_agent_refusal_keeps_the_channel(ssh_fleet):
+    fleet = ssh_fleet(1)
+    with Session(fleet.model_host("plotter1")) as s:
+        pid = s.request("hello")["pid"]
+        with pytest.raises(AgentError):
+            s.request("no_such_op")
+        assert s.request("hello")["pid"] == pid
+
+
+def test_lost_channel_fails_one_request_then_reconnects(ssh_fleet):
+    fleet = ssh_fleet(1)
+    with Session(fleet.model_host("plotter1")) as s:
+        pid = s.request("hello")["pid"]
+        fleet.stop("plotter1")
+        fleet.start("plotter1")
+        with pytest.raises(SessionError):
+            s.request("hello", timeout=5)
+        assert s.request("hello")["pid"] != pid
+
+
+def test_local_connection_speaks_the_same_protocol(ssh_fleet):
+    fleet = ssh_fleet(1)
+    host = fleet.model_host("plotter1", connection="local")
+    with Session(host) as s:
+        pid = s.request("hello")["pid"]
+        assert pid != os.getpid()
+        assert psutil.Process(pid).ppid() == os.getpid()   # our child, no sshd involved
+        snap = s.request("snapshot", config=host.agent_config())
+        assert {d["kind"] for d in snap["dirs"]} >= {"tmp", "tmp2", "dst", "log"}
+    assert not psutil.pid_exists(pid)          # closing stdin ended it, and it was reaped
