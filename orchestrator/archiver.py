@@ -82,6 +82,7 @@ class _Farm:
         self.by_dir: Dict[Tuple[str, str], _Drive] = {}
         self.index: Dict[str, PathIndex] = {}
         self.by_address: Dict[str, List[_Drive]] = {}
+        self.receiving: Dict[str, str] = {}        # plot name -> where it is arriving
         for name, host in hosts.items():
             hs = by_name.get(name)
             if not host.is_harvester or hs is None or not hs.reachable:
@@ -112,6 +113,7 @@ class _Farm:
                     continue
                 if p.receiving:
                     drive.busy = True
+                    self.receiving[_base(p.final_name)] = f"{name}:{posixpath.dirname(p.path)}"
                 else:
                     drive.partials[_base(p.final_name)] = (p.path, p.size_bytes)
         self.idle: List[Tuple[tuple, _Drive]] = []
@@ -199,12 +201,16 @@ def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
     # What is already moving: busy drives, room spoken for, plotter slots.
     running: Dict[str, int] = {}
     effective: Dict[str, Dict[str, Transfer]] = {}
-    named = set()                   # plot names some transfer (any status) is about
+    named = set()                   # plot names a running transfer is sending
     for host, hs in plotters:
-        eff = effective[host.name] = _effective(hs.transfers)
+        # A copied or failed record whose source is gone is history, not work.
+        present = {p.path for p in hs.plots}
+        eff = effective[host.name] = {
+            path: t for path, t in _effective(hs.transfers).items()
+            if t.status == "running" or path in present}
         for t in eff.values():
-            named.add(_base(t.plot))
             if t.status == "running":
+                named.add(_base(t.plot))
                 running[host.name] = running.get(host.name, 0) + 1
                 drive = farm.find(t.to_host, t.to_dir)
                 if drive is not None:
@@ -258,9 +264,11 @@ def _promote_or_wait(t: Transfer, host: Host, hs: HostState, sizes, by_name, far
         why = target.error if target is not None else "not in this run"
         waits.append(Wait(host.name, name, f"copied to {t.to_host}, which is unreachable: {why}"))
         return
-    for p in target.partials:
-        if _base(p.final_name) != name:
-            continue
+    drive = farm.find(t.to_host, t.to_dir)
+    mine = [p for p in target.partials if _base(p.final_name) == name]
+    # the partial on the drive it was sent to first (an older one may linger elsewhere)
+    mine.sort(key=lambda p: farm.find(t.to_host, posixpath.dirname(p.path)) is not drive)
+    for p in mine:
         if p.receiving:
             waits.append(Wait(host.name, name, f"copied, but {t.to_host} still shows it receiving"))
         elif p.size_bytes != size:
@@ -308,6 +316,8 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm):
     """(drive, to_dir, bytes needed, reason) for this plot, or why it waits."""
     name = _base(plot.path)
     size = plot.size_bytes
+    if name in farm.receiving:      # e.g. sent by hand or by a plotter that lost track
+        return f"{farm.receiving[name]} is receiving it already"
     if failed is not None:
         drive = farm.find(failed.to_host, failed.to_dir)
         where = f"{failed.to_host}:{failed.to_dir}"

@@ -208,3 +208,37 @@ def test_round_robin_across_plotters_in_inventory_order():
     d = archive(st, inventory(*ps, h))
     assert moves(d) == [("p0", "0000", "h1", "/f0"), ("p1", "0001", "h1", "/f1")]
     assert {w.host: w.reason for w in d.waits} == {"p2": "all drives busy"}
+
+
+def test_plot_already_arriving_somewhere_is_not_sent_twice():
+    p = plotter(k=K)
+    h = harvester(farm_dirs=("/f0", "/f1"))
+    pl = plot_file(k=K)
+    st = fleet(host_state(p, plots=[pl]),
+               host_state(h, partials=[partial(pl, farm_dir="/f0", size=MiB, receiving=True)]))
+    d = archive(st, inventory(p, h))
+    assert d.transfers == () and list(waits(d).values()) == ["h1:/f0 is receiving it already"]
+
+
+def test_finished_transfer_records_of_removed_plots_are_history():
+    p = plotter(k=K)
+    h = harvester()
+    done, failed = plot_file(k=K, n=1), plot_file(k=K, n=2)
+    st = fleet(host_state(p, transfers=[transfer(done, done=SIZE, status="copied"),
+                                        transfer(failed, status="failed")]),
+               host_state(h, partials=[partial(failed, size=MiB)]))
+    d = archive(st, inventory(p, h))
+    assert d.waits == () and d.promotes == () and d.transfers == ()
+    assert [c.partial for c in d.cleans] == [partial(failed).path]
+
+
+def test_promote_takes_the_partial_on_the_drive_it_was_sent_to():
+    p = plotter(k=K)
+    h = harvester(farm_dirs=("/f0", "/f1"))
+    pl = plot_file(k=K)
+    st = fleet(host_state(p, plots=[pl], transfers=[transfer(pl, to_dir="/f1", done=SIZE,
+                                                             status="copied")]),
+               host_state(h, partials=[partial(pl, farm_dir="/f0", size=SIZE),
+                                       partial(pl, farm_dir="/f1", size=SIZE)]))
+    d = archive(st, inventory(p, h))
+    assert [x.partial for x in d.promotes] == [partial(pl, farm_dir="/f1").path]
