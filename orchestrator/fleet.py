@@ -31,6 +31,7 @@ class Fleet:
             h.name: Session(h, agent_dir=agent_dir, request_timeout_s=request_timeout_s)
             for h in self.hosts}
         self._by_name = {h.name: h for h in self.hosts}
+        self.errors: Dict[str, Optional[str]] = {}     # last open(): host -> reason
         workers = max(1, min(max_workers, len(self.hosts)))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleet")
 
@@ -52,7 +53,21 @@ class Fleet:
                 return None
             except SessionError as e:
                 return _one_line(e)
-        return dict(zip((h.name for h in self.hosts), self._map(one, self.hosts)))
+        self.errors = dict(zip((h.name for h in self.hosts), self._map(one, self.hosts)))
+        return dict(self.errors)
+
+    def deploy_report(self) -> Dict[str, str]:
+        """One line per host on what the last open() deployed, for `plotfleet deploy`."""
+        out = {}
+        for h in self.hosts:
+            d = self.sessions[h.name].deployed
+            if d is None:
+                out[h.name] = f"unreachable: {self.errors.get(h.name) or 'not connected'}"
+                continue
+            line = f"agent {d.hash} " + ("uploaded" if d.uploaded else "already there")
+            line += f" (python {d.python_version}" + (", psutil shipped)" if d.vendor else ")")
+            out[h.name] = line
+        return out
 
     def _snapshot(self, h: Host) -> HostState:
         try:

@@ -92,3 +92,17 @@ def test_warm_gather_over_twenty_hosts_is_fast(ssh_fleet):
     # the target is 150 ms on 2 cores; the bound leaves room for a busy CI machine
     print(f"warm gather over 20 hosts: median {statistics.median(times) * 1000:.0f} ms")
     assert statistics.median(times) < 0.15, times
+
+
+def test_inventory_file_from_the_fixture_drives_a_fleet(ssh_fleet, tmp_path):
+    from orchestrator.inventory import load_inventory
+    hosts = ssh_fleet(1, 1)
+    inv = load_inventory(hosts.write_inventory(tmp_path / "inventory.yaml"))
+    with Fleet(inv.hosts) as fleet:
+        report = fleet.deploy_report()
+        state = fleet.gather()
+    assert [h.name for h in state.hosts] == ["plotter1", "harvester1"]
+    assert all(h.reachable for h in state.hosts)
+    assert report["plotter1"].startswith("agent ")
+    # UserKnownHostsFile from ansible_ssh_common_args is the file checked
+    assert inv.hosts[0].known_hosts_file == hosts.known_hosts
