@@ -183,7 +183,7 @@ class _Parsed:
             if not isinstance(value, dict):
                 raise self._err(name, f"{section} must be a mapping, got {_show(value)}")
             if section == "vars":
-                self.group_vars[name].update(value)
+                self.group_vars[name].update(self._vars(name, value))
             elif section == "children":
                 for child, child_body in value.items():
                     self.group(str(child), child_body, parent=name)
@@ -193,7 +193,13 @@ class _Parsed:
                         raise self._err(name, f"host {pattern} must have a mapping"
                                               f" of vars, got {_show(hvars)}")
                     for host in _expand(str(pattern)):
-                        self._add_host(name, host, hvars or {})
+                        self._add_host(name, host, self._vars(name, hvars or {}))
+
+    def _vars(self, group, mapping) -> dict:
+        for key in mapping:
+            if not isinstance(key, str):
+                raise self._err(group, f"variable names must be strings, got {_show(key)}")
+        return mapping
 
     def _add_host(self, group, host, hvars):
         if host not in self.host_vars:
@@ -218,6 +224,8 @@ class _Parsed:
     def precedence(self, group):
         """Ansible's merge order: depth, then ansible_group_priority, then name."""
         prio = self.group_vars.get(group, {}).get("ansible_group_priority", 1)
+        if isinstance(prio, bool) or not isinstance(prio, int):
+            raise self._err(group, f"ansible_group_priority must be an integer, got {_show(prio)}")
         return (self.depth(group), prio, group)
 
     def merged(self, host, groups_in_order) -> dict:
@@ -307,9 +315,11 @@ def _templated(raw: dict, magic: dict, source: str, host: str) -> dict:
             context = dict(magic)
             context.update({n: resolve(n, stack) for n in names if n in raw})
             return template.render(context)
-        except jinja2.TemplateError as e:
+        except InventoryError:
+            raise
+        except Exception as e:      # jinja2's errors, or the template's own (1/0)
             raise InventoryError(source, host, stack[-1],
-                                 f"template {value!r}: {_one_line(e.message or str(e))}") from None
+                                 f"template {value!r}: {_one_line(str(e))}") from None
 
     for key in sorted(raw, key=lambda k: k not in KEYS):
         try:
@@ -400,20 +410,23 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
         elif key == "tmp_overrides":
             out[f] = _overrides(value, err, path)
         elif key in SSH_ARG_KEYS:
-            implied.update(_ssh_options(value, err(key, f"cannot be parsed: {_show(value)}"),
-                                        lambda p: path("known_hosts_file", p)))
+            try:
+                implied.update(_ssh_options(value))
+            except ValueError as e:
+                raise err(key, f"cannot be parsed ({e}): {_show(value)}") from None
     out = {f: value for f, value in out.items() if value is not None}
     for f, value in implied.items():
-        out.setdefault(f, value)
+        out.setdefault(f, path("known_hosts_file", value) if f == "known_hosts_file" else value)
     out.setdefault("address", name)
     if out.get("python", "").startswith("auto"):
         out["python"] = "python3"       # Ansible's interpreter discovery
 
-    plotter = out.get("plotter", Host.plotter)
-    k = out.get("k", Host.k)
+    plotter, k = out.get("plotter", Host.plotter), out.get("k", Host.k)
     minimum, why = K_RULES[plotter]
-    if k < minimum or (plotter == "bladebit" and k != 32) or k > 50:
+    if "plotter" in roles and (k < minimum or (plotter == "bladebit" and k != 32)):
         raise err("k", f"{k} is not allowed for plotter {plotter} ({why})")
+    if k > 50:
+        raise err("k", f"{k} is too large (plots stop at k 50)")
     for overrides in out.get("tmp_overrides", {}).items():
         if overrides[0] not in out.get("tmp_dirs", ()):
             raise err("tmp_overrides", f"names {overrides[0]} which is not in tmp_dirs")
@@ -446,14 +459,11 @@ def _overrides(value, err, path) -> dict:
     return out
 
 
-def _ssh_options(args, error, path) -> dict:
-    """What ansible_ssh_common_args say about host keys (`-o X=Y`, `-oX=Y`)."""
+def _ssh_options(args) -> dict:
+    """What ssh arguments say about host keys (`-o X=Y`, `-oX=Y`, `-o 'X Y'`)."""
     if args is None:
         return {}
-    try:
-        words = shlex.split(str(args))
-    except ValueError:
-        raise error from None
+    words = shlex.split(str(args))
     options = [w[2:] for w in words if w.startswith("-o") and len(w) > 2]
     options += [b for a, b in zip(words, words[1:]) if a == "-o"]
     out = {}
@@ -461,7 +471,7 @@ def _ssh_options(args, error, path) -> dict:
         key, _, val = opt.replace("=", " ", 1).partition(" ")
         key, val = key.strip().lower(), val.strip()
         if key == "userknownhostsfile" and val:
-            out["known_hosts_file"] = path(val.split()[0])
+            out["known_hosts_file"] = val.split()[0]
         elif key == "stricthostkeychecking" and val.lower() in ("no", "off"):
             out["host_key_checking"] = False
     return out

@@ -111,6 +111,45 @@ def test_home_is_expanded_on_the_controller_only_for_controller_files(tmp_path):
     assert (h.transfer_ssh_key, h.tmp2_dir) == ("~/.ssh/id_transfer", "~/tmp2")
 
 
+def test_ssh_args_and_explicit_settings(tmp_path):
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(textwrap.dedent("""\
+        all:
+          vars:
+            ansible_ssh_common_args: -oUserKnownHostsFile=~/kh -o 'StrictHostKeyChecking no'
+          hosts:
+            h1:
+            h2: {host_key_checking: true, known_hosts_file: /etc/ssh/known}
+            h3: {ansible_ssh_common_args: '-o ControlMaster=auto', ansible_connection: paramiko}
+    """))
+    got = load_inventory(inv)
+    h1, h2, h3 = (got.host(n) for n in ("h1", "h2", "h3"))
+    assert (h1.known_hosts_file, h1.host_key_checking) == (os.path.expanduser("~/kh"), False)
+    assert (h2.known_hosts_file, h2.host_key_checking) == ("/etc/ssh/known", True)
+    assert (h3.known_hosts_file, h3.host_key_checking, h3.connection) == (None, True, "ssh")
+
+
+def test_templates_give_native_values_and_lists(tmp_path):
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(textwrap.dedent("""\
+        all:
+          vars: {disks: [/a, /b], jobs: 4, plotter: chiapos, k: 18, log_dir: /l}
+          children:
+            plotters:
+              hosts:
+                p1:
+                  tmp_dirs: "{{ disks }}"
+                  dst_dirs: ["{{ disks[0] }}/dst", "/c"]
+                  tmpdir_max_jobs: "{{ jobs + 1 }}"
+                  ansible_host: "{{ inventory_hostname }}.lan"
+                  note: !unsafe "{{ not a template }}"
+    """))
+    p1 = load_inventory(inv).host("p1")
+    assert (p1.tmp_dirs, p1.dst_dirs) == (("/a", "/b"), ("/a/dst", "/c"))
+    assert (p1.tmpdir_max_jobs, p1.address) == (5, "p1.lan")
+    assert p1.vars["note"] == "{{ not a template }}"
+
+
 def test_an_ordinary_ansible_inventory_loads_unchanged(fleet):
     g = fleet.host("grafana")
     assert (g.address, g.port, g.user, g.connection, g.python) == (
@@ -287,6 +326,19 @@ def test_undefined_variable_is_named_where_it_is_used(tmp_path, monkeypatch):
         log_dir='"{{ root }}/logs"', root='"{{ missing }}/x"'))
     assert msg == "inventory.yaml: host plotter03: root template '{{ missing }}/x':" \
                   " 'missing' is undefined"
+
+
+def test_a_template_loop_is_one_line(tmp_path, monkeypatch):
+    msg = load_error(tmp_path, monkeypatch, plotter_with(
+        log_dir='"{{ a }}"', a='"{{ b }}"', b='"{{ a }}/x"'))
+    assert msg == "inventory.yaml: host plotter03: a refers to itself: a -> b -> a"
+
+
+def test_k_rules_apply_to_plotters_only(tmp_path):
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text("all:\n  vars: {k: 18}\n  children:\n    harvesters:\n"
+                   "      hosts: {h1: {farm_dirs: [/f]}}\n")
+    assert load_inventory(inv).host("h1").k == 18
 
 
 @pytest.mark.parametrize("text, message", [
