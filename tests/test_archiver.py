@@ -242,3 +242,15 @@ def test_promote_takes_the_partial_on_the_drive_it_was_sent_to():
                                        partial(pl, farm_dir="/f1", size=SIZE)]))
     d = archive(st, inventory(p, h))
     assert [x.partial for x in d.promotes] == [partial(pl, farm_dir="/f1").path]
+
+
+def test_actions_read_as_one_line_each():
+    p = plotter(k=K)
+    h = harvester()
+    pl = plot_file(k=K)
+    d = archive(fleet(host_state(p, plots=[pl]), host_state(h, free={"/f0": 2 * GiB})), inventory(p, h))
+    assert d.transfers[0].describe() == (
+        f"p1:{pl.path} -> h1:/f0 [ssh, 621.8 MiB] (spread: h1:/f0 has 2.0 GiB free (after reserve))")
+    pr = Promote("h1", "/f0/.x.partial", SIZE, "p1", pl.path)
+    assert pr.describe() == f"h1:/f0/.x.partial -> {pl.path[4:]} (621.8 MiB, from p1)"
+    assert remove_after_promote(pr, SIZE).describe() == f"p1:{pl.path} (copy confirmed, 621.8 MiB)"

@@ -214,3 +214,18 @@ def test_harvester_partials_do_not_confuse_the_scheduler():
     pl = plot_file()
     st = [host_state(p), host_state(h, partials=[partial(pl, receiving=True, size=10)])]
     assert len(schedule(fleet(*st), inventory(p, h), NOW).starts) == 1
+
+
+def test_without_host_time_the_jobs_own_elapsed_time_counts():
+    p = plotter(global_stagger_m=10)
+    st = host_state(p, jobs=[job(age_s=0, elapsed_s=420.0, started_at=0.0)], host_time=0.0)
+    _, waits = one(fleet(st), inventory(p))
+    assert waits == {"p1": "stagger 420s/600s"}
+
+
+def test_start_and_wait_read_as_one_line_each():
+    p = plotter(tmp_dirs=("/t0",), dst_dirs=("/d0",), global_stagger_m=0)
+    d, _ = one(fleet(host_state(p, jobs=jobs_in((3, 1)), free={"/d0": 2 * TiB})), inventory(p))
+    assert d.starts[0].describe() == "chia k32 tmp /t0 -> dst /d0 (tmp /t0 jobs in 3:1, dst /d0 1.9 TiB free)"
+    d, _ = one(fleet(down(p)), inventory(p))
+    assert d.waits[0].describe() == "p1: plotter: waiting: unreachable: ssh: connection refused"
