@@ -109,3 +109,10 @@ def build_argv(host: Host, tmp_dir: str, dst_dir: str,
     if not argv:
         raise UserError(f"{host.source}: host {host.name}: {what}: renders to an empty command")
     return argv
+
+
+def validate(host: Host) -> None:
+    """Render a plotter's command once, so a broken template fails at inventory
+    load (before any host is touched) rather than in the middle of a pass."""
+    if host.is_plotter and host.tmp_dirs and host.dst_dirs:
+        build_argv(host, host.tmp_dirs[0], host.dst_dirs[0])

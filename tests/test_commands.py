@@ -83,3 +83,10 @@ def test_broken_override_is_one_line_naming_file_host_and_key(template, message)
     with pytest.raises(UserError) as e:
         build_argv(h, "/t0", "/d0")
     assert str(e.value) == message and "\n" not in str(e.value)
+
+
+def test_validate_catches_a_broken_plotter_before_any_pass():
+    from orchestrator.commands import validate
+    validate(plotter(plotter="chia"))
+    with pytest.raises(UserError, match="host p1: plotter_command: 'farmer' is undefined"):
+        validate(plotter(plotter_command="chia -f {{ farmer }}"))
