@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import io
 import json
+import logging
 import os
 import select
 import shlex
@@ -33,6 +34,11 @@ from orchestrator.model import Host
 from orchestrator.retry import HostKeyRefused
 
 STDERR_LINES = 20
+_NO_GREETING = ("Error reading SSH protocol banner", "No existing session",
+                "Negotiation failed", "timeout", "Timeout")
+
+# paramiko logs transport failures with tracebacks; ours are one-line reasons
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 # --- host keys ---------------------------------------------------------------
@@ -96,8 +102,9 @@ def describe(exc: BaseException, host: Host) -> str:
         return exc.strerror or str(exc) or type(exc).__name__
     msg = str(exc).strip().splitlines()
     if isinstance(exc, paramiko.SSHException):
-        if msg and "timeout" in msg[0].lower():
-            return f"timed out after {t}"
+        # paramiko's ways of saying the server never finished its greeting
+        if msg and any(m in msg[0] for m in _NO_GREETING):
+            return f"timed out after {t} waiting for the SSH server"
         return f"ssh: {msg[0] if msg else type(exc).__name__}"
     return msg[0] if msg else type(exc).__name__
 

@@ -124,3 +124,20 @@ def test_local_connection_speaks_the_same_protocol(ssh_fleet):
         snap = s.request("snapshot", config=host.agent_config())
         assert {d["kind"] for d in snap["dirs"]} >= {"tmp", "tmp2", "dst", "log"}
     assert not psutil.pid_exists(pid)          # closing stdin ended it, and it was reaped
+
+
+def test_host_that_never_greets_times_out_with_one_line(capfd):
+    # a real TCP listener that accepts and stays silent, like a hung sshd
+    import socket
+    from orchestrator.model import Host
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.5", 0))
+        silent.listen(8)
+        host = Host(name="hung", address="127.0.0.5", port=silent.getsockname()[1],
+                    user="root", connect_timeout_s=0.5)
+        t = time.monotonic()
+        with pytest.raises(SessionError) as e:
+            Session(host).open()
+    assert str(e.value) == "timed out after 0.5s waiting for the SSH server"
+    assert time.monotonic() - t < 4.0, "bounded retries"
+    assert "Traceback" not in capfd.readouterr().err
