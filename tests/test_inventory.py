@@ -342,7 +342,10 @@ def test_k_rules_apply_to_plotters_only(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("all:\n  hosts:\n    h1: {a: 1\n  vars: {}\n", "inventory.yaml: line 4: "),
+    ("all:\n  hosts:\n    h1: {a: 1\n  vars: {}\n",
+     "inventory.yaml: line 4: expected ',' or '}', but got ':'"),
+    ("all:\n  vars:\n    x: !vault |\n      abc\n",
+     "inventory.yaml: line 3: could not determine a constructor for the tag '!vault'"),
     ("- a\n- b\n", "inventory.yaml: top level must be a mapping of groups, got [\"a\", \"b\"]"),
     ("all:\n  host:\n    h1:\n",
      "inventory.yaml: group all: unknown section 'host' (expected hosts, vars or children)"),
