@@ -18,6 +18,7 @@ import psutil
 from . import disks
 from .snapshot import state_dir, transfers_dir, read_transfers
 from .procs import PSUTIL_ERRORS, open_paths
+from .transfer import write_state
 
 AGENT_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLOT_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -253,9 +254,16 @@ def start_transfer(agent, config, plot, to_host, to_dir, mode="ssh", ssh=None,
         os.remove(runner_log)
     except OSError:
         pass
+    try:
+        os.remove(spec["state_file"])   # an earlier, failed attempt
+    except OSError:
+        pass
+    started = time.time()
     proc = _spawn([sys.executable, "-m", "agent", "transfer", json.dumps(spec)],
                   runner_log, _agent_env())
     agent.children.append(proc)
+    # Visible at once, unless the runner already wrote its own (newer) record.
+    write_state(spec, exclusive=True, status="running", pid=proc.pid, started_at=started)
     return {"pid": proc.pid}
 
 

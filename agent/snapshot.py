@@ -126,15 +126,16 @@ class Agent:
         if not found:
             return out
         opened, argv = set(), set()
+        servers = any("--server" in r.argv for r in rsyncs)
         for r in rsyncs:
             opened |= open_paths(r.pid)
             argv.update(r.argv)
         for path, final, size, mtime in found:
-            # Over ssh with --protect-args the receiver's argv does not name the
-            # file and it only opens it after checksumming the existing part,
-            # so a fresh file while any rsync runs counts as being received too.
+            # Over ssh with --protect-args the receiving `rsync --server` does not
+            # name the file in its argv and opens it only after checksumming the
+            # existing part, so a fresh file while such a server runs counts too.
             receiving = (path in opened or path in argv or
-                         (bool(rsyncs) and now - mtime < 60))
+                         (servers and now - mtime < 60))
             out.append({"path": path, "final_name": final, "size_bytes": size,
                         "receiving": receiving})
         return out

@@ -36,7 +36,7 @@ def rsync_argv(spec):
                    "%s@%s:%s/%s" % (s["user"], host, to_dir, name)]
 
 
-def write_state(spec, **fields):
+def write_state(spec, exclusive=False, **fields):
     rec = {"plot": spec["plot"], "to_host": spec.get("to_host"), "to_dir": spec["to_dir"],
            "size_bytes": spec["size_bytes"], "progress_log": spec["progress_log"],
            "mode": spec["mode"]}
@@ -44,7 +44,15 @@ def write_state(spec, **fields):
     tmp = spec["state_file"] + ".%d.tmp" % os.getpid()
     with open(tmp, "w") as f:
         json.dump(rec, f)
-    os.replace(tmp, spec["state_file"])   # readers never see half a record
+    if not exclusive:
+        os.replace(tmp, spec["state_file"])   # readers never see half a record
+        return
+    try:
+        os.link(tmp, spec["state_file"])      # only if no record exists yet
+    except FileExistsError:
+        pass
+    finally:
+        os.remove(tmp)
 
 
 def run(spec_json):

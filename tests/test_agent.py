@@ -1,0 +1,348 @@
+"""The agent as the controller sees it: a real `python -m agent serve` process
+spoken to over JSON lines, driving real chiapos jobs and real rsync."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from tests.agent_helpers import AgentProc, MADMAX_LOG, ROOT, chiapos_argv, host_dirs, wait_for
+
+
+@pytest.fixture
+def agent():
+    a = AgentProc()
+    yield a
+    a.close()
+
+
+@pytest.fixture
+def host(tmp_path):
+    return host_dirs(tmp_path / "host")
+
+
+@pytest.fixture
+def reaper():
+    """pids to kill at the end whatever happens."""
+    pids = []
+    yield pids
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            p.send_signal(signal.SIGCONT)
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def start(agent, host, k=20, limits=None, plot_id=None, reaper=None):
+    d, config = host
+    resp = agent.raw("start_job", config=config, argv=chiapos_argv(d, k, plot_id),
+                     plotter="chiapos", k=k, tmp_dir=d["tmp"], dst_dir=d["dst"],
+                     limits=limits or {})
+    if resp["ok"] and reaper is not None:
+        reaper.append(resp["result"]["pid"])
+    return resp
+
+
+def jobs(agent, config):
+    return {j["pid"]: j for j in agent.ok("snapshot", config=config)["jobs"]}
+
+
+def job_with_temp_files(agent, config, pid):
+    def ready():
+        j = jobs(agent, config).get(pid)
+        return j if j and j["plot_id"] and j["tmp_bytes"] > 0 else None
+    return wait_for(ready, 30)
+
+
+def test_hello(agent):
+    r = agent.ok("hello")
+    assert r["version"] == "dev" and r["pid"] > 0 and r["psutil"] == psutil.__version__
+
+
+def test_k18_job_is_seen_then_finishes_into_a_plot(agent, host, reaper):
+    d, config = host
+    r = start(agent, host, k=18, reaper=reaper)["result"]
+    assert r["log_file"].startswith(d["log"]) and r["log_file"].endswith("_chiapos.log")
+    snaps = []
+
+    def finished():
+        s = agent.ok("snapshot", config=config)
+        snaps.append(s)
+        return s["plots"] and not s["jobs"]
+    wait_for(finished, 60, every=0.02)
+    seen = [j for s in snaps for j in s["jobs"] if j["pid"] == r["pid"]]
+    assert seen, "the running job never showed in a snapshot"
+    j = seen[-1]
+    assert (j["plotter"], j["k"], j["tmp_dir"], j["dst_dir"], j["tmp2_dir"], j["log_file"]) == \
+        ("chiapos", 18, d["tmp"], d["dst"], d["tmp2"], r["log_file"])
+    assert j["state"] == "running" and j["started_at"] <= time.time()
+    phases = [tuple(j["phase"]) for j in seen]
+    assert phases == sorted(phases)
+    plot = snaps[-1]["plots"][0]
+    assert plot["k"] == 18 and plot["plot_id"] and plot["plot_id"] in plot["path"]
+    assert plot["size_bytes"] == os.path.getsize(plot["path"])
+    assert os.listdir(d["tmp"]) == [] and snaps[-1]["dead"] == []
+    kinds = {x["kind"]: x for x in snaps[-1]["dirs"]}
+    assert set(kinds) == {"tmp", "tmp2", "dst", "log", "farm"}
+    assert kinds["tmp"]["device"] == kinds["dst"]["device"] and kinds["tmp"]["free_bytes"] > 0
+
+
+def test_suspend_and_resume_change_state(agent, host, reaper):
+    d, config = host
+    pid = start(agent, host, k=20, reaper=reaper)["result"]["pid"]
+    assert agent.ok("suspend", config=config, pid=pid) == {"pid": pid, "state": "suspended"}
+    j = jobs(agent, config)[pid]
+    assert j["state"] == "suspended"
+    cpu = j["cpu_s"]
+    time.sleep(0.3)
+    j = jobs(agent, config)[pid]
+    assert j["state"] == "suspended" and j["cpu_s"] == cpu
+    agent.ok("resume", config=config, pid=pid)
+    assert jobs(agent, config)[pid]["state"] == "running"
+    wait_for(lambda: agent.ok("snapshot", config=config)["plots"], 60)
+
+
+def test_suspend_refuses_a_process_that_is_not_a_plot_job(agent, host):
+    _, config = host
+    r = agent.raw("suspend", config=config, pid=os.getpid())
+    assert not r["ok"] and "not a plot job of this host" in r["error"]
+
+
+def test_kill_removes_exactly_its_temp_files(agent, host, reaper):
+    d, config = host
+    a = start(agent, host, k=20, reaper=reaper)["result"]["pid"]
+    b = start(agent, host, k=20, reaper=reaper)["result"]["pid"]
+    ja = job_with_temp_files(agent, config, a)
+    agent.ok("suspend", config=config, pid=a)
+    jb = job_with_temp_files(agent, config, b)
+    agent.ok("suspend", config=config, pid=b)
+    pa, pb = ja["plot_id"], jb["plot_id"]
+    # files a careless kill could take: a finished plot bearing the same id,
+    # another plot's temp file, a stranger
+    keep = [os.path.join(d["tmp"], "plot-k20-2026-01-01-00-00-%s.plot" % pa),
+            os.path.join(d["tmp"], "other-%s.tmp" % ("c" * 64)),
+            os.path.join(d["tmp2"], "notes.txt")]
+    for p in keep:
+        with open(p, "w") as f:
+            f.write("x")
+    mine = {os.path.join(dd, n) for dd in (d["tmp"], d["tmp2"]) for n in os.listdir(dd)
+            if pa in n and not n.endswith(".plot")}
+    theirs = {os.path.join(dd, n) for dd in (d["tmp"], d["tmp2"]) for n in os.listdir(dd)
+              if pb in n}
+    r = agent.ok("kill", config=config, plot_id=pa, pid=a)
+    assert set(r["removed"]) == mine and r["freed_bytes"] > 0
+    assert not psutil.pid_exists(a) or psutil.Process(a).status() == psutil.STATUS_ZOMBIE
+    for p in keep:
+        assert os.path.exists(p)
+    assert all(os.path.exists(p) for p in theirs)
+    assert a not in jobs(agent, config) and b in jobs(agent, config)
+    # kill refuses to clean a live job's files without its pid
+    r = agent.raw("kill", config=config, plot_id=pb, pid=None)
+    assert not r["ok"] and "running job" in r["error"]
+    agent.ok("kill", config=config, plot_id=pb, pid=b)
+    assert not any(pb in n for dd in (d["tmp"], d["tmp2"]) for n in os.listdir(dd))
+
+
+def test_a_job_that_died_shows_as_dead_and_kill_cleans_it(agent, host, reaper):
+    d, config = host
+    pid = start(agent, host, k=20, reaper=reaper)["result"]["pid"]
+    j = job_with_temp_files(agent, config, pid)
+    os.kill(pid, signal.SIGKILL)
+    dead = wait_for(lambda: agent.ok("snapshot", config=config)["dead"], 10)
+    assert [x["plot_id"] for x in dead] == [j["plot_id"]]
+    assert dead[0]["log_file"] == j["log_file"] and dead[0]["tmp_bytes"] > 0
+    r = agent.ok("kill", config=config, plot_id=j["plot_id"], pid=None)
+    assert set(r["removed"]) == set(dead[0]["tmp_files"])
+    assert os.listdir(d["tmp"]) == []
+
+
+def test_start_rechecks_limits_under_the_lock(agent, host, reaper):
+    d, config = host
+    first = start(agent, host, k=20, reaper=reaper)["result"]["pid"]
+    agent.ok("suspend", config=config, pid=first)
+    r = start(agent, host, limits={"tmpdir_max_jobs": 1}, reaper=reaper)
+    assert not r["ok"] and r["error"] == "tmpdir max jobs 1/1 on %s" % d["tmp"]
+    r = start(agent, host, limits={"global_max_jobs": 1}, reaper=reaper)
+    assert not r["ok"] and r["error"] == "max jobs 1/1"
+    r = start(agent, host, limits={"global_stagger_s": 3600}, reaper=reaper)
+    assert not r["ok"] and r["error"].startswith("stagger:")
+    assert list(jobs(agent, config)) == [first]
+    r = start(agent, host, limits={"tmpdir_max_jobs": 2, "global_max_jobs": 2}, reaper=reaper)
+    assert r["ok"]
+
+
+def test_paths_outside_configured_dirs_are_refused(agent, host, tmp_path):
+    d, config = host
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    plot = outside / ("plot-k18-2026-01-01-00-00-%s.plot" % ("d" * 64))
+    plot.write_bytes(b"x" * 10)
+    sneaky = os.path.join(d["dst"], "..", "elsewhere", plot.name)
+    os.symlink(str(plot), os.path.join(d["dst"], "link.plot"))
+    cases = [
+        ("read_log", dict(path="/etc/passwd")),
+        ("read_log", dict(path=os.path.join(d["log"], "..", "..", "elsewhere", "x.log"))),
+        ("remove_plot", dict(plot=str(plot), confirmed_size=10)),
+        ("remove_plot", dict(plot=sneaky, confirmed_size=10)),
+        ("remove_plot", dict(plot=os.path.join(d["dst"], "link.plot"), confirmed_size=10)),
+        ("start_transfer", dict(plot=str(plot), to_host="h", to_dir=d["farm"], mode="local")),
+        ("promote", dict(partial=str(plot) + ".plotfleet-tmp", size_bytes=10)),
+        ("clean_partial", dict(partial=str(outside / "a.plot.plotfleet-tmp"))),
+        ("start_job", dict(argv=["true"], plotter="chiapos", k=18, tmp_dir=str(outside),
+                           dst_dir=d["dst"], limits={})),
+    ]
+    for op, args in cases:
+        r = agent.raw(op, config=config, **args)
+        assert not r["ok"] and r["error"].startswith("refusing path outside configured dirs"), \
+            (op, r)
+    assert plot.exists()
+    r = agent.raw("kill", config=config, plot_id="", pid=None)
+    assert not r["ok"] and "bad plot id" in r["error"]
+    assert agent.raw("no_such_op")["error"].startswith("ValueError: unknown op")
+    agent.p.stdin.write("{not json\n")
+    agent.p.stdin.flush()
+    import json
+    assert json.loads(agent.p.stdout.readline())["ok"] is False
+    assert agent.ok("hello")["pid"]   # the loop survived
+
+
+def test_odd_processes_never_break_a_snapshot(agent, host, tmp_path, reaper):
+    d, config = host
+    sleeper = "import time; time.sleep(30)"
+    odd = [
+        ["chia_plot", "-k", "zz", "-t", d["tmp"], "--size=", "-2"],
+        ["bladebit", "diskplot", "-t1"],
+        ["bladebit_cuda", "-k", "-n", "cudaplot", "--disk-128", d["dst"]],
+        ["chia", "plots", "create", "-k"],
+    ]
+    procs = [subprocess.Popen(["bash", "-c", 'exec -a "$0" %s -c "%s" "$@"'
+                               % (sys.executable, sleeper)] + argv) for argv in odd]
+    reaper.extend(p.pid for p in procs)
+    zombie = subprocess.Popen(["bash", "-c", "exec -a chia_plot true"])
+    time.sleep(0.2)                      # exited, never waited: a zombie
+    churn = subprocess.Popen(["bash", "-c",
+                              'for i in $(seq 300); do (exec -a chia_plot true -t "%s") & done; wait'
+                              % d["tmp"]])
+    reaper.append(churn.pid)
+    for _ in range(20):
+        agent.ok("snapshot", config=config)
+    churn.wait(30)
+    s = agent.ok("snapshot", config=config)
+    by_pid = {j["pid"]: j for j in s["jobs"]}
+    # the garbage chia_plot names our tmp dir: reported, with defaults for the rest
+    assert by_pid[procs[0].pid]["plotter"] == "madmax" and by_pid[procs[0].pid]["k"] == 32
+    assert by_pid[procs[2].pid]["plotter"] == "bladebit"
+    assert procs[1].pid not in by_pid and procs[3].pid not in by_pid
+    zombie.wait()
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def test_transfer_local_then_promote_then_remove(agent, host, reaper):
+    d, config = host
+    start(agent, host, k=18, reaper=reaper)
+    plot = wait_for(lambda: agent.ok("snapshot", config=config)["plots"], 60)[0]
+    size = plot["size_bytes"]
+    r = agent.ok("start_transfer", config=config, plot=plot["path"], to_host="self",
+                 to_dir=d["farm"], mode="local", ssh=None, bwlimit_kbps=1500)
+    reaper.append(r["pid"])
+    name = os.path.basename(plot["path"])
+    statuses, receiving = [], []
+    while True:
+        s = agent.ok("snapshot", config=config)
+        t = [t for t in s["transfers"] if t["plot"] == plot["path"]]
+        assert len(t) == 1 and t[0]["to_dir"] == d["farm"] and t[0]["size_bytes"] == size
+        statuses.append(t[0]["status"])
+        receiving += [p["receiving"] for p in s["partials"]]
+        # nothing incomplete ever carries the final name
+        assert name not in os.listdir(d["farm"])
+        if t[0]["status"] != "running":
+            break
+        time.sleep(0.1)
+    assert statuses[0] == "running" and statuses[-1] == "copied"
+    assert t[0]["bytes_done"] == size and True in receiving
+    partial = s["partials"][0]
+    assert partial["final_name"] == name and partial["size_bytes"] == size
+    assert not partial["receiving"]
+    farm = [x for x in s["dirs"] if x["kind"] == "farm"][0]
+    assert farm["plot_count"] == 0
+    r = agent.raw("promote", config=config, partial=partial["path"], size_bytes=size + 1)
+    assert not r["ok"] and "size mismatch" in r["error"]
+    r = agent.ok("promote", config=config, partial=partial["path"], size_bytes=size)
+    assert r == {"path": os.path.join(d["farm"], name), "size_bytes": size}
+    r = agent.raw("remove_plot", config=config, plot=plot["path"], confirmed_size=size - 1)
+    assert not r["ok"] and os.path.exists(plot["path"])
+    agent.ok("remove_plot", config=config, plot=plot["path"], confirmed_size=size)
+    s = agent.ok("snapshot", config=config)
+    assert s["plots"] == [] and s["transfers"] == [] and s["partials"] == []
+    assert os.listdir(d["farm"]) == [name]
+    assert os.path.getsize(os.path.join(d["farm"], name)) == size
+    assert [x for x in s["dirs"] if x["kind"] == "farm"][0]["plot_count"] == 1
+
+
+def test_interrupted_transfer_is_failed_and_its_partial_can_be_cleaned(agent, host, reaper):
+    d, config = host
+    start(agent, host, k=18, reaper=reaper)
+    plot = wait_for(lambda: agent.ok("snapshot", config=config)["plots"], 60)[0]
+    r = agent.ok("start_transfer", config=config, plot=plot["path"], to_host="self",
+                 to_dir=d["farm"], mode="local", bwlimit_kbps=200)
+    runner = psutil.Process(r["pid"])
+    wait_for(lambda: runner.children(recursive=True), 10)
+    time.sleep(0.5)
+    for p in runner.children(recursive=True) + [runner]:
+        p.kill()
+    t = wait_for(lambda: [t for t in agent.ok("snapshot", config=config)["transfers"]
+                          if t["status"] == "failed"], 10)[0]
+    assert t["error"] == "interrupted" and 0 <= t["bytes_done"] < plot["size_bytes"]
+    partial = agent.ok("snapshot", config=config)["partials"][0]["path"]
+    agent.ok("clean_partial", config=config, partial=partial)
+    assert os.listdir(d["farm"]) == []
+
+
+def test_read_and_list_logs(agent, host, reaper):
+    d, config = host
+    log = start(agent, host, k=18, reaper=reaper)["result"]["log_file"]
+    wait_for(lambda: agent.ok("snapshot", config=config)["plots"], 60)
+    logs = agent.ok("list_logs", config=config)["logs"]
+    assert [x["path"] for x in logs] == [log]
+    r = agent.ok("read_log", config=config, path=log, offset=0, max_bytes=100)
+    assert len(r["data"]) == 100 and r["offset"] == 100 and r["size"] == logs[0]["size"]
+    r = agent.ok("read_log", config=config, path=log, offset=100, max_bytes=10 ** 6)
+    assert "Renamed final file" in r["data"] and r["offset"] == r["size"]
+
+
+def test_snapshot_cpu_with_twenty_jobs(agent, host, reaper):
+    """Prints (does not assert) the agent's CPU per snapshot with 20 jobs."""
+    d, config = host
+    log_text = "".join(line + "\n" for line, _ in MADMAX_LOG[:20])
+    for i in range(18):   # fake madmax jobs: real processes with real logs
+        path = os.path.join(d["log"], "mm%02d.log" % i)
+        with open(path, "w") as f:
+            f.write(log_text)
+        with open(path, "a") as out:
+            p = subprocess.Popen(["bash", "-c", 'exec -a chia_plot %s -c "import time; '
+                                  'time.sleep(60)" -t %s/ -d %s/' % (sys.executable, d["tmp"],
+                                                                     d["dst"])],
+                                 stdout=out)
+        reaper.append(p.pid)
+    for _ in range(2):
+        pid = start(agent, host, k=20, reaper=reaper)["result"]["pid"]
+        agent.ok("suspend", config=config, pid=pid)
+    wait_for(lambda: len(jobs(agent, config)) == 20, 10)
+    me = psutil.Process(agent.p.pid)
+    agent.ok("snapshot", config=config)
+    n = 20
+    before = sum(me.cpu_times()[:2])
+    for _ in range(n):
+        s = agent.ok("snapshot", config=config)
+    per = (sum(me.cpu_times()[:2]) - before) / n
+    assert len(s["jobs"]) == 20
+    assert {tuple(j["phase"]) for j in s["jobs"] if j["plotter"] == "madmax"} == {(2, 1)}
+    print("\nagent CPU per snapshot with 20 jobs, %d processes: %.1f ms"
+          % (len(psutil.pids()), per * 1000))
