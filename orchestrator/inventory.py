@@ -70,6 +70,8 @@ K_RULES = {
     "madmax": (25, "madmax makes k >= 25"),
     "bladebit": (32, "bladebit makes k32 only"),
 }
+# templates rendered later, per job (tmp_dir, dst_dir, `q` exist only then)
+LATE_TEMPLATES = ("plotter_command",)
 REQUIRED = {"plotter": ("tmp_dirs", "dst_dirs", "log_dir"), "harvester": ("farm_dirs",)}
 
 
@@ -297,7 +299,7 @@ def _templated(raw: dict, magic: dict, source: str, host: str) -> dict:
             raise InventoryError(source, host, key, "refers to itself: "
                                  + " -> ".join(stack[stack.index(key):] + (key,)))
         try:
-            done[key] = render(raw[key], stack + (key,))
+            done[key] = raw[key] if key in LATE_TEMPLATES else render(raw[key], stack + (key,))
         except InventoryError as e:
             failed[key] = e
             raise

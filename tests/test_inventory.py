@@ -143,9 +143,12 @@ def test_templates_give_native_values_and_lists(tmp_path):
                   tmpdir_max_jobs: "{{ jobs + 1 }}"
                   ansible_host: "{{ inventory_hostname }}.lan"
                   note: !unsafe "{{ not a template }}"
+                  plotter_command: "chiapos -t {{ tmp_dir | q }} -k {{ k }}"
     """))
     p1 = load_inventory(inv).host("p1")
     assert (p1.tmp_dirs, p1.dst_dirs) == (("/a", "/b"), ("/a/dst", "/c"))
+    # the command template is rendered per job, when tmp_dir and `q` exist
+    assert p1.plotter_command == "chiapos -t {{ tmp_dir | q }} -k {{ k }}"
     assert (p1.tmpdir_max_jobs, p1.address) == (5, "p1.lan")
     assert p1.vars["note"] == "{{ not a template }}"
 
