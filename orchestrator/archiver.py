@@ -83,6 +83,7 @@ class _Farm:
         self.index: Dict[str, PathIndex] = {}
         self.by_address: Dict[str, List[_Drive]] = {}
         self.receiving: Dict[str, str] = {}        # plot name -> where it is arriving
+        self.holding: Dict[str, List[_Drive]] = {}  # plot name -> drives with an idle partial
         for name, host in hosts.items():
             hs = by_name.get(name)
             if not host.is_harvester or hs is None or not hs.reachable:
@@ -116,6 +117,7 @@ class _Farm:
                     self.receiving[_base(p.final_name)] = f"{name}:{posixpath.dirname(p.path)}"
                 else:
                     drive.partials[_base(p.final_name)] = (p.path, p.size_bytes)
+                    self.holding.setdefault(_base(p.final_name), []).append(drive)
         self.idle: List[Tuple[tuple, _Drive]] = []
         self.all_rooms: List[int] = []
 
@@ -197,6 +199,7 @@ def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
     plotters = [(h, by_name[n]) for n, h in hosts.items()
                 if h.is_plotter and n in by_name and by_name[n].reachable]
     any_harvester = any(h.is_harvester for h in hosts.values())
+    asked = any(hs.name in hosts and hosts[hs.name].is_harvester for hs in state.hosts)
     transfers, promotes, cleans, waits = [], [], [], []
     # What is already moving: busy drives, room spoken for, plotter slots.
     running: Dict[str, int] = {}
@@ -237,7 +240,8 @@ def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
         if queue and any_harvester:
             queues.append((host, hs, queue))
 
-    _assign(queues, farm, running, transfers, waits)
+    _assign(queues, farm, running, transfers, waits,
+            "no reachable harvester" if asked else "no harvester in this run")
 
     all_answered = all(n in by_name and by_name[n].reachable
                        for n, h in hosts.items() if h.is_plotter)
@@ -282,7 +286,7 @@ def _promote_or_wait(t: Transfer, host: Host, hs: HostState, sizes, by_name, far
                                        f"{t.plot} on {host.name} by hand)"))
 
 
-def _assign(queues, farm: _Farm, running: Dict[str, int], transfers, waits) -> None:
+def _assign(queues, farm: _Farm, running: Dict[str, int], transfers, waits, no_farm: str) -> None:
     """Round-robin over plotters, each in its priority order, one plot a turn."""
     pos = [0] * len(queues)
     live = list(range(len(queues)))
@@ -297,7 +301,7 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], transfers, waits) -> N
                 continue
             plot, failed = queue[pos[qi]]
             pos[qi] += 1
-            verdict = _place(host, plot, failed, farm)
+            verdict = _place(host, plot, failed, farm, no_farm)
             if isinstance(verdict, str):
                 waits.append(Wait(host.name, _base(plot.path), verdict))
             else:
@@ -312,7 +316,7 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], transfers, waits) -> N
         live = still
 
 
-def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm):
+def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_farm: str):
     """(drive, to_dir, bytes needed, reason) for this plot, or why it waits."""
     name = _base(plot.path)
     size = plot.size_bytes
@@ -333,10 +337,10 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm):
     candidates = _local_drives(farm, host) if local else None
     if not farm.drives or (local and not candidates):
         return ("no reachable harvester on this machine (transfer: local)" if local and farm.drives
-                else "no reachable harvester")
+                else no_farm)
     # A drive holding a partial of this plot resumes it.
-    for drive in (candidates if local else farm.drives):
-        if name in drive.partials and not drive.busy:
+    for drive in farm.holding.get(name, ()):
+        if (not local or drive in candidates) and not drive.busy:
             path, done = drive.partials[name]
             need = size - done
             if drive.room >= need:

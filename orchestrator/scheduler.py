@@ -24,7 +24,8 @@ with plotman's keys and meanings:
 Fleet backpressure: when the farm (free bytes on the reachable harvesters'
 drives, minus their reserve) cannot take one more plot of size k after every
 plot already waiting, moving or being plotted, no job of that k starts.
-With no harvesters in the inventory plots simply stay in their dst dirs.
+With no harvesters in the run (none in the inventory, or left out by
+--limit) plots simply stay in their dst dirs, within the dst room check.
 """
 from __future__ import annotations
 
@@ -109,7 +110,12 @@ class FarmBudget:
     """Room left on the farm after everything already headed for it."""
 
     def __init__(self, state: FleetState, hosts: Mapping[str, Host]):
-        self.enabled = any(h.is_harvester for h in hosts.values())
+        # Only harvesters this run asked count (--limit may leave them out);
+        # one that did not answer counts as no room, not as unknown room.
+        harvesters = [hs for hs in state.hosts
+                      if hs.name in hosts and hosts[hs.name].is_harvester]
+        self.enabled = bool(harvesters)
+        self.down = [f"{hs.name}: {hs.error}" for hs in harvesters if not hs.reachable]
         self.free = 0
         self.drives = 0
         self.pending_bytes = 0
@@ -148,9 +154,11 @@ class FarmBudget:
         if not self.enabled or self.free - self.pending_bytes >= expected_plot_bytes(k):
             return None
         s = "" if self.drives == 1 else "s"
+        down = f" ({len(self.down)} harvester(s) unreachable: {'; '.join(self.down[:3])})" \
+            if self.down else ""
         return (f"farm full: {human_bytes(self.free)} free on {self.drives} drive{s}, "
                 f"{self.pending_count} plots ({human_bytes(self.pending_bytes)}) already "
-                f"headed there")
+                f"headed there{down}")
 
 
 # ---------------------------------------------------------------- one plotter

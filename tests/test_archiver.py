@@ -254,3 +254,9 @@ def test_actions_read_as_one_line_each():
     pr = Promote("h1", "/f0/.x.partial", SIZE, "p1", pl.path)
     assert pr.describe() == f"h1:/f0/.x.partial -> {pl.path[4:]} (621.8 MiB, from p1)"
     assert remove_after_promote(pr, SIZE).describe() == f"p1:{pl.path} (copy confirmed, 621.8 MiB)"
+
+
+def test_harvesters_left_out_of_the_run_are_said_so():
+    p, h = plotter(k=K), harvester()
+    d = archive(fleet(host_state(p, plots=[plot_file(k=K)])), inventory(p, h))
+    assert list(waits(d).values()) == ["no harvester in this run"] and d.cleans == ()

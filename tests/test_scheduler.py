@@ -229,3 +229,13 @@ def test_start_and_wait_read_as_one_line_each():
     assert d.starts[0].describe() == "chia k32 tmp /t0 -> dst /d0 (tmp /t0 jobs in 3:1, dst /d0 1.9 TiB free)"
     d, _ = one(fleet(down(p)), inventory(p))
     assert d.waits[0].describe() == "p1: plotter: waiting: unreachable: ssh: connection refused"
+
+
+def test_harvesters_left_out_of_the_run_mean_no_backpressure_but_down_ones_are_named():
+    p, h = plotter(global_stagger_m=0), harvester()
+    d, _ = one(fleet(host_state(p)), inventory(p, h))          # e.g. --limit p1
+    assert d.backpressure is None and len(d.starts) == 1
+    d, waits = one(fleet(host_state(p), down(h, "ssh: no route")), inventory(p, h))
+    assert waits == {"p1": "farm full"}
+    assert d.backpressure == ("farm full: 0 B free on 0 drives, 0 plots (0 B) already headed "
+                              "there (1 harvester(s) unreachable: h1: ssh: no route)")
