@@ -185,16 +185,28 @@ class _ChannelAgent:
         self.err_thread.start()
 
     def _recv(self, timeout):
+        # the channel has one timeout for stdout and stderr: set it only while reading
         self.chan.settimeout(timeout)
-        return self.chan.recv(1 << 16)
+        try:
+            return self.chan.recv(1 << 16)
+        finally:
+            self.chan.settimeout(None)
 
     def _drain_stderr(self):
-        f = self.chan.makefile_stderr("rb")
-        try:
-            for line in f:
-                self.stderr.append(line.decode(errors="replace").rstrip())
-        except Exception:
-            pass
+        partial = b""
+        while True:
+            try:
+                chunk = self.chan.recv_stderr(1 << 12)
+            except socket.timeout:
+                continue                    # a request's deadline, not ours
+            except Exception:
+                break
+            if not chunk:
+                break
+            *lines, partial = (partial + chunk).split(b"\n")
+            self.stderr.extend(line.decode(errors="replace").rstrip() for line in lines)
+        if partial:
+            self.stderr.append(partial.decode(errors="replace").rstrip())
 
     def write(self, data: bytes):
         self.chan.sendall(data)

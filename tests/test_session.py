@@ -141,3 +141,17 @@ def test_host_that_never_greets_times_out_with_one_line(capfd):
     assert str(e.value) == "timed out after 0.5s waiting for the SSH server"
     assert time.monotonic() - t < 4.0, "bounded retries"
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_agent_that_dies_says_why(ssh_fleet, tmp_path):
+    # an interpreter that works for deploy but whose agent dies at start-up
+    wrapper = tmp_path / "python-that-dies"
+    wrapper.write_text(f"""#!/bin/sh
+if [ "$1" = "-m" ]; then echo "agent: cannot open /dev/nowhere" >&2; exit 3; fi
+exec {sys.executable} "$@"
+""")
+    wrapper.chmod(0o755)
+    fleet = ssh_fleet(1)
+    with pytest.raises(SessionError) as e:
+        Session(fleet.model_host("plotter1", python=str(wrapper))).open()
+    assert str(e.value) == "agent exited: agent: cannot open /dev/nowhere"
