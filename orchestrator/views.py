@@ -12,18 +12,12 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from .actions import human_bytes as _human_bytes
 from .model import FleetState, Host, HostState, expected_plot_bytes
 
 
 def human_bytes(n: Optional[float]) -> str:
-    if n is None:
-        return "-"
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"
+    return "-" if n is None else _human_bytes(n)
 
 
 def human_duration(s: Optional[float]) -> str:
