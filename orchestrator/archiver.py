@@ -28,7 +28,8 @@ snapshot can prove a copy).  Apply sends each Promote; the harvester answers
 with the final file's size, and only then does apply issue
 `actions.remove_after_promote(promote, confirmed_size)`, which refuses a size
 that differs from the source's.  A controller killed between the two leaves
-a "copied" transfer whose partial is gone: archive then waits and says so.
+a "copied" transfer whose partial is gone: archive promotes again, and the
+harvester's agent confirms the final file (same size) or refuses.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from .model import FleetState, Host, HostState, Plot, Transfer
 from .scheduler import PathIndex
 
 _ORDER = {"running": 0, "copied": 1, "failed": 2}
+PARTIAL_SUFFIX = ".plotfleet-tmp"   # the agent's temporary name: never *.plot
 
 
 @dataclass(frozen=True)
@@ -281,9 +283,11 @@ def _promote_or_wait(t: Transfer, host: Host, hs: HostState, sizes, by_name, far
         else:
             promotes.append(Promote(t.to_host, p.path, size, host.name, t.plot))
         return
-    waits.append(Wait(host.name, name, f"copied to {t.to_host}:{t.to_dir}, but no partial of it "
-                                       f"is there (promoted already? check there, then remove "
-                                       f"{t.plot} on {host.name} by hand)"))
+    # No partial: a controller died between promote and source removal, or the
+    # promote is still to come.  Promote is idempotent on the harvester: it
+    # confirms a final file of the same size, and only that lets the source go.
+    promotes.append(Promote(t.to_host, posixpath.join(t.to_dir, name + PARTIAL_SUFFIX), size,
+                            host.name, t.plot))
 
 
 def _assign(queues, farm: _Farm, running: Dict[str, int], transfers, waits, no_farm: str) -> None:

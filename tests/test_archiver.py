@@ -1,5 +1,7 @@
 """The archiver moves finished plots one per drive, to drives with room, and
 derives every completion step from what hosts report."""
+import posixpath
+
 import pytest
 
 from orchestrator.actions import Promote, remove_after_promote
@@ -144,7 +146,7 @@ def test_copied_transfer_with_full_partial_is_promoted_then_source_removal_follo
         remove_after_promote(d.promotes[0], SIZE - 1)
 
 
-def test_copied_but_short_or_missing_partial_is_not_promoted():
+def test_copied_short_partial_waits_and_missing_partial_is_confirmed_again():
     p = plotter(k=K)
     h = harvester()
     pl = plot_file(k=K)
@@ -154,7 +156,11 @@ def test_copied_but_short_or_missing_partial_is_not_promoted():
     assert short.promotes == () and "not promoted" in short.waits[0].reason
     gone = archive(fleet(host_state(p, plots=[pl], transfers=[copied]), host_state(h)),
                    inventory(p, h))
-    assert gone.promotes == () and gone.transfers == () and "no partial" in gone.waits[0].reason
+    # promoted before a controller died: ask the harvester to confirm the final file again
+    assert gone.transfers == ()
+    assert [(x.host, x.partial, x.size_bytes, x.plot) for x in gone.promotes] == [
+        ("h1", posixpath.join(copied.to_dir, posixpath.basename(pl.path) + ".plotfleet-tmp"),
+         SIZE, pl.path)]
 
 
 def test_stale_partial_cleaned_only_when_every_plotter_answered():
