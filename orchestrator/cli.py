@@ -16,7 +16,7 @@ from invoke import Collection, Exit, Program, Task, task
 from invoke.parser import Argument
 from rich.console import Console
 
-from . import views
+from . import commands, views
 from .errors import UserError
 from .fleet import Fleet
 from .inventory import load_inventory
@@ -33,6 +33,9 @@ def load(inventory, limit):
     """(Inventory, selected hosts, name -> Host) or a one-line UserError."""
     inv = load_inventory(_inventory_path(inventory))
     selected = inv.select(limit)
+    for h in selected:          # a broken plotter_command fails before any host is touched
+        if h.is_plotter:
+            commands.validate(h)
     return inv, selected, {h.name: h for h in inv.hosts}
 
 
@@ -52,6 +55,11 @@ def _exit_for(state):
         raise Exit(code=UNREACHABLE_EXIT)
 
 
+def helps(*keys, **extra):
+    """invoke refuses help for parameters a task lacks: pick the common ones."""
+    return {**{k: COMMON_HELP[k] for k in keys}, **extra}
+
+
 COMMON_HELP = {
     "inventory": "inventory file (default inventory.yaml or $PLOTFLEET_INVENTORY)",
     "limit": "Ansible host pattern, e.g. 'plotters:!p3'",
@@ -60,7 +68,7 @@ COMMON_HELP = {
 }
 
 
-@task(help=COMMON_HELP)
+@task(help=helps("inventory", "limit", "json"))
 @one_line_errors
 def status(c, inventory=None, limit=None, json_=False):
     """Show every job, dir, waiting plot and transfer across the fleet."""
@@ -74,7 +82,7 @@ def status(c, inventory=None, limit=None, json_=False):
     _exit_for(state)
 
 
-@task(help=COMMON_HELP)
+@task(help=helps("inventory", "limit", "json"))
 @one_line_errors
 def deploy(c, inventory=None, limit=None, json_=False):
     """Push the agent to every host (only where that version is missing)."""
@@ -95,9 +103,9 @@ def _poll_interval(selected):
     return min((h.polling_time_s for h in selected if h.is_plotter), default=20.0)
 
 
-@task(name="plot-all", help={**COMMON_HELP,
-                             "once": "run one pass and exit",
-                             "plots": "start at most N jobs, return when their plots are archived"})
+@task(name="plot-all", help=helps("inventory", "limit", "json", "check",
+                                  once="run one pass and exit",
+                                  plots="start at most N jobs, return when their plots are archived"))
 @one_line_errors
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
@@ -133,7 +141,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
         _exit_for(state)
 
 
-@task(help=COMMON_HELP)
+@task(help=helps("inventory", "limit", "json", "check"))
 @one_line_errors
 def archive(c, inventory=None, limit=None, check=False, json_=False):
     """One archiving pass: move finished plots to harvester drives."""
@@ -182,8 +190,8 @@ class ControlTask(Task):
         return [new if x is old else x for x in args]
 
 
-CONTROL_HELP = {**COMMON_HELP, "plot_id": "plot id prefix (unique across the fleet)",
-                "all": "every job within --limit"}
+CONTROL_HELP = helps("inventory", "limit", "check", plot_id="plot id prefix (unique across the fleet)",
+                     all="every job within --limit")
 
 
 def _control(inventory, limit, plot_id, all_, check, op, include_dead=False, confirm=None):
@@ -253,8 +261,9 @@ def kill(c, plot_id=None, all_=False, inventory=None, limit=None, check=False, y
              confirm=None if yes else _ask)
 
 
-@task(help={**COMMON_HELP, "logs": "read plot logs from this local folder instead of the fleet",
-            "csv": "print the per-group figures as CSV"})
+@task(help=helps("inventory", "limit", "json",
+                 logs="read plot logs from this local folder instead of the fleet",
+                 csv="print the per-group figures as CSV"))
 @one_line_errors
 def analyze(c, inventory=None, limit=None, logs=None, json_=False, csv=False):
     """Phase times of finished plots: count, mean, median, p90 by host, tmp dir, plotter, k."""
@@ -276,8 +285,8 @@ def analyze(c, inventory=None, limit=None, logs=None, json_=False, csv=False):
         console.print(views.analyze_view(rep))
 
 
-@task(positional=["plot_id"], help={**COMMON_HELP, "plot_id": "plot id prefix",
-                                    "follow": "keep printing as the log grows"})
+@task(positional=["plot_id"], help=helps("inventory", "limit", plot_id="plot id prefix",
+                                         follow="keep printing as the log grows"))
 @one_line_errors
 def logs(c, plot_id, inventory=None, limit=None, follow=False):
     """Print (or follow) a job's log from whichever host holds it."""
@@ -293,8 +302,8 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
             pass
 
 
-@task(help={**COMMON_HELP, "plot": "also run the plot-all loop (autostart)",
-            "refresh": "seconds between polls (default 2)"})
+@task(help=helps("inventory", "limit", plot="also run the plot-all loop (autostart)",
+                 refresh="seconds between polls (default 2)"))
 @one_line_errors
 def dashboard(c, inventory=None, limit=None, plot=False, refresh=2.0):
     """Full-screen live view of the fleet; q or Ctrl-C quits."""
