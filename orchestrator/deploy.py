@@ -3,7 +3,8 @@
 The agent's *.py files are named by a content hash and unpacked into
 `~/.plotfleet/agent-<hash>/` on the host.  One shell round trip tells whether
 that folder is complete (`.ok`) and whether the host's interpreter has psutil;
-only then is anything uploaded.  A host without psutil gets the controller's
+only then is anything uploaded.  When all is there, that same round trip
+starts the agent (start_script), so a warm connect costs one exec.  A host without psutil gets the controller's
 own psutil package (an abi3 build) in `agent-<hash>/vendor/`.
 
 Unpacking goes to a temp folder that is renamed into place with `.ok`
@@ -111,24 +112,56 @@ def python_argv(python: str) -> str:
     return " ".join(shlex.quote(w) for w in shlex.split(python))
 
 
+_CHECK = ('import sys; print("python=%d.%d.%d" % sys.version_info[:3]); '
+          'import psutil; print("psutil=1")')
+
+
+def start_script(bundle: Bundle, python: str, serve: bool = True) -> str:
+    """One shell round trip: start the agent if it is ready, else say what is missing.
+
+    Its first line is `plotfleet-serve k=v ...` (the agent runs from here on,
+    and reads the requests already sent) or `plotfleet-deploy k=v ...` with the
+    facts deploy needs: home, agent=1 if complete, vendor=1 if a vendored
+    psutil is there, python=X.Y.Z if the interpreter runs, psutil=1 if it has it.
+    """
+    name, py = f"agent-{bundle.hash}", python_argv(python)
+    run = f"cd {name} && PYTHONUNBUFFERED=1 exec {py} -m agent serve"
+    run_vendored = f'cd {name} && PYTHONPATH="$PWD/vendor" PYTHONUNBUFFERED=1 exec {py} -m agent serve'
+    lines = [f"mkdir -p ~/{BASE} && cd ~/{BASE} || exit 1"]
+    if serve:   # a vendored psutil is known to work: no interpreter check needed
+        lines.append(f'if [ -f {name}/.ok ] && [ -f {name}/vendor/.ok ]; then '
+                     f'echo "plotfleet-serve home=$HOME vendor=1"; '
+                     f'{run_vendored}; fi')
+    lines.append(f"facts=$({py} -c {shlex.quote(_CHECK)} 2>/dev/null | tr '\\n' ' ')")
+    if serve:
+        lines.append(f'case "$facts" in *psutil=1*) if [ -f {name}/.ok ]; then '
+                     f'echo "plotfleet-serve home=$HOME $facts"; {run}; fi;; esac')
+    lines.append(f'a=; [ -f {name}/.ok ] && a=agent=1; v=; [ -f {name}/vendor/.ok ] && v=vendor=1; '
+                 f'echo "plotfleet-deploy home=$HOME $a $v $facts"')
+    return "\n".join(lines) + "\n"
+
+
+def parse_status(line: str, python: str):
+    """(kind, facts) from start_script's first line; SessionError if it is not one."""
+    words = line.split()
+    if not words or words[0] not in ("plotfleet-serve", "plotfleet-deploy"):
+        raise SessionError(f"deploy: unexpected answer from host: {line.strip()[:80]!r}")
+    facts = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+    kind = words[0].split("-")[1]
+    if kind == "deploy":
+        if "python" not in facts:
+            raise SessionError(f"deploy: python interpreter {python!r} not found on host")
+        version = tuple(int(x) for x in facts["python"].split("."))
+        if version[:2] < MIN_PYTHON:
+            raise SessionError(f"deploy: {python} is Python {facts['python']}, agent needs 3.8+")
+    return kind, facts
+
+
 def _probe(runner, bundle: Bundle, python: str, timeout: float) -> dict:
-    name = f"agent-{bundle.hash}"
-    py = python_argv(python)
-    check = 'import sys; print("python=%d.%d.%d" % sys.version_info[:3]); import psutil; print("psutil=1")'
-    cmd = (f"mkdir -p ~/{BASE} && cd ~/{BASE} && echo home=$HOME; "
-           f"test -f {name}/.ok && echo agent=1; "
-           f"test -f {name}/vendor/.ok && echo vendor=1; "
-           f"{py} -c {shlex.quote(check)} 2>/dev/null; true")
-    rc, out, err = runner.run(cmd, timeout)
-    facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    if rc != 0 or "home" not in facts:
+    rc, out, err = runner.run(start_script(bundle, python, serve=False), timeout)
+    if rc != 0 or not out.strip():
         raise SessionError(f"deploy: cannot prepare ~/{BASE}: {(err or out).strip()[-200:]}")
-    if "python" not in facts:
-        raise SessionError(f"deploy: python interpreter {python!r} not found on host")
-    version = tuple(int(x) for x in facts["python"].split("."))
-    if version[:2] < MIN_PYTHON:
-        raise SessionError(f"deploy: {python} is Python {facts['python']}, agent needs 3.8+")
-    return facts
+    return parse_status(out.splitlines()[0], python)[1]
 
 
 def _install(runner, files: Dict[str, bytes], target: str, version: str,
@@ -145,9 +178,14 @@ def _install(runner, files: Dict[str, bytes], target: str, version: str,
 
 def deploy(runner, python: str = "python3", bundle: Optional[Bundle] = None,
            timeout: float = 60.0) -> Deployed:
+    """Probe, then upload whatever is missing."""
     bundle = bundle or agent_bundle()
+    return install(runner, _probe(runner, bundle, python, timeout), bundle, python, timeout)
+
+
+def install(runner, facts: dict, bundle: Bundle, python: str, timeout: float = 60.0) -> Deployed:
+    """Upload what the probe's facts say is missing (nothing if all is there)."""
     name = f"agent-{bundle.hash}"
-    facts = _probe(runner, bundle, python, timeout)
     need_vendor = "psutil" not in facts
     uploaded = False
     if "agent" not in facts:
@@ -161,6 +199,12 @@ def deploy(runner, python: str = "python3", bundle: Optional[Bundle] = None,
         uploaded = True
     return Deployed(bundle.hash, f"{facts['home']}/{BASE}/{name}", uploaded,
                     need_vendor, facts["python"])
+
+
+def ready(facts: dict, bundle: Bundle, python_version: str) -> Deployed:
+    """What start_script found already deployed (it is serving)."""
+    return Deployed(bundle.hash, f"{facts['home']}/{BASE}/agent-{bundle.hash}", False,
+                    "vendor" in facts, facts.get("python", python_version))
 
 
 def serve_command(d: Deployed, python: str) -> str:

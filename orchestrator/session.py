@@ -2,7 +2,8 @@
 
 `Session(host).open()` connects (fabric Connection, host keys checked against
 known_hosts), deploys the agent if needed, and starts ONE
-`python -m agent serve` on one SSH channel.  Every `request()` after that is a
+`python -m agent serve` on one SSH channel (when the agent is already
+deployed, the exec that checks for it is the one that starts it).  Every `request()` after that is a
 JSON line out and a JSON line back on that channel: no new SSH session, no
 Python start-up.  `connection: local` runs the same agent as a child process
 with pipes.  A lost channel is noticed by the request that hits it (a
@@ -313,22 +314,42 @@ class Session:
             raise
         return conn
 
+    def _spawn(self, cmd: str, timeout: float):
+        if self.host.connection == "local":
+            return _ProcessAgent(cmd)
+        return _ChannelAgent(self.conn.client, cmd, timeout)
+
     def _open(self):
         bundle = deploy_mod.agent_bundle(self.agent_dir)
         timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
+        python = self.host.python
         if self.host.connection == "local":
             runner = _LocalRunner()
         else:
             self.conn = retry.call(self._connect, attempts=self.connect_attempts,
                                    max_total_s=3 * self.host.connect_timeout_s)
+            try:    # small request/answer packets: do not wait on delayed ACKs
+                self.conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (AttributeError, OSError):
+                pass
             runner = _SshRunner(self.conn.client)
-        self.deployed = deploy_mod.deploy(runner, self.host.python, bundle, timeout)
-        cmd = deploy_mod.serve_command(self.deployed, self.host.python)
-        if self.host.connection == "local":
-            self._agent = _ProcessAgent(cmd)
-        else:
-            self._agent = _ChannelAgent(self.conn.client, cmd, timeout)
-        self.info = self._request("hello", self.host.connect_timeout_s + 5, {})
+        # Optimistic: one exec that starts the agent when it is already deployed.
+        # hello goes out at once; the agent reads it after the status line.
+        self._agent = self._spawn(deploy_mod.start_script(bundle, python), timeout)
+        rid = self._send("hello", {})
+        status = self._agent.lines.readline(timeout)
+        if not status:
+            raise SessionError("cannot start the agent" + self._tail(self._agent, wait=True))
+        kind, facts = deploy_mod.parse_status(status.decode(errors="replace"), python)
+        if kind == "serve":
+            self.info = self._receive(rid, "hello", timeout)
+            self.deployed = deploy_mod.ready(facts, bundle, str(self.info.get("python", "")))
+            return
+        self._agent.close()
+        self._agent = None
+        self.deployed = deploy_mod.install(runner, facts, bundle, python, timeout)
+        self._agent = self._spawn(deploy_mod.serve_command(self.deployed, python), timeout)
+        self.info = self._request("hello", timeout, {})
 
     def request(self, op: str, timeout: Optional[float] = None, **args) -> dict:
         """One request; SessionError if the host or channel fails, AgentError on a refusal."""
@@ -337,11 +358,21 @@ class Session:
             return self._request(op, timeout or self.request_timeout_s, args)
 
     def _request(self, op: str, timeout: float, args: dict) -> dict:
+        return self._receive(self._send(op, args), op, timeout)
+
+    def _send(self, op: str, args: dict) -> int:
         self._id += 1
-        rid = self._id
+        try:
+            self._agent.write((json.dumps({"id": self._id, "op": op, **args}) + "\n").encode())
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            agent = self._agent
+            self._drop()
+            raise SessionError(f"lost the agent channel ({describe(e, self.host)})" + self._tail(agent)) from None
+        return self._id
+
+    def _receive(self, rid: int, op: str, timeout: float) -> dict:
         agent = self._agent
         try:
-            agent.write((json.dumps({"id": rid, "op": op, **args}) + "\n").encode())
             raw = agent.lines.readline(timeout)
         except (socket.timeout, TimeoutError):
             self._drop()

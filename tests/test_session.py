@@ -62,6 +62,9 @@ def test_host_python_without_psutil_gets_the_controllers(ssh_fleet, fresh_agent,
         snap = s.request("snapshot", config=host.agent_config())
     tmp = [d for d in snap["dirs"] if d["kind"] == "tmp"]
     assert tmp and tmp[0]["free_bytes"] > 0
+    with Session(host, agent_dir=fresh_agent) as again:     # already there: nothing sent
+        assert not again.deployed.uploaded and again.deployed.vendor
+        assert again.info["psutil"] == psutil.__version__
 
 
 def test_unknown_host_key_is_refused_unless_checking_is_off(ssh_fleet, tmp_path):
