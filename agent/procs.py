@@ -226,7 +226,8 @@ class ProcScanner:
             if entry is None:
                 continue
             if entry.info == "rsync":
-                rsyncs.append(entry)
+                if st is None or st[0] not in ("Z", "X"):   # a dead rsync writes nothing
+                    rsyncs.append(entry)
                 continue
             job = self._job(entry, st, now)
             if job is not None:

@@ -295,7 +295,9 @@ def test_interrupted_transfer_is_failed_and_its_partial_can_be_cleaned(agent, ho
     runner = psutil.Process(r["pid"])
     wait_for(lambda: runner.children(recursive=True), 10)
     time.sleep(0.5)
-    for p in runner.children(recursive=True) + [runner]:
+    rsyncs = runner.children(recursive=True)
+    runner.kill()          # the runner dies first: nobody records rsync's exit
+    for p in rsyncs:
         p.kill()
     t = wait_for(lambda: [t for t in agent.ok("snapshot", config=config)["transfers"]
                           if t["status"] == "failed"], 10)[0]
