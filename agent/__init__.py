@@ -40,6 +40,21 @@ ops:
   clean_partial {config, partial}          -> {"removed": str}
   read_log {config, path, offset, max_bytes} -> {"data": str, "offset": int, "size": int}
   list_logs {config}                       -> {"logs": [{"path", "size", "mtime"}]}
+
+Notes on the answers (agent/snapshot.py, agent/actions.py):
+  - dirs[].path is the configured spelling (e.g. "~/tmp"); a job's tmp_dir,
+    tmp2_dir and dst_dir are given in that spelling when they are one of the
+    configured dirs, as printed on its command line otherwise.  File paths
+    (plots, logs, partials, temp files) are absolute and resolved.
+  - Only jobs whose tmp or dst dir lies inside the configured dirs, and only
+    transfers whose source plot does, are reported (hosts may share a machine).
+  - plots are the *.plot files of dst dirs; farm dirs report plot_count and
+    plot_bytes instead.
+  - dead lists unfinished logs (plot id known, no live process writing them)
+    that still have temp files, or were written in the last day.
+  - Transfer and lock state lives in ~/.plotfleet (transfers/<plot>.json,
+    host.lock); a partial counts as receiving while an rsync has it open or
+    names it, or while an `rsync --server` runs and it changed < 60 s ago.
 """
 
 PROTOCOL_VERSION = 1

@@ -192,7 +192,7 @@ class ProcScanner:
     """Keeps classification and log tails across scans (one per agent)."""
 
     def __init__(self):
-        self.known = {}        # pid -> Proc (or None for "not ours")
+        self.known = {}        # pid -> (start ticks, Proc or None for "not ours")
         self.boot = psutil.boot_time()
 
     def _pids(self):
@@ -217,12 +217,11 @@ class ProcScanner:
             if st is None and HAVE_PROC:
                 continue
             start = st[3] if st else None
-            entry = self.known.get(pid, 0)
-            if entry != 0 and entry is not None and entry.start != start:
-                entry = 0  # pid reused by a new process
-            if entry == 0:
-                entry = self._classify(pid, start)
-                self.known[pid] = entry
+            known = self.known.get(pid)
+            if known is None or known[0] != start:   # new pid, or reused by a new process
+                known = (start, self._classify(pid, start))
+                self.known[pid] = known
+            entry = known[1]
             if entry is None:
                 continue
             if entry.info == "rsync":
