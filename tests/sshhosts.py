@@ -20,7 +20,9 @@ Fixtures (tests/conftest.py):
                           (tmp: [tmp], tmp2, dst: [dst], log, farm: [farm1, farm2])
         .known_hosts      path of a known_hosts listing every host
         .client_key       path of the client's private key
-        .stop(name)       kills that host's sshd and every session it serves
+        .stop(name)       kills that host's sshd and every connection it serves
+                          (sessions see their channel close; jobs the agent
+                          detached keep running)
         .start(name)      starts it again (same address, port, host key)
         .sshd_pid(name)   pid of the listening sshd (its children = sessions)
         .write_inventory(path, extra_vars_per_host=None, **vars) -> path
@@ -182,15 +184,26 @@ Subsystem sftp internal-sftp
         _wait_accepting(h.address, h.port, h.proc, h.root / "sshd.log")
 
     def stop(self, name: str):
-        """Like the host going away: the listener and every session it serves."""
+        """Like sshd going away: the listener and every connection it serves.
+
+        Only sshd processes die; what ran in a session (the agent) sees its
+        channel close, and what the agent detached (plot jobs) lives on, as it
+        would on a real host after a network cut.
+        """
         h = self.hosts[name]
         if h.proc is None or h.proc.poll() is not None:
             return
+        victims = []
         try:
             # per-connection sshds call setsid(), so a process-group kill misses them
-            victims = psutil.Process(h.proc.pid).children(recursive=True)
+            for p in psutil.Process(h.proc.pid).children(recursive=True):
+                try:
+                    if p.exe() == SSHD or p.name() == "sshd":
+                        victims.append(p)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
         except psutil.NoSuchProcess:
-            victims = []
+            pass
         h.proc.kill()
         h.proc.wait()
         for p in victims:
