@@ -158,3 +158,34 @@ exec {sys.executable} "$@"
     with pytest.raises(SessionError) as e:
         Session(fleet.model_host("plotter1", python=str(wrapper))).open()
     assert str(e.value) == "agent exited: agent: cannot open /dev/nowhere"
+
+
+def test_changed_host_key_is_refused_as_a_mismatch(ssh_fleet, tmp_path):
+    fleet = ssh_fleet(1)
+    h = fleet.hosts["plotter1"]
+    impostor = tmp_path / "impostor"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor)], check=True)
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[{h.address}]:{h.port} " + " ".join(
+        (tmp_path / "impostor.pub").read_text().split()[:2]) + "\n")
+    with pytest.raises(SessionError, match=r"^host key for 127\.0\.0\.2:\d+ does not match known_hosts"):
+        Session(fleet.model_host("plotter1", known_hosts_file=str(known))).open()
+
+
+def test_sshd_coming_back_during_connect_is_retried(ssh_fleet):
+    import threading
+    import socket
+    fleet = ssh_fleet(1)
+    h = fleet.hosts["plotter1"]
+    fleet.stop("plotter1")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((h.address, h.port), timeout=1).close()
+    restart = threading.Timer(0.3, fleet.start, args=("plotter1",))
+    t = time.monotonic()
+    restart.start()
+    try:
+        with Session(fleet.model_host("plotter1")) as s:   # the first attempt is refused
+            assert s.request("hello")["pid"] > 0
+        assert time.monotonic() - t >= 0.3
+    finally:
+        restart.join()
