@@ -189,3 +189,11 @@ def test_sshd_coming_back_during_connect_is_retried(ssh_fleet):
         assert time.monotonic() - t >= 0.3
     finally:
         restart.join()
+
+
+def test_missing_interpreter_is_named(ssh_fleet, fresh_agent):
+    fleet = ssh_fleet(1)
+    host = fleet.model_host("plotter1", python="/opt/nowhere/python3")
+    with pytest.raises(SessionError) as e:
+        Session(host, agent_dir=fresh_agent).open()
+    assert str(e.value) == "deploy: python interpreter '/opt/nowhere/python3' not found on host"
