@@ -16,8 +16,8 @@ from contextlib import contextmanager
 import psutil
 
 from . import disks
-from .snapshot import state_dir, transfers_dir, read_transfers
-from .procs import PSUTIL_ERRORS, open_paths
+from .snapshot import FRESH_S, state_dir, transfers_dir, read_transfers
+from .procs import PSUTIL_ERRORS, rsync_targets
 from .transfer import write_state
 
 AGENT_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,6 +158,18 @@ def _signal(agent, config, pid, sig, state):
                 pass
     except PSUTIL_ERRORS:
         raise ActionError("pid %d is gone" % j["pid"])
+    # Signals land asynchronously (a process in disk I/O stops a moment
+    # later); answer once the process table agrees.
+    want_stopped = sig == signal.SIGSTOP
+    end = time.time() + 2.0
+    while time.time() < end:
+        try:
+            stopped = psutil.Process(j["pid"]).status() == psutil.STATUS_STOPPED
+        except PSUTIL_ERRORS:
+            break
+        if stopped == want_stopped:
+            break
+        time.sleep(0.01)
     return {"pid": j["pid"], "state": state}
 
 
@@ -269,10 +281,12 @@ def start_transfer(agent, config, plot, to_host, to_dir, mode="ssh", ssh=None,
 
 def _receiving(agent, path):
     _, rsyncs = agent.all_jobs()
-    for r in rsyncs:
-        if path in r.argv or path in open_paths(r.pid):
-            return True
-    return False
+    named, idle_server = rsync_targets(rsyncs)
+    try:
+        fresh = time.time() - os.path.getmtime(path) < FRESH_S
+    except OSError:
+        fresh = False
+    return path in named or (idle_server and fresh)
 
 
 def _partial(agent, config, partial):

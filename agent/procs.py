@@ -313,3 +313,19 @@ def open_paths(pid):
         except PSUTIL_ERRORS:
             pass
     return out
+
+
+def rsync_targets(rsyncs):
+    """(paths rsync processes name or hold open, whether some receiving
+    `rsync --server` holds no partial open).  Over ssh with --protect-args a
+    server's argv does not name its file, and it opens the file only after
+    checksumming what is there, so such a server may be about to write any
+    fresh partial."""
+    paths, idle_server = set(), False
+    for r in rsyncs:
+        opened = open_paths(r.pid)
+        paths |= opened
+        paths.update(r.argv)
+        if "--server" in r.argv and not any(p.endswith(".plotfleet-tmp") for p in opened):
+            idle_server = True
+    return paths, idle_server

@@ -12,7 +12,9 @@ import psutil
 
 from . import disks
 from .logparse import analyze_log
-from .procs import ProcScanner, open_paths
+from .procs import ProcScanner, rsync_targets
+
+FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server
 
 DEAD_RECENT_S = 86400.0   # a dead log without leftovers is reported for a day
 
@@ -125,17 +127,9 @@ class Agent:
         found = [p for d in dict.fromkeys(farm) for p in disks.partials_in(d)]
         if not found:
             return out
-        opened, argv = set(), set()
-        servers = any("--server" in r.argv for r in rsyncs)
-        for r in rsyncs:
-            opened |= open_paths(r.pid)
-            argv.update(r.argv)
+        named, idle_server = rsync_targets(rsyncs)
         for path, final, size, mtime in found:
-            # Over ssh with --protect-args the receiving `rsync --server` does not
-            # name the file in its argv and opens it only after checksumming the
-            # existing part, so a fresh file while such a server runs counts too.
-            receiving = (path in opened or path in argv or
-                         (servers and now - mtime < 60))
+            receiving = path in named or (idle_server and now - mtime < FRESH_S)
             out.append({"path": path, "final_name": final, "size_bytes": size,
                         "receiving": receiving})
         return out

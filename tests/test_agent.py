@@ -348,3 +348,27 @@ def test_snapshot_cpu_with_twenty_jobs(agent, host, reaper):
     assert {tuple(j["phase"]) for j in s["jobs"] if j["plotter"] == "madmax"} == {(2, 1)}
     print("\nagent CPU per snapshot with 20 jobs, %d processes: %.1f ms"
           % (len(psutil.pids()), per * 1000))
+
+
+def test_transfer_over_ssh_to_a_harvester(agent, host, reaper, ssh_fleet, k18_plots):
+    d, config = host
+    fleet = ssh_fleet(n_plotters=0, n_harvesters=1)
+    hv = fleet.hosts["harvester1"]
+    farm = hv.dirs["farm"][0]
+    harvester_config = {"farm_dirs": list(hv.dirs["farm"])}
+    src = str(k18_plots.copy_to(d["dst"], 1)[0])
+    size = os.path.getsize(src)
+    r = agent.ok("start_transfer", config=config, plot=src, to_host="harvester1",
+                 to_dir=farm, mode="ssh", bwlimit_kbps=0,
+                 ssh={"host": hv.address, "port": hv.port, "user": "root",
+                      "key": fleet.client_key, "known_hosts": fleet.known_hosts})
+    reaper.append(r["pid"])
+    t = wait_for(lambda: [t for t in agent.ok("snapshot", config=config)["transfers"]
+                          if t["status"] != "running"], 30)[0]
+    assert (t["status"], t["bytes_done"], t["error"]) == ("copied", size, None)
+    name = os.path.basename(src)
+    assert os.listdir(farm) == [name + ".plotfleet-tmp"]
+    partial = agent.ok("snapshot", config=harvester_config)["partials"][0]
+    agent.ok("promote", config=harvester_config, partial=partial["path"], size_bytes=size)
+    agent.ok("remove_plot", config=config, plot=src, confirmed_size=size)
+    assert os.listdir(farm) == [name] and not os.path.exists(src)
