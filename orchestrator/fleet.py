@@ -4,7 +4,8 @@ A warm `gather()` is one request/answer on each host's already-open agent
 channel, all hosts at the same time, on one long-lived thread pool.  A host
 that cannot be reached or whose agent fails becomes an unreachable HostState
 with a one-line reason; it never stops the others, and the next gather tries
-it again.
+it again (except right after open(), whose fresh failures are reported as
+they are rather than waited for twice).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class Fleet:
             for h in self.hosts}
         self._by_name = {h.name: h for h in self.hosts}
         self.errors: Dict[str, Optional[str]] = {}     # last open(): host -> reason
+        self._unreported: Dict[str, str] = {}
         workers = max(1, min(max_workers, len(self.hosts)))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleet")
 
@@ -54,6 +56,8 @@ class Fleet:
             except SessionError as e:
                 return _one_line(e)
         self.errors = dict(zip((h.name for h in self.hosts), self._map(one, self.hosts)))
+        # the next gather reports these instead of paying each timeout again
+        self._unreported = {n: e for n, e in self.errors.items() if e}
         return dict(self.errors)
 
     def deploy_report(self) -> Dict[str, str]:
@@ -70,6 +74,9 @@ class Fleet:
         return out
 
     def _snapshot(self, h: Host) -> HostState:
+        fresh = self._unreported.pop(h.name, None)
+        if fresh:
+            return unreachable(h.name, h.roles, fresh)
         try:
             snap = self.sessions[h.name].request("snapshot", config=h.agent_config())
             return host_state_from_snapshot(h.name, h.roles, snap)

@@ -326,8 +326,9 @@ class Session:
         if self.host.connection == "local":
             runner = _LocalRunner()
         else:
+            # retries fit in one connect timeout: a hung host costs that, once
             self.conn = retry.call(self._connect, attempts=self.connect_attempts,
-                                   max_total_s=3 * self.host.connect_timeout_s)
+                                   max_total_s=self.host.connect_timeout_s)
             try:    # small request/answer packets: do not wait on delayed ACKs
                 self.conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except (AttributeError, OSError):

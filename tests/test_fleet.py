@@ -106,3 +106,15 @@ def test_inventory_file_from_the_fixture_drives_a_fleet(ssh_fleet, tmp_path):
     assert report["plotter1"].startswith("agent ")
     # UserKnownHostsFile from ansible_ssh_common_args is the file checked
     assert inv.hosts[0].known_hosts_file == hosts.known_hosts
+
+
+def test_a_host_that_failed_to_open_is_not_waited_for_twice(ssh_fleet):
+    hosts = ssh_fleet(2)
+    hosts.stop("plotter2")
+    with Fleet(hosts.model_hosts()) as fleet:      # entering opens every host
+        assert fleet.errors == {"plotter1": None, "plotter2": "connection refused"}
+        hosts.start("plotter2")
+        first = fleet.gather()                     # reports what open() saw
+        assert first.host("plotter2").error == "connection refused"
+        assert first.host("plotter1").reachable
+        assert fleet.gather().host("plotter2").reachable   # and tries again after
