@@ -71,10 +71,14 @@ def _trust(client: paramiko.SSHClient, host: Host, ssh_config: dict):
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         return
     files = known_hosts_files(host, ssh_config)
-    for f in files:
-        if os.path.exists(f):
+    trusted = list(files)
+    if not host.known_hosts_file:       # as ssh does: the machine-wide list counts too
+        glob = ssh_config.get("globalknownhostsfile") or ["/etc/ssh/ssh_known_hosts"]
+        trusted += glob.split() if isinstance(glob, str) else glob
+    for f in trusted:
+        if os.path.exists(os.path.expanduser(f)):
             # "system" keys: loaded for checking, never written back
-            client.load_system_host_keys(f)
+            client.load_system_host_keys(os.path.expanduser(f))
     client.set_missing_host_key_policy(_RefuseUnknown(files))
 
 

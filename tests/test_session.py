@@ -197,3 +197,20 @@ def test_missing_interpreter_is_named(ssh_fleet, fresh_agent):
     with pytest.raises(SessionError) as e:
         Session(host, agent_dir=fresh_agent).open()
     assert str(e.value) == "deploy: python interpreter '/opt/nowhere/python3' not found on host"
+
+
+def test_without_a_known_hosts_file_the_users_ssh_files_decide(ssh_fleet, tmp_path, monkeypatch):
+    fleet = ssh_fleet(1)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    host = fleet.model_host("plotter1", known_hosts_file=None)
+
+    (home / ".ssh" / "known_hosts").write_text("")
+    with pytest.raises(SessionError, match=f"is not in {home}/.ssh/known_hosts "):
+        Session(host).open()
+
+    # ~/.ssh/config's UserKnownHostsFile is honoured, as by ssh itself
+    (home / ".ssh" / "config").write_text(f"Host *\n  UserKnownHostsFile {fleet.known_hosts}\n")
+    with Session(host) as s:
+        assert s.request("hello")["pid"] > 0
