@@ -82,6 +82,11 @@ class Agent:
     def snapshot(self, config):
         now = time.time()
         cdirs = disks.config_dirs(config)
+        if (config or {}).get("create_dirs"):
+            # opt-in only: on a real host a missing dir is usually an unmounted
+            # drive, and creating it would fill the root disk instead
+            for _kind, _raw, real in cdirs:
+                os.makedirs(real, exist_ok=True)
         all_jobs, rsyncs = self.all_jobs()
         jobs = self.host_jobs(config, all_jobs)
         stall = float((config or {}).get("stall_after_s") or 1800.0)

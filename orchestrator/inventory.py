@@ -405,7 +405,7 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
             out[f] = conn
         elif key == "k":
             out[f] = number(key, value, int, 1)
-        elif key == "host_key_checking":
+        elif key in ("host_key_checking", "create_dirs"):
             if not isinstance(value, bool):
                 raise err(key, f"must be true or false, got {_show(value)}")
             out[f] = value

@@ -229,6 +229,7 @@ class Host:
     max_transfers_per_plotter: int = 1
     fill: str = "spread"                        # spread | pack
     farm_reserve_bytes: int = 0
+    create_dirs: bool = False                   # make missing dirs (demos; never for mounts)
 
     @property
     def is_plotter(self) -> bool:
@@ -247,4 +248,5 @@ class Host:
             "log_dir": self.log_dir,
             "farm_dirs": list(self.farm_dirs),
             "stall_after_s": self.stall_after_m * 60.0,
+            "create_dirs": self.create_dirs,
         }
