@@ -228,8 +228,10 @@ class _ProcessAgent:
     """The agent as a local child process (connection: local)."""
 
     def __init__(self, cmd: str):
+        # own session: a Ctrl-C meant for the controller must not hit the agent mid-answer
         self.proc = subprocess.Popen(["sh", "-c", cmd], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)
         self.stderr = collections.deque(maxlen=STDERR_LINES)
         self.fd = self.proc.stdout.fileno()
         self.lines = _Lines(self._recv)
