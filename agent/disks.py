@@ -54,46 +54,38 @@ def dir_info(path, kind):
             "plot_count": 0, "plot_bytes": 0, "error": None}
 
 
-def plots_in(path):
-    """Finished plots (`*.plot`) directly in `path`."""
-    out = []
+def _files_ending(path, suffix):
+    """(name, stat) of the regular files directly in `path` named *suffix;
+    files that vanish mid-scan and unreadable dirs are skipped, not fatal."""
     try:
         it = os.scandir(path)
     except OSError:
-        return out
+        return
     with it:
         for e in it:
-            if not e.name.endswith(".plot"):
+            if not e.name.endswith(suffix):
                 continue
             try:
-                st = e.stat()
+                if e.is_file():
+                    yield e.name, e.stat()
             except OSError:
                 continue
-            if not e.is_file():
-                continue
-            k, pid = parse_plot_name(e.name)
-            out.append({"path": os.path.join(path, e.name), "size_bytes": st.st_size,
-                        "k": k, "plot_id": pid, "mtime": st.st_mtime})
+
+
+def plots_in(path):
+    """Finished plots (`*.plot`) directly in `path`."""
+    out = []
+    for name, st in _files_ending(path, ".plot"):
+        k, pid = parse_plot_name(name)
+        out.append({"path": os.path.join(path, name), "size_bytes": st.st_size,
+                    "k": k, "plot_id": pid, "mtime": st.st_mtime})
     return out
 
 
 def partials_in(path):
     """[(path, final_name, size, mtime)] of transfer temp files in a farm dir."""
-    out = []
-    try:
-        it = os.scandir(path)
-    except OSError:
-        return out
-    with it:
-        for e in it:
-            if e.name.endswith(PARTIAL_SUFFIX):
-                try:
-                    st = e.stat()
-                except OSError:
-                    continue
-                out.append((os.path.join(path, e.name), e.name[:-len(PARTIAL_SUFFIX)],
-                            st.st_size, st.st_mtime))
-    return out
+    return [(os.path.join(path, name), name[:-len(PARTIAL_SUFFIX)], st.st_size, st.st_mtime)
+            for name, st in _files_ending(path, PARTIAL_SUFFIX)]
 
 
 def files_with_id(dirs, plot_id, want=None):
