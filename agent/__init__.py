@@ -38,6 +38,10 @@ ops:
   remove_plot {config, plot, confirmed_size}  (plotter: source goes only
                    when a harvester confirmed the same size) -> {"removed": str}
   clean_partial {config, partial}          -> {"removed": str}
+  reserve_drive {config, to_dir, plot, size_bytes, reserve_bytes}
+                   (harvester: claim the drive of to_dir for this plot before
+                   the plotter sends it; refused while another plot is on its
+                   way there or there is no room) -> {"drive": str}
   read_log {config, path, offset, max_bytes} -> {"data": str, "offset": int, "size": int}
   list_logs {config}                       -> {"logs": [{"path", "size", "mtime"}]}
 

@@ -7,6 +7,7 @@ import sys
 import psutil
 
 from . import actions
+from .reserve import reserve_drive
 from .snapshot import Agent
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,6 +39,7 @@ OPS = {
     "start_transfer": actions.start_transfer, "promote": actions.promote,
     "remove_plot": actions.remove_plot, "clean_partial": actions.clean_partial,
     "read_log": actions.read_log, "list_logs": actions.list_logs,
+    "reserve_drive": reserve_drive,
 }
 
 

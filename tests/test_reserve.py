@@ -1,0 +1,55 @@
+"""Drive claims: two controllers deciding at once never send two plots into one drive."""
+import os
+
+from tests.agent_helpers import AgentProc, host_dirs
+
+SIZE = 4_000_000
+
+
+def test_second_plot_into_a_claimed_drive_is_refused_until_the_first_arrives(tmp_path):
+    d, config = host_dirs(tmp_path)
+    a, b = AgentProc(), AgentProc()           # two controllers' sessions to one harvester
+    try:
+        a.ok("reserve_drive", config=config, to_dir=d["farm"], plot="/dst/one.plot",
+             size_bytes=SIZE)
+        busy = b.raw("reserve_drive", config=config, to_dir=d["farm"], plot="/dst/two.plot",
+                     size_bytes=SIZE)
+        assert not busy["ok"] and "drive busy: one.plot" in busy["error"]
+        # the same plot again (a retry or the other controller) is fine
+        b.ok("reserve_drive", config=config, to_dir=d["farm"], plot="/elsewhere/one.plot",
+             size_bytes=SIZE)
+        # once one.plot is there under its final name the drive is free
+        open(os.path.join(d["farm"], "one.plot"), "wb").close()
+        b.ok("reserve_drive", config=config, to_dir=d["farm"], plot="/dst/two.plot",
+             size_bytes=SIZE)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_partial_still_arriving_blocks_the_drive(tmp_path):
+    d, config = host_dirs(tmp_path)
+    with open(os.path.join(d["farm"], "other.plot.plotfleet-tmp"), "wb") as f:
+        f.write(b"x" * 1000)
+    a = AgentProc()
+    try:
+        r = a.raw("reserve_drive", config=config, to_dir=d["farm"], plot="mine.plot",
+                  size_bytes=SIZE)
+        assert not r["ok"] and "other.plot is still arriving" in r["error"]
+    finally:
+        a.close()
+
+
+def test_no_room_and_outside_dirs_refused(tmp_path):
+    d, config = host_dirs(tmp_path)
+    a = AgentProc()
+    try:
+        vfs = os.statvfs(d["farm"])
+        r = a.raw("reserve_drive", config=config, to_dir=d["farm"], plot="big.plot",
+                  size_bytes=vfs.f_blocks * vfs.f_frsize * 2)
+        assert not r["ok"] and r["error"].startswith("no room on")
+        r = a.raw("reserve_drive", config=config, to_dir=str(tmp_path), plot="x.plot",
+                  size_bytes=1)
+        assert not r["ok"] and "outside configured dirs" in r["error"]
+    finally:
+        a.close()
