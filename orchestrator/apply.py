@@ -63,6 +63,13 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
         if check:
             out.add(f"would transfer: {t.describe()}")
             continue
+        # claim the drive on the harvester first: another controller may have
+        # chosen it in the same moment
+        if _call(fleet, t.to_host, "reserve_drive", out, f"claim {t.to_host}:{t.to_dir}",
+                 config=hosts[t.to_host].agent_config(), to_dir=t.to_dir, plot=t.plot,
+                 size_bytes=t.size_bytes,
+                 reserve_bytes=hosts[t.to_host].farm_reserve_bytes) is None:
+            continue
         res = _call(fleet, t.from_host, "start_transfer", out, "transfer",
                     **transfer_args(hosts[t.from_host], hosts[t.to_host], t))
         if res is not None:
