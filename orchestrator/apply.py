@@ -59,21 +59,7 @@ def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
 
 
 def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: bool) -> None:
-    for t in decision.transfers:
-        if check:
-            out.add(f"would transfer: {t.describe()}")
-            continue
-        # claim the drive on the harvester first: another controller may have
-        # chosen it in the same moment
-        if _call(fleet, t.to_host, "reserve_drive", out, f"claim {t.to_host}:{t.to_dir}",
-                 config=hosts[t.to_host].agent_config(), to_dir=t.to_dir, plot=t.plot,
-                 size_bytes=t.size_bytes,
-                 reserve_bytes=hosts[t.to_host].farm_reserve_bytes) is None:
-            continue
-        res = _call(fleet, t.from_host, "start_transfer", out, "transfer",
-                    **transfer_args(hosts[t.from_host], hosts[t.to_host], t))
-        if res is not None:
-            out.add(f"transfer: {t.describe()} (pid {res['pid']})")
+    # finish what arrived first: a promoted plot frees its drive for the next
     for p in decision.promotes:
         if check:
             out.add(f"would promote: {p.describe()}")
@@ -99,3 +85,18 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
         if _call(fleet, c.host, "clean_partial", out, "clean", config=hosts[c.host].agent_config(),
                  partial=c.partial) is not None:
             out.add(f"cleaned: {c.describe()}")
+    for t in decision.transfers:
+        if check:
+            out.add(f"would transfer: {t.describe()}")
+            continue
+        # claim the drive on the harvester first: another controller may have
+        # chosen it in the same moment
+        if _call(fleet, t.to_host, "reserve_drive", out, f"claim {t.to_host}:{t.to_dir}",
+                 config=hosts[t.to_host].agent_config(), to_dir=t.to_dir, plot=t.plot,
+                 size_bytes=t.size_bytes,
+                 reserve_bytes=hosts[t.to_host].farm_reserve_bytes) is None:
+            continue
+        res = _call(fleet, t.from_host, "start_transfer", out, "transfer",
+                    **transfer_args(hosts[t.from_host], hosts[t.to_host], t))
+        if res is not None:
+            out.add(f"transfer: {t.describe()} (pid {res['pid']})")
