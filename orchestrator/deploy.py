@@ -116,25 +116,34 @@ _CHECK = ('import sys; print("python=%d.%d.%d" % sys.version_info[:3]); '
           'import psutil; print("psutil=1")')
 
 
-def start_script(bundle: Bundle, python: str, serve: bool = True) -> str:
+def start_script(bundle: Bundle, python: str, serve: bool = True,
+                 trust_cache: bool = True) -> str:
     """One shell round trip: start the agent if it is ready, else say what is missing.
 
     Its first line is `plotfleet-serve k=v ...` (the agent runs from here on,
     and reads the requests already sent) or `plotfleet-deploy k=v ...` with the
     facts deploy needs: home, agent=1 if complete, vendor=1 if a vendored
     psutil is there, python=X.Y.Z if the interpreter runs, psutil=1 if it has it.
+    An interpreter once seen with psutil is remembered in a marker file, so a
+    warm start is one Python start-up, not two (cached=1 says so; without
+    trust_cache the marker is dropped and the interpreter checked again).
     """
     name, py = f"agent-{bundle.hash}", python_argv(python)
+    marker = f"{name}/.psutil-{hashlib.sha256(python.encode()).hexdigest()[:12]}"
     run = f"cd {name} && PYTHONUNBUFFERED=1 exec {py} -m agent serve"
     run_vendored = f'cd {name} && PYTHONPATH="$PWD/vendor" PYTHONUNBUFFERED=1 exec {py} -m agent serve'
     lines = [f"mkdir -p ~/{BASE} && cd ~/{BASE} || exit 1"]
     if serve:   # a vendored psutil is known to work: no interpreter check needed
         lines.append(f'if [ -f {name}/.ok ] && [ -f {name}/vendor/.ok ]; then '
-                     f'echo "plotfleet-serve home=$HOME vendor=1"; '
-                     f'{run_vendored}; fi')
+                     f'echo "plotfleet-serve home=$HOME vendor=1"; {run_vendored}; fi')
+        if trust_cache:
+            lines.append(f'if [ -f {name}/.ok ] && [ -f {marker} ]; then '
+                         f'echo "plotfleet-serve home=$HOME cached=1"; {run}; fi')
+        else:
+            lines.append(f"rm -f {marker}")
     lines.append(f"facts=$({py} -c {shlex.quote(_CHECK)} 2>/dev/null | tr '\\n' ' ')")
     if serve:
-        lines.append(f'case "$facts" in *psutil=1*) if [ -f {name}/.ok ]; then '
+        lines.append(f'case "$facts" in *psutil=1*) if [ -f {name}/.ok ]; then : > {marker}; '
                      f'echo "plotfleet-serve home=$HOME $facts"; {run}; fi;; esac')
     lines.append(f'a=; [ -f {name}/.ok ] && a=agent=1; v=; [ -f {name}/vendor/.ok ] && v=vendor=1; '
                  f'echo "plotfleet-deploy home=$HOME $a $v $facts"')

@@ -325,7 +325,7 @@ class Session:
             return _ProcessAgent(cmd)
         return _ChannelAgent(self.conn.client, cmd, timeout)
 
-    def _open(self):
+    def _open(self, trust_cache: bool = True):
         bundle = deploy_mod.agent_bundle(self.agent_dir)
         timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
         python = self.host.python
@@ -342,14 +342,22 @@ class Session:
             runner = _SshRunner(self.conn.client)
         # Optimistic: one exec that starts the agent when it is already deployed.
         # hello goes out at once; the agent reads it after the status line.
-        self._agent = self._spawn(deploy_mod.start_script(bundle, python), timeout)
+        self._agent = self._spawn(deploy_mod.start_script(bundle, python, trust_cache=trust_cache),
+                                  timeout)
         rid = self._send("hello", {})
         status = self._agent.lines.readline(timeout)
         if not status:
             raise SessionError("cannot start the agent" + self._tail(self._agent, wait=True))
         kind, facts = deploy_mod.parse_status(status.decode(errors="replace"), python)
         if kind == "serve":
-            self.info = self._receive(rid, "hello", timeout)
+            try:
+                self.info = self._receive(rid, "hello", timeout)
+            except SessionError:
+                if "cached" not in facts:
+                    raise
+                # the interpreter changed since it was checked: check it again
+                self._drop()
+                return self._open(trust_cache=False)
             self.deployed = deploy_mod.ready(facts, bundle, str(self.info.get("python", "")))
             return
         self._agent.close()

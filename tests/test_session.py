@@ -214,3 +214,25 @@ def test_without_a_known_hosts_file_the_users_ssh_files_decide(ssh_fleet, tmp_pa
     (home / ".ssh" / "config").write_text(f"Host *\n  UserKnownHostsFile {fleet.known_hosts}\n")
     with Session(host) as s:
         assert s.request("hello")["pid"] > 0
+
+
+def test_interpreter_that_loses_psutil_later_gets_the_controllers(ssh_fleet, fresh_agent, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    lends = os.path.join(site, "lend-psutil.pth")      # the host's own psutil, for now
+    with open(lends, "w") as f:
+        f.write(os.path.dirname(os.path.dirname(psutil.__file__)) + "\n")
+    fleet = ssh_fleet(1)
+    host = fleet.model_host("plotter1", python=py)
+    with Session(host, agent_dir=fresh_agent) as s:
+        assert not s.deployed.vendor
+    with Session(host, agent_dir=fresh_agent) as s:   # remembered: not checked again
+        assert not s.deployed.uploaded and not s.deployed.vendor
+
+    os.remove(lends)                                   # psutil uninstalled on the host
+    with Session(host, agent_dir=fresh_agent) as s:
+        assert s.deployed.vendor and s.deployed.uploaded
+        assert s.info["psutil"] == psutil.__version__
