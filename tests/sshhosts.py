@@ -31,7 +31,9 @@ Fixtures (tests/conftest.py):
                           ansible_ssh_common_args -o UserKnownHostsFile=...,
                           ansible_python_interpreter (this interpreter, which
                           has chiapos and psutil), tmp_dirs, tmp2_dir,
-                          dst_dirs, log_dir, farm_dirs, plotter chiapos, k 18
+                          dst_dirs, log_dir, farm_dirs, plotter chiapos, k 18,
+                          and for plotters transfer_ssh_key / transfer_known_hosts
+                          (the client key and known_hosts: rsync reaches harvesters)
         .model_host(name, **fields) -> orchestrator.model.Host
         .model_hosts(**fields) -> [Host]   (no inventory loader needed)
 
@@ -231,7 +233,9 @@ Subsystem sftp internal-sftp
         if h.role == "plotter":
             v.update(tmp_dirs=list(h.dirs["tmp"]), tmp2_dir=h.dirs["tmp2"],
                      dst_dirs=list(h.dirs["dst"]), log_dir=h.dirs["log"],
-                     plotter="chiapos", k=18, threads=2, buckets=32, buffer_mib=300)
+                     plotter="chiapos", k=18, threads=2, buckets=32, buffer_mib=300,
+                     # the plotter's own rsync over ssh reaches harvesters with these
+                     transfer_ssh_key=self.client_key, transfer_known_hosts=self.known_hosts)
         else:
             v.update(farm_dirs=list(h.dirs["farm"]))
         return v
@@ -260,7 +264,8 @@ Subsystem sftp internal-sftp
         if h.role == "plotter":
             kw.update(tmp_dirs=tuple(h.dirs["tmp"]), tmp2_dir=h.dirs["tmp2"],
                       dst_dirs=tuple(h.dirs["dst"]), log_dir=h.dirs["log"],
-                      plotter="chiapos", k=18, threads=2, buckets=32, buffer_mib=300)
+                      plotter="chiapos", k=18, threads=2, buckets=32, buffer_mib=300,
+                      transfer_ssh_key=self.client_key, transfer_known_hosts=self.known_hosts)
         else:
             kw.update(farm_dirs=tuple(h.dirs["farm"]))
         kw.update(fields)
