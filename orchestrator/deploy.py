@@ -112,8 +112,12 @@ def python_argv(python: str) -> str:
     return " ".join(shlex.quote(w) for w in shlex.split(python))
 
 
-_CHECK = ('import sys; print("python=%d.%d.%d" % sys.version_info[:3]); '
-          'import psutil; print("psutil=1")')
+_CHECK = ('import sys, os; print("python=%d.%d.%d" % sys.version_info[:3]); '
+          'import psutil; print("psutil=1"); '
+          'print(os.path.dirname(os.path.dirname(psutil.__file__)), file=sys.stderr)')
+# The agent runs with -S: no site module, no .pth files, a faster start-up on
+# every host (site processing is most of a bare interpreter's start).  It
+# needs nothing but the stdlib and psutil, whose folder goes on PYTHONPATH.
 
 
 def start_script(bundle: Bundle, python: str, serve: bool = True,
@@ -129,9 +133,11 @@ def start_script(bundle: Bundle, python: str, serve: bool = True,
     trust_cache the marker is dropped and the interpreter checked again).
     """
     name, py = f"agent-{bundle.hash}", python_argv(python)
-    marker = f"{name}/.psutil-{hashlib.sha256(python.encode()).hexdigest()[:12]}"
-    run = f"cd {name} && PYTHONUNBUFFERED=1 exec {py} -m agent serve"
-    run_vendored = f'cd {name} && PYTHONPATH="$PWD/vendor" PYTHONUNBUFFERED=1 exec {py} -m agent serve'
+    # the marker holds the folder the interpreter imports psutil from
+    marker = f".psutil-{bundle.hash}-{hashlib.sha256(python.encode()).hexdigest()[:12]}"
+    run = (f'cd {name} && PYTHONPATH="$(tail -n 1 ../{marker})" PYTHONUNBUFFERED=1 '
+           f'exec {py} -S -m agent serve')
+    run_vendored = f'cd {name} && PYTHONPATH="$PWD/vendor" PYTHONUNBUFFERED=1 exec {py} -S -m agent serve'
     lines = [f"mkdir -p ~/{BASE} && cd ~/{BASE} || exit 1"]
     if serve:   # a vendored psutil is known to work: no interpreter check needed
         lines.append(f'if [ -f {name}/.ok ] && [ -f {name}/vendor/.ok ]; then '
@@ -141,9 +147,9 @@ def start_script(bundle: Bundle, python: str, serve: bool = True,
                          f'echo "plotfleet-serve home=$HOME cached=1"; {run}; fi')
         else:
             lines.append(f"rm -f {marker}")
-    lines.append(f"facts=$({py} -c {shlex.quote(_CHECK)} 2>/dev/null | tr '\\n' ' ')")
+    lines.append(f"facts=$({py} -c {shlex.quote(_CHECK)} 2>{marker}.new | tr '\\n' ' ')")
     if serve:
-        lines.append(f'case "$facts" in *psutil=1*) if [ -f {name}/.ok ]; then : > {marker}; '
+        lines.append(f'case "$facts" in *psutil=1*) if [ -f {name}/.ok ]; then mv {marker}.new {marker}; '
                      f'echo "plotfleet-serve home=$HOME $facts"; {run}; fi;; esac')
     lines.append(f'a=; [ -f {name}/.ok ] && a=agent=1; v=; [ -f {name}/vendor/.ok ] && v=vendor=1; '
                  f'echo "plotfleet-deploy home=$HOME $a $v $facts"')

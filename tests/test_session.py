@@ -150,7 +150,7 @@ def test_an_agent_that_dies_says_why(ssh_fleet, tmp_path):
     # an interpreter that works for deploy but whose agent dies at start-up
     wrapper = tmp_path / "python-that-dies"
     wrapper.write_text(f"""#!/bin/sh
-if [ "$1" = "-m" ]; then echo "agent: cannot open /dev/nowhere" >&2; exit 3; fi
+case "$*" in *"-m agent serve"*) echo "agent: cannot open /dev/nowhere" >&2; exit 3;; esac
 exec {sys.executable} "$@"
 """)
     wrapper.chmod(0o755)
@@ -222,9 +222,11 @@ def test_interpreter_that_loses_psutil_later_gets_the_controllers(ssh_fleet, fre
     py = str(venv / "bin" / "python")
     site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    lends = os.path.join(site, "lend-psutil.pth")      # the host's own psutil, for now
+    lent = tmp_path / "lent"                           # the host's own psutil, for now
+    shutil.copytree(os.path.dirname(psutil.__file__), lent / "psutil")
+    lends = os.path.join(site, "lend-psutil.pth")
     with open(lends, "w") as f:
-        f.write(os.path.dirname(os.path.dirname(psutil.__file__)) + "\n")
+        f.write(str(lent) + "\n")
     fleet = ssh_fleet(1)
     host = fleet.model_host("plotter1", python=py)
     with Session(host, agent_dir=fresh_agent) as s:
@@ -233,6 +235,7 @@ def test_interpreter_that_loses_psutil_later_gets_the_controllers(ssh_fleet, fre
         assert not s.deployed.uploaded and not s.deployed.vendor
 
     os.remove(lends)                                   # psutil uninstalled on the host
+    shutil.rmtree(lent)
     with Session(host, agent_dir=fresh_agent) as s:
         assert s.deployed.vendor and s.deployed.uploaded
         assert s.info["psutil"] == psutil.__version__
