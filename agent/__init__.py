@@ -58,8 +58,9 @@ Notes on the answers (agent/snapshot.py, agent/actions.py):
     that still have temp files, or were written in the last day.
   - Transfer and lock state lives in ~/.plotfleet (transfers/<plot>.json,
     host.lock); a partial counts as receiving while an rsync has it open or
-    names it, or while an `rsync --server` holding no partial open runs and
-    it changed < 60 s ago (with --protect-args a server does not name its file).
+    names it, or while an `rsync --server` pair (generator + receiver) holding
+    no partial open works in the partial's dir and it changed < 60 s ago (with
+    --protect-args a server does not name its file).
 """
 
 PROTOCOL_VERSION = 1

@@ -17,7 +17,7 @@ import psutil
 
 from . import disks
 from .snapshot import FRESH_S, state_dir, transfers_dir, read_transfers
-from .procs import PSUTIL_ERRORS, rsync_targets
+from .procs import PSUTIL_ERRORS, maybe_receiving, rsync_targets
 from .transfer import write_state
 
 AGENT_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -181,6 +181,28 @@ def resume(agent, config, pid, **_):
     return _signal(agent, config, pid, signal.SIGCONT, "running")
 
 
+def _wait_gone(agent, procs, timeout):
+    """Wait until each process ended; the ones still alive at the timeout.
+
+    A zombie has ended: its parent (maybe not us, e.g. the shell that started
+    a job by hand) reaps it when it likes.  psutil.wait_procs would wait
+    the whole timeout for one.
+    """
+    end = time.time() + timeout
+    while True:
+        agent.reap()
+        alive = []
+        for p in procs:
+            try:
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except PSUTIL_ERRORS:
+                pass
+        if not alive or time.time() > end:
+            return alive
+        time.sleep(0.02)
+
+
 def kill(agent, config, plot_id, pid=None, **_):
     if not isinstance(plot_id, str) or not PLOT_ID.match(plot_id):
         raise ActionError("bad plot id: %r" % (plot_id,))
@@ -194,18 +216,19 @@ def kill(agent, config, plot_id, pid=None, **_):
             procs = []
         for p in procs:
             try:
-                p.send_signal(signal.SIGCONT)   # a stopped process cannot die of SIGTERM
+                # TERM first, then CONT: a stopped job wakes with TERM already
+                # pending and dies without running (or writing) another step
                 p.terminate()
+                p.send_signal(signal.SIGCONT)
             except PSUTIL_ERRORS:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=10)
+        alive = _wait_gone(agent, procs, 10)
         for p in alive:
             try:
                 p.kill()
             except PSUTIL_ERRORS:
                 pass
-        psutil.wait_procs(alive, timeout=5)
-        agent.reap()
+        _wait_gone(agent, alive, 5)
     else:
         for j in agent.host_jobs(config):
             if j["plot_id"] == plot_id:
@@ -281,12 +304,12 @@ def start_transfer(agent, config, plot, to_host, to_dir, mode="ssh", ssh=None,
 
 def _receiving(agent, path):
     _, rsyncs = agent.all_jobs()
-    named, idle_server = rsync_targets(rsyncs)
+    named, idle_dirs = rsync_targets(rsyncs)
     try:
         fresh = time.time() - os.path.getmtime(path) < FRESH_S
     except OSError:
         fresh = False
-    return path in named or (idle_server and fresh)
+    return maybe_receiving(path, named, idle_dirs, fresh)
 
 
 def _partial(agent, config, partial):

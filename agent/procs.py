@@ -315,17 +315,62 @@ def open_paths(pid):
     return out
 
 
+def _ppid(pid):
+    st = _read_stat(pid) if HAVE_PROC else None
+    if st is not None:
+        return st[1]
+    try:
+        return psutil.Process(pid).ppid()
+    except PSUTIL_ERRORS:
+        return None
+
+
+def _cwd(pid):
+    """Real working dir of a process, or None when it cannot be read."""
+    try:
+        return os.path.realpath(os.readlink("%s/%d/cwd" % (PROC, pid)))
+    except OSError:
+        try:
+            return os.path.realpath(psutil.Process(pid).cwd())
+        except PSUTIL_ERRORS:
+            return None
+
+
 def rsync_targets(rsyncs):
-    """(paths rsync processes name or hold open, whether some receiving
-    `rsync --server` holds no partial open).  Over ssh with --protect-args a
-    server's argv does not name its file, and it opens the file only after
-    checksumming what is there, so such a server may be about to write any
-    fresh partial."""
-    paths, idle_server = set(), False
+    """(paths rsync processes name or hold open, dirs an idle receiving
+    server may be about to write into; None among them: one whose dir is
+    unknown).
+
+    A receiving `rsync --server` is two processes, generator and receiver
+    (parent and child), both working in the destination dir.  Over ssh with
+    --protect-args their argv does not name the file, and the receiver opens
+    it only after checking what is there, so a server pair holding no partial
+    open may be about to write a fresh partial in its working dir.  The
+    generator never holds the file: only the pair as a whole is idle or not,
+    else any transfer in progress would make every fresh partial on the
+    machine look received into."""
+    paths, servers = set(), {}
     for r in rsyncs:
         opened = open_paths(r.pid)
         paths |= opened
         paths.update(r.argv)
-        if "--server" in r.argv and not any(p.endswith(".plotfleet-tmp") for p in opened):
-            idle_server = True
-    return paths, idle_server
+        if "--server" in r.argv and "--sender" not in r.argv:
+            servers[r.pid] = opened
+    pairs = {}
+    for pid, opened in servers.items():
+        ppid = _ppid(pid)
+        pair = pairs.setdefault(ppid if ppid in servers else pid, [False, set()])
+        pair[0] = pair[0] or any(p.endswith(".plotfleet-tmp") for p in opened)
+        pair[1].add(_cwd(pid))
+    idle_dirs = set()
+    for writing, dirs in pairs.values():
+        if not writing:
+            idle_dirs |= dirs
+    return paths, idle_dirs
+
+
+def maybe_receiving(path, named, idle_dirs, fresh):
+    """Is an rsync writing `path` (a resolved partial path), or about to?"""
+    if path in named:
+        return True
+    return fresh and (None in idle_dirs or os.path.dirname(path) in idle_dirs)

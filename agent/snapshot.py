@@ -12,7 +12,7 @@ import psutil
 
 from . import disks
 from .logparse import analyze_log
-from .procs import ProcScanner, rsync_targets
+from .procs import ProcScanner, maybe_receiving, rsync_targets
 
 FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server
 
@@ -132,9 +132,9 @@ class Agent:
         found = [p for d in dict.fromkeys(farm) for p in disks.partials_in(d)]
         if not found:
             return out
-        named, idle_server = rsync_targets(rsyncs)
+        named, idle_dirs = rsync_targets(rsyncs)
         for path, final, size, mtime in found:
-            receiving = path in named or (idle_server and now - mtime < FRESH_S)
+            receiving = maybe_receiving(path, named, idle_dirs, now - mtime < FRESH_S)
             out.append({"path": path, "final_name": final, "size_bytes": size,
                         "receiving": receiving})
         return out
