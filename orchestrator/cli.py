@@ -23,6 +23,7 @@ from .inventory import load_inventory
 
 UNREACHABLE_EXIT = 4
 console = Console()
+errors = Console(stderr=True)     # prompts and failures: stdout stays the report
 
 
 def _inventory_path(inventory):
@@ -190,74 +191,98 @@ class ControlTask(Task):
         return [new if x is old else x for x in args]
 
 
-CONTROL_HELP = helps("inventory", "limit", "check", plot_id="plot id prefix (unique across the fleet)",
+CONTROL_HELP = helps("inventory", "limit", "check", "json",
+                     plot_id="plot id prefix (unique across the fleet)",
                      all="every job within --limit")
 
 
-def _control(inventory, limit, plot_id, all_, check, op, include_dead=False, confirm=None):
+def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=False,
+             confirm=None):
     """Shared body of suspend/resume/kill: select, confirm, send, report."""
     from .control import select
     inv, selected, hosts = load(inventory, limit)
+    say = (lambda *a: None) if json_ else console.print
+    done = []
+    failed = False
     with Fleet(selected) as fleet:
         state = fleet.gather()
         chosen = select(state, plot_id, all_, include_dead=include_dead)
         if check:
             for t in chosen:
-                console.print(f"would {op}: {t.describe()}")
+                say(f"would {op}: {t.describe()}"
+                    + (f", removing {views.human_bytes(t.tmp_bytes)} of temp files"
+                       if op == "kill" else ""))
+            if json_:
+                print(json.dumps({"would": [dict(t.to_json(), op=op) for t in chosen]}, indent=1))
             return state
         if confirm and not confirm(chosen):
             raise Exit("plotfleet: aborted, nothing changed", code=1)
-        failed = False
         for t in chosen:
+            entry = dict(t.to_json(), op=op)
             try:
                 res = fleet.call(t.host, op, config=hosts[t.host].agent_config(),
                                  pid=t.pid, plot_id=t.plot_id)
             except Exception as e:      # one host's refusal must not stop the rest
-                console.print(f"[red]{t.host}: {op} {(t.plot_id or '?')[:12]} failed: {e}[/red]")
+                err = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                errors.print(f"{t.host}: {op} {(t.plot_id or '?')[:12]} failed: {err}",
+                             style="red", markup=False)
+                done.append(dict(entry, error=err))
                 failed = True
                 continue
+            done.append(dict(entry, **res))
             if op == "kill":
-                console.print(f"killed {t.describe()}: removed {len(res['removed'])} files, "
-                              f"freed {views.human_bytes(res['freed_bytes'])}")
+                say(f"killed {t.describe()}: removed {len(res['removed'])} files, "
+                    f"freed {views.human_bytes(res['freed_bytes'])} ({res['freed_bytes']} bytes)")
                 for path in res["removed"]:
-                    console.print(f"  {path}")
+                    say(f"  {path}")
             else:
-                console.print(f"{op}d {t.describe()}")
+                past = {"suspend": "suspended", "resume": "resumed"}[op]
+                say(f"{past} {t.host}: {t.plot_id[:12] if t.plot_id else '?'} "
+                    f"(pid {t.pid}, was {t.state}, now {res['state']})")
+    if json_:
+        print(json.dumps({"done": done}, indent=1))
+    for h in state.hosts:      # their jobs were not seen, so not acted on
+        if not h.reachable:
+            errors.print(f"{h.name}: unreachable, not included: {h.error}", markup=False)
     if failed:
         raise Exit(code=1)
+    _exit_for(state)
     return state
 
 
 @task(klass=ControlTask, positional=["plot_id"], help=CONTROL_HELP)
 @one_line_errors
-def suspend(c, plot_id=None, all_=False, inventory=None, limit=None, check=False):
+def suspend(c, plot_id=None, all_=False, inventory=None, limit=None, check=False, json_=False):
     """Suspend a job (SIGSTOP): it keeps its place in the schedule."""
-    _control(inventory, limit, plot_id, all_, check, "suspend")
+    _control(inventory, limit, plot_id, all_, check, json_, "suspend")
 
 
 @task(klass=ControlTask, positional=["plot_id"], help=CONTROL_HELP)
 @one_line_errors
-def resume(c, plot_id=None, all_=False, inventory=None, limit=None, check=False):
+def resume(c, plot_id=None, all_=False, inventory=None, limit=None, check=False, json_=False):
     """Resume a suspended job (SIGCONT)."""
-    _control(inventory, limit, plot_id, all_, check, "resume")
+    _control(inventory, limit, plot_id, all_, check, json_, "resume")
 
 
 def _ask(chosen):
-    console.print("will kill and delete the temp files of:")
+    """Confirmation on the terminal; no terminal (or no answer) means no."""
+    errors.print("will kill and delete the temp files of:", markup=False)
     for t in chosen:
-        console.print(f"  {t.describe()}, {views.human_bytes(t.tmp_bytes)} of temp files")
+        errors.print(f"  {t.describe()}, {views.human_bytes(t.tmp_bytes)} of temp files",
+                     markup=False)
     try:
-        return input("kill? [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:
+        return errors.input("kill? [y/N] ").strip().lower() in ("y", "yes")
+    except (EOFError, KeyboardInterrupt):
         return False
 
 
 @task(klass=ControlTask, positional=["plot_id"],
       help={**CONTROL_HELP, "yes": "do not ask for confirmation"})
 @one_line_errors
-def kill(c, plot_id=None, all_=False, inventory=None, limit=None, check=False, yes=False):
+def kill(c, plot_id=None, all_=False, inventory=None, limit=None, check=False, yes=False,
+         json_=False):
     """Kill a job (or clean up a dead one) and remove exactly its temp files."""
-    _control(inventory, limit, plot_id, all_, check, "kill", include_dead=True,
+    _control(inventory, limit, plot_id, all_, check, json_, "kill", include_dead=True,
              confirm=None if yes else _ask)
 
 
