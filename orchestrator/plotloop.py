@@ -6,17 +6,17 @@ whatever the controller forgets, the next pass sees again on the hosts.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Set, Tuple
+
+from agent.logparse import analyze_log
 
 from . import apply as apply_mod
 from .archiver import archive
 from .model import FleetState, Host
 from .scheduler import schedule
 
-_PLOT_ID = re.compile(r"(?:ID: |Plot Name: plot-k\d+-[\d-]+-|Plot ID:?\s*)([0-9a-f]{64})")
 
 
 @dataclass
@@ -52,9 +52,9 @@ class RunTracker:
                                   path=log, offset=0, max_bytes=65536)["data"]
             except Exception:
                 continue
-            m = _PLOT_ID.search(data)
-            if m:
-                self.plot_ids[key] = m.group(1)
+            info = analyze_log(data)
+            if info and info["plot_id"]:
+                self.plot_ids[key] = info["plot_id"]
 
     def done(self, state: FleetState, with_harvesters: bool) -> bool:
         """All N started, none still plotting, none still waiting or moving."""
