@@ -242,6 +242,12 @@ def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
         if queue and any_harvester:
             queues.append((host, hs, queue))
 
+    for name, host in hosts.items():
+        hs = by_name.get(name)
+        if host.is_plotter and hs is not None and not hs.reachable:
+            # its plots and transfers are unknown this pass: say so, the rest go on
+            waits.append(Wait(name, "plots", f"not archived this pass: unreachable: "
+                                             f"{hs.error or 'no answer'}"))
     _assign(queues, farm, running, transfers, waits,
             "no reachable harvester" if asked else "no harvester in this run")
 
