@@ -330,17 +330,32 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
 @task(help=helps("inventory", "limit", plot="also run the plot-all loop (autostart)",
                  refresh="seconds between polls (default 2)"))
 @one_line_errors
-def dashboard(c, inventory=None, limit=None, plot=False, refresh=2.0):
+def dashboard(c, inventory=None, limit=None, plot=False, refresh=None):
     """Full-screen live view of the fleet; q or Ctrl-C quits."""
     from .dashboard import run_dashboard
+    try:   # a string flag: invoke would answer a bad float with a traceback
+        every = 2.0 if refresh is None else float(refresh)
+    except ValueError:
+        every = -1.0
+    if not 0.1 <= every <= 3600:
+        raise UserError(f"--refresh must be seconds between 0.1 and 3600, got {refresh}")
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
-        run_dashboard(fleet, hosts, plot=plot, refresh=float(refresh))
+        run_dashboard(fleet, hosts, plot=plot, refresh=every)
 
 
 ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard)
 program = Program(namespace=ns, name="plotfleet", binary="plotfleet", version="0.1.0")
 
 
+def _help_first(argv):
+    """`plotfleet TASK --help` as `plotfleet --help TASK`: invoke would feed
+    --help to a task's missing positional (kill, logs) and run the task."""
+    args = argv[1:]
+    if args and args[0] in ns.task_names and ("--help" in args or "-h" in args):
+        return [argv[0], "--help", args[0]]
+    return argv
+
+
 def main():
-    program.run()
+    program.run(_help_first(sys.argv))

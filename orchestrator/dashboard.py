@@ -1,8 +1,10 @@
 """dashboard: a full-screen rich Live view over the persistent sessions.
 
-Polls every `refresh` seconds (a warm poll is one round trip per host), and
-with --plot runs a plot-all pass on each poll (plotman's interactive mode with
-autostart).  q or Ctrl-C quits; jobs keep running on the hosts.
+A poller thread gathers every `refresh` seconds (a warm poll is one round
+trip per host) and, with --plot, runs a plot-all pass instead (plotman's
+interactive mode with autostart).  The main thread only draws and reads
+keys, so q, Ctrl-C and terminal resizes are answered at once even while a
+slow host holds up a poll.  Jobs keep running on the hosts after quitting.
 """
 from __future__ import annotations
 
@@ -11,13 +13,16 @@ import os
 import select
 import sys
 import termios
+import threading
 import time
 import tty
 from contextlib import contextmanager
 
+from rich import box
 from rich.console import Console, Group
 from rich.layout import Layout
 from rich.live import Live
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -26,46 +31,83 @@ from rich.text import Text
 from . import views
 from .model import FleetState
 
+WIDE = 200          # from here on jobs and the side tables sit side by side
+COMPACT = 100       # below this the jobs table drops k, paths and pid
 
-def drives_table(state: FleetState) -> Table:
+
+def _light(table: Table) -> Table:
+    """Header rule only: a small terminal keeps its rows for data."""
+    table.box = box.SIMPLE_HEAD
+    table.show_edge = False
+    table.pad_edge = False
+    return table
+
+
+def drives_table(state: FleetState, bar_width: int = 12) -> Table:
     t = Table(title="harvester drives", expand=True)
-    t.add_column("drive")
-    t.add_column("fill", ratio=1)
-    t.add_column("free", justify="right")
-    t.add_column("plots", justify="right")
+    t.add_column("drive", no_wrap=True, overflow="ellipsis", ratio=1)
+    t.add_column("fill", no_wrap=True, width=bar_width)
+    t.add_column("used", justify="right", no_wrap=True)
+    t.add_column("free", justify="right", no_wrap=True)
+    t.add_column("plots", justify="right", no_wrap=True)
     for (host, _dev), (free, total, dirs, plots) in sorted(views.farm_drives(state).items()):
-        used = (total - free) / total if total else 0
-        t.add_row(f"{host}:{dirs[0]}", ProgressBar(total=1, completed=used),
-                  views.human_bytes(free), str(plots))
+        used = (total - free) / total if total else 0.0
+        t.add_row(f"{host}:{dirs[0]}", ProgressBar(total=1, completed=used, width=bar_width),
+                  f"{used:.0%}", views.human_bytes(free), str(plots))
     return t
 
 
-def render(state: FleetState, hosts, log, note=None, width=80, height=24) -> Layout:
+def render(state: FleetState, hosts, log, note=None, width=80, height=24,
+           polled_at=None) -> Layout:
     """The whole screen; every panel crops rather than fails when space is short."""
-    root = Layout()
-    top = Layout(Panel(views.summary_table(state, hosts, note=note), title="plotfleet"),
-                 name="top", size=min(9, max(height // 3, 3)))
-    jobs = Layout(views.jobs_table(state), name="jobs", ratio=2)
-    side = [drives_table(state)]
+    title = "plotfleet"
+    if polled_at:
+        title += time.strftime(" · polled %H:%M:%S", time.localtime(polled_at))
+    top_size = min(9, max(height // 3, 3))
+    log_size = min(10, max(height // 4, 3))
+    mid_size = max(height - top_size - log_size, 0)
+    wide = width >= WIDE
+    # jobs keep what they need (title, header, rule, rows) before the side tables
+    n_rows = sum(len(h.jobs) + len(h.dead) for h in state.hosts)
+    jobs_size = min(n_rows + 3, max(mid_size - 2, 3))
+    if width >= COMPACT:
+        columns = views.JOB_COLUMNS
+        # the other columns take about 75 cells (wide: the side panel takes a third)
+        room = (width * 3 // 5 if wide else width) - 75
+        path_width = max(room // 2, 8)
+    else:
+        columns, path_width = views.COMPACT_JOB_COLUMNS, None
+    jobs = Layout(_light(views.jobs_table(state, columns, path_width)), name="jobs")
+    side = [_light(drives_table(state))]
     if any(h.transfers for h in state.hosts):
-        side.insert(0, views.transfers_table(state))
+        side.insert(0, _light(views.transfers_table(state)))
     down = views.down_table(state)
     if down is not None:
-        side.append(down)
-    mid = Layout(name="mid", ratio=3)
-    if width >= 120:
-        mid.split_row(jobs, Layout(Group(*side), name="side", ratio=1))
+        side.insert(0, _light(down))          # a host that is down matters most
+    mid = Layout(name="mid", size=mid_size)
+    if wide:
+        jobs.ratio = 3
+        mid.split_row(jobs, Layout(Padding(Group(*side), (0, 0, 0, 2)), name="side", ratio=2))
     else:
+        jobs.size = jobs_size
         mid.split_column(jobs, Layout(Group(*side), name="side", ratio=1))
-    bottom = Layout(Panel(Text("\n".join(list(log)[-8:]) or "no actions yet"),
-                          title="actions (q quits)"), name="log", size=min(10, max(height // 4, 3)))
-    root.split_column(top, mid, bottom)
+    shown = list(log)[-max(log_size - 2, 1):]      # the newest lines that fit
+    bottom = Layout(Panel(Text("\n".join(shown) or "no actions yet", no_wrap=True,
+                               overflow="ellipsis"),
+                          title="actions (q quits)"), name="log", size=log_size)
+    root = Layout()
+    root.split_column(Layout(Panel(views.summary_table(state, hosts, note=note), title=title),
+                             name="top", size=top_size), mid, bottom)
     return root
 
 
 @contextmanager
 def keys():
-    """Yield a function returning the key pressed since last call, or None."""
+    """Yield a function returning the key pressed since last call, or None.
+
+    cbreak mode (keys without Enter, Ctrl-C still a signal); the terminal
+    is restored however the dashboard ends.
+    """
     if not sys.stdin.isatty():
         yield lambda: None
         return
@@ -81,34 +123,78 @@ def keys():
         termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
+class Poller(threading.Thread):
+    """Gathers (or runs plot-all passes) in the background; the latest result
+    is read by the drawing thread."""
+
+    def __init__(self, fleet, hosts, plot: bool, refresh: float):
+        super().__init__(name="dashboard-poll", daemon=True)
+        from .plotloop import RunTracker
+        self.fleet, self.hosts, self.plot, self.refresh = fleet, hosts, plot, refresh
+        self.tracker = RunTracker(limit=None)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.state = FleetState(())
+        self.note = None
+        self.polled_at = None
+        self.version = 0
+        self.log = collections.deque(maxlen=200)
+
+    def poll_once(self) -> None:
+        from .plotloop import run_pass
+        stamp = time.strftime("%H:%M:%S")
+        if self.plot:
+            result = run_pass(self.fleet, self.hosts, False, self.tracker)
+            state, note = result.state, result.backpressure
+            lines = [line for line in result.lines if "waiting" not in line]
+        else:
+            state, note, lines = self.fleet.gather(), None, []
+        with self.lock:
+            self.state, self.note, self.polled_at = state, note, time.time()
+            self.log.extend(f"{stamp} {line}" for line in lines)
+            self.version += 1
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as e:       # show it and keep polling: never a dead screen
+                with self.lock:
+                    self.log.append(f"{time.strftime('%H:%M:%S')} poll failed: "
+                                    f"{type(e).__name__}: {e}")
+                    self.version += 1
+            self.stop.wait(self.refresh)
+
+    def view(self):
+        with self.lock:
+            return self.version, self.state, self.note, list(self.log), self.polled_at
+
+
 def run_dashboard(fleet, hosts, plot=False, refresh=2.0, console=None) -> None:
-    from .plotloop import RunTracker, run_pass
     console = console or Console()
-    log = collections.deque(maxlen=200)
-    tracker = RunTracker(limit=None)
-    state = FleetState(())
-    note = None
-    with keys() as key, Live(console=console, screen=True, auto_refresh=False) as live:
-        next_poll = 0.0
-        try:
+    poller = Poller(fleet, hosts, plot, refresh)
+    poller.start()
+    try:
+        with keys() as key, Live(console=console, screen=True, auto_refresh=False) as live:
+            drawn, drawn_at = None, 0.0
             while True:
-                now = time.time()
-                if now >= next_poll:
-                    if plot:
-                        result = run_pass(fleet, hosts, False, tracker)
-                        state, note = result.state, result.backpressure
-                        stamp = time.strftime("%H:%M:%S")
-                        log.extend(f"{stamp} {line}" for line in result.lines
-                                   if "waiting" not in line)
-                    else:
-                        state = fleet.gather()
-                    next_poll = now + refresh
+                version, state, note, log, polled_at = poller.view()
                 size = console.size
-                live.update(render(state, hosts, log, note, size.width, size.height),
-                            refresh=True)
-                k = key()
-                if k in ("q", "Q"):
+                now = time.monotonic()
+                # redraw on news, on a resize, and each second (elapsed times move)
+                if (version, size) != drawn or now - drawn_at >= 1.0:
+                    live.update(render(state, hosts, log, note, size.width, size.height,
+                                       polled_at), refresh=True)
+                    drawn, drawn_at = (version, size), now
+                if key() in ("q", "Q"):
                     return
-                time.sleep(0.1)
-        except KeyboardInterrupt:
-            return
+                time.sleep(0.05)
+    except KeyboardInterrupt:
+        return
+    finally:
+        # a plot-all pass in flight finishes its actions before the sessions close
+        poller.stop.set()
+        try:
+            poller.join()
+        except KeyboardInterrupt:    # a second Ctrl-C: leave now
+            pass

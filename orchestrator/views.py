@@ -78,20 +78,41 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
     return t
 
 
-def jobs_table(state: FleetState) -> Table:
+JOB_COLUMNS = ("plot id", "host", "k", "tmp", "dst", "wall", "phase", "tmp size", "pid", "state")
+COMPACT_JOB_COLUMNS = ("plot id", "host", "phase", "wall", "tmp size", "state")
+
+
+def tail(path: Optional[str], width: Optional[int]) -> str:
+    """A path cut to `width` from the left: the end (the drive) is what tells dirs apart."""
+    if not path:
+        return "-"
+    if width is None or len(path) <= width:
+        return path
+    return "…" + path[-(width - 1):] if width > 1 else "…"
+
+
+def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
+               path_width: Optional[int] = None) -> Table:
+    """Jobs by host (oldest first), then the dead ones; `columns` picks which
+    to show, `path_width` cuts tmp and dst paths to their last characters."""
     t = Table(title="jobs")
-    for col in ("plot id", "host", "k", "tmp", "dst", "wall", "phase", "tmp size", "pid", "state"):
-        t.add_column(col, no_wrap=col in ("plot id", "phase", "pid"))
+    for col in columns:
+        t.add_column(col, no_wrap=col not in ("tmp", "dst"))
     for h in state.hosts:
         for j in sorted(h.jobs, key=lambda j: j.started_at):
             st = job_state(j)
             style = {"suspended": "yellow", "stalled": "red"}.get(st, "")
-            t.add_row((j.plot_id or "?")[:8], h.name, str(j.k), j.tmp_dir or "-", j.dst_dir or "-",
-                      human_duration(j.elapsed_s), phase_str(j.phase), human_bytes(j.tmp_bytes),
-                      str(j.pid), Text(st, style=style))
+            cells = {"plot id": (j.plot_id or "?")[:8], "host": h.name, "k": str(j.k),
+                     "tmp": tail(j.tmp_dir, path_width), "dst": tail(j.dst_dir, path_width),
+                     "wall": human_duration(j.elapsed_s), "phase": phase_str(j.phase),
+                     "tmp size": human_bytes(j.tmp_bytes), "pid": str(j.pid),
+                     "state": Text(st, style=style)}
+            t.add_row(*(cells[c] for c in columns))
         for d in h.dead:
-            t.add_row(d.plot_id[:8], h.name, "", "", "", "", phase_str(d.phase),
-                      human_bytes(d.tmp_bytes), "-", Text("dead", style="red"))
+            cells = {"plot id": d.plot_id[:8], "host": h.name, "phase": phase_str(d.phase),
+                     "tmp size": human_bytes(d.tmp_bytes), "pid": "-",
+                     "state": Text("dead", style="red")}
+            t.add_row(*(cells.get(c, "") for c in columns))
     return t
 
 
@@ -114,7 +135,7 @@ def dirs_table(state: FleetState) -> Table:
 def transfers_table(state: FleetState, now: Optional[float] = None) -> Table:
     t = Table(title="transfers")
     for col in ("plot", "from", "to", "progress", "done", "rate", "eta", "status"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=True, overflow="ellipsis")
     for h in state.hosts:
         for x in h.transfers:
             size = x.size_bytes or 1

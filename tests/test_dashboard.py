@@ -1,0 +1,139 @@
+"""`plotfleet dashboard` in a real terminal: tmux runs it, capture-pane reads
+the screen, resize-window shrinks it, send-keys quits it."""
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from tests.cli import REPO
+from tests.test_control_e2e import ID_A, end, start_job
+
+
+class Tmux:
+    """One private tmux server running one shell command in a window."""
+
+    def __init__(self, base, command, width=120, height=40):
+        self.sock = str(base / "tmux.sock")
+        self.exit_file = base / "exit"
+        # after the dashboard: its exit status and the terminal's line discipline
+        script = (f"{command}; echo EXIT=$? > {shlex.quote(str(self.exit_file))}; "
+                  f"stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$' | tr '\\n' ' '; "
+                  f"echo; sleep 120")
+        self.run("new-session", "-d", "-x", str(width), "-y", str(height), "-s", "dash", script)
+
+    def run(self, *args):
+        return subprocess.run(["tmux", "-S", self.sock, *args], check=True,
+                              capture_output=True, text=True).stdout
+
+    def screen(self):
+        return self.run("capture-pane", "-p", "-t", "dash")
+
+    def wait(self, pred, timeout=20.0):
+        deadline = time.time() + timeout
+        while True:
+            text = self.screen()
+            if pred(text):
+                return text
+            assert time.time() < deadline and "Traceback" not in text, text
+            time.sleep(0.1)
+
+    def resize(self, width, height):
+        self.run("resize-window", "-t", "dash", "-x", str(width), "-y", str(height))
+
+    def dashboard_proc(self):
+        shell = psutil.Process(int(self.run("display", "-p", "-t", "dash", "#{pane_pid}")))
+        return [p for p in shell.children(recursive=True) if "orchestrator" in p.cmdline()]
+
+    def exit_status(self, timeout=15.0):
+        deadline = time.time() + timeout
+        while not self.exit_file.exists():
+            assert time.time() < deadline, self.screen()
+            time.sleep(0.05)
+        return self.exit_file.read_text().strip()
+
+    def close(self):
+        subprocess.run(["tmux", "-S", self.sock, "kill-server"], capture_output=True)
+
+
+def dashboard_cmd(inv, *extra):
+    return " ".join(shlex.quote(str(a)) for a in (
+        "env", "-u", "COLUMNS", "-u", "LINES", f"PYTHONPATH={REPO}", sys.executable, "-m",
+        "orchestrator", "dashboard", "-i", inv, "--refresh", "0.5", *extra))
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    sessions = []
+
+    def start(command, **kw):
+        t = Tmux(tmp_path, command, **kw)
+        sessions.append(t)
+        return t
+    yield start
+    for t in sessions:
+        t.close()
+
+
+def test_dashboard_shows_fleet_survives_resizes_and_quits_clean(ssh_fleet, tmp_path, tmux):
+    fleet = ssh_fleet(n_plotters=2, n_harvesters=1)
+    job = start_job(fleet.hosts["plotter1"], ID_A)
+    try:
+        inv = fleet.write_inventory(tmp_path / "inventory.yaml")
+        fleet.stop("plotter2")
+        t = tmux(dashboard_cmd(inv))
+        screen = t.wait(lambda s: ID_A[:8] in s and "harvester drives" in s)
+        for seen in ("plotter1", "suspended", "1:1", "harvester1:", "%", "1 down",
+                     "unreachable", "plotter2", "refused", "actions (q quits)"):
+            assert seen in screen, (seen, screen)
+        assert t.run("display", "-p", "-t", "dash", "#{alternate_on}").strip() == "1"
+
+        t.resize(60, 15)                 # it shrinks: compact jobs, still the job row
+        screen = t.wait(lambda s: max(map(len, s.splitlines())) <= 60
+                        and ID_A[:8] in s and "suspended" in s)
+        assert "plotfleet" in screen and "q quits" in screen
+        for width, height in ((20, 5), (2, 2)):   # very small: drawn cropped, no crash
+            t.resize(width, height)
+            time.sleep(1.2)
+            assert t.dashboard_proc() and not t.exit_file.exists(), t.screen()
+        t.resize(100, 30)
+        t.wait(lambda s: ID_A[:8] in s and "harvester1:" in s)
+
+        t.run("send-keys", "-t", "dash", "q")
+        assert t.exit_status() == "EXIT=0"
+        screen = t.wait(lambda s: "icanon" in s)
+        assert "-icanon" not in screen and "-echo " not in screen and "echo" in screen
+        assert "Traceback" not in screen and ID_A[:8] not in screen   # main screen back
+        assert t.run("display", "-p", "-t", "dash", "#{alternate_on}").strip() == "0"
+        assert psutil.Process(job.pid).status() == psutil.STATUS_STOPPED   # untouched
+    finally:
+        end(job)
+
+
+def test_dashboard_plot_starts_jobs_and_ctrl_c_quits(ssh_fleet, tmp_path, tmux):
+    fleet = ssh_fleet(n_plotters=1)
+    h = fleet.hosts["plotter1"]
+    inv = fleet.write_inventory(tmp_path / "inventory.yaml")
+    t = tmux(dashboard_cmd(inv, "--plot"))
+    t.wait(lambda s: "started on plotter1" in s)
+    assert os.listdir(h.dirs["log"])
+    # the job runs, finishes, and its plot shows as waiting in dst
+    t.wait(lambda s: re.search(r"plots waiting +[1-9]", s), timeout=60)
+    assert [p for p in os.listdir(h.dirs["dst"][0]) if p.endswith(".plot")]
+    t.run("send-keys", "-t", "dash", "C-c")
+    assert t.exit_status() == "EXIT=0"
+    screen = t.wait(lambda s: "icanon" in s)
+    assert "-icanon" not in screen and "Traceback" not in screen
+    # the loop stopped with the dashboard (with nothing running, the stagger
+    # would let it start the next k=18 job within a poll); started jobs end alone
+    started = set(os.listdir(h.dirs["log"]))
+    deadline = time.time() + 30
+    while [p for p in psutil.process_iter(["cmdline"]) if h.dirs["tmp"][0] in (p.info["cmdline"] or [])]:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert set(os.listdir(h.dirs["log"])) == started
