@@ -7,14 +7,17 @@ history).  A log that cannot be read or parsed is counted and named, not fatal.
 from __future__ import annotations
 
 import os
+import re
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from agent.logparse import analyze_log
+from agent.logparse import LogState
 
 PHASES = ("p1", "p2", "p3", "p4", "total")
 DAY = 86400.0
+PLOTTERS = ("chiapos", "chia", "madmax", "bladebit")
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class Run:
     k: int
     tmp_dir: str
     times: Tuple[Optional[float], ...]     # p1..p4, total (seconds)
-    finished_at: float                     # epoch (log mtime)
+    finished_at: float                     # epoch: start + total from the log, else log mtime
 
 
 @dataclass
@@ -33,22 +36,73 @@ class Collected:
     runs: List[Run] = field(default_factory=list)
     unreadable: List[Tuple[str, str]] = field(default_factory=list)   # (where, why)
     unfinished: int = 0
+    down: List[str] = field(default_factory=list)        # hosts that could not be asked
+
+
+class _PlotSplitter(LogState):
+    """LogState that keeps every plot of a multi-plot log (`-n N`), not only
+    the last: LogState starts over in _new_plot, so the finished one is
+    saved there first."""
+
+    def __init__(self, plotter=None):
+        super().__init__(plotter)
+        self.plots = []
+
+    def summary(self) -> dict:
+        return {"plotter": self.plotter, "plot_id": self.plot_id, "k": self.k,
+                "finished": self.finished, "phase_s": list(self.phase_s),
+                "total_s": self.total_s, "start_time": self.start_time, "tmp_dir": self.tmp_dir}
+
+    def _new_plot(self, plot_id):
+        if self.plot_id and plot_id != self.plot_id:
+            self.plots.append(self.summary())
+            self.start_time = None      # the next plot's own "Starting phase 1/4"
+        super()._new_plot(plot_id)
+
+
+def plots_of(text, plotter: Optional[str] = None) -> Optional[List[dict]]:
+    """Every plot a log tells of (finished or not), or None if no plotter speaks in it."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    st = _PlotSplitter(plotter)
+    for line in re.split(r"[\r\n]", text):
+        st.feed(line)
+    if st.plotter is None:
+        return None
+    return st.plots + [st.summary()]
+
+
+def plotter_hint(path: str) -> Optional[str]:
+    """plotfleet names its logs `..._<plotter>.log`: chiapos logs read like chia's."""
+    stem = os.path.basename(path).rsplit(".", 1)[0]
+    for name in PLOTTERS:
+        if stem.endswith("_" + name):
+            return name
+    return None
 
 
 def add_log(col: Collected, host: str, path: str, text, mtime: float) -> None:
+    where = path if host == "local" else f"{host}:{path}"
     try:
-        info = analyze_log(text)
+        plots = plots_of(text, plotter_hint(path))
     except Exception as e:   # a parser bug must not hide the other logs
-        col.unreadable.append((f"{host}:{path}", f"parse error: {e}"))
+        col.unreadable.append((where, f"parse error: {type(e).__name__}: {e}"))
         return
-    if info is None:
-        col.unreadable.append((f"{host}:{path}", "not a plot log"))
+    if plots is None:
+        col.unreadable.append((where, "not a plot log"))
         return
-    if not info["finished"] or info["total_s"] is None:
-        col.unfinished += 1
-        return
-    col.runs.append(Run(host, path, info["plotter"], info["k"] or 0, info["tmp_dir"] or "?",
-                        tuple(info["phase_s"]) + (info["total_s"],), mtime))
+    done = [p for p in plots if p["finished"] and p["total_s"] is not None]
+    col.unfinished += len(plots) - len(done)
+    # without timestamps in the log, the last plot ended at the log's mtime
+    # and each earlier one when the next began
+    end = mtime
+    found = []
+    for p in reversed(done):
+        finished_at = p["start_time"] + p["total_s"] if p["start_time"] else end
+        found.append(Run(host, path, p["plotter"], p["k"] or 0, p["tmp_dir"] or "?",
+                         tuple(p["phase_s"]) + (p["total_s"],), finished_at))
+        end = finished_at - p["total_s"]
+    col.runs.extend(reversed(found))
 
 
 def collect_local(folder: str, host: str = "local") -> Collected:
@@ -67,25 +121,41 @@ def collect_local(folder: str, host: str = "local") -> Collected:
     return col
 
 
-def collect_fleet(fleet, hosts) -> Collected:
-    """Every log in every plotter's log_dir, read through its agent."""
+def _host_logs(fleet, h) -> Collected:
     col = Collected()
-    for h in hosts:
-        if not h.is_plotter:
-            continue
+    try:
+        logs = fleet.call(h.name, "list_logs", config=h.agent_config())["logs"]
+    except Exception as e:
+        col.unreadable.append((h.name, f"unreachable: {_one_line(e)}"))
+        col.down.append(h.name)
+        return col
+    for entry in logs:
         try:
-            logs = fleet.call(h.name, "list_logs", config=h.agent_config())["logs"]
+            text = read_whole(fleet, h, entry["path"])
         except Exception as e:
-            col.unreadable.append((h.name, f"unreachable: {e}"))
+            col.unreadable.append((f"{h.name}:{entry['path']}", _one_line(e)))
             continue
-        for entry in logs:
-            try:
-                text = read_whole(fleet, h, entry["path"])
-            except Exception as e:
-                col.unreadable.append((f"{h.name}:{entry['path']}", str(e)))
-                continue
-            add_log(col, h.name, entry["path"], text, entry["mtime"])
+        add_log(col, h.name, entry["path"], text, entry["mtime"])
     return col
+
+
+def collect_fleet(fleet, hosts) -> Collected:
+    """Every log in every plotter's log_dir, read through its agent, hosts in parallel."""
+    plotters = [h for h in hosts if h.is_plotter]
+    col = Collected()
+    if not plotters:
+        return col
+    with ThreadPoolExecutor(max_workers=min(16, len(plotters))) as pool:
+        for part in pool.map(lambda h: _host_logs(fleet, h), plotters):
+            col.runs += part.runs
+            col.unreadable += part.unreadable
+            col.unfinished += part.unfinished
+            col.down += part.down
+    return col
+
+
+def _one_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def read_whole(fleet, host, path: str, chunk: int = 4 << 20) -> str:
@@ -118,6 +188,7 @@ def stats(values: Iterable[Optional[float]]) -> Optional[dict]:
 
 
 GROUPINGS = {
+    "fleet": lambda r: "fleet",
     "host": lambda r: r.host,
     "tmp_dir": lambda r: f"{r.host}:{r.tmp_dir}",
     "plotter": lambda r: r.plotter,
@@ -154,6 +225,11 @@ def plots_per_day(runs: List[Run]) -> Dict[str, float]:
 
 
 def report(col: Collected) -> dict:
+    """Everything `analyze` shows, as plain data (the --json document)."""
     return {"plots": len(col.runs), "unfinished": col.unfinished,
             "unreadable": [{"where": w, "why": y} for w, y in col.unreadable],
-            "groups": aggregate(col.runs), "plots_per_day": plots_per_day(col.runs)}
+            "down": list(col.down),
+            "groups": aggregate(col.runs), "plots_per_day": plots_per_day(col.runs),
+            "runs": [{"host": r.host, "log": r.log, "plotter": r.plotter, "k": r.k,
+                      "tmp_dir": r.tmp_dir, "finished_at": r.finished_at,
+                      **dict(zip(PHASES, r.times))} for r in col.runs]}

@@ -293,6 +293,8 @@ def kill(c, plot_id=None, all_=False, inventory=None, limit=None, check=False, y
 def analyze(c, inventory=None, limit=None, logs=None, json_=False, csv=False):
     """Phase times of finished plots: count, mean, median, p90 by host, tmp dir, plotter, k."""
     from . import analyze as an
+    if json_ and csv:
+        raise UserError("--json and --csv: pick one")
     if logs:
         if not os.path.isdir(logs):
             raise UserError(f"--logs {logs}: not a folder")
@@ -308,6 +310,8 @@ def analyze(c, inventory=None, limit=None, logs=None, json_=False, csv=False):
         views.analyze_csv(rep, sys.stdout)
     else:
         console.print(views.analyze_view(rep))
+    if col.down:
+        raise Exit(code=UNREACHABLE_EXIT)
 
 
 @task(positional=["plot_id"], help=helps("inventory", "limit", plot_id="plot id prefix",

@@ -185,6 +185,11 @@ def status_view(state: FleetState, hosts: Mapping[str, Host]) -> Group:
 ANALYZE_PHASES = ("p1", "p2", "p3", "p4", "total")
 
 
+def seconds(s: float) -> str:
+    """Phase times: tenths below a minute (small k plots take seconds), else h:mm:ss."""
+    return f"{s:.1f}s" if s < 60 else human_duration(s)
+
+
 def analyze_view(rep: dict) -> Group:
     parts = []
     for grouping, rows in rep["groups"].items():
@@ -198,7 +203,7 @@ def analyze_view(rep: dict) -> Group:
             for ph in ANALYZE_PHASES:
                 s = row[ph]
                 cells.append("-" if s is None else " / ".join(
-                    human_duration(s[m]) for m in ("mean", "median", "p90")))
+                    seconds(s[m]) for m in ("mean", "median", "p90")))
             t.add_row(row["key"], str(row["count"]), *cells)
         parts.append(t)
     rate = Table(title="plots per day")
@@ -207,23 +212,33 @@ def analyze_view(rep: dict) -> Group:
     for host, r in rep["plots_per_day"].items():
         rate.add_row(host, f"{r:.1f}")
     parts.append(rate)
-    note = f"{rep['plots']} finished plots, {rep['unfinished']} unfinished logs"
-    if rep["unreadable"]:
-        note += f", {len(rep['unreadable'])} unreadable: " + "; ".join(
-            f"{u['where']} ({u['why']})" for u in rep["unreadable"])
+    note = (f"{rep['plots']} finished plots, {rep['unfinished']} unfinished, "
+            f"{len(rep['unreadable'])} unreadable")
     parts.append(Text(note))
+    if rep["unreadable"]:
+        bad = Table(title="not analysed", title_style="red")
+        bad.add_column("log", no_wrap=True)     # the name is what one looks for
+        bad.add_column("why")
+        for u in rep["unreadable"]:
+            bad.add_row(u["where"], Text(u["why"], style="red"))
+        parts.append(bad)
     return Group(*parts)
 
 
 def analyze_csv(rep: dict, stream) -> None:
+    """One row per group; plots_per_day filled for the fleet and host rows."""
     import csv
     w = csv.writer(stream)
     w.writerow(["grouping", "key", "count"] + [f"{ph}_{m}" for ph in ANALYZE_PHASES
-                                                for m in ("mean", "median", "p90")])
+                                                for m in ("mean", "median", "p90")]
+               + ["plots_per_day"])
+    rates = rep["plots_per_day"]
     for grouping, rows in rep["groups"].items():
         for row in rows:
             vals = []
             for ph in ANALYZE_PHASES:
                 s = row[ph]
                 vals += ["" if s is None else f"{s[m]:.3f}" for m in ("mean", "median", "p90")]
-            w.writerow([grouping, row["key"], row["count"]] + vals)
+            rate = rates.get(row["key"]) if grouping in ("fleet", "host") else None
+            w.writerow([grouping, row["key"], row["count"]] + vals
+                       + ["" if rate is None else f"{rate:.3f}"])
