@@ -319,16 +319,20 @@ def analyze(c, inventory=None, limit=None, logs=None, json_=False, csv=False):
 @one_line_errors
 def logs(c, plot_id, inventory=None, limit=None, follow=False):
     """Print (or follow) a job's log from whichever host holds it."""
+    from .errors import AgentError, SessionError
     from .joblog import find_log, stream_log
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
-        host, path = find_log(fleet, fleet.gather(), hosts, plot_id)
+        host = "?"
         try:
+            host, path = find_log(fleet, fleet.gather(), hosts, plot_id)
             for chunk in stream_log(fleet, hosts[host], path, follow):
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
         except KeyboardInterrupt:
             pass
+        except (SessionError, AgentError) as e:     # the host went away mid-read
+            raise Exit(f"plotfleet: {host}: {(str(e).splitlines() or [e])[0]}", code=1)
 
 
 @task(help=helps("inventory", "limit", plot="also run the plot-all loop (autostart)",

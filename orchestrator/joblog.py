@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Iterator, Mapping, Tuple
 
-from agent.logparse import analyze_log
+from agent.logparse import LogState, analyze_log
 
 from .errors import UserError
 from .model import FleetState, Host
@@ -43,16 +43,25 @@ def find_log(fleet, state: FleetState, hosts: Mapping[str, Host], prefix: str) -
 
 
 def stream_log(fleet, host: Host, path: str, follow: bool, interval: float = 1.0) -> Iterator[str]:
+    """The log's text in chunks; with follow, new text as it comes, until the
+    plot is finished (a dead job's log is followed until interrupted, like tail -f)."""
     offset = 0
     cfg = host.agent_config()
+    state = LogState()
+    pending = ""
     while True:
         res = fleet.call(host.name, "read_log", config=cfg, path=path, offset=offset,
                          max_bytes=1 << 20)
         if res["data"]:
             yield res["data"]
+            if follow:
+                lines = (pending + res["data"]).split("\n")
+                pending = lines.pop()
+                for line in lines:
+                    state.feed(line)
         grew = res["offset"] != offset
         offset = res["offset"]
         if not grew:
-            if not follow:
+            if not follow or state.finished:
                 return
             time.sleep(interval)

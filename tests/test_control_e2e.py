@@ -31,7 +31,9 @@ def start_job(host, plot_id, k=22, stop=True):
             stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
             env=dict(os.environ, PYTHONPATH=str(REPO)))
     deadline = time.time() + 20
-    while "Computing table 1" not in log.read_text(errors="replace") or not temp_files(host, plot_id):
+    # until its temp files hold data, so the bytes a kill frees are a real check
+    while "Computing table 1" not in log.read_text(errors="replace") or \
+            sum(temp_files(host, plot_id).values()) == 0:
         assert p.poll() is None and time.time() < deadline, log.read_text()
         time.sleep(0.05)
     if stop:
@@ -155,7 +157,7 @@ def test_kill_refusals_check_and_exact_cleanup(ssh_fleet, tmp_path, k18_plots):
         inv = fleet.write_inventory(tmp_path / "inventory.yaml")
         before = tree(h.root)
         mine = temp_files(h, ID_A)
-        assert len(mine) > 3 and temp_files(h, ID_B)
+        assert len(mine) > 3 and sum(mine.values()) > 0 and temp_files(h, ID_B)
 
         r = plotfleet("kill", "abcd0", "--yes", "--inventory", inv)
         assert r.returncode == 2 and "Traceback" not in r.stderr
@@ -197,6 +199,7 @@ def test_killed_by_signal_job_is_dead_with_leftovers_and_kill_cleans(ssh_fleet, 
     c.send_signal(signal.SIGKILL)
     c.wait(5)
     left = temp_files(h, ID_C)
+    assert sum(left.values()) > 0
     inv = fleet.write_inventory(tmp_path / "inventory.yaml")
     _, doc = status_json(inv)
     [host] = doc["hosts"]
@@ -266,3 +269,11 @@ def test_logs_prints_and_follows_from_the_host_holding_the_job(ssh_fleet, tmp_pa
         assert got.count(b"\n") > log.read_bytes()[:size].count(b"\n")
     finally:
         end(job)
+
+    # a finished plot's log: --follow prints it all and returns by itself
+    done = start_job(fleet.hosts["plotter1"], ID_A, k=18, stop=False)
+    assert done.wait(30) == 0
+    r = plotfleet("logs", ID_A[:10], "--follow", "--inventory", inv, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == Path(fleet.hosts["plotter1"].dirs["log"], ID_A[:8] + ".log").read_text()
+    assert "Renamed final file" in r.stdout
