@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -388,8 +387,8 @@ def test_controller_killed_mid_pass_next_pass_converges(ssh_fleet, tmpfs, tmp_pa
     os.rename(copied[0], done)
     outs = archive_until(inv, fleet, plots)
     name = os.path.basename(done)
-    assert any(f"promoted: " in o and name in o for o in outs[:1]), outs[0]
-    assert not any(f"transfer: " in o and name in o for o in outs), "copied twice"
+    assert any("promoted: " in o and name in o for o in outs[:1]), outs[0]
+    assert not any("transfer: " in o and name in o for o in outs), "copied twice"
     assert_all_archived(fleet, plots)
 
 
