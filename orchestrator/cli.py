@@ -207,6 +207,8 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
     with Fleet(selected) as fleet:
         state = fleet.gather()
         chosen = select(state, plot_id, all_, include_dead=include_dead)
+        if not chosen:
+            say(f"no jobs to {op}")
         if check:
             for t in chosen:
                 say(f"would {op}: {t.describe()}"
