@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import psutil
 
-from . import disks
+from . import disks, lognames
 from .snapshot import FRESH_S, state_dir, transfers_dir, read_transfers
 from .procs import PSUTIL_ERRORS, maybe_receiving, rsync_targets
 from .transfer import write_state
@@ -70,13 +70,7 @@ def _agent_env():
     return env
 
 
-def _log_name(plotter):
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H_%M_%S", time.localtime(now))
-    return "%s.%06d_%s.log" % (stamp, int((now % 1) * 1e6), plotter)
-
-
-def check_limits(jobs, limits, tmp_real, now):
+def check_limits(jobs, limits, tmp_real, now, last_start=0.0):
     """One-line reason why another job may not start now, or None."""
     limits = limits or {}
     gmax = int(limits.get("global_max_jobs") or 0)
@@ -87,10 +81,9 @@ def check_limits(jobs, limits, tmp_real, now):
     if tmax and len(on_tmp) >= tmax:
         return "tmpdir max jobs %d/%d on %s" % (len(on_tmp), tmax, tmp_real)
     stagger = float(limits.get("global_stagger_s") or 0)
-    if stagger and jobs:
-        youngest = now - max(j["started_at"] for j in jobs)
-        if youngest < stagger:
-            return "stagger: youngest job started %.0fs ago < %.0fs" % (youngest, stagger)
+    latest = max([j["started_at"] for j in jobs] + [last_start])
+    if stagger and latest and now - latest < stagger:
+        return "stagger: last job started %.0fs ago < %.0fs" % (now - latest, stagger)
     return None
 
 
@@ -116,10 +109,10 @@ def start_job(agent, config, argv, plotter=None, k=None, tmp_dir=None, dst_dir=N
         env = _agent_env()
     with host_lock():
         jobs = agent.host_jobs(config)
-        why = check_limits(jobs, limits, tmp_real, time.time())
+        why = check_limits(jobs, limits, tmp_real, time.time(), lognames.newest_start(log_dir))
         if why:
             raise ActionError(why)
-        log_path = os.path.join(log_dir, _log_name(plotter or "plot"))
+        log_path = os.path.join(log_dir, lognames.new_log_name(plotter or "plot"))
         try:
             proc = _spawn(argv, log_path, env)
         except OSError as e:
@@ -276,29 +269,29 @@ def start_transfer(agent, config, plot, to_host, to_dir, mode="ssh", ssh=None,
         for key in ("host", "user", "key"):
             if not ssh.get(key):
                 raise ActionError("ssh transfer needs ssh.%s" % key)
-    for t in read_transfers(config):
-        if t["plot"] == src and t["status"] == "running":
-            raise ActionError("transfer of %s already running (pid %s)" % (src, t["pid"]))
     os.makedirs(transfers_dir(), exist_ok=True)
     spec = {"plot": src, "to_host": to_host, "to_dir": to_dir, "mode": mode, "ssh": ssh,
             "bwlimit_kbps": int(bwlimit_kbps or 0), "size_bytes": os.path.getsize(src),
             "state_file": transfer_state_path(src),
             "progress_log": transfer_state_path(src)[:-5] + ".progress"}
     runner_log = spec["progress_log"][:-9] + ".runner.log"
-    try:
-        os.remove(runner_log)
-    except OSError:
-        pass
-    try:
-        os.remove(spec["state_file"])   # an earlier, failed attempt
-    except OSError:
-        pass
-    started = time.time()
-    proc = _spawn([sys.executable, "-m", "agent", "transfer", json.dumps(spec)],
-                  runner_log, _agent_env())
-    agent.children.append(proc)
-    # Visible at once, unless the runner already wrote its own (newer) record.
-    write_state(spec, exclusive=True, status="running", pid=proc.pid, started_at=started)
+    # under the host lock: two controllers asking at once start one rsync, not
+    # two writing the same partial
+    with host_lock():
+        for t in read_transfers(config):
+            if t["plot"] == src and t["status"] == "running":
+                raise ActionError("transfer of %s already running (pid %s)" % (src, t["pid"]))
+        for stale in (runner_log, spec["state_file"]):     # an earlier, failed attempt
+            try:
+                os.remove(stale)
+            except OSError:
+                pass
+        started = time.time()
+        proc = _spawn([sys.executable, "-m", "agent", "transfer", json.dumps(spec)],
+                      runner_log, _agent_env())
+        agent.children.append(proc)
+        # Visible at once, unless the runner already wrote its own (newer) record.
+        write_state(spec, exclusive=True, status="running", pid=proc.pid, started_at=started)
     return {"pid": proc.pid}
 
 

@@ -333,16 +333,20 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
     if name in farm.receiving:      # e.g. sent by hand or by a plotter that lost track
         return f"{farm.receiving[name]} is receiving it already"
     if failed is not None:
+        # back to the same drive to resume there; only a harvester that is
+        # merely unreachable is waited for: a drive gone from a reachable
+        # harvester, or one without room any more, would hold the plot forever
         drive = farm.find(failed.to_host, failed.to_dir)
         where = f"{failed.to_host}:{failed.to_dir}"
-        if drive is None:
-            return f"retry to {where} waits: {failed.to_host} unreachable or drive gone"
-        need = size - drive.partials.get(name, ("", 0))[1]
-        if drive.busy:
-            return f"retry to {where} waits: drive busy"
-        if drive.room < need:
-            return f"no drive with room for {human_bytes(need)} (+ reserve): retry to {where}"
-        return drive, failed.to_dir, need, f"retry after failure: {failed.error or 'transfer failed'}"
+        if drive is None and failed.to_host not in farm.index:
+            return f"retry to {where} waits: {failed.to_host} unreachable"
+        if drive is not None:
+            need = size - drive.partials.get(name, ("", 0))[1]
+            if drive.busy:
+                return f"retry to {where} waits: drive busy"
+            if drive.room >= need:
+                return drive, failed.to_dir, need, \
+                    f"retry after failure: {failed.error or 'transfer failed'}"
     local = host.transfer == "local"
     candidates = _local_drives(farm, host) if local else None
     if not farm.drives or (local and not candidates):

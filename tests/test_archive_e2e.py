@@ -432,3 +432,33 @@ def test_plot_all_returns_when_its_plots_are_on_harvester_drives(ssh_fleet, tmpf
             assert os.listdir(h.dirs["dst"][0]) == [] and os.listdir(h.dirs["tmp"][0]) == []
     assert s.max_parallel >= 1, "the sampler never saw a transfer"
     assert max(s.max_open.values()) == 1 and max(s.max_files.values()) == 1
+
+
+def test_controllers_at_once_never_share_a_drive_nor_copy_twice(ssh_fleet, tmpfs, tmp_path,
+                                                                k18_plots):
+    fleet = farm_fleet(ssh_fleet, tmpfs)
+    plots = give_plots(fleet, k18_plots, per_plotter=3)
+    inv = fleet.write_inventory(tmp_path / "inv.yaml", transfer_bwlimit_kbps=4000,
+                                max_transfers_per_plotter=3)
+    # three passes started together, again and again: they gather, decide and
+    # act at about the same moment (the drive claims and the plotter's lock
+    # are what keep them apart; when they do not overlap this is plain archiving)
+    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200", NO_COLOR="1")
+    argv = [sys.executable, "-m", "orchestrator", "archive", "--inventory", str(inv), "--json"]
+    starts = []
+    deadline = time.monotonic() + 60
+    with DriveSampler(farm_drives(fleet)) as s:
+        while not (on_farm(fleet, plots) == plots.ids and not partials(fleet)):
+            assert time.monotonic() < deadline, "controllers never converged"
+            trio = [subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True) for _ in range(3)]
+            for p in trio:
+                out, err = p.communicate(timeout=60)
+                assert "Traceback" not in err, err
+                acts = json.loads(out)["actions"]
+                starts += [a for a in acts if a.startswith("transfer: ")]
+    assert max(s.max_open.values()) == 1, f"a drive received two at once: {s.max_open}"
+    assert max(s.max_files.values()) == 1, f"two partials on one drive: {s.max_files}"
+    assert s.max_parallel >= 2
+    assert len(starts) == len(plots.ids), "\n".join(starts)    # each plot sent once
+    assert_all_archived(fleet, plots)

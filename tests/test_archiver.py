@@ -131,6 +131,34 @@ def test_failed_transfer_is_retried_to_the_same_drive():
     assert d.transfers[0].reason == "retry after failure: rsync: broken pipe"
 
 
+def test_failed_transfer_waits_for_its_unreachable_harvester_but_not_for_a_lost_drive():
+    p = plotter(k=K)
+    h1, h2 = harvester("h1", farm_dirs=("/f0",)), harvester("h2", farm_dirs=("/g0",))
+    pl = plot_file(k=K)
+    failed = transfer(pl, to_dir="/f0", done=SIZE // 2, status="failed", error="interrupted")
+    st = fleet(host_state(p, plots=[pl], transfers=[failed]), down(h1), host_state(h2))
+    d = archive(st, inventory(p, h1, h2))
+    assert d.transfers == () and list(waits(d).values()) == ["retry to h1:/f0 waits: h1 unreachable"]
+    # h1 answers, but /f0 is gone (unmounted, failed): the plot goes elsewhere
+    gone = harvester("h1", farm_dirs=("/f0", "/f1"))
+    st = fleet(host_state(p, plots=[pl], transfers=[failed]), host_state(gone), host_state(h2))
+    st = replace(st, hosts=(st.hosts[0], replace(st.hosts[1], dirs=tuple(
+        x for x in st.hosts[1].dirs if x.path != "/f0")), st.hosts[2]))
+    assert moves(archive(st, inventory(p, gone, h2)))[0][2:] in {("h1", "/f1"), ("h2", "/g0")}
+
+
+def test_failed_transfer_whose_drive_filled_up_goes_to_another():
+    p = plotter(k=K)
+    h = harvester(farm_dirs=("/f0", "/f1"))
+    pl = plot_file(k=K)
+    failed = transfer(pl, to_dir="/f0", done=SIZE // 2, status="failed", error="rsync exit code 11")
+    st = fleet(host_state(p, plots=[pl], transfers=[failed]),
+               host_state(h, free={"/f0": SIZE // 4, "/f1": 50 * SIZE},
+                          partials=[partial(pl, farm_dir="/f0", size=SIZE // 2)]))
+    d = archive(st, inventory(p, h))
+    assert moves(d) == [("p1", "0000", "h1", "/f1")]
+
+
 def test_copied_transfer_with_full_partial_is_promoted_then_source_removal_follows():
     p = plotter(k=K)
     h = harvester()
