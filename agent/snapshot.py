@@ -10,7 +10,7 @@ import time
 
 import psutil
 
-from . import disks
+from . import disks, lognames
 from .logparse import analyze_log
 from .procs import ProcScanner, maybe_receiving, rsync_targets
 
@@ -114,8 +114,11 @@ class Agent:
             dirs.append(d)
 
         live_logs = {j["log_file"] for j in all_jobs if j["log_file"]}
+        log_dir = (config or {}).get("log_dir")
         return {
             "host_time": now,
+            "last_start": max([j["started_at"] for j in jobs] +
+                              [lognames.newest_start(disks.expand(log_dir)) if log_dir else 0.0]),
             "jobs": jobs,
             "dirs": dirs,
             "plots": plots,

@@ -115,6 +115,7 @@ class HostState:
     partials: Tuple[Partial, ...] = ()
     dead: Tuple[DeadJob, ...] = ()
     host_time: float = 0.0
+    last_start: float = 0.0         # host clock: newest job start, finished ones too
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -166,6 +167,7 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         partials=_tuple(Partial, snap.get("partials")),
         dead=_tuple(DeadJob, snap.get("dead")),
         host_time=snap.get("host_time", 0.0),
+        last_start=snap.get("last_start", 0.0),
     )
 
 

@@ -257,8 +257,12 @@ def judge_plotter(host: Host, hs: HostState, host_now: Optional[float]):
     Farm backpressure and the per-pass cap are the caller's.
     """
     jobs = hs.jobs
-    if jobs:
-        youngest = min(job_age_s(j, host_now) for j in jobs)
+    ages = [job_age_s(j, host_now) for j in jobs]
+    if hs.last_start and host_now is not None:
+        # a job that already finished still counts: starts stay staggered
+        ages.append(max(0.0, host_now - hs.last_start))
+    if ages:
+        youngest = min(ages)
         stagger = host.global_stagger_m * 60.0
         if youngest < stagger:
             return f"stagger {int(youngest)}s/{int(stagger)}s"

@@ -239,3 +239,15 @@ def test_harvesters_left_out_of_the_run_mean_no_backpressure_but_down_ones_are_n
     assert waits == {"p1": "farm full"}
     assert d.backpressure == ("farm full: 0 B free on 0 drives, 0 plots (0 B) already headed "
                               "there (1 harvester(s) unreachable: h1: ssh: no route)")
+
+
+def test_a_job_that_already_finished_still_staggers_the_next_start():
+    # a k=18 job lasts a second: spacing comes from the last start, not live jobs only
+    p = plotter(global_stagger_m=1.0)
+    now = 10_000.0
+    hs = host_state(p)
+    hs = type(hs)(**{**hs.__dict__, "host_time": now, "last_start": now - 20})
+    d = schedule(fleet(hs, now=now), inventory(p), now)
+    assert d.starts == () and d.waits[0].reason == "stagger 20s/60s"
+    hs = type(hs)(**{**hs.__dict__, "last_start": now - 61})
+    assert len(schedule(fleet(hs, now=now), inventory(p), now).starts) == 1

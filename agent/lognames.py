@@ -1,0 +1,42 @@
+"""Job log names: `<local start time>_<plotter>.log`, so names sort by start.
+
+The newest name also tells when this host last started a job, even one that
+has already finished (a k=18 job lasts a second; global_stagger_m must still
+space starts).
+"""
+import os
+import re
+import time
+
+_NAME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d_\d\d_\d\d)\.(\d{6})_[\w.-]+\.log$")
+
+
+def new_log_name(plotter, now=None):
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y-%m-%dT%H_%M_%S", time.localtime(now))
+    return "%s.%06d_%s.log" % (stamp, int((now % 1) * 1e6), plotter)
+
+
+def started_at(name):
+    """Epoch seconds a log name says its job started, or None for other names."""
+    m = _NAME.match(name)
+    if not m:
+        return None
+    try:
+        return time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H_%M_%S")) + int(m.group(2)) / 1e6
+    except ValueError:
+        return None
+
+
+def newest_start(log_dir):
+    """When the newest job log in log_dir was started (0.0 if none)."""
+    best = 0.0
+    try:
+        names = os.listdir(log_dir)
+    except OSError:
+        return best
+    for name in names:
+        t = started_at(name)
+        if t is not None and t > best:
+            best = t
+    return best
