@@ -415,6 +415,7 @@ def test_plot_all_returns_when_its_plots_are_on_harvester_drives(ssh_fleet, tmpf
     from chiapos import DiskProver
     fleet = farm_fleet(ssh_fleet, tmpfs)
     inv = fleet.write_inventory(tmp_path / "inv.yaml", polling_time_s=1, global_max_jobs=1,
+                                global_stagger_m=0,
                                 transfer_bwlimit_kbps=4000)
     with DriveSampler(farm_drives(fleet)) as s:
         r = plotfleet("plot-all", "--inventory", inv, "--plots", 4, timeout=120)
