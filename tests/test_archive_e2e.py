@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.cli import REPO, plotfleet
+from tests.cli import REPO, plotfleet, status_json
 
 MiB = 1 << 20
 PLOT_ID = re.compile(r"-([0-9a-f]{64})\.plot$")
@@ -181,6 +181,7 @@ class DriveSampler:
         self.max_open = {d: 0 for d in drives}      # most partials open at once on a drive
         self.max_files = {d: 0 for d in drives}     # most partials present at once
         self.max_parallel = 0                       # most drives receiving at once
+        self.final_sizes = {}                       # *.plot on a drive -> smallest size seen
         self.samples = 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -214,10 +215,18 @@ class DriveSampler:
                 self.max_open[d] = max(self.max_open[d], len(fs))
             for d in self.max_files:
                 try:
-                    n = sum(1 for x in os.listdir(d) if x.endswith(PARTIAL))
+                    names = os.listdir(d)
                 except OSError:
-                    n = 0
-                self.max_files[d] = max(self.max_files[d], n)
+                    names = []
+                self.max_files[d] = max(self.max_files[d],
+                                        sum(1 for x in names if x.endswith(PARTIAL)))
+                for x in names:
+                    if x.endswith(".plot"):
+                        try:
+                            size = os.path.getsize(os.path.join(d, x))
+                        except OSError:
+                            continue
+                        self.final_sizes[x] = min(size, self.final_sizes.get(x, size))
             self.max_parallel = max(self.max_parallel, len(opened))
             self.samples += 1
             time.sleep(0.02)
@@ -240,8 +249,20 @@ def test_archive_moves_every_plot_in_parallel_one_transfer_per_drive(ssh_fleet, 
     inv = fleet.write_inventory(tmp_path / "inv.yaml", max_transfers_per_plotter=3,
                                 transfer_bwlimit_kbps=2000)
     with DriveSampler(farm_drives(fleet)) as s:
-        outs = archive_until(inv, fleet, plots)
+        outs = [archive_pass(inv).text]
+        # in flight, as status reports it: found from the hosts, with progress
+        r, doc = status_json(inv)
+        sent = [t for h in doc["hosts"] for t in h["transfers"]]
+        assert len(sent) == 4 and any(t["status"] == "running" for t in sent), doc
+        for t in sent:
+            size = plots.size[PLOT_ID.search(t["plot"]).group(1)]
+            assert t["to_host"].startswith("harvester") and t["pid"] and t["size_bytes"] == size
+            assert (0 <= t["bytes_done"] < size) if t["status"] == "running" else \
+                (t["status"], t["bytes_done"]) == ("copied", size)
+        outs += archive_until(inv, fleet, plots)
     found = assert_all_archived(fleet, plots)
+    # a *.plot name on a drive only ever carried a whole plot
+    assert s.final_sizes == {os.path.basename(p[0]): plots.size[i] for i, p in found.items()}
     assert s.max_parallel >= 2, f"transfers never overlapped ({s.samples} samples)"
     assert max(s.max_open.values()) == 1, f"a drive received two at once: {s.max_open}"
     assert max(s.max_files.values()) == 1, f"two partials on one drive: {s.max_files}"
