@@ -122,6 +122,7 @@ class _Farm:
                     self.holding.setdefault(_base(p.final_name), []).append(drive)
         self.idle: List[Tuple[tuple, _Drive]] = []
         self.all_rooms: List[int] = []
+        self._roomiest: Dict[tuple, str] = {}
 
     def find(self, host: str, path: str) -> Optional[_Drive]:
         d = self.by_dir.get((host, posixpath.normpath(path)))
@@ -163,6 +164,18 @@ class _Farm:
 
     def any_room(self, need: int) -> bool:
         return bool(self.all_rooms) and self.all_rooms[-1] >= need
+
+    def roomiest(self, drives=None) -> str:
+        """'host:dir (free)' of the drive with most room: what a too-big plot missed."""
+        def label(pool):
+            d = max(pool, key=lambda d: (d.room, -d.order))
+            return f"{d.label()} ({human_bytes(max(d.room, 0))})"
+        if drives is not None:              # transfer: local, one machine's few drives
+            return label(drives)
+        top = self.all_rooms[-1]
+        if top not in self._roomiest:       # one scan per distinct answer, not per plot
+            self._roomiest[top] = label(self.drives)
+        return self._roomiest[top]
 
 
 def _effective(transfers) -> Dict[str, Transfer]:
@@ -373,6 +386,7 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
         any_room = farm.any_room(size)
     if pick is None:
         return "all drives busy" if any_room else \
-            f"no drive with room for {human_bytes(size)} (+ reserve)"
+            f"no drive with room for {human_bytes(size)} (+ reserve); most room: " \
+            f"{farm.roomiest(candidates)}"
     return pick, pick.dirs[0], size, \
         f"{host.fill}: {pick.label()} has {human_bytes(pick.room)} free (after reserve)"

@@ -373,7 +373,8 @@ def test_a_drive_too_small_is_skipped_with_the_reason(ssh_fleet, tmpfs, tmp_path
     last = archive_pass(inv)
     assert last.returncode == 0
     assert len(on_farm(fleet, plots)) == 2
-    assert "no drive with room for" in last.text and "(+ reserve)" in last.text, last.text
+    assert "no drive with room for" in last.text and "(+ reserve); most room: harvester" \
+        in last.text, last.text
     assert "transfer:" not in last.text
     for small in (h1[0], h2[0], h2[1]):
         assert os.listdir(small) == [], f"{small} received something"

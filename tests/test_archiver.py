@@ -75,7 +75,8 @@ def test_room_counts_reserve_and_bytes_still_arriving():
     pl = plot_file(k=K)
     d = archive(fleet(host_state(a, plots=[pl]), host_state(h, free={"/f0": GiB + SIZE - 1})),
                 inventory(a, h))
-    assert d.transfers == () and list(waits(d).values()) == ["no drive with room for 621.8 MiB (+ reserve)"]
+    assert d.transfers == () and list(waits(d).values()) == [
+        "no drive with room for 621.8 MiB (+ reserve); most room: h1:/f0 (621.8 MiB)"]
     assert moves(archive(fleet(host_state(a, plots=[pl]), host_state(h, free={"/f0": GiB + SIZE})),
                          inventory(a, h))) == [("a", "0000", "h1", "/f0")]
 
