@@ -485,3 +485,32 @@ def test_controllers_at_once_never_share_a_drive_nor_copy_twice(ssh_fleet, tmpfs
     assert s.max_parallel >= 2
     assert len(starts) == len(plots.ids), "\n".join(starts)    # each plot sent once
     assert_all_archived(fleet, plots)
+
+
+def test_a_finished_copy_is_not_receiving_while_another_arrives_on_the_same_harvester(
+        ssh_fleet, tmpfs, tmp_path, k18_plots):
+    """rsync receives with two processes; only one holds the file.  A copy
+    that has arrived must not look busy (and its drive taken) just because
+    another transfer is still arriving elsewhere on that harvester."""
+    from agent.transfer import rsync_argv
+    fleet = farm_fleet(ssh_fleet, tmpfs, n_plotters=1, n_harvesters=1)
+    h = fleet.hosts["harvester1"]
+    fast, slow = k18_plots.copy_to(tmp_path / "src", n=2)
+    procs = []
+    for plot, drive, bw in ((fast, h.dirs["farm"][0], 0), (slow, h.dirs["farm"][1], 300)):
+        spec = {"plot": str(plot), "to_dir": drive, "mode": "ssh", "bwlimit_kbps": bw,
+                "ssh": {"host": h.address, "port": h.port, "user": "root",
+                        "key": fleet.client_key, "known_hosts": fleet.known_hosts}}
+        procs.append(subprocess.Popen(rsync_argv(spec), stdout=subprocess.DEVNULL))
+    try:
+        assert procs[0].wait(20) == 0
+        assert procs[1].poll() is None, "the slow copy should still be arriving"
+        inv = fleet.write_inventory(tmp_path / "inv.yaml")
+        _, doc = status_json(inv)
+        seen = {os.path.dirname(p["path"]): p["receiving"]
+                for hs in doc["hosts"] for p in hs.get("partials", [])}
+        assert seen == {h.dirs["farm"][0]: False, h.dirs["farm"][1]: True}, seen
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
