@@ -62,7 +62,10 @@ def temp_files(host, plot_id):
     for d in host.dirs["tmp"] + [host.dirs["tmp2"]]:
         for n in os.listdir(d):
             if plot_id in n:
-                out[os.path.join(d, n)] = os.path.getsize(os.path.join(d, n))
+                try:
+                    out[os.path.join(d, n)] = os.path.getsize(os.path.join(d, n))
+                except FileNotFoundError:   # a running job deletes its sort buckets
+                    pass
     return out
 
 
