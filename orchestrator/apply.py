@@ -6,12 +6,17 @@ rest go on.  Under --check nothing is sent; the log says what would be done.
 """
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from typing import List, Mapping, Optional
 
-from .actions import CleanPartial, Promote, StartJob, StartTransfer, remove_after_promote
+from .actions import StartTransfer, remove_after_promote
 from .errors import AgentError, SessionError
 from .model import Host
+
+
+# the agent's promote refusal when neither the partial nor the final file is there
+VANISHED = "no such partial"
 
 
 @dataclass
@@ -60,13 +65,26 @@ def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
 
 def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: bool) -> None:
     # finish what arrived first: a promoted plot frees its drive for the next
+    resend = []
     for p in decision.promotes:
         if check:
             out.add(f"would promote: {p.describe()}")
             continue
-        res = _call(fleet, p.host, "promote", out, "promote",
-                    config=hosts[p.host].agent_config(), partial=p.partial, size_bytes=p.size_bytes)
-        if res is None:
+        try:
+            res = fleet.call(p.host, "promote", config=hosts[p.host].agent_config(),
+                             partial=p.partial, size_bytes=p.size_bytes)
+        except AgentError as e:
+            if str(e).startswith(VANISHED):     # copy lost (drive swapped, file deleted)
+                out.add(f"{p.host}: the copy of {posixpath.basename(p.plot)} vanished before "
+                        f"its promote: sending it again")
+                resend.append(StartTransfer(p.from_host, p.plot, p.size_bytes, p.host,
+                                            posixpath.dirname(p.partial),
+                                            hosts[p.from_host].transfer, "copy vanished"))
+            else:
+                out.add(f"[red]{p.host}: promote failed: {e}[/red]")
+            continue
+        except SessionError as e:
+            out.add(f"[red]{p.host}: promote failed: {e}[/red]")
             continue
         out.add(f"promoted: {p.describe()}")
         try:
@@ -85,7 +103,7 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
         if _call(fleet, c.host, "clean_partial", out, "clean", config=hosts[c.host].agent_config(),
                  partial=c.partial) is not None:
             out.add(f"cleaned: {c.describe()}")
-    for t in decision.transfers:
+    for t in tuple(decision.transfers) + tuple(resend):
         if check:
             out.add(f"would transfer: {t.describe()}")
             continue

@@ -514,3 +514,25 @@ def test_a_finished_copy_is_not_receiving_while_another_arrives_on_the_same_harv
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_a_copy_that_vanishes_before_its_promote_is_sent_again(ssh_fleet, tmpfs, tmp_path,
+                                                               k18_plots):
+    fleet = farm_fleet(ssh_fleet, tmpfs, n_plotters=1, n_harvesters=1)
+    plots = give_plots(fleet, k18_plots, per_plotter=1)
+    inv = fleet.write_inventory(tmp_path / "inv.yaml")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # one pass starts the copy; let it finish without a controller to promote it
+    ctl = subprocess.Popen([sys.executable, "-m", "orchestrator", "archive", "--inventory",
+                            str(inv)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    ctl.wait(60)
+    deadline = time.monotonic() + 20
+    while rsyncs(PARTIAL) or rsyncs("--server") or not partials(fleet):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [copy] = partials(fleet)
+    os.remove(copy)                  # the drive was swapped, the file deleted...
+    outs = archive_until(inv, fleet, plots)
+    assert "vanished before its promote: sending it again" in outs[0], outs[0]
+    assert_all_archived(fleet, plots)
