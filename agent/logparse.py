@@ -166,6 +166,16 @@ class LogState:
         self.phase_s = [None, None, None, None]
         self.total_s = None
         self.copy_s = None
+        self.earlier = []       # summaries of the earlier plots of a multi-plot log
+
+    def summary(self):
+        return {
+            "plotter": self.plotter, "plot_id": self.plot_id, "k": self.k,
+            "phase": list(self.phase), "finished": self.finished,
+            "phase_s": list(self.phase_s), "copy_s": self.copy_s, "total_s": self.total_s,
+            "start_time": self.start_time, "tmp_dir": self.tmp_dir,
+            "tmp2_dir": self.tmp2_dir, "dst_dir": self.dst_dir,
+        }
 
     def feed(self, line):
         line = clean_line(line)
@@ -192,9 +202,11 @@ class LogState:
     def _new_plot(self, plot_id):
         # A multi-plot log (-n N) starts over for each plot.
         if self.plot_id and plot_id != self.plot_id:
+            self.earlier.append(self.summary())
             self.finished = False
             self.phase_s = [None, None, None, None]
             self.total_s = self.copy_s = None
+            self.start_time = None      # the next plot's own "Starting phase 1/4"
         self.plot_id = plot_id
 
     def _chia(self, line):
@@ -292,8 +304,9 @@ def _ctime(line):
         return None
 
 
-def analyze_log(text, plotter=None):
-    """Summary of a whole log (str or bytes), or None if no plotter speaks in it."""
+def analyze_plots(text, plotter=None):
+    """Every plot a whole log (str or bytes) tells of, finished or not, oldest
+    first; None if no plotter speaks in it."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     st = LogState(plotter)
@@ -301,13 +314,13 @@ def analyze_log(text, plotter=None):
         st.feed(line)
     if st.plotter is None:
         return None
-    return {
-        "plotter": st.plotter, "plot_id": st.plot_id, "k": st.k,
-        "phase": list(st.phase), "finished": st.finished,
-        "phase_s": st.phase_s, "copy_s": st.copy_s, "total_s": st.total_s,
-        "start_time": st.start_time, "tmp_dir": st.tmp_dir,
-        "tmp2_dir": st.tmp2_dir, "dst_dir": st.dst_dir,
-    }
+    return st.earlier + [st.summary()]
+
+
+def analyze_log(text, plotter=None):
+    """Summary of a whole log's (last) plot, or None if no plotter speaks in it."""
+    plots = analyze_plots(text, plotter)
+    return plots[-1] if plots else None
 
 
 CHUNK = 1 << 20          # bytes read at a time: memory stays bounded

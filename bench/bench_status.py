@@ -134,7 +134,7 @@ def main():
         print(f"{'warm poll of all hosts (median of %d)' % a.polls:52} "
               f"{median_ms(warm):10.1f}ms {median_ms(cold):10.0f}ms  (baseline: cold status)")
         print(f"{'agent CPU per poll, %d jobs on one host' % seen:52} {cpu_ms:10.2f}ms")
-        print(f"targets: warm <= 150 ms, cold < ansible, agent <= 20 ms CPU/poll")
+        print("targets: warm <= 150 ms, cold < ansible, agent <= 20 ms CPU/poll")
     finally:
         fleet.stop_all()
         shutil.rmtree(base, ignore_errors=True)

@@ -7,13 +7,12 @@ history).  A log that cannot be read or parsed is counted and named, not fatal.
 from __future__ import annotations
 
 import os
-import re
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from agent.logparse import LogState
+from agent.logparse import analyze_plots
 
 PHASES = ("p1", "p2", "p3", "p4", "total")
 DAY = 86400.0
@@ -39,39 +38,6 @@ class Collected:
     down: List[str] = field(default_factory=list)        # hosts that could not be asked
 
 
-class _PlotSplitter(LogState):
-    """LogState that keeps every plot of a multi-plot log (`-n N`), not only
-    the last: LogState starts over in _new_plot, so the finished one is
-    saved there first."""
-
-    def __init__(self, plotter=None):
-        super().__init__(plotter)
-        self.plots = []
-
-    def summary(self) -> dict:
-        return {"plotter": self.plotter, "plot_id": self.plot_id, "k": self.k,
-                "finished": self.finished, "phase_s": list(self.phase_s),
-                "total_s": self.total_s, "start_time": self.start_time, "tmp_dir": self.tmp_dir}
-
-    def _new_plot(self, plot_id):
-        if self.plot_id and plot_id != self.plot_id:
-            self.plots.append(self.summary())
-            self.start_time = None      # the next plot's own "Starting phase 1/4"
-        super()._new_plot(plot_id)
-
-
-def plots_of(text, plotter: Optional[str] = None) -> Optional[List[dict]]:
-    """Every plot a log tells of (finished or not), or None if no plotter speaks in it."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    st = _PlotSplitter(plotter)
-    for line in re.split(r"[\r\n]", text):
-        st.feed(line)
-    if st.plotter is None:
-        return None
-    return st.plots + [st.summary()]
-
-
 def plotter_hint(path: str) -> Optional[str]:
     """plotfleet names its logs `..._<plotter>.log`: chiapos logs read like chia's."""
     stem = os.path.basename(path).rsplit(".", 1)[0]
@@ -84,7 +50,7 @@ def plotter_hint(path: str) -> Optional[str]:
 def add_log(col: Collected, host: str, path: str, text, mtime: float) -> None:
     where = path if host == "local" else f"{host}:{path}"
     try:
-        plots = plots_of(text, plotter_hint(path))
+        plots = analyze_plots(text, plotter_hint(path))
     except Exception as e:   # a parser bug must not hide the other logs
         col.unreadable.append((where, f"parse error: {type(e).__name__}: {e}"))
         return

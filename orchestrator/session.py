@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import select
-import shlex
 import socket
 import subprocess
 import threading

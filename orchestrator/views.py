@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .actions import human_bytes as _human_bytes
-from .model import FleetState, Host, HostState, expected_plot_bytes
+from .model import FleetState, Host, expected_plot_bytes
 
 
 def human_bytes(n: Optional[float]) -> str:

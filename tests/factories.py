@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from orchestrator.model import (Dir, FleetState, Host, HostState, Job, Partial, Plot,
                                 Transfer, expected_plot_bytes)

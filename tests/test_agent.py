@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from tests.agent_helpers import AgentProc, MADMAX_LOG, ROOT, chiapos_argv, host_dirs, wait_for
+from tests.agent_helpers import AgentProc, MADMAX_LOG, chiapos_argv, host_dirs, wait_for
 
 
 @pytest.fixture

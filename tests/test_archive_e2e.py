@@ -420,7 +420,7 @@ def test_an_unreachable_plotter_does_not_stop_the_others(ssh_fleet, tmpfs, tmp_p
     inv = fleet.write_inventory(tmp_path / "inv.yaml")
     fleet.stop("plotter2")
     mine = {pid for pid, h in plots.origin.items() if h == "plotter1"}
-    outs = archive_until(inv, fleet, plots, want=mine)
+    archive_until(inv, fleet, plots, want=mine)
     r = archive_pass(inv)
     assert r.returncode == 4, r.text + r.stderr
     assert "plotter2: plots: not archived this pass: unreachable" in r.text, r.text

@@ -70,7 +70,7 @@ def test_plotter_transfer_limit():
 
 
 def test_room_counts_reserve_and_bytes_still_arriving():
-    a, b = plotter("a", k=K), plotter("b", k=K)
+    a = plotter("a", k=K)
     h = harvester(farm_dirs=("/f0",), farm_reserve_bytes=GiB)
     pl = plot_file(k=K)
     d = archive(fleet(host_state(a, plots=[pl]), host_state(h, free={"/f0": GiB + SIZE - 1})),

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from tests.cli import REPO, plotfleet, status_json
 
@@ -100,11 +99,16 @@ def test_hand_started_job_counts_and_phase_gating_blocks(ssh_fleet, tmp_path):
 def test_check_changes_nothing(ssh_fleet, tmp_path):
     fleet = ssh_fleet(n_plotters=2)
     inv = fleet.write_inventory(tmp_path / "inventory.yaml", global_stagger_m=0)
-    before = {n: sorted(os.walk(h.root)) for n, h in fleet.hosts.items()}
+    def tree():
+        return {n: sorted((d, sorted(files)) for d, _, files in os.walk(h.root)
+                          if "/tmp" in d or "/dst" in d or "/logs" in d)
+                for n, h in fleet.hosts.items()}
+    before = tree()
     r = plotfleet("plot-all", "--inventory", inv, "--check")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("would start on") == 2
     time.sleep(1)
+    assert tree() == before
     for n, h in fleet.hosts.items():
         assert os.listdir(h.dirs["log"]) == [] and os.listdir(h.dirs["tmp"][0]) == []
 
