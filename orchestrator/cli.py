@@ -13,7 +13,7 @@ import sys
 import time
 
 from invoke import Collection, Exit, Program, Task, task
-from invoke.parser import Argument
+from invoke.parser import Argument, ParseError
 from rich.console import Console
 
 from . import commands, views
@@ -49,6 +49,17 @@ def one_line_errors(fn):
         except UserError as e:
             raise Exit(f"plotfleet: {e}", code=e.exit_code)
     return wrapper
+
+
+def number_flag(flag, value, kind, lo, hi):
+    """A numeric flag (invoke passes strings): a bad value is one line, exit 2."""
+    try:
+        n = kind(value)
+    except (TypeError, ValueError):
+        n = None
+    if n is None or not lo <= n <= hi:
+        raise UserError(f"{flag} must be a number from {lo} to {hi}, got {value}")
+    return n
 
 
 def _exit_for(state):
@@ -111,11 +122,9 @@ def _poll_interval(selected):
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
     from .plotloop import RunTracker, run_pass
-    inv, selected, hosts = load(inventory, limit)
     if plots is not None:
-        plots = int(plots)
-        if plots < 0:
-            raise UserError("--plots must be a number >= 0")
+        plots = number_flag("--plots", plots, int, 0, 10 ** 6)
+    inv, selected, hosts = load(inventory, limit)
     tracker = RunTracker(limit=plots)
     has_harvesters = any(h.is_harvester for h in selected)
     interval = _poll_interval(selected)
@@ -343,19 +352,30 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
 def dashboard(c, inventory=None, limit=None, plot=False, refresh=None):
     """Full-screen live view of the fleet; q or Ctrl-C quits."""
     from .dashboard import run_dashboard
-    try:   # a string flag: invoke would answer a bad float with a traceback
-        every = 2.0 if refresh is None else float(refresh)
-    except ValueError:
-        every = -1.0
-    if not 0.1 <= every <= 3600:
-        raise UserError(f"--refresh must be seconds between 0.1 and 3600, got {refresh}")
+    every = 2.0 if refresh is None else number_flag("--refresh", refresh, float, 0.1, 3600)
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
         run_dashboard(fleet, hosts, plot=plot, refresh=every)
 
 
 ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard)
-program = Program(namespace=ns, name="plotfleet", binary="plotfleet", version="0.1.0")
+class _Program(Program):
+    """invoke's Program, with a bad flag or task as a one-line error, exit 2."""
+
+    def parse_core(self, argv):
+        try:
+            super().parse_core(argv)
+        except ParseError as e:
+            raise Exit(f"plotfleet: {e}", code=UserError.exit_code)
+
+    def parse_tasks(self):
+        try:
+            super().parse_tasks()
+        except ParseError as e:
+            raise Exit(f"plotfleet: {e}", code=UserError.exit_code)
+
+
+program = _Program(namespace=ns, name="plotfleet", binary="plotfleet", version="0.1.0")
 
 
 def _help_first(argv):

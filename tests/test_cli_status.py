@@ -59,3 +59,14 @@ def test_limit_matching_nothing_is_one_line(tmp_path, ssh_fleet):
     r = plotfleet("status", "--inventory", inv, "--limit", "nosuch*")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "nosuch*" in r.stderr
+
+
+def test_bad_flags_are_one_line_exit_2(tmp_path):
+    for args in (["status", "--bogus"], ["nosuchtask"], ["kill"],
+                 ["plot-all", "--plots", "abc"], ["plot-all", "--plots", "-1"]):
+        r = plotfleet(*args, "--inventory", tmp_path / "never-read.yaml") \
+            if args[0] == "plot-all" else plotfleet(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, args
+        if "--plots" in args:      # the flag is judged before the inventory is read
+            assert "--plots must be a number" in r.stderr
