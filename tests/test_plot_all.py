@@ -158,3 +158,25 @@ def test_broken_template_is_one_line(ssh_fleet, tmp_path):
     assert len(lines) == 1 and "plotter1" in lines[0] and "plotter_command" in lines[0]
     assert "Traceback" not in r.stderr
     assert os.listdir(fleet.hosts["plotter1"].dirs["log"]) == []
+
+
+def test_ctrl_c_stops_the_loop_cleanly_and_jobs_keep_running(ssh_fleet, tmp_path):
+    fleet = ssh_fleet(n_plotters=1)
+    h = fleet.hosts["plotter1"]
+    inv = fleet.write_inventory(tmp_path / "inventory.yaml", global_stagger_m=0, k=21,
+                                polling_time_s=1)
+    ctl = subprocess.Popen([sys.executable, "-m", "orchestrator", "plot-all", "--inventory",
+                            str(inv)], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not os.listdir(h.dirs["log"]):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    ctl.send_signal(signal.SIGINT)
+    out, err = ctl.communicate(timeout=30)
+    assert ctl.returncode == 0, err
+    assert "Traceback" not in err and "keep running" in out
+    _, doc = status_json(inv)
+    assert len(doc["hosts"][0]["jobs"]) == 1          # the job it started runs on
+    for j in doc["hosts"][0]["jobs"]:
+        end(psutil.Process(j["pid"]))
