@@ -88,10 +88,12 @@ def partials_in(path):
             for name, st in _files_ending(path, PARTIAL_SUFFIX)]
 
 
-def files_with_id(dirs, plot_id, want=None):
-    """{path: size} of files in `dirs` whose name contains `plot_id`
-    (never a finished *.plot); `want(name)` may narrow further."""
-    out = {}
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _id_files(dirs):
+    """(path, name, size) of the regular files in `dirs` named with a plot id,
+    never a finished *.plot; files that vanish mid-scan are skipped."""
     for d in dict.fromkeys(dirs):
         try:
             it = os.scandir(d)
@@ -100,41 +102,29 @@ def files_with_id(dirs, plot_id, want=None):
         with it:
             for e in it:
                 n = e.name
-                if plot_id not in n or n.endswith(".plot") or (want and not want(n)):
+                if n.endswith(".plot") or not HEX64.search(n):
                     continue
                 try:
                     if e.is_file(follow_symlinks=False):
-                        out[os.path.join(d, n)] = e.stat(follow_symlinks=False).st_size
+                        yield os.path.join(d, n), n, e.stat(follow_symlinks=False).st_size
                 except OSError:
-                    pass
-    return out
+                    continue
 
 
-HEX64 = re.compile(r"[0-9a-f]{64}")
+def files_with_id(dirs, plot_id, want=None):
+    """{path: size} of files in `dirs` whose name contains `plot_id`
+    (never a finished *.plot); `want(name)` may narrow further."""
+    return {path: size for path, name, size in _id_files(dirs)
+            if plot_id in name and (want is None or want(name))}
 
 
 def temp_bytes_by_id(dirs):
     """{plot_id: (bytes, [paths])} over all id-named temp files in `dirs`
     (one pass per snapshot, however many jobs share the dirs)."""
     out = {}
-    for d in dict.fromkeys(dirs):
-        try:
-            it = os.scandir(d)
-        except OSError:
-            continue
-        with it:
-            for e in it:
-                n = e.name
-                if n.endswith(".plot"):
-                    continue
-                m = HEX64.search(n)
-                if not m:
-                    continue
-                try:
-                    size = e.stat(follow_symlinks=False).st_size
-                except OSError:
-                    continue
-                b, paths = out.get(m.group(0), (0, []))
-                paths.append(os.path.join(d, n))
-                out[m.group(0)] = (b + size, paths)
+    for path, name, size in _id_files(dirs):
+        pid = HEX64.search(name).group(0)
+        b, paths = out.get(pid, (0, []))
+        paths.append(path)
+        out[pid] = (b + size, paths)
     return out
