@@ -254,22 +254,11 @@ Subsystem sftp internal-sftp
         return path
 
     def model_host(self, name: str, **fields):
-        from orchestrator.model import Host
-        h = self.hosts[name]
-        kw = dict(
-            name=name, groups=frozenset([h.role + "s"]), roles=(h.role,),
-            address=h.address, port=h.port, user="root", key_file=self.client_key,
-            known_hosts_file=self.known_hosts, python=sys.executable,
-            connect_timeout_s=5.0)
-        if h.role == "plotter":
-            kw.update(tmp_dirs=tuple(h.dirs["tmp"]), tmp2_dir=h.dirs["tmp2"],
-                      dst_dirs=tuple(h.dirs["dst"]), log_dir=h.dirs["log"],
-                      plotter="chiapos", k=18, threads=2, buckets=32, buffer_mib=300,
-                      transfer_ssh_key=self.client_key, transfer_known_hosts=self.known_hosts)
-        else:
-            kw.update(farm_dirs=tuple(h.dirs["farm"]))
-        kw.update(fields)
-        return Host(**kw)
+        """The host as plotfleet reads it from this fleet's inventory, with `fields` changed."""
+        from dataclasses import replace
+        from orchestrator.inventory import load_inventory
+        inv = load_inventory(self.write_inventory(self.base / "model-inventory.yaml"))
+        return replace(inv.host(name), **{"connect_timeout_s": 5.0, **fields})
 
     def model_hosts(self, **fields) -> list:
         return [self.model_host(n, **fields) for n in self.hosts]
