@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import string
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Dict, List, Optional, Tuple
@@ -422,6 +423,10 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
     out.setdefault("address", name)
     if out.get("python", "").startswith("auto"):
         out["python"] = "python3"       # Ansible's interpreter discovery
+    if out.get("connection") == "local" and "python" not in out:
+        # this machine: the controller's own interpreter (its venv has chiapos
+        # and psutil), as Ansible's `ansible_playbook_python` for localhost
+        out["python"] = sys.executable
 
     plotter, k = out.get("plotter", Host.plotter), out.get("k", Host.k)
     minimum, why = K_RULES[plotter]

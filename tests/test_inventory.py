@@ -362,3 +362,15 @@ def test_missing_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InventoryError, match=r"^inventory.yaml: not found$"):
         load_inventory("inventory.yaml")
+
+
+def test_a_local_host_runs_the_agent_with_the_controllers_interpreter(tmp_path):
+    import sys
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text("all:\n  hosts:\n    here:\n      ansible_connection: local\n"
+                   "    there:\n      ansible_python_interpreter: /opt/py/bin/python3\n"
+                   "      ansible_connection: local\n    remote: {}\n")
+    hosts = {h.name: h for h in load_inventory(inv).hosts}
+    assert hosts["here"].python == sys.executable
+    assert hosts["there"].python == "/opt/py/bin/python3"
+    assert hosts["remote"].python == "python3"
