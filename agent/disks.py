@@ -54,6 +54,20 @@ def dir_info(path, kind):
             "plot_count": 0, "plot_bytes": 0, "error": None}
 
 
+ROOT_FS_ERROR = "on the root filesystem: drive not mounted?"
+
+
+def unmounted_farm(path, config):
+    """Why a farm dir must not take plots, with require_mounted_farm set: it
+    sits on the root filesystem (its drive is not mounted), else None."""
+    if not (config or {}).get("require_mounted_farm"):
+        return None
+    try:
+        return ROOT_FS_ERROR if os.stat(path).st_dev == os.stat("/").st_dev else None
+    except OSError:
+        return None
+
+
 def _files_ending(path, suffix):
     """(name, stat) of the regular files directly in `path` named *suffix;
     files that vanish mid-scan and unreadable dirs are skipped, not fatal."""

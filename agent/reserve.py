@@ -63,6 +63,9 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, **_)
         dev = os.stat(target).st_dev
     except OSError as e:
         raise ActionError("%s: %s" % (target, e.strerror))
+    unmounted = disks.unmounted_farm(target, config)
+    if unmounted:
+        raise ActionError("%s: %s" % (target, unmounted))
     same_drive = [d for d in dict.fromkeys(farm) if _device(d) == dev]
     # one machine may serve several inventory hosts (tests): a drive is the
     # device as seen through this host's farm dirs

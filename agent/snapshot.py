@@ -105,6 +105,8 @@ class Agent:
         for kind, raw, real in cdirs:
             d = disks.dir_info(real, kind)
             d["path"] = raw
+            if kind == "farm" and d["error"] is None:
+                d["error"] = disks.unmounted_farm(real, config)
             if kind == "dst":
                 plots += disks.plots_in(real)
             if kind == "farm" and d["error"] is None:

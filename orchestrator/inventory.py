@@ -406,7 +406,7 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
             out[f] = conn
         elif key == "k":
             out[f] = number(key, value, int, 1)
-        elif key in ("host_key_checking", "create_dirs"):
+        elif key in ("host_key_checking", "create_dirs", "require_mounted_farm"):
             if not isinstance(value, bool):
                 raise err(key, f"must be true or false, got {_show(value)}")
             out[f] = value

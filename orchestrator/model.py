@@ -232,6 +232,7 @@ class Host:
     fill: str = "spread"                        # spread | pack
     farm_reserve_bytes: int = 0
     create_dirs: bool = False                   # make missing dirs (demos; never for mounts)
+    require_mounted_farm: bool = False          # refuse farm dirs on the root filesystem
 
     @property
     def is_plotter(self) -> bool:
@@ -251,4 +252,5 @@ class Host:
             "farm_dirs": list(self.farm_dirs),
             "stall_after_s": self.stall_after_m * 60.0,
             "create_dirs": self.create_dirs,
+            "require_mounted_farm": self.require_mounted_farm,
         }

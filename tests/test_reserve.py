@@ -53,3 +53,29 @@ def test_no_room_and_outside_dirs_refused(tmp_path):
         assert not r["ok"] and "outside configured dirs" in r["error"]
     finally:
         a.close()
+
+
+def test_with_require_mounted_farm_a_dir_on_the_root_filesystem_takes_no_plots(tmp_path):
+    # tmp_path is on the root filesystem here, /dev/shm is a drive of its own
+    assert os.stat(tmp_path).st_dev == os.stat("/").st_dev
+    assert os.stat("/dev/shm").st_dev != os.stat("/").st_dev
+    d, config = host_dirs(tmp_path)
+    mounted = os.path.join("/dev/shm", "plotfleet-test-%d" % os.getpid())
+    os.makedirs(mounted, exist_ok=True)
+    config = dict(config, farm_dirs=[d["farm"], mounted], require_mounted_farm=True)
+    a = AgentProc()
+    try:
+        farms = {x["path"]: x for x in a.ok("snapshot", config=config)["dirs"]
+                 if x["kind"] == "farm"}
+        assert farms[d["farm"]]["error"] == "on the root filesystem: drive not mounted?"
+        assert farms[mounted]["error"] is None and farms[mounted]["free_bytes"] > 0
+        r = a.raw("reserve_drive", config=config, to_dir=d["farm"], plot="p.plot", size_bytes=1)
+        assert not r["ok"] and "drive not mounted?" in r["error"]
+        a.ok("reserve_drive", config=config, to_dir=mounted, plot="p.plot", size_bytes=1)
+        # without the option the same dir is an ordinary farm dir
+        plain = dict(config, require_mounted_farm=False)
+        farms = {x["path"]: x for x in a.ok("snapshot", config=plain)["dirs"]}
+        assert farms[d["farm"]]["error"] is None
+    finally:
+        a.close()
+        os.rmdir(mounted)
