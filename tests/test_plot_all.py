@@ -42,6 +42,18 @@ def hand_job(host, k=25, tmp=None):
     return p
 
 
+def loop_until_a_job_starts(inv, host, output):
+    """`plotfleet plot-all` (looping) as a subprocess, once it has started a job on host."""
+    ctl = subprocess.Popen([sys.executable, "-m", "orchestrator", "plot-all", "--inventory",
+                            str(inv)], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                           stdout=output, stderr=output, text=True)
+    deadline = time.time() + 30
+    while not os.listdir(host.dirs["log"]):
+        assert time.time() < deadline and ctl.poll() is None
+        time.sleep(0.1)
+    return ctl
+
+
 def end(p):
     try:
         p.send_signal(signal.SIGCONT)
@@ -117,13 +129,7 @@ def test_jobs_survive_controller_killed(ssh_fleet, tmp_path):
     h = fleet.hosts["plotter1"]
     inv = fleet.write_inventory(tmp_path / "inventory.yaml", global_stagger_m=0, k=20,
                                 polling_time_s=1)
-    ctl = subprocess.Popen([sys.executable, "-m", "orchestrator", "plot-all", "--inventory",
-                            str(inv)], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while not os.listdir(h.dirs["log"]):
-        assert time.time() < deadline
-        time.sleep(0.1)
+    ctl = loop_until_a_job_starts(inv, h, output=subprocess.DEVNULL)
     ctl.kill()
     ctl.wait()
     fleet.stop("plotter1")            # the SSH connection is gone too
@@ -165,13 +171,7 @@ def test_ctrl_c_stops_the_loop_cleanly_and_jobs_keep_running(ssh_fleet, tmp_path
     h = fleet.hosts["plotter1"]
     inv = fleet.write_inventory(tmp_path / "inventory.yaml", global_stagger_m=0, k=21,
                                 polling_time_s=1)
-    ctl = subprocess.Popen([sys.executable, "-m", "orchestrator", "plot-all", "--inventory",
-                            str(inv)], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 30
-    while not os.listdir(h.dirs["log"]):
-        assert time.time() < deadline
-        time.sleep(0.1)
+    ctl = loop_until_a_job_starts(inv, h, output=subprocess.PIPE)
     ctl.send_signal(signal.SIGINT)
     out, err = ctl.communicate(timeout=30)
     assert ctl.returncode == 0, err
