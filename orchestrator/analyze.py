@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from agent.logparse import analyze_plots
+from orchestrator.errors import one_line
 
 PHASES = ("p1", "p2", "p3", "p4", "total")
 DAY = 86400.0
@@ -92,14 +93,14 @@ def _host_logs(fleet, h) -> Collected:
     try:
         logs = fleet.call(h.name, "list_logs", config=h.agent_config())["logs"]
     except Exception as e:
-        col.unreadable.append((h.name, f"unreachable: {_one_line(e)}"))
+        col.unreadable.append((h.name, f"unreachable: {one_line(e)}"))
         col.down.append(h.name)
         return col
     for entry in logs:
         try:
             text = read_whole(fleet, h, entry["path"])
         except Exception as e:
-            col.unreadable.append((f"{h.name}:{entry['path']}", _one_line(e)))
+            col.unreadable.append((f"{h.name}:{entry['path']}", one_line(e)))
             continue
         add_log(col, h.name, entry["path"], text, entry["mtime"])
     return col
@@ -118,10 +119,6 @@ def collect_fleet(fleet, hosts) -> Collected:
             col.unfinished += part.unfinished
             col.down += part.down
     return col
-
-
-def _one_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def read_whole(fleet, host, path: str, chunk: int = 4 << 20) -> str:

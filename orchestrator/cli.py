@@ -17,7 +17,7 @@ from invoke.parser import Argument, ParseError
 from rich.console import Console
 
 from . import commands, views
-from .errors import UserError
+from .errors import UserError, one_line
 from .fleet import Fleet
 from .inventory import load_inventory
 
@@ -234,7 +234,7 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
                 res = fleet.call(t.host, op, config=hosts[t.host].agent_config(),
                                  pid=t.pid, plot_id=t.plot_id)
             except Exception as e:      # one host's refusal must not stop the rest
-                err = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                err = one_line(e)
                 errors.print(f"{t.host}: {op} {(t.plot_id or '?')[:12]} failed: {err}",
                              style="red", markup=False)
                 done.append(dict(entry, error=err))
@@ -343,7 +343,7 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
         except KeyboardInterrupt:
             pass
         except (SessionError, AgentError) as e:     # the host went away mid-read
-            raise Exit(f"plotfleet: {host}: {(str(e).splitlines() or [e])[0]}", code=1)
+            raise Exit(f"plotfleet: {host}: {one_line(e)}", code=1)
 
 
 @task(help=helps("inventory", "limit", plot="also run the plot-all loop (autostart)",

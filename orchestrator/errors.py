@@ -1,6 +1,12 @@
 """The errors a user sees as one line (never a traceback)."""
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, else its type's name."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class UserError(Exception):
     """Bad input: inventory, flags, templates.  Exit status 2, nothing changed."""
     exit_code = 2

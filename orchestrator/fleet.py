@@ -13,14 +13,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, Optional
 
-from orchestrator.errors import AgentError, SessionError
+from orchestrator.errors import AgentError, SessionError, one_line
 from orchestrator.model import FleetState, Host, HostState, host_state_from_snapshot, unreachable
 from orchestrator.session import Session
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 class Fleet:
@@ -54,7 +49,7 @@ class Fleet:
                 self.sessions[h.name].open()
                 return None
             except SessionError as e:
-                return _one_line(e)
+                return one_line(e)
         self.errors = dict(zip((h.name for h in self.hosts), self._map(one, self.hosts)))
         # the next gather reports these instead of paying each timeout again
         self._unreported = {n: e for n, e in self.errors.items() if e}
@@ -81,11 +76,11 @@ class Fleet:
             snap = self.sessions[h.name].request("snapshot", config=h.agent_config())
             return host_state_from_snapshot(h.name, h.roles, snap)
         except SessionError as e:
-            return unreachable(h.name, h.roles, _one_line(e))
+            return unreachable(h.name, h.roles, one_line(e))
         except AgentError as e:
-            return unreachable(h.name, h.roles, f"agent failed: {_one_line(e)}")
+            return unreachable(h.name, h.roles, f"agent failed: {one_line(e)}")
         except Exception as e:          # a malformed snapshot is that host's problem only
-            return unreachable(h.name, h.roles, f"agent failed: {type(e).__name__}: {_one_line(e)}")
+            return unreachable(h.name, h.roles, f"agent failed: {type(e).__name__}: {one_line(e)}")
 
     def gather(self, hosts: Optional[Iterable[Host]] = None) -> FleetState:
         """Snapshot every host (or the given ones) in parallel, in inventory order."""

@@ -29,7 +29,7 @@ from fabric import Connection
 
 from orchestrator import deploy as deploy_mod
 from orchestrator import retry
-from orchestrator.errors import AgentError, SessionError
+from orchestrator.errors import AgentError, SessionError, one_line
 from orchestrator.model import Host
 from orchestrator.retry import HostKeyRefused
 
@@ -104,13 +104,13 @@ def describe(exc: BaseException, host: Host) -> str:
         return f"cannot resolve {host.address}"
     if isinstance(exc, OSError):
         return exc.strerror or str(exc) or type(exc).__name__
-    msg = str(exc).strip().splitlines()
+    msg = one_line(exc)
     if isinstance(exc, paramiko.SSHException):
         # paramiko's ways of saying the server never finished its greeting
-        if msg and any(m in msg[0] for m in _NO_GREETING):
+        if any(m in msg for m in _NO_GREETING):
             return f"timed out after {t} waiting for the SSH server"
-        return f"ssh: {msg[0] if msg else type(exc).__name__}"
-    return msg[0] if msg else type(exc).__name__
+        return f"ssh: {msg}"
+    return msg
 
 
 # --- running things on the host --------------------------------------------------
