@@ -14,6 +14,7 @@ from rich.text import Text
 
 from .actions import human_bytes as _human_bytes
 from .model import FleetState, Host, expected_plot_bytes
+from .scheduler import phase_str
 
 
 def human_bytes(n: Optional[float]) -> str:
@@ -27,10 +28,6 @@ def human_duration(s: Optional[float]) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
-def phase_str(phase: Sequence[int]) -> str:
-    return f"{phase[0]}:{phase[1]}"
 
 
 def job_state(job) -> str:
