@@ -38,6 +38,28 @@ def _match_dir(path, cdirs, kinds):
     return path
 
 
+def _own_jobs(all_jobs, cdirs):
+    """The jobs whose tmp or dst dir lies inside this host's configured dirs,
+    their dirs in the configured spelling."""
+    tmp = [r for k, _, r in cdirs if k in ("tmp", "tmp2")]
+    dst = [r for k, _, r in cdirs if k == "dst"]
+    out = []
+    for j in all_jobs:
+        try:
+            ok = ((j["tmp_dir"] and disks.inside(j["tmp_dir"], tmp)) or
+                  (j["dst_dir"] and disks.inside(j["dst_dir"], dst)))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            continue
+        j = dict(j)
+        j["tmp_dir"] = _match_dir(j["tmp_dir"], cdirs, ("tmp",))
+        j["tmp2_dir"] = _match_dir(j["tmp2_dir"], cdirs, ("tmp2", "tmp"))
+        j["dst_dir"] = _match_dir(j["dst_dir"], cdirs, ("dst",))
+        out.append(j)
+    return out
+
+
 class Agent:
     """Caches that outlive one request: process classification, log tails,
     parsed dead logs."""
@@ -56,27 +78,8 @@ class Agent:
         self.reap()
         return self.scanner.scan()
 
-    def host_jobs(self, config, all_jobs=None):
-        if all_jobs is None:
-            all_jobs, _ = self.all_jobs()
-        cdirs = disks.config_dirs(config)
-        tmp = [r for k, _, r in cdirs if k in ("tmp", "tmp2")]
-        dst = [r for k, _, r in cdirs if k == "dst"]
-        out = []
-        for j in all_jobs:
-            try:
-                ok = ((j["tmp_dir"] and disks.inside(j["tmp_dir"], tmp)) or
-                      (j["dst_dir"] and disks.inside(j["dst_dir"], dst)))
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                continue
-            j = dict(j)
-            j["tmp_dir"] = _match_dir(j["tmp_dir"], cdirs, ("tmp",))
-            j["tmp2_dir"] = _match_dir(j["tmp2_dir"], cdirs, ("tmp2", "tmp"))
-            j["dst_dir"] = _match_dir(j["dst_dir"], cdirs, ("dst",))
-            out.append(j)
-        return out
+    def host_jobs(self, config):
+        return _own_jobs(self.all_jobs()[0], disks.config_dirs(config))
 
     # -- the whole picture -----------------------------------------------------
     def snapshot(self, config):
@@ -88,7 +91,7 @@ class Agent:
             for _kind, _raw, real in cdirs:
                 os.makedirs(real, exist_ok=True)
         all_jobs, rsyncs = self.all_jobs()
-        jobs = self.host_jobs(config, all_jobs)
+        jobs = _own_jobs(all_jobs, cdirs)
         stall = float((config or {}).get("stall_after_s") or 1800.0)
 
         temp_dirs = [r for k, _, r in cdirs if k in ("tmp", "tmp2")]
@@ -125,13 +128,12 @@ class Agent:
             "dirs": dirs,
             "plots": plots,
             "transfers": read_transfers(config),
-            "partials": self.partials(config, rsyncs, now),
+            "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
             "dead": self.dead(config, live_logs, by_id, now),
         }
 
-    def partials(self, config, rsyncs, now):
+    def partials(self, farm, rsyncs, now):
         out = []
-        farm = disks.dirs_of(config, "farm")
         if not farm:
             return out
         found = [p for d in dict.fromkeys(farm) for p in disks.partials_in(d)]
