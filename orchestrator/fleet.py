@@ -22,11 +22,9 @@ class Fleet:
     def __init__(self, hosts: Iterable[Host], max_workers: int = 32,
                  request_timeout_s: float = 30.0, agent_dir=None):
         self.hosts = list(hosts)
-        self.request_timeout_s = request_timeout_s
         self.sessions: Dict[str, Session] = {
             h.name: Session(h, agent_dir=agent_dir, request_timeout_s=request_timeout_s)
             for h in self.hosts}
-        self._by_name = {h.name: h for h in self.hosts}
         self.errors: Dict[str, Optional[str]] = {}     # last open(): host -> reason
         self._unreported: Dict[str, str] = {}
         workers = max(1, min(max_workers, len(self.hosts)))
@@ -91,10 +89,6 @@ class Fleet:
         if host_name not in self.sessions:
             raise KeyError(f"no host {host_name!r} in this fleet")
         return self.sessions[host_name]
-
-    def host(self, host_name: str) -> Host:
-        self.session(host_name)
-        return self._by_name[host_name]
 
     def call(self, host_name: str, op: str, timeout: Optional[float] = None, **args) -> dict:
         """One agent op on one host; SessionError / AgentError as Session.request."""
