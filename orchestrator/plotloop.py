@@ -18,7 +18,6 @@ from .model import FleetState, Host
 from .scheduler import schedule
 
 
-
 @dataclass
 class PassResult:
     state: FleetState
@@ -45,7 +44,7 @@ class RunTracker:
                     self.plot_ids[(h.name, j.log_file)] = j.plot_id
         for key in self.started - set(self.plot_ids):
             host, log = key
-            if any(j.log_file == log for j in _host(state, host).jobs):
+            if any(j.log_file == log for j in state.host(host).jobs):
                 continue
             try:   # finished between two polls: its log names the plot
                 data = fleet.call(host, "read_log", config=hosts[host].agent_config(),
@@ -77,10 +76,6 @@ class RunTracker:
 
 def _id_in(path: str, ids) -> bool:
     return any(i in path for i in ids)
-
-
-def _host(state: FleetState, name: str):
-    return next(h for h in state.hosts if h.name == name)
 
 
 def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
