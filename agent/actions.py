@@ -92,11 +92,13 @@ def start_job(agent, config, argv, plotter=None, k=None, tmp_dir=None, dst_dir=N
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         raise ActionError("argv must be a non-empty list of strings")
     cdirs = disks.config_dirs(config)
-    tmp_real = check_inside(tmp_dir, [r for kd, _, r in cdirs if kd == "tmp"])
-    if tmp_real not in [r for kd, _, r in cdirs if kd == "tmp"]:
+    tmps = [r for kd, _, r in cdirs if kd == "tmp"]
+    dsts = [r for kd, _, r in cdirs if kd == "dst"]
+    tmp_real = check_inside(tmp_dir, tmps)
+    if tmp_real not in tmps:
         raise ActionError("tmp_dir is not a configured tmp dir: %s" % tmp_dir)
-    dst_real = check_inside(dst_dir, [r for kd, _, r in cdirs if kd == "dst"])
-    if dst_real not in [r for kd, _, r in cdirs if kd == "dst"]:
+    dst_real = check_inside(dst_dir, dsts)
+    if dst_real not in dsts:
         raise ActionError("dst_dir is not a configured dst dir: %s" % dst_dir)
     log_dir = (config or {}).get("log_dir")
     if not log_dir:
