@@ -250,9 +250,20 @@ def read_transfers(config):
                 status, error = "failed", "interrupted"
         size = int(rec.get("size_bytes") or 0)
         done = size if status == "copied" else progress_bytes(rec.get("progress_log") or "")
+        # when it stopped: its last progress or its last state change
+        ended = 0.0 if status == "running" else max(
+            _mtime(os.path.join(d, n)), _mtime(rec.get("progress_log") or ""))
         out.append({"plot": rec["plot"], "to_host": rec.get("to_host"),
                     "to_dir": rec.get("to_dir"), "size_bytes": size,
                     "bytes_done": min(done, size) if size else done,
                     "pid": rec.get("pid"), "status": status,
-                    "started_at": rec.get("started_at", 0.0), "error": error})
+                    "started_at": rec.get("started_at", 0.0), "error": error,
+                    "ended_at": ended})
     return out
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime if path else 0.0
+    except OSError:
+        return 0.0

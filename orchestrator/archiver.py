@@ -44,6 +44,7 @@ from .scheduler import PathIndex
 
 _ORDER = {"running": 0, "copied": 1, "failed": 2}
 PARTIAL_SUFFIX = ".plotfleet-tmp"   # the agent's temporary name: never *.plot
+REROUTE_AFTER_S = 600.0   # a failed transfer's harvester down this long: send elsewhere
 
 
 @dataclass(frozen=True)
@@ -324,7 +325,7 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], transfers, waits, no_f
                 continue
             plot, failed = queue[pos[qi]]
             pos[qi] += 1
-            verdict = _place(host, plot, failed, farm, no_farm)
+            verdict = _place(host, plot, failed, farm, no_farm, hs.host_time)
             if isinstance(verdict, str):
                 waits.append(Wait(host.name, _base(plot.path), verdict))
             else:
@@ -339,7 +340,8 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], transfers, waits, no_f
         live = still
 
 
-def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_farm: str):
+def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_farm: str,
+           host_time: float = 0.0):
     """(drive, to_dir, bytes needed, reason) for this plot, or why it waits."""
     name = _base(plot.path)
     size = plot.size_bytes
@@ -347,12 +349,15 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
         return f"{farm.receiving[name]} is receiving it already"
     if failed is not None:
         # back to the same drive to resume there; only a harvester that is
-        # merely unreachable is waited for: a drive gone from a reachable
-        # harvester, or one without room any more, would hold the plot forever
+        # merely unreachable is waited for, and only for a while: a drive gone
+        # from a reachable harvester, one without room any more, or a harvester
+        # that stays down would hold the plot (and, by backpressure, plotting)
         drive = farm.find(failed.to_host, failed.to_dir)
         where = f"{failed.to_host}:{failed.to_dir}"
         if drive is None and failed.to_host not in farm.index:
-            return f"retry to {where} waits: {failed.to_host} unreachable"
+            down_s = host_time - failed.ended_at if failed.ended_at and host_time else 0.0
+            if down_s < REROUTE_AFTER_S:
+                return f"retry to {where} waits: {failed.to_host} unreachable"
         if drive is not None:
             need = size - drive.partials.get(name, ("", 0))[1]
             if drive.busy:

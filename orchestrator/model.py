@@ -91,6 +91,7 @@ class Transfer:
     status: str = "running"         # running | copied | failed
     started_at: float = 0.0
     error: Optional[str] = None
+    ended_at: float = 0.0           # host clock: when a failed transfer last made progress
 
 
 @dataclass(frozen=True)

@@ -299,9 +299,12 @@ def test_interrupted_transfer_is_failed_and_its_partial_can_be_cleaned(agent, ho
     runner.kill()          # the runner dies first: nobody records rsync's exit
     for p in rsyncs:
         p.kill()
+    stopped = time.time()
     t = wait_for(lambda: [t for t in agent.ok("snapshot", config=config)["transfers"]
                           if t["status"] == "failed"], 10)[0]
     assert t["error"] == "interrupted" and 0 <= t["bytes_done"] < plot["size_bytes"]
+    # when it stopped (its last progress), for rerouting after a long outage
+    assert t["started_at"] <= t["ended_at"] <= stopped + 1
     partial = agent.ok("snapshot", config=config)["partials"][0]["path"]
     agent.ok("clean_partial", config=config, partial=partial)
     assert os.listdir(d["farm"]) == []

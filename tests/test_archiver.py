@@ -7,7 +7,7 @@ import pytest
 from orchestrator.actions import Promote, remove_after_promote
 from orchestrator.archiver import archive
 from orchestrator.model import expected_plot_bytes
-from tests.factories import (GiB, MiB, down, fleet, harvester, host_state, inventory, job,
+from tests.factories import (NOW, GiB, MiB, down, fleet, harvester, host_state, inventory, job,
                              partial, plot_file, plotter, replace, transfer)
 
 K = 25
@@ -295,3 +295,18 @@ def test_harvesters_left_out_of_the_run_are_said_so():
     p, h = plotter(k=K), harvester()
     d = archive(fleet(host_state(p, plots=[plot_file(k=K)])), inventory(p, h))
     assert list(waits(d).values()) == ["no harvester in this run"] and d.cleans == ()
+
+
+def test_a_harvester_that_stays_down_gets_its_failed_plot_sent_elsewhere():
+    p = plotter(k=K)
+    h1, h2 = harvester("h1", farm_dirs=("/f0",)), harvester("h2", farm_dirs=("/g0",))
+    pl = plot_file(k=K)
+    recent = transfer(pl, to_dir="/f0", done=SIZE // 2, status="failed", error="interrupted",
+                      ended_at=NOW - 300)
+    st = fleet(host_state(p, plots=[pl], transfers=[recent]), down(h1), host_state(h2))
+    d = archive(st, inventory(p, h1, h2))
+    assert d.transfers == () and list(waits(d).values()) == ["retry to h1:/f0 waits: h1 unreachable"]
+    # down for more than ten minutes since the copy stopped: another harvester takes it
+    old = replace(recent, ended_at=NOW - 601)
+    st = fleet(host_state(p, plots=[pl], transfers=[old]), down(h1), host_state(h2))
+    assert moves(archive(st, inventory(p, h1, h2))) == [("p1", "0000", "h2", "/g0")]
