@@ -28,15 +28,14 @@ def started_at(name):
         return None
 
 
+def latest_start(names):
+    """When the newest of these job log names was started (0.0 if none)."""
+    return max((t for t in map(started_at, names) if t is not None), default=0.0)
+
+
 def newest_start(log_dir):
     """When the newest job log in log_dir was started (0.0 if none)."""
-    best = 0.0
     try:
-        names = os.listdir(log_dir)
+        return latest_start(os.listdir(log_dir))
     except OSError:
-        return best
-    for name in names:
-        t = started_at(name)
-        if t is not None and t > best:
-            best = t
-    return best
+        return 0.0

@@ -119,17 +119,17 @@ class Agent:
             dirs.append(d)
 
         live_logs = {j["log_file"] for j in all_jobs if j["log_file"]}
-        log_dir = (config or {}).get("log_dir")
+        logs = _log_entries(config)     # one listing of log_dir per snapshot
         return {
             "host_time": now,
             "last_start": max([j["started_at"] for j in jobs] +
-                              [lognames.newest_start(disks.expand(log_dir)) if log_dir else 0.0]),
+                              [lognames.latest_start(e.name for e in logs)]),
             "jobs": jobs,
             "dirs": dirs,
             "plots": plots,
             "transfers": read_transfers(config),
             "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
-            "dead": self.dead(config, live_logs, by_id, now),
+            "dead": self.dead(config, logs, live_logs, by_id, now),
         }
 
     def partials(self, farm, rsyncs, now):
@@ -146,16 +146,12 @@ class Agent:
                         "receiving": receiving})
         return out
 
-    def dead(self, config, live_logs, by_id, now):
+    def dead(self, config, entries, live_logs, by_id, now):
         log_dir = (config or {}).get("log_dir")
         if not log_dir:
             return []
         log_dir = disks.expand(log_dir)
         out, seen = [], set()
-        try:
-            entries = [e for e in os.scandir(log_dir) if e.name.endswith(".log")]
-        except OSError:
-            return out
         for e in entries:
             path = os.path.join(log_dir, e.name)
             seen.add(path)
@@ -188,6 +184,18 @@ class Agent:
             if p not in seen and p.startswith(log_dir + os.sep):
                 del self.log_cache[p]
         return out
+
+
+def _log_entries(config):
+    """The *.log entries of the host's log_dir ([] if none or unreadable)."""
+    log_dir = (config or {}).get("log_dir")
+    if not log_dir:
+        return []
+    try:
+        with os.scandir(disks.expand(log_dir)) as it:
+            return [e for e in it if e.name.endswith(".log")]
+    except OSError:
+        return []
 
 
 def _runner_alive(pid, started_at):
