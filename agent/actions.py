@@ -1,8 +1,11 @@
 """What the controller may ask a host to do.
 
 Every op checks its paths against the host's configured dirs first and
-answers with a one-line ActionError when it refuses.
+answers with a one-line ActionError when it refuses.  Waiting for the host
+lock ends at the request's deadline (deadline.py); what is done under it
+cannot be cut in half by the watchdog (watchdog.critical).
 """
+import errno
 import fcntl
 import json
 import os
@@ -15,17 +18,23 @@ from contextlib import contextmanager
 
 import psutil
 
-from . import disks, lognames
+from . import carried_out, deadline, disks, lognames
 from .snapshot import FRESH_S, state_dir, transfers_dir, read_transfers
 from .procs import PSUTIL_ERRORS, maybe_receiving, rsync_targets
 from .transfer import write_state
+from .watchdog import critical
 
 AGENT_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLOT_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ActionError(Exception):
-    """A refusal: the message is the one line the controller shows."""
+    """A refusal: the message is the one line the controller shows; `code`
+    tells callers what kind of refusal it is without reading the message."""
+
+    def __init__(self, message, code="refused"):
+        super().__init__(message)
+        self.code = code
 
 
 def check_inside(path, dirs):
@@ -42,14 +51,38 @@ def _all_dirs(config):
 
 @contextmanager
 def host_lock():
-    """Exclusive per-machine lock: two controllers never start past the limits."""
+    """Exclusive per-machine lock: two controllers never start past the limits.
+
+    Waited for until the request's deadline at most (DeadlineExpired, nothing
+    done): a lock held by a stuck process never holds a request past the
+    moment its controller stops listening.
+    """
     os.makedirs(state_dir(), exist_ok=True)
     fd = os.open(os.path.join(state_dir(), "host.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        _acquire(fd)
+        with critical():
+            yield
     finally:
         os.close(fd)
+
+
+def _acquire(fd):
+    end = time.monotonic() + deadline.wait_limit()
+    pause = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        left = end - time.monotonic()
+        if left <= 0:
+            raise deadline.DeadlineExpired(
+                "host lock held by another process past the request's deadline, nothing done")
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.05)
 
 
 def _spawn(argv, log_path, env=None):
@@ -87,10 +120,17 @@ def check_limits(jobs, limits, tmp_real, now, last_start=0.0):
     return None
 
 
+REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+
+
 def start_job(agent, config, argv, plotter=None, k=None, tmp_dir=None, dst_dir=None,
-              limits=None, **_):
+              limits=None, request_id=None, **_):
+    """Start one plot job; with `request_id`, at most once: asked again with the
+    same id (its answer was lost), it answers what it did the first time."""
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         raise ActionError("argv must be a non-empty list of strings")
+    if request_id is not None and not (isinstance(request_id, str) and REQUEST_ID.match(request_id)):
+        raise ActionError("bad request_id: %r" % (request_id,), code="bad_request")
     cdirs = disks.config_dirs(config)
     tmps = [r for kd, _, r in cdirs if kd == "tmp"]
     dsts = [r for kd, _, r in cdirs if kd == "dst"]
@@ -110,17 +150,23 @@ def start_job(agent, config, argv, plotter=None, k=None, tmp_dir=None, dst_dir=N
         argv = [sys.executable, "-m", "agent", "plot-chiapos"] + argv[1:]
         env = _agent_env()
     with host_lock():
+        done = carried_out.lookup(request_id)
+        if done is not None:        # an agent before this one started it
+            return dict(done, replayed=True)
         jobs = agent.host_jobs(config)
         why = check_limits(jobs, limits, tmp_real, time.time(), lognames.newest_start(log_dir))
         if why:
             raise ActionError(why)
+        deadline.check("start_job")     # the last moment: the controller still listens
         log_path = os.path.join(log_dir, lognames.new_log_name(plotter or "plot"))
         try:
             proc = _spawn(argv, log_path, env)
         except OSError as e:
             raise ActionError("cannot start %s: %s" % (argv[0], e.strerror or e))
         agent.children.append(proc)
-    return {"pid": proc.pid, "log_file": log_path}
+        result = {"pid": proc.pid, "log_file": log_path}
+        carried_out.remember(request_id, "start_job", result)
+    return result
 
 
 def _host_job(agent, config, pid):

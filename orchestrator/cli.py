@@ -22,8 +22,10 @@ from .fleet import Fleet
 from .inventory import load_inventory
 
 UNREACHABLE_EXIT = 4
-console = Console()
-errors = Console(stderr=True)     # prompts and failures: stdout stays the report
+# no markup in what is printed: it is full of paths and host messages, and a
+# dir named `tmp[/x]` must print as it is (styles come from rich Text)
+console = Console(markup=False)
+errors = Console(stderr=True, markup=False)     # prompts and failures: stdout stays the report
 
 
 def _inventory_path(inventory):
@@ -140,7 +142,8 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                 else:
                     console.print(views.summary_table(state, hosts, note=result.backpressure))
                     console.print(views.action_log(result.lines or ["nothing to do"],
-                                                   title=time.strftime("pass %H:%M:%S")))
+                                                   title=time.strftime("pass %H:%M:%S"),
+                                                   failed=result.failed))
                 if once or check or tracker.done(state, has_harvesters):
                     break
                 time.sleep(interval if plots is None else min(interval, 2.0))
@@ -168,7 +171,7 @@ def archive(c, inventory=None, limit=None, check=False, json_=False):
     if json_:
         print(json.dumps({"actions": out.lines}))
     else:
-        console.print(views.action_log(out.lines or ["nothing to archive"]))
+        console.print(views.action_log(out.lines or ["nothing to archive"], failed=out.failed))
     _exit_for(state)
 
 
@@ -388,4 +391,13 @@ def _help_first(argv):
 
 
 def main():
-    program.run(_help_first(sys.argv))
+    try:
+        try:
+            program.run(_help_first(sys.argv))
+        finally:
+            sys.stdout.flush()      # here, not at exit: a closed pipe is caught below
+    except BrokenPipeError:
+        # the reader left (`status --json | head -1`): stop quietly, as rich
+        # does for tables; stdout goes to /dev/null so the exit flush is silent
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -52,7 +52,7 @@ def drives_table(state: FleetState, bar_width: int = 12) -> Table:
     t.add_column("plots", justify="right", no_wrap=True)
     for (host, _dev), (free, total, dirs, plots) in sorted(views.farm_drives(state).items()):
         used = (total - free) / total if total else 0.0
-        t.add_row(f"{host}:{dirs[0]}", ProgressBar(total=1, completed=used, width=bar_width),
+        t.add_row(Text(f"{host}:{dirs[0]}"), ProgressBar(total=1, completed=used, width=bar_width),
                   f"{used:.0%}", views.human_bytes(free), str(plots))
     return t
 

@@ -25,5 +25,17 @@ class SessionError(Exception):
     """A host could not be reached or its agent failed; its row says why."""
 
 
+class LostReply(SessionError):
+    """A request went out and no answer came back (timeout, channel lost): it
+    may or may not have been carried out.  Asking again with the same
+    request_id finds out without doing it twice."""
+
+
 class AgentError(Exception):
-    """The agent answered ok=false (a refusal with a one-line reason)."""
+    """The agent answered ok=false: a one-line reason and a code saying what
+    kind of refusal it is (refused, bad_request, unknown_op, deadline_expired,
+    internal), so no caller matches on the message."""
+
+    def __init__(self, message: str, code: str = "refused"):
+        super().__init__(message)
+        self.code = code

@@ -20,7 +20,7 @@ from orchestrator.session import Session
 
 class Fleet:
     def __init__(self, hosts: Iterable[Host], max_workers: int = 32,
-                 request_timeout_s: float = 30.0, agent_dir=None):
+                 request_timeout_s: Optional[float] = None, agent_dir=None):
         self.hosts = list(hosts)
         self.sessions: Dict[str, Session] = {
             h.name: Session(h, agent_dir=agent_dir, request_timeout_s=request_timeout_s)

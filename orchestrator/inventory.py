@@ -54,7 +54,7 @@ INTS = {"threads": 1, "buckets": 1, "buffer": 1, "global_max_jobs": 0,
         "transfer_bwlimit_kbps": 0, "max_transfers_per_plotter": 1,
         "farm_reserve_bytes": 0}
 FLOATS = {"global_stagger_m": 0, "polling_time_s": 0.1, "stall_after_m": 0.1,
-          "connect_timeout_s": 0.1}
+          "connect_timeout_s": 0.1, "request_timeout_s": 0.5}
 STRINGS = ("ansible_host", "ansible_user", "ansible_python_interpreter",
            "farmer_key", "pool_key", "pool_contract", "plotter_command")
 CHOICES = {"plotter": ("chia", "madmax", "bladebit", "chiapos"),

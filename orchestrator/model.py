@@ -198,6 +198,7 @@ class Host:
     host_key_checking: bool = True
     known_hosts_file: Optional[str] = None
     connect_timeout_s: float = 10.0
+    request_timeout_s: float = 30.0             # how long an agent's answer is waited for
     # plotting
     tmp_dirs: Tuple[str, ...] = ()
     tmp2_dir: Optional[str] = None

@@ -1,8 +1,10 @@
 """One plot-all pass, and the loop around it.
 
 gather -> schedule + archive (pure) -> apply -> render.  Nothing is
-remembered between passes except which jobs this run started (for --plots N):
-whatever the controller forgets, the next pass sees again on the hosts.
+remembered between passes except which jobs this run started (for --plots N)
+and the starts whose answer was lost (asked again, by their request id, at the
+next pass): whatever the controller forgets, the next pass sees again on the
+hosts.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class PassResult:
     lines: list
     backpressure: Optional[str]
     started: list
+    failed: list = field(default_factory=list)     # the lines of `lines` that are failures
 
 
 @dataclass
@@ -32,10 +35,13 @@ class RunTracker:
     limit: Optional[int]
     started: Set[Tuple[str, str]] = field(default_factory=set)     # (host, log_file)
     plot_ids: dict = field(default_factory=dict)                    # (host, log) -> id
+    unanswered: tuple = ()            # apply.Unanswered: starts that may be running
 
     @property
     def remaining(self) -> Optional[int]:
-        return None if self.limit is None else max(self.limit - len(self.started), 0)
+        if self.limit is None:
+            return None
+        return max(self.limit - len(self.started) - len(self.unanswered), 0)
 
     def learn(self, state: FleetState, fleet, hosts: Mapping[str, Host]) -> None:
         for h in state.hosts:
@@ -57,7 +63,7 @@ class RunTracker:
 
     def done(self, state: FleetState, with_harvesters: bool) -> bool:
         """All N started, none still plotting, none still waiting or moving."""
-        if self.limit is None or len(self.started) < self.limit:
+        if self.limit is None or len(self.started) < self.limit or self.unanswered:
             return False
         if len(self.plot_ids) < len(self.started):
             return False
@@ -79,16 +85,19 @@ def _id_in(path: str, ids) -> bool:
 
 
 def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
-    state = fleet.gather()
     out = apply_mod.Outcome()
+    # before the snapshot: a start that did happen is then seen as a job
+    tracker.unanswered = apply_mod.ask_again(fleet, tracker.unanswered, out)
+    state = fleet.gather()
     decision = schedule(state, hosts, time.time(), max_new=tracker.remaining)
     for w in decision.waits:
         out.add(f"{w.host}: waiting: {w.reason}")
     apply_mod.start_jobs(fleet, hosts, decision.starts, out, check)
+    tracker.unanswered += tuple(out.unanswered)
     for host, _pid, log in out.started:
         tracker.started.add((host, log))
     arch = archive(state, hosts)
     apply_mod.archive(fleet, hosts, arch, out, check)
     for w in arch.waits:
         out.add(f"{w.host}: {w.subject}: {w.reason}")
-    return PassResult(state, out.lines, decision.backpressure, out.started)
+    return PassResult(state, out.lines, decision.backpressure, out.started, out.failed)

@@ -8,6 +8,15 @@ JSON line out and a JSON line back on that channel: no new SSH session, no
 Python start-up.  `connection: local` runs the same agent as a child process
 with pipes.  A lost channel is noticed by the request that hits it (a
 SessionError); the next request reconnects from scratch.
+
+Every request tells the agent how long the controller waits for it
+(`timeout_s`, a little less than the wait, so a refusal still arrives); the
+agent counts that from the request's arrival on its own clock (agent/deadline.py).
+A request that got no answer (LostReply) may have been carried out: ops that
+act carry a request_id, and asking again with it never acts twice.  The
+agent behind a channel given up that way may be stuck, or cut off without
+noticing: the next connection asks its agent to end exactly that one
+(end_agent, by pid and start time), so reconnects never pile agents up.
 """
 from __future__ import annotations
 
@@ -29,7 +38,7 @@ from fabric import Connection
 
 from orchestrator import deploy as deploy_mod
 from orchestrator import retry
-from orchestrator.errors import AgentError, SessionError, one_line
+from orchestrator.errors import AgentError, LostReply, SessionError, one_line
 from orchestrator.model import Host
 from orchestrator.retry import HostKeyRefused
 
@@ -263,14 +272,20 @@ class _ProcessAgent:
 
 # --- the session -----------------------------------------------------------------
 
+def agent_budget(timeout: float) -> float:
+    """The timeout_s sent with a request the controller waits `timeout` for:
+    the agent gives up first, so its refusal still finds the controller listening."""
+    return timeout - min(1.0, 0.2 * timeout)
+
+
 class Session:
     """A host's agent, reachable by `request(op, **args)`; thread-safe."""
 
-    def __init__(self, host: Host, agent_dir=None, request_timeout_s: float = 30.0,
+    def __init__(self, host: Host, agent_dir=None, request_timeout_s: Optional[float] = None,
                  connect_attempts: int = 3):
         self.host = host
         self.agent_dir = agent_dir
-        self.request_timeout_s = request_timeout_s
+        self.request_timeout_s = request_timeout_s or host.request_timeout_s
         self.connect_attempts = connect_attempts
         self.conn: Optional[Connection] = None
         self.deployed: Optional[deploy_mod.Deployed] = None
@@ -278,6 +293,7 @@ class Session:
         self._agent = None
         self._lock = threading.RLock()
         self._id = 0
+        self._abandoned: list = []          # (pid, started_at) of agents given up on
 
     def __enter__(self):
         return self.open()
@@ -294,6 +310,7 @@ class Session:
             if self._agent is None:
                 try:
                     self._open()
+                    self._end_abandoned()
                 except SessionError:
                     self._drop()
                     raise
@@ -301,6 +318,17 @@ class Session:
                     self._drop()
                     raise SessionError(describe(e, self.host)) from e
         return self
+
+    def _end_abandoned(self):
+        """Ask the new agent to end the ones this session gave up on (only those)."""
+        timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
+        while self._abandoned:
+            pid, started_at = self._abandoned[0]
+            try:
+                self._request("end_agent", timeout, {"pid": pid, "started_at": started_at})
+            except AgentError:
+                pass                        # an agent too old to know end_agent
+            self._abandoned.pop(0)
 
     def _connect(self) -> Connection:
         h = self.host
@@ -325,6 +353,7 @@ class Session:
         return _ChannelAgent(self.conn.client, cmd, timeout)
 
     def _open(self, trust_cache: bool = True):
+        self.info = {}
         bundle = deploy_mod.agent_bundle(self.agent_dir)
         timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
         python = self.host.python
@@ -343,7 +372,7 @@ class Session:
         # hello goes out at once; the agent reads it after the status line.
         self._agent = self._spawn(deploy_mod.start_script(bundle, python, trust_cache=trust_cache),
                                   timeout)
-        rid = self._send("hello", {})
+        rid = self._send("hello", {}, timeout)
         status = self._agent.lines.readline(timeout)
         if not status:
             raise SessionError("cannot start the agent" + self._tail(self._agent, wait=True))
@@ -372,43 +401,55 @@ class Session:
             return self._request(op, timeout or self.request_timeout_s, args)
 
     def _request(self, op: str, timeout: float, args: dict) -> dict:
-        return self._receive(self._send(op, args), op, timeout)
+        return self._receive(self._send(op, args, timeout), op, timeout)
 
-    def _send(self, op: str, args: dict) -> int:
+    def _send(self, op: str, args: dict, timeout: float) -> int:
         self._id += 1
+        line = {"id": self._id, "op": op, "timeout_s": round(agent_budget(timeout), 3), **args}
         try:
-            self._agent.write((json.dumps({"id": self._id, "op": op, **args}) + "\n").encode())
+            self._agent.write((json.dumps(line) + "\n").encode())
         except (OSError, EOFError, paramiko.SSHException) as e:
             agent = self._agent
-            self._drop()
-            raise SessionError(f"lost the agent channel ({describe(e, self.host)})" + self._tail(agent)) from None
+            self._drop(abandon=True)
+            raise LostReply(f"lost the agent channel ({describe(e, self.host)})" + self._tail(agent)) from None
         return self._id
 
     def _receive(self, rid: int, op: str, timeout: float) -> dict:
         agent = self._agent
+
+        def lost(why: str, wait: bool = False) -> LostReply:
+            tail = self._tail(agent, wait)
+            self._drop(abandon=True)
+            return LostReply(why + tail)
+
         try:
             raw = agent.lines.readline(timeout)
         except (socket.timeout, TimeoutError):
-            self._drop()
-            raise SessionError(f"agent did not answer {op} within {timeout:g}s" + self._tail(agent)) from None
+            raise lost(f"agent did not answer {op} within {timeout:g}s") from None
         except (OSError, EOFError, paramiko.SSHException) as e:
-            self._drop()
-            raise SessionError(f"lost the agent channel ({describe(e, self.host)})" + self._tail(agent)) from None
+            raise lost(f"lost the agent channel ({describe(e, self.host)})") from None
         if not raw:
-            tail = self._tail(agent, wait=True)
-            self._drop()
-            raise SessionError("agent exited" + tail)
+            raise lost("agent exited", wait=True)
         try:
             resp = json.loads(raw)
         except ValueError:
-            self._drop()
-            raise SessionError(f"agent sent a bad line: {raw[:80]!r}" + self._tail(agent)) from None
+            resp = None
+        # whatever the host sends back is checked before it is used: a reply
+        # that is JSON but not a response is a broken host, not a traceback
+        if not isinstance(resp, dict) or not isinstance(resp.get("ok"), bool):
+            raise lost(f"agent sent a bad answer to {op}: {raw[:80]!r}") from None
         if resp.get("id") != rid:
-            self._drop()
-            raise SessionError(f"agent answered request {resp.get('id')} instead of {rid}")
-        if not resp.get("ok"):
-            raise AgentError(str(resp.get("error") or f"{op} refused").splitlines()[0])
-        return resp.get("result") or {}
+            raise lost(f"agent answered request {resp.get('id')!r} instead of {rid}")
+        if not resp["ok"]:
+            text = str(resp.get("error") or "").strip().splitlines()
+            raise AgentError(text[0] if text else f"{op} refused",
+                             code=str(resp.get("code") or "refused"))
+        result = resp.get("result")
+        if result is None:
+            return {}
+        if not isinstance(result, dict):
+            raise lost(f"agent answered {op} with a JSON {type(result).__name__}, not an object")
+        return result
 
     @staticmethod
     def _tail(agent, wait: bool = False) -> str:
@@ -417,8 +458,12 @@ class Session:
         lines = [line for line in agent.stderr if line.strip()]
         return f": {lines[-1].strip()}" if lines else ""
 
-    def _drop(self):
+    def _drop(self, abandon: bool = False):
         agent, self._agent = self._agent, None
+        if abandon and agent is not None and self.info.get("pid"):
+            # it may be stuck, or cut off without seeing its channel close
+            self._abandoned.append((self.info["pid"], self.info.get("started_at")))
+            self.info = {}
         if agent is not None:
             try:
                 agent.close()

@@ -1,6 +1,9 @@
 """rich renderables built from a FleetState (and a pass's decisions).
 
-Pure presentation: every function takes state, returns a renderable.
+Pure presentation: every function takes state, returns a renderable.  Every
+value that comes from a host or the inventory (names, paths, devices, log
+lines, error messages) goes in as Text, never as a markup string: a dir named
+`tmp[/x]` is shown as it is instead of breaking the table.
 """
 from __future__ import annotations
 
@@ -63,7 +66,10 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
     t.add_column(style="bold")
     t.add_column()
     down = len(state.hosts) - len(up)
-    t.add_row("hosts", f"{len(up)} up" + (f", [red]{down} down[/red]" if down else ""))
+    hosts_row = Text(f"{len(up)} up")
+    if down:
+        hosts_row.append(", ").append(f"{down} down", style="red")
+    t.add_row("hosts", hosts_row)
     t.add_row("jobs", f"{len(jobs)}" + (" (" + ", ".join(
         f"phase {p}: {n}" for p, n in sorted(by_phase.items())) + ")" if jobs else ""))
     t.add_row("plots waiting", f"{len(waiting)} ({human_bytes(sum(p.size_bytes for p in waiting))})")
@@ -99,14 +105,16 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
         for j in sorted(h.jobs, key=lambda j: j.started_at):
             st = job_state(j)
             style = {"suspended": "yellow", "stalled": "red"}.get(st, "")
-            cells = {"plot id": (j.plot_id or "?")[:8], "host": h.name, "k": str(j.k),
-                     "tmp": tail(j.tmp_dir, path_width), "dst": tail(j.dst_dir, path_width),
+            cells = {"plot id": Text((j.plot_id or "?")[:8]), "host": Text(h.name),
+                     "k": str(j.k), "tmp": Text(tail(j.tmp_dir, path_width)),
+                     "dst": Text(tail(j.dst_dir, path_width)),
                      "wall": human_duration(j.elapsed_s), "phase": phase_str(j.phase),
                      "tmp size": human_bytes(j.tmp_bytes), "pid": str(j.pid),
                      "state": Text(st, style=style)}
             t.add_row(*(cells[c] for c in columns))
         for d in h.dead:
-            cells = {"plot id": d.plot_id[:8], "host": h.name, "phase": phase_str(d.phase),
+            cells = {"plot id": Text((d.plot_id or "?")[:8]), "host": Text(h.name),
+                     "phase": phase_str(d.phase),
                      "tmp size": human_bytes(d.tmp_bytes), "pid": "-",
                      "state": Text("dead", style="red")}
             t.add_row(*(cells.get(c, "") for c in columns))
@@ -120,12 +128,13 @@ def dirs_table(state: FleetState) -> Table:
     for h in state.hosts:
         for d in h.dirs:
             if d.error:
-                t.add_row(h.name, d.kind, d.path, Text(d.error, style="red"), "", "", "", "")
+                t.add_row(Text(h.name), d.kind, Text(d.path), Text(d.error, style="red"),
+                          "", "", "", "")
                 continue
             used = 1 - d.free_bytes / d.total_bytes if d.total_bytes else 0
-            t.add_row(h.name, d.kind, d.path, human_bytes(d.free_bytes), human_bytes(d.total_bytes),
-                      ProgressBar(total=1, completed=used, width=12),
-                      str(d.plot_count) if d.kind == "farm" else "", d.device)
+            t.add_row(Text(h.name), d.kind, Text(d.path), human_bytes(d.free_bytes),
+                      human_bytes(d.total_bytes), ProgressBar(total=1, completed=used, width=12),
+                      str(d.plot_count) if d.kind == "farm" else "", Text(d.device or ""))
     return t
 
 
@@ -139,7 +148,8 @@ def transfers_table(state: FleetState, now: Optional[float] = None) -> Table:
             elapsed = max((h.host_time or time.time()) - x.started_at, 1e-3) if x.started_at else None
             rate = x.bytes_done / elapsed if elapsed else None
             eta = (x.size_bytes - x.bytes_done) / rate if rate else None
-            t.add_row(x.plot.rsplit("/", 1)[-1][:40], h.name, f"{x.to_host}:{x.to_dir}",
+            t.add_row(Text(x.plot.rsplit("/", 1)[-1][:40]), Text(h.name),
+                      Text(f"{x.to_host}:{x.to_dir}"),
                       ProgressBar(total=size, completed=x.bytes_done, width=20),
                       f"{human_bytes(x.bytes_done)}/{human_bytes(x.size_bytes)}",
                       f"{human_bytes(rate)}/s" if rate else "-",
@@ -157,15 +167,17 @@ def down_table(state: FleetState) -> Optional[Table]:
     t.add_column("host")
     t.add_column("reason")
     for h in down:
-        t.add_row(h.name, Text(h.error or "unknown", style="red"))
+        t.add_row(Text(h.name), Text(h.error or "unknown", style="red"))
     return t
 
 
-def action_log(lines: Iterable[str], title: str = "actions") -> Table:
+def action_log(lines: Iterable[str], title: str = "actions", failed: Iterable[str] = ()) -> Table:
+    """One row per line, as written; the `failed` ones in red."""
+    failed = set(failed)
     t = Table(title=title, show_header=False)
     t.add_column()
     for line in lines:
-        t.add_row(line)
+        t.add_row(Text(line, style="red" if line in failed else ""))
     return t
 
 
@@ -201,13 +213,13 @@ def analyze_view(rep: dict) -> Group:
                 s = row[ph]
                 cells.append("-" if s is None else " / ".join(
                     seconds(s[m]) for m in ("mean", "median", "p90")))
-            t.add_row(row["key"], str(row["count"]), *cells)
+            t.add_row(Text(str(row["key"])), str(row["count"]), *cells)
         parts.append(t)
     rate = Table(title="plots per day")
     rate.add_column("host")
     rate.add_column("plots/day", justify="right")
     for host, r in rep["plots_per_day"].items():
-        rate.add_row(host, f"{r:.1f}")
+        rate.add_row(Text(host), f"{r:.1f}")
     parts.append(rate)
     note = (f"{rep['plots']} finished plots, {rep['unfinished']} unfinished, "
             f"{len(rep['unreadable'])} unreadable")
@@ -217,7 +229,7 @@ def analyze_view(rep: dict) -> Group:
         bad.add_column("log", no_wrap=True)     # the name is what one looks for
         bad.add_column("why")
         for u in rep["unreadable"]:
-            bad.add_row(u["where"], Text(u["why"], style="red"))
+            bad.add_row(Text(u["where"]), Text(u["why"], style="red"))
         parts.append(bad)
     return Group(*parts)
 
