@@ -86,16 +86,17 @@ def _id_in(path: str, ids) -> bool:
 
 def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
     out = apply_mod.Outcome()
-    # before the snapshot: a start that did happen is then seen as a job
+    # before the snapshot and the schedule: a start that did happen is then
+    # seen as a job, and counted among this run's
     tracker.unanswered = apply_mod.ask_again(fleet, tracker.unanswered, out)
+    tracker.started.update((host, log) for host, _pid, log in out.started)
     state = fleet.gather()
     decision = schedule(state, hosts, time.time(), max_new=tracker.remaining)
     for w in decision.waits:
         out.add(f"{w.host}: waiting: {w.reason}")
     apply_mod.start_jobs(fleet, hosts, decision.starts, out, check)
     tracker.unanswered += tuple(out.unanswered)
-    for host, _pid, log in out.started:
-        tracker.started.add((host, log))
+    tracker.started.update((host, log) for host, _pid, log in out.started)
     arch = archive(state, hosts)
     apply_mod.archive(fleet, hosts, arch, out, check)
     for w in arch.waits:
