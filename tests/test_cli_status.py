@@ -1,7 +1,11 @@
 """`plotfleet status` end to end over real sshd hosts."""
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from tests.cli import plotfleet, status_json
+from tests.cli import REPO, plotfleet, status_json
 
 
 def test_status_json_over_three_hosts_shows_dirs_and_waiting_plots(ssh_fleet, tmp_path, k18_plots):
@@ -70,3 +74,47 @@ def test_bad_flags_are_one_line_exit_2(tmp_path):
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, args
         if "--plots" in args:      # the flag is judged before the inventory is read
             assert "--plots must be a number" in r.stderr
+
+
+def test_dirs_named_like_markup_print_as_they_are_and_plot_all_goes_on(ssh_fleet, tmp_path):
+    fleet = ssh_fleet(n_plotters=1, n_harvesters=1)
+    p, hv = fleet.hosts["plotter1"], fleet.hosts["harvester1"]
+    tmp, dst, log = str(p.root / "tmp[/x]"), str(p.root / "dst[bold]"), str(p.root / "logs[/]")
+    farm = str(hv.root / "farm[/red]")
+    for d in (tmp, dst, log, farm):
+        os.makedirs(d)
+    inv = fleet.write_inventory(tmp_path / "inventory.yaml", global_stagger_m=0,
+                                polling_time_s=0.5, extra_vars_per_host={
+                                    "plotter1": {"tmp_dirs": [tmp], "dst_dirs": [dst],
+                                                 "log_dir": log},
+                                    "harvester1": {"farm_dirs": [farm]}})
+    wide = {"COLUMNS": "600"}           # rows on one line each, to find the paths in them
+    r = plotfleet("plot-all", "--inventory", inv, "--plots", 1, timeout=180, env=wide)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and r.stderr == ""
+    assert f"tmp {tmp} -> dst {dst}" in r.stdout            # the start, as it is
+    assert f"-> harvester1:{farm}" in r.stdout               # the transfer, as it is
+    assert len([f for f in os.listdir(farm) if f.endswith(".plot")]) == 1
+    r = plotfleet("status", "--inventory", inv, env=wide)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for d in (tmp, dst, log, farm):
+        assert d in r.stdout
+
+
+def test_status_json_into_a_pipe_closed_early_ends_quietly(ssh_fleet, tmp_path):
+    fleet = ssh_fleet(n_plotters=1)
+    dst = Path(fleet.hosts["plotter1"].dirs["dst"][0])
+    # more JSON than a pipe holds, so the writer meets the closed pipe
+    for i in range(600):
+        (dst / f"plot-k18-2024-01-01-00-00-{i:064x}.plot").write_bytes(b"")
+    inv = fleet.write_inventory(tmp_path / "inventory.yaml")
+    cmd = [sys.executable, "-m", "orchestrator", "status", "--inventory", str(inv), "--json"]
+    producer = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = subprocess.Popen(["head", "-1"], stdin=producer.stdout, stdout=subprocess.PIPE)
+    producer.stdout.close()             # only head reads it now
+    first, _ = head.communicate(timeout=60)
+    err = producer.communicate(timeout=60)[1].decode()
+    assert first == b"{\n"
+    assert err == "", err                # no BrokenPipeError, no "Exception ignored"
+    assert producer.returncode == 1
