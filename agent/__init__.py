@@ -4,11 +4,22 @@ A leaf: stdlib + psutil only, Python 3.8+, imports nothing from orchestrator.
 
 Run as `python3 -m agent serve` (from the deployed folder, which is on
 sys.path): it reads one JSON request per line on stdin and writes one JSON
-response per line on stdout, until stdin closes.
+response per line on stdout, until stdin closes (or its parent goes, or
+SIGTERM); a request still stuck then is left GRACE_S later (watchdog.py).
 
-    request:  {"id": 7, "op": "snapshot", ...arguments}
+    request:  {"id": 7, "op": "snapshot", "timeout_s": 29.0, ...arguments}
     response: {"id": 7, "ok": true, "result": {...}}
-              {"id": 7, "ok": false, "error": "one line"}
+              {"id": 7, "ok": false, "code": "refused", "error": "one line"}
+
+`timeout_s` (optional) is how long the controller waits for the answer; the
+agent's deadline is the request's arrival on its own monotonic clock plus
+that (no clocks compared across machines).  A request taken up after its
+deadline, or whose wait for the host lock reaches it, is not carried out.
+Error codes: refused (an op said no), bad_request (not a JSON object, bad
+arguments), unknown_op, deadline_expired (nothing was done), internal.
+start_job may carry `request_id`: it is carried out at most once per id on
+this machine; asked again, it answers {..., "replayed": true} with what it
+did the first time (ids in ~/.plotfleet/carried-out.json, pruned).
 
 Every request that touches files carries `config`, the host's dirs:
     {"tmp_dirs": [..], "tmp2_dir": str|null, "dst_dirs": [..],
@@ -17,13 +28,17 @@ Paths may start with `~` (expanded here).  The agent refuses to touch any
 path outside these dirs.
 
 ops:
-  hello            -> {"version": str, "python": str, "pid": int, "psutil": str}
+  hello            -> {"version": str, "python": str, "pid": int, "started_at": float,
+                       "psutil": str}
+  end_agent {pid, started_at}   (an agent this controller gave up on: only
+                   that process, only if it runs `-m agent serve` as this
+                   user; SIGTERM) -> {"ended": bool}
   snapshot {config}
                    -> {"host_time": float, "jobs": [...], "dirs": [...],
                        "plots": [...], "transfers": [...], "partials": [...],
                        "dead": [...]}
                       (field names as in orchestrator/model.py dataclasses)
-  start_job {config, argv: [..], plotter, k, tmp_dir, dst_dir,
+  start_job {config, argv: [..], plotter, k, tmp_dir, dst_dir, request_id,
              limits: {global_max_jobs, tmpdir_max_jobs, global_stagger_s}}
                    -> {"pid": int, "log_file": str}
                       or ok=false with the limit that no longer holds
@@ -57,7 +72,7 @@ Notes on the answers (agent/snapshot.py, agent/actions.py):
   - dead lists unfinished logs (plot id known, no live process writing them)
     that still have temp files, or were written in the last day.
   - Transfer and lock state lives in ~/.plotfleet (transfers/<plot>.json,
-    host.lock); a partial counts as receiving while an rsync has it open or
+    host.lock, carried-out.json); a partial counts as receiving while an rsync has it open or
     names it, or while an `rsync --server` pair (generator + receiver) holding
     no partial open works in the partial's dir and it changed < 60 s ago (with
     --protect-args a server does not name its file).

@@ -55,6 +55,7 @@ def remember(request_id, op, result, now=None):
         done = dict(newest)
     tmp = _path() + ".tmp"
     try:
+        os.makedirs(state_dir(), exist_ok=True)
         with open(tmp, "w") as f:
             json.dump(done, f)
             f.flush()

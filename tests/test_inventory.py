@@ -301,6 +301,7 @@ def load_error(tmp_path, monkeypatch, text):
      "host plotter03: tmp_dirs template '{{ nowhere }}/t': 'nowhere' is undefined"),
     ({"threads": "true"}, "host plotter03: threads must be an integer, got true"),
     ({"buffer": "0"}, "host plotter03: buffer must be at least 1, got 0"),
+    ({"request_timeout_s": "0.1"}, "host plotter03: request_timeout_s must be at least 0.5, got 0.1"),
     ({"ansible_port": "70000"},
      "host plotter03: ansible_port must be a port number (1-65535), got 70000"),
     ({"ansible_port": "ssh"},

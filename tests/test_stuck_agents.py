@@ -21,7 +21,7 @@ import pytest
 from orchestrator.errors import LostReply
 from orchestrator.session import Session
 from tests.agent_helpers import AgentProc, chiapos_argv, host_dirs, wait_for
-from tests.cli import REPO
+from tests.cli import REPO, status_json
 
 LOCK = os.path.expanduser("~/.plotfleet/host.lock")
 HOLD = ("import fcntl, os, sys\n"
@@ -161,6 +161,21 @@ def test_refusals_carry_a_code(tmp_path):
     assert (not_object["ok"], not_object["code"]) == (False, "bad_request")
 
 
+def test_remembered_request_ids_are_pruned_by_age_and_count(tmp_path, monkeypatch):
+    from agent import carried_out
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(carried_out, "MAX_ENTRIES", 3)
+    now = 1_000_000.0
+    carried_out.remember("old", "start_job", {"pid": 1}, now=now - carried_out.KEEP_S - 1)
+    for i in range(4):
+        carried_out.remember(f"r{i}", "start_job", {"pid": 10 + i}, now=now + i)
+    assert carried_out.lookup("old") is None
+    assert carried_out.lookup("r0") is None                 # the oldest beyond the count
+    assert [carried_out.lookup(f"r{i}") for i in (1, 2, 3)] == [
+        {"pid": 11}, {"pid": 12}, {"pid": 13}]
+    assert os.listdir(tmp_path / ".plotfleet") == ["carried-out.json"]
+
+
 # --- behind real sshd --------------------------------------------------------
 
 def test_an_agent_whose_channel_closed_exits_while_its_request_is_stuck(ssh_fleet, tmp_path):
@@ -219,10 +234,19 @@ case "$*" in *"-m agent serve"*) while read -r line; do echo '[1, 2]'; done; exi
 exec {sys.executable} "$@"
 """)
     fake.chmod(0o755)
-    fleet = ssh_fleet(1)
+    fleet = ssh_fleet(2)
     with pytest.raises(LostReply) as e:
-        Session(fleet.model_host("plotter1", python=str(fake))).open()
-    assert str(e.value) == "agent sent a bad answer to hello: b'[1, 2]\\n'"
+        Session(fleet.model_host("plotter2", python=str(fake))).open()
+    why = "agent sent a bad answer to hello: b'[1, 2]\\n'"
+    assert str(e.value) == why
+    # as a user meets it: that host's row says so, the other is fine, exit 4
+    inv = fleet.write_inventory(tmp_path / "inventory.yaml", extra_vars_per_host={
+        "plotter2": {"ansible_python_interpreter": str(fake)}})
+    r, doc = status_json(inv)
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr
+    hosts = {h["name"]: h for h in doc["hosts"]}
+    assert (hosts["plotter2"]["reachable"], hosts["plotter2"]["error"]) == (False, why)
+    assert hosts["plotter1"]["reachable"]
 
 
 # --- plot-all end to end ---------------------------------------------------------
