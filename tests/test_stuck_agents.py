@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 
 import psutil
@@ -52,6 +53,11 @@ def send(agent, **req):
 
 def answer(agent):
     return json.loads(agent.p.stdout.readline())
+
+
+def fresh_id():
+    """A request id never used before (the hosts' record of ids is shared by every run)."""
+    return uuid.uuid4().hex
 
 
 def start_req(d, config, rid, request_id, timeout_s):
@@ -94,15 +100,16 @@ def reaper():
 
 def test_lock_held_past_the_deadline_starts_nothing_then_the_id_starts_one_job(tmp_path, reaper):
     d, config = host_dirs(tmp_path / "host")
+    job_a = fresh_id()
     first = AgentProc()
     try:
         with host_lock_held():
-            send(first, **start_req(d, config, 1, "job-a", timeout_s=0.5))
+            send(first, **start_req(d, config, 1, job_a, timeout_s=0.5))
             r = answer(first)
             assert (r["ok"], r["code"]) == (False, "deadline_expired"), r
             assert os.listdir(d["log"]) == []            # nothing was started
         # the controller asks again with the same id: now it runs
-        send(first, **start_req(d, config, 2, "job-a", timeout_s=5))
+        send(first, **start_req(d, config, 2, job_a, timeout_s=5))
         r = answer(first)
         assert r["ok"], r
         reaper.append(r["result"]["pid"])
@@ -113,7 +120,7 @@ def test_lock_held_past_the_deadline_starts_nothing_then_the_id_starts_one_job(t
     # the host's record answers, no second job
     second = AgentProc()
     try:
-        send(second, **start_req(d, config, 1, "job-a", timeout_s=5))
+        send(second, **start_req(d, config, 1, job_a, timeout_s=5))
         again = answer(second)
     finally:
         second.close()
@@ -129,8 +136,8 @@ def test_a_request_taken_up_after_its_deadline_is_dropped(tmp_path):
         with host_lock_held():
             # the first waits for the lock 1.5 s; the second waits behind it
             # in the agent's queue past its own 0.5 s
-            send(agent, **start_req(d, config, 1, "job-b", timeout_s=1.5))
-            send(agent, **start_req(d, config, 2, "job-c", timeout_s=0.5))
+            send(agent, **start_req(d, config, 1, fresh_id(), timeout_s=1.5))
+            send(agent, **start_req(d, config, 2, fresh_id(), timeout_s=0.5))
             send(agent, id=3, op="hello", timeout_s=0.5)
             replies = [answer(agent) for _ in range(3)]
         hello = agent.ok("hello")
@@ -189,7 +196,7 @@ def test_an_agent_whose_channel_closed_exits_while_its_request_is_stuck(ssh_flee
         try:
             s.request("start_job", config=host.agent_config(), argv=chiapos_argv(d),
                       plotter="chiapos", k=18, tmp_dir=d["tmp"], dst_dir=d["dst"],
-                      request_id="stuck-1")
+                      request_id=fresh_id())
         except Exception as e:
             failed.append(e)
 
