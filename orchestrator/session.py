@@ -327,7 +327,7 @@ class Session:
             try:
                 self._request("end_agent", timeout, {"pid": pid, "started_at": started_at})
             except AgentError:
-                pass                        # an agent too old to know end_agent
+                pass                        # refused: nothing of ours to end there
             self._abandoned.pop(0)
 
     def _connect(self) -> Connection:
