@@ -40,6 +40,7 @@ OPS = {
     "remove_plot": actions.remove_plot, "clean_partial": actions.clean_partial,
     "read_log": actions.read_log, "list_logs": actions.list_logs,
     "reserve_drive": reserve_drive,
+    "clean_dead": actions.clean_dead, "reset_failures": actions.reset_failures,
 }
 
 

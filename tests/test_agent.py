@@ -156,7 +156,12 @@ def test_a_job_that_died_shows_as_dead_and_kill_cleans_it(agent, host, reaper):
     dead = wait_for(lambda: agent.ok("snapshot", config=config)["dead"], 10)
     assert [x["plot_id"] for x in dead] == [j["plot_id"]]
     assert dead[0]["log_file"] == j["log_file"] and dead[0]["tmp_bytes"] > 0
-    r = agent.ok("kill", config=config, plot_id=j["plot_id"], pid=None)
+    # its files changed a moment ago: kill waits until they rest (kill_quiet_s)
+    r = agent.raw("kill", config=config, plot_id=j["plot_id"], pid=None)
+    assert not r["ok"] and "changed" in r["error"] and "nothing removed" in r["error"]
+    assert sorted(os.path.join(d["tmp"], n) for n in os.listdir(d["tmp"])) == \
+        [f for f in dead[0]["tmp_files"] if f.startswith(d["tmp"] + "/")]
+    r = agent.ok("kill", config=dict(config, kill_quiet_s=0), plot_id=j["plot_id"], pid=None)
     assert set(r["removed"]) == set(dead[0]["tmp_files"])
     assert os.listdir(d["tmp"]) == []
 
