@@ -10,7 +10,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import List, Mapping, Optional
 
-from .actions import StartTransfer, remove_after_promote
+from .actions import StartTransfer, human_bytes, remove_after_promote
 from .errors import AgentError, SessionError
 from .model import Host
 
@@ -52,6 +52,21 @@ def start_jobs(fleet, hosts: Mapping[str, Host], starts, out: Outcome, check: bo
         if res is not None:
             out.started.append((s.host, res["pid"], res["log_file"]))
             out.add(f"started on {s.host}: {s.describe()} (pid {res['pid']})")
+
+
+def clean_dead(fleet, hosts: Mapping[str, Host], cleans, out: Outcome, check: bool) -> None:
+    """Clean up after failed jobs; the agent re-checks every guard (plot id,
+    the job's own tmp dirs, nothing holds them, nothing changed lately)."""
+    for c in cleans:
+        if check:
+            out.add(f"would clean up after {c.describe()}")
+            continue
+        res = _call(fleet, c.host, "clean_dead", out, f"clean-up of {c.plot_id[:8]}",
+                    config=hosts[c.host].agent_config(), plot_id=c.plot_id,
+                    log_file=c.log_file)
+        if res is not None:
+            out.add(f"cleaned up after {c.describe()}: removed {len(res['removed'])} files, "
+                    f"{human_bytes(res['freed_bytes'])}")
 
 
 def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
