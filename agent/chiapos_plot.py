@@ -63,7 +63,7 @@ def parse(argv):
     p.add_argument("-2", dest="tmp2")
     p.add_argument("-d", dest="dst", required=True)
     p.add_argument("-b", dest="buffer", type=int, default=3389)
-    p.add_argument("-u", dest="buckets", type=int, default=128)
+    p.add_argument("-u", dest="buckets", type=int, default=None)   # the most k allows
     p.add_argument("-r", dest="threads", type=int, default=2)
     p.add_argument("--stripe", type=int, default=None)
     p.add_argument("--id", dest="plot_id")
@@ -77,13 +77,14 @@ def main(argv):
         if len(plot_id) != 32:
             raise ValueError("--id must be 64 hex digits")
         from chiapos import DiskPlotter
-        stripe = a.stripe or stripe_for(a.k, a.buckets) or MIN_STRIPE
+        buckets = a.buckets or max_buckets(a.k) or MIN_BUCKETS
+        stripe = a.stripe or stripe_for(a.k, buckets) or MIN_STRIPE
         name = plot_filename(a.k, plot_id.hex())
         sys.stdout.flush()
         DiskPlotter().create_plot_disk(
             os.path.expanduser(a.tmp), os.path.expanduser(a.tmp2 or a.tmp),
             os.path.expanduser(a.dst), name, a.k, os.urandom(128), plot_id,
-            a.buffer, a.buckets, stripe, a.threads, False)
+            a.buffer, buckets, stripe, a.threads, False)
     except Exception as e:  # one line in the log, not a traceback
         sys.stdout.flush()
         why = (str(e).splitlines() or [type(e).__name__])[0]

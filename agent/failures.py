@@ -126,29 +126,39 @@ def records(log_dir, entries, book):
     return out
 
 
-def _running(rec, info, live_logs, live_ids, held):
-    """Is something still writing this job's log or plotting its plot?"""
-    return (rec.path in live_logs or rec.path in held
-            or (info["plot_id"] is not None and info["plot_id"] in live_ids))
+class Live:
+    """What is still running on the host: jobs' logs and plot ids, files some
+    process holds open (a lazy Held), and each plot id's temp files."""
+
+    def __init__(self, logs, ids, held, by_id):
+        self.logs, self.ids, self.held, self.by_id = logs, ids, held, by_id
+
+    def writes(self, rec):
+        return rec.path in self.logs or rec.path in self.held
+
+    def runs(self, rec, info):
+        """Is something still writing this job's log, plotting its plot or
+        holding one of its temp files?"""
+        pid = info["plot_id"]
+        return self.writes(rec) or (pid is not None and (
+            pid in self.ids or any(f in self.held for f in self.by_id.get(pid, (0, []))[1])))
 
 
-def dead_jobs(recs, live_logs, live_ids, held, by_id, keep_s, now):
+def dead_jobs(recs, live, keep_s, now):
     """The snapshot's `dead` entries (fields as DESIGN.md, and more): a dead
     job is listed while it has temp files left, and keep_s after it ended."""
     out = []
     for r in recs:
-        if r.path in live_logs or r.path in held:
+        if live.writes(r):
             continue
         if now - r.ended > keep_s and (
-                not by_id or r.book.plot_id(r.path, r.stamp) not in by_id):
+                not live.by_id or r.book.plot_id(r.path, r.stamp) not in live.by_id):
             continue            # old, and nothing of it left: history only
         info = r.info
-        if info is None or info["finished"] or _running(r, info, live_logs, live_ids, held):
+        if info is None or info["finished"] or live.runs(r, info):
             continue
         pid = info["plot_id"]
-        tmp_bytes, files = by_id.get(pid, (0, [])) if pid else (0, [])
-        if any(f in held for f in files):
-            continue            # some process writes its temp files: not dead
+        tmp_bytes, files = live.by_id.get(pid, (0, [])) if pid else (0, [])
         changed = 0.0
         for f in files:
             try:
@@ -166,7 +176,7 @@ def dead_jobs(recs, live_logs, live_ids, held, by_id, keep_s, now):
     return out
 
 
-def failure_run(recs, live_logs, live_ids, held, reset_at):
+def failure_run(recs, live, reset_at):
     """{"count", "last_error", "last_at", "last_log", "reset_at"}: the failed
     jobs in a row, newest first, back to the newest finished plot."""
     count, last = 0, None
@@ -174,7 +184,7 @@ def failure_run(recs, live_logs, live_ids, held, reset_at):
         if r.started <= reset_at:
             break
         info = r.info
-        if info is None or info["killed"] or _running(r, info, live_logs, live_ids, held):
+        if info is None or info["killed"] or live.runs(r, info):
             continue
         if info["finished"]:
             break

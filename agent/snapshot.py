@@ -170,14 +170,13 @@ class Agent:
         log_dir = disks.expand(log_dir)
         recs = failures.records(log_dir, entries, self.logs)
         # every job on the machine counts: a hand-started job may write here
-        live_logs = {j["log_file"] for j in all_jobs if j["log_file"]}
-        live_ids = {j["plot_id"] for j in all_jobs if j["plot_id"]}
-        held = Held([log_dir] + temp_dirs)
+        live = failures.Live(logs={j["log_file"] for j in all_jobs if j["log_file"]},
+                             ids={j["plot_id"] for j in all_jobs if j["plot_id"]},
+                             held=Held([log_dir] + temp_dirs), by_id=by_id)
         keep = (config or {}).get("dead_keep_s")
         keep = DEAD_KEEP_S if keep is None else float(keep)
-        dead = failures.dead_jobs(recs, live_logs, live_ids, held, by_id, keep, now)
-        run = failures.failure_run(recs, live_logs, live_ids, held,
-                                   failures.read_reset(state_dir(), log_dir))
+        dead = failures.dead_jobs(recs, live, keep, now)
+        run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir))
         return dead, run
 
 
