@@ -89,8 +89,8 @@ def main(argv):
         sys.stdout.flush()
         why = (str(e).splitlines() or [type(e).__name__])[0]
         # chiapos printed its own error ("Caught plotting error: ..."); the
-        # exception that follows only says "std::exception": keep that one last
-        print("plot-chiapos: error: %s" % why if why != "std::exception"
-              else "plot-chiapos: plotting failed (exit 1)", file=sys.stderr, flush=True)
+        # exception that follows only says "std::exception": leave it last
+        if why != "std::exception":
+            print("plot-chiapos: error: %s" % why, file=sys.stderr, flush=True)
         return 1
     return 0
