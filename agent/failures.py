@@ -133,15 +133,14 @@ class Live:
     def __init__(self, logs, ids, held, by_id):
         self.logs, self.ids, self.held, self.by_id = logs, ids, held, by_id
 
-    def writes(self, rec):
-        return rec.path in self.logs or rec.path in self.held
-
     def runs(self, rec, info):
         """Is something still writing this job's log, plotting its plot or
         holding one of its temp files?"""
         pid = info["plot_id"]
-        return self.writes(rec) or (pid is not None and (
-            pid in self.ids or any(f in self.held for f in self.by_id.get(pid, (0, []))[1])))
+        if rec.path in self.logs or (pid is not None and pid in self.ids):
+            return True
+        return rec.path in self.held or (pid is not None and any(
+            f in self.held for f in self.by_id.get(pid, (0, []))[1]))
 
 
 def dead_jobs(recs, live, keep_s, now):
@@ -149,12 +148,13 @@ def dead_jobs(recs, live, keep_s, now):
     job is listed while it has temp files left, and keep_s after it ended."""
     out = []
     for r in recs:
-        if live.writes(r):
+        if r.path in live.logs:
             continue
         if now - r.ended > keep_s and (
                 not live.by_id or r.book.plot_id(r.path, r.stamp) not in live.by_id):
             continue            # old, and nothing of it left: history only
         info = r.info
+        # cheap checks first: the process table is walked only for candidates
         if info is None or info["finished"] or live.runs(r, info):
             continue
         pid = info["plot_id"]
@@ -183,11 +183,15 @@ def failure_run(recs, live, reset_at):
     for r in recs:
         if r.started <= reset_at:
             break
+        if r.path in live.logs:
+            continue
         info = r.info
-        if info is None or info["killed"] or live.runs(r, info):
+        if info is None or info["killed"]:
             continue
         if info["finished"]:
             break
+        if live.runs(r, info):
+            continue
         count += 1
         if last is None:
             last = (r, info)

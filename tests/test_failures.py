@@ -128,3 +128,26 @@ def test_a_run_whose_n_jobs_all_ended_reports_the_failed_ones():
     # none failed: done, 0
     t.plot_ids[("p1", "/log/a.log")] = "ab" * 32
     assert t.verdict(fleet(host_state(p)), (), [p], False).code == 0
+
+
+def test_status_and_dashboard_show_the_error_and_the_back_off():
+    from rich.console import Console
+    from orchestrator import dashboard, views
+    import time
+    now = time.time()           # views read the clock: the host's is the laptop's here
+    p = plotter(global_stagger_m=0)
+    hs = replace(host_state(p, host_time=now),
+                 dead=(dead(plot_id=None, phase=None, files=(), ended_at=now - 60),),
+                 failures=Failures(count=2, last_error=ERR, last_at=now - 60))
+    state, hosts = fleet(hs, now=now), inventory(p)
+    for renderable in (views.status_view(state, hosts),
+                       dashboard.render(state, hosts, [], width=220, height=40)):
+        con = Console(record=True, width=220, height=40)
+        con.print(renderable)
+        text = con.export_text()
+        flat = " ".join(text.split())
+        assert "failed jobs" in text and "Triggering bucket too early" in text
+        assert "p1: backed off: 2 failed jobs in a row" in flat
+        # phase unknown (its log holds no line), ended a minute ago, its error
+        assert any("? p1 ?:? 1:00 ago - InvalidValueException" in " ".join(line.split())
+                   for line in text.splitlines())
