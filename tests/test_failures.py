@@ -149,5 +149,5 @@ def test_status_and_dashboard_show_the_error_and_the_back_off():
         assert "failed jobs" in text and "Triggering bucket too early" in text
         assert "p1: backed off: 2 failed jobs in a row" in flat
         # phase unknown (its log holds no line), ended a minute ago, its error
-        assert any("? p1 ?:? 1:00 ago - InvalidValueException" in " ".join(line.split())
-                   for line in text.splitlines())
+        assert any("? p1 ?:? 1:00 ago - InvalidValueException" in
+                   " ".join(line.replace("│", " ").split()) for line in text.splitlines())
