@@ -47,6 +47,7 @@ class RunTracker:
     limit: Optional[int]
     started: Set[Tuple[str, str]] = field(default_factory=set)     # (host, log_file)
     plot_ids: dict = field(default_factory=dict)                    # (host, log) -> id
+    failed: dict = field(default_factory=dict)      # (host, log) -> DeadJob, once seen
 
     @property
     def remaining(self) -> Optional[int]:
@@ -57,11 +58,13 @@ class RunTracker:
             for j in h.jobs:
                 if (h.name, j.log_file) in self.started and j.plot_id:
                     self.plot_ids[(h.name, j.log_file)] = j.plot_id
+            for d in h.dead:    # failed stays failed once its entry ages out
+                if (h.name, d.log_file) in self.started:
+                    self.failed[(h.name, d.log_file)] = d
         for key in self.started - set(self.plot_ids):
             host, log = key
             h = state.host(host)
-            if not h.reachable or any(j.log_file == log for j in h.jobs) or \
-                    any(d.log_file == log for d in h.dead):
+            if not h.reachable or key in self.failed or any(j.log_file == log for j in h.jobs):
                 continue
             try:   # finished between two polls: its log names the plot
                 data = fleet.call(host, "read_log", config=hosts[host].agent_config(),
@@ -78,13 +81,12 @@ class RunTracker:
         for key in sorted(self.started):
             host, log = key
             h = next((x for x in state.hosts if x.name == host), None)
-            dead = [d for d in h.dead if d.log_file == log] if h is not None else []
-            if h is None or not h.reachable:
+            if key in self.failed:
+                out[key] = ("failed", self.failed[key])
+            elif h is None or not h.reachable:
                 out[key] = ("unknown", None)
             elif any(j.log_file == log for j in h.jobs):
                 out[key] = ("running", None)
-            elif dead:
-                out[key] = ("failed", dead[0])
             elif key in self.plot_ids:
                 out[key] = ("done", self.plot_ids[key])
             else:

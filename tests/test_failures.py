@@ -84,9 +84,12 @@ def test_clean_up_once_temp_files_rest_clean_after_m():
     assert cleanups(fleet(down(p)), inventory(p), lambda hs: NOW) == ((), ())
 
 
-def tracker_after(started, limit):
+def tracker_after(started, limit, state=None):
+    """A tracker that started these (host, log) jobs and has seen `state`."""
     t = RunTracker(limit=limit)
     t.started |= set(started)
+    if state is not None:
+        t.learn(state, fleet=None, hosts={})
     return t
 
 
@@ -95,9 +98,9 @@ def test_a_run_ends_once_its_jobs_failed_and_every_plotter_is_blocked():
     hosts = inventory(p1, p2)
     gone = dead(log_file="/log/a.log", files=())
     s1 = replace(host_state(p1), dead=(gone,), failures=failed(2))
-    t = tracker_after({("p1", "/log/a.log")}, limit=3)
-    # p2 may still start a job: the run goes on
     state = fleet(s1, host_state(p2))
+    t = tracker_after({("p1", "/log/a.log")}, limit=3, state=state)
+    # p2 may still start a job: the run goes on
     assert t.verdict(state, schedule(state, hosts, NOW).waits, [p1, p2], False) is None
     # p2 unreachable: it may come back, the run goes on
     state = fleet(s1, down(p2))
@@ -110,24 +113,27 @@ def test_a_run_ends_once_its_jobs_failed_and_every_plotter_is_blocked():
     assert all("backed off" in line for line in end.lines[1:])
     # a job of the run still running: not yet
     running = replace(s1, jobs=(job(log_file="/log/b.log", pid=7),))
-    t2 = tracker_after({("p1", "/log/a.log"), ("p1", "/log/b.log")}, limit=3)
     state = fleet(running, replace(host_state(p2), failures=failed(3)))
+    t2 = tracker_after({("p1", "/log/a.log"), ("p1", "/log/b.log")}, limit=3, state=state)
     assert t2.verdict(state, schedule(state, hosts, NOW).waits, [p1, p2], False) is None
 
 
 def test_a_run_whose_n_jobs_all_ended_reports_the_failed_ones():
     p = plotter(global_stagger_m=0)
-    t = tracker_after({("p1", "/log/a.log"), ("p1", "/log/b.log")}, limit=2)
-    t.plot_ids[("p1", "/log/b.log")] = "cd" * 32           # b made its plot
     s = replace(host_state(p), dead=(dead(log_file="/log/a.log", files=()),))
+    t = tracker_after({("p1", "/log/a.log"), ("p1", "/log/b.log")}, limit=2, state=fleet(s))
+    t.plot_ids[("p1", "/log/b.log")] = "cd" * 32           # b made its plot
     end = t.verdict(fleet(s), (), [p], False)
     assert end.code == 1 and end.lines == (f"p1: job abababab (a.log) failed: {ERR}",)
+    # once seen failed, it stays failed when its entry ages out (dead_keep_h)
+    assert t.verdict(fleet(host_state(p)), (), [p], False) == end
     # with another host down the code says so
     other = plotter("p9")
     assert t.verdict(fleet(s, down(other)), (), [p], False).code == 4
     # none failed: done, 0
-    t.plot_ids[("p1", "/log/a.log")] = "ab" * 32
-    assert t.verdict(fleet(host_state(p)), (), [p], False).code == 0
+    ok = tracker_after({("p1", "/log/a.log"), ("p1", "/log/b.log")}, limit=2)
+    ok.plot_ids.update({("p1", "/log/a.log"): "ab" * 32, ("p1", "/log/b.log"): "cd" * 32})
+    assert ok.verdict(fleet(host_state(p)), (), [p], False).code == 0
 
 
 def test_status_and_dashboard_show_the_error_and_the_back_off():

@@ -349,3 +349,32 @@ def test_kill_all_acts_on_a_job_whose_plot_id_is_not_known(ssh_fleet, tmp_path):
             job.send_signal(signal.SIGCONT)
             job.kill()
             job.wait(10)
+
+
+@pytest.mark.parametrize("k", [19, 20])
+def test_chiapos_defaults_make_a_plot_at_small_k(tmp_path, k):
+    """An inventory naming only plotter and k: the command plotfleet builds
+    from its defaults makes a real plot (k=18 runs end to end above)."""
+    from orchestrator.commands import build_argv
+    from orchestrator.inventory import load_inventory
+    from tests.agent_helpers import AgentProc, host_dirs, wait_for
+    d, config = host_dirs(tmp_path / "host")
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(f"all:\n  children:\n    plotters:\n      hosts:\n        p1:\n"
+                   f"          plotter: chiapos\n          k: {k}\n"
+                   f"          tmp_dirs: [{d['tmp']}]\n          dst_dirs: [{d['dst']}]\n"
+                   f"          log_dir: {d['log']}\n")
+    host = load_inventory(inv).host("p1")
+    argv = build_argv(host, d["tmp"], d["dst"])
+    assert "-u" in argv and argv[argv.index("-u") + 1] == {19: "64", 20: "128"}[k]
+    agent = AgentProc()
+    try:
+        r = agent.ok("start_job", config=config, argv=list(argv), plotter="chiapos", k=k,
+                     tmp_dir=d["tmp"], dst_dir=d["dst"], limits={})
+        snap = wait_for(lambda: (lambda s: s if s["plots"] and not s["jobs"] else None)(
+            agent.ok("snapshot", config=config)), 120, every=0.5)
+        [plot] = snap["plots"]
+        assert plot["k"] == k and snap["dead"] == [] and snap["failures"]["count"] == 0
+        assert "Renamed final file" in Path(r["log_file"]).read_text()
+    finally:
+        agent.close()
