@@ -162,15 +162,15 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
         raise Exit(code=end.code)
 
 
-@task(positional=["host"], help=helps("inventory", "json",
-                                      host="plotter name or Ansible host pattern"))
+@task(positional=["host"], auto_shortflags=False,
+      help=helps("inventory", "json", host="plotter name or Ansible host pattern"))
 @one_line_errors
 def reset(c, host, inventory=None, json_=False):
     """Clear a plotter's failure back-off: its failed jobs so far no longer count."""
-    inv, selected, hosts = load(inventory, host)
+    inv, selected, hosts = load(inventory, host)      # HOST is a host pattern
     plotters = [h for h in selected if h.is_plotter]
     if not plotters:
-        raise UserError(f"{host}: no plotter matches")
+        raise UserError(f"reset {host}: no plotter matches")
     done, failed = {}, False
     with Fleet(plotters) as fleet:
         for h in plotters:
