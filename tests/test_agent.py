@@ -455,3 +455,17 @@ def test_a_dead_jobs_files_stay_while_held_open_or_changing(agent, host, reaper,
     r = agent.ok("clean_dead", config=quiet, plot_id=j["plot_id"], log_file=j["log_file"])
     assert sorted(r["removed"]) == files and os.path.exists(stray)
     assert agent.ok("snapshot", config=config)["failures"]["count"] == 1
+
+
+def test_a_job_that_cannot_start_is_a_failure_with_the_reason(agent, host):
+    d, config = host
+    r = agent.raw("start_job", config=config, argv=["/opt/nowhere/chia_plot", "-k", "32"],
+                  plotter="madmax", k=32, tmp_dir=d["tmp"], dst_dir=d["dst"], limits={})
+    assert not r["ok"] and r["error"].startswith("cannot start /opt/nowhere/chia_plot")
+    snap = agent.ok("snapshot", config=config)
+    [dead] = snap["dead"]
+    assert dead["error"] == "plotfleet: cannot start /opt/nowhere/chia_plot: No such file or directory"
+    assert dead["plot_id"] is None and dead["plotter"] == "madmax"
+    assert snap["failures"]["count"] == 1 and snap["failures"]["last_error"] == dead["error"]
+    agent.ok("reset_failures", config=config)
+    assert agent.ok("snapshot", config=config)["failures"]["count"] == 0
