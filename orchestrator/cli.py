@@ -156,9 +156,9 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
         _exit_for(state)
     if end is not None and end.code:
         errors.print(f"plotfleet: stopped with {len(tracker.started)} of {plots} jobs started: "
-                     "no further progress is possible", markup=False)
-        for line in end.lines:
-            errors.print(line, markup=False)
+                     "no further progress is possible", markup=False, soft_wrap=True)
+        for line in end.lines:      # one line each, however narrow the terminal
+            errors.print(line, markup=False, soft_wrap=True)
         raise Exit(code=end.code)
 
 
