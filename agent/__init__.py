@@ -23,7 +23,8 @@ did the first time (ids in ~/.plotfleet/carried-out.json, pruned).
 
 Every request that touches files carries `config`, the host's dirs:
     {"tmp_dirs": [..], "tmp2_dir": str|null, "dst_dirs": [..],
-     "log_dir": str|null, "farm_dirs": [..], "stall_after_s": float}
+     "log_dir": str|null, "farm_dirs": [..], "stall_after_s": float,
+     "dead_keep_s": float, "kill_quiet_s": float, "clean_quiet_s": float}
 Paths may start with `~` (expanded here).  The agent refuses to touch any
 path outside these dirs.
 
@@ -36,15 +37,29 @@ ops:
   snapshot {config}
                    -> {"host_time": float, "jobs": [...], "dirs": [...],
                        "plots": [...], "transfers": [...], "partials": [...],
-                       "dead": [...]}
+                       "dead": [...], "failures": {count, last_error, last_at,
+                       last_log, reset_at}}
                       (field names as in orchestrator/model.py dataclasses)
   start_job {config, argv: [..], plotter, k, tmp_dir, dst_dir, request_id,
              limits: {global_max_jobs, tmpdir_max_jobs, global_stagger_s}}
                    -> {"pid": int, "log_file": str}
                       or ok=false with the limit that no longer holds
-  suspend {config, pid} / resume {config, pid}        -> {"pid": int, "state": str}
-  kill {config, plot_id, pid|null}
+  suspend {config, pid, started_at} / resume {config, pid, started_at}
+                   -> {"pid": int, "state": str}
+                      (started_at, as the snapshot reported it: a pid now held
+                      by a later process is refused)
+  kill {config, plot_id|null, pid|null, started_at}
                    -> {"removed": [paths], "freed_bytes": int}
+                      (pid: end the job, then remove its plot id's temp files;
+                      its id, when unknown, from the files it holds open.
+                      no pid: a dead job's files, refused while a process
+                      holds one or one changed within kill_quiet_s)
+  clean_dead {config, plot_id, log_file}
+                   -> {"removed": [paths], "freed_bytes": int}
+                      (a failed job's files named for its plot id, in the tmp
+                      dirs its log names, none held open, none changed within
+                      clean_quiet_s)
+  reset_failures {config}                  -> {"reset_at": float}
   start_transfer {config, plot, to_host, to_dir, mode: "ssh"|"local",
                   ssh: {host, port, user, key, known_hosts}, bwlimit_kbps}
                    -> {"pid": int}
@@ -69,8 +84,11 @@ Notes on the answers (agent/snapshot.py, agent/actions.py):
     transfers whose source plot does, are reported (hosts may share a machine).
   - plots are the *.plot files of dst dirs; farm dirs report plot_count and
     plot_bytes instead.
-  - dead lists unfinished logs (plot id known, no live process writing them)
-    that still have temp files, or were written in the last day.
+  - dead lists failed jobs (agent/failures.py): unfinished logs that no job
+    writes and no process holds open, with the log's own error line, while
+    they have temp files and dead_keep_s after; failures counts those in a
+    row, newest first, back to a finished plot or the reset marker
+    (~/.plotfleet/failures/<log dir hash>.reset).
   - Transfer and lock state lives in ~/.plotfleet (transfers/<plot>.json,
     host.lock, carried-out.json); a partial counts as receiving while an rsync has it open or
     names it, or while an `rsync --server` pair (generator + receiver) holding

@@ -18,14 +18,17 @@ from contextlib import contextmanager
 
 import psutil
 
-from . import carried_out, deadline, disks, lognames
+from . import carried_out, deadline, disks, failures, lognames
+from .logparse import KILLED_MARK, analyze_log
 from .snapshot import FRESH_S, state_dir, transfers_dir, read_transfers
-from .procs import PSUTIL_ERRORS, maybe_receiving, rsync_targets
+from .procs import PSUTIL_ERRORS, held_open, maybe_receiving, open_paths, rsync_targets
 from .transfer import write_state
 from .watchdog import critical
 
 AGENT_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLOT_ID = re.compile(r"^[0-9a-f]{64}$")
+KILL_QUIET_S = 60.0     # kill_after_m's default: a dead job's files must rest this long
+CLEAN_QUIET_S = 300.0   # clean_after_m's default, for automatic clean-up
 
 
 class ActionError(Exception):
@@ -86,12 +89,17 @@ def _acquire(fd):
 
 
 def _spawn(argv, log_path, env=None):
-    """Start a detached process (own session, survives SSH loss) logging to log_path."""
+    """Start a detached process (own session, survives SSH loss) logging to
+    log_path.  When it cannot start, the log says why: a failed job like any
+    other, counted for back-off."""
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
     try:
         with open(os.devnull, "rb") as null:
             return subprocess.Popen(argv, stdin=null, stdout=fd, stderr=fd,
                                     start_new_session=True, close_fds=True, env=env)
+    except OSError as e:
+        os.write(fd, ("plotfleet: cannot start %s: %s\n" % (argv[0], e.strerror or e)).encode())
+        raise
     finally:
         os.close(fd)
 
@@ -169,15 +177,26 @@ def start_job(agent, config, argv, plotter=None, k=None, tmp_dir=None, dst_dir=N
     return result
 
 
-def _host_job(agent, config, pid):
+def _host_job(agent, config, pid, started_at=None):
+    """The host's job with this pid; with `started_at` (what the snapshot
+    reported) it must also be the same process, not a later one given a
+    reused pid."""
     try:
         pid = int(pid)
     except (TypeError, ValueError):
         raise ActionError("bad pid: %r" % (pid,))
     for j in agent.host_jobs(config):
         if j["pid"] == pid:
+            if started_at is not None and abs(float(started_at) - j["started_at"]) > 1.0:
+                raise ActionError("pid %d is another process now (started %s, the job "
+                                  "seen started %s): nothing done" % (
+                                      pid, _clock(j["started_at"]), _clock(started_at)))
             return j
     raise ActionError("pid %d is not a plot job of this host" % pid)
+
+
+def _clock(t):
+    return time.strftime("%H:%M:%S", time.localtime(float(t)))
 
 
 def _family(pid):
@@ -189,8 +208,8 @@ def _family(pid):
     return [p] + kids
 
 
-def _signal(agent, config, pid, sig, state):
-    j = _host_job(agent, config, pid)
+def _signal(agent, config, pid, sig, state, started_at=None):
+    j = _host_job(agent, config, pid, started_at)
     try:
         for p in _family(j["pid"]):
             try:
@@ -214,12 +233,12 @@ def _signal(agent, config, pid, sig, state):
     return {"pid": j["pid"], "state": state}
 
 
-def suspend(agent, config, pid, **_):
-    return _signal(agent, config, pid, signal.SIGSTOP, "suspended")
+def suspend(agent, config, pid, started_at=None, **_):
+    return _signal(agent, config, pid, signal.SIGSTOP, "suspended", started_at)
 
 
-def resume(agent, config, pid, **_):
-    return _signal(agent, config, pid, signal.SIGCONT, "running")
+def resume(agent, config, pid, started_at=None, **_):
+    return _signal(agent, config, pid, signal.SIGCONT, "running", started_at)
 
 
 def _wait_gone(agent, procs, timeout):
@@ -244,39 +263,56 @@ def _wait_gone(agent, procs, timeout):
         time.sleep(0.02)
 
 
-def kill(agent, config, plot_id, pid=None, **_):
-    if not isinstance(plot_id, str) or not PLOT_ID.match(plot_id):
-        raise ActionError("bad plot id: %r" % (plot_id,))
-    if pid is not None:
-        j = _host_job(agent, config, pid)
-        if j["plot_id"] and j["plot_id"] != plot_id:
-            raise ActionError("pid %d plots %s, not %s" % (j["pid"], j["plot_id"], plot_id))
+def _ids_held(procs, dirs):
+    """Plot ids named by the files these processes hold open in `dirs`: the
+    id of a job whose log has not named it yet (or cannot be found)."""
+    prefixes = tuple(d.rstrip(os.sep) + os.sep for d in dirs)
+    ids = set()
+    for p in procs:
+        for path in open_paths(p.pid):
+            if path.startswith(prefixes):
+                m = disks.HEX64.search(os.path.basename(path))
+                if m:
+                    ids.add(m.group(0))
+    return ids
+
+
+def _mark_killed(config, log_file):
+    """Note in the job's log that it was killed on request: a kill is no
+    failure, and the log says why it ended."""
+    if not log_file or not (config or {}).get("log_dir"):
+        return
+    try:
+        path = check_inside(log_file, [_log_dir(config)])
+        with open(path, "a") as f:
+            f.write("\n%s at %s\n" % (KILLED_MARK, time.strftime("%Y-%m-%d %H:%M:%S")))
+    except (ActionError, OSError):
+        pass
+
+
+def _guarded(files, quiet_s, now=None):
+    """Refuse (ActionError) unless no process holds any of `files` open and
+    none changed in the last quiet_s seconds."""
+    now = time.time() if now is None else now
+    if not files:
+        return
+    held = held_open({os.path.dirname(p) for p in files})
+    busy = sorted(p for p in files if p in held)
+    if busy:
+        pids = sorted(set().union(*(held[p] for p in busy)))
+        raise ActionError("%s is open in pid %s: nothing removed" % (
+            busy[0], ", ".join(map(str, pids))))
+    for p in sorted(files):
         try:
-            procs = _family(j["pid"])
-        except PSUTIL_ERRORS:
-            procs = []
-        for p in procs:
-            try:
-                # TERM first, then CONT: a stopped job wakes with TERM already
-                # pending and dies without running (or writing) another step
-                p.terminate()
-                p.send_signal(signal.SIGCONT)
-            except PSUTIL_ERRORS:
-                pass
-        alive = _wait_gone(agent, procs, 10)
-        for p in alive:
-            try:
-                p.kill()
-            except PSUTIL_ERRORS:
-                pass
-        _wait_gone(agent, alive, 5)
-    else:
-        for j in agent.host_jobs(config):
-            if j["plot_id"] == plot_id:
-                raise ActionError("plot %s belongs to running job pid %d" % (plot_id, j["pid"]))
-    files = disks.files_with_id(disks.dirs_of(config, "tmp", "tmp2"), plot_id)
-    files.update(disks.files_with_id(disks.dirs_of(config, "dst"), plot_id,
-                                     lambda n: n.endswith(".tmp")))
+            age = now - os.stat(p).st_mtime
+        except OSError:
+            continue
+        if age < quiet_s:
+            raise ActionError("%s changed %.0fs ago (< %.0fs): nothing removed" % (
+                p, max(age, 0), quiet_s))
+
+
+def _remove(files):
     removed, freed = [], 0
     for path, size in sorted(files.items()):
         try:
@@ -288,6 +324,113 @@ def kill(agent, config, plot_id, pid=None, **_):
         except OSError as e:
             raise ActionError("cannot remove %s: %s" % (path, e.strerror))
     return {"removed": removed, "freed_bytes": freed}
+
+
+def _job_files(config, plot_id):
+    """{path: size} of a plot id's temp files in the configured tmp and tmp2
+    dirs, and its unfinished copies (*.tmp) in the dst dirs."""
+    files = disks.files_with_id(disks.dirs_of(config, "tmp", "tmp2"), plot_id)
+    files.update(disks.files_with_id(disks.dirs_of(config, "dst"), plot_id,
+                                     lambda n: n.endswith(".tmp")))
+    return files
+
+
+def _refuse_if_running(agent, config, plot_id):
+    for j in agent.host_jobs(config):
+        if j["plot_id"] == plot_id:
+            raise ActionError("plot %s belongs to running job pid %d" % (plot_id, j["pid"]))
+
+
+def kill(agent, config, plot_id=None, pid=None, started_at=None, **_):
+    """End a job (pid given) and remove its temp files; or (no pid) remove a
+    dead job's, only when no process holds them and they rest kill_quiet_s.
+
+    A running job's plot id may not be known yet (its log has not named it):
+    the files it holds open name it."""
+    if plot_id is not None and (not isinstance(plot_id, str) or not PLOT_ID.match(plot_id)):
+        raise ActionError("bad plot id: %r" % (plot_id,))
+    if pid is None:
+        if plot_id is None:
+            raise ActionError("bad plot id: None (a dead job is named by its plot id)")
+        _refuse_if_running(agent, config, plot_id)
+        files = _job_files(config, plot_id)
+        _guarded(files, float((config or {}).get("kill_quiet_s", KILL_QUIET_S)))
+        return _remove(files)
+    j = _host_job(agent, config, pid, started_at)
+    if plot_id and j["plot_id"] and j["plot_id"] != plot_id:
+        raise ActionError("pid %d plots %s, not %s" % (j["pid"], j["plot_id"], plot_id))
+    try:
+        procs = _family(j["pid"])
+    except PSUTIL_ERRORS:
+        procs = []
+    ids = {i for i in (plot_id, j["plot_id"]) if i}
+    if not ids:
+        ids = _ids_held(procs, disks.dirs_of(config, "tmp", "tmp2"))
+    for p in procs:
+        try:
+            # TERM first, then CONT: a stopped job wakes with TERM already
+            # pending and dies without running (or writing) another step
+            p.terminate()
+            p.send_signal(signal.SIGCONT)
+        except PSUTIL_ERRORS:
+            pass
+    alive = _wait_gone(agent, procs, 10)
+    for p in alive:
+        try:
+            p.kill()
+        except PSUTIL_ERRORS:
+            pass
+    _wait_gone(agent, alive, 5)
+    log = j["log_file"]
+    if not ids and log:     # it may have named its plot in its last words
+        try:
+            with open(log, "rb") as f:
+                info = analyze_log(f.read(failures.MAX_READ))
+            if info and info["plot_id"]:
+                ids.add(info["plot_id"])
+        except OSError:
+            pass
+    _mark_killed(config, log)
+    files = {}
+    for i in ids:
+        files.update(_job_files(config, i))
+    _guarded(files, 0.0)        # the job is gone: nobody else may hold them
+    return _remove(files)
+
+
+def clean_dead(agent, config, plot_id, log_file, **_):
+    """Remove a failed job's temp files: only files named for its plot id,
+    only in the tmp and tmp2 dirs its log names (and this host configures),
+    only when no process holds any of them and none changed in the last
+    clean_quiet_s seconds, and only while its log still says it failed."""
+    if not isinstance(plot_id, str) or not PLOT_ID.match(plot_id):
+        raise ActionError("bad plot id: %r" % (plot_id,))
+    log = check_inside(log_file, [_log_dir(config)])
+    _refuse_if_running(agent, config, plot_id)
+    if log in held_open([os.path.dirname(log)]):
+        raise ActionError("%s is open: its job is alive" % log)
+    try:
+        with open(log, "rb") as f:
+            info = analyze_log(f.read(failures.MAX_READ), lognames.plotter_of(log))
+    except OSError as e:
+        raise ActionError("cannot read %s: %s" % (log, e.strerror))
+    if not info or info["plot_id"] != plot_id or info["finished"]:
+        raise ActionError("%s is not the log of failed plot %s" % (log, plot_id))
+    configured = disks.dirs_of(config, "tmp", "tmp2")
+    own = []
+    for d in (info["tmp_dir"], info["tmp2_dir"]):
+        if d and disks.expand(d) in configured:
+            own.append(disks.expand(d))
+    if not own:
+        raise ActionError("the log of %s names no configured tmp dir" % plot_id[:12])
+    files = disks.files_with_id(own, plot_id)
+    _guarded(files, float((config or {}).get("clean_quiet_s", CLEAN_QUIET_S)))
+    return _remove(files)
+
+
+def reset_failures(agent, config, **_):
+    """The operator's reset: failed jobs so far no longer hold this plotter back."""
+    return {"reset_at": failures.write_reset(state_dir(), _log_dir(config), time.time())}
 
 
 # -- transfers -----------------------------------------------------------------
@@ -430,14 +573,19 @@ def read_log(agent, config, path, offset=0, max_bytes=65536, **_):
 
 
 def list_logs(agent, config, **_):
+    """Every *.log of log_dir; `live` when a job still writes it (a job's
+    log, or a file some process holds open)."""
     d = _log_dir(config)
     out = []
+    live = {j["log_file"] for j in agent.all_jobs()[0] if j["log_file"]}
+    held = held_open([d])
     try:
         for e in sorted(os.scandir(d), key=lambda e: e.name):
             if e.name.endswith(".log") and e.is_file():
                 st = e.stat()
-                out.append({"path": os.path.join(d, e.name), "size": st.st_size,
-                            "mtime": st.st_mtime})
+                path = os.path.join(d, e.name)
+                out.append({"path": path, "size": st.st_size, "mtime": st.st_mtime,
+                            "live": path in live or path in held})
     except OSError:
         pass
     return {"logs": out}

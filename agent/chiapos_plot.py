@@ -10,6 +10,46 @@ import os
 import sys
 import time
 
+# chiapos's own limits (pos_constants.hpp) and the defaults of `chia plots create`
+MIN_BUCKETS, MAX_BUCKETS = 16, 128
+MAX_STRIPE = 65536
+K_BC_SLACK = 10 * (15113 >> 6)      # 10 * kBC / 2^kExtraBits entries kept across buckets
+MIN_STRIPE = 1700                   # below ~1000 chiapos loses matches ("Matches do not match")
+
+
+def _pow2(n):
+    p = 1
+    while p < n:
+        p *= 2
+    return p
+
+
+def stripe_for(k, buckets):
+    """The stripe chiapos can plot k with, at this many buckets (0: none).
+
+    Two checks in chiapos bound it: "Stripe size too large" (a bucket's share
+    of the biggest table must hold 30 stripes) and "Triggering bucket too
+    early" (a bucket must hold more entries than the stripe plus the slack
+    carried from the previous bucket; half, for margin).  At k >= 26 it is
+    chia's 65536."""
+    buckets = _pow2(max(int(buckets), 1))
+    entries = (1 << k) // buckets
+    entry_bytes = (6 * k + 17 + 7) // 8          # the widest phase-1 entry, tables 3-4
+    too_large = int(1.3 * (1 << k) * entry_bytes / buckets / 30)
+    early = entries // 2 - K_BC_SLACK
+    stripe = min(MAX_STRIPE, too_large, early)
+    return stripe if stripe >= MIN_STRIPE else 0
+
+
+def max_buckets(k):
+    """Most buckets chiapos can plot k with (chia's 128 from k 20 on), else 0."""
+    b = MAX_BUCKETS
+    while b >= MIN_BUCKETS:
+        if stripe_for(k, b):
+            return b
+        b //= 2
+    return 0
+
 
 def plot_filename(k, plot_id_hex, now=None):
     t = time.localtime(now)
@@ -23,7 +63,7 @@ def parse(argv):
     p.add_argument("-2", dest="tmp2")
     p.add_argument("-d", dest="dst", required=True)
     p.add_argument("-b", dest="buffer", type=int, default=3389)
-    p.add_argument("-u", dest="buckets", type=int, default=128)
+    p.add_argument("-u", dest="buckets", type=int, default=None)   # the most k allows
     p.add_argument("-r", dest="threads", type=int, default=2)
     p.add_argument("--stripe", type=int, default=None)
     p.add_argument("--id", dest="plot_id")
@@ -37,16 +77,20 @@ def main(argv):
         if len(plot_id) != 32:
             raise ValueError("--id must be 64 hex digits")
         from chiapos import DiskPlotter
-        stripe = a.stripe or (65536 if a.k >= 26 else 2000)   # 8192+ fails at small k
+        buckets = a.buckets or max_buckets(a.k) or MIN_BUCKETS
+        stripe = a.stripe or stripe_for(a.k, buckets) or MIN_STRIPE
         name = plot_filename(a.k, plot_id.hex())
         sys.stdout.flush()
         DiskPlotter().create_plot_disk(
             os.path.expanduser(a.tmp), os.path.expanduser(a.tmp2 or a.tmp),
             os.path.expanduser(a.dst), name, a.k, os.urandom(128), plot_id,
-            a.buffer, a.buckets, stripe, a.threads, False)
+            a.buffer, buckets, stripe, a.threads, False)
     except Exception as e:  # one line in the log, not a traceback
         sys.stdout.flush()
-        print("plot-chiapos: error: %s" % (str(e).splitlines() or [type(e).__name__])[0],
-              file=sys.stderr, flush=True)
+        why = (str(e).splitlines() or [type(e).__name__])[0]
+        # chiapos printed its own error ("Caught plotting error: ..."); the
+        # exception that follows only says "std::exception": leave it last
+        if why != "std::exception":
+            print("plot-chiapos: error: %s" % why, file=sys.stderr, flush=True)
         return 1
     return 0

@@ -9,6 +9,7 @@ import re
 import time
 
 _NAME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d_\d\d_\d\d)\.(\d{6})_[\w.-]+\.log$")
+PLOTTERS = ("chiapos", "chia", "madmax", "bladebit")
 
 
 def new_log_name(plotter, now=None):
@@ -26,6 +27,18 @@ def started_at(name):
         return time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H_%M_%S")) + int(m.group(2)) / 1e6
     except ValueError:
         return None
+
+
+def plotter_of(name):
+    """The plotter a log's name (`..._<plotter>.log`) says wrote it, else None.
+
+    chiapos logs read like chia's and a job that failed at once may have
+    printed no line a plotter is known by: the name tells whose log it is."""
+    stem = os.path.basename(name).rsplit(".", 1)[0]
+    for p in PLOTTERS:
+        if stem.endswith("_" + p):
+            return p
+    return None
 
 
 def latest_start(names):

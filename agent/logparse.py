@@ -130,6 +130,67 @@ def clean_line(raw):
     return ANSI.sub("", raw).replace("\r", "").replace("\x00", "")
 
 
+# -- the log's own error line ------------------------------------------------
+# A failed job is shown with the last line in its log that says what went
+# wrong, in the plotter's own words: an exception's message (never a
+# traceback frame), C++'s `terminate called ... / what(): ...` pair, or a
+# line that reads like an error.
+ERROR_WORDS = re.compile(
+    r"\b(?:error|exception|fatal|failed|failure|invalid|cannot|can't|could not|"
+    r"couldn't|unable|denied|no such file|not found|aborted|segmentation fault|"
+    r"out of memory|bad_alloc)\b", re.I)
+TRACEBACK = "Traceback (most recent call last):"
+CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+CPP_TERMINATE = re.compile(r"terminate called after throwing an instance of '([^']+)'")
+CPP_WHAT = re.compile(r"^\s*what\(\):\s*(.*)$")
+# pybind11's text for a C++ exception it could not translate: says nothing
+VAGUE = ("std::exception",)
+# what `plotfleet kill` appends to the log of a job it ended: not a failure
+KILLED_MARK = "plotfleet: killed on request"
+MAX_ERROR = 300
+
+
+class ErrorLine:
+    """Follows a log line by line; `.text` is its last meaningful error line."""
+
+    def __init__(self):
+        self.text = None
+        self.in_traceback = False
+        self.cpp_type = None
+
+    def feed(self, line):
+        s = line.strip()
+        if not s:
+            return
+        if s.startswith(TRACEBACK):
+            self.in_traceback = True
+            return
+        if self.in_traceback:
+            if line[:1].isspace() or s.startswith(CHAINED):
+                return              # a frame, its source line, or the chain's note
+            self.in_traceback = False
+            self._set(s)            # the exception itself: `ValueError: bad key`
+            return
+        if s.startswith(CHAINED):
+            return
+        m = CPP_TERMINATE.search(s)
+        if m:
+            self.cpp_type = m.group(1)
+            self._set(s)
+            return
+        m = CPP_WHAT.match(line)
+        if m:
+            what = m.group(1).strip()
+            self._set("%s: %s" % (self.cpp_type, what) if self.cpp_type else what)
+            self.cpp_type = None
+            return
+        if ERROR_WORDS.search(s) and not any(s.endswith(v) for v in VAGUE):
+            self._set(s)
+
+    def _set(self, text):
+        self.text = text if len(text) <= MAX_ERROR else text[:MAX_ERROR - 1] + "\u2026"
+
+
 def detect_plotter(line):
     for name, marks in SIGNATURES:
         for m in marks:
@@ -167,6 +228,9 @@ class LogState:
         self.total_s = None
         self.copy_s = None
         self.earlier = []       # summaries of the earlier plots of a multi-plot log
+        self.lines = 0          # non-blank lines read (none: phase unknown)
+        self.errors = ErrorLine()
+        self.killed = False
 
     def summary(self):
         return {
@@ -175,12 +239,18 @@ class LogState:
             "phase_s": list(self.phase_s), "copy_s": self.copy_s, "total_s": self.total_s,
             "start_time": self.start_time, "tmp_dir": self.tmp_dir,
             "tmp2_dir": self.tmp2_dir, "dst_dir": self.dst_dir,
+            "error": self.errors.text, "killed": self.killed, "lines": self.lines,
         }
 
     def feed(self, line):
         line = clean_line(line)
         if not line.strip():
             return
+        self.lines += 1
+        if line.startswith(KILLED_MARK):
+            self.killed = True
+            return
+        self.errors.feed(line)
         if self.plotter is None:
             self.plotter = detect_plotter(line)
             if self.plotter is None:
@@ -207,6 +277,8 @@ class LogState:
             self.phase_s = [None, None, None, None]
             self.total_s = self.copy_s = None
             self.start_time = None      # the next plot's own "Starting phase 1/4"
+            self.errors = ErrorLine()
+            self.killed = False
         self.plot_id = plot_id
 
     def _chia(self, line):

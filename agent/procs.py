@@ -158,14 +158,23 @@ def _cmdline(pid):
     return [a.decode("utf-8", "replace") for a in data.split(b"\0")[:-1]] if data else []
 
 
-def _stdout_log(pid):
-    """The file the job's stdout goes to, else an open *.log file."""
+def _fd_targets(pid):
+    """{fd path: target} of a process's open fds ({} when it cannot be read)."""
+    d = "%s/%d/fd" % (PROC, pid)
+    out = {}
     try:
-        target = os.readlink("%s/%d/fd/1" % (PROC, pid))
-        if target.startswith("/") and os.path.isfile(target):
-            return target
+        fds = os.listdir(d)
     except OSError:
-        pass
+        return out
+    for fd in fds:
+        try:
+            out[fd] = os.readlink(os.path.join(d, fd))
+        except OSError:
+            pass
+    return out
+
+
+def _open_log(pid):
     try:
         for f in psutil.Process(pid).open_files():
             if f.path.endswith(".log"):
@@ -173,6 +182,65 @@ def _stdout_log(pid):
     except PSUTIL_ERRORS:
         pass
     return None
+
+
+def _stdout_log(pid):
+    """The file the job's stdout goes to, else an open *.log file, else the
+    *.log file that the reader of its stdout pipe writes (`job | tee LOG`)."""
+    try:
+        target = os.readlink("%s/%d/fd/1" % (PROC, pid))
+    except OSError:
+        target = ""
+    if target.startswith("/") and os.path.isfile(target):
+        return target
+    found = _open_log(pid)
+    if found or not target.startswith("pipe:") or not HAVE_PROC:
+        return found
+    # whoever else holds the pipe (tee, a logger) and has a log open
+    for other in _all_pids():
+        if other != pid and target in _fd_targets(other).values():
+            found = _open_log(other)
+            if found:
+                return found
+    return None
+
+
+def _all_pids():
+    try:
+        return [int(p) for p in os.listdir(PROC) if p.isdigit()]
+    except OSError:
+        return []
+
+
+def held_open(dirs):
+    """{path: {pids}} of the files directly or deeper in `dirs` that some
+    process (other than this agent) holds open: one walk of the process table.
+
+    A log held open belongs to a live job whatever its stdout is (a file, a
+    pipe through tee, a terminal); a temp file held open is being written."""
+    prefixes = tuple(d.rstrip(os.sep) + os.sep for d in dict.fromkeys(dirs) if d)
+    out = {}
+    if not prefixes:
+        return out
+    me = os.getpid()
+    if HAVE_PROC:
+        for pid in _all_pids():
+            if pid == me:
+                continue
+            for target in _fd_targets(pid).values():
+                if target.startswith(prefixes):
+                    out.setdefault(target, set()).add(pid)
+        return out
+    for p in psutil.process_iter():
+        try:
+            if p.pid == me:
+                continue
+            for f in p.open_files():
+                if f.path.startswith(prefixes):
+                    out.setdefault(f.path, set()).add(p.pid)
+        except PSUTIL_ERRORS:
+            continue
+    return out
 
 
 class Proc:
@@ -196,12 +264,7 @@ class ProcScanner:
         self.boot = psutil.boot_time()
 
     def _pids(self):
-        if HAVE_PROC:
-            try:
-                return [int(p) for p in os.listdir(PROC) if p.isdigit()]
-            except OSError:
-                return []
-        return psutil.pids()
+        return _all_pids() if HAVE_PROC else psutil.pids()
 
     def scan(self):
         """Return (jobs, rsyncs): job dicts for every plot job on the machine
@@ -299,20 +362,12 @@ def _create_time(pid):
 
 def open_paths(pid):
     """Paths a process has open (for 'is an rsync writing this file')."""
-    out = set()
-    d = "%s/%d/fd" % (PROC, pid)
+    if HAVE_PROC and os.path.isdir("%s/%d/fd" % (PROC, pid)):
+        return set(_fd_targets(pid).values())
     try:
-        for fd in os.listdir(d):
-            try:
-                out.add(os.readlink(os.path.join(d, fd)))
-            except OSError:
-                pass
-    except OSError:
-        try:
-            out.update(f.path for f in psutil.Process(pid).open_files())
-        except PSUTIL_ERRORS:
-            pass
-    return out
+        return {f.path for f in psutil.Process(pid).open_files()}
+    except PSUTIL_ERRORS:
+        return set()
 
 
 def _ppid(pid):

@@ -80,6 +80,7 @@ OPS = {
     "remove_plot": actions.remove_plot, "clean_partial": actions.clean_partial,
     "read_log": actions.read_log, "list_logs": actions.list_logs,
     "reserve_drive": reserve_drive, "end_agent": end_agent,
+    "clean_dead": actions.clean_dead, "reset_failures": actions.reset_failures,
 }
 NO_CONFIG = ("hello", "end_agent")
 

@@ -10,13 +10,12 @@ import time
 
 import psutil
 
-from . import disks, lognames
-from .logparse import analyze_log
-from .procs import ProcScanner, maybe_receiving, rsync_targets
+from . import disks, failures, lognames
+from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets
 
 FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server
 
-DEAD_RECENT_S = 86400.0   # a dead log without leftovers is reported for a day
+DEAD_KEEP_S = 86400.0   # dead_keep_h's default: a dead job without leftovers stays a day
 
 
 def state_dir():
@@ -60,13 +59,27 @@ def _own_jobs(all_jobs, cdirs):
     return out
 
 
+class Held:
+    """Which files under some dirs a process holds open: the process table
+    is walked once, and only if someone asks."""
+
+    def __init__(self, dirs):
+        self.dirs = dirs
+        self._paths = None
+
+    def __contains__(self, path):
+        if self._paths is None:
+            self._paths = held_open(self.dirs)
+        return path in self._paths
+
+
 class Agent:
     """Caches that outlive one request: process classification, log tails,
-    parsed dead logs."""
+    analysed job logs."""
 
     def __init__(self):
         self.scanner = ProcScanner()
-        self.log_cache = {}   # path -> ((size, mtime), analysis or None)
+        self.logs = failures.LogBook()
         self.children = []    # Popen objects we started, reaped here
 
     def reap(self):
@@ -118,8 +131,8 @@ class Agent:
                 d["plot_bytes"] = sum(p["size_bytes"] for p in farm)
             dirs.append(d)
 
-        live_logs = {j["log_file"] for j in all_jobs if j["log_file"]}
         logs = _log_entries(config)     # one listing of log_dir per snapshot
+        dead, failed = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
         return {
             "host_time": now,
             "last_start": max([j["started_at"] for j in jobs] +
@@ -129,7 +142,8 @@ class Agent:
             "plots": plots,
             "transfers": read_transfers(config),
             "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
-            "dead": self.dead(config, logs, live_logs, by_id, now),
+            "dead": dead,
+            "failures": failed,
         }
 
     def partials(self, farm, rsyncs, now):
@@ -146,44 +160,24 @@ class Agent:
                         "receiving": receiving})
         return out
 
-    def dead(self, config, entries, live_logs, by_id, now):
+    def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now):
+        """(dead jobs, failures in a row) from the host's job logs."""
         log_dir = (config or {}).get("log_dir")
+        none = {"count": 0, "last_error": None, "last_at": 0.0, "last_log": None,
+                "reset_at": 0.0}
         if not log_dir:
-            return []
+            return [], none
         log_dir = disks.expand(log_dir)
-        out, seen = [], set()
-        for e in entries:
-            path = os.path.join(log_dir, e.name)
-            seen.add(path)
-            if path in live_logs:
-                continue
-            try:
-                st = e.stat()
-            except OSError:
-                continue
-            key = (st.st_size, st.st_mtime)
-            cached = self.log_cache.get(path)
-            if cached is None or cached[0] != key:
-                try:
-                    with open(path, "rb") as f:
-                        info = analyze_log(f.read(64 << 20))
-                except OSError:
-                    info = None
-                cached = (key, info)
-                self.log_cache[path] = cached
-            info = cached[1]
-            if not info or info["finished"] or not info["plot_id"]:
-                continue
-            tmp_bytes, files = by_id.get(info["plot_id"], (0, []))
-            if not files and now - st.st_mtime > DEAD_RECENT_S:
-                continue
-            out.append({"plot_id": info["plot_id"], "log_file": path,
-                        "phase": info["phase"], "tmp_files": sorted(files),
-                        "tmp_bytes": tmp_bytes})
-        for p in list(self.log_cache):
-            if p not in seen and p.startswith(log_dir + os.sep):
-                del self.log_cache[p]
-        return out
+        recs = failures.records(log_dir, entries, self.logs)
+        # every job on the machine counts: a hand-started job may write here
+        live = failures.Live(logs={j["log_file"] for j in all_jobs if j["log_file"]},
+                             ids={j["plot_id"] for j in all_jobs if j["plot_id"]},
+                             held=Held([log_dir] + temp_dirs), by_id=by_id)
+        keep = (config or {}).get("dead_keep_s")
+        keep = DEAD_KEEP_S if keep is None else float(keep)
+        dead = failures.dead_jobs(recs, live, keep, now)
+        run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir))
+        return dead, run
 
 
 def _log_entries(config):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 
 def human_bytes(n: float) -> str:
@@ -87,11 +87,32 @@ class CleanPartial:
 
 
 @dataclass(frozen=True)
+class CleanDead:
+    """Remove a failed job's temp files (its host checks every guard again)."""
+    host: str
+    plot_id: str
+    log_file: str
+    files: int
+    size_bytes: int
+    error: Optional[str]
+
+    def describe(self) -> str:
+        why = f": {self.error}" if self.error else ""
+        return (f"{self.host}: failed job {self.plot_id[:8]}, {self.files} temp files "
+                f"({human_bytes(self.size_bytes)}){why}")
+
+
+@dataclass(frozen=True)
 class Wait:
-    """Nothing done for `subject` on `host` (a plotter, a plot, ...), because `reason`."""
+    """Nothing done for `subject` on `host` (a plotter, a plot, ...), because `reason`.
+
+    `blocked`: nothing will change without the operator (backed off after
+    failures, or no tmp dir could ever hold a job), so a run waiting for
+    plots from here may end."""
     host: str
     subject: str
     reason: str
+    blocked: bool = False
 
     def describe(self) -> str:
         return f"{self.host}: {self.subject}: waiting: {self.reason}"

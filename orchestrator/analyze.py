@@ -12,12 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from agent import lognames
 from agent.logparse import analyze_plots
+from agent.procs import held_open
 from orchestrator.errors import one_line
 
 PHASES = ("p1", "p2", "p3", "p4", "total")
 DAY = 86400.0
-PLOTTERS = ("chiapos", "chia", "madmax", "bladebit")
 
 
 @dataclass(frozen=True)
@@ -31,27 +32,32 @@ class Run:
     finished_at: float                     # epoch: start + total from the log, else log mtime
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A plot that never finished and whose job is gone (not one killed on request)."""
+    host: str
+    log: str
+    plotter: str
+    error: Optional[str]
+
+
 @dataclass
 class Collected:
     runs: List[Run] = field(default_factory=list)
     unreadable: List[Tuple[str, str]] = field(default_factory=list)   # (where, why)
     unfinished: int = 0
+    failed: List[Failed] = field(default_factory=list)
     down: List[str] = field(default_factory=list)        # hosts that could not be asked
 
 
-def plotter_hint(path: str) -> Optional[str]:
-    """plotfleet names its logs `..._<plotter>.log`: chiapos logs read like chia's."""
-    stem = os.path.basename(path).rsplit(".", 1)[0]
-    for name in PLOTTERS:
-        if stem.endswith("_" + name):
-            return name
-    return None
-
-
-def add_log(col: Collected, host: str, path: str, text, mtime: float) -> None:
+def add_log(col: Collected, host: str, path: str, text, mtime: float,
+            live: bool = False) -> None:
+    """Add one log's plots: finished ones as runs; unfinished ones as failed,
+    unless its job still runs (`live`: the last plot is in progress) or was
+    killed on request."""
     where = path if host == "local" else f"{host}:{path}"
     try:
-        plots = analyze_plots(text, plotter_hint(path))
+        plots = analyze_plots(text, lognames.plotter_of(path))   # chiapos reads like chia
     except Exception as e:   # a parser bug must not hide the other logs
         col.unreadable.append((where, f"parse error: {type(e).__name__}: {e}"))
         return
@@ -60,6 +66,10 @@ def add_log(col: Collected, host: str, path: str, text, mtime: float) -> None:
         return
     done = [p for p in plots if p["finished"] and p["total_s"] is not None]
     col.unfinished += len(plots) - len(done)
+    for i, p in enumerate(plots):
+        if p["finished"] or p["killed"] or (live and i == len(plots) - 1):
+            continue
+        col.failed.append(Failed(host, path, p["plotter"] or "?", p["error"]))
     # without timestamps in the log, the last plot ended at the log's mtime
     # and each earlier one when the next began
     end = mtime
@@ -74,6 +84,7 @@ def add_log(col: Collected, host: str, path: str, text, mtime: float) -> None:
 
 def collect_local(folder: str, host: str = "local") -> Collected:
     col = Collected()
+    held = held_open([os.path.realpath(folder)])     # logs of jobs running here
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
@@ -84,7 +95,8 @@ def collect_local(folder: str, host: str = "local") -> Collected:
         except OSError as e:
             col.unreadable.append((path, e.strerror or str(e)))
             continue
-        add_log(col, host, path, text, os.path.getmtime(path))
+        add_log(col, host, path, text, os.path.getmtime(path),
+                live=os.path.realpath(path) in held)
     return col
 
 
@@ -102,7 +114,7 @@ def _host_logs(fleet, h) -> Collected:
         except Exception as e:
             col.unreadable.append((f"{h.name}:{entry['path']}", one_line(e)))
             continue
-        add_log(col, h.name, entry["path"], text, entry["mtime"])
+        add_log(col, h.name, entry["path"], text, entry["mtime"], live=entry.get("live", False))
     return col
 
 
@@ -117,6 +129,7 @@ def collect_fleet(fleet, hosts) -> Collected:
             col.runs += part.runs
             col.unreadable += part.unreadable
             col.unfinished += part.unfinished
+            col.failed += part.failed
             col.down += part.down
     return col
 
@@ -189,7 +202,15 @@ def plots_per_day(runs: List[Run]) -> Dict[str, float]:
 
 def report(col: Collected) -> dict:
     """Everything `analyze` shows, as plain data (the --json document)."""
+    failed_by: Dict[str, Dict[str, int]] = {"host": {}, "plotter": {}}
+    for f in col.failed:
+        for grouping, key in (("host", f.host), ("plotter", f.plotter)):
+            failed_by[grouping][key] = failed_by[grouping].get(key, 0) + 1
     return {"plots": len(col.runs), "unfinished": col.unfinished,
+            "failed": len(col.failed),
+            "failed_by": {g: dict(sorted(v.items())) for g, v in failed_by.items()},
+            "failures": [{"host": f.host, "log": f.log, "plotter": f.plotter,
+                          "error": f.error} for f in col.failed],
             "unreadable": [{"where": w, "why": y} for w, y in col.unreadable],
             "down": list(col.down),
             "groups": aggregate(col.runs), "plots_per_day": plots_per_day(col.runs),

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Mapping, Optional, Tuple
 
-from .actions import StartJob, StartTransfer, remove_after_promote
+from .actions import StartJob, StartTransfer, human_bytes, remove_after_promote
 from .errors import AgentError, LostReply, SessionError
 from .model import Host
 
@@ -123,6 +123,21 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
             continue
         _started(out, s, res)
     return tuple(still)
+
+
+def clean_dead(fleet, hosts: Mapping[str, Host], cleans, out: Outcome, check: bool) -> None:
+    """Clean up after failed jobs; the agent re-checks every guard (plot id,
+    the job's own tmp dirs, nothing holds them, nothing changed lately)."""
+    for c in cleans:
+        if check:
+            out.add(f"would clean up after {c.describe()}")
+            continue
+        res = _call(fleet, c.host, "clean_dead", out, f"clean-up of {c.plot_id[:8]}",
+                    config=hosts[c.host].agent_config(), plot_id=c.plot_id,
+                    log_file=c.log_file)
+        if res is not None:
+            out.add(f"cleaned up after {c.describe()}: removed {len(res['removed'])} files, "
+                    f"{human_bytes(res['freed_bytes'])}")
 
 
 def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:

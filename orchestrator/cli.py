@@ -131,6 +131,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     has_harvesters = any(h.is_harvester for h in selected)
     interval = _poll_interval(selected)
     state = None
+    end = None
     with Fleet(selected) as fleet:
         try:
             while True:
@@ -138,13 +139,17 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                 state = result.state
                 tracker.learn(state, fleet, hosts)
                 if json_:
-                    print(json.dumps({**state.to_json(), "actions": result.lines}))
+                    print(json.dumps({**state.to_json(), "decisions": result.decisions,
+                                      "actions": result.lines}))
                 else:
                     console.print(views.summary_table(state, hosts, note=result.backpressure))
                     console.print(views.action_log(result.lines or ["nothing to do"],
                                                    title=time.strftime("pass %H:%M:%S"),
                                                    failed=result.failed))
-                if once or check or tracker.done(state, has_harvesters):
+                if once or check:
+                    break
+                end = tracker.verdict(state, result.waits, selected, has_harvesters)
+                if end is not None:
                     break
                 time.sleep(interval if plots is None else min(interval, 2.0))
         except KeyboardInterrupt:
@@ -152,6 +157,40 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
             return
     if once or check:
         _exit_for(state)
+    if end is not None and end.code:
+        errors.print(f"plotfleet: stopped with {len(tracker.started)} of {plots} jobs started: "
+                     "no further progress is possible", markup=False, soft_wrap=True)
+        for line in end.lines:      # one line each, however narrow the terminal
+            errors.print(line, markup=False, soft_wrap=True)
+        raise Exit(code=end.code)
+
+
+@task(positional=["host"], auto_shortflags=False,
+      help=helps("inventory", "json", host="plotter name or Ansible host pattern"))
+@one_line_errors
+def reset(c, host, inventory=None, json_=False):
+    """Clear a plotter's failure back-off: its failed jobs so far no longer count."""
+    inv, selected, hosts = load(inventory, host)      # HOST is a host pattern
+    plotters = [h for h in selected if h.is_plotter]
+    if not plotters:
+        raise UserError(f"reset {host}: no plotter matches")
+    done, failed = {}, False
+    with Fleet(plotters) as fleet:
+        for h in plotters:
+            try:
+                res = fleet.call(h.name, "reset_failures", config=h.agent_config())
+                done[h.name] = {"reset_at": res["reset_at"]}
+                if not json_:
+                    console.print(f"{h.name}: failures reset; it may start jobs again",
+                                  markup=False)
+            except Exception as e:      # one host down must not stop the others
+                done[h.name] = {"error": one_line(e)}
+                errors.print(f"{h.name}: reset failed: {one_line(e)}", markup=False)
+                failed = True
+    if json_:
+        print(json.dumps({"reset": done}, indent=1))
+    if failed:
+        raise Exit(code=UNREACHABLE_EXIT)
 
 
 @task(help=helps("inventory", "limit", "json", "check"))
@@ -235,7 +274,7 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
             entry = dict(t.to_json(), op=op)
             try:
                 res = fleet.call(t.host, op, config=hosts[t.host].agent_config(),
-                                 pid=t.pid, plot_id=t.plot_id)
+                                 pid=t.pid, started_at=t.started_at, plot_id=t.plot_id)
             except Exception as e:      # one host's refusal must not stop the rest
                 err = one_line(e)
                 errors.print(f"{t.host}: {op} {(t.plot_id or '?')[:12]} failed: {err}",
@@ -361,7 +400,8 @@ def dashboard(c, inventory=None, limit=None, plot=False, refresh=None):
         run_dashboard(fleet, hosts, plot=plot, refresh=every)
 
 
-ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard)
+ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard,
+                reset)
 class _Program(Program):
     """invoke's Program, with a bad flag or task as a one-line error, exit 2."""
 

@@ -21,6 +21,7 @@ class Target:
     state: str                  # running | suspended | stalled | dead
     tmp_bytes: int
     tmp_files: int = 0          # dead jobs: how many leftovers there are
+    started_at: Optional[float] = None   # as the snapshot saw it: a reused pid is refused
 
     def describe(self) -> str:
         pid = f"pid {self.pid}" if self.pid else "no process"
@@ -36,9 +37,12 @@ def targets(state: FleetState) -> List[Target]:
     for h in state.hosts:
         for j in h.jobs:
             out.append(Target(h.name, j.plot_id, j.pid,
-                              "stalled" if j.stalled else j.state, j.tmp_bytes))
+                              "stalled" if j.stalled else j.state, j.tmp_bytes,
+                              started_at=j.started_at or None))
         for d in h.dead:
-            out.append(Target(h.name, d.plot_id, None, "dead", d.tmp_bytes, len(d.tmp_files)))
+            if d.plot_id:       # one that died before naming its plot left nothing to name
+                out.append(Target(h.name, d.plot_id, None, "dead", d.tmp_bytes,
+                                  len(d.tmp_files)))
     return out
 
 

@@ -81,6 +81,9 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     side = [_light(drives_table(state))]
     if any(h.transfers for h in state.hosts):
         side.insert(0, _light(views.transfers_table(state)))
+    dead = views.dead_table(state, hosts)
+    if dead is not None:
+        side.insert(0, _light(dead))          # failures before space and transfers
     down = views.down_table(state)
     if down is not None:
         side.insert(0, _light(down))          # a host that is down matters most

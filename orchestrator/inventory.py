@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 import shlex
@@ -24,6 +25,8 @@ import jinja2
 import jinja2.meta
 import yaml
 from jinja2.nativetypes import NativeEnvironment
+
+from agent.chiapos_plot import max_buckets as chiapos_max_buckets
 
 from . import hostpattern
 from .errors import InventoryError
@@ -52,9 +55,19 @@ INTS = {"threads": 1, "buckets": 1, "buffer": 1, "global_max_jobs": 0,
         "tmpdir_max_jobs": 0, "tmpdir_stagger_phase_major": 0,
         "tmpdir_stagger_phase_minor": 0, "tmpdir_stagger_phase_limit": 1,
         "transfer_bwlimit_kbps": 0, "max_transfers_per_plotter": 1,
-        "farm_reserve_bytes": 0}
+        "farm_reserve_bytes": 0, "max_failures": 1}
 FLOATS = {"global_stagger_m": 0, "polling_time_s": 0.1, "stall_after_m": 0.1,
-          "connect_timeout_s": 0.1, "request_timeout_s": 0.5}
+          "connect_timeout_s": 0.1, "request_timeout_s": 0.5, "dead_keep_h": 0.01,
+          "failure_backoff_m": 0, "clean_after_m": 0, "kill_after_m": 0}
+# buckets each plotter takes: (least, most, why); chiapos at small k takes
+# fewer (agent/chiapos_plot.max_buckets), and defaults to what its k allows
+BUCKETS = {
+    "chia": (16, 128, "chia plots create takes 16 to 128 buckets"),
+    "chiapos": (16, 128, "chiapos takes 16 to 128 buckets"),
+    "madmax": (16, 65536, "madmax takes 2^4 to 2^16 buckets"),
+    "bladebit": (64, 1024, "bladebit diskplot takes 64 to 1024 buckets"),
+}
+MAX_RANGE_HOSTS = 10000     # a host range expands to at most this many names
 STRINGS = ("ansible_host", "ansible_user", "ansible_python_interpreter",
            "farmer_key", "pool_key", "pool_contract", "plotter_command")
 CHOICES = {"plotter": ("chia", "madmax", "bladebit", "chiapos"),
@@ -195,7 +208,11 @@ class _Parsed:
                     if hvars is not None and not isinstance(hvars, dict):
                         raise self._err(name, f"host {pattern} must have a mapping"
                                               f" of vars, got {_show(hvars)}")
-                    for host in _expand(str(pattern)):
+                    try:
+                        names = _expand(str(pattern))
+                    except ValueError as e:
+                        raise self._err(name, str(e)) from None
+                    for host in names:
                         self._add_host(name, host, self._vars(name, hvars or {}))
 
     def _vars(self, group, mapping) -> dict:
@@ -254,20 +271,33 @@ _RANGE = re.compile(r"\[([^\]:]*):([^\]:]+)(?::(\d+))?\]")
 
 
 def _expand(pattern: str) -> List[str]:
-    """Ansible host ranges: `web[01:03]` -> web01, web02, web03; `[a:c]` too."""
+    """Ansible host ranges: `web[01:03]` -> web01, web02, web03; `[a:c]` too.
+
+    At most MAX_RANGE_HOSTS names: `[1:99999999999]` is a typo, not a fleet
+    (ValueError, which the caller turns into one line)."""
     m = _RANGE.search(pattern)
     if not m:
         return [pattern]
     beg, end, step = m.group(1) or "0", m.group(2), int(m.group(3) or 1)
+    if step < 1:
+        raise ValueError(f"host range {pattern} has step {step}")
     if beg.isdigit() and end.isdigit():
         width = len(beg) if beg.startswith("0") and len(beg) > 1 else 0
-        seq = [str(i).zfill(width) for i in range(int(beg), int(end) + 1, step)]
+        numbers = range(int(beg), int(end) + 1, step)
+        if len(numbers) > MAX_RANGE_HOSTS:
+            raise ValueError(f"host range {pattern} makes {len(numbers)} hosts"
+                             f" (at most {MAX_RANGE_HOSTS})")
+        seq = [str(i).zfill(width) for i in numbers]
     else:
         letters = string.ascii_letters
         seq = list(letters[letters.index(beg):letters.index(end) + 1:step]) \
             if beg in letters and end in letters else [m.group(0)]
     head, tail = pattern[:m.start()], pattern[m.end():]
-    return [head + s + t for s in seq for t in _expand(tail)]
+    rest = _expand(tail)
+    if len(seq) * len(rest) > MAX_RANGE_HOSTS:
+        raise ValueError(f"host range {pattern} makes {len(seq) * len(rest)} hosts"
+                         f" (at most {MAX_RANGE_HOSTS})")
+    return [head + s + t for s in seq for t in rest]
 
 
 # ---- merging and templating ---------------------------------------------------
@@ -367,6 +397,8 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
         if not ok or isinstance(value, bool):
             raise err(key, f"must be {'an integer' if kind is int else 'a number'},"
                            f" got {_show(value)}")
+        if not math.isfinite(value):
+            raise err(key, f"must be a finite number, got {value}")
         if value < minimum:
             raise err(key, f"must be at least {minimum}, got {_show(value)}")
         return kind(value)
@@ -423,10 +455,20 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
     out.setdefault("address", name)
     if out.get("python", "").startswith("auto"):
         out["python"] = "python3"       # Ansible's interpreter discovery
+    if "python" in out:
+        # a command, read with shell rules: `qemu-aarch64 /opt/py/bin/python3`
+        # is two words; an unbalanced quote must fail here, not on the host
+        try:
+            words = shlex.split(out["python"])
+        except ValueError as e:
+            raise err("ansible_python_interpreter",
+                      f"cannot be parsed ({e}): {_show(out['python'])}") from None
+        if not words:
+            raise err("ansible_python_interpreter", "is empty")
     if out.get("connection") == "local" and "python" not in out:
         # this machine: the controller's own interpreter (its venv has chiapos
         # and psutil), as Ansible's `ansible_playbook_python` for localhost
-        out["python"] = sys.executable
+        out["python"] = shlex.quote(sys.executable)
 
     plotter, k = out.get("plotter", Host.plotter), out.get("k", Host.k)
     minimum, why = K_RULES[plotter]
@@ -434,6 +476,8 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
         raise err("k", f"{k} is not allowed for plotter {plotter} ({why})")
     if k > 50:
         raise err("k", f"{k} is too large (plots stop at k 50)")
+    if "plotter" in roles:
+        _check_buckets(out, plotter, k, err)
     for overrides in out.get("tmp_overrides", {}).items():
         if overrides[0] not in out.get("tmp_dirs", ()):
             raise err("tmp_overrides", f"names {overrides[0]} which is not in tmp_dirs")
@@ -443,6 +487,28 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
                 raise err(key, f"is required for a {role}")
     return Host(name=name, groups=frozenset(group_names), roles=roles, vars=v,
                 source=source, **out)
+
+
+def _check_buckets(out: dict, plotter: str, k: int, err) -> None:
+    """Buckets the plotter can plot with, or one line naming the key.
+
+    Unset, chiapos takes the most its k allows (chia's 128 from k 20 on:
+    128 at k 18 dies with "Stripe size too large", 64 aborts with
+    "Triggering bucket too early"); the others keep 128."""
+    least, most, why = BUCKETS[plotter]
+    if plotter == "chiapos":
+        most = chiapos_max_buckets(k)
+        if most < least:
+            raise err("k", f"{k} is too small for chiapos (no bucket count works)")
+        if "buckets" not in out:
+            out["buckets"] = most
+        if most < 128:
+            why = f"chiapos at k {k} takes 16 to {most} buckets"
+    b = out.get("buckets", Host.buckets)
+    if plotter == "bladebit" and out.get("bladebit_mode", Host.bladebit_mode) != "diskplot":
+        return          # ramplot and cudaplot take no buckets
+    if not least <= b <= most:
+        raise err("buckets", f"{b} is not allowed for plotter {plotter} ({why})")
 
 
 def _overrides(value, err, path) -> dict:

@@ -50,12 +50,32 @@ class Job:
 
 @dataclass(frozen=True)
 class DeadJob:
-    """A log whose plot never finished and whose process is gone."""
-    plot_id: str
+    """A failed job: a log whose plot never finished, that nothing writes any more."""
+    plot_id: Optional[str]          # None: it died before its log named one
     log_file: str
-    phase: Phase
+    phase: Optional[Phase]          # None: its log holds no line
     tmp_files: Tuple[str, ...]
     tmp_bytes: int
+    ended_at: float = 0.0           # host clock: when its log was last written
+    error: Optional[str] = None     # the log's own last error line
+    started_at: float = 0.0
+    plotter: Optional[str] = None
+    k: int = 0
+    tmp_dir: Optional[str] = None   # as its log names them
+    tmp2_dir: Optional[str] = None
+    changed_at: float = 0.0         # host clock: newest change to its temp files
+    killed: bool = False            # ended by `plotfleet kill`: not a failure
+
+
+@dataclass(frozen=True)
+class Failures:
+    """A plotter's failed jobs in a row, newest back to its newest finished
+    plot (or the operator's reset), as its logs show them."""
+    count: int = 0
+    last_error: Optional[str] = None
+    last_at: float = 0.0            # host clock: when the newest failure ended
+    last_log: Optional[str] = None
+    reset_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +135,7 @@ class HostState:
     transfers: Tuple[Transfer, ...] = ()
     partials: Tuple[Partial, ...] = ()
     dead: Tuple[DeadJob, ...] = ()
+    failures: Failures = Failures()
     host_time: float = 0.0
     last_start: float = 0.0         # host clock: newest job start, finished ones too
 
@@ -124,7 +145,7 @@ class HostState:
         for j in d["jobs"]:
             j["phase"] = list(j["phase"])
         for j in d["dead"]:
-            j["phase"] = list(j["phase"])
+            j["phase"] = None if j["phase"] is None else list(j["phase"])
         return d
 
 
@@ -150,7 +171,7 @@ def _tuple(cls, items):
 def _known(cls, d: dict) -> dict:
     names = cls.__dataclass_fields__.keys()
     out = {k: v for k, v in d.items() if k in names}
-    if "phase" in out:
+    if out.get("phase") is not None:
         out["phase"] = tuple(out["phase"])
     if "tmp_files" in out:
         out["tmp_files"] = tuple(out["tmp_files"])
@@ -167,6 +188,7 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         transfers=_tuple(Transfer, snap.get("transfers")),
         partials=_tuple(Partial, snap.get("partials")),
         dead=_tuple(DeadJob, snap.get("dead")),
+        failures=Failures(**_known(Failures, snap.get("failures") or {})),
         host_time=snap.get("host_time", 0.0),
         last_start=snap.get("last_start", 0.0),
     )
@@ -224,6 +246,12 @@ class Host:
     tmp_overrides: dict = field(default_factory=dict, compare=False, hash=False)
     polling_time_s: float = 20.0
     stall_after_m: float = 30.0
+    # failed jobs
+    dead_keep_h: float = 24.0                   # a dead job without leftovers stays listed
+    max_failures: int = 2                       # failed jobs in a row before backing off
+    failure_backoff_m: float = 60.0             # then no new job for this long
+    clean_after_m: float = 5.0                  # a failed job's temp files go once they rest
+    kill_after_m: float = 1.0                   # kill of a dead job: its files must rest
     # harvesting and transfers
     farm_dirs: Tuple[str, ...] = ()
     transfer: str = "ssh"                       # ssh | local
@@ -253,6 +281,9 @@ class Host:
             "log_dir": self.log_dir,
             "farm_dirs": list(self.farm_dirs),
             "stall_after_s": self.stall_after_m * 60.0,
+            "dead_keep_s": self.dead_keep_h * 3600.0,
+            "kill_quiet_s": self.kill_after_m * 60.0,
+            "clean_quiet_s": self.clean_after_m * 60.0,
             "create_dirs": self.create_dirs,
             "require_mounted_farm": self.require_mounted_farm,
         }

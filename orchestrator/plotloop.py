@@ -1,23 +1,26 @@
 """One plot-all pass, and the loop around it.
 
-gather -> schedule + archive (pure) -> apply -> render.  Nothing is
-remembered between passes except which jobs this run started (for --plots N)
-and the starts whose answer was lost (asked again, by their request id, at the
-next pass): whatever the controller forgets, the next pass sees again on the
-hosts.
+gather -> schedule + clean-ups + archive (pure) -> apply -> render.  Nothing
+is remembered between passes except which jobs this run started (for
+--plots N) and the starts whose answer was lost (asked again, by their
+request id, at the next pass): whatever the controller forgets, the next pass
+sees again on the hosts (failures in a row included: each agent counts them
+from its logs).
 """
 from __future__ import annotations
 
+import posixpath
 import time
-from dataclasses import dataclass, field
-from typing import Mapping, Optional, Set, Tuple
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Mapping, Optional, Set, Tuple
 
 from agent.logparse import analyze_log
 
 from . import apply as apply_mod
 from .archiver import archive
+from .failures import cleanups
 from .model import FleetState, Host
-from .scheduler import schedule
+from .scheduler import host_clock, schedule
 
 
 @dataclass
@@ -27,15 +30,28 @@ class PassResult:
     backpressure: Optional[str]
     started: list
     failed: list = field(default_factory=list)     # the lines of `lines` that are failures
+    waits: tuple = ()               # the scheduler's, one per plotter not started on
+    decisions: dict = field(default_factory=dict)   # what was decided, as JSON
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """Why a `--plots N` run ends: code 0 (its plots are archived), 1 (no
+    further progress is possible; `lines` say why, one per plotter or failed
+    job), 4 (that, and a host was unreachable)."""
+    code: int
+    lines: Tuple[str, ...] = ()
 
 
 @dataclass
 class RunTracker:
-    """The jobs this run started, followed until their plots are archived."""
+    """The jobs this run started, followed until their plots are archived,
+    or until no further progress is possible."""
     limit: Optional[int]
     started: Set[Tuple[str, str]] = field(default_factory=set)     # (host, log_file)
     plot_ids: dict = field(default_factory=dict)                    # (host, log) -> id
     unanswered: tuple = ()            # apply.Unanswered: starts that may be running
+    failed: dict = field(default_factory=dict)      # (host, log) -> DeadJob, once seen
 
     @property
     def remaining(self) -> Optional[int]:
@@ -48,36 +64,87 @@ class RunTracker:
             for j in h.jobs:
                 if (h.name, j.log_file) in self.started and j.plot_id:
                     self.plot_ids[(h.name, j.log_file)] = j.plot_id
+            for d in h.dead:    # failed stays failed once its entry ages out
+                if (h.name, d.log_file) in self.started:
+                    self.failed[(h.name, d.log_file)] = d
         for key in self.started - set(self.plot_ids):
             host, log = key
-            if any(j.log_file == log for j in state.host(host).jobs):
+            h = state.host(host)
+            if not h.reachable or key in self.failed or any(j.log_file == log for j in h.jobs):
                 continue
             try:   # finished between two polls: its log names the plot
                 data = fleet.call(host, "read_log", config=hosts[host].agent_config(),
-                                  path=log, offset=0, max_bytes=65536)["data"]
+                                  path=log, offset=0, max_bytes=1 << 20)["data"]
             except Exception:
                 continue
             info = analyze_log(data)
-            if info and info["plot_id"]:
+            if info and info["plot_id"] and info["finished"]:
                 self.plot_ids[key] = info["plot_id"]
 
-    def done(self, state: FleetState, with_harvesters: bool) -> bool:
-        """All N started, none still plotting, none still waiting or moving."""
-        if self.limit is None or len(self.started) < self.limit or self.unanswered:
-            return False
-        if len(self.plot_ids) < len(self.started):
-            return False
-        ids = set(self.plot_ids.values())
+    def _outcomes(self, state: FleetState) -> Dict[Tuple[str, str], tuple]:
+        """(host, log) -> ("running" | "failed" | "done" | "unknown", detail)."""
+        out = {}
+        for key in sorted(self.started):
+            host, log = key
+            h = next((x for x in state.hosts if x.name == host), None)
+            if key in self.failed:
+                out[key] = ("failed", self.failed[key])
+            elif h is None or not h.reachable:
+                out[key] = ("unknown", None)
+            elif any(j.log_file == log for j in h.jobs):
+                out[key] = ("running", None)
+            elif key in self.plot_ids:
+                out[key] = ("done", self.plot_ids[key])
+            else:
+                out[key] = ("unknown", None)      # the next pass reads its log
+        return out
+
+    def _archiving(self, state: FleetState, with_harvesters: bool, ids) -> bool:
         for h in state.hosts:
-            if not h.reachable and h.name in {host for host, _ in self.started}:
-                return False
-            if any(j.log_file and (h.name, j.log_file) in self.started for j in h.jobs):
-                return False
             if with_harvesters and any(p.plot_id in ids for p in h.plots):
-                return False
+                return True
             if any(_id_in(t.plot, ids) for t in h.transfers):
-                return False
-        return True
+                return True
+        return False
+
+    def verdict(self, state: FleetState, waits, run_hosts, with_harvesters: bool
+                ) -> Optional[RunEnd]:
+        """None while the run may still make progress, else how it ends."""
+        if self.limit is None or self.unanswered:
+            return None     # a start whose answer was lost may be running
+        outcomes = self._outcomes(state)
+        if any(kind in ("running", "unknown") for kind, _ in outcomes.values()):
+            return None
+        ids = {v for kind, v in outcomes.values() if kind == "done"}
+        if self._archiving(state, with_harvesters, ids):
+            return None
+        failed = [_failed_line(host, d) for (host, _), (kind, d) in outcomes.items()
+                  if kind == "failed"]
+        code = UNREACHABLE if any(not h.reachable for h in state.hosts) else 1
+        if len(self.started) >= self.limit:
+            return RunEnd(0) if not failed else RunEnd(code, tuple(failed))
+        # fewer than N started: can any plotter of the run still start one?
+        stuck = {w.host: w for w in waits if w.subject == "plotter" and w.blocked}
+        lines = []
+        for h in run_hosts:
+            if not h.is_plotter:
+                continue
+            hs = next((x for x in state.hosts if x.name == h.name), None)
+            if hs is None or not hs.reachable or h.name not in stuck:
+                return None     # it may come back, or start a job yet
+            lines.append(f"{h.name}: {stuck[h.name].reason}")
+        if not lines:
+            lines.append("no plotter in this run")
+        return RunEnd(code, tuple(failed + lines))
+
+
+UNREACHABLE = 4
+
+
+def _failed_line(host: str, d) -> str:
+    what = "was killed" if d.killed else "failed"
+    return (f"{host}: job {(d.plot_id or '?')[:8]} ({posixpath.basename(d.log_file)}) {what}: "
+            f"{d.error or 'no error line in its log'}")
 
 
 def _id_in(path: str, ids) -> bool:
@@ -91,14 +158,24 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
     tracker.unanswered = apply_mod.ask_again(fleet, tracker.unanswered, out)
     tracker.started.update((host, log) for host, _pid, log in out.started)
     state = fleet.gather()
-    decision = schedule(state, hosts, time.time(), max_new=tracker.remaining)
+    now = time.time()
+    decision = schedule(state, hosts, now, max_new=tracker.remaining)
     for w in decision.waits:
         out.add(f"{w.host}: waiting: {w.reason}")
     apply_mod.start_jobs(fleet, hosts, decision.starts, out, check)
     tracker.unanswered += tuple(out.unanswered)
     tracker.started.update((host, log) for host, _pid, log in out.started)
+    cleans, clean_waits = cleanups(state, hosts, lambda hs: host_clock(hs, state, now))
+    apply_mod.clean_dead(fleet, hosts, cleans, out, check)
+    for w in clean_waits:
+        out.add(w.describe())
     arch = archive(state, hosts)
     apply_mod.archive(fleet, hosts, arch, out, check)
     for w in arch.waits:
         out.add(f"{w.host}: {w.subject}: {w.reason}")
-    return PassResult(state, out.lines, decision.backpressure, out.started, out.failed)
+    decisions = {"starts": [asdict(s) for s in decision.starts],
+                 "waits": [asdict(w) for w in decision.waits + clean_waits + arch.waits],
+                 "cleanups": [asdict(c) for c in cleans],
+                 "transfers": [asdict(t) for t in arch.transfers]}
+    return PassResult(state, out.lines, decision.backpressure, out.started, out.failed,
+                      decision.waits, decisions)

@@ -21,6 +21,11 @@ with plotman's keys and meanings:
   there, ties to the one fewest jobs head to.
 - at most one new job per plotter per pass, `max_new` per pass overall.
 
+Failures (orchestrator/failures.py): a plotter whose last max_failures jobs
+failed in a row gets no job for failure_backoff_m after the last failure;
+its wait says how many, the last error and when the next try comes, and is
+`blocked`, as is a plotter on which no tmp dir could ever hold a job.
+
 Fleet backpressure: when the farm (free bytes on the reachable harvesters'
 drives, minus their reserve) cannot take one more plot of size k after every
 plot already waiting, moving or being plotted, no job of that k starts.
@@ -35,6 +40,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .actions import StartJob, Wait, human_bytes
 from .commands import build_argv
+from .failures import backoff
 from .model import (Dir, FleetState, Host, HostState, Job, Phase,
                     expected_plot_bytes, expected_tmp_bytes)
 
@@ -251,11 +257,54 @@ def _group(jobs: Sequence[Job], index: PathIndex, attr: str) -> Dict[str, List[J
     return out
 
 
-def judge_plotter(host: Host, hs: HostState, host_now: Optional[float]):
-    """A StartJob for this plotter now, or the reason (str) it must wait.
+def never_fits(host: Host, hs: HostState) -> Optional[str]:
+    """Why no job could ever start on this plotter as configured, else None:
+    no tmp or dst dir, or no tmp dir that could hold one job even when empty.
+    (A dir with an error, e.g. missing, may come back: an ordinary wait.)"""
+    if not host.tmp_dirs:
+        return "no tmp_dirs configured"
+    if not host.dst_dirs:
+        return "no dst_dirs configured"
+    if not _uses_tmp(host):
+        return None
+    need = expected_tmp_bytes(host.k)
+    dirs = PathIndex(host.tmp_dirs).dirs(hs.dirs)
+    why = []
+    for path in host.tmp_dirs:
+        d = dirs.get(path)
+        if d is None or d.error or d.total_bytes >= need:
+            return None
+        why.append(f"{path} holds {human_bytes(d.total_bytes)} in all")
+    return (f"no tmp dir could ever hold a k{host.k} job ({human_bytes(need)}): "
+            + "; ".join(why))
+
+
+def blocked(host: Host, hs: HostState, host_now: Optional[float],
+            now: float) -> Optional[Wait]:
+    """The wait of a plotter that gets no job until the operator acts (or its
+    back-off ends): backed off after failures, or nothing could ever fit."""
+    off = backoff(host, hs, host_now, now)
+    if off is not None:
+        return Wait(host.name, "plotter", off.reason(now), blocked=True)
+    never = never_fits(host, hs)
+    if never is not None:
+        return Wait(host.name, "plotter", never, blocked=True)
+    return None
+
+
+def judge_plotter(host: Host, hs: HostState, host_now: Optional[float], now: float = 0.0):
+    """A StartJob for this plotter now, or the Wait saying why not.
 
     Farm backpressure and the per-pass cap are the caller's.
     """
+    stop = blocked(host, hs, host_now, now)
+    if stop is not None:
+        return stop
+    wait = _judge(host, hs, host_now)
+    return Wait(host.name, "plotter", wait) if isinstance(wait, str) else wait
+
+
+def _judge(host: Host, hs: HostState, host_now: Optional[float]):
     jobs = hs.jobs
     ages = [job_age_s(j, host_now) for j in jobs]
     if hs.last_start and host_now is not None:
@@ -268,10 +317,6 @@ def judge_plotter(host: Host, hs: HostState, host_now: Optional[float]):
             return f"stagger {int(youngest)}s/{int(stagger)}s"
     if host.global_max_jobs and len(jobs) >= host.global_max_jobs:
         return f"max jobs {len(jobs)}/{host.global_max_jobs}"
-    if not host.tmp_dirs:
-        return "no tmp_dirs configured"
-    if not host.dst_dirs:
-        return "no dst_dirs configured"
     tmp, why_tmp = _pick_tmp(host, hs, _group(jobs, PathIndex(host.tmp_dirs), "tmp_dir"))
     if tmp is None:
         return why_tmp
@@ -302,14 +347,18 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
         if not hs.reachable:
             waits.append(Wait(name, "plotter", f"unreachable: {hs.error or 'no answer'}"))
             continue
+        stop = blocked(host, hs, host_clock(hs, state, now), now)
+        if stop is not None:
+            waits.append(stop)
+            continue
         full = budget.blocks(host.k)
         if full:
             backpressure = backpressure or full
             waits.append(Wait(name, "plotter", "farm full"))
             continue
-        verdict = judge_plotter(host, hs, host_clock(hs, state, now))
-        if isinstance(verdict, str):
-            waits.append(Wait(name, "plotter", verdict))
+        verdict = judge_plotter(host, hs, host_clock(hs, state, now), now)
+        if isinstance(verdict, Wait):
+            waits.append(verdict)
         elif max_new is not None and len(starts) >= max_new:
             waits.append(Wait(name, "plotter", f"plot limit reached: {max_new} new jobs allowed"))
         else:

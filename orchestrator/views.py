@@ -17,7 +17,8 @@ from rich.text import Text
 
 from .actions import human_bytes as _human_bytes
 from .model import FleetState, Host, expected_plot_bytes
-from .scheduler import phase_str
+from .failures import backoff
+from .scheduler import host_clock, phase_str
 
 
 def human_bytes(n: Optional[float]) -> str:
@@ -114,10 +115,41 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
             t.add_row(*(cells[c] for c in columns))
         for d in h.dead:
             cells = {"plot id": Text((d.plot_id or "?")[:8]), "host": Text(h.name),
-                     "phase": phase_str(d.phase),
+                     "phase": phase_str(d.phase) if d.phase else "?:?",
+                     "k": str(d.k) if d.k else "", "tmp": Text(tail(d.tmp_dir, path_width)),
                      "tmp size": human_bytes(d.tmp_bytes), "pid": "-",
-                     "state": Text("dead", style="red")}
+                     "state": Text("killed" if d.killed else "dead", style="red")}
             t.add_row(*(cells.get(c, "") for c in columns))
+    return t
+
+
+def dead_table(state: FleetState, hosts: Mapping[str, Host],
+               now: Optional[float] = None) -> Optional[Table]:
+    """Failed jobs with their own error line, and the plotters backed off."""
+    now = time.time() if now is None else now
+    rows = [(h, d) for h in state.hosts for d in h.dead]
+    off = []
+    for h in state.hosts:
+        host = hosts.get(h.name)
+        if host is not None and host.is_plotter and h.reachable:
+            b = backoff(host, h, host_clock(h, state, now), now)
+            if b is not None:
+                off.append(f"{h.name}: {b.reason(now)}")
+    if not rows and not off:
+        return None
+    t = Table(title="failed jobs", title_style="red",
+              caption=Text("\n".join(off)) if off else None, caption_style="red",
+              caption_justify="left")
+    for col in ("plot id", "host", "phase", "ended", "leftovers", "error"):
+        t.add_column(col, no_wrap=col != "error")
+    for h, d in sorted(rows, key=lambda r: -r[1].ended_at):
+        ago = (h.host_time or now) - d.ended_at if d.ended_at else None
+        left = f"{len(d.tmp_files)} files, {human_bytes(d.tmp_bytes)}" if d.tmp_files else "-"
+        err = "killed on request" if d.killed else (d.error or "no error line in its log")
+        t.add_row(Text((d.plot_id or "?")[:8]), Text(h.name),
+                  phase_str(d.phase) if d.phase else "?:?",
+                  f"{human_duration(ago)} ago" if ago is not None else "-", left,
+                  Text(err, style="" if d.killed else "red"))
     return t
 
 
@@ -183,6 +215,9 @@ def action_log(lines: Iterable[str], title: str = "actions", failed: Iterable[st
 
 def status_view(state: FleetState, hosts: Mapping[str, Host]) -> Group:
     parts = [summary_table(state, hosts), jobs_table(state), dirs_table(state)]
+    dead = dead_table(state, hosts)
+    if dead is not None:
+        parts.append(dead)
     if any(h.transfers for h in state.hosts):
         parts.append(transfers_table(state))
     down = down_table(state)
@@ -222,8 +257,17 @@ def analyze_view(rep: dict) -> Group:
         rate.add_row(Text(host), f"{r:.1f}")
     parts.append(rate)
     note = (f"{rep['plots']} finished plots, {rep['unfinished']} unfinished, "
-            f"{len(rep['unreadable'])} unreadable")
+            f"{len(rep['unreadable'])} unreadable, {rep['failed']} failed")
     parts.append(Text(note))
+    if rep["failed"]:
+        failed = Table(title="failed jobs", title_style="red")
+        failed.add_column("by")
+        failed.add_column("", no_wrap=True)
+        failed.add_column("failed", justify="right")
+        for grouping, counts in rep["failed_by"].items():
+            for key, n in counts.items():
+                failed.add_row(grouping, Text(key), str(n))
+        parts.append(failed)
     if rep["unreadable"]:
         bad = Table(title="not analysed", title_style="red")
         bad.add_column("log", no_wrap=True)     # the name is what one looks for

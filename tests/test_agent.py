@@ -156,7 +156,12 @@ def test_a_job_that_died_shows_as_dead_and_kill_cleans_it(agent, host, reaper):
     dead = wait_for(lambda: agent.ok("snapshot", config=config)["dead"], 10)
     assert [x["plot_id"] for x in dead] == [j["plot_id"]]
     assert dead[0]["log_file"] == j["log_file"] and dead[0]["tmp_bytes"] > 0
-    r = agent.ok("kill", config=config, plot_id=j["plot_id"], pid=None)
+    # its files changed a moment ago: kill waits until they rest (kill_quiet_s)
+    r = agent.raw("kill", config=config, plot_id=j["plot_id"], pid=None)
+    assert not r["ok"] and "changed" in r["error"] and "nothing removed" in r["error"]
+    assert sorted(os.path.join(d["tmp"], n) for n in os.listdir(d["tmp"])) == \
+        [f for f in dead[0]["tmp_files"] if f.startswith(d["tmp"] + "/")]
+    r = agent.ok("kill", config=dict(config, kill_quiet_s=0), plot_id=j["plot_id"], pid=None)
     assert set(r["removed"]) == set(dead[0]["tmp_files"])
     assert os.listdir(d["tmp"]) == []
 
@@ -375,3 +380,92 @@ def test_transfer_over_ssh_to_a_harvester(agent, host, reaper, ssh_fleet, k18_pl
     agent.ok("promote", config=harvester_config, partial=partial["path"], size_bytes=size)
     agent.ok("remove_plot", config=config, plot=src, confirmed_size=size)
     assert os.listdir(farm) == [name] and not os.path.exists(src)
+
+
+def test_kill_by_pid_refuses_a_reused_pid(agent, host, reaper):
+    """The snapshot saw job A at pid P; A died and job B was given P.  A kill
+    meant for A (pid P, A's start time) must not hit B."""
+    d, config = host
+    a = start(agent, host, k=22, reaper=reaper)["result"]["pid"]
+    seen = job_with_temp_files(agent, config, a)
+    wait_for(lambda: time.time() > seen["started_at"] + 3.5, 10)   # B starts visibly later
+    os.kill(a, signal.SIGKILL)
+    wait_for(lambda: a not in jobs(agent, config) and not psutil.pid_exists(a), 10)  # reaped
+    argv = [sys.executable, "-m", "agent", "plot-chiapos"] + chiapos_argv(d, 22)[1:]
+    b = None
+    for _ in range(50):         # other processes may fork in between: try again
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(a - 1))
+        b = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        reaper.append(b.pid)
+        if b.pid == a:
+            break
+        b.kill()
+        b.wait()
+    assert b.pid == a, "could not reuse pid %d" % a
+    jb = wait_for(lambda: jobs(agent, config).get(a), 10)
+    assert jb["started_at"] > seen["started_at"] + 2
+    for op in ("kill", "suspend"):
+        r = agent.raw(op, config=config, pid=a, started_at=seen["started_at"],
+                      plot_id=seen["plot_id"])
+        assert not r["ok"] and "is another process now" in r["error"], r
+    assert psutil.Process(a).status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
+    assert b.poll() is None and any(seen["plot_id"] in n for n in os.listdir(d["tmp"]))
+    # with its own start time, B is the one meant
+    agent.ok("kill", config=config, pid=a, started_at=jb["started_at"])
+    assert b.wait(10) == -signal.SIGTERM
+
+
+def test_a_dead_jobs_files_stay_while_held_open_or_changing(agent, host, reaper, tmp_path):
+    d, config = host
+    pid = start(agent, host, k=20, reaper=reaper)["result"]["pid"]
+    j = job_with_temp_files(agent, config, pid)
+    os.kill(pid, signal.SIGKILL)
+    [dead] = wait_for(lambda: agent.ok("snapshot", config=config)["dead"], 10)
+    files = sorted(dead["tmp_files"])
+    assert files and dead["tmp_dir"] == d["tmp"] and dead["changed_at"] > 0
+    # the same plot id outside its tmp dirs is not its temp file for clean_dead
+    stray = os.path.join(d["dst"], "notes-%s.txt" % j["plot_id"])
+    with open(stray, "w") as f:
+        f.write("mine")
+    quiet = dict(config, kill_quiet_s=0, clean_quiet_s=0)
+    # another process holds one of them: the job is not dead, nothing goes
+    with open(files[0], "rb") as held:
+        holder = subprocess.Popen(["sleep", "60"], stdin=held)
+    reaper.append(holder.pid)
+    snap = wait_for(lambda: agent.ok("snapshot", config=config), 5)
+    assert snap["dead"] == [] and snap["failures"]["count"] == 0
+    for op, args in (("kill", dict(pid=None)), ("clean_dead", dict(log_file=j["log_file"]))):
+        r = agent.raw(op, config=quiet, plot_id=j["plot_id"], **args)
+        assert not r["ok"] and "is open in pid %d" % holder.pid in r["error"], r
+    assert all(os.path.exists(f) for f in files)
+    holder.kill()
+    holder.wait()
+    # changed a moment ago: kill (kill_quiet_s) and clean-up (clean_quiet_s) wait
+    os.utime(files[-1])
+    for op, args in (("kill", dict(pid=None)), ("clean_dead", dict(log_file=j["log_file"]))):
+        r = agent.raw(op, config=dict(config, kill_quiet_s=30, clean_quiet_s=30),
+                      plot_id=j["plot_id"], **args)
+        assert not r["ok"] and "changed" in r["error"] and "nothing removed" in r["error"], r
+    assert all(os.path.exists(f) for f in files)
+    # a log that is not this plot's is no licence
+    r = agent.raw("clean_dead", config=quiet, plot_id="e" * 64, log_file=j["log_file"])
+    assert not r["ok"] and "is not the log of failed plot" in r["error"]
+    r = agent.ok("clean_dead", config=quiet, plot_id=j["plot_id"], log_file=j["log_file"])
+    assert sorted(r["removed"]) == files and os.path.exists(stray)
+    assert agent.ok("snapshot", config=config)["failures"]["count"] == 1
+
+
+def test_a_job_that_cannot_start_is_a_failure_with_the_reason(agent, host):
+    d, config = host
+    r = agent.raw("start_job", config=config, argv=["/opt/nowhere/chia_plot", "-k", "32"],
+                  plotter="madmax", k=32, tmp_dir=d["tmp"], dst_dir=d["dst"], limits={})
+    assert not r["ok"] and r["error"].startswith("cannot start /opt/nowhere/chia_plot")
+    snap = agent.ok("snapshot", config=config)
+    [dead] = snap["dead"]
+    assert dead["error"] == "plotfleet: cannot start /opt/nowhere/chia_plot: No such file or directory"
+    assert dead["plot_id"] is None and dead["plotter"] == "madmax"
+    assert snap["failures"]["count"] == 1 and snap["failures"]["last_error"] == dead["error"]
+    agent.ok("reset_failures", config=config)
+    assert agent.ok("snapshot", config=config)["failures"]["count"] == 0

@@ -125,6 +125,10 @@ def test_analyze_fleet_chiapos_logs_through_the_agents(ssh_fleet, tmp_path):
     chiapos = {p: chia_times(p.read_text()) for p in logs1 + [log2]}
     mm_times = madmax_times(mm.read_text())
     assert (rep["plots"], rep["unfinished"]) == (4, 1)
+    # the job that died is counted as failed, by host and plotter
+    assert rep["failed"] == 1 and rep["failed_by"] == {"host": {"plotter1": 1},
+                                                      "plotter": {"chia": 1}}
+    assert [f["log"] for f in rep["failures"]] == [f"{p1.dirs['log']}/died.log"]
     assert sorted(u["where"] for u in rep["unreadable"]) == [
         f"plotter1:{p1.dirs['log']}/eio.log", f"plotter1:{p1.dirs['log']}/garbage.log"]
 

@@ -176,6 +176,8 @@ def test_kill_refusals_check_and_exact_cleanup(ssh_fleet, tmp_path, k18_plots):
         assert tree(h.root) == before
         assert psutil.Process(a.pid).status() == psutil.STATUS_STOPPED
 
+        log_a = Path(h.dirs["log"], f"{ID_A[:8]}.log")
+        text_a = log_a.read_text()
         r = plotfleet("kill", "abcd01", "--yes", "--json", "--inventory", inv)
         assert r.returncode == 0, r.stderr
         [done] = json.loads(r.stdout)["done"]
@@ -183,7 +185,12 @@ def test_kill_refusals_check_and_exact_cleanup(ssh_fleet, tmp_path, k18_plots):
         assert sorted(done["removed"]) == sorted(mine)
         assert done["freed_bytes"] == sum(mine.values())
         after = tree(h.root)
-        assert after == {p: v for p, v in before.items() if p not in mine}
+        # its log says it was killed on request (no failure), the rest is as it was
+        added = log_a.read_text()[len(text_a):]
+        assert log_a.read_text().startswith(text_a) and \
+            added.strip().startswith("plotfleet: killed on request at ")
+        assert {p: v for p, v in after.items() if p != str(log_a)} == \
+            {p: v for p, v in before.items() if p not in mine and p != str(log_a)}
         assert psutil.Process(b.pid).status() == psutil.STATUS_STOPPED
 
         # the human report names the files and the bytes
@@ -215,7 +222,16 @@ def test_killed_by_signal_job_is_dead_with_leftovers_and_kill_cleans(ssh_fleet, 
     row = next(line for line in r.stdout.splitlines() if ID_C[:8] in line)
     assert "dead" in row
 
+    # its files changed a moment ago: kill refuses until they rest kill_after_m
     before = tree(h.root)
+    r = plotfleet("kill", "c0ffee", "--yes", "--inventory", inv)
+    assert r.returncode == 1 and "changed" in r.stderr and "nothing removed" in r.stderr
+    assert tree(h.root) == before
+    inv = fleet.write_inventory(tmp_path / "inventory.yaml", kill_after_m=0.02)
+    deadline = time.time() + 10
+    while time.time() - max(os.path.getmtime(p) for p in left) < 0.02 * 60 + 0.2:
+        assert time.time() < deadline
+        time.sleep(0.1)
     r = plotfleet("kill", "c0ffee", "--yes", "--json", "--inventory", inv)
     assert r.returncode == 0, r.stderr
     [done] = json.loads(r.stdout)["done"]

@@ -314,9 +314,93 @@ def load_error(tmp_path, monkeypatch, text):
     ({"tmp_overrides": "{/t: {tmpdir_max_job: 1}}"},
      "host plotter03: tmp_overrides /t: tmpdir_max_job is not a tmp dir setting:"
      " did you mean tmpdir_max_jobs?"),
+    # combinations that can never plot
+    ({"plotter": "chia", "k": "32", "buckets": "256"},
+     "host plotter03: buckets 256 is not allowed for plotter chia"
+     " (chia plots create takes 16 to 128 buckets)"),
+    ({"plotter": "chia", "k": "32", "buckets": "8"},
+     "host plotter03: buckets 8 is not allowed for plotter chia"
+     " (chia plots create takes 16 to 128 buckets)"),
+    ({"buckets": "64"},       # chiapos k18: "Triggering bucket too early"
+     "host plotter03: buckets 64 is not allowed for plotter chiapos"
+     " (chiapos at k 18 takes 16 to 32 buckets)"),
+    ({"buckets": "128", "k": "19"},
+     "host plotter03: buckets 128 is not allowed for plotter chiapos"
+     " (chiapos at k 19 takes 16 to 64 buckets)"),
+    ({"plotter": "madmax", "k": "32", "buckets": "4"},
+     "host plotter03: buckets 4 is not allowed for plotter madmax"
+     " (madmax takes 2^4 to 2^16 buckets)"),
+    ({"k": "17"}, "host plotter03: k 17 is not allowed for plotter chiapos (chiapos needs k >= 18)"),
+    # numbers that are no numbers
+    ({"global_stagger_m": ".nan"}, "host plotter03: global_stagger_m must be a finite number, got nan"),
+    ({"polling_time_s": ".inf"}, "host plotter03: polling_time_s must be a finite number, got inf"),
+    ({"failure_backoff_m": "-.inf"},
+     "host plotter03: failure_backoff_m must be a finite number, got -inf"),
+    ({"max_failures": "0"}, "host plotter03: max_failures must be at least 1, got 0"),
+    ({"clean_after_m": "-1"}, "host plotter03: clean_after_m must be at least 0, got -1"),
+    ({"dead_keep_h": "soon"}, "host plotter03: dead_keep_h must be a number, got 'soon'"),
+    ({"kill_after_m": "[1]"}, "host plotter03: kill_after_m must be a number, got [1]"),
+    # the interpreter is a shell command: an unbalanced quote never reaches a host
+    ({"ansible_python_interpreter": "\"'/opt/my py/bin/python3\""},
+     "host plotter03: ansible_python_interpreter cannot be parsed (No closing quotation):"
+     " \"'/opt/my py/bin/python3\""),
+    ({"ansible_python_interpreter": "\"  \""},
+     "host plotter03: ansible_python_interpreter is empty"),
 ])
 def test_bad_plotter_settings(tmp_path, monkeypatch, change, message):
     assert load_error(tmp_path, monkeypatch, plotter_with(**change)) == f"inventory.yaml: {message}"
+
+
+def test_failure_keys_default_and_validate(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inventory.yaml").write_text(plotter_with())
+    h = load_inventory("inventory.yaml").host("plotter03")
+    assert (h.dead_keep_h, h.max_failures, h.failure_backoff_m, h.clean_after_m,
+            h.kill_after_m) == (24, 2, 60, 5, 1)
+    cfg = h.agent_config()
+    assert (cfg["dead_keep_s"], cfg["clean_quiet_s"], cfg["kill_quiet_s"]) == (86400, 300, 60)
+    (tmp_path / "inventory.yaml").write_text(plotter_with(
+        max_failures=5, failure_backoff_m=0.5, clean_after_m=0, kill_after_m=0.01, dead_keep_h=1))
+    h = load_inventory("inventory.yaml").host("plotter03")
+    assert (h.max_failures, h.failure_backoff_m, h.clean_after_m, h.kill_after_m,
+            h.dead_keep_h) == (5, 0.5, 0, 0.01, 1)
+
+
+@pytest.mark.parametrize("k, buckets", [(18, 32), (19, 64), (20, 128), (25, 128), (32, 128)])
+def test_chiapos_buckets_default_to_what_its_k_can_plot(tmp_path, monkeypatch, k, buckets):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inventory.yaml").write_text(plotter_with(k=k))
+    assert load_inventory("inventory.yaml").host("plotter03").buckets == buckets
+
+
+def test_chia_keeps_its_own_default_buckets_and_takes_any_in_range(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inventory.yaml").write_text(plotter_with(plotter="chia", k=32))
+    assert load_inventory("inventory.yaml").host("plotter03").buckets == 128
+    (tmp_path / "inventory.yaml").write_text(plotter_with(plotter="chia", k=32, buckets=16))
+    assert load_inventory("inventory.yaml").host("plotter03").buckets == 16
+
+
+def test_a_multi_word_interpreter_stays_valid(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inventory.yaml").write_text(plotter_with(
+        ansible_python_interpreter="\"qemu-aarch64 '/opt/my py/bin/python3'\""))
+    from orchestrator.deploy import python_argv
+    h = load_inventory("inventory.yaml").host("plotter03")
+    assert python_argv(h.python) == "qemu-aarch64 '/opt/my py/bin/python3'"
+
+
+def test_a_host_range_is_capped(tmp_path, monkeypatch):
+    msg = load_error(tmp_path, monkeypatch,
+                     "all:\n  hosts:\n    web[1:99999999999]:\n")
+    assert msg == ("inventory.yaml: group all: host range web[1:99999999999] makes"
+                   " 99999999999 hosts (at most 10000)")
+    msg = load_error(tmp_path, monkeypatch, "all:\n  hosts:\n    r[1:200]x[1:200]:\n")
+    assert msg.endswith("makes 40000 hosts (at most 10000)")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inventory.yaml").write_text("all:\n  hosts:\n    web[001:100]:\n")
+    names = [h.name for h in load_inventory("inventory.yaml").hosts]
+    assert len(names) == 100 and names[0] == "web001" and names[-1] == "web100"
 
 
 def test_harvester_needs_farm_dirs(tmp_path, monkeypatch):

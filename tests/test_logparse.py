@@ -174,3 +174,70 @@ def test_huge_log_streams_in_bounded_chunks(tmp_path):
     tail.poll()
     assert tail.offset == path.stat().st_size and tail.phase == (2, 0)
     assert len(tail.pending) == 0
+
+
+# -- the error line of a failed job ----------------------------------------------
+
+def run_log(tmp_path, argv, name="job.log"):
+    """Run a real command with its output in a log, as a job would; (rc, bytes)."""
+    log = tmp_path / name
+    with open(log, "wb") as out:
+        rc = subprocess.call(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=120)
+    return rc, log.read_bytes()
+
+
+def chiapos_argv(tmp_path, *extra):
+    for d in ("t", "d"):
+        (tmp_path / d).mkdir(exist_ok=True)
+    return [sys.executable, "-m", "agent", "plot-chiapos", "-k", "18", "-t", str(tmp_path / "t"),
+            "-d", str(tmp_path / "d"), "-b", "300", "-r", "2", *extra]
+
+
+def test_a_cpp_abort_is_its_what_line(tmp_path):
+    rc, text = run_log(tmp_path, chiapos_argv(tmp_path, "-u", "64", "--stripe", "2000"))
+    assert rc == -6                                  # SIGABRT
+    info = analyze_log(text, "chiapos")
+    assert info["error"] == "InvalidValueException: Triggering bucket too early"
+    assert not info["finished"] and info["plot_id"] and info["phase"][0] == 1
+
+
+def test_a_plotter_error_is_its_own_line_not_the_wrappers_vague_one(tmp_path):
+    rc, text = run_log(tmp_path, chiapos_argv(tmp_path, "-u", "128", "--stripe", "2000"))
+    assert rc == 1
+    info = analyze_log(text, "chiapos")
+    assert info["error"] == "Caught plotting error: Stripe size too large"
+    assert info["plot_id"] is None and info["lines"] > 0
+
+
+def test_a_traceback_gives_the_exception_not_a_frame(tmp_path):
+    script = ("def load(k):\n    raise ValueError('farmer key ' + k + ' is not 48 bytes')\n"
+              "try:\n    load('0x8f3c')\nexcept ValueError as e:\n"
+              "    raise RuntimeError('cannot create plot') from e\n")
+    rc, text = run_log(tmp_path, [sys.executable, "-c", script])
+    assert rc == 1 and b'File "<string>", line' in text
+    assert analyze_log(text, "chia")["error"] == "RuntimeError: cannot create plot"
+    rc, text = run_log(tmp_path, [sys.executable, "-c", script.split("try:")[0] + "load('x')\n"])
+    assert analyze_log(text, "chia")["error"] == "ValueError: farmer key x is not 48 bytes"
+
+
+@pytest.mark.parametrize("lines, error", [
+    (["Multi-threaded pipelined Chia k32 plotter - 974d6e5",
+      "Invalid buckets parameter: 2^3 (supported: 2^[4..16])"],
+     "Invalid buckets parameter: 2^3 (supported: 2^[4..16])"),
+    (["Multi-threaded pipelined Chia k32 plotter - 974d6e5",
+      "Failed to write to tmpdir directory: '/mnt/nvme/tmp/'"],
+     "Failed to write to tmpdir directory: '/mnt/nvme/tmp/'"),
+    (["\x1b[31mError: Could not find farmer key\x1b[0m\r"], "Error: Could not find farmer key"),
+    (["Starting phase 1/4: Forward Propagation into tmp files... Wed Nov 25 05:44:57 2026",
+      "plotfleet: killed on request at 2026-11-25 05:45:00"], None),
+])
+def test_error_lines_of_other_plotters(lines, error):
+    info = analyze_log("\n".join(lines) + "\n", "madmax" if "Multi" in lines[0] else "chia")
+    assert info["error"] == error
+    assert info["killed"] == lines[-1].startswith("plotfleet: killed")
+
+
+def test_logs_of_jobs_that_went_well_have_no_error(chiapos_log):
+    assert analyze_log(chiapos_log[0])["error"] is None
+    for log in (MADMAX_LOG, BLADEBIT_RAM_LOG, BLADEBIT_DISK_LOG, BLADEBIT_CUDA_LOG):
+        assert analyze_log(text_of(log))["error"] is None

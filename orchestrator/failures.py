@@ -1,0 +1,86 @@
+"""Failed jobs, decided centrally: back off a plotter whose jobs keep
+failing, and clean up after a failed job once its temp files rest.
+
+Pure: every fact comes from the hosts (each agent counts its plotter's
+failures in a row from its own logs, see agent/failures.py), every
+threshold from the inventory (max_failures, failure_backoff_m,
+clean_after_m).  A restarted controller, or a second one, decides the same.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import List, Mapping, Optional, Tuple
+
+from .actions import CleanDead, Wait
+from .model import FleetState, Host, HostState
+
+
+@dataclass(frozen=True)
+class BackedOff:
+    """A plotter that gets no new job until `next_try` (controller clock)."""
+    host: str
+    count: int
+    max_failures: int
+    last_error: Optional[str]
+    next_try: float
+
+    def reason(self, now: float) -> str:
+        wait_s = max(0.0, self.next_try - now)
+        when = time.strftime("%H:%M:%S", time.localtime(self.next_try))
+        return (f"backed off: {self.count} failed jobs in a row (max_failures "
+                f"{self.max_failures}), last error: {self.last_error or 'none in its log'}; "
+                f"next try in {_minutes(wait_s)} at {when}, or now with "
+                f"`plotfleet reset {self.host}`")
+
+
+def _minutes(s: float) -> str:
+    return f"{s / 60:.0f}m" if s >= 60 else f"{s:.0f}s"
+
+
+def backoff(host: Host, hs: HostState, host_now: Optional[float],
+            now: float) -> Optional[BackedOff]:
+    """Whether this plotter is backed off now: max_failures failed jobs in a
+    row, the last one less than failure_backoff_m ago (host clock).  A
+    finished plot, or the operator's reset, ends it."""
+    f = hs.failures
+    if f.count < host.max_failures:
+        return None
+    host_now = now if host_now is None else host_now
+    left = f.last_at + host.failure_backoff_m * 60.0 - host_now
+    if left <= 0:
+        return None
+    return BackedOff(host.name, f.count, host.max_failures, f.last_error, now + left)
+
+
+def cleanups(state: FleetState, hosts: Mapping[str, Host],
+             host_clock) -> Tuple[Tuple[CleanDead, ...], Tuple[Wait, ...]]:
+    """The failed jobs whose temp files go now, and why the others wait.
+
+    Only what its host reported: files named for its plot id, the dirs its
+    log names; the agent checks again, on the host, before removing any.
+    `host_clock(hs)` is the host's time now."""
+    cleans: List[CleanDead] = []
+    waits: List[Wait] = []
+    for hs in state.hosts:
+        host = hosts.get(hs.name)
+        if host is None or not host.is_plotter or not hs.reachable:
+            continue
+        now = host_clock(hs)
+        for d in hs.dead:
+            if not d.tmp_files or not d.plot_id:
+                continue
+            subject = f"failed job {d.plot_id[:8]}"
+            if not (d.tmp_dir or d.tmp2_dir):
+                waits.append(Wait(hs.name, subject, "its log names no tmp dir: "
+                                  "clean it with `plotfleet kill`"))
+                continue
+            rest = host.clean_after_m * 60.0
+            age = (now - d.changed_at) if now is not None and d.changed_at else rest
+            if age < rest:
+                waits.append(Wait(hs.name, subject, f"clean-up once its temp files rest "
+                                  f"{_minutes(rest)} (changed {_minutes(max(age, 0))} ago)"))
+                continue
+            cleans.append(CleanDead(hs.name, d.plot_id, d.log_file, len(d.tmp_files),
+                                    d.tmp_bytes, d.error))
+    return tuple(cleans), tuple(waits)
