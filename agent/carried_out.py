@@ -10,28 +10,20 @@ only under the host lock, in the same hold as the act itself, so of two
 agents holding the same request exactly one acts and the other finds its
 record.  Entries are pruned by age and count.
 """
-import json
-import os
 import sys
 import time
 
-from .snapshot import state_dir
+from . import statefile
 
 KEEP_S = 86400.0      # far longer than a controller keeps asking again
 MAX_ENTRIES = 2000
 
 
-def _path():
-    return os.path.join(state_dir(), "carried-out.json")
+NAME = "carried-out.json"
 
 
 def _load():
-    try:
-        with open(_path()) as f:
-            done = json.load(f)
-        return done if isinstance(done, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return statefile.load(NAME)
 
 
 def lookup(request_id):
@@ -53,14 +45,8 @@ def remember(request_id, op, result, now=None):
     if len(done) > MAX_ENTRIES:
         newest = sorted(done.items(), key=lambda kv: kv[1]["at"])[-MAX_ENTRIES:]
         done = dict(newest)
-    tmp = _path() + ".tmp"
     try:
-        os.makedirs(state_dir(), exist_ok=True)
-        with open(tmp, "w") as f:
-            json.dump(done, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, _path())
+        statefile.save(NAME, done, durable=True)
     except OSError as e:
         # the act happened and its answer goes back now; only a lost answer
         # would need this record

@@ -8,7 +8,27 @@ PARTIAL_SUFFIX = ".plotfleet-tmp"
 KINDS = ("tmp", "tmp2", "dst", "log", "farm")
 
 
+# Configured dirs whose last probe got no answer (probe.py): nothing but the
+# probe touches them, so one dead mount cannot hang the agent.
+UNRESPONSIVE = frozenset()
+
+
+def set_unresponsive(paths):
+    global UNRESPONSIVE
+    UNRESPONSIVE = frozenset(os.path.normpath(os.path.expanduser(p)) for p in paths)
+
+
+def responsive(path):
+    """False for a path in or below a dir that is not responding."""
+    p = os.path.normpath(os.path.expanduser(path))
+    return not any(p == d or p.startswith(d.rstrip(os.sep) + os.sep) for d in UNRESPONSIVE)
+
+
 def expand(path):
+    """The path as this host resolves it (`~`, symlinks); a path on a dir
+    that is not responding is only normalised (realpath would hang)."""
+    if not responsive(path):
+        return os.path.normpath(os.path.expanduser(path))
     return os.path.realpath(os.path.expanduser(path))
 
 
@@ -27,6 +47,15 @@ def config_dirs(config):
     return [(k, p, expand(p)) for k, p in out]
 
 
+def configured_paths(config):
+    """Every configured dir, `~` expanded, nothing resolved: what is probed."""
+    c = config or {}
+    out = list(c.get("tmp_dirs") or ()) + list(c.get("dst_dirs") or ())
+    out += [c[k] for k in ("tmp2_dir", "log_dir") if c.get(k)]
+    out += list(c.get("farm_dirs") or ())
+    return [os.path.normpath(os.path.expanduser(p)) for p in out]
+
+
 def dirs_of(config, *kinds):
     return [r for k, _, r in config_dirs(config) if k in kinds]
 
@@ -42,28 +71,25 @@ def parse_plot_name(name):
     return (int(m.group(1)), m.group(2).lower()) if m else (0, None)
 
 
-def dir_info(path, kind):
-    try:
-        st = os.stat(path)
-        vfs = os.statvfs(path)
-    except OSError as e:
-        return {"path": path, "kind": kind, "total_bytes": 0, "free_bytes": 0,
-                "device": "", "error": "%s: %s" % (path, e.strerror or e)}
-    return {"path": path, "kind": kind, "total_bytes": vfs.f_blocks * vfs.f_frsize,
-            "free_bytes": vfs.f_bavail * vfs.f_frsize, "device": str(st.st_dev),
-            "plot_count": 0, "plot_bytes": 0, "error": None}
+def dir_info(path, kind, probed):
+    """The snapshot's entry for one configured dir, from its probe."""
+    return {"path": path, "kind": kind, "resolved": probed["real"],
+            "total_bytes": probed["total_bytes"], "free_bytes": probed["free_bytes"],
+            "device": "" if probed["st_dev"] is None else str(probed["st_dev"]),
+            "plot_count": 0, "plot_bytes": 0, "error": probed["error"],
+            "error_code": probed["error_code"], "set_aside_until": None}
 
 
-ROOT_FS_ERROR = "on the root filesystem: drive not mounted?"
+ROOT_FS_ERROR = "not mounted: on the root filesystem"
 
 
-def unmounted_farm(path, config):
-    """Why a farm dir must not take plots, with require_mounted_farm set: it
-    sits on the root filesystem (its drive is not mounted), else None."""
-    if not (config or {}).get("require_mounted_farm"):
+def unmounted_farm(st_dev, config):
+    """Why a farm dir must not take plots, with require_mounted_farm set (the
+    default): it sits on the root filesystem, so its drive is not mounted."""
+    if (config or {}).get("require_mounted_farm", True) is False or st_dev is None:
         return None
     try:
-        return ROOT_FS_ERROR if os.stat(path).st_dev == os.stat("/").st_dev else None
+        return ROOT_FS_ERROR if st_dev == os.stat("/").st_dev else None
     except OSError:
         return None
 
@@ -71,6 +97,8 @@ def unmounted_farm(path, config):
 def _files_ending(path, suffix):
     """(name, stat) of the regular files directly in `path` named *suffix;
     files that vanish mid-scan and unreadable dirs are skipped, not fatal."""
+    if not responsive(path):
+        return
     try:
         it = os.scandir(path)
     except OSError:
@@ -109,6 +137,8 @@ def _id_files(dirs):
     """(path, name, size) of the regular files in `dirs` named with a plot id,
     never a finished *.plot; files that vanish mid-scan are skipped."""
     for d in dict.fromkeys(dirs):
+        if not responsive(d):
+            continue
         try:
             it = os.scandir(d)
         except OSError:

@@ -9,35 +9,17 @@ keeps growing; it ends when the plot arrives under its final name.  Nothing
 needs releasing: a controller killed mid-pass leaves a claim that simply
 expires.
 """
-import json
 import os
 import time
 
-from . import disks
+from . import disks, statefile
 from .actions import ActionError, check_inside, host_lock
-from .snapshot import state_dir
+from .probe import probe_one
 
 CLAIM_S = 120.0
 
 
-def _path():
-    return os.path.join(state_dir(), "drive-claims.json")
-
-
-def _load():
-    try:
-        with open(_path()) as f:
-            claims = json.load(f)
-        return claims if isinstance(claims, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _save(claims):
-    tmp = _path() + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(claims, f)
-    os.replace(tmp, _path())
+NAME = "drive-claims.json"
 
 
 def _growing(path, now):
@@ -56,40 +38,47 @@ def _alive(claim, now):
 
 
 def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, **_):
+    """Claim the drive of `to_dir` for `plot`: refused (code "drive_error")
+    when the dir cannot take files, ("exists") when a file already holds the
+    plot's final name there (the controller then compares it), ("busy") while
+    another plot is on its way, ("no_room") without room."""
     farm = disks.dirs_of(config, "farm")
     target = check_inside(to_dir, farm)
     plot = os.path.basename(plot)
-    try:
-        dev = os.stat(target).st_dev
-    except OSError as e:
-        raise ActionError("%s: %s" % (target, e.strerror))
-    unmounted = disks.unmounted_farm(target, config)
-    if unmounted:
-        raise ActionError("%s: %s" % (target, unmounted))
+    probed = probe_one(target)
+    why = probed["error"] or disks.unmounted_farm(probed["st_dev"], config)
+    if why:
+        raise ActionError("%s: %s" % (target, why), code="drive_error")
+    dev = probed["st_dev"]
+    if os.path.lexists(os.path.join(target, plot)):
+        raise ActionError("%s already holds %s" % (target, plot), code="exists")
     same_drive = [d for d in dict.fromkeys(farm) if _device(d) == dev]
     # one machine may serve several inventory hosts (tests): a drive is the
     # device as seen through this host's farm dirs
     key = "%d:%s" % (dev, ",".join(sorted(same_drive)))
     now = time.time()
     with host_lock():
-        claims = {k: c for k, c in _load().items() if _alive(c, now)}
+        claims = {k: c for k, c in statefile.load(NAME).items() if _alive(c, now)}
         claim = claims.get(key)
         if claim and claim["plot"] != plot:
-            raise ActionError("drive busy: %s is on its way to %s" % (claim["plot"], claim["dir"]))
+            raise ActionError("drive busy: %s is on its way to %s" % (claim["plot"], claim["dir"]),
+                              code="busy")
         have = 0
         for d in same_drive:
             for path, final, size, mtime in disks.partials_in(d):
                 if final == plot:
                     have = max(have, size)
                 elif now - mtime < CLAIM_S:
-                    raise ActionError("drive busy: %s is still arriving in %s" % (final, d))
+                    raise ActionError("drive busy: %s is still arriving in %s" % (final, d),
+                                      code="busy")
         vfs = os.statvfs(target)
         free = vfs.f_bavail * vfs.f_frsize
         need = int(size_bytes) - have + int(reserve_bytes or 0)
         if free < need:
-            raise ActionError("no room on %s: %d bytes free, %d needed" % (target, free, need))
+            raise ActionError("no room on %s: %d bytes free, %d needed" % (target, free, need),
+                              code="no_room")
         claims[key] = {"plot": plot, "dir": target, "at": now}
-        _save(claims)
+        statefile.save(NAME, claims)
     return {"drive": key}
 
 

@@ -81,6 +81,7 @@ OPS = {
     "read_log": actions.read_log, "list_logs": actions.list_logs,
     "reserve_drive": reserve_drive, "end_agent": end_agent,
     "clean_dead": actions.clean_dead, "reset_failures": actions.reset_failures,
+    "digest": actions.digest, "note_drive_failure": actions.note_drive_failure,
 }
 NO_CONFIG = ("hello", "end_agent")
 

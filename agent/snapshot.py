@@ -6,20 +6,19 @@ them, a transfer when its source plot does.
 """
 import json
 import os
+import subprocess
 import time
 
 import psutil
 
-from . import disks, failures, lognames
+from . import disks, drive_health, failures, lognames, plotfile, probe
+from .transfer import rsync_version
 from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets
+from .statefile import state_dir
 
 FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server
 
 DEAD_KEEP_S = 86400.0   # dead_keep_h's default: a dead job without leftovers stays a day
-
-
-def state_dir():
-    return os.path.join(os.path.expanduser("~"), ".plotfleet")
 
 
 def transfers_dir():
@@ -81,6 +80,8 @@ class Agent:
         self.scanner = ProcScanner()
         self.logs = failures.LogBook()
         self.children = []    # Popen objects we started, reaped here
+        self.prober = probe.Prober()
+        self._rsync_version = None
 
     def reap(self):
         self.children = [p for p in self.children if p.poll() is None]
@@ -97,15 +98,12 @@ class Agent:
     # -- the whole picture -----------------------------------------------------
     def snapshot(self, config):
         now = time.time()
+        c = config or {}
+        probed = self.probe_dirs(config)
         cdirs = disks.config_dirs(config)
-        if (config or {}).get("create_dirs"):
-            # opt-in only: on a real host a missing dir is usually an unmounted
-            # drive, and creating it would fill the root disk instead
-            for _kind, _raw, real in cdirs:
-                os.makedirs(real, exist_ok=True)
         all_jobs, rsyncs = self.all_jobs()
         jobs = _own_jobs(all_jobs, cdirs)
-        stall = float((config or {}).get("stall_after_s") or 1800.0)
+        stall = float(c.get("stall_after_s") or 1800.0)
 
         temp_dirs = [r for k, _, r in cdirs if k in ("tmp", "tmp2")]
         for j in jobs:
@@ -117,18 +115,34 @@ class Agent:
             idle = j["log_idle_s"]
             j["stalled"] = bool(idle is not None and idle > stall)
 
-        dirs, plots = [], []
+        farm = {probed[_key(raw)]["real"]: probed[_key(raw)]["st_dev"]
+                for kind, raw, _ in cdirs if kind == "farm" and probed[_key(raw)]["st_dev"]}
+        health = drive_health.drive_state(
+            farm, float(c.get("drive_fail_window_s") or drive_health.WINDOW_S),
+            float(c.get("drive_cooldown_s") or drive_health.COOLDOWN_S), now)
+        dirs, plots, drive_failures = [], [], []
         for kind, raw, real in cdirs:
-            d = disks.dir_info(real, kind)
-            d["path"] = raw
+            p = probed[_key(raw)]
+            d = disks.dir_info(raw, kind, p)
             if kind == "farm" and d["error"] is None:
-                d["error"] = disks.unmounted_farm(real, config)
-            if kind == "dst":
-                plots += disks.plots_in(real)
-            if kind == "farm" and d["error"] is None:
-                farm = disks.plots_in(real)
-                d["plot_count"] = len(farm)
-                d["plot_bytes"] = sum(p["size_bytes"] for p in farm)
+                why = disks.unmounted_farm(p["st_dev"], config)
+                if why:
+                    d["error"], d["error_code"] = why, "not_mounted"
+            if kind == "farm" and d["error"] is None and health.get(p["real"], {}).get("until"):
+                h = health[p["real"]]
+                d["set_aside_until"] = h["until"]
+                d["error_code"] = "set_aside"
+                d["error"] = "set aside until %s: %s" % (
+                    time.strftime("%H:%M", time.localtime(h["until"])), h["error"])
+            if kind == "farm":
+                drive_failures += [{"dir": raw, "key": k}
+                                   for k in health.get(p["real"], {}).get("failures", [])]
+            if kind == "dst" and d["error_code"] != "not_responding":
+                plots += [_checked(x) for x in disks.plots_in(real)]
+            if kind == "farm" and d["error_code"] not in ("not_responding", "missing", "not_dir"):
+                farm_plots = disks.plots_in(real)
+                d["plot_count"] = len(farm_plots)
+                d["plot_bytes"] = sum(x["size_bytes"] for x in farm_plots)
             dirs.append(d)
 
         logs = _log_entries(config)     # one listing of log_dir per snapshot
@@ -144,7 +158,43 @@ class Agent:
             "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
             "dead": dead,
             "failures": failed,
+            "conflicts": drive_health.conflicts(set(farm)),
+            "drive_failures": drive_failures,
+            "rsync_version": self.rsync_version(),
         }
+
+    def probe_dirs(self, config):
+        """{expanded configured path: probe} of every configured dir; a dir
+        that does not answer within dir_timeout_s is not responding, and kept
+        away from until it does.  Missing dirs are made first when create_dirs
+        is set (demos only: on a real host a missing dir is usually an
+        unmounted drive, and creating it would fill the root disk instead)."""
+        c = config or {}
+        timeout = float(c.get("dir_timeout_s") or probe.PROBE_TIMEOUT_S)
+        paths = disks.configured_paths(config)
+        probed = self.prober.probe(paths, timeout)
+        if c.get("create_dirs"):
+            missing = [p for p, i in probed.items() if i["error_code"] == "missing"]
+            for p in missing:
+                try:
+                    os.makedirs(p, exist_ok=True)
+                except OSError:
+                    pass
+            if missing:
+                probed.update(self.prober.probe(missing, timeout))
+        return probed
+
+    def rsync_version(self):
+        """This host's rsync, e.g. [3, 2, 7] (asked once per agent), or None."""
+        if self._rsync_version is None:
+            try:
+                out = subprocess.run(["rsync", "--version"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, timeout=10).stdout
+                v = rsync_version(out.decode("utf-8", "replace"))
+            except (OSError, subprocess.SubprocessError):
+                v = None
+            self._rsync_version = list(v) if v else []
+        return self._rsync_version or None
 
     def partials(self, farm, rsyncs, now):
         out = []
@@ -180,10 +230,25 @@ class Agent:
         return dead, run
 
 
+def _checked(plot):
+    """A finished plot with `error` set when its header contradicts its name
+    (a file impersonating a plot is never sent as that plot)."""
+    try:
+        plot["error"] = plotfile.check_header(plot["path"])
+    except OSError as e:
+        plot["error"] = "unreadable: %s" % (e.strerror or e)
+    return plot
+
+
+def _key(raw):
+    return os.path.normpath(os.path.expanduser(raw))
+
+
 def _log_entries(config):
-    """The *.log entries of the host's log_dir ([] if none or unreadable)."""
+    """The *.log entries of the host's log_dir ([] if none, unreadable or
+    not responding)."""
     log_dir = (config or {}).get("log_dir")
-    if not log_dir:
+    if not log_dir or not disks.responsive(log_dir):
         return []
     try:
         with os.scandir(disks.expand(log_dir)) as it:
@@ -260,7 +325,9 @@ def read_transfers(config):
                     "bytes_done": min(done, size) if size else done,
                     "pid": rec.get("pid"), "status": status,
                     "started_at": rec.get("started_at", 0.0), "error": error,
-                    "ended_at": ended})
+                    "ended_at": ended, "fault": rec.get("fault") if status == "failed" else None,
+                    "fatal": bool(rec.get("fatal")) and status == "failed",
+                    "exit_code": rec.get("exit_code")})
     return out
 
 

@@ -1,27 +1,44 @@
 """The detached transfer runner: `python -m agent transfer SPEC_JSON`.
 
-Runs one rsync to `<to_dir>/<plot name>.plotfleet-tmp` (never a *.plot name:
-only the harvester's promote gives the final name after checking the size)
-and records its state in ~/.plotfleet/transfers/<plot name>.json:
-running -> copied on exit 0, failed with rsync's exit code otherwise.
+Runs one rsync to `<dest_dir>/<plot name>.plotfleet-tmp` (never a *.plot
+name: only the harvester's promote gives the final name, after comparing
+the copy's bytes with the source's) and records its state in
+~/.plotfleet/transfers/<plot name>.json: running -> copied on exit 0,
+failed otherwise, with rsync's most specific error line and whose fault it
+was (rsync_errors.py).  `dest_dir` is the target as the harvester resolved
+it (`~` expanded there: with --protect-args the remote side expands
+nothing); `to_dir` is the configured spelling, kept for the record.
+
+`--fsync` (rsync >= 3.2.4 on both ends; the controller knows both versions)
+makes rsync sync the data itself; should a receiving rsync refuse it anyway,
+the copy is redone once without it, which costs the drive nothing: promote
+syncs the file in any case.
 """
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import time
 
 from .disks import PARTIAL_SUFFIX
+from .rsync_errors import classify
+
+FSYNC_SINCE = (3, 2, 4)
 
 
-def rsync_argv(spec):
+def rsync_argv(spec, fsync=None):
     name = os.path.basename(spec["plot"]) + PARTIAL_SUFFIX
+    # --append-verify: a resumed partial is checked with rsync's whole-file
+    # checksum, the part already there included
     argv = ["rsync", "--inplace", "--append-verify", "--no-compress", "-t",
             "--protect-args", "--info=progress2"]
+    if spec.get("fsync") if fsync is None else fsync:
+        argv.append("--fsync")
     if spec.get("bwlimit_kbps"):
         argv.append("--bwlimit=%d" % int(spec["bwlimit_kbps"]))
-    to_dir = spec["to_dir"].rstrip("/") or "/"
+    to_dir = (spec.get("dest_dir") or spec["to_dir"]).rstrip("/") or "/"
     if spec["mode"] == "local":
         return argv + [spec["plot"], os.path.join(os.path.expanduser(to_dir), name)]
     s = spec["ssh"]
@@ -55,22 +72,46 @@ def write_state(spec, exclusive=False, **fields):
         os.remove(tmp)
 
 
+def rsync_version(text):
+    """(3, 2, 7) from `rsync --version` output, or None."""
+    m = re.search(r"rsync\s+version\s+v?(\d+)\.(\d+)\.(\d+)", text or "")
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def _rsync(argv, progress_log):
+    with open(progress_log, "wb") as log:
+        return subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=subprocess.STDOUT)
+
+
+def _output(progress_log):
+    try:
+        with open(progress_log, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 65536))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def run(spec_json):
     spec = json.loads(spec_json)
     started = time.time()
     base = dict(pid=os.getpid(), started_at=started)
     write_state(spec, status="running", **base)
     try:
-        with open(spec["progress_log"], "wb") as log:
-            rc = subprocess.call(rsync_argv(spec), stdin=subprocess.DEVNULL,
-                                 stdout=log, stderr=subprocess.STDOUT)
+        rc = _rsync(rsync_argv(spec), spec["progress_log"])
+        if rc != 0 and spec.get("fsync") and "unknown option" in _output(spec["progress_log"]):
+            rc = _rsync(rsync_argv(spec, fsync=False), spec["progress_log"])
     except OSError as e:
-        write_state(spec, status="failed", error="cannot run rsync: %s" % e, **base)
+        write_state(spec, status="failed", error="cannot run rsync: %s" % e, fault="plotter",
+                    fatal=False, **base)
         return 1
     if rc == 0:
         write_state(spec, status="copied", finished_at=time.time(), **base)
         return 0
-    write_state(spec, status="failed", error="rsync exit code %d" % rc, exit_code=rc, **base)
+    why = classify(_output(spec["progress_log"]), rc, spec.get("dest_dir") or spec["to_dir"])
+    write_state(spec, status="failed", exit_code=rc, finished_at=time.time(), **dict(base, **why))
     return 1
 
 

@@ -7,7 +7,7 @@ somewhere, with a reason a person can act on.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 
@@ -45,6 +45,8 @@ class StartTransfer:
     to_dir: str
     mode: str                # ssh | local
     reason: str
+    dest_dir: Optional[str] = None   # to_dir as the harvester resolves it (`~` expanded)
+    fsync: bool = False      # both rsyncs know --fsync (>= 3.2.4)
 
     def describe(self) -> str:
         return (f"{self.from_host}:{self.plot} -> {self.to_host}:{self.to_dir} "
@@ -53,27 +55,54 @@ class StartTransfer:
 
 @dataclass(frozen=True)
 class Promote:
-    """Rename a complete partial on a harvester to its final *.plot name."""
+    """Check a copy on a harvester against its source (digests by both
+    hosts) and, when they match, give it its final *.plot name; the source
+    goes only after that.  `partial` may already be gone with the final name
+    in its place (a promote repeated): the same check confirms it."""
     host: str                # harvester
     partial: str
-    size_bytes: int          # the size the partial must have (the source's)
+    size_bytes: int          # the source's size
     from_host: str           # plotter holding the source
     plot: str                # source path there
+    reason: str = "copied"
 
     def describe(self) -> str:
         return (f"{self.host}:{self.partial} -> {os.path.basename(self.plot)} "
-                f"({human_bytes(self.size_bytes)}, from {self.from_host})")
+                f"({human_bytes(self.size_bytes)}, from {self.from_host}; {self.reason})")
 
 
 @dataclass(frozen=True)
 class RemoveSource:
-    """Delete a plot from its plotter: only after a promote confirmed its size."""
+    """Delete a plot from its plotter: only with the digest of a copy under
+    its final name (`proof`), which the plotter compares with its own."""
     host: str
     plot: str
     confirmed_size: int
+    proof: dict = field(default_factory=dict, compare=False, hash=False)
 
     def describe(self) -> str:
-        return f"{self.host}:{self.plot} (copy confirmed, {human_bytes(self.confirmed_size)})"
+        return (f"{self.host}:{self.plot} (copy verified by {self.proof.get('method', '?')} "
+                f"digest, {human_bytes(self.confirmed_size)})")
+
+
+@dataclass(frozen=True)
+class NoteDriveFailure:
+    """Tell a harvester that a transfer into one of its drives failed by the
+    drive's fault, so its record (and whether it is set aside) is the same
+    for every controller."""
+    host: str                # harvester
+    to_dir: str
+    key: str                 # plotter:plot:start, once per failed transfer
+    at: float                # when it failed, on the harvester's clock
+    error: str
+    fatal: bool
+    from_host: str
+    plot: str
+
+    def describe(self) -> str:
+        return (f"{self.host}:{self.to_dir}: transfer of {os.path.basename(self.plot)} from "
+                f"{self.from_host} failed{' (fatal for the drive)' if self.fatal else ''}: "
+                f"{self.error}")
 
 
 @dataclass(frozen=True)
@@ -118,15 +147,15 @@ class Wait:
         return f"{self.host}: {self.subject}: waiting: {self.reason}"
 
 
-def remove_after_promote(promote: Promote, confirmed_size: int) -> RemoveSource:
-    """The source removal that a successful promote allows.
-
-    `confirmed_size` is what the harvester reported for the final file; a
-    plot is only ever removed when that equals the size the source has.
-    """
-    if confirmed_size != promote.size_bytes:
-        raise ValueError(f"{promote.host}: {os.path.basename(promote.plot)} is "
-                         f"{confirmed_size} bytes there, source has {promote.size_bytes}: "
-                         f"source kept")
+def remove_after_promote(promote: Promote, source: dict, copy: dict) -> RemoveSource:
+    """The source removal that a promote allows: `source` and `copy` are the
+    digests the plotter and the harvester computed over the same ranges; the
+    plot is only ever removed when they agree (ValueError otherwise)."""
+    if (source.get("size"), source.get("sha256")) != (copy.get("size"), copy.get("sha256")):
+        raise ValueError(f"{promote.host}: {os.path.basename(promote.plot)} there "
+                         f"({copy.get('size')} bytes, {str(copy.get('sha256'))[:12]}) differs "
+                         f"from the source ({source.get('size')} bytes, "
+                         f"{str(source.get('sha256'))[:12]}): source kept")
+    proof = {k: copy[k] for k in ("size", "sha256", "method", "spec")}
     return RemoveSource(host=promote.from_host, plot=promote.plot,
-                        confirmed_size=confirmed_size)
+                        confirmed_size=copy["size"], proof=proof)

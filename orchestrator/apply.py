@@ -12,13 +12,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Mapping, Optional, Tuple
 
-from .actions import StartJob, StartTransfer, human_bytes, remove_after_promote
+from . import copycheck
+from .actions import Promote, StartJob, StartTransfer, human_bytes, remove_after_promote
+from .archiver import PARTIAL_SUFFIX
 from .errors import AgentError, LostReply, SessionError
 from .model import Host
 
-
-# the agent's promote refusal when neither the partial nor the final file is there
-VANISHED = "no such partial"
 # a start whose answer was lost is asked about again for this long; after
 # that the host's own record still keeps it from running twice
 ASK_AGAIN_S = 600.0
@@ -143,45 +142,83 @@ def clean_dead(fleet, hosts: Mapping[str, Host], cleans, out: Outcome, check: bo
 def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
     """The start_transfer request for one plot (the plotter sends it itself)."""
     return dict(config=plotter.agent_config(), plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
-                mode=t.mode, bwlimit_kbps=plotter.transfer_bwlimit_kbps,
-                size_bytes=t.size_bytes,
+                dest_dir=t.dest_dir or t.to_dir, fsync=t.fsync, mode=t.mode,
+                bwlimit_kbps=plotter.transfer_bwlimit_kbps, farm_dirs=list(harvester.farm_dirs),
                 ssh={"host": harvester.address, "port": harvester.port, "user": harvester.user,
                      "key": plotter.transfer_ssh_key, "known_hosts": plotter.transfer_known_hosts})
 
 
+def _resend(p: Promote, hosts: Mapping[str, Host], why: str) -> StartTransfer:
+    return StartTransfer(p.from_host, p.plot, p.size_bytes, p.host, posixpath.dirname(p.partial),
+                         hosts[p.from_host].transfer, why,
+                         dest_dir=posixpath.dirname(p.partial))
+
+
+def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optional[StartTransfer]:
+    """Check one copy against its source and finish it: both hosts digest
+    the same random ranges (copycheck.py), the harvester renames only a
+    matching copy, and the plotter deletes its source only once it has
+    compared the final file's digest with its own.  Returns the transfer to
+    start again when the copy was lost or did not match."""
+    name = posixpath.basename(p.plot)
+    spec = copycheck.spec()
+    src = _call(fleet, p.from_host, "digest", out, f"digest of {name}",
+                config=hosts[p.from_host].agent_config(), path=p.plot, spec=spec)
+    if src is None:
+        return None
+    if src.get("header_error"):
+        out.fail(f"{p.from_host}: {name} not archived: {src['header_error']}")
+        return None
+    try:
+        res = fleet.call(p.host, "promote", config=hosts[p.host].agent_config(),
+                         partial=p.partial, expect=copycheck.expect(src, spec))
+    except AgentError as e:
+        if e.code == "vanished":        # copy lost (drive swapped, file deleted)
+            out.add(f"{p.host}: the copy of {name} vanished before its promote: sending it again")
+            return _resend(p, hosts, "copy vanished")
+        if e.code == "mismatch":
+            out.fail(f"{p.host}: {e}")
+            return _resend(p, hosts, "the copy there did not match its source")
+        if e.code == "conflict":
+            out.fail(f"{p.host}: conflict: {e}; {name} stays on {p.from_host} and goes to "
+                     f"another drive")
+            return None
+        out.fail(f"{p.host}: promote failed: {e}")
+        return None
+    except SessionError as e:
+        out.fail(f"{p.host}: promote failed: {e}")
+        return None
+    try:
+        rm = remove_after_promote(p, src, dict(res, spec=spec))
+    except ValueError as e:
+        out.fail(str(e))
+        return None
+    how = f"{res['method']} digest, {human_bytes(res['bytes_read'])} read on each side"
+    out.add(f"{'confirmed' if res.get('already') else 'promoted'}: {p.describe()} ({how})")
+    if _call(fleet, rm.host, "remove_plot", out, "remove source",
+             config=hosts[rm.host].agent_config(), plot=rm.plot, proof=rm.proof) is not None:
+        out.add(f"removed source: {rm.describe()}")
+    return None
+
+
 def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: bool) -> None:
+    for n in decision.notes:
+        if check:
+            out.add(f"would record on {n.host}: {n.describe()}")
+            continue
+        if _call(fleet, n.host, "note_drive_failure", out, f"record for {n.to_dir}",
+                 config=hosts[n.host].agent_config(), to_dir=n.to_dir, key=n.key, at=n.at,
+                 error=n.error, fatal=n.fatal) is not None:
+            out.fail(f"drive failure recorded: {n.describe()}")
     # finish what arrived first: a promoted plot frees its drive for the next
     resend = []
     for p in decision.promotes:
         if check:
-            out.add(f"would promote: {p.describe()}")
+            out.add(f"would check and promote: {p.describe()}")
             continue
-        try:
-            res = fleet.call(p.host, "promote", config=hosts[p.host].agent_config(),
-                             partial=p.partial, size_bytes=p.size_bytes)
-        except AgentError as e:
-            if str(e).startswith(VANISHED):     # copy lost (drive swapped, file deleted)
-                out.add(f"{p.host}: the copy of {posixpath.basename(p.plot)} vanished before "
-                        f"its promote: sending it again")
-                resend.append(StartTransfer(p.from_host, p.plot, p.size_bytes, p.host,
-                                            posixpath.dirname(p.partial),
-                                            hosts[p.from_host].transfer, "copy vanished"))
-            else:
-                out.fail(f"{p.host}: promote failed: {e}")
-            continue
-        except SessionError as e:
-            out.fail(f"{p.host}: promote failed: {e}")
-            continue
-        out.add(f"promoted: {p.describe()}")
-        try:
-            rm = remove_after_promote(p, res["size_bytes"])
-        except ValueError as e:
-            out.fail(str(e))
-            continue
-        if _call(fleet, rm.host, "remove_plot", out, "remove source",
-                 config=hosts[rm.host].agent_config(), plot=rm.plot,
-                 confirmed_size=rm.confirmed_size) is not None:
-            out.add(f"removed source: {rm.describe()}")
+        again = promote(fleet, hosts, p, out)
+        if again is not None:
+            resend.append(again)
     for c in decision.cleans:
         if check:
             out.add(f"would clean: {c.describe()}")
@@ -195,10 +232,22 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
             continue
         # claim the drive on the harvester first: another controller may have
         # chosen it in the same moment
-        if _call(fleet, t.to_host, "reserve_drive", out, f"claim {t.to_host}:{t.to_dir}",
-                 config=hosts[t.to_host].agent_config(), to_dir=t.to_dir, plot=t.plot,
-                 size_bytes=t.size_bytes,
-                 reserve_bytes=hosts[t.to_host].farm_reserve_bytes) is None:
+        try:
+            fleet.call(t.to_host, "reserve_drive", config=hosts[t.to_host].agent_config(),
+                       to_dir=t.to_dir, plot=t.plot, size_bytes=t.size_bytes,
+                       reserve_bytes=hosts[t.to_host].farm_reserve_bytes)
+        except AgentError as e:
+            if e.code == "exists":      # the final name is taken there: is it this plot?
+                dest = t.dest_dir or t.to_dir
+                promote(fleet, hosts, Promote(
+                    t.to_host, posixpath.join(dest, posixpath.basename(t.plot) + PARTIAL_SUFFIX),
+                    t.size_bytes, t.from_host, t.plot,
+                    "a file of its name is already there: compared first"), out)
+            else:
+                out.fail(f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
+            continue
+        except SessionError as e:
+            out.fail(f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
             continue
         res = _call(fleet, t.from_host, "start_transfer", out, "transfer",
                     **transfer_args(hosts[t.from_host], hosts[t.to_host], t))

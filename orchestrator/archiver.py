@@ -16,20 +16,31 @@ an ArchiveDecision:
   plot is preferred (rsync resumes it); a failed transfer is retried to the
   same drive.  `transfer: local` sends only to a farm dir on the same machine.
 - promotes: a transfer reported "copied" whose harvester holds the partial,
-  idle, at the source's size -> rename it to its final name.
+  idle, at least as long as the source; or an idle partial that long that no
+  transfer reports (a torn write can leave one of exactly the right length).
+  Neither is trusted as it stands: apply compares digests first.
+- notes: a failed transfer whose fault is the drive's (rsync's own error
+  line says so), not yet in the harvester's record of that drive: the
+  harvester is told first, and decides whether the drive is set aside.
 - cleans: a partial nobody is sending any more (its plot waits on no
   plotter and no transfer names it), decided only when every plotter
-  answered, so a plotter that is merely unreachable keeps its partials.
+  answered, so a plotter that is merely unreachable keeps its partials; and
+  a partial beside a conflict (a file of its final name with other bytes).
 - waits: every plot not moved, and why.
 
-Contract with the apply layer: `archive` never removes a source itself
-(`removes` stays empty: a harvester reports farm plots only as counts, so no
-snapshot can prove a copy).  Apply sends each Promote; the harvester answers
-with the final file's size, and only then does apply issue
-`actions.remove_after_promote(promote, confirmed_size)`, which refuses a size
-that differs from the source's.  A controller killed between the two leaves
-a "copied" transfer whose partial is gone: archive promotes again, and the
-harvester's agent confirms the final file (same size) or refuses.
+Drives that report an error (missing, read-only, not mounted, not
+responding, set aside after failed transfers) take nothing, and a drive
+holding a conflict for a plot's name is never chosen for that plot.
+
+Contract with the apply layer: `archive` never removes a source itself (a
+snapshot cannot prove a copy).  Apply has both hosts digest the same random
+ranges, sends each Promote with the source's digest (the harvester renames
+only a matching copy), and only then issues
+`actions.remove_after_promote(promote, source, copy)`, which refuses digests
+that differ; the plotter compares once more before it deletes.  A
+controller killed between the two leaves a "copied" transfer whose partial
+is gone: archive promotes again, and the harvester confirms the final file
+(same bytes) or reports a conflict.
 """
 from __future__ import annotations
 
@@ -38,22 +49,35 @@ import posixpath
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from .actions import CleanPartial, Promote, RemoveSource, StartTransfer, Wait, human_bytes
+from .actions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
+                      human_bytes)
 from .model import FleetState, Host, HostState, Plot, Transfer
 from .scheduler import PathIndex
 
 _ORDER = {"running": 0, "copied": 1, "failed": 2}
 PARTIAL_SUFFIX = ".plotfleet-tmp"   # the agent's temporary name: never *.plot
 REROUTE_AFTER_S = 600.0   # a failed transfer's harvester down this long: send elsewhere
+FSYNC_SINCE = (3, 2, 4)   # the first rsync with --fsync
 
 
 @dataclass(frozen=True)
 class ArchiveDecision:
     transfers: Tuple[StartTransfer, ...]
     promotes: Tuple[Promote, ...]
-    removes: Tuple[RemoveSource, ...]
     cleans: Tuple[CleanPartial, ...]
     waits: Tuple[Wait, ...]
+    notes: Tuple[NoteDriveFailure, ...] = ()
+
+
+def failure_key(plotter: str, t: Transfer) -> str:
+    """Names one failed transfer in a drive's record, the same in every pass."""
+    return f"{plotter}:{_base(t.plot)}:{t.started_at:.0f}"
+
+
+def _fsync(plotter: HostState, harvester: Optional[HostState], local: bool) -> bool:
+    ok = lambda hs: hs is not None and hs.rsync_version is not None and \
+        tuple(hs.rsync_version) >= FSYNC_SINCE
+    return ok(plotter) and (local or ok(harvester))
 
 
 def _base(path: str) -> str:
@@ -62,12 +86,15 @@ def _base(path: str) -> str:
 
 class _Drive:
     """One harvester disk, with what this pass has already sent to it."""
-    __slots__ = ("host", "device", "dirs", "room", "busy", "order", "partials")
+    __slots__ = ("host", "device", "dirs", "room", "busy", "order", "partials", "resolved",
+                 "conflicts")
 
     def __init__(self, host: str, device: str, first_dir: str, room: int, order: int):
         self.host, self.device, self.dirs = host, device, [first_dir]
         self.room, self.busy, self.order = room, False, order
         self.partials: Dict[str, Tuple[str, int]] = {}     # plot name -> (path, size)
+        self.resolved: Dict[str, str] = {}      # dir -> as the harvester resolves it
+        self.conflicts: Dict[str, str] = {}     # plot name -> what the file there is
 
     @property
     def key(self):
@@ -92,6 +119,8 @@ class _Farm:
             if not host.is_harvester or hs is None or not hs.reachable:
                 continue
             self.index[name] = PathIndex([d.path for d in hs.dirs if d.kind == "farm"]
+                                         + [d.resolved for d in hs.dirs
+                                            if d.kind == "farm" and d.resolved]
                                          + list(host.farm_dirs))
             configured = PathIndex(host.farm_dirs)
             own: Dict[str, _Drive] = {}
@@ -106,11 +135,18 @@ class _Farm:
                     self.drives.append(drive)
                 else:
                     drive.dirs.append(d.path)
+                drive.resolved[d.path] = d.resolved or d.path
                 self.by_dir[(name, posixpath.normpath(d.path))] = drive
+                if d.resolved:
+                    self.by_dir[(name, posixpath.normpath(d.resolved))] = drive
                 conf = configured.find(d.path)
                 if conf:
                     self.by_dir[(name, posixpath.normpath(conf))] = drive
             self.by_address.setdefault(host.address, []).extend(own.values())
+            for c in hs.conflicts:
+                drive = self.find(name, posixpath.dirname(c.path))
+                if drive is not None:
+                    drive.conflicts[_base(c.final_name)] = f"{name}:{c.path}: {c.detail}"
             for p in hs.partials:
                 drive = self.find(name, posixpath.dirname(p.path))
                 if drive is None:
@@ -151,17 +187,29 @@ class _Farm:
         drive.busy = True
         bisect.insort(self.all_rooms, drive.room)
 
-    def best(self, need: int, fill: str) -> Optional[_Drive]:
-        """The idle drive `fill` prefers among all with room for `need`."""
+    def best(self, need: int, fill: str, name: str = "") -> Optional[_Drive]:
+        """The idle drive `fill` prefers among all with room for `need` (and
+        no conflict for plot `name`)."""
         if not self.idle or self.idle[-1][0][0] < need:
             return None
         if fill == "pack":
             i = bisect.bisect_left(self.idle, ((need, -len(self.drives)),))
-            room = self.idle[i][0][0]
-            while i + 1 < len(self.idle) and self.idle[i + 1][0][0] == room:
-                i += 1                      # same room: the first in inventory order
-            return self.idle[i][1]
-        return self.idle[-1][1]
+            while i < len(self.idle):
+                room = self.idle[i][0][0]
+                j = i
+                while j + 1 < len(self.idle) and self.idle[j + 1][0][0] == room:
+                    j += 1                  # same room: the first in inventory order
+                for k in range(j, i - 1, -1):
+                    if name not in self.idle[k][1].conflicts:
+                        return self.idle[k][1]
+                i = j + 1
+            return None
+        for key, drive in reversed(self.idle):
+            if key[0] < need:
+                return None
+            if name not in drive.conflicts:
+                return drive
+        return None
 
     def any_room(self, need: int) -> bool:
         return bool(self.all_rooms) and self.all_rooms[-1] >= need
@@ -216,7 +264,7 @@ def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
                 if h.is_plotter and n in by_name and by_name[n].reachable]
     any_harvester = any(h.is_harvester for h in hosts.values())
     asked = any(hs.name in hosts and hosts[hs.name].is_harvester for hs in state.hosts)
-    transfers, promotes, cleans, waits = [], [], [], []
+    transfers, promotes, cleans, waits, notes = [], [], [], [], []
     # What is already moving: busy drives, room spoken for, plotter slots.
     running: Dict[str, int] = {}
     effective: Dict[str, Dict[str, Transfer]] = {}
@@ -241,18 +289,44 @@ def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
     for host, hs in plotters:
         eff = effective[host.name]
         own_farm = PathIndex(host.farm_dirs)
-        sizes = {p.path: p.size_bytes for p in hs.plots}
+        checked = set()             # plots whose copy is checked (promoted) this pass
         for t in eff.values():
-            if t.status == "copied":
-                _promote_or_wait(t, host, hs, sizes, by_name, farm, promotes, waits)
+            if t.status != "copied":
+                continue
+            verdict = _copied(t, host, hs, by_name, farm)
+            if isinstance(verdict, Promote):
+                promotes.append(verdict)
+                checked.add(t.plot)
+            elif verdict is not None:
+                waits.append(verdict)
+                checked.add(t.plot)
         queue = []
         for p in _priority(host, hs, hs.plots):
             if own_farm.find(posixpath.dirname(p.path)):
                 continue                # already farmed where it is
-            waiting_names.add(_base(p.path))
+            name = _base(p.path)
+            if p.error:                 # e.g. a header naming another plot
+                waits.append(Wait(host.name, name, f"not archived: {p.error}"))
+                continue
+            waiting_names.add(name)
+            if p.path in checked:
+                continue
             t = eff.get(p.path)
-            if t is None or t.status == "failed":
-                queue.append((p, t))
+            if t is not None and t.status == "running":
+                continue
+            if t is not None and t.status == "failed" and t.fault == "drive":
+                note = _note(host, t, by_name)
+                if note is not None:
+                    notes.append(note)
+                    waits.append(Wait(host.name, name, f"transfer to {t.to_host}:{t.to_dir} "
+                                                       f"failed: {t.error}; the drive's record "
+                                                       f"comes first"))
+                    continue
+            full = _full_copy(farm, p, host)
+            if full is not None:
+                promotes.append(full)
+                continue
+            queue.append((p, t))
         if queue and any_harvester:
             queues.append((host, hs, queue))
 
@@ -262,56 +336,93 @@ def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
             # its plots and transfers are unknown this pass: say so, the rest go on
             waits.append(Wait(name, "plots", f"not archived this pass: unreachable: "
                                              f"{hs.error or 'no answer'}"))
-    _assign(queues, farm, running, transfers, waits,
-            "no reachable harvester" if asked else "no harvester in this run")
+    transfers, placed_waits = _assign(queues, farm, running, by_name,
+                                      "no reachable harvester" if asked
+                                      else "no harvester in this run")
+    waits += placed_waits
 
     all_answered = all(n in by_name and by_name[n].reachable
                        for n, h in hosts.items() if h.is_plotter)
-    if all_answered:
-        for name, host in hosts.items():
-            hs = by_name.get(name)
-            if not host.is_harvester or hs is None or not hs.reachable:
+    for name, host in hosts.items():
+        hs = by_name.get(name)
+        if not host.is_harvester or hs is None or not hs.reachable:
+            continue
+        for p in hs.partials:
+            final = _base(p.final_name)
+            if p.receiving:
                 continue
-            for p in hs.partials:
-                final = _base(p.final_name)
-                if not p.receiving and final not in waiting_names and final not in named:
-                    cleans.append(CleanPartial(name, p.path,
-                                               f"stale: {final} waits on no plotter and no "
-                                               f"transfer is sending it"))
-    return ArchiveDecision(tuple(transfers), tuple(promotes), (), tuple(cleans), tuple(waits))
+            drive = farm.find(name, posixpath.dirname(p.path))
+            if drive is not None and final in drive.conflicts:
+                cleans.append(CleanPartial(name, p.path, f"{final} stands there already with "
+                                                         f"other bytes: sent elsewhere"))
+            elif all_answered and final not in waiting_names and final not in named:
+                cleans.append(CleanPartial(name, p.path,
+                                           f"stale: {final} waits on no plotter and no "
+                                           f"transfer is sending it"))
+    return ArchiveDecision(tuple(transfers), tuple(promotes), tuple(cleans), tuple(waits),
+                           tuple(notes))
 
 
-def _promote_or_wait(t: Transfer, host: Host, hs: HostState, sizes, by_name, farm: _Farm,
-                     promotes, waits) -> None:
+def _note(host: Host, t: Transfer, by_name) -> Optional[NoteDriveFailure]:
+    """The drive's record still lacks this failure: tell its harvester."""
+    target = by_name.get(t.to_host)
+    if target is None or not target.reachable:
+        return None
+    key = failure_key(host.name, t)
+    if any(f.key == key for f in target.drive_failures):
+        return None
+    plotter = by_name[host.name]
+    at = target.host_time
+    if t.ended_at and plotter.host_time and target.host_time:
+        at = t.ended_at - plotter.host_time + target.host_time   # the harvester's clock
+    return NoteDriveFailure(t.to_host, t.to_dir, key, at, t.error or "transfer failed",
+                            t.fatal, host.name, t.plot)
+
+
+def _full_copy(farm: _Farm, plot: Plot, host: Host) -> Optional[Promote]:
+    """An idle partial at least as long as the plot: rsync would skip it
+    (--append), so its bytes are checked instead of trusted."""
+    name = _base(plot.path)
+    for drive in farm.holding.get(name, ()):
+        path, size = drive.partials[name]
+        if size >= plot.size_bytes and name not in drive.conflicts:
+            return Promote(drive.host, path, plot.size_bytes, host.name, plot.path,
+                           f"a full-length copy is already on {drive.label()}: its bytes "
+                           f"are compared first")
+    return None
+
+
+def _copied(t: Transfer, host: Host, hs: HostState, by_name, farm: _Farm):
+    """A copied transfer: the Promote that checks it, a Wait, or None when its
+    copy is short (something cut it after rsync finished): sent again."""
     name = _base(t.plot)
-    size = t.size_bytes or sizes.get(t.plot, 0)
+    size = t.size_bytes or next((p.size_bytes for p in hs.plots if p.path == t.plot), 0)
     target = by_name.get(t.to_host)
     if target is None or not target.reachable:
         why = target.error if target is not None else "not in this run"
-        waits.append(Wait(host.name, name, f"copied to {t.to_host}, which is unreachable: {why}"))
-        return
+        return Wait(host.name, name, f"copied to {t.to_host}, which is unreachable: {why}")
     drive = farm.find(t.to_host, t.to_dir)
     mine = [p for p in target.partials if _base(p.final_name) == name]
     # the partial on the drive it was sent to first (an older one may linger elsewhere)
     mine.sort(key=lambda p: farm.find(t.to_host, posixpath.dirname(p.path)) is not drive)
     for p in mine:
         if p.receiving:
-            waits.append(Wait(host.name, name, f"copied, but {t.to_host} still shows it receiving"))
-        elif p.size_bytes != size:
-            waits.append(Wait(host.name, name, f"copy on {t.to_host} is {p.size_bytes} bytes, "
-                                               f"source {size}: not promoted"))
-        else:
-            promotes.append(Promote(t.to_host, p.path, size, host.name, t.plot))
-        return
+            return Wait(host.name, name, f"copied, but {t.to_host} still shows it receiving")
+        if p.size_bytes < size:
+            return None
+        return Promote(t.to_host, p.path, size, host.name, t.plot)
     # No partial: a controller died between promote and source removal, or the
     # promote is still to come.  Promote is idempotent on the harvester: it
-    # confirms a final file of the same size, and only that lets the source go.
-    promotes.append(Promote(t.to_host, posixpath.join(t.to_dir, name + PARTIAL_SUFFIX), size,
-                            host.name, t.plot))
+    # confirms a final file with the same bytes, and only that lets the source go.
+    to_dir = (drive.resolved.get(t.to_dir) if drive is not None else None) or t.to_dir
+    return Promote(t.to_host, posixpath.join(to_dir, name + PARTIAL_SUFFIX), size,
+                   host.name, t.plot, "copied; confirming the final file")
 
 
-def _assign(queues, farm: _Farm, running: Dict[str, int], transfers, waits, no_farm: str) -> None:
+def _assign(queues, farm: _Farm, running: Dict[str, int], by_name, no_farm: str
+            ) -> Tuple[List[StartTransfer], List[Wait]]:
     """Round-robin over plotters, each in its priority order, one plot a turn."""
+    transfers, waits = [], []
     pos = [0] * len(queues)
     live = list(range(len(queues)))
     while live:
@@ -332,12 +443,16 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], transfers, waits, no_f
                 drive, to_dir, need, why = verdict
                 farm.take(drive, need)
                 running[host.name] = running.get(host.name, 0) + 1
-                transfers.append(StartTransfer(host.name, plot.path, plot.size_bytes, drive.host,
-                                               to_dir, "local" if host.transfer == "local" else "ssh",
-                                               why))
+                local = host.transfer == "local"
+                transfers.append(StartTransfer(
+                    host.name, plot.path, plot.size_bytes, drive.host, to_dir,
+                    "local" if local else "ssh", why,
+                    dest_dir=drive.resolved.get(to_dir) or to_dir,
+                    fsync=_fsync(hs, by_name.get(drive.host), local)))
             if pos[qi] < len(queue):
                 still.append(qi)
         live = still
+    return transfers, waits
 
 
 def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_farm: str,
@@ -353,6 +468,8 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
         # from a reachable harvester, one without room any more, or a harvester
         # that stays down would hold the plot (and, by backpressure, plotting)
         drive = farm.find(failed.to_host, failed.to_dir)
+        if drive is not None and name in drive.conflicts:
+            drive = None
         where = f"{failed.to_host}:{failed.to_dir}"
         if drive is None and failed.to_host not in farm.index:
             down_s = host_time - failed.ended_at if failed.ended_at and host_time else 0.0
@@ -365,6 +482,7 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
             if drive.room >= need:
                 return drive, failed.to_dir, need, \
                     f"retry after failure: {failed.error or 'transfer failed'}"
+            drive = None            # no room there any more: elsewhere
     local = host.transfer == "local"
     candidates = _local_drives(farm, host) if local else None
     if not farm.drives or (local and not candidates):
@@ -372,14 +490,14 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
                 else no_farm)
     # A drive holding a partial of this plot resumes it.
     for drive in farm.holding.get(name, ()):
-        if (not local or drive in candidates) and not drive.busy:
+        if (not local or drive in candidates) and not drive.busy and name not in drive.conflicts:
             path, done = drive.partials[name]
             need = size - done
             if drive.room >= need:
                 return drive, posixpath.dirname(path), need, \
                     f"resume {human_bytes(done)} already on {drive.label()}"
     if local:
-        fits = [d for d in candidates if d.room >= size]
+        fits = [d for d in candidates if d.room >= size and name not in d.conflicts]
         idle = [d for d in fits if not d.busy]
         pick = None
         if idle:
@@ -387,7 +505,7 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
                     else max(idle, key=lambda d: (d.room, -d.order)))
         any_room = bool(fits)
     else:
-        pick = farm.best(size, host.fill)
+        pick = farm.best(size, host.fill, name)
         any_room = farm.any_room(size)
     if pick is None:
         return "all drives busy" if any_room else \

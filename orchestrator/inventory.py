@@ -58,7 +58,8 @@ INTS = {"threads": 1, "buckets": 1, "buffer": 1, "global_max_jobs": 0,
         "farm_reserve_bytes": 0, "max_failures": 1}
 FLOATS = {"global_stagger_m": 0, "polling_time_s": 0.1, "stall_after_m": 0.1,
           "connect_timeout_s": 0.1, "request_timeout_s": 0.5, "dead_keep_h": 0.01,
-          "failure_backoff_m": 0, "clean_after_m": 0, "kill_after_m": 0}
+          "failure_backoff_m": 0, "clean_after_m": 0, "kill_after_m": 0,
+          "drive_cooldown_m": 0, "drive_fail_window_m": 0, "dir_timeout_s": 0.1}
 # buckets each plotter takes: (least, most, why); chiapos at small k takes
 # fewer (agent/chiapos_plot.max_buckets), and defaults to what its k allows
 BUCKETS = {

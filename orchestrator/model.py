@@ -87,7 +87,11 @@ class Dir:
     device: str                     # same string = same disk
     plot_count: int = 0             # farm dirs: finished plots on it
     plot_bytes: int = 0
-    error: Optional[str] = None     # missing / unreadable
+    error: Optional[str] = None     # why it cannot be used (None: it can)
+    error_code: Optional[str] = None    # missing | not_dir | read_only | not_writable |
+                                        # not_mounted | not_responding | set_aside | unreadable
+    resolved: Optional[str] = None  # the path as the host resolves it (`~` expanded there)
+    set_aside_until: Optional[float] = None     # host clock: after failed transfers
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class Plot:
     k: int = 0
     plot_id: Optional[str] = None
     mtime: float = 0.0
+    error: Optional[str] = None     # its header contradicts its name, or it is unreadable
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,11 @@ class Transfer:
     size_bytes: int = 0
     status: str = "running"         # running | copied | failed
     started_at: float = 0.0
-    error: Optional[str] = None
+    error: Optional[str] = None     # rsync's most specific error line
     ended_at: float = 0.0           # host clock: when a failed transfer last made progress
+    fault: Optional[str] = None     # failed: drive | plotter | network | unknown
+    fatal: bool = False             # drive fault that sets the drive aside at once
+    exit_code: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,23 @@ class Partial:
     final_name: str
     size_bytes: int
     receiving: bool                 # an rsync is writing it right now
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A final *.plot name on a harvester drive holding other bytes than the
+    plot of that name: never deleted by plotfleet, reported until resolved."""
+    path: str
+    final_name: str
+    detail: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class DriveFailure:
+    """A failed transfer a harvester has in its drive's record (by key)."""
+    dir: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -138,6 +163,9 @@ class HostState:
     failures: Failures = Failures()
     host_time: float = 0.0
     last_start: float = 0.0         # host clock: newest job start, finished ones too
+    conflicts: Tuple[Conflict, ...] = ()
+    drive_failures: Tuple[DriveFailure, ...] = ()
+    rsync_version: Optional[Tuple[int, ...]] = None
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -191,6 +219,9 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         failures=Failures(**_known(Failures, snap.get("failures") or {})),
         host_time=snap.get("host_time", 0.0),
         last_start=snap.get("last_start", 0.0),
+        conflicts=_tuple(Conflict, snap.get("conflicts")),
+        drive_failures=_tuple(DriveFailure, snap.get("drive_failures")),
+        rsync_version=tuple(snap["rsync_version"]) if snap.get("rsync_version") else None,
     )
 
 
@@ -262,7 +293,10 @@ class Host:
     fill: str = "spread"                        # spread | pack
     farm_reserve_bytes: int = 0
     create_dirs: bool = False                   # make missing dirs (demos; never for mounts)
-    require_mounted_farm: bool = False          # refuse farm dirs on the root filesystem
+    require_mounted_farm: bool = True           # refuse farm dirs on the root filesystem
+    drive_cooldown_m: float = 30.0              # a drive set aside gets nothing for this long
+    drive_fail_window_m: float = 30.0           # two failed transfers this close: set aside
+    dir_timeout_s: float = 3.0                  # a dir silent this long is not responding
 
     @property
     def is_plotter(self) -> bool:
@@ -286,4 +320,7 @@ class Host:
             "clean_quiet_s": self.clean_after_m * 60.0,
             "create_dirs": self.create_dirs,
             "require_mounted_farm": self.require_mounted_farm,
+            "drive_cooldown_s": self.drive_cooldown_m * 60.0,
+            "drive_fail_window_s": self.drive_fail_window_m * 60.0,
+            "dir_timeout_s": self.dir_timeout_s,
         }

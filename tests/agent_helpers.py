@@ -39,12 +39,14 @@ class AgentProc:
 
 
 def host_dirs(base):
-    """A host's dirs under `base` and its agent config."""
+    """A host's dirs under `base` and its agent config (its farm dir is on the
+    test machine's root filesystem: require_mounted_farm off)."""
     d = {k: os.path.join(str(base), k) for k in ("tmp", "tmp2", "dst", "log", "farm")}
     for p in d.values():
         os.makedirs(p, exist_ok=True)
     config = {"tmp_dirs": [d["tmp"]], "tmp2_dir": d["tmp2"], "dst_dirs": [d["dst"]],
-              "log_dir": d["log"], "farm_dirs": [d["farm"]], "stall_after_s": 600.0}
+              "log_dir": d["log"], "farm_dirs": [d["farm"]], "stall_after_s": 600.0,
+              "require_mounted_farm": False}
     return d, config
 
 

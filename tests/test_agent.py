@@ -189,14 +189,19 @@ def test_paths_outside_configured_dirs_are_refused(agent, host, tmp_path):
     plot.write_bytes(b"x" * 10)
     sneaky = os.path.join(d["dst"], "..", "elsewhere", plot.name)
     os.symlink(str(plot), os.path.join(d["dst"], "link.plot"))
+    spec = {"edge": 1, "block": 1, "offsets": [], "full_below": 100}
+    proof = {"size": 10, "sha256": "0" * 64, "method": "full", "spec": spec}
     cases = [
         ("read_log", dict(path="/etc/passwd")),
         ("read_log", dict(path=os.path.join(d["log"], "..", "..", "elsewhere", "x.log"))),
-        ("remove_plot", dict(plot=str(plot), confirmed_size=10)),
-        ("remove_plot", dict(plot=sneaky, confirmed_size=10)),
-        ("remove_plot", dict(plot=os.path.join(d["dst"], "link.plot"), confirmed_size=10)),
-        ("start_transfer", dict(plot=str(plot), to_host="h", to_dir=d["farm"], mode="local")),
-        ("promote", dict(partial=str(plot) + ".plotfleet-tmp", size_bytes=10)),
+        ("remove_plot", dict(plot=str(plot), proof=proof)),
+        ("remove_plot", dict(plot=sneaky, proof=proof)),
+        ("remove_plot", dict(plot=os.path.join(d["dst"], "link.plot"), proof=proof)),
+        ("digest", dict(path=str(plot), spec=spec)),
+        ("start_transfer", dict(plot=str(plot), to_host="h", to_dir=d["farm"], mode="local",
+                                farm_dirs=[d["farm"]])),
+        ("promote", dict(partial=str(plot) + ".plotfleet-tmp", expect=proof)),
+        ("note_drive_failure", dict(to_dir=str(outside), key="k", at=0, error="x")),
         ("clean_partial", dict(partial=str(outside / "a.plot.plotfleet-tmp"))),
         ("start_job", dict(argv=["true"], plotter="chiapos", k=18, tmp_dir=str(outside),
                            dst_dir=d["dst"], limits={})),
@@ -255,7 +260,8 @@ def test_transfer_local_then_promote_then_remove(agent, host, reaper):
     plot = wait_for(lambda: agent.ok("snapshot", config=config)["plots"], 60)[0]
     size = plot["size_bytes"]
     r = agent.ok("start_transfer", config=config, plot=plot["path"], to_host="self",
-                 to_dir=d["farm"], mode="local", ssh=None, bwlimit_kbps=1500)
+                 to_dir=d["farm"], mode="local", ssh=None, bwlimit_kbps=1500,
+                 farm_dirs=[d["farm"]])
     reaper.append(r["pid"])
     name = os.path.basename(plot["path"])
     statuses, receiving = [], []
@@ -277,13 +283,19 @@ def test_transfer_local_then_promote_then_remove(agent, host, reaper):
     assert not partial["receiving"]
     farm = [x for x in s["dirs"] if x["kind"] == "farm"][0]
     assert farm["plot_count"] == 0
-    r = agent.raw("promote", config=config, partial=partial["path"], size_bytes=size + 1)
-    assert not r["ok"] and "size mismatch" in r["error"]
-    r = agent.ok("promote", config=config, partial=partial["path"], size_bytes=size)
-    assert r == {"path": os.path.join(d["farm"], name), "size_bytes": size}
-    r = agent.raw("remove_plot", config=config, plot=plot["path"], confirmed_size=size - 1)
-    assert not r["ok"] and os.path.exists(plot["path"])
-    agent.ok("remove_plot", config=config, plot=plot["path"], confirmed_size=size)
+    spec = {"edge": 4096, "block": 512, "offsets": [1, 99, 12345], "full_below": 0}
+    src = agent.ok("digest", config=config, path=plot["path"], spec=spec)
+    assert src["method"] == "sampled" and src["header"]["format"] == "v1"
+    assert src["header_error"] is None
+    expect = dict(src, spec=spec)
+    r = agent.ok("promote", config=config, partial=partial["path"], expect=expect)
+    assert (r["path"], r["size_bytes"], r["sha256"]) == (os.path.join(d["farm"], name), size,
+                                                         src["sha256"])
+    # a proof naming other bytes never deletes the source
+    r = agent.raw("remove_plot", config=config, plot=plot["path"],
+                  proof=dict(expect, sha256="0" * 64))
+    assert not r["ok"] and r["code"] == "mismatch" and os.path.exists(plot["path"])
+    agent.ok("remove_plot", config=config, plot=plot["path"], proof=expect)
     s = agent.ok("snapshot", config=config)
     assert s["plots"] == [] and s["transfers"] == [] and s["partials"] == []
     assert os.listdir(d["farm"]) == [name]
@@ -296,7 +308,8 @@ def test_interrupted_transfer_is_failed_and_its_partial_can_be_cleaned(agent, ho
     start(agent, host, k=18, reaper=reaper)
     plot = wait_for(lambda: agent.ok("snapshot", config=config)["plots"], 60)[0]
     r = agent.ok("start_transfer", config=config, plot=plot["path"], to_host="self",
-                 to_dir=d["farm"], mode="local", bwlimit_kbps=200)
+                 to_dir=d["farm"], mode="local", bwlimit_kbps=200,
+                 farm_dirs=[d["farm"]])
     runner = psutil.Process(r["pid"])
     wait_for(lambda: runner.children(recursive=True), 10)
     time.sleep(0.5)
@@ -363,7 +376,7 @@ def test_transfer_over_ssh_to_a_harvester(agent, host, reaper, ssh_fleet, k18_pl
     fleet = ssh_fleet(n_plotters=0, n_harvesters=1)
     hv = fleet.hosts["harvester1"]
     farm = hv.dirs["farm"][0]
-    harvester_config = {"farm_dirs": list(hv.dirs["farm"])}
+    harvester_config = {"farm_dirs": list(hv.dirs["farm"]), "require_mounted_farm": False}
     src = str(k18_plots.copy_to(d["dst"], 1)[0])
     size = os.path.getsize(src)
     r = agent.ok("start_transfer", config=config, plot=src, to_host="harvester1",
@@ -377,8 +390,11 @@ def test_transfer_over_ssh_to_a_harvester(agent, host, reaper, ssh_fleet, k18_pl
     name = os.path.basename(src)
     assert os.listdir(farm) == [name + ".plotfleet-tmp"]
     partial = agent.ok("snapshot", config=harvester_config)["partials"][0]
-    agent.ok("promote", config=harvester_config, partial=partial["path"], size_bytes=size)
-    agent.ok("remove_plot", config=config, plot=src, confirmed_size=size)
+    spec = {"edge": 4096, "block": 512, "offsets": [7], "full_below": 1 << 30}
+    expect = dict(agent.ok("digest", config=config, path=src, spec=spec), spec=spec)
+    assert expect["method"] == "full"
+    agent.ok("promote", config=harvester_config, partial=partial["path"], expect=expect)
+    agent.ok("remove_plot", config=config, plot=src, proof=expect)
     assert os.listdir(farm) == [name] and not os.path.exists(src)
 
 

@@ -30,7 +30,7 @@ def test_one_plot_goes_to_the_harvester_drive_with_most_room():
                       host_state(h, free={"/f0": 10 * GiB, "/f1": 20 * GiB})), inventory(p, h))
     assert [(t.from_host, t.plot, t.to_host, t.to_dir, t.mode, t.size_bytes) for t in d.transfers] \
         == [("p1", pl.path, "h1", "/f1", "ssh", SIZE)]
-    assert d.waits == () and d.promotes == () and d.cleans == () and d.removes == ()
+    assert d.waits == () and d.promotes == () and d.cleans == () and d.notes == ()
 
 
 def test_one_transfer_per_drive_two_dirs_on_one_disk_are_one_drive():
@@ -169,20 +169,27 @@ def test_copied_transfer_with_full_partial_is_promoted_then_source_removal_follo
                host_state(h, partials=[part]))
     d = archive(st, inventory(p, h))
     assert d.promotes == (Promote("h1", part.path, SIZE, "p1", pl.path),) and d.transfers == ()
-    rm = remove_after_promote(d.promotes[0], SIZE)
+    spec = {"edge": 1, "block": 1, "offsets": [], "full_below": 0}
+    src = {"size": SIZE, "sha256": "ab" * 32, "method": "sampled"}
+    rm = remove_after_promote(d.promotes[0], src, dict(src, spec=spec))
     assert (rm.host, rm.plot, rm.confirmed_size) == ("p1", pl.path, SIZE)
+    assert rm.proof == dict(src, spec=spec)     # what the plotter compares with its own
+    # same size, other bytes: a torn copy proves nothing
     with pytest.raises(ValueError, match="source kept"):
-        remove_after_promote(d.promotes[0], SIZE - 1)
+        remove_after_promote(d.promotes[0], src, dict(src, sha256="cd" * 32, spec=spec))
+    with pytest.raises(ValueError, match="source kept"):
+        remove_after_promote(d.promotes[0], src, dict(src, size=SIZE - 1, spec=spec))
 
 
-def test_copied_short_partial_waits_and_missing_partial_is_confirmed_again():
+def test_copied_short_partial_is_sent_again_and_missing_partial_is_confirmed_again():
     p = plotter(k=K)
     h = harvester()
     pl = plot_file(k=K)
     copied = transfer(pl, done=SIZE, status="copied")
     short = archive(fleet(host_state(p, plots=[pl], transfers=[copied]),
                           host_state(h, partials=[partial(pl, size=SIZE - 1)])), inventory(p, h))
-    assert short.promotes == () and "not promoted" in short.waits[0].reason
+    # cut after rsync finished: resumed into the same drive, never waited for
+    assert short.promotes == () and moves(short) == [("p1", "0000", "h1", copied.to_dir)]
     gone = archive(fleet(host_state(p, plots=[pl], transfers=[copied]), host_state(h)),
                    inventory(p, h))
     # promoted before a controller died: ask the harvester to confirm the final file again
@@ -287,8 +294,10 @@ def test_actions_read_as_one_line_each():
     assert d.transfers[0].describe() == (
         f"p1:{pl.path} -> h1:/f0 [ssh, 621.8 MiB] (spread: h1:/f0 has 2.0 GiB free (after reserve))")
     pr = Promote("h1", "/f0/.x.partial", SIZE, "p1", pl.path)
-    assert pr.describe() == f"h1:/f0/.x.partial -> {pl.path[4:]} (621.8 MiB, from p1)"
-    assert remove_after_promote(pr, SIZE).describe() == f"p1:{pl.path} (copy confirmed, 621.8 MiB)"
+    assert pr.describe() == f"h1:/f0/.x.partial -> {pl.path[4:]} (621.8 MiB, from p1; copied)"
+    src = {"size": SIZE, "sha256": "ab" * 32, "method": "full", "spec": {}}
+    assert remove_after_promote(pr, src, src).describe() == \
+        f"p1:{pl.path} (copy verified by full digest, 621.8 MiB)"
 
 
 def test_harvesters_left_out_of_the_run_are_said_so():

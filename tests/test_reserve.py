@@ -67,10 +67,15 @@ def test_with_require_mounted_farm_a_dir_on_the_root_filesystem_takes_no_plots(t
     try:
         farms = {x["path"]: x for x in a.ok("snapshot", config=config)["dirs"]
                  if x["kind"] == "farm"}
-        assert farms[d["farm"]]["error"] == "on the root filesystem: drive not mounted?"
+        assert farms[d["farm"]]["error"] == "not mounted: on the root filesystem"
+        assert farms[d["farm"]]["error_code"] == "not_mounted"
         assert farms[mounted]["error"] is None and farms[mounted]["free_bytes"] > 0
         r = a.raw("reserve_drive", config=config, to_dir=d["farm"], plot="p.plot", size_bytes=1)
-        assert not r["ok"] and "drive not mounted?" in r["error"]
+        assert not r["ok"] and "not mounted" in r["error"] and r["code"] == "drive_error"
+        # the default is to require it
+        default = {k: v for k, v in config.items() if k != "require_mounted_farm"}
+        farms = {x["path"]: x for x in a.ok("snapshot", config=default)["dirs"]}
+        assert farms[d["farm"]]["error_code"] == "not_mounted"
         a.ok("reserve_drive", config=config, to_dir=mounted, plot="p.plot", size_bytes=1)
         # without the option the same dir is an ordinary farm dir
         plain = dict(config, require_mounted_farm=False)

@@ -1,0 +1,140 @@
+"""What a plot file is, read from its bytes: header and digests.
+
+Size alone proves nothing about a copy (a torn write can leave a partial of
+exactly the right length), so a copy is compared by content: both hosts
+compute `digest` over the same ranges and the controller compares.  The
+ranges come from a spec the controller draws anew for each check:
+
+    {"edge": bytes at each end, "block": bytes per sampled block,
+     "offsets": [random ints], "full_below": files smaller than this are
+     hashed whole}
+
+A file at least `full_below` long is hashed over its first and last `edge`
+bytes and one `block` at each offset (taken modulo the room left), so a
+copy that differs anywhere the controller happened to look, or at its ends
+(where a cut-off transfer leaves its zeros), or in length, differs here.
+
+Headers (checked against the file name: a file that calls itself another
+plot is not that plot):
+  v1 (chiapos, `chia plots create`, madmax): "Proof of Space Plot" (19 bytes),
+     plot id (32), k (1), format description length (2, big-endian) + text,
+     memo length (2) + memo
+  v2 (bladebit, compressed plots): "PLOT" (4), version (4, little-endian,
+     2), plot id (32), k (1), memo length (2) + memo, flags (4), compression
+     level (1, when flags say so), ...
+Another format (Gigahorse's, say) skips the header check; digests still apply.
+"""
+import hashlib
+import os
+import struct
+
+from .disks import parse_plot_name
+
+V1_MAGIC = b"Proof of Space Plot"
+V2_MAGIC = b"PLOT"
+HEADER_BYTES = 64
+READ_CHUNK = 1 << 20
+
+
+def read_header(data):
+    """{"format", "plot_id", "k", "version"} from a file's first bytes, or
+    {"format": None} when the format is not one the agent knows."""
+    if data[:len(V1_MAGIC)] == V1_MAGIC and len(data) >= 52:
+        return {"format": "v1", "plot_id": data[19:51].hex(), "k": data[51], "version": 1}
+    if data[:4] == V2_MAGIC and len(data) >= 41:
+        version = struct.unpack("<I", data[4:8])[0]
+        return {"format": "v2", "plot_id": data[8:40].hex(), "k": data[40],
+                "version": version}
+    return {"format": None, "plot_id": None, "k": None, "version": None}
+
+
+def header_problem(path, header):
+    """One line when the header contradicts the file name, else None (also
+    None for a format the agent does not know)."""
+    if header["format"] is None:
+        return None
+    name = os.path.basename(path)
+    for suffix in (".plotfleet-tmp",):
+        if name.endswith(suffix):
+            name = name[:-len(suffix)]
+    k, plot_id = parse_plot_name(name)
+    if plot_id is None:
+        return None
+    if header["plot_id"] != plot_id or header["k"] != k:
+        return "header says k%s id %s, name says k%d id %s" % (
+            header["k"], header["plot_id"][:16], k, plot_id[:16])
+    return None
+
+
+def check_header(path):
+    """header_problem of the file at `path` (OSError when unreadable)."""
+    with open(path, "rb") as f:
+        return header_problem(path, read_header(f.read(HEADER_BYTES)))
+
+
+def _ranges(size, spec):
+    if size < int(spec.get("full_below", 0)):
+        return None                          # hash it whole
+    edge = min(int(spec["edge"]), size)
+    block = min(int(spec["block"]), size)
+    out = [(0, edge), (size - edge, edge)]
+    room = max(size - block, 0) + 1
+    out += [(int(o) % room, block) for o in spec.get("offsets") or ()]
+    return out
+
+
+def digest(path, spec):
+    """{"size", "sha256", "method": "full"|"sampled", "bytes_read", "header"}
+    of the file at `path` under `spec` (OSError when unreadable)."""
+    h = hashlib.sha256()
+    read = 0
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(HEADER_BYTES)
+        f.seek(0)
+        ranges = _ranges(size, spec)
+        h.update(struct.pack("<Q", size))
+        if ranges is None:
+            while True:
+                chunk = f.read(READ_CHUNK)
+                if not chunk:
+                    break
+                h.update(chunk)
+                read += len(chunk)
+        else:
+            for off, n in ranges:
+                f.seek(off)
+                chunk = f.read(n)
+                h.update(struct.pack("<QQ", off, len(chunk)))
+                h.update(chunk)
+                read += len(chunk)
+    return {"size": size, "sha256": h.hexdigest(),
+            "method": "full" if ranges is None else "sampled", "bytes_read": read,
+            "header": read_header(head)}
+
+
+def same(a, b):
+    """Do two digests (one per host, same spec) show the same bytes?  When
+    not, what differs, in words."""
+    if a["size"] != b["size"]:
+        return False, "size %d != %d" % (a["size"], b["size"])
+    if a["sha256"] != b["sha256"]:
+        return False, "content differs (%s digest, same size %d)" % (a["method"], a["size"])
+    return True, None
+
+
+def fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path):
+    """Make a rename in `path` durable (the entry, not only the data)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
