@@ -54,6 +54,11 @@ def drives_table(state: FleetState, bar_width: int = 12) -> Table:
         used = (total - free) / total if total else 0.0
         t.add_row(Text(f"{host}:{dirs[0]}"), ProgressBar(total=1, completed=used, width=bar_width),
                   f"{used:.0%}", views.human_bytes(free), str(plots))
+    # drives that take nothing now, with why (read-only, set aside until ...)
+    for h in state.hosts:
+        for d in h.dirs:
+            if d.kind == "farm" and d.error:
+                t.add_row(Text(f"{h.name}:{d.path}"), Text(d.error, style="red"), "", "", "")
     return t
 
 

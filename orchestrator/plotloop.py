@@ -176,6 +176,9 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
     decisions = {"starts": [asdict(s) for s in decision.starts],
                  "waits": [asdict(w) for w in decision.waits + clean_waits + arch.waits],
                  "cleanups": [asdict(c) for c in cleans],
-                 "transfers": [asdict(t) for t in arch.transfers]}
+                 "transfers": [asdict(t) for t in arch.transfers],
+                 "promotes": [asdict(p) for p in arch.promotes],
+                 "cleans": [asdict(c) for c in arch.cleans],
+                 "drive_failures": [asdict(n) for n in arch.notes]}
     return PassResult(state, out.lines, decision.backpressure, out.started, out.failed,
                       decision.waits, decisions)

@@ -186,8 +186,25 @@ def transfers_table(state: FleetState, now: Optional[float] = None) -> Table:
                       f"{human_bytes(x.bytes_done)}/{human_bytes(x.size_bytes)}",
                       f"{human_bytes(rate)}/s" if rate else "-",
                       human_duration(eta) if x.status == "running" else "-",
-                      Text(x.status + (f" ({x.error})" if x.error else ""),
+                      Text(x.status + (f" ({x.fault}: {x.error})" if x.fault and x.error else
+                                       f" ({x.error})" if x.error else ""),
                            style={"failed": "red", "copied": "green"}.get(x.status, "")))
+    return t
+
+
+def copy_problems_table(state: FleetState) -> Optional[Table]:
+    """Files plotfleet will not move or touch, and why: a final name on a
+    drive holding other bytes (a conflict), a plot whose header names
+    another plot."""
+    rows = [(h.name, c.path, f"conflict: {c.detail}") for h in state.hosts for c in h.conflicts]
+    rows += [(h.name, p.path, p.error) for h in state.hosts for p in h.plots if p.error]
+    if not rows:
+        return None
+    t = Table(title="not archived (left as they are)", title_style="red")
+    for col in ("host", "file", "why"):
+        t.add_column(col)
+    for host, path, why in rows:
+        t.add_row(Text(host), Text(path), Text(why, style="red"))
     return t
 
 
@@ -220,6 +237,9 @@ def status_view(state: FleetState, hosts: Mapping[str, Host]) -> Group:
         parts.append(dead)
     if any(h.transfers for h in state.hosts):
         parts.append(transfers_table(state))
+    problems = copy_problems_table(state)
+    if problems is not None:
+        parts.append(problems)
     down = down_table(state)
     if down is not None:
         parts.append(down)

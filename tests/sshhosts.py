@@ -118,6 +118,10 @@ class SshFleet:
         os.makedirs("/run/sshd", exist_ok=True)   # sshd's privilege-separation dir
         self.base = base
         self.vars = vars
+        # farm dirs are plain folders on the test machine's root filesystem
+        # unless a test mounts them (each its own tmpfs): only then does the
+        # default require_mounted_farm apply
+        self.farms_mounted = False
         keys = base / "keys"
         keys.mkdir(parents=True, exist_ok=True)
         self.client_key = str(keys / "client_ed25519")
@@ -238,6 +242,8 @@ Subsystem sftp internal-sftp
                      transfer_ssh_key=self.client_key, transfer_known_hosts=self.known_hosts)
         else:
             v.update(farm_dirs=list(h.dirs["farm"]))
+            if not self.farms_mounted:
+                v["require_mounted_farm"] = False
         return v
 
     def write_inventory(self, path, extra_vars_per_host: Optional[dict] = None,

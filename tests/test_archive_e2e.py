@@ -55,7 +55,9 @@ def tmpfs():
 
 
 def mount_farms(fleet, tmpfs, size="64m", sizes=None):
-    """Every harvester's farm dirs become drives of their own (tmpfs)."""
+    """Every harvester's farm dirs become drives of their own (tmpfs), so the
+    inventory keeps the default require_mounted_farm."""
+    fleet.farms_mounted = True
     for name, h in fleet.hosts.items():
         if h.role == "harvester":
             for d in h.dirs["farm"]:
