@@ -665,19 +665,6 @@ def clean_partial(agent, config, partial, **_):
     return {"removed": path}
 
 
-def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, **_):
-    """A transfer into this farm dir failed by the drive's fault (the
-    plotter's rsync said so): keep it in the drive's record."""
-    real = check_inside(to_dir, disks.dirs_of(config, "farm"))
-    if real not in disks.dirs_of(config, "farm"):
-        raise ActionError("not a farm dir: %s" % to_dir)
-    if not isinstance(key, str) or not key:
-        raise ActionError("bad failure key: %r" % (key,), code="bad_request")
-    with host_lock():
-        added = drive_health.record_failure(real, key, float(at), error, bool(fatal))
-    return {"recorded": added}
-
-
 # -- logs ----------------------------------------------------------------------
 
 def _log_dir(config):

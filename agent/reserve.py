@@ -12,7 +12,7 @@ expires.
 import os
 import time
 
-from . import disks, statefile
+from . import disks, drive_health, statefile
 from .actions import ActionError, check_inside, host_lock
 from .probe import probe_one
 
@@ -29,10 +29,10 @@ def _growing(path, now):
         return False
 
 
-def _alive(claim, now):
+def _alive(claim, now, farm=()):
     final = os.path.join(claim["dir"], claim["plot"])
-    if os.path.exists(final):
-        return False                       # arrived: the drive is free again
+    if any(os.path.exists(os.path.join(d, claim["plot"])) for d in (claim["dir"],) + tuple(farm)):
+        return False                       # arrived (here or elsewhere): the drive is free again
     partial = final + disks.PARTIAL_SUFFIX
     return now - claim["at"] < CLAIM_S or _growing(partial, now)
 
@@ -58,7 +58,7 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, **_)
     key = "%d:%s" % (dev, ",".join(sorted(same_drive)))
     now = time.time()
     with host_lock():
-        claims = {k: c for k, c in statefile.load(NAME).items() if _alive(c, now)}
+        claims = {k: c for k, c in statefile.load(NAME).items() if _alive(c, now, farm)}
         claim = claims.get(key)
         if claim and claim["plot"] != plot:
             raise ActionError("drive busy: %s is on its way to %s" % (claim["plot"], claim["dir"]),
@@ -87,3 +87,25 @@ def _device(path):
         return os.stat(path).st_dev
     except OSError:
         return None
+
+
+def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=None, **_):
+    """A transfer into this farm dir failed by the drive's fault (the
+    plotter's rsync said so): keep it in the drive's record, and end that
+    plot's claim on the drive (its transfer is over)."""
+    farm = disks.dirs_of(config, "farm")
+    real = check_inside(to_dir, farm)
+    if real not in farm:
+        raise ActionError("not a farm dir: %s" % to_dir)
+    if not isinstance(key, str) or not key:
+        raise ActionError("bad failure key: %r" % (key,), code="bad_request")
+    with host_lock():
+        added = drive_health.record_failure(real, key, float(at), error, bool(fatal))
+        if plot:
+            name = os.path.basename(plot)
+            claims = statefile.load(NAME)
+            left = {k: c for k, c in claims.items()
+                    if not (c.get("plot") == name and c.get("dir") == real)}
+            if len(left) != len(claims):
+                statefile.save(NAME, left)
+    return {"recorded": added}

@@ -30,9 +30,14 @@ NETWORK = ("Connection refused", "Connection timed out", "No route to host",
            "timed out", "error in rsync protocol data stream")
 
 
+# rsync's messages go to stderr while its progress (no newline after the
+# last \r-update) goes to stdout: in one log they share a line
+_GLUED = re.compile(r"(?=rsync(?: error| warning)?: )")
+
+
 def _lines(text):
     out = []
-    for raw in text.replace("\r", "\n").split("\n"):
+    for raw in _GLUED.sub("\n", text.replace("\r", "\n")).split("\n"):
         line = raw.strip()
         if line:
             out.append(line)

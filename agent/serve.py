@@ -17,6 +17,7 @@ import psutil
 
 from . import actions, deadline
 from .procs import PSUTIL_ERRORS
+from . import reserve
 from .reserve import reserve_drive
 from .snapshot import Agent
 from .watchdog import Watchdog
@@ -81,7 +82,7 @@ OPS = {
     "read_log": actions.read_log, "list_logs": actions.list_logs,
     "reserve_drive": reserve_drive, "end_agent": end_agent,
     "clean_dead": actions.clean_dead, "reset_failures": actions.reset_failures,
-    "digest": actions.digest, "note_drive_failure": actions.note_drive_failure,
+    "digest": actions.digest, "note_drive_failure": reserve.note_drive_failure,
 }
 NO_CONFIG = ("hello", "end_agent")
 

@@ -1,16 +1,19 @@
-"""Archiving 8 real plots: plotfleet (parallel, one per drive) vs one at a time.
+"""Archiving 8 real plots, copies verified: plotfleet (parallel, one per
+drive) vs one at a time; and what the verification costs.
 
-    python3 bench/bench_archive.py [--bwlimit 2000] [--per-plotter 2] [--poll 0.25] [--trace]
+    python3 bench/bench_archive.py [--bwlimit 2000] [--per-plotter 2] [--poll 0.25]
+                                   [--big-mib 1024] [--reps 5] [--trace]
 
 Needs root (it mounts tmpfs drives).  Sets up 4 real sshd plotters and 2
 real sshd harvesters on loopback, each harvester with 2 drives (separate
 tmpfs filesystems), and real chiapos k=18 plots, 2 per plotter.  Then, in
-one run, moves the same plots:
+one run, measures:
 
+1. moving the same plots three ways:
   - baseline: plotman-style, one plot at a time: the plotter's rsync over
     ssh to the harvester drive with most room (the same rsync argv plotfleet's
     agent uses: same flags, same bandwidth limit), then rename and delete
-    the source;
+    the source (no check of the copy);
   - plotfleet, cold: `plotfleet archive` passes (each a new controller
     process: connect, snapshot every host, decide, act) back to back until
     every plot sits on a farm drive;
@@ -19,6 +22,29 @@ one run, moves the same plots:
     same code `archive` runs).  With 100 GiB plots a transfer lasts many
     minutes and a pass is noise; with 4 MiB plots a cold pass costs half a
     transfer, which the warm loop shows without.
+   Both plotfleet runs verify every copy, as they always do: the plotter
+   digests its source, the harvester digests the copy and promotes it only
+   when they match, and the plotter digests its source again before
+   deleting it (agent/plotfile.py `digest`, spec from
+   orchestrator/copycheck.py `spec()`).  The figures are compared with the
+   target of a 2.5x speed-up for the warm loop (4 drives, 2 plots each).
+
+2. the verification cost per plot: `digest(path, spec())` called directly
+   on the bench's k=18 plots (under FULL_BELOW, so hashed whole, as in the
+   runs), --reps times each, page-cached: median time, bytes read per side
+   (per digest call), MB/s.
+
+3. the sampled method on a large file: a --big-mib file of random data in a
+   temp dir on a real disk (not tmpfs), fsynced and dropped from the page
+   cache (posix_fadvise DONTNEED), digested sampled once cold and once warm
+   (same spec): bytes read (6 MiB: first and last MiB + 64 x 64 KiB), time,
+   and what the disk really delivered (/proc/self/io read_bytes: readahead
+   reads more than is asked for).  For scale, the same file hashed whole,
+   cold.
+
+4. an extrapolation for a 100 GiB k32 plot on a 250 MB/s drive with 8 ms
+   seeks: transfer time, full hash per side, sampled check per side (6 MiB
+   of transfer plus 66 seeks), and what the check adds to a transfer.
 
 Every transfer is limited to --bwlimit KB/s, so the figures reflect
 transfers bound by disk or network (as real 100 GiB plots are) rather than
@@ -32,7 +58,9 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,11 +70,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from agent.plotfile import digest  # noqa: E402
 from agent.transfer import rsync_argv  # noqa: E402
+from orchestrator import copycheck  # noqa: E402
 from tests.cli import plotfleet  # noqa: E402
 from tests.sshhosts import PlotCache, SshFleet  # noqa: E402
 
 PARTIAL = ".plotfleet-tmp"
+TARGET = 2.5                    # warm speed-up wanted over one at a time
+
+# the extrapolation: a k32 plot on a spinning drive
+K32_BYTES = 100 << 30
+DRIVE_BPS = 250e6               # 250 MB/s sequential
+SEEK_S = 0.008                  # one head movement
+MiB = 1 << 20
 
 
 def mount(path, size):
@@ -103,7 +140,8 @@ def sequential(fleet, placed, bwlimit):
 
 
 def with_plotfleet(fleet, inv, placed, timeout=600):
-    passes = 0
+    """`plotfleet archive` until done: (passes, every action line)."""
+    passes, lines = 0, []
     deadline = time.monotonic() + timeout
     while any(os.path.exists(src) for src in placed) or \
             any(n.endswith(PARTIAL) for d in drives(fleet) for n in os.listdir(d)):
@@ -112,30 +150,36 @@ def with_plotfleet(fleet, inv, placed, timeout=600):
         r = plotfleet("archive", "--inventory", inv, "--json", timeout=120)
         if r.returncode != 0:
             raise SystemExit(f"plotfleet archive failed ({r.returncode}): {r.stdout}{r.stderr}")
-        json.loads(r.stdout)
+        lines += json.loads(r.stdout)["actions"]
         passes += 1
-    return passes
+    return passes, lines
 
 
 def warm_plotfleet(inv, placed, poll, trace=False, timeout=600):
+    """One controller, sessions kept open: (passes, every action line)."""
     from orchestrator import apply
     from orchestrator.archiver import archive
     from orchestrator.fleet import Fleet
     from orchestrator.inventory import load_inventory
     hosts = {h.name: h for h in load_inventory(inv).hosts}
-    passes = 0
+    passes, lines = 0, []
     t0 = time.monotonic()
     deadline = t0 + timeout
     with Fleet(list(hosts.values())) as fleet:
+        if trace:
+            print(f"{time.monotonic() - t0:6.2f} sessions open")
         while True:
             state = fleet.gather()
             passes += 1
+            if trace:
+                print(f"{time.monotonic() - t0:6.2f} gathered (pass {passes})")
             if not any(p.path in placed for h in state.hosts for p in h.plots) and \
                     not any(h.partials for h in state.hosts):
-                return passes
+                return passes, lines
             out = apply.Outcome()
             d = archive(state, hosts)
             apply.archive(fleet, hosts, d, out, check=False)
+            lines += out.lines
             if trace:       # when each decision was carried out, for tuning
                 for line in out.lines + [f"{w.host}: {w.subject}: {w.reason}" for w in d.waits]:
                     print(f"{time.monotonic() - t0:6.2f} {line}")
@@ -144,11 +188,139 @@ def warm_plotfleet(inv, placed, poll, trace=False, timeout=600):
             time.sleep(poll)
 
 
+VERIFIED = re.compile(r"^(promoted|confirmed): .*\((full|sampled) digest, (.+) read on each side\)$")
+
+
+def verified(lines):
+    """How the run's promotes were checked: "8 promotes, 8 by full digest"."""
+    methods = [m.group(2) for m in map(VERIFIED.match, lines) if m]
+    by = ", ".join(f"{methods.count(k)} by {k} digest" for k in ("full", "sampled")
+                   if k in methods)
+    return f"{len(methods)} promotes, {by or 'none checked'}"
+
+
+def timed_digest(path, spec):
+    t = time.perf_counter()
+    d = digest(str(path), spec)
+    return time.perf_counter() - t, d
+
+
+def plot_digest_cost(plots, reps):
+    """digest() as the agents run it on the bench's plots, page-cached:
+    (median seconds, median bytes read, method) per call."""
+    times, reads, methods = [], [], set()
+    for _ in range(reps):
+        for path in plots:
+            dt, d = timed_digest(path, copycheck.spec())
+            times.append(dt)
+            reads.append(d["bytes_read"])
+            methods.add(d["method"])
+    return statistics.median(times), statistics.median(reads), "/".join(sorted(methods))
+
+
+def fs_type(path):
+    """The type of the filesystem holding `path` (from /proc/self/mounts)."""
+    best, kind = "", "?"
+    real = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            _, point, fstype = line.split()[:3]
+            point = point.replace("\\040", " ")
+            if (real == point or real.startswith(point.rstrip("/") + "/")) and \
+                    len(point) >= len(best):
+                best, kind = point, fstype
+    return kind
+
+
+def disk_dir():
+    """A temp dir on a real disk (not tmpfs/ramfs): the big file goes there."""
+    for d in (tempfile.gettempdir(), "/var/tmp", str(Path.home())):
+        if os.path.isdir(d) and fs_type(d) not in ("tmpfs", "ramfs"):
+            return Path(tempfile.mkdtemp(prefix="bench-digest-", dir=d))
+    raise SystemExit("bench_archive: no temp dir on a real disk for the big file")
+
+
+def disk_read_bytes():
+    """Bytes this process had the block layer read (page-cache hits excluded)."""
+    try:
+        with open("/proc/self/io") as f:
+            return int(next(ln for ln in f if ln.startswith("read_bytes:")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def drop_cache(path):
+    """Out of the page cache (after fsync), as a file not read since boot."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def big_file_cost(mib):
+    """A `mib` MiB file of random data on disk: digests cold and warm.
+    Returns (fs type, [(label, method, bytes read, disk bytes, seconds)])."""
+    d = disk_dir()
+    path = d / "big.plot"
+    try:
+        with open(path, "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(MiB))
+        spec = copycheck.spec()
+        rows = []
+        for label, sp, cold in (("sampled, cold", spec, True), ("sampled, warm", spec, False),
+                                ("full hash, cold", dict(spec, full_below=1 << 62), True)):
+            if cold:
+                drop_cache(path)
+            before = disk_read_bytes()
+            dt, dg = timed_digest(path, sp)
+            after = disk_read_bytes()
+            rows.append((label, dg["method"], dg["bytes_read"],
+                         None if before is None else after - before, dt))
+        return fs_type(d), rows
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def human(n):
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / MiB:.1f} MiB"
+
+
+def cost_row(label, method, read, seconds, note=""):
+    t = f"{seconds * 1e3:7.1f} ms" if seconds < 1 else f"{seconds:7.2f} s "
+    return (f"  {label:<34} {method:<8} {human(read):>9}  {t}  "
+            f"{read / seconds / 1e6:7.0f}  {note}").rstrip()
+
+
+def extrapolation():
+    sampled = 2 * copycheck.EDGE + copycheck.BLOCKS * copycheck.BLOCK
+    seeks = 2 + copycheck.BLOCKS
+    transfer = K32_BYTES / DRIVE_BPS
+    check = sampled / DRIVE_BPS + seeks * SEEK_S
+    return [
+        f"extrapolated: {human(K32_BYTES)} k32 plot, {DRIVE_BPS / 1e6:.0f} MB/s drive, "
+        f"{SEEK_S * 1e3:.0f} ms per seek",
+        f"  transfer                       {transfer:7.1f} s",
+        f"  full hash, per side            {transfer:7.1f} s   (+{100:.0f} % of the transfer, "
+        f"each side)",
+        f"  sampled check, per side        {check:7.2f} s   = {human(sampled)} "
+        f"({sampled / DRIVE_BPS:.3f} s) + {seeks} seeks ({seeks * SEEK_S:.2f} s): "
+        f"+{100 * check / transfer:.2f} % of the transfer",
+        f"  as run per plot (source, copy, source again before delete, in series): "
+        f"<= {3 * check:.1f} s, +{300 * check / transfer:.2f} %",
+    ]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bwlimit", type=int, default=2000, help="KB/s per transfer (both ways)")
     ap.add_argument("--per-plotter", type=int, default=2, help="plots per plotter (4 plotters)")
     ap.add_argument("--poll", type=float, default=0.25, help="warm loop: seconds between passes")
+    ap.add_argument("--big-mib", type=int, default=1024,
+                    help="size of the file for the sampled digest (MiB, on a real disk)")
+    ap.add_argument("--reps", type=int, default=5, help="digests of each k=18 plot (median)")
     ap.add_argument("--trace", action="store_true", help="print the warm loop's actions, timed")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -188,25 +360,42 @@ def main():
         fleet, inv = new_fleet("cold")
         placed = place_plots(fleet, plots, args.per_plotter)
         t = time.perf_counter()
-        cold_passes = with_plotfleet(fleet, inv, placed)
+        cold_passes, cold_lines = with_plotfleet(fleet, inv, placed)
         cold_s = time.perf_counter() - t
         used = verify(fleet, placed)
 
         fleet, inv = new_fleet("warm")
         placed = place_plots(fleet, plots, args.per_plotter)
         t = time.perf_counter()
-        warm_passes = warm_plotfleet(inv, placed, args.poll, args.trace)
+        warm_passes, warm_lines = warm_plotfleet(inv, placed, args.poll, args.trace)
         warm_s = time.perf_counter() - t
         used_warm = verify(fleet, placed)
 
-        print(f"one at a time (plotman-style rsync)           {seq_s:6.1f} s  ({n} plots)")
-        print(f"plotfleet, cold `archive` passes ({cold_passes:2d})        {cold_s:6.1f} s  "
-              f"{seq_s / cold_s:.2f}x faster  (onto {len(used)} drives)")
-        print(f"plotfleet, warm loop as plot-all ({warm_passes:2d} passes) {warm_s:6.1f} s  "
-              f"{seq_s / warm_s:.2f}x faster  (onto {len(used_warm)} drives)")
-        print("target >= 2.5x; one transfer per drive at a time, 4 drives")
-        print("all plots verified: on a farm drive, byte-identical, DiskProver-readable, "
-              "gone from their plotters")
+        # the fleets are idle from here: the digests get the machine to themselves
+        plot_s, plot_read, plot_method = plot_digest_cost(plots, args.reps)
+        big_fs, big_rows = big_file_cost(args.big_mib)
+
+        warm_x = seq_s / warm_s
+        print(f"archiving {n} plots (copies verified by digest on both sides in both "
+              f"plotfleet runs)")
+        print(f"  one at a time (plotman-style rsync, unchecked) {seq_s:6.1f} s")
+        print(f"  plotfleet, cold `archive` passes ({cold_passes:2d})        {cold_s:6.1f} s  "
+              f"{seq_s / cold_s:.2f}x faster  (onto {len(used)} drives; {verified(cold_lines)})")
+        print(f"  plotfleet, warm loop as plot-all ({warm_passes:2d} passes) {warm_s:6.1f} s  "
+              f"{warm_x:.2f}x faster  (onto {len(used_warm)} drives; {verified(warm_lines)})")
+        print(f"  target >= {TARGET}x (warm; one transfer per drive at a time, 4 drives): "
+              f"{'met' if warm_x >= TARGET else 'NOT met'} ({warm_x:.2f}x)")
+        print(f"verification cost, per digest (one side)  method   read/side       time     MB/s")
+        print(cost_row(f"k=18 plot, cached (median {args.reps}x{n})", plot_method, plot_read,
+                       plot_s, "x3 per plot: source, copy, source again"))
+        for label, method, read, disk, dt in big_rows:
+            note = "" if disk is None else f"disk read {human(disk)}"
+            print(cost_row(f"{human(args.big_mib * MiB)} on {big_fs}, {label}", method, read, dt,
+                           note))
+        for line in extrapolation():
+            print(line)
+        print("all plots verified after each run: on a farm drive, byte-identical, "
+              "DiskProver-readable, gone from their plotters")
     finally:
         for fleet in fleets:
             fleet.stop_all()

@@ -208,7 +208,7 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
             continue
         if _call(fleet, n.host, "note_drive_failure", out, f"record for {n.to_dir}",
                  config=hosts[n.host].agent_config(), to_dir=n.to_dir, key=n.key, at=n.at,
-                 error=n.error, fatal=n.fatal) is not None:
+                 error=n.error, fatal=n.fatal, plot=n.plot) is not None:
             out.fail(f"drive failure recorded: {n.describe()}")
     # finish what arrived first: a promoted plot frees its drive for the next
     resend = []

@@ -186,25 +186,35 @@ def transfers_table(state: FleetState, now: Optional[float] = None) -> Table:
                       f"{human_bytes(x.bytes_done)}/{human_bytes(x.size_bytes)}",
                       f"{human_bytes(rate)}/s" if rate else "-",
                       human_duration(eta) if x.status == "running" else "-",
-                      Text(x.status + (f" ({x.fault}: {x.error})" if x.fault and x.error else
+                      Text(x.status + (f" ({x.fault})" if x.fault else
                                        f" ({x.error})" if x.error else ""),
                            style={"failed": "red", "copied": "green"}.get(x.status, "")))
     return t
 
 
+FAULTS = {"drive": "the harvester drive", "plotter": "on the plotter's side",
+          "network": "network or harvester down"}
+
+
 def copy_problems_table(state: FleetState) -> Optional[Table]:
-    """Files plotfleet will not move or touch, and why: a final name on a
-    drive holding other bytes (a conflict), a plot whose header names
-    another plot."""
-    rows = [(h.name, c.path, f"conflict: {c.detail}") for h in state.hosts for c in h.conflicts]
-    rows += [(h.name, p.path, p.error) for h in state.hosts for p in h.plots if p.error]
+    """What holds plots back, in the words of whoever said it: a final name
+    on a drive holding other bytes (a conflict, left as it is), a plot
+    whose header names another plot, a failed transfer (retried)."""
+    rows = [(h.name, c.path, f"conflict, left as it is: {c.detail}")
+            for h in state.hosts for c in h.conflicts]
+    rows += [(h.name, p.path, f"not archived: {p.error}")
+             for h in state.hosts for p in h.plots if p.error]
+    rows += [(h.name, t.plot, f"transfer to {t.to_host}:{t.to_dir} failed "
+                              f"({FAULTS.get(t.fault, 'cause unknown')}): {t.error}")
+             for h in state.hosts for t in h.transfers if t.status == "failed"]
     if not rows:
         return None
-    t = Table(title="not archived (left as they are)", title_style="red")
-    for col in ("host", "file", "why"):
-        t.add_column(col)
+    t = Table(title="archiving problems", title_style="red")
+    t.add_column("host", no_wrap=True)
+    t.add_column("file", overflow="fold", ratio=1)
+    t.add_column("why", ratio=2)
     for host, path, why in rows:
-        t.add_row(Text(host), Text(path), Text(why, style="red"))
+        t.add_row(Text(host), Text(path.rsplit("/", 1)[-1]), Text(why, style="red"))
     return t
 
 
