@@ -60,22 +60,53 @@ ops:
                       dirs its log names, none held open, none changed within
                       clean_quiet_s)
   reset_failures {config}                  -> {"reset_at": float}
-  start_transfer {config, plot, to_host, to_dir, mode: "ssh"|"local",
-                  ssh: {host, port, user, key, known_hosts}, bwlimit_kbps}
+  start_transfer {config, plot, to_host, to_dir, dest_dir, fsync, mode: "ssh"|"local",
+                  ssh: {host, port, user, key, known_hosts}, bwlimit_kbps, farm_dirs}
                    -> {"pid": int}
-  promote {config, partial, size_bytes}   (harvester: temp name -> final name
-                   after checking size) -> {"path": str, "size_bytes": int}
-  remove_plot {config, plot, confirmed_size}  (plotter: source goes only
-                   when a harvester confirmed the same size) -> {"removed": str}
+                      (dest_dir: to_dir as the harvester resolved it; a local
+                      copy goes only into one of farm_dirs, the harvester's)
+  digest {config, path, spec: {edge, block, offsets, full_below}}
+                   -> {"size", "sha256", "method": "full"|"sampled", "bytes_read",
+                       "header": {format, plot_id, k, version}, "header_error"}
+                      (a plot in a dst dir, or a plot or temp file in a farm
+                      dir; plotfile.py says what is read)
+  promote {config, partial, expect: {size, sha256, method, spec}}
+                   (harvester: the temp file gets its final name only when its
+                   digest matches the source's and its header its name; data
+                   fsynced before, the dir entry after the rename.  A
+                   mismatching copy is removed (code "mismatch"); a final name
+                   already there with the same bytes confirms ("already":
+                   true), with other bytes is a conflict (code "conflict",
+                   recorded, never deleted); no file at all: code "vanished")
+                   -> the final file's digest + {"path", "size_bytes", "already"}
+  remove_plot {config, plot, proof: {size, sha256, method, spec}}  (plotter: the
+                   source goes only when its own digest equals the copy's;
+                   code "mismatch" otherwise) -> {"removed": str, "size_bytes": int}
   clean_partial {config, partial}          -> {"removed": str}
   reserve_drive {config, to_dir, plot, size_bytes, reserve_bytes}
                    (harvester: claim the drive of to_dir for this plot before
-                   the plotter sends it; refused while another plot is on its
-                   way there or there is no room) -> {"drive": str}
+                   the plotter sends it; codes: drive_error (the dir cannot
+                   take files), exists (a file holds the final name), busy
+                   (another plot on its way), no_room) -> {"drive": str}
+  note_drive_failure {config, to_dir, key, at, error, fatal, plot}
+                   (harvester: a transfer into to_dir failed by the drive's
+                   fault; kept once per key in drive-health.json, ends that
+                   plot's claim) -> {"recorded": bool}
   read_log {config, path, offset, max_bytes} -> {"data": str, "offset": int, "size": int}
   list_logs {config}                       -> {"logs": [{"path", "size", "mtime"}]}
 
 Notes on the answers (agent/snapshot.py, agent/actions.py):
+  - every configured dir is probed first, each in its own thread, for
+    dir_timeout_s (probe.py): dirs[].error / error_code say why a dir cannot
+    take files (missing, not_dir, read_only, not_writable, not_mounted,
+    not_responding, set_aside with set_aside_until, unreadable); nothing
+    else touches a dir that is not responding.  dirs[].resolved is the path
+    as this host resolves it.
+  - plots[].error: the file's header names another plot (or it is unreadable).
+  - conflicts: final names on farm dirs recorded as holding other bytes;
+    drive_failures: [{dir, key}] in the drives' records; rsync_version.
+  - transfers[].fault (drive | plotter | network | unknown), fatal and
+    error (rsync's most specific line) for a failed transfer.
   - dirs[].path is the configured spelling (e.g. "~/tmp"); a job's tmp_dir,
     tmp2_dir and dst_dir are given in that spelling when they are one of the
     configured dirs, as printed on its command line otherwise.  File paths

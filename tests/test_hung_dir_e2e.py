@@ -204,6 +204,11 @@ def test_a_hung_farm_mount_is_not_responding_and_plots_go_to_the_other_drive(
     fleet.farms_mounted = True       # both farm dirs are mounts: require_mounted_farm holds
     inv = fleet.write_inventory(tmp_path / "inv.yaml", dir_timeout_s=1)
 
+    base, doc = timed_status(inv)
+    print(f"status before the hang: {base:.2f}s")
+    good, bad = farm_entries(doc, "harvester1", drive, hung)
+    assert good["error"] is None and bad["error"] is None, (good, bad)
+
     stop_process(daemon.pid)
     wchan = assert_blocks(["stat", hung])
     assert_blocks(["stat", "-f", hung])                  # statvfs
@@ -244,6 +249,8 @@ def test_a_hung_farm_mount_is_not_responding_and_plots_go_to_the_other_drive(
             pytest.fail(f"an archive pass hung (60s) after: {outs[-2:]}")
         passes.append(time.monotonic() - t0)
         outs.append(r.text)
+        assert passes[-1] < STATUS_BOUND_S, \
+            f"an archive pass took {passes[-1]:.1f}s (waited on the hung dir?):\n{r.text}"
         on_drive = plots_on(drive)
         if set(on_drive) == plots.ids and not any(n.endswith(PARTIAL) for n in os.listdir(drive)):
             break
