@@ -567,6 +567,8 @@ def _drive_dirs(config, path):
         return [os.path.dirname(path)]
     out = []
     for d in disks.dirs_of(config, "farm"):
+        if not disks.responsive(d):
+            continue
         try:
             if os.stat(d).st_dev == dev:
                 out.append(d)

@@ -31,7 +31,10 @@ def _growing(path, now):
 
 def _alive(claim, now, farm=()):
     final = os.path.join(claim["dir"], claim["plot"])
-    if any(os.path.exists(os.path.join(d, claim["plot"])) for d in (claim["dir"],) + tuple(farm)):
+    dirs = [d for d in (claim["dir"],) + tuple(farm) if disks.responsive(d)]
+    if not disks.responsive(claim["dir"]):
+        return False                       # its drive is not responding: nothing arrives there
+    if any(os.path.exists(os.path.join(d, claim["plot"])) for d in dirs):
         return False                       # arrived (here or elsewhere): the drive is free again
     partial = final + disks.PARTIAL_SUFFIX
     return now - claim["at"] < CLAIM_S or _growing(partial, now)
@@ -45,7 +48,11 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, **_)
     farm = disks.dirs_of(config, "farm")
     target = check_inside(to_dir, farm)
     plot = os.path.basename(plot)
-    probed = probe_one(target)
+    # every farm dir afresh, each within dir_timeout_s: a dead mount among
+    # them must not hang the claim (nor the ones below, which then skip it)
+    probed = agent.probe_dirs(config).get(os.path.normpath(os.path.expanduser(to_dir)))
+    if probed is None or probed["real"] != target:
+        probed = probe_one(target)
     why = probed["error"] or disks.unmounted_farm(probed["st_dev"], config)
     if why:
         raise ActionError("%s: %s" % (target, why), code="drive_error")
@@ -83,6 +90,8 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, **_)
 
 
 def _device(path):
+    if not disks.responsive(path):
+        return None
     try:
         return os.stat(path).st_dev
     except OSError:
