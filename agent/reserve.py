@@ -50,9 +50,9 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, **_)
     plot = os.path.basename(plot)
     # every farm dir afresh, each within dir_timeout_s: a dead mount among
     # them must not hang the claim (nor the ones below, which then skip it)
-    probed = agent.probe_dirs(config).get(os.path.normpath(os.path.expanduser(to_dir)))
-    if probed is None or probed["real"] != target:
-        probed = probe_one(target)
+    probes = agent.probe_dirs(config)
+    probed = probes.get(os.path.normpath(os.path.expanduser(to_dir))) or next(
+        (p for p in probes.values() if p["real"] == target), None) or probe_one(target)
     why = probed["error"] or disks.unmounted_farm(probed["st_dev"], config)
     if why:
         raise ActionError("%s: %s" % (target, why), code="drive_error")
