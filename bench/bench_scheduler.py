@@ -18,8 +18,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from orchestrator.archiver import archive          # noqa: E402
-from orchestrator.scheduler import job_age_s, schedule   # noqa: E402
+from orchestrator.core.archiver import archive          # noqa: E402
+from orchestrator.core.scheduler import job_age_s, schedule   # noqa: E402
 from tests.factories import NOW, big_fleet          # noqa: E402
 
 TARGET_S = 0.5

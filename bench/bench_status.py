@@ -29,8 +29,8 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.fleet import Fleet  # noqa: E402
-from orchestrator.inventory import load_inventory  # noqa: E402
+from orchestrator.remote.fleet import Fleet  # noqa: E402
+from orchestrator.config.inventory import load_inventory  # noqa: E402
 from tests.sshhosts import SshFleet  # noqa: E402
 
 

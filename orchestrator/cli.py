@@ -16,10 +16,12 @@ from invoke import Collection, Exit, Program, Task, task
 from invoke.parser import Argument, ParseError
 from rich.console import Console
 
-from . import commands, views
-from .errors import UserError, one_line
-from .fleet import Fleet
-from .inventory import load_inventory
+from orchestrator.core import plotcmd as commands
+
+from orchestrator.ui import views
+from orchestrator.errors import UserError, one_line
+from orchestrator.remote.fleet import Fleet
+from orchestrator.config.inventory import load_inventory
 
 UNREACHABLE_EXIT = 4
 # no markup in what is printed: it is full of paths and host messages, and a
@@ -123,7 +125,7 @@ def _poll_interval(selected):
 @one_line_errors
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
-    from .plotloop import RunTracker, run_pass
+    from orchestrator.plotloop import RunTracker, run_pass
     if plots is not None:
         plots = number_flag("--plots", plots, int, 0, 10 ** 6)
     inv, selected, hosts = load(inventory, limit)
@@ -197,8 +199,8 @@ def reset(c, host, inventory=None, json_=False):
 @one_line_errors
 def archive(c, inventory=None, limit=None, check=False, json_=False):
     """One archiving pass: move finished plots to harvester drives."""
-    from . import apply as apply_mod
-    from .archiver import archive as decide
+    from orchestrator.remote import apply as apply_mod
+    from orchestrator.core.archiver import archive as decide
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
         state = fleet.gather()
@@ -250,7 +252,7 @@ CONTROL_HELP = helps("inventory", "limit", "check", "json",
 def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=False,
              confirm=None):
     """Shared body of suspend/resume/kill: select, confirm, send, report."""
-    from .control import select
+    from orchestrator.core.control import select
     inv, selected, hosts = load(inventory, limit)
     say = (lambda *a: None) if json_ else console.print
     done = []
@@ -345,17 +347,18 @@ def kill(c, plot_id=None, all_=False, inventory=None, limit=None, check=False, y
 @one_line_errors
 def analyze(c, inventory=None, limit=None, logs=None, json_=False, csv=False):
     """Phase times of finished plots: count, mean, median, p90 by host, tmp dir, plotter, k."""
-    from . import analyze as an
+    from orchestrator.core import analysis as an
+    from orchestrator.remote import logs as host_logs
     if json_ and csv:
         raise UserError("--json and --csv: pick one")
     if logs:
         if not os.path.isdir(logs):
             raise UserError(f"--logs {logs}: not a folder")
-        col = an.collect_local(logs)
+        col = host_logs.collect_local(logs)
     else:
         inv, selected, hosts = load(inventory, limit)
         with Fleet(selected) as fleet:
-            col = an.collect_fleet(fleet, selected)
+            col = host_logs.collect_fleet(fleet, selected)
     rep = an.report(col)
     if json_:
         print(json.dumps(rep, indent=1))
@@ -372,8 +375,8 @@ def analyze(c, inventory=None, limit=None, logs=None, json_=False, csv=False):
 @one_line_errors
 def logs(c, plot_id, inventory=None, limit=None, follow=False):
     """Print (or follow) a job's log from whichever host holds it."""
-    from .errors import AgentError, SessionError
-    from .joblog import find_log, stream_log
+    from orchestrator.errors import AgentError, SessionError
+    from orchestrator.remote.logs import find_log, stream_log
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
         host = "?"
@@ -393,7 +396,7 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
 @one_line_errors
 def dashboard(c, inventory=None, limit=None, plot=False, refresh=None):
     """Full-screen live view of the fleet; q or Ctrl-C quits."""
-    from .dashboard import run_dashboard
+    from orchestrator.ui.dashboard import run_dashboard
     every = 2.0 if refresh is None else number_flag("--refresh", refresh, float, 0.1, 3600)
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:

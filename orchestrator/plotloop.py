@@ -16,11 +16,11 @@ from typing import Dict, Mapping, Optional, Set, Tuple
 
 from agent.logparse import analyze_log
 
-from . import apply as apply_mod
-from .archiver import archive
-from .failures import cleanups
-from .model import FleetState, Host
-from .scheduler import host_clock, schedule
+from orchestrator.remote import apply as apply_mod
+from orchestrator.core.archiver import archive
+from orchestrator.core.failures import cleanups
+from orchestrator.core.state import FleetState, Host
+from orchestrator.core.scheduler import host_clock, schedule
 
 
 @dataclass

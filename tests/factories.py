@@ -10,7 +10,7 @@ import dataclasses
 import os
 from typing import Dict, Optional, Sequence
 
-from orchestrator.model import (Dir, FleetState, Host, HostState, Job, Partial, Plot,
+from orchestrator.core.state import (Dir, FleetState, Host, HostState, Job, Partial, Plot,
                                 Transfer, expected_plot_bytes)
 
 NOW = 1_700_000_000.0          # the laptop's clock in these tests

@@ -34,7 +34,7 @@ Fixtures (tests/conftest.py):
                           dst_dirs, log_dir, farm_dirs, plotter chiapos, k 18,
                           and for plotters transfer_ssh_key / transfer_known_hosts
                           (the client key and known_hosts: rsync reaches harvesters)
-        .model_host(name, **fields) -> orchestrator.model.Host
+        .model_host(name, **fields) -> orchestrator.core.state.Host
         .model_hosts(**fields) -> [Host]   (no inventory loader needed)
 
     k18_plots -> PlotCache (session scope): real chiapos k=18 plots made
@@ -262,7 +262,7 @@ Subsystem sftp internal-sftp
     def model_host(self, name: str, **fields):
         """The host as plotfleet reads it from this fleet's inventory, with `fields` changed."""
         from dataclasses import replace
-        from orchestrator.inventory import load_inventory
+        from orchestrator.config.inventory import load_inventory
         inv = load_inventory(self.write_inventory(self.base / "model-inventory.yaml"))
         return replace(inv.host(name), **{"connect_timeout_s": 5.0, **fields})
 

@@ -4,9 +4,9 @@ import posixpath
 
 import pytest
 
-from orchestrator.actions import Promote, remove_after_promote
-from orchestrator.archiver import archive
-from orchestrator.model import expected_plot_bytes
+from orchestrator.core.decisions import Promote, remove_after_promote
+from orchestrator.core.archiver import archive
+from orchestrator.core.state import expected_plot_bytes
 from tests.factories import (NOW, GiB, MiB, down, fleet, harvester, host_state, inventory, job,
                              partial, plot_file, plotter, replace, transfer)
 

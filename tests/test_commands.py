@@ -2,7 +2,7 @@
 inventory template is a one-line error naming file, host and key."""
 import pytest
 
-from orchestrator.commands import build_argv
+from orchestrator.core.plotcmd import build_argv
 from orchestrator.errors import UserError
 from tests.factories import plotter
 
@@ -86,7 +86,7 @@ def test_broken_override_is_one_line_naming_file_host_and_key(template, message)
 
 
 def test_validate_catches_a_broken_plotter_before_any_pass():
-    from orchestrator.commands import validate
+    from orchestrator.core.plotcmd import validate
     validate(plotter(plotter="chia"))
     with pytest.raises(UserError, match="host p1: plotter_command: 'farmer' is undefined"):
         validate(plotter(plotter_command="chia -f {{ farmer }}"))

@@ -10,10 +10,10 @@ import pytest
 
 from agent import drive_health, plotfile, probe
 from agent.rsync_errors import classify
-from orchestrator import copycheck
-from orchestrator.actions import NoteDriveFailure, Promote
-from orchestrator.archiver import archive, failure_key
-from orchestrator.model import Conflict, DriveFailure, expected_plot_bytes
+from orchestrator.core import copycheck
+from orchestrator.core.decisions import NoteDriveFailure, Promote
+from orchestrator.core.archiver import archive, failure_key
+from orchestrator.core.state import Conflict, DriveFailure, expected_plot_bytes
 from tests.factories import (NOW, fleet, harvester, host_state, inventory, partial, plot_file,
                              plotter, replace, transfer)
 

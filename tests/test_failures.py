@@ -1,9 +1,9 @@
 """Back-off, clean-up and the end of a `--plots N` run: pure decisions over
 what the hosts reported (the e2e tests make real jobs fail)."""
-from orchestrator.failures import cleanups
-from orchestrator.model import DeadJob, Failures
+from orchestrator.core.failures import cleanups
+from orchestrator.core.state import DeadJob, Failures
 from orchestrator.plotloop import RunTracker
-from orchestrator.scheduler import schedule
+from orchestrator.core.scheduler import schedule
 from tests.factories import (NOW, down, fleet, host_state, inventory, job, plotter, replace)
 
 ERR = "InvalidValueException: Triggering bucket too early"
@@ -138,7 +138,8 @@ def test_a_run_whose_n_jobs_all_ended_reports_the_failed_ones():
 
 def test_status_and_dashboard_show_the_error_and_the_back_off():
     from rich.console import Console
-    from orchestrator import dashboard, views
+    from orchestrator.ui import dashboard
+    from orchestrator.ui import views
     import time
     now = time.time()           # views read the clock: the host's is the laptop's here
     p = plotter(global_stagger_m=0)

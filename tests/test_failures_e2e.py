@@ -355,8 +355,8 @@ def test_kill_all_acts_on_a_job_whose_plot_id_is_not_known(ssh_fleet, tmp_path):
 def test_chiapos_defaults_make_a_plot_at_small_k(tmp_path, k):
     """An inventory naming only plotter and k: the command plotfleet builds
     from its defaults makes a real plot (k=18 runs end to end above)."""
-    from orchestrator.commands import build_argv
-    from orchestrator.inventory import load_inventory
+    from orchestrator.core.plotcmd import build_argv
+    from orchestrator.config.inventory import load_inventory
     from tests.agent_helpers import AgentProc, host_dirs, wait_for
     d, config = host_dirs(tmp_path / "host")
     inv = tmp_path / "inventory.yaml"

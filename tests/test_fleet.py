@@ -4,7 +4,7 @@ import time
 
 import psutil
 
-from orchestrator.fleet import Fleet
+from orchestrator.remote.fleet import Fleet
 
 
 def _sessions_under(fleet_hosts, names):
@@ -95,7 +95,7 @@ def test_warm_gather_over_twenty_hosts_is_fast(ssh_fleet):
 
 
 def test_inventory_file_from_the_fixture_drives_a_fleet(ssh_fleet, tmp_path):
-    from orchestrator.inventory import load_inventory
+    from orchestrator.config.inventory import load_inventory
     hosts = ssh_fleet(1, 1)
     inv = load_inventory(hosts.write_inventory(tmp_path / "inventory.yaml"))
     with Fleet(inv.hosts) as fleet:

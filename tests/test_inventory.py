@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import hostpattern
+from orchestrator.config import hostpattern
 from orchestrator.errors import InventoryError, UserError
-from orchestrator.inventory import load_inventory
+from orchestrator.config.inventory import load_inventory
 
 HERE = Path(__file__).parent / "inventories"
 FLEET = HERE / "fleet.yaml"
@@ -385,7 +385,7 @@ def test_a_multi_word_interpreter_stays_valid(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "inventory.yaml").write_text(plotter_with(
         ansible_python_interpreter="\"qemu-aarch64 '/opt/my py/bin/python3'\""))
-    from orchestrator.deploy import python_argv
+    from orchestrator.remote.deploy import python_argv
     h = load_inventory("inventory.yaml").host("plotter03")
     assert python_argv(h.python) == "qemu-aarch64 '/opt/my py/bin/python3'"
 

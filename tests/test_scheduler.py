@@ -1,6 +1,6 @@
 """The scheduler decides as plotman would, per plotter, and says why it waits."""
-from orchestrator.model import expected_plot_bytes, expected_tmp_bytes
-from orchestrator.scheduler import schedule
+from orchestrator.core.state import expected_plot_bytes, expected_tmp_bytes
+from orchestrator.core.scheduler import schedule
 from tests.factories import (GiB, MiB, NOW, TiB, down, fleet, harvester, host_state, inventory,
                              job, jobs_in, partial, plot_file, plotter, transfer)
 

@@ -9,9 +9,9 @@ import uuid
 import psutil
 import pytest
 
-from orchestrator import deploy
+from orchestrator.remote import deploy
 from orchestrator.errors import AgentError, SessionError
-from orchestrator.session import Session
+from orchestrator.remote.session import Session
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_local_connection_speaks_the_same_protocol(ssh_fleet):
 def test_host_that_never_greets_times_out_with_one_line(capfd):
     # a real TCP listener that accepts and stays silent, like a hung sshd
     import socket
-    from orchestrator.model import Host
+    from orchestrator.core.state import Host
     with socket.socket() as silent:
         silent.bind(("127.0.0.5", 0))
         silent.listen(8)

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from orchestrator.errors import LostReply
-from orchestrator.session import Session
+from orchestrator.remote.session import Session
 from tests.agent_helpers import AgentProc, chiapos_argv, host_dirs, wait_for
 from tests.cli import REPO, status_json
 

@@ -36,11 +36,11 @@ from typing import Optional
 import paramiko
 from fabric import Connection
 
-from orchestrator import deploy as deploy_mod
-from orchestrator import retry
+from orchestrator.remote import deploy as deploy_mod
+from orchestrator.remote import retry
 from orchestrator.errors import AgentError, LostReply, SessionError, one_line
-from orchestrator.model import Host
-from orchestrator.retry import HostKeyRefused
+from orchestrator.core.state import Host
+from orchestrator.remote.retry import HostKeyRefused
 
 STDERR_LINES = 20
 _NO_GREETING = ("Error reading SSH protocol banner", "No existing session",

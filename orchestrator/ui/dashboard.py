@@ -28,8 +28,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from . import views
-from .model import FleetState
+from orchestrator.ui import views
+from orchestrator.core.state import FleetState
 
 WIDE = 200          # from here on jobs and the side tables sit side by side
 COMPACT = 100       # below this the jobs table drops k, paths and pid
@@ -137,7 +137,7 @@ class Poller(threading.Thread):
 
     def __init__(self, fleet, hosts, plot: bool, refresh: float):
         super().__init__(name="dashboard-poll", daemon=True)
-        from .plotloop import RunTracker
+        from orchestrator.plotloop import RunTracker
         self.fleet, self.hosts, self.plot, self.refresh = fleet, hosts, plot, refresh
         self.tracker = RunTracker(limit=None)
         self.stop = threading.Event()
@@ -149,7 +149,7 @@ class Poller(threading.Thread):
         self.log = collections.deque(maxlen=200)
 
     def poll_once(self) -> None:
-        from .plotloop import run_pass
+        from orchestrator.plotloop import run_pass
         stamp = time.strftime("%H:%M:%S")
         if self.plot:
             result = run_pass(self.fleet, self.hosts, False, self.tracker)

@@ -38,10 +38,11 @@ import posixpath
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .actions import StartJob, Wait, human_bytes
-from .commands import build_argv
-from .failures import backoff
-from .model import (Dir, FleetState, Host, HostState, Job, Phase,
+from orchestrator.core.decisions import StartJob, Wait, human_bytes
+from orchestrator.core.paths import PathIndex, norm
+from orchestrator.core.plotcmd import build_argv
+from orchestrator.core.failures import backoff
+from orchestrator.core.state import (Dir, FleetState, Host, HostState, Job, Phase,
                     expected_plot_bytes, expected_tmp_bytes)
 
 
@@ -54,46 +55,6 @@ class Decision:
 
 def phase_str(p: Phase) -> str:
     return f"{p[0]}:{p[1]}"
-
-
-def _norm(path: str) -> str:
-    return posixpath.normpath(path) if path else path
-
-
-class PathIndex:
-    """Finds which configured dir a reported path is.
-
-    Hosts report paths as they see them: maybe with or without a trailing
-    slash (madmax), and with `~` expanded where the inventory kept it.
-    """
-
-    def __init__(self, configured: Iterable[str]):
-        self.exact: Dict[str, str] = {}
-        self.home: List[Tuple[str, str]] = []
-        for p in configured:
-            self.exact.setdefault(_norm(p), p)
-            if p.startswith("~/") and len(_norm(p)) > 2:
-                self.home.append((_norm(p)[1:], p))      # "~/t0" matches ".../t0"
-
-    def find(self, path: Optional[str]) -> Optional[str]:
-        if not path:
-            return None
-        n = _norm(path)
-        hit = self.exact.get(n)
-        if hit is None:
-            for suffix, p in self.home:
-                if n.endswith(suffix):
-                    return p
-        return hit
-
-    def dirs(self, dirs: Iterable[Dir]) -> Dict[str, Dir]:
-        """configured path -> the Dir the host reported for it."""
-        out: Dict[str, Dir] = {}
-        for d in dirs:
-            p = self.find(d.path)
-            if p is not None and p not in out:
-                out[p] = d
-        return out
 
 
 def job_age_s(job: Job, host_now: Optional[float]) -> float:
@@ -169,8 +130,10 @@ class FarmBudget:
 
 # ---------------------------------------------------------------- one plotter
 
-def _tmp_rules(host: Host, tmp_dir: str) -> Tuple[int, Phase, int]:
-    o = host.tmp_overrides.get(tmp_dir) or host.tmp_overrides.get(_norm(tmp_dir)) or {}
+def tmp_rules(host: Host, tmp_dir: str) -> Tuple[int, Phase, int]:
+    """(tmpdir_max_jobs, stagger phase, phase limit) for one tmp dir, with its
+    tmp_overrides (the one lookup: the agent's own re-check gets the same)."""
+    o = host.tmp_overrides.get(tmp_dir) or host.tmp_overrides.get(norm(tmp_dir)) or {}
     return (o.get("tmpdir_max_jobs", host.tmpdir_max_jobs),
             (o.get("tmpdir_stagger_phase_major", host.tmpdir_stagger_phase_major),
              o.get("tmpdir_stagger_phase_minor", host.tmpdir_stagger_phase_minor)),
@@ -201,7 +164,7 @@ def _pick_tmp(host: Host, hs: HostState, tmp_jobs: Dict[str, List[Job]]):
     ready, blocked, full = [], [], []
     for path in host.tmp_dirs:
         phases = sorted(j.phase for j in tmp_jobs.get(path, ()))
-        max_jobs, milestone, limit = _tmp_rules(host, path)
+        max_jobs, milestone, limit = tmp_rules(host, path)
         early = [p for p in phases if p < milestone]
         d = dirs.get(path)
         if len(early) >= limit:

@@ -12,7 +12,7 @@ import fnmatch
 import re
 from typing import Dict, List, Optional, Sequence
 
-from .errors import UserError
+from orchestrator.errors import UserError
 
 # Ansible's `:` splitter: a bracketed expression such as `web[1:3]` is one term.
 _COLON_TERMS = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")

@@ -1,21 +1,18 @@
 """analyze: phase times of finished plots, aggregated by host, tmp dir, plotter, k.
 
-Logs come from the fleet's agents (list_logs + read_log) or a local folder;
-parsing is the agent's own logparse (one parser for both live phases and
-history).  A log that cannot be read or parsed is counted and named, not fatal.
+Pure: logs come in as text (remote/logs.py collects them from the fleet's
+agents or a local folder); parsing is the agent's own logparse (one parser
+for both live phases and history).  A log that cannot be read or parsed is
+counted and named, not fatal.
 """
 from __future__ import annotations
 
-import os
 import statistics
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from agent import lognames
 from agent.logparse import analyze_plots
-from agent.procs import held_open
-from orchestrator.errors import one_line
 
 PHASES = ("p1", "p2", "p3", "p4", "total")
 DAY = 86400.0
@@ -80,69 +77,6 @@ def add_log(col: Collected, host: str, path: str, text, mtime: float,
                          tuple(p["phase_s"]) + (p["total_s"],), finished_at))
         end = finished_at - p["total_s"]
     col.runs.extend(reversed(found))
-
-
-def collect_local(folder: str, host: str = "local") -> Collected:
-    col = Collected()
-    held = held_open([os.path.realpath(folder)])     # logs of jobs running here
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if not os.path.isfile(path):
-            continue
-        try:
-            with open(path, "rb") as f:
-                text = f.read()
-        except OSError as e:
-            col.unreadable.append((path, e.strerror or str(e)))
-            continue
-        add_log(col, host, path, text, os.path.getmtime(path),
-                live=os.path.realpath(path) in held)
-    return col
-
-
-def _host_logs(fleet, h) -> Collected:
-    col = Collected()
-    try:
-        logs = fleet.call(h.name, "list_logs", config=h.agent_config())["logs"]
-    except Exception as e:
-        col.unreadable.append((h.name, f"unreachable: {one_line(e)}"))
-        col.down.append(h.name)
-        return col
-    for entry in logs:
-        try:
-            text = read_whole(fleet, h, entry["path"])
-        except Exception as e:
-            col.unreadable.append((f"{h.name}:{entry['path']}", one_line(e)))
-            continue
-        add_log(col, h.name, entry["path"], text, entry["mtime"], live=entry.get("live", False))
-    return col
-
-
-def collect_fleet(fleet, hosts) -> Collected:
-    """Every log in every plotter's log_dir, read through its agent, hosts in parallel."""
-    plotters = [h for h in hosts if h.is_plotter]
-    col = Collected()
-    if not plotters:
-        return col
-    with ThreadPoolExecutor(max_workers=min(16, len(plotters))) as pool:
-        for part in pool.map(lambda h: _host_logs(fleet, h), plotters):
-            col.runs += part.runs
-            col.unreadable += part.unreadable
-            col.unfinished += part.unfinished
-            col.failed += part.failed
-            col.down += part.down
-    return col
-
-
-def read_whole(fleet, host, path: str, chunk: int = 4 << 20) -> str:
-    parts, offset = [], 0
-    while True:
-        res = fleet.call(host.name, "read_log", config=host.agent_config(), path=path,
-                         offset=offset, max_bytes=chunk)
-        parts.append(res["data"])
-        if res["offset"] >= res["size"] or res["offset"] == offset:
-            return "".join(parts)
-        offset = res["offset"]
 
 
 def _p90(xs: List[float]) -> float:

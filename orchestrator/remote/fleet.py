@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, Optional
 
 from orchestrator.errors import AgentError, SessionError, one_line
-from orchestrator.model import FleetState, Host, HostState, host_state_from_snapshot, unreachable
-from orchestrator.session import Session
+from orchestrator.core.state import FleetState, Host, HostState, host_state_from_snapshot, unreachable
+from orchestrator.remote.session import Session
 
 
 class Fleet:

@@ -28,9 +28,9 @@ from jinja2.nativetypes import NativeEnvironment
 
 from agent.chiapos_plot import max_buckets as chiapos_max_buckets
 
-from . import hostpattern
-from .errors import InventoryError
-from .model import Host
+from orchestrator.config import hostpattern
+from orchestrator.errors import InventoryError
+from orchestrator.core.state import Host
 
 ROLE_GROUPS = {"plotters": "plotter", "harvesters": "harvester"}
 

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Tuple
 
-from .actions import CleanDead, Wait
-from .model import FleetState, Host, HostState
+from orchestrator.core.decisions import CleanDead, Wait
+from orchestrator.core.state import FleetState, Host, HostState
 
 
 @dataclass(frozen=True)

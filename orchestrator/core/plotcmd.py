@@ -18,8 +18,8 @@ from typing import Optional, Tuple
 
 import jinja2
 
-from .errors import InventoryError, UserError
-from .model import Host
+from orchestrator.errors import InventoryError, UserError
+from orchestrator.core.state import Host
 
 PLOTTERS = ("chia", "madmax", "bladebit", "chiapos")
 _TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")

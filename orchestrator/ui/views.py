@@ -15,10 +15,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .actions import human_bytes as _human_bytes
-from .model import FleetState, Host, expected_plot_bytes
-from .failures import backoff
-from .scheduler import host_clock, phase_str
+from orchestrator.core.decisions import human_bytes as _human_bytes
+from orchestrator.core.state import FleetState, Host, expected_plot_bytes
+from orchestrator.core.failures import backoff
+from orchestrator.core.scheduler import host_clock, phase_str
 
 
 def human_bytes(n: Optional[float]) -> str:

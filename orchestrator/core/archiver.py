@@ -49,10 +49,10 @@ import posixpath
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from .actions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
+from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
                       human_bytes)
-from .model import FleetState, Host, HostState, Plot, Transfer
-from .scheduler import PathIndex
+from orchestrator.core.state import FleetState, Host, HostState, Plot, Transfer
+from orchestrator.core.paths import PathIndex
 
 _ORDER = {"running": 0, "copied": 1, "failed": 2}
 PARTIAL_SUFFIX = ".plotfleet-tmp"   # the agent's temporary name: never *.plot

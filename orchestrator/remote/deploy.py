@@ -28,7 +28,7 @@ from typing import Dict, Optional
 
 from orchestrator.errors import SessionError
 
-AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
+AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
 BASE = ".plotfleet"                 # under the login user's home
 MIN_PYTHON = (3, 8)
 
@@ -146,11 +146,14 @@ def start_script(bundle: Bundle, python: str, serve: bool = True,
                          f'echo "plotfleet-serve home=$HOME cached=1"; {run}; fi')
         else:
             lines.append(f"rm -f {marker}")
-    lines.append(f"facts=$({py} -c {shlex.quote(_CHECK)} 2>{marker}.new | tr '\\n' ' ')")
+    # each session writes its own new marker ($$): sessions starting at once
+    # on one home never truncate or move each other's
+    lines.append(f"facts=$({py} -c {shlex.quote(_CHECK)} 2>{marker}.new.$$ | tr '\\n' ' ')")
     if serve:
-        lines.append(f'case "$facts" in *psutil=1*) if [ -f {name}/.ok ]; then mv {marker}.new {marker}; '
+        lines.append(f'case "$facts" in *psutil=1*) if [ -f {name}/.ok ]; then mv {marker}.new.$$ {marker}; '
                      f'echo "plotfleet-serve home=$HOME $facts"; {run}; fi;; esac')
-    lines.append(f'a=; [ -f {name}/.ok ] && a=agent=1; v=; [ -f {name}/vendor/.ok ] && v=vendor=1; '
+    lines.append(f'rm -f {marker}.new.$$; a=; [ -f {name}/.ok ] && a=agent=1; v=; '
+                 f'[ -f {name}/vendor/.ok ] && v=vendor=1; '
                  f'echo "plotfleet-deploy home=$HOME $a $v $facts"')
     return "\n".join(lines) + "\n"
 

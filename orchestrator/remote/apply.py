@@ -12,11 +12,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Mapping, Optional, Tuple
 
-from . import copycheck
-from .actions import Promote, StartJob, StartTransfer, human_bytes, remove_after_promote
-from .archiver import PARTIAL_SUFFIX
-from .errors import AgentError, LostReply, SessionError
-from .model import Host
+from orchestrator.core import copycheck
+from orchestrator.core.decisions import Promote, StartJob, StartTransfer, human_bytes, remove_after_promote
+from orchestrator.core.archiver import PARTIAL_SUFFIX
+from orchestrator.core.scheduler import tmp_rules
+from orchestrator.errors import AgentError, LostReply, SessionError
+from orchestrator.core.state import Host
 
 # a start whose answer was lost is asked about again for this long; after
 # that the host's own record still keeps it from running twice
@@ -59,10 +60,9 @@ def _call(fleet, host: str, op: str, out: Outcome, what: str, **args) -> Optiona
 def start_args(h: Host, s: StartJob) -> dict:
     """The start_job request for one decision, with a fresh request id."""
     return dict(config=h.agent_config(), argv=list(s.argv), plotter=s.plotter, k=s.k,
-                tmp_dir=s.tmp_dir, dst_dir=s.dst_dir, tmp2_dir=s.tmp2_dir,
+                tmp_dir=s.tmp_dir, dst_dir=s.dst_dir,
                 limits={"global_max_jobs": h.global_max_jobs,
-                        "tmpdir_max_jobs": h.tmp_overrides.get(s.tmp_dir, {}).get(
-                            "tmpdir_max_jobs", h.tmpdir_max_jobs),
+                        "tmpdir_max_jobs": tmp_rules(h, s.tmp_dir)[0],
                         "global_stagger_s": h.global_stagger_m * 60.0},
                 request_id=uuid.uuid4().hex)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from .errors import UserError
-from .model import FleetState
+from orchestrator.errors import UserError
+from orchestrator.core.state import FleetState
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Reading the inventory: Ansible YAML -> validated Hosts, host patterns."""

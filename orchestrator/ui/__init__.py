@@ -1,0 +1,1 @@
+"""Drawing: rich views, the dashboard, CLI output."""

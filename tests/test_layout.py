@@ -1,0 +1,56 @@
+"""The layout keeps the design: the pure core imports no I/O layer, the
+agent imports nothing of the controller."""
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CORE_FORBIDDEN = ("orchestrator.remote", "orchestrator.ui", "orchestrator.cli",
+                  "orchestrator.plotloop", "fabric", "paramiko", "invoke", "rich")
+
+
+def imports(path: Path, root: Path = REPO):
+    """Every module a file imports (relative ones resolved), at any depth."""
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module
+            yield mod
+            for a in node.names:
+                yield f"{mod}.{a.name}"
+
+
+def offenders(folder: str, forbidden, root: Path = REPO):
+    out = []
+    for path in sorted((root / folder).rglob("*.py")):
+        for mod in imports(path, root):
+            if any(mod == f or mod.startswith(f + ".") for f in forbidden):
+                out.append(f"{path.relative_to(root)} imports {mod}")
+    return out
+
+
+def test_the_core_imports_no_io_layer():
+    assert list((REPO / "orchestrator/core").rglob("*.py")), "no core package"
+    assert offenders("orchestrator/core", CORE_FORBIDDEN) == []
+
+
+def test_the_agent_imports_nothing_of_the_controller():
+    assert offenders("agent", ("orchestrator", "fabric", "paramiko", "invoke", "rich",
+                               "jinja2", "yaml", "tenacity")) == []
+
+
+def test_the_check_itself_sees_a_forbidden_import(tmp_path):
+    core = tmp_path / "orchestrator/core"
+    core.mkdir(parents=True)
+    (core / "_layout_probe.py").write_text("from ..ui import views\nimport rich.table\n"
+                                           "from .state import FleetState\n")
+    found = offenders("orchestrator/core", CORE_FORBIDDEN, tmp_path)
+    assert found == ["orchestrator/core/_layout_probe.py imports orchestrator.ui",
+                     "orchestrator/core/_layout_probe.py imports orchestrator.ui.views",
+                     "orchestrator/core/_layout_probe.py imports rich.table"]
