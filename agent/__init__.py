@@ -15,8 +15,18 @@ SIGTERM); a request still stuck then is left GRACE_S later (watchdog.py).
 agent's deadline is the request's arrival on its own monotonic clock plus
 that (no clocks compared across machines).  A request taken up after its
 deadline, or whose wait for the host lock reaches it, is not carried out.
+Every op's arguments and their types are declared in protocol.py: an
+unknown, missing or mistyped argument (or an unknown key in config, limits
+or ssh) is refused, never dropped.  hello answers the protocol version; the
+controller redeploys an agent that speaks another.
 Error codes: refused (an op said no), bad_request (not a JSON object, bad
-arguments), unknown_op, deadline_expired (nothing was done), internal.
+arguments), unknown_op, deadline_expired (nothing was done), internal, and
+the ops' own (vanished, mismatch, conflict, exists, busy, no_room,
+drive_error, unreadable).
+
+Layout: serve.py (this loop) and protocol.py (the ops declared); facts/
+(what a snapshot reads); ops/ (what a request changes); launch/ (the
+detached chiapos launcher and transfer runner).
 start_job may carry `request_id`: it is carried out at most once per id on
 this machine; asked again, it answers {..., "replayed": true} with what it
 did the first time (ids in ~/.plotfleet/carried-out.json, pruned).
@@ -95,7 +105,7 @@ ops:
   read_log {config, path, offset, max_bytes} -> {"data": str, "offset": int, "size": int}
   list_logs {config}                       -> {"logs": [{"path", "size", "mtime"}]}
 
-Notes on the answers (agent/snapshot.py, agent/actions.py):
+Notes on the answers (agent/facts/snapshot.py, agent/ops/):
   - every configured dir is probed first, each in its own thread, for
     dir_timeout_s (probe.py): dirs[].error / error_code say why a dir cannot
     take files (missing, not_dir, read_only, not_writable, not_mounted,
@@ -127,4 +137,4 @@ Notes on the answers (agent/snapshot.py, agent/actions.py):
     --protect-args a server does not name its file).
 """
 
-PROTOCOL_VERSION = 1
+from .protocol import PROTOCOL_VERSION  # noqa: E402,F401  (checked at connect)

@@ -14,7 +14,7 @@ def main(argv):
         from .serve import serve
         return serve()
     if cmd == "snapshot":
-        from .snapshot import Agent
+        from .facts.snapshot import Agent
         try:
             config = json.loads(rest[rest.index("--config") + 1]) if "--config" in rest else {}
         except (ValueError, IndexError) as e:
@@ -23,10 +23,10 @@ def main(argv):
         print(json.dumps(Agent().snapshot(config)))
         return 0
     if cmd == "plot-chiapos":
-        from .chiapos_plot import main as plot
+        from .launch.chiapos import main as plot
         return plot(rest)
     if cmd == "transfer":
-        from .transfer import run
+        from .launch.transfer import run
         if len(rest) != 1:
             print("transfer: needs one JSON spec", file=sys.stderr)
             return 2

@@ -15,11 +15,12 @@ import time
 
 import psutil
 
-from . import actions, deadline
-from .procs import PSUTIL_ERRORS
-from . import reserve
-from .reserve import reserve_drive
-from .snapshot import Agent
+
+from . import deadline, protocol
+from .facts.procs import PSUTIL_ERRORS
+from .facts.snapshot import Agent
+from .ops import claims, jobs, logs, transfers
+from .ops.common import ActionError
 from .watchdog import Watchdog
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,13 +37,14 @@ def version():
     return "dev"
 
 
-def hello(agent, **_):
+def hello(agent):
     me = psutil.Process()
-    return {"version": version(), "python": platform.python_version(),
-            "pid": me.pid, "started_at": me.create_time(), "psutil": psutil.__version__}
+    return {"version": version(), "protocol": protocol.PROTOCOL_VERSION,
+            "python": platform.python_version(), "pid": me.pid,
+            "started_at": me.create_time(), "psutil": psutil.__version__}
 
 
-def snapshot(agent, config=None, **_):
+def snapshot(agent, config):
     return agent.snapshot(config or {})
 
 
@@ -50,7 +52,7 @@ def _is_agent(cmdline):
     return any(cmdline[i:i + 3] == ["-m", "agent", "serve"] for i in range(len(cmdline)))
 
 
-def end_agent(agent, pid=None, started_at=None, **_):
+def end_agent(agent, pid, started_at):
     """End an agent the controller abandoned (its channel was cut while it was
     stuck): only the process with exactly that pid and start time, only if it
     runs `-m agent serve` as this user.  Agents of other controllers differ in
@@ -58,9 +60,9 @@ def end_agent(agent, pid=None, started_at=None, **_):
     try:
         pid, started_at = int(pid), float(started_at)
     except (TypeError, ValueError):
-        raise actions.ActionError("end_agent needs pid and started_at", code="bad_request")
+        raise ActionError("end_agent needs pid and started_at", code="bad_request")
     if pid == os.getpid():
-        raise actions.ActionError("refusing to end the agent answering", code="refused")
+        raise ActionError("refusing to end the agent answering", code="refused")
     try:
         p = psutil.Process(pid)
         ours = (abs(p.create_time() - started_at) < 0.01 and p.uids().real == os.getuid()
@@ -75,16 +77,16 @@ def end_agent(agent, pid=None, started_at=None, **_):
 
 
 OPS = {
-    "hello": hello, "snapshot": snapshot, "start_job": actions.start_job,
-    "suspend": actions.suspend, "resume": actions.resume, "kill": actions.kill,
-    "start_transfer": actions.start_transfer, "promote": actions.promote,
-    "remove_plot": actions.remove_plot, "clean_partial": actions.clean_partial,
-    "read_log": actions.read_log, "list_logs": actions.list_logs,
-    "reserve_drive": reserve_drive, "end_agent": end_agent,
-    "clean_dead": actions.clean_dead, "reset_failures": actions.reset_failures,
-    "digest": actions.digest, "note_drive_failure": reserve.note_drive_failure,
+    "hello": hello, "snapshot": snapshot, "end_agent": end_agent,
+    "start_job": jobs.start_job, "suspend": jobs.suspend, "resume": jobs.resume,
+    "kill": jobs.kill, "clean_dead": jobs.clean_dead, "reset_failures": jobs.reset_failures,
+    "start_transfer": transfers.start_transfer, "digest": transfers.digest,
+    "promote": transfers.promote, "remove_plot": transfers.remove_plot,
+    "clean_partial": transfers.clean_partial,
+    "reserve_drive": claims.reserve_drive, "note_drive_failure": claims.note_drive_failure,
+    "read_log": logs.read_log, "list_logs": logs.list_logs,
 }
-NO_CONFIG = ("hello", "end_agent")
+assert set(OPS) == set(protocol.OPS), "every op declared in protocol.py, and only those"
 
 
 def _one_line(e):
@@ -101,7 +103,7 @@ def _timeout(req):
     if t is None:
         return None
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
-        raise actions.ActionError("timeout_s must be a positive number, got %r" % (t,),
+        raise ActionError("timeout_s must be a positive number, got %r" % (t,),
                                   code="bad_request")
     return float(t)
 
@@ -122,14 +124,14 @@ def handle(agent, line, arrival=None):
         if op not in OPS:
             return _error(rid, "unknown_op", "ValueError: unknown op: %r" % (op,))
         deadline.begin(arrival, _timeout(req))
+        why = protocol.check(op, req)
+        if why:
+            return _error(rid, "bad_request", why)
         deadline.check(op)          # it waited behind another request too long
-        if op not in NO_CONFIG and "config" not in req:
-            req["config"] = {}
-        return {"id": rid, "ok": True, "result": OPS[op](agent, **req)}
-    except (actions.ActionError, deadline.DeadlineExpired) as e:
+        args = {k: req[k] for k in protocol.OPS[op] if k in req}
+        return {"id": rid, "ok": True, "result": OPS[op](agent, **args)}
+    except (ActionError, deadline.DeadlineExpired) as e:
         return _error(rid, e.code, _one_line(e))
-    except TypeError as e:
-        return _error(rid, "bad_request", "bad arguments: %s" % _one_line(e))
     except Exception as e:
         return _error(rid, "internal", "%s: %s" % (type(e).__name__, _one_line(e)))
     finally:

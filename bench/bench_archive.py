@@ -70,8 +70,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agent.plotfile import digest  # noqa: E402
-from agent.transfer import rsync_argv  # noqa: E402
+from agent.facts.plotfile import digest  # noqa: E402
+from agent.launch.transfer import rsync_argv  # noqa: E402
 from orchestrator.core import copycheck  # noqa: E402
 from tests.cli import plotfleet  # noqa: E402
 from tests.sshhosts import PlotCache, SshFleet  # noqa: E402
@@ -392,7 +392,7 @@ def main():
               f"{warm_all_s:6.1f} s  {seq_s / warm_all_s:.2f}x faster")
         print(f"  target >= {TARGET}x (warm; one transfer per drive at a time, 4 drives): "
               f"{'met' if warm_x >= TARGET else 'NOT met'} ({warm_x:.2f}x)")
-        print("verification cost, one digest on one side (agent.plotfile.digest, copycheck.spec())")
+        print("verification cost, one digest on one side (agent.facts.plotfile.digest, copycheck.spec())")
         print(f"  {'':<34} {'method':<8} {'read':>9}  {'time':>10}  {'MB/s':>7}")
         print(cost_row(f"k=18 plot, cached (median {args.reps}x{n})", plot_method, plot_read,
                        plot_s, "3 per plot in the runs"))

@@ -422,9 +422,8 @@ def test_kill_by_pid_refuses_a_reused_pid(agent, host, reaper):
     assert b.pid == a, "could not reuse pid %d" % a
     jb = wait_for(lambda: jobs(agent, config).get(a), 10)
     assert jb["started_at"] > seen["started_at"] + 2
-    for op in ("kill", "suspend"):
-        r = agent.raw(op, config=config, pid=a, started_at=seen["started_at"],
-                      plot_id=seen["plot_id"])
+    for op, extra in (("kill", {"plot_id": seen["plot_id"]}), ("suspend", {})):
+        r = agent.raw(op, config=config, pid=a, started_at=seen["started_at"], **extra)
         assert not r["ok"] and "is another process now" in r["error"], r
     assert psutil.Process(a).status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
     assert b.poll() is None and any(seen["plot_id"] in n for n in os.listdir(d["tmp"]))

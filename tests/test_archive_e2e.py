@@ -494,7 +494,7 @@ def test_a_finished_copy_is_not_receiving_while_another_arrives_on_the_same_harv
     """rsync receives with two processes; only one holds the file.  A copy
     that has arrived must not look busy (and its drive taken) just because
     another transfer is still arriving elsewhere on that harvester."""
-    from agent.transfer import rsync_argv
+    from agent.launch.transfer import rsync_argv
     fleet = farm_fleet(ssh_fleet, tmpfs, n_plotters=1, n_harvesters=1)
     h = fleet.hosts["harvester1"]
     fast, slow = k18_plots.copy_to(tmp_path / "src", n=2)

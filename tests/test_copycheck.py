@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from agent import drive_health, plotfile, probe
-from agent.rsync_errors import classify
+from agent.facts import drive_health, plotfile, probe
+from agent.launch.rsync_errors import classify
 from orchestrator.core import copycheck
 from orchestrator.core.decisions import NoteDriveFailure, Promote
 from orchestrator.core.archiver import archive, failure_key

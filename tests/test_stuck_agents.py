@@ -169,7 +169,7 @@ def test_refusals_carry_a_code(tmp_path):
 
 
 def test_remembered_request_ids_are_pruned_by_age_and_count(tmp_path, monkeypatch):
-    from agent import carried_out
+    from agent.ops import carried_out
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setattr(carried_out, "MAX_ENTRIES", 3)
     now = 1_000_000.0

@@ -26,7 +26,7 @@ import jinja2.meta
 import yaml
 from jinja2.nativetypes import NativeEnvironment
 
-from agent.chiapos_plot import max_buckets as chiapos_max_buckets
+from agent.launch.chiapos import max_buckets as chiapos_max_buckets
 
 from orchestrator.config import hostpattern
 from orchestrator.errors import InventoryError

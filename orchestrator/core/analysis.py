@@ -11,8 +11,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from agent import lognames
-from agent.logparse import analyze_plots
+from agent.facts import lognames
+from agent.facts.logparse import analyze_plots
 
 PHASES = ("p1", "p2", "p3", "p4", "total")
 DAY = 86400.0

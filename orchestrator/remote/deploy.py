@@ -36,6 +36,7 @@ MIN_PYTHON = (3, 8)
 INSTALL_PY = r"""
 import os, shutil, sys, tarfile, tempfile
 archive, target, version = sys.argv[1:4]
+replace = sys.argv[4:] == ["replace"]
 tmp = tempfile.mkdtemp(prefix=".unpack-", dir=".")
 try:
     with tarfile.open(archive) as t:
@@ -44,6 +45,10 @@ try:
     with open(os.path.join(tmp, "VERSION"), "w") as f:
         f.write(version + "\n")
     open(os.path.join(tmp, ".ok"), "w").close()
+    if replace and os.path.exists(target):  # a copy that answers wrongly: set it aside
+        stale = tempfile.mkdtemp(prefix=".stale-", dir=".")
+        os.rename(target, os.path.join(stale, "old"))
+        shutil.rmtree(stale, ignore_errors=True)
     try:
         os.rename(tmp, target)
     except OSError:
@@ -174,7 +179,8 @@ def parse_status(line: str, python: str):
     return kind, facts
 
 
-def _probe(runner, bundle: Bundle, python: str, timeout: float) -> dict:
+def probe(runner, bundle: Bundle, python: str, timeout: float) -> dict:
+    """The facts deploy needs, asked without starting the agent."""
     rc, out, err = runner.run(start_script(bundle, python, serve=False), timeout)
     if rc != 0 or not out.strip():
         raise SessionError(f"deploy: cannot prepare ~/{BASE}: {(err or out).strip()[-200:]}")
@@ -182,26 +188,21 @@ def _probe(runner, bundle: Bundle, python: str, timeout: float) -> dict:
 
 
 def _install(runner, files: Dict[str, bytes], target: str, version: str,
-             python: str, timeout: float):
+             python: str, timeout: float, replace: bool = False):
     upload = f"upload-{secrets.token_hex(6)}.tar.gz"
     runner.put(pack(files), f"{BASE}/{upload}")
     cmd = (f"cd ~/{BASE} && {python_argv(python)} -c {shlex.quote(INSTALL_PY)} "
-           f"{upload} {shlex.quote(target)} {version}")
+           f"{upload} {shlex.quote(target)} {version}" + (" replace" if replace else ""))
     rc, out, err = runner.run(cmd, timeout)
     if rc != 0:
         last = (err or out).strip().splitlines()[-1:] or ["exit %d" % rc]
         raise SessionError(f"deploy: unpacking agent failed: {last[0]}")
 
 
-def deploy(runner, python: str = "python3", bundle: Optional[Bundle] = None,
-           timeout: float = 60.0) -> Deployed:
-    """Probe, then upload whatever is missing."""
-    bundle = bundle or agent_bundle()
-    return install(runner, _probe(runner, bundle, python, timeout), bundle, python, timeout)
-
-
-def install(runner, facts: dict, bundle: Bundle, python: str, timeout: float = 60.0) -> Deployed:
-    """Upload what the probe's facts say is missing (nothing if all is there)."""
+def install(runner, facts: dict, bundle: Bundle, python: str, timeout: float = 60.0,
+            replace: bool = False) -> Deployed:
+    """Upload what the probe's facts say is missing (nothing if all is there);
+    `replace`: the agent folder there is wrong, put a fresh one in its place."""
     name = f"agent-{bundle.hash}"
     need_vendor = "psutil" not in facts
     uploaded = False
@@ -209,7 +210,7 @@ def install(runner, facts: dict, bundle: Bundle, python: str, timeout: float = 6
         files = dict(bundle.files)
         if need_vendor:
             files.update(vendor_files("vendor/"))
-        _install(runner, files, name, bundle.hash, python, timeout)
+        _install(runner, files, name, bundle.hash, python, timeout, replace)
         uploaded = True
     elif need_vendor and "vendor" not in facts:
         _install(runner, vendor_files(), f"{name}/vendor", bundle.hash, python, timeout)

@@ -36,6 +36,7 @@ from typing import Optional
 import paramiko
 from fabric import Connection
 
+from agent.protocol import PROTOCOL_VERSION
 from orchestrator.remote import deploy as deploy_mod
 from orchestrator.remote import retry
 from orchestrator.errors import AgentError, LostReply, SessionError, one_line
@@ -386,13 +387,27 @@ class Session:
                 # the interpreter changed since it was checked: check it again
                 self._drop()
                 return self._open(trust_cache=False)
-            self.deployed = deploy_mod.ready(facts, bundle, str(self.info.get("python", "")))
-            return
-        self._agent.close()
+            if self.info.get("protocol") == PROTOCOL_VERSION:
+                self.deployed = deploy_mod.ready(facts, bundle, str(self.info.get("python", "")))
+                return
+            # the deployed agent speaks another protocol (its folder was
+            # changed under the same version): deploy it again
+            self._agent.close()
+            self._agent = None
+            facts = {k: v for k, v in deploy_mod.probe(runner, bundle, python, timeout).items()
+                     if k != "agent"}
+            replace = True
+        else:
+            replace = False
+        if self._agent is not None:
+            self._agent.close()
         self._agent = None
-        self.deployed = deploy_mod.install(runner, facts, bundle, python, timeout)
+        self.deployed = deploy_mod.install(runner, facts, bundle, python, timeout, replace)
         self._agent = self._spawn(deploy_mod.serve_command(self.deployed, python), timeout)
         self.info = self._request("hello", timeout, {})
+        if self.info.get("protocol") != PROTOCOL_VERSION:
+            raise SessionError(f"the agent speaks protocol {self.info.get('protocol')}, this "
+                               f"controller {PROTOCOL_VERSION}, even after deploying it again")
 
     def request(self, op: str, timeout: Optional[float] = None, **args) -> dict:
         """One request; SessionError if the host or channel fails, AgentError on a refusal."""

@@ -9,7 +9,7 @@ import time
 
 import psutil
 
-from .logparse import LogTail
+from ..facts.logparse import LogTail
 
 PROC = "/proc"
 HAVE_PROC = os.path.isdir(os.path.join(PROC, "self"))

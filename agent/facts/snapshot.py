@@ -6,15 +6,25 @@ them, a transfer when its source plot does.
 """
 import json
 import os
+import re
 import subprocess
 import time
 
 import psutil
 
-from . import disks, drive_health, failures, lognames, plotfile, probe
-from .transfer import rsync_version
-from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets
-from .statefile import state_dir
+from ..facts import disks
+
+from ..facts import drive_health
+
+from ..facts import failures
+
+from ..facts import lognames
+
+from ..facts import plotfile
+
+from ..facts import probe
+from ..facts.procs import ProcScanner, held_open, maybe_receiving, rsync_targets
+from ..statefile import state_dir
 
 FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server
 
@@ -190,7 +200,7 @@ class Agent:
             try:
                 out = subprocess.run(["rsync", "--version"], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, timeout=10).stdout
-                v = rsync_version(out.decode("utf-8", "replace"))
+                v = parse_rsync_version(out.decode("utf-8", "replace"))
             except (OSError, subprocess.SubprocessError):
                 v = None
             self._rsync_version = list(v) if v else []
@@ -228,6 +238,12 @@ class Agent:
         dead = failures.dead_jobs(recs, live, keep, now)
         run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir))
         return dead, run
+
+
+def parse_rsync_version(text):
+    """(3, 2, 7) from `rsync --version` output, or None."""
+    m = re.search(r"rsync\s+version\s+v?(\d+)\.(\d+)\.(\d+)", text or "")
+    return tuple(int(x) for x in m.groups()) if m else None
 
 
 def _checked(plot):

@@ -13,7 +13,7 @@ record.  Entries are pruned by age and count.
 import sys
 import time
 
-from . import statefile
+from .. import statefile
 
 KEEP_S = 86400.0      # far longer than a controller keeps asking again
 MAX_ENTRIES = 2000

@@ -16,17 +16,13 @@ syncs the file in any case.
 """
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
 import time
 
-from .disks import PARTIAL_SUFFIX
-from .rsync_errors import classify
-
-FSYNC_SINCE = (3, 2, 4)
-
+from ..facts.disks import PARTIAL_SUFFIX
+from ..launch.rsync_errors import classify
 
 def rsync_argv(spec, fsync=None):
     name = os.path.basename(spec["plot"]) + PARTIAL_SUFFIX
@@ -70,12 +66,6 @@ def write_state(spec, exclusive=False, **fields):
         pass
     finally:
         os.remove(tmp)
-
-
-def rsync_version(text):
-    """(3, 2, 7) from `rsync --version` output, or None."""
-    m = re.search(r"rsync\s+version\s+v?(\d+)\.(\d+)\.(\d+)", text or "")
-    return tuple(int(x) for x in m.groups()) if m else None
 
 
 def _rsync(argv, progress_log):

@@ -28,7 +28,7 @@ import hashlib
 import os
 import struct
 
-from .disks import parse_plot_name
+from ..facts.disks import parse_plot_name
 
 V1_MAGIC = b"Proof of Space Plot"
 V2_MAGIC = b"PLOT"

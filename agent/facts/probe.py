@@ -14,7 +14,7 @@ import stat as stat_mod
 import threading
 import time
 
-from . import disks
+from ..facts import disks
 
 PROBE_TIMEOUT_S = 3.0       # dir_timeout_s's default
 

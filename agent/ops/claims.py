@@ -12,9 +12,13 @@ expires.
 import os
 import time
 
-from . import disks, drive_health, statefile
-from .actions import ActionError, check_inside, host_lock
-from .probe import probe_one
+from ..facts import disks
+
+from ..facts import drive_health
+
+from .. import statefile
+from .common import ActionError, check_inside, host_lock
+from ..facts.probe import probe_one
 
 CLAIM_S = 120.0
 
@@ -40,7 +44,7 @@ def _alive(claim, now, farm=()):
     return now - claim["at"] < CLAIM_S or _growing(partial, now)
 
 
-def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, **_):
+def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
     """Claim the drive of `to_dir` for `plot`: refused (code "drive_error")
     when the dir cannot take files, ("exists") when a file already holds the
     plot's final name there (the controller then compares it), ("busy") while
@@ -98,7 +102,7 @@ def _device(path):
         return None
 
 
-def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=None, **_):
+def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=None):
     """A transfer into this farm dir failed by the drive's fault (the
     plotter's rsync said so): keep it in the drive's record, and end that
     plot's claim on the drive (its transfer is over)."""

@@ -21,7 +21,7 @@ sends that plot elsewhere, and reports it while the file stays as it was.
 import os
 import time
 
-from . import statefile
+from .. import statefile
 
 HEALTH = "drive-health.json"
 CONFLICTS = "conflicts.json"

@@ -1,0 +1,245 @@
+"""Moving plots: start the detached transfer runner (plotter), digest a
+plot or a copy, promote a copy that matches its source (harvester), remove
+a source a copy was shown to match (plotter), clean a stale copy."""
+import json
+import os
+import sys
+import time
+
+from ..facts import disks, drive_health, plotfile
+from ..facts.procs import maybe_receiving, rsync_targets
+from ..facts.snapshot import FRESH_S, read_transfers, transfers_dir
+from ..launch.transfer import write_state
+from .common import ActionError, _agent_env, _spawn, check_inside, host_lock
+
+
+def _plot_in_dst(config, plot):
+    path = check_inside(plot, disks.dirs_of(config, "dst"))
+    if not path.endswith(".plot"):
+        raise ActionError("not a plot: %s" % plot)
+    if not os.path.isfile(path):
+        raise ActionError("no such plot: %s" % plot)
+    return path
+
+
+def transfer_state_path(plot_path):
+    return os.path.join(transfers_dir(), os.path.basename(plot_path) + ".json")
+
+
+def start_transfer(agent, config, plot, to_host, to_dir, mode="ssh", ssh=None,
+                   bwlimit_kbps=0, dest_dir=None, fsync=False, farm_dirs=None):
+    """Start the detached rsync of one plot.  `dest_dir` is to_dir as the
+    harvester resolved it; a local copy only ever goes into one of
+    `farm_dirs`, the harvester's own (resolved) farm dirs."""
+    src = _plot_in_dst(config, plot)
+    if mode not in ("ssh", "local"):
+        raise ActionError("bad transfer mode: %r" % (mode,))
+    dest = dest_dir or to_dir
+    if not isinstance(dest, str) or not dest.startswith(("/", "~")):
+        raise ActionError("to_dir must be an absolute path: %r" % (dest,))
+    ssh = ssh or {}
+    if mode == "ssh":
+        for key in ("host", "user", "key"):
+            if not ssh.get(key):
+                raise ActionError("ssh transfer needs ssh.%s" % key)
+    else:
+        dest = disks.expand(dest)
+        allowed = [disks.expand(d) for d in farm_dirs or () if isinstance(d, str)]
+        if dest not in allowed:
+            raise ActionError("a local transfer goes only into a farm dir of the harvester: %s"
+                              % dest)
+    os.makedirs(transfers_dir(), exist_ok=True)
+    spec = {"plot": src, "to_host": to_host, "to_dir": to_dir, "dest_dir": dest,
+            "mode": mode, "ssh": ssh, "fsync": bool(fsync),
+            "bwlimit_kbps": int(bwlimit_kbps or 0), "size_bytes": os.path.getsize(src),
+            "state_file": transfer_state_path(src),
+            "progress_log": transfer_state_path(src)[:-5] + ".progress"}
+    runner_log = spec["progress_log"][:-9] + ".runner.log"
+    # under the host lock: two controllers asking at once start one rsync, not
+    # two writing the same partial
+    with host_lock():
+        for t in read_transfers(config):
+            if t["plot"] == src and t["status"] == "running":
+                raise ActionError("transfer of %s already running (pid %s)" % (src, t["pid"]))
+        for stale in (runner_log, spec["state_file"]):     # an earlier, failed attempt
+            try:
+                os.remove(stale)
+            except OSError:
+                pass
+        started = time.time()
+        proc = _spawn([sys.executable, "-m", "agent", "transfer", json.dumps(spec)],
+                      runner_log, _agent_env())
+        agent.children.append(proc)
+        # Visible at once, unless the runner already wrote its own (newer) record.
+        write_state(spec, exclusive=True, status="running", pid=proc.pid, started_at=started)
+    return {"pid": proc.pid}
+
+
+def _receiving(agent, path):
+    _, rsyncs = agent.all_jobs()
+    named, idle_dirs = rsync_targets(rsyncs)
+    try:
+        fresh = time.time() - os.path.getmtime(path) < FRESH_S
+    except OSError:
+        fresh = False
+    return maybe_receiving(path, named, idle_dirs, fresh)
+
+
+def _partial(agent, config, partial):
+    path = check_inside(partial, disks.dirs_of(config, "farm"))
+    if not path.endswith(".plot" + disks.PARTIAL_SUFFIX):
+        raise ActionError("not a transfer temp file: %s" % partial)
+    if _receiving(agent, path):
+        raise ActionError("still being received: %s" % path)
+    return path
+
+
+DIGEST_LIMITS = {"edge": 64 << 20, "block": 16 << 20, "offsets": 4096}
+
+
+def _spec(spec):
+    """A digest spec from the controller, checked (digests read what it says)."""
+    if not isinstance(spec, dict):
+        raise ActionError("digest spec must be an object", code="bad_request")
+    try:
+        edge, block = int(spec["edge"]), int(spec["block"])
+        offsets = [int(o) for o in spec.get("offsets") or ()]
+        full_below = int(spec.get("full_below") or 0)
+    except (KeyError, TypeError, ValueError):
+        raise ActionError("bad digest spec: %r" % (spec,), code="bad_request")
+    if not (0 < edge <= DIGEST_LIMITS["edge"] and 0 < block <= DIGEST_LIMITS["block"]
+            and len(offsets) <= DIGEST_LIMITS["offsets"] and full_below >= 0):
+        raise ActionError("digest spec out of bounds: %r" % (spec,), code="bad_request")
+    return {"edge": edge, "block": block, "offsets": offsets, "full_below": full_below}
+
+
+def _digest(path, spec):
+    try:
+        return plotfile.digest(path, spec)
+    except OSError as e:
+        raise ActionError("cannot read %s: %s" % (path, e.strerror or e), code="unreadable")
+
+
+def _expect(expect):
+    if not isinstance(expect, dict) or not isinstance(expect.get("sha256"), str):
+        raise ActionError("expect must carry the source's digest", code="bad_request")
+    return dict(expect, spec=_spec(expect.get("spec")), size=int(expect["size"]))
+
+
+def digest(agent, config, path, spec):
+    """The digest of a plot in a dst dir (plotter) or of a plot or transfer
+    temp file in a farm dir (harvester), under the controller's spec."""
+    real = check_inside(path, disks.dirs_of(config, "dst", "farm"))
+    if not (real.endswith(".plot") or real.endswith(".plot" + disks.PARTIAL_SUFFIX)):
+        raise ActionError("not a plot: %s" % path)
+    d = _digest(real, _spec(spec))
+    d["header_error"] = plotfile.header_problem(real, d["header"])
+    return d
+
+
+def _drive_dirs(config, path):
+    """The real farm dirs on the same device as `path`'s dir."""
+    try:
+        dev = os.stat(os.path.dirname(path)).st_dev
+    except OSError:
+        return [os.path.dirname(path)]
+    out = []
+    for d in disks.dirs_of(config, "farm"):
+        if not disks.responsive(d):
+            continue
+        try:
+            if os.stat(d).st_dev == dev:
+                out.append(d)
+        except OSError:
+            pass
+    return out
+
+
+def _confirm_final(config, final, expect):
+    """A file already under the final name: the plot, or a conflict."""
+    have = _digest(final, expect["spec"])
+    ok, why = plotfile.same(have, expect)
+    if not ok:
+        detail = "%s holds other bytes than the plot of that name: %s" % (final, why)
+        with host_lock():
+            drive_health.record_conflict(final, why)
+        raise ActionError(detail, code="conflict")
+    return have
+
+
+def promote(agent, config, partial, expect):
+    """Give a complete copy its final name: only when its bytes match the
+    source's digest (`expect`: {"size", "sha256", "spec"}), its header its
+    name, and only once its data and then the rename are on disk.
+
+    A copy that does not match is removed (it is only ever a temp file; the
+    plot is sent again).  A file that already holds the final name is never
+    replaced: with the same bytes it confirms the copy (a promote repeated
+    after a controller died), with other bytes it is a conflict."""
+    expect = _expect(expect)
+    path = check_inside(partial, disks.dirs_of(config, "farm"))
+    if not path.endswith(".plot" + disks.PARTIAL_SUFFIX):
+        raise ActionError("not a transfer temp file: %s" % partial)
+    final = path[:-len(disks.PARTIAL_SUFFIX)]
+    if os.path.lexists(final):
+        have = _confirm_final(config, final, expect)
+        _durable(final)
+        if os.path.exists(path) and not _receiving(agent, path):
+            os.remove(path)             # a second copy of what is already there
+        with host_lock():
+            drive_health.clear(_drive_dirs(config, final))
+        return dict(have, path=final, size_bytes=have["size"], already=True)
+    if not os.path.exists(path):
+        raise ActionError("no such partial: %s" % path, code="vanished")
+    path = _partial(agent, config, partial)
+    have = _digest(path, expect["spec"])
+    ok, why = plotfile.same(have, expect)
+    problem = plotfile.header_problem(final, have["header"]) if ok else None
+    if not ok or problem:
+        os.remove(path)
+        raise ActionError("copy %s differs from its source: %s: removed, to be sent again"
+                          % (path, why or problem), code="mismatch")
+    plotfile.fsync_file(path)
+    with host_lock():
+        if os.path.lexists(final):      # appeared meanwhile: never overwritten
+            raise ActionError("%s appeared while promoting: left as it is" % final,
+                              code="conflict")
+        os.rename(path, final)
+        plotfile.fsync_dir(os.path.dirname(final))
+        drive_health.clear(_drive_dirs(config, final))
+    return dict(have, path=final, size_bytes=have["size"], already=False)
+
+
+def _durable(path):
+    plotfile.fsync_file(path)
+    plotfile.fsync_dir(os.path.dirname(path))
+
+
+def remove_plot(agent, config, plot, proof):
+    """Delete a source plot once a harvester showed a copy under its final
+    name with the same bytes: `proof` is that copy's digest ({"size",
+    "sha256", "spec"}), and this host computes its own to compare."""
+    path = _plot_in_dst(config, plot)
+    proof = _expect(proof)
+    mine = _digest(path, proof["spec"])
+    ok, why = plotfile.same(mine, proof)
+    if not ok:
+        raise ActionError("the copy does not hold this plot's bytes (%s): %s kept"
+                          % (why, path), code="mismatch")
+    os.remove(path)
+    for extra in (transfer_state_path(path), transfer_state_path(path)[:-5] + ".progress",
+                  transfer_state_path(path)[:-5] + ".runner.log"):
+        try:
+            os.remove(extra)
+        except OSError:
+            pass
+    return {"removed": path, "size_bytes": mine["size"]}
+
+
+def clean_partial(agent, config, partial):
+    path = _partial(agent, config, partial)
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        raise ActionError("no such partial: %s" % path, code="vanished")
+    return {"removed": path}
