@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import asdict
 import os
 import sys
 import time
@@ -126,6 +127,7 @@ def _poll_interval(selected):
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
     from orchestrator.plotloop import RunTracker, run_pass
+    from orchestrator.ui.passview import PassPrinter
     if plots is not None:
         plots = number_flag("--plots", plots, int, 0, 10 ** 6)
     inv, selected, hosts = load(inventory, limit)
@@ -134,23 +136,21 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     interval = _poll_interval(selected)
     state = None
     end = None
-    with Fleet(selected) as fleet:
+    with Fleet(selected) as fleet, PassPrinter(console, hosts) as printer:
         try:
             while True:
                 result = run_pass(fleet, hosts, check, tracker)
                 state = result.state
                 tracker.learn(state, fleet, hosts)
                 if json_:
-                    print(json.dumps({**state.to_json(), "decisions": result.decisions,
-                                      "actions": result.lines}))
+                    print(json.dumps({**result.to_json(), "actions": [
+                        e.detail for e in result.events] + [w.describe() for w in result.waits]}),
+                        flush=True)
                 else:
-                    console.print(views.summary_table(state, hosts, note=result.backpressure))
-                    console.print(views.action_log(result.lines or ["nothing to do"],
-                                                   title=time.strftime("pass %H:%M:%S"),
-                                                   failed=result.failed))
+                    printer.show(result)
                 if once or check:
                     break
-                end = tracker.verdict(state, result.waits, selected, has_harvesters)
+                end = tracker.verdict(state, result.plotter_waits, selected, has_harvesters)
                 if end is not None:
                     break
                 time.sleep(interval if plots is None else min(interval, 2.0))
@@ -207,12 +207,13 @@ def archive(c, inventory=None, limit=None, check=False, json_=False):
         out = apply_mod.Outcome()
         decision = decide(state, hosts)
         apply_mod.archive(fleet, hosts, decision, out, check)
-        for w in decision.waits:
-            out.add(f"{w.host}: {w.subject}: {w.reason}")
+    waits = [w.describe() for w in decision.waits]
     if json_:
-        print(json.dumps({"actions": out.lines}))
+        print(json.dumps({"actions": out.lines + waits,
+                          "events": [e.to_json() for e in out.events],
+                          "waits": [asdict(w) for w in decision.waits]}))
     else:
-        console.print(views.action_log(out.lines or ["nothing to archive"], failed=out.failed))
+        console.print(views.action_log(out.events, waits, empty="nothing to archive"))
     _exit_for(state)
 
 

@@ -19,19 +19,26 @@ from agent.facts.logparse import analyze_log
 from orchestrator.remote import apply as apply_mod
 from orchestrator.core.archiver import archive
 from orchestrator.core.failures import cleanups
+from orchestrator.core.decisions import Wait
+from orchestrator.core.events import Event
 from orchestrator.core.state import FleetState, Host
 from orchestrator.core.scheduler import host_clock, schedule
 
 
-@dataclass
+@dataclass(frozen=True)
 class PassResult:
+    """One pass: what it saw, decided and did, as data (ui/ renders it)."""
     state: FleetState
-    lines: list
+    events: Tuple[Event, ...]       # what was done (or tried and failed)
+    waits: Tuple[Wait, ...]         # everything not done, and why
+    plotter_waits: Tuple[Wait, ...]  # the scheduler's, one per plotter not started on
     backpressure: Optional[str]
-    started: list
-    failed: list = field(default_factory=list)     # the lines of `lines` that are failures
-    waits: tuple = ()               # the scheduler's, one per plotter not started on
     decisions: dict = field(default_factory=dict)   # what was decided, as JSON
+
+    def to_json(self) -> dict:
+        """plot-all --json: the status document, the decisions, the events."""
+        return {**self.state.to_json(), "decisions": self.decisions,
+                "events": [e.to_json() for e in self.events]}
 
 
 @dataclass(frozen=True)
@@ -160,19 +167,13 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
     state = fleet.gather()
     now = time.time()
     decision = schedule(state, hosts, now, max_new=tracker.remaining)
-    for w in decision.waits:
-        out.add(f"{w.host}: waiting: {w.reason}")
     apply_mod.start_jobs(fleet, hosts, decision.starts, out, check)
     tracker.unanswered += tuple(out.unanswered)
     tracker.started.update((host, log) for host, _pid, log in out.started)
     cleans, clean_waits = cleanups(state, hosts, lambda hs: host_clock(hs, state, now))
     apply_mod.clean_dead(fleet, hosts, cleans, out, check)
-    for w in clean_waits:
-        out.add(w.describe())
     arch = archive(state, hosts)
     apply_mod.archive(fleet, hosts, arch, out, check)
-    for w in arch.waits:
-        out.add(f"{w.host}: {w.subject}: {w.reason}")
     decisions = {"starts": [asdict(s) for s in decision.starts],
                  "waits": [asdict(w) for w in decision.waits + clean_waits + arch.waits],
                  "cleanups": [asdict(c) for c in cleans],
@@ -180,5 +181,5 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
                  "promotes": [asdict(p) for p in arch.promotes],
                  "cleans": [asdict(c) for c in arch.cleans],
                  "drive_failures": [asdict(n) for n in arch.notes]}
-    return PassResult(state, out.lines, decision.backpressure, out.started, out.failed,
-                      decision.waits, decisions)
+    return PassResult(state, tuple(out.events), decision.waits + clean_waits + arch.waits,
+                      decision.waits, decision.backpressure, decisions)

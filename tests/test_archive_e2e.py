@@ -425,7 +425,7 @@ def test_an_unreachable_plotter_does_not_stop_the_others(ssh_fleet, tmpfs, tmp_p
     archive_until(inv, fleet, plots, want=mine)
     r = archive_pass(inv)
     assert r.returncode == 4, r.text + r.stderr
-    assert "plotter2: plots: not archived this pass: unreachable" in r.text, r.text
+    assert "plotter2: plots: waiting: not archived this pass: unreachable" in r.text, r.text
     assert on_farm(fleet, plots) == mine
     assert_nothing_lost(fleet, plots)
     fleet.start("plotter2")

@@ -180,3 +180,53 @@ def test_ctrl_c_stops_the_loop_cleanly_and_jobs_keep_running(ssh_fleet, tmp_path
     assert len(doc["hosts"][0]["jobs"]) == 1          # the job it started runs on
     for j in doc["hosts"][0]["jobs"]:
         end(psutil.Process(j["pid"]))
+
+
+def test_check_json_prints_the_decisions_and_events_as_data(ssh_fleet, tmp_path):
+    fleet = ssh_fleet(n_plotters=2)
+    inv = fleet.write_inventory(tmp_path / "inventory.yaml", global_stagger_m=0)
+    r = plotfleet("plot-all", "--inventory", inv, "--once", "--check", "--json")
+    assert r.returncode == 0, r.stderr
+    [line] = r.stdout.splitlines()               # one JSON line per pass
+    doc = __import__("json").loads(line)
+    starts = doc["decisions"]["starts"]
+    assert {s["host"] for s in starts} == {"plotter1", "plotter2"}
+    for s in starts:
+        h = fleet.hosts[s["host"]]
+        assert s["tmp_dir"] == h.dirs["tmp"][0] and s["dst_dir"] == h.dirs["dst"][0]
+        assert s["tmp2_dir"] == h.dirs["tmp2"] and (s["plotter"], s["k"]) == ("chiapos", 18)
+        assert s["argv"][0] == "plotfleet-chiapos" and h.dirs["tmp"][0] in s["argv"]
+    assert {(e["kind"], e["host"]) for e in doc["events"]} == {
+        ("would_start_job", "plotter1"), ("would_start_job", "plotter2")}
+    assert all(set(e) >= {"kind", "host", "subject", "detail"} for e in doc["events"])
+    assert {h["name"] for h in doc["hosts"]} == {"plotter1", "plotter2"}    # the status doc
+    for h in fleet.hosts.values():
+        assert os.listdir(h.dirs["log"]) == []
+
+
+def test_a_log_of_plot_all_says_each_wait_once_not_every_pass(ssh_fleet, tmp_path):
+    """Not a terminal: one plain line per event, a wait only when it first
+    appears or changes; an hour of passes is not an hour of tables."""
+    fleet = ssh_fleet(n_plotters=1)
+    h = fleet.hosts["plotter1"]
+    inv = fleet.write_inventory(tmp_path / "inventory.yaml", polling_time_s=0.3,
+                                tmp_dirs=[str(h.root / "no-such-tmp")])
+    out = open(tmp_path / "plot-all.log", "w+")
+    ctl = subprocess.Popen([sys.executable, "-m", "orchestrator", "plot-all", "--inventory",
+                            str(inv)], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                           env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        deadline = time.time() + 60
+        while Path(out.name).read_text().count("no-such-tmp: missing") < 1:
+            assert time.time() < deadline and ctl.poll() is None, Path(out.name).read_text()
+            time.sleep(0.2)
+        time.sleep(3)                                 # several more passes
+    finally:
+        ctl.send_signal(signal.SIGINT)
+        ctl.wait(30)
+    text = Path(out.name).read_text()
+    assert text.count("no-such-tmp: missing") == 1, text
+    [line] = [x for x in text.splitlines() if "no-such-tmp" in x]     # one line, never cut
+    assert line.endswith("plotter1: plotter: waiting: no tmp dir ready: "
+                         f"{h.root / 'no-such-tmp'}: missing"), line
+    assert "┏" not in text and "│" not in text, "tables printed into a log"

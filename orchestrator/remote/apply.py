@@ -15,6 +15,7 @@ from typing import List, Mapping, Optional, Tuple
 from orchestrator.core import copycheck
 from orchestrator.core.decisions import Promote, StartJob, StartTransfer, human_bytes, remove_after_promote
 from orchestrator.core.archiver import PARTIAL_SUFFIX
+from orchestrator.core.events import Event
 from orchestrator.core.scheduler import tmp_rules
 from orchestrator.errors import AgentError, LostReply, SessionError
 from orchestrator.core.state import Host
@@ -34,26 +35,29 @@ class Unanswered:
 
 @dataclass
 class Outcome:
-    """What a pass did, as plain lines (no markup: paths and host messages are
-    shown as they are); `failed` are the lines that report a failure."""
-    lines: List[str] = field(default_factory=list)
-    failed: List[str] = field(default_factory=list)
+    """What a pass did: its events (core/events.py), the jobs it started and
+    the starts whose answer was lost."""
+    events: List[Event] = field(default_factory=list)
     started: List[tuple] = field(default_factory=list)    # (host, pid, log_file)
     unanswered: List[Unanswered] = field(default_factory=list)
 
-    def add(self, line: str) -> None:
-        self.lines.append(line)
+    def add(self, kind: str, host: str, subject: str, detail: str) -> None:
+        self.events.append(Event(kind, host, subject, detail))
 
-    def fail(self, line: str) -> None:
-        self.lines.append(line)
-        self.failed.append(line)
+    def fail(self, kind: str, host: str, subject: str, detail: str) -> None:
+        self.events.append(Event(kind, host, subject, detail, failed=True))
+
+    @property
+    def lines(self) -> List[str]:
+        return [e.detail for e in self.events]
 
 
-def _call(fleet, host: str, op: str, out: Outcome, what: str, **args) -> Optional[dict]:
+def _call(fleet, host: str, op: str, out: Outcome, what: str, subject: str = "",
+          **args) -> Optional[dict]:
     try:
         return fleet.call(host, op, **args)
     except (AgentError, SessionError) as e:
-        out.fail(f"{host}: {what} failed: {e}")
+        out.fail("request_failed", host, subject or what, f"{host}: {what} failed: {e}")
         return None
 
 
@@ -70,26 +74,29 @@ def start_args(h: Host, s: StartJob) -> dict:
 def _started(out: Outcome, s: StartJob, res: dict) -> None:
     out.started.append((s.host, res["pid"], res["log_file"]))
     if res.get("replayed"):
-        out.add(f"started on {s.host} (its answer was lost, the host remembers it): "
+        out.add("job_started", s.host, res["log_file"],
+                f"started on {s.host} (its answer was lost, the host remembers it): "
                 f"{s.describe()} (pid {res['pid']})")
     else:
-        out.add(f"started on {s.host}: {s.describe()} (pid {res['pid']})")
+        out.add("job_started", s.host, res["log_file"],
+                f"started on {s.host}: {s.describe()} (pid {res['pid']})")
 
 
 def start_jobs(fleet, hosts: Mapping[str, Host], starts, out: Outcome, check: bool) -> None:
     for s in starts:
         if check:
-            out.add(f"would start on {s.host}: {s.describe()}")
+            out.add("would_start_job", s.host, s.tmp_dir, f"would start on {s.host}: {s.describe()}")
             continue
         args = start_args(hosts[s.host], s)
         try:
             res = fleet.call(s.host, "start_job", **args)
         except LostReply as e:
-            out.fail(f"{s.host}: start job got no answer ({e}); asking again next pass")
+            out.fail("job_start_unanswered", s.host, s.tmp_dir,
+                     f"{s.host}: start job got no answer ({e}); asking again next pass")
             out.unanswered.append(Unanswered(s, args, time.time()))
             continue
         except (AgentError, SessionError) as e:
-            out.fail(f"{s.host}: start job failed: {e}")
+            out.fail("job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}")
             continue
         _started(out, s, res)
 
@@ -109,7 +116,8 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
             if now - u.sent_at < ASK_AGAIN_S:
                 still.append(u)
             else:
-                out.fail(f"{s.host}: start job still unanswered after {ASK_AGAIN_S:g}s, "
+                out.fail("job_start_unanswered", s.host, s.tmp_dir,
+                         f"{s.host}: start job still unanswered after {ASK_AGAIN_S:g}s, "
                          f"no longer asked: {e}")
             continue
         except AgentError as e:
@@ -118,7 +126,7 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
                 # may still be finishing it: only its record can tell
                 still.append(u)
             else:
-                out.fail(f"{s.host}: start job failed: {e}")
+                out.fail("job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}")
             continue
         _started(out, s, res)
     return tuple(still)
@@ -129,13 +137,14 @@ def clean_dead(fleet, hosts: Mapping[str, Host], cleans, out: Outcome, check: bo
     the job's own tmp dirs, nothing holds them, nothing changed lately)."""
     for c in cleans:
         if check:
-            out.add(f"would clean up after {c.describe()}")
+            out.add("would_clean_dead", c.host, c.plot_id, f"would clean up after {c.describe()}")
             continue
-        res = _call(fleet, c.host, "clean_dead", out, f"clean-up of {c.plot_id[:8]}",
+        res = _call(fleet, c.host, "clean_dead", out, f"clean-up of {c.plot_id[:8]}", c.plot_id,
                     config=hosts[c.host].agent_config(), plot_id=c.plot_id,
                     log_file=c.log_file)
         if res is not None:
-            out.add(f"cleaned up after {c.describe()}: removed {len(res['removed'])} files, "
+            out.add("cleaned_dead", c.host, c.plot_id,
+                    f"cleaned up after {c.describe()}: removed {len(res['removed'])} files, "
                     f"{human_bytes(res['freed_bytes'])}")
 
 
@@ -162,73 +171,82 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     start again when the copy was lost or did not match."""
     name = posixpath.basename(p.plot)
     spec = copycheck.spec()
-    src = _call(fleet, p.from_host, "digest", out, f"digest of {name}",
+    src = _call(fleet, p.from_host, "digest", out, f"digest of {name}", name,
                 config=hosts[p.from_host].agent_config(), path=p.plot, spec=spec)
     if src is None:
         return None
     if src.get("header_error"):
-        out.fail(f"{p.from_host}: {name} not archived: {src['header_error']}")
+        out.fail("plot_header_mismatch", p.from_host, name,
+                 f"{p.from_host}: {name} not archived: {src['header_error']}")
         return None
     try:
         res = fleet.call(p.host, "promote", config=hosts[p.host].agent_config(),
                          partial=p.partial, expect=copycheck.expect(src, spec))
     except AgentError as e:
         if e.code == "vanished":        # copy lost (drive swapped, file deleted)
-            out.add(f"{p.host}: the copy of {name} vanished before its promote: sending it again")
+            out.add("copy_vanished", p.host, name,
+                    f"{p.host}: the copy of {name} vanished before its promote: sending it again")
             return _resend(p, hosts, "copy vanished")
         if e.code == "mismatch":
-            out.fail(f"{p.host}: {e}")
+            out.fail("copy_mismatch", p.host, name, f"{p.host}: {e}")
             return _resend(p, hosts, "the copy there did not match its source")
         if e.code == "conflict":
-            out.fail(f"{p.host}: conflict: {e}; {name} stays on {p.from_host} and goes to "
+            out.fail("copy_conflict", p.host, name,
+                     f"{p.host}: conflict: {e}; {name} stays on {p.from_host} and goes to "
                      f"another drive")
             return None
-        out.fail(f"{p.host}: promote failed: {e}")
+        out.fail("promote_failed", p.host, name, f"{p.host}: promote failed: {e}")
         return None
     except SessionError as e:
-        out.fail(f"{p.host}: promote failed: {e}")
+        out.fail("promote_failed", p.host, name, f"{p.host}: promote failed: {e}")
         return None
     try:
         rm = remove_after_promote(p, src, dict(res, spec=spec))
     except ValueError as e:
-        out.fail(str(e))
+        out.fail("copy_mismatch", p.host, name, str(e))
         return None
     how = f"{res['method']} digest, {human_bytes(res['bytes_read'])} read on each side"
-    out.add(f"{'confirmed' if res.get('already') else 'promoted'}: {p.describe()} ({how})")
-    if _call(fleet, rm.host, "remove_plot", out, "remove source",
+    out.add("copy_confirmed" if res.get("already") else "copy_promoted", p.host, name,
+            f"{'confirmed' if res.get('already') else 'promoted'}: {p.describe()} ({how})")
+    if _call(fleet, rm.host, "remove_plot", out, "remove source", name,
              config=hosts[rm.host].agent_config(), plot=rm.plot, proof=rm.proof) is not None:
-        out.add(f"removed source: {rm.describe()}")
+        out.add("source_removed", rm.host, name, f"removed source: {rm.describe()}")
     return None
 
 
 def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: bool) -> None:
     for n in decision.notes:
         if check:
-            out.add(f"would record on {n.host}: {n.describe()}")
+            out.add("would_record_drive_failure", n.host, n.to_dir,
+                    f"would record on {n.host}: {n.describe()}")
             continue
-        if _call(fleet, n.host, "note_drive_failure", out, f"record for {n.to_dir}",
+        if _call(fleet, n.host, "note_drive_failure", out, f"record for {n.to_dir}", n.to_dir,
                  config=hosts[n.host].agent_config(), to_dir=n.to_dir, key=n.key, at=n.at,
                  error=n.error, fatal=n.fatal, plot=n.plot) is not None:
-            out.fail(f"drive failure recorded: {n.describe()}")
+            out.fail("drive_failure_recorded", n.host, n.to_dir,
+                     f"drive failure recorded: {n.describe()}")
     # finish what arrived first: a promoted plot frees its drive for the next
     resend = []
     for p in decision.promotes:
         if check:
-            out.add(f"would check and promote: {p.describe()}")
+            out.add("would_promote", p.host, posixpath.basename(p.plot),
+                    f"would check and promote: {p.describe()}")
             continue
         again = promote(fleet, hosts, p, out)
         if again is not None:
             resend.append(again)
     for c in decision.cleans:
         if check:
-            out.add(f"would clean: {c.describe()}")
+            out.add("would_clean_partial", c.host, c.partial, f"would clean: {c.describe()}")
             continue
-        if _call(fleet, c.host, "clean_partial", out, "clean", config=hosts[c.host].agent_config(),
+        if _call(fleet, c.host, "clean_partial", out, "clean", c.partial,
+                 config=hosts[c.host].agent_config(),
                  partial=c.partial) is not None:
-            out.add(f"cleaned: {c.describe()}")
+            out.add("partial_cleaned", c.host, c.partial, f"cleaned: {c.describe()}")
     for t in tuple(decision.transfers) + tuple(resend):
         if check:
-            out.add(f"would transfer: {t.describe()}")
+            out.add("would_transfer", t.from_host, posixpath.basename(t.plot),
+                    f"would transfer: {t.describe()}")
             continue
         # claim the drive on the harvester first: another controller may have
         # chosen it in the same moment
@@ -244,12 +262,16 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
                     t.size_bytes, t.from_host, t.plot,
                     "a file of its name is already there: compared first"), out)
             else:
-                out.fail(f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
+                out.fail("claim_failed", t.to_host, t.to_dir,
+                         f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
             continue
         except SessionError as e:
-            out.fail(f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
+            out.fail("claim_failed", t.to_host, t.to_dir,
+                     f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
             continue
         res = _call(fleet, t.from_host, "start_transfer", out, "transfer",
+                    posixpath.basename(t.plot),
                     **transfer_args(hosts[t.from_host], hosts[t.to_host], t))
         if res is not None:
-            out.add(f"transfer: {t.describe()} (pid {res['pid']})")
+            out.add("transfer_started", t.from_host, posixpath.basename(t.plot),
+                    f"transfer: {t.describe()} (pid {res['pid']})")

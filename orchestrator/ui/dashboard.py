@@ -154,7 +154,7 @@ class Poller(threading.Thread):
         if self.plot:
             result = run_pass(self.fleet, self.hosts, False, self.tracker)
             state, note = result.state, result.backpressure
-            lines = [line for line in result.lines if "waiting" not in line]
+            lines = [e.detail for e in result.events]
         else:
             state, note, lines = self.fleet.gather(), None, []
         with self.lock:

@@ -230,13 +230,20 @@ def down_table(state: FleetState) -> Optional[Table]:
     return t
 
 
-def action_log(lines: Iterable[str], title: str = "actions", failed: Iterable[str] = ()) -> Table:
-    """One row per line, as written; the `failed` ones in red."""
-    failed = set(failed)
+def action_log(events: Iterable, waits: Iterable[str] = (), title: str = "actions",
+               empty: str = "nothing to do") -> Table:
+    """One row per event (failures in red), then the waits, as written."""
     t = Table(title=title, show_header=False)
     t.add_column()
-    for line in lines:
-        t.add_row(Text(line, style="red" if line in failed else ""))
+    rows = 0
+    for e in events:
+        t.add_row(Text(e.detail, style="red" if e.failed else ""))
+        rows += 1
+    for line in waits:
+        t.add_row(Text(line, style="dim"))
+        rows += 1
+    if not rows:
+        t.add_row(Text(empty))
     return t
 
 
