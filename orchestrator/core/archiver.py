@@ -51,6 +51,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
                       human_bytes)
+from orchestrator.core.farm import farm as farm_model
 from orchestrator.core.state import FleetState, Host, HostState, Plot, Transfer
 from orchestrator.core.paths import PathIndex
 
@@ -114,6 +115,13 @@ class _Farm:
         self.by_address: Dict[str, List[_Drive]] = {}
         self.receiving: Dict[str, str] = {}        # plot name -> where it is arriving
         self.holding: Dict[str, List[_Drive]] = {}  # plot name -> drives with an idle partial
+        model = farm_model(state, hosts)
+        for d in model.drives:
+            drive = _Drive(d.host, d.device, d.dirs[0], d.room, len(self.drives))
+            drive.dirs = list(d.dirs)
+            drive.resolved = dict(d.resolved)
+            self.drives.append(drive)
+            self.by_address.setdefault(hosts[d.host].address, []).append(drive)
         for name, host in hosts.items():
             hs = by_name.get(name)
             if not host.is_harvester or hs is None or not hs.reachable:
@@ -123,26 +131,11 @@ class _Farm:
                                             if d.kind == "farm" and d.resolved]
                                          + list(host.farm_dirs))
             configured = PathIndex(host.farm_dirs)
-            own: Dict[str, _Drive] = {}
-            for d in hs.dirs:
-                if d.kind != "farm" or d.error:
-                    continue
-                drive = own.get(d.device)
-                if drive is None:
-                    drive = own[d.device] = _Drive(name, d.device, d.path,
-                                                   d.free_bytes - host.farm_reserve_bytes,
-                                                   len(self.drives))
-                    self.drives.append(drive)
-                else:
-                    drive.dirs.append(d.path)
-                drive.resolved[d.path] = d.resolved or d.path
-                self.by_dir[(name, posixpath.normpath(d.path))] = drive
-                if d.resolved:
-                    self.by_dir[(name, posixpath.normpath(d.resolved))] = drive
-                conf = configured.find(d.path)
-                if conf:
-                    self.by_dir[(name, posixpath.normpath(conf))] = drive
-            self.by_address.setdefault(host.address, []).extend(own.values())
+            for drive in (x for x in self.drives if x.host == name):
+                for path, real in drive.resolved.items():
+                    for p in (path, real, configured.find(path)):
+                        if p:
+                            self.by_dir[(name, posixpath.normpath(p))] = drive
             for c in hs.conflicts:
                 drive = self.find(name, posixpath.dirname(c.path))
                 if drive is not None:

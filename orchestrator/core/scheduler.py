@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from orchestrator.core.decisions import StartJob, Wait, human_bytes
+from orchestrator.core.farm import farm
 from orchestrator.core.paths import PathIndex, norm
 from orchestrator.core.plotcmd import build_argv
 from orchestrator.core.failures import backoff
@@ -74,44 +75,33 @@ def host_clock(hs: HostState, state: FleetState, now: float) -> Optional[float]:
 # ---------------------------------------------------------------- backpressure
 
 class FarmBudget:
-    """Room left on the farm after everything already headed for it."""
+    """Room left on the farm (core/farm.py) after everything already headed for it."""
 
     def __init__(self, state: FleetState, hosts: Mapping[str, Host]):
-        # Only harvesters this run asked count (--limit may leave them out);
-        # one that did not answer counts as no room, not as unknown room.
-        harvesters = [hs for hs in state.hosts
-                      if hs.name in hosts and hosts[hs.name].is_harvester]
-        self.enabled = bool(harvesters)
-        self.down = [f"{hs.name}: {hs.error}" for hs in harvesters if not hs.reachable]
-        self.free = 0
-        self.drives = 0
+        model = farm(state, hosts)
+        self.enabled = model.asked
+        self.down = list(model.down)
+        self.free = model.room
+        self.drives = len(model.drives)
         self.pending_bytes = 0
         self.pending_count = 0
         if not self.enabled:
             return
         for hs in state.hosts:
             host = hosts.get(hs.name)
-            if host is None or not hs.reachable:
+            if host is None or not hs.reachable or not host.is_plotter:
                 continue
-            if host.is_harvester:
-                seen = set()
-                for d in hs.dirs:
-                    if d.kind == "farm" and not d.error and d.device not in seen:
-                        seen.add(d.device)
-                        self.drives += 1
-                        self.free += max(0, d.free_bytes - host.farm_reserve_bytes)
-            if host.is_plotter:
-                moving = set()
-                for t in hs.transfers:
-                    if t.status == "running":
-                        self.add(max(0, t.size_bytes - t.bytes_done))
-                    if t.status in ("running", "copied"):
-                        moving.add(t.plot)
-                for p in hs.plots:
-                    if p.path not in moving:
-                        self.add(p.size_bytes)
-                for j in hs.jobs:
-                    self.add(expected_plot_bytes(j.k))
+            moving = set()
+            for t in hs.transfers:
+                if t.status == "running":
+                    self.add(max(0, t.size_bytes - t.bytes_done))
+                if t.status in ("running", "copied"):
+                    moving.add(t.plot)
+            for p in hs.plots:
+                if p.path not in moving:
+                    self.add(p.size_bytes)
+            for j in hs.jobs:
+                self.add(expected_plot_bytes(j.k))
 
     def add(self, nbytes: int) -> None:
         self.pending_bytes += nbytes

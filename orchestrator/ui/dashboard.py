@@ -29,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.ui import views
+from orchestrator.core.farm import farm
 from orchestrator.core.state import FleetState
 
 WIDE = 200          # from here on jobs and the side tables sit side by side
@@ -43,22 +44,21 @@ def _light(table: Table) -> Table:
     return table
 
 
-def drives_table(state: FleetState, bar_width: int = 12) -> Table:
+def drives_table(state: FleetState, hosts, bar_width: int = 12) -> Table:
     t = Table(title="harvester drives", expand=True)
     t.add_column("drive", no_wrap=True, overflow="ellipsis", ratio=1)
     t.add_column("fill", no_wrap=True, width=bar_width)
     t.add_column("used", justify="right", no_wrap=True)
     t.add_column("free", justify="right", no_wrap=True)
     t.add_column("plots", justify="right", no_wrap=True)
-    for (host, _dev), (free, total, dirs, plots) in sorted(views.farm_drives(state).items()):
-        used = (total - free) / total if total else 0.0
-        t.add_row(Text(f"{host}:{dirs[0]}"), ProgressBar(total=1, completed=used, width=bar_width),
-                  f"{used:.0%}", views.human_bytes(free), str(plots))
+    model = farm(state, hosts)
+    for d in sorted(model.drives, key=lambda d: (d.host, d.dirs[0])):
+        used = (d.total_bytes - d.free_bytes) / d.total_bytes if d.total_bytes else 0.0
+        t.add_row(Text(d.label()), ProgressBar(total=1, completed=used, width=bar_width),
+                  f"{used:.0%}", views.human_bytes(max(d.room, 0)), str(d.plot_count))
     # drives that take nothing now, with why (read-only, set aside until ...)
-    for h in state.hosts:
-        for d in h.dirs:
-            if d.kind == "farm" and d.error:
-                t.add_row(Text(f"{h.name}:{d.path}"), Text(d.error, style="red"), "", "", "")
+    for host, path, why in model.unusable:
+        t.add_row(Text(f"{host}:{path}"), Text(why, style="red"), "", "", "")
     return t
 
 
@@ -83,7 +83,7 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     else:
         columns, path_width = views.COMPACT_JOB_COLUMNS, None
     jobs = Layout(_light(views.jobs_table(state, columns, path_width)), name="jobs")
-    side = [_light(drives_table(state))]
+    side = [_light(drives_table(state, hosts))]
     if any(h.transfers for h in state.hosts):
         side.insert(0, _light(views.transfers_table(state)))
     dead = views.dead_table(state, hosts)

@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.core.decisions import human_bytes as _human_bytes
-from orchestrator.core.state import FleetState, Host, expected_plot_bytes
+from orchestrator.core.farm import farm
+from orchestrator.core.state import FleetState, Host
 from orchestrator.core.failures import backoff
 from orchestrator.core.scheduler import host_clock, phase_str
 
@@ -38,19 +39,6 @@ def job_state(job) -> str:
     return "stalled" if job.stalled else job.state
 
 
-def farm_drives(state: FleetState):
-    """Distinct farm drives: (host, device) -> (free, total, [dirs], plots)."""
-    drives = {}
-    for h in state.hosts:
-        for d in h.dirs:
-            if d.kind != "farm" or d.error:
-                continue
-            key = (h.name, d.device)
-            free, total, dirs, plots = drives.get(key, (d.free_bytes, d.total_bytes, [], 0))
-            drives[key] = (free, total, dirs + [d.path], plots + d.plot_count)
-    return drives
-
-
 def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None) -> Table:
     up = [h for h in state.hosts if h.reachable]
     jobs = [j for h in up for j in h.jobs]
@@ -58,10 +46,9 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
     for j in jobs:
         by_phase[j.phase[0]] = by_phase.get(j.phase[0], 0) + 1
     waiting = [p for h in up for p in h.plots]
-    drives = farm_drives(state)
-    farm_free = sum(v[0] for v in drives.values())
+    model = farm(state, hosts)
     ks = sorted({hosts[h.name].k for h in state.hosts if h.name in hosts and hosts[h.name].is_plotter})
-    fits = ", ".join(f"{farm_free // expected_plot_bytes(k)} x k{k}" for k in ks) or "-"
+    fits = ", ".join(f"{model.fits(k)} x k{k}" for k in ks) or "-"
 
     t = Table(title="fleet", show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
@@ -76,7 +63,9 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
     t.add_row("plots waiting", f"{len(waiting)} ({human_bytes(sum(p.size_bytes for p in waiting))})")
     transfers = [x for h in up for x in h.transfers if x.status == "running"]
     t.add_row("transfers", str(len(transfers)))
-    t.add_row("farm", f"{human_bytes(farm_free)} free on {len(drives)} drives, room for {fits}")
+    n = len(model.drives)
+    t.add_row("farm", f"{human_bytes(model.room)} free on {n} drive{'' if n == 1 else 's'} "
+                      f"(after reserve), room for {fits}")
     if note:
         t.add_row("note", Text(note, style="yellow"))
     return t

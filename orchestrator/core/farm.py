@@ -1,0 +1,81 @@
+"""The one farm model: the harvester drives this run can send plots to, and
+their room after each harvester's reserve.  Scheduler (backpressure),
+archiver (where each plot goes) and views (the summary, the dashboard) all
+read it, so "room for N" and the backpressure note never disagree.
+
+A drive is a device on one harvester: two farm dirs on one disk are one
+drive.  Only harvesters this run asked count (--limit may leave some out);
+one that did not answer adds no room.  A farm dir with an error (missing,
+read-only, not mounted, not responding, set aside) is no drive: it is
+listed in `unusable`, with why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Tuple
+
+from orchestrator.core.state import FleetState, Host, expected_plot_bytes
+
+
+@dataclass(frozen=True)
+class Drive:
+    host: str
+    device: str
+    dirs: Tuple[str, ...]           # the farm dirs on it, as the host reported them
+    free_bytes: int
+    total_bytes: int
+    reserve_bytes: int              # the harvester's farm_reserve_bytes
+    plot_count: int
+    resolved: Dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def room(self) -> int:
+        """Bytes a plot may still take here (free minus the reserve)."""
+        return self.free_bytes - self.reserve_bytes
+
+    def label(self) -> str:
+        return f"{self.host}:{self.dirs[0]}"
+
+
+@dataclass(frozen=True)
+class Farm:
+    drives: Tuple[Drive, ...]
+    unusable: Tuple[Tuple[str, str, str], ...] = ()     # (host, dir, why)
+    down: Tuple[str, ...] = ()      # "harvester: why" of the ones that did not answer
+    asked: bool = False             # this run has harvesters at all
+
+    @property
+    def room(self) -> int:
+        return sum(max(0, d.room) for d in self.drives)
+
+    def fits(self, k: int) -> int:
+        return self.room // expected_plot_bytes(k)
+
+
+def farm(state: FleetState, hosts: Mapping[str, Host]) -> Farm:
+    drives, unusable, down = [], [], []
+    asked = False
+    for hs in state.hosts:
+        host = hosts.get(hs.name)
+        if host is None or not host.is_harvester:
+            continue
+        asked = True
+        if not hs.reachable:
+            down.append(f"{hs.name}: {hs.error}")
+            continue
+        own: Dict[str, dict] = {}
+        for d in hs.dirs:
+            if d.kind != "farm":
+                continue
+            if d.error:
+                unusable.append((hs.name, d.path, d.error))
+                continue
+            g = own.setdefault(d.device, {"dirs": [], "free": d.free_bytes,
+                                          "total": d.total_bytes, "plots": 0, "resolved": {}})
+            g["dirs"].append(d.path)
+            g["plots"] += d.plot_count
+            g["resolved"][d.path] = d.resolved or d.path
+        for device, g in own.items():
+            drives.append(Drive(hs.name, device, tuple(g["dirs"]), g["free"], g["total"],
+                                host.farm_reserve_bytes, g["plots"], g["resolved"]))
+    return Farm(tuple(drives), tuple(unusable), tuple(down), asked)
