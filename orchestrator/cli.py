@@ -199,14 +199,13 @@ def reset(c, host, inventory=None, json_=False):
 @one_line_errors
 def archive(c, inventory=None, limit=None, check=False, json_=False):
     """One archiving pass: move finished plots to harvester drives."""
-    from orchestrator.remote import apply as apply_mod
-    from orchestrator.core.archiver import archive as decide
+    from orchestrator.plotloop import archive_step
+    from orchestrator.remote.apply import Outcome
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
         state = fleet.gather()
-        out = apply_mod.Outcome()
-        decision = decide(state, hosts)
-        apply_mod.archive(fleet, hosts, decision, out, check)
+        out = Outcome()
+        decision = archive_step(fleet, hosts, state, out, check)
     waits = [w.describe() for w in decision.waits]
     if json_:
         print(json.dumps({"actions": out.lines + waits,
@@ -254,9 +253,10 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
              confirm=None):
     """Shared body of suspend/resume/kill: select, confirm, send, report."""
     from orchestrator.core.control import select
+    from orchestrator.remote.control import act
     inv, selected, hosts = load(inventory, limit)
     say = (lambda *a: None) if json_ else console.print
-    done = []
+    done = ()
     failed = False
     with Fleet(selected) as fleet:
         state = fleet.gather()
@@ -273,19 +273,14 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
             return state
         if confirm and not confirm(chosen):
             raise Exit("plotfleet: aborted, nothing changed", code=1)
-        for t in chosen:
-            entry = dict(t.to_json(), op=op)
-            try:
-                res = fleet.call(t.host, op, config=hosts[t.host].agent_config(),
-                                 pid=t.pid, started_at=t.started_at, plot_id=t.plot_id)
-            except Exception as e:      # one host's refusal must not stop the rest
-                err = one_line(e)
-                errors.print(f"{t.host}: {op} {(t.plot_id or '?')[:12]} failed: {err}",
+        done = act(fleet, hosts, chosen, op)
+        for d in done:
+            t, res = d.target, d.result
+            if d.error is not None:
+                errors.print(f"{t.host}: {op} {(t.plot_id or '?')[:12]} failed: {d.error}",
                              style="red", markup=False)
-                done.append(dict(entry, error=err))
                 failed = True
                 continue
-            done.append(dict(entry, **res))
             if op == "kill":
                 say(f"killed {t.describe()}: removed {len(res['removed'])} files, "
                     f"freed {views.human_bytes(res['freed_bytes'])} ({res['freed_bytes']} bytes)")
@@ -296,7 +291,7 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
                 say(f"{past} {t.host}: {t.plot_id[:12] if t.plot_id else '?'} "
                     f"(pid {t.pid}, was {t.state}, now {res['state']})")
     if json_:
-        print(json.dumps({"done": done}, indent=1))
+        print(json.dumps({"done": [d.to_json() for d in done]}, indent=1))
     for h in state.hosts:      # their jobs were not seen, so not acted on
         if not h.reachable:
             errors.print(f"{h.name}: unreachable, not included: {h.error}", markup=False)

@@ -158,6 +158,14 @@ def _id_in(path: str, ids) -> bool:
     return any(i in path for i in ids)
 
 
+def archive_step(fleet, hosts: Mapping[str, Host], state: FleetState, out, check: bool):
+    """The archive half of a pass (plot-all's, and the `archive` task's):
+    decide from the state, carry it out; the decision, for its waits."""
+    decision = archive(state, hosts)
+    apply_mod.archive(fleet, hosts, decision, out, check)
+    return decision
+
+
 def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
     out = apply_mod.Outcome()
     # before the snapshot and the schedule: a start that did happen is then
@@ -172,8 +180,7 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
     tracker.started.update((host, log) for host, _pid, log in out.started)
     cleans, clean_waits = cleanups(state, hosts, lambda hs: host_clock(hs, state, now))
     apply_mod.clean_dead(fleet, hosts, cleans, out, check)
-    arch = archive(state, hosts)
-    apply_mod.archive(fleet, hosts, arch, out, check)
+    arch = archive_step(fleet, hosts, state, out, check)
     decisions = {"starts": [asdict(s) for s in decision.starts],
                  "waits": [asdict(w) for w in decision.waits + clean_waits + arch.waits],
                  "cleanups": [asdict(c) for c in cleans],

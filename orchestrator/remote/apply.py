@@ -1,8 +1,9 @@
 """Carry decisions out through the fleet's agent sessions.
 
-The only place where scheduler/archiver output turns into requests.  Every
-action is independent: a refusal or a failing host becomes a log line and the
-rest go on.  Under --check nothing is sent; the log says what would be done.
+The only place where scheduler/archiver decisions turn into requests.  Every
+action is independent: a refusal or a failing host becomes a failed Event
+(core/events.py) and the rest go on.  Under --check nothing is sent; the
+`would_*` events say what would be done.
 """
 from __future__ import annotations
 

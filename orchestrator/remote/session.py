@@ -302,10 +302,6 @@ class Session:
     def __exit__(self, *exc):
         self.close()
 
-    @property
-    def is_open(self) -> bool:
-        return self._agent is not None
-
     def open(self) -> "Session":
         with self._lock:
             if self._agent is None:
