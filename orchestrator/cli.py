@@ -180,7 +180,7 @@ def reset(c, host, inventory=None, json_=False):
     with Fleet(plotters) as fleet:
         for h in plotters:
             try:
-                res = fleet.call(h.name, "reset_failures", config=h.agent_config())
+                res = fleet.call(h.name, "reset_failures")
                 done[h.name] = {"reset_at": res["reset_at"]}
                 if not json_:
                     console.print(f"{h.name}: failures reset; it may start jobs again",
@@ -399,8 +399,31 @@ def dashboard(c, inventory=None, limit=None, plot=False, refresh=None):
         run_dashboard(fleet, hosts, plot=plot, refresh=every)
 
 
+@task(help=helps("json"))
+@one_line_errors
+def keys(c, json_=False):
+    """Every inventory key: type, default, limits and what it does."""
+    from rich.table import Table
+    from orchestrator.config.keys import KINDS, reference
+    rows = reference()
+    if json_:
+        print(json.dumps(rows, indent=1))
+        return
+    t = Table(title="inventory keys")
+    for col in ("key", "type", "default", "limits", "hosts", "doc"):
+        t.add_column(col, overflow="fold")
+    for i, r in enumerate(rows):
+        if i and r["section"] != rows[i - 1]["section"]:
+            t.add_section()
+        default = "-" if r["default"] is None else json.dumps(r["default"])
+        hosts = r["roles"][0] if len(r["roles"]) == 1 else "any" if r["roles"] else "groups"
+        t.add_row(r["name"], KINDS[r["type"]], default, r["limits"],
+                  hosts + (" (required)" if r["required"] else ""), r["doc"])
+    console.print(t)
+
+
 ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard,
-                reset)
+                reset, keys)
 class _Program(Program):
     """invoke's Program, with a bad flag or task as a one-line error, exit 2."""
 

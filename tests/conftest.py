@@ -1,7 +1,16 @@
 """Shared fixtures: real sshd test hosts and real k=18 plots (see tests/sshhosts.py)."""
 import pytest
 
-from tests.sshhosts import PlotCache, SshFleet
+from tests.agent_helpers import AgentProc
+from tests.sshhosts import PlotCache, SshFleet, Tmpfs
+
+
+@pytest.fixture
+def agent():
+    """A real `python -m agent serve`, spoken to over JSON lines."""
+    a = AgentProc()
+    yield a
+    a.close()
 
 
 @pytest.fixture
@@ -23,3 +32,11 @@ def ssh_fleet(tmp_path):
 def k18_plots(tmp_path_factory):
     """Real chiapos k=18 plots, made once per session; .copy_to(dir, n)."""
     return PlotCache(tmp_path_factory.mktemp("k18-plots"))
+
+
+@pytest.fixture
+def tmpfs():
+    """Separate small filesystems (one device each: harvester drives), unmounted after."""
+    t = Tmpfs()
+    yield t
+    t.close()

@@ -318,3 +318,21 @@ class PlotCache:
             shutil.copyfile(p, dest / p.name)
             out.append(dest / p.name)
         return out
+
+
+class Tmpfs:
+    """Separate small filesystems (one device each), unmounted at close."""
+
+    def __init__(self):
+        self.mounted = []
+
+    def mount(self, path, size):
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       check=True)
+        self.mounted.append(str(path))
+
+    def close(self):
+        for p in reversed(self.mounted):
+            subprocess.run(["umount", "-l", p], check=False)
+        self.mounted.clear()

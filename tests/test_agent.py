@@ -9,14 +9,7 @@ import time
 import psutil
 import pytest
 
-from tests.agent_helpers import AgentProc, MADMAX_LOG, chiapos_argv, host_dirs, wait_for
-
-
-@pytest.fixture
-def agent():
-    a = AgentProc()
-    yield a
-    a.close()
+from tests.agent_helpers import MADMAX_LOG, chiapos_argv, host_dirs, wait_for
 
 
 @pytest.fixture

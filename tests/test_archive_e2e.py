@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from tests.cli import REPO, plotfleet, status_json
 
@@ -28,31 +27,6 @@ PARTIAL = ".plotfleet-tmp"
 
 
 # --- harvester drives ----------------------------------------------------------
-
-class Tmpfs:
-    """Separate small filesystems (one device each), unmounted at close."""
-
-    def __init__(self):
-        self.mounted = []
-
-    def mount(self, path, size):
-        os.makedirs(path, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                       check=True)
-        self.mounted.append(str(path))
-
-    def close(self):
-        for p in reversed(self.mounted):
-            subprocess.run(["umount", "-l", p], check=False)
-        self.mounted.clear()
-
-
-@pytest.fixture
-def tmpfs():
-    t = Tmpfs()
-    yield t
-    t.close()
-
 
 def mount_farms(fleet, tmpfs, size="64m", sizes=None):
     """Every harvester's farm dirs become drives of their own (tmpfs), so the

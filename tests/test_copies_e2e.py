@@ -16,12 +16,10 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from tests.cli import plotfleet, status_json
-from tests.test_archive_e2e import (  # noqa: F401  (tmpfs is a fixture)
-    MiB, PARTIAL, PLOT_ID, archive_pass, archive_until, assert_all_archived, give_plots,
-    on_farm, partials, rsyncs, tmpfs, wait_for_partial)
+from tests.test_archive_e2e import (MiB, PARTIAL, archive_pass, archive_until,
+                                    assert_all_archived, give_plots, partials, rsyncs,
+                                    wait_for_partial)
 
 
 def sha(path):
@@ -160,7 +158,7 @@ def test_a_drive_that_fails_is_set_aside_then_used_again_after_the_cooldown(
     assert {os.path.dirname(p[0]) for p in found.values()} == {good}
     # the drive is repaired; once the cool-down is over it is used again, by itself
     subprocess.run(["mount", "-o", "remount,nr_inodes=1000", bad], check=True)
-    r = archive_pass(inv)               # still set aside: nothing for it yet
+    archive_pass(inv)                   # still set aside: nothing for it yet
     assert "set aside" in dirs_of(status_json(inv)[1], "harvester1")[bad]["error"]
     time.sleep(max(0.0, seen["set_aside_until"] + 0.5 - time.time()))   # same machine, same clock
     more = give_plots(fleet, k18_plots, per_plotter=1, plots=plots)

@@ -11,7 +11,7 @@ import pytest
 from agent.facts import drive_health, plotfile, probe
 from agent.launch.rsync_errors import classify
 from orchestrator.core import copycheck
-from orchestrator.core.decisions import NoteDriveFailure, Promote
+from orchestrator.core.decisions import NoteDriveFailure
 from orchestrator.core.archiver import archive, failure_key
 from orchestrator.core.state import Conflict, DriveFailure, expected_plot_bytes
 from tests.factories import (NOW, fleet, harvester, host_state, inventory, partial, plot_file,

@@ -29,7 +29,7 @@ import psutil
 import pytest
 
 from tests.cli import plotfleet
-from tests.test_archive_e2e import PARTIAL, PLOT_ID, Tmpfs, archive_pass, give_plots
+from tests.test_archive_e2e import PARTIAL, PLOT_ID, archive_pass, give_plots
 
 STATUS_BOUND_S = 20.0      # what "returns quickly" means here, dir_timeout_s being 1
 
@@ -103,13 +103,6 @@ class Sshfs:
                 except subprocess.TimeoutExpired:
                     pass
         self.mounts.clear()
-
-
-@pytest.fixture
-def tmpfs():
-    t = Tmpfs()
-    yield t
-    t.close()
 
 
 @pytest.fixture

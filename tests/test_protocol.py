@@ -9,14 +9,7 @@ import pytest
 from agent.protocol import OPS, PROTOCOL_VERSION
 from orchestrator.remote import deploy
 from orchestrator.remote.session import Session
-from tests.agent_helpers import AgentProc, host_dirs
-
-
-@pytest.fixture
-def agent():
-    a = AgentProc()
-    yield a
-    a.close()
+from tests.agent_helpers import host_dirs
 
 
 @pytest.mark.parametrize("op,args,why", [

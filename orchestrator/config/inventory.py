@@ -29,65 +29,25 @@ from jinja2.nativetypes import NativeEnvironment
 from agent.launch.chiapos import max_buckets as chiapos_max_buckets
 
 from orchestrator.config import hostpattern
+from orchestrator.config.keys import BUCKETS, K_RULES, KEYS, Key
 from orchestrator.errors import InventoryError
 from orchestrator.core.state import Host
 
 ROLE_GROUPS = {"plotters": "plotter", "harvesters": "harvester"}
 
-# inventory key -> Host field, where they differ
-RENAMED = {
-    "ansible_host": "address", "ansible_port": "port", "ansible_user": "user",
-    "ansible_ssh_private_key_file": "key_file", "ansible_connection": "connection",
-    "ansible_python_interpreter": "python", "buffer": "buffer_mib",
-}
-_NOT_KEYS = {"name", "groups", "roles", "vars", "source"} | set(RENAMED.values())
+# the tables below all come from KEYS (orchestrator/config/keys.py)
 # plotfleet's own keys (without Ansible's): candidates for "did you mean"
-OWN_KEYS = sorted((set(Host.__dataclass_fields__) - _NOT_KEYS)
-                  | {k for k in RENAMED if not k.startswith("ansible_")})
-SSH_ARG_KEYS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
-KEYS = set(OWN_KEYS) | set(RENAMED) | set(SSH_ARG_KEYS)
-
-PATH_LISTS = ("tmp_dirs", "dst_dirs", "farm_dirs")
-REMOTE_PATHS = ("tmp2_dir", "log_dir", "transfer_ssh_key", "transfer_known_hosts")
-CONTROLLER_PATHS = ("ansible_ssh_private_key_file", "known_hosts_file")
-# key -> minimum
-INTS = {"threads": 1, "buckets": 1, "buffer": 1, "global_max_jobs": 0,
-        "tmpdir_max_jobs": 0, "tmpdir_stagger_phase_major": 0,
-        "tmpdir_stagger_phase_minor": 0, "tmpdir_stagger_phase_limit": 1,
-        "transfer_bwlimit_kbps": 0, "max_transfers_per_plotter": 1,
-        "farm_reserve_bytes": 0, "max_failures": 1}
-FLOATS = {"global_stagger_m": 0, "polling_time_s": 0.1, "stall_after_m": 0.1,
-          "connect_timeout_s": 0.1, "request_timeout_s": 0.5, "dead_keep_h": 0.01,
-          "failure_backoff_m": 0, "clean_after_m": 0, "kill_after_m": 0,
-          "drive_cooldown_m": 0, "drive_fail_window_m": 0, "dir_timeout_s": 0.1}
-# buckets each plotter takes: (least, most, why); chiapos at small k takes
-# fewer (agent/chiapos_plot.max_buckets), and defaults to what its k allows
-BUCKETS = {
-    "chia": (16, 128, "chia plots create takes 16 to 128 buckets"),
-    "chiapos": (16, 128, "chiapos takes 16 to 128 buckets"),
-    "madmax": (16, 65536, "madmax takes 2^4 to 2^16 buckets"),
-    "bladebit": (64, 1024, "bladebit diskplot takes 64 to 1024 buckets"),
-}
+OWN_KEYS = sorted(n for n in KEYS if not n.startswith("ansible_"))
+OVERRIDE_KEYS = tuple(n for n, k in KEYS.items() if k.per_tmp_dir)
+REQUIRED = {role: tuple(n for n, k in KEYS.items() if k.required and role in k.roles)
+            for role in ROLE_GROUPS.values()}
+# Host field -> its default when the inventory leaves it unset
+DEFAULTS = {k.attr: k.default for k in KEYS.values() if k.attr}
 MAX_RANGE_HOSTS = 10000     # a host range expands to at most this many names
-STRINGS = ("ansible_host", "ansible_user", "ansible_python_interpreter",
-           "farmer_key", "pool_key", "pool_contract", "plotter_command")
-CHOICES = {"plotter": ("chia", "madmax", "bladebit", "chiapos"),
-           "bladebit_mode": ("ramplot", "diskplot", "cudaplot"),
-           "transfer": ("ssh", "local"), "fill": ("spread", "pack")}
 CONNECTIONS = {"ssh": "ssh", "paramiko": "ssh", "paramiko_ssh": "ssh",
                "smart": "ssh", "local": "local"}
-OVERRIDE_KEYS = ("tmpdir_max_jobs", "tmpdir_stagger_phase_major",
-                 "tmpdir_stagger_phase_minor", "tmpdir_stagger_phase_limit")
-# why each plotter limits k
-K_RULES = {
-    "chiapos": (18, "chiapos needs k >= 18"),
-    "chia": (25, "chia plots create refuses k < 25; use plotter chiapos for small plots"),
-    "madmax": (25, "madmax makes k >= 25"),
-    "bladebit": (32, "bladebit makes k32 only"),
-}
 # templates rendered later, per job (tmp_dir, dst_dir, `q` exist only then)
 LATE_TEMPLATES = ("plotter_command",)
-REQUIRED = {"plotter": ("tmp_dirs", "dst_dirs", "log_dir"), "harvester": ("farm_dirs",)}
 
 
 @dataclass(frozen=True)
@@ -244,7 +204,8 @@ class _Parsed:
 
     def precedence(self, group):
         """Ansible's merge order: depth, then ansible_group_priority, then name."""
-        prio = self.group_vars.get(group, {}).get("ansible_group_priority", 1)
+        prio = self.group_vars.get(group, {}).get(
+            "ansible_group_priority", KEYS["ansible_group_priority"].default)
         if isinstance(prio, bool) or not isinstance(prio, int):
             raise self._err(group, f"ansible_group_priority must be an integer, got {_show(prio)}")
         return (self.depth(group), prio, group)
@@ -384,75 +345,20 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
             if close:
                 raise err(key, f"is not a plotfleet setting: did you mean {close[0]}?")
 
-    def path(key, p):
-        if not isinstance(p, str) or not p:
-            raise err(key, f"must be a path, got {_show(p)}")
-        if key in CONTROLLER_PATHS:
-            p = os.path.expanduser(p)
-        if p.startswith("~"):
-            return p
-        return os.path.normpath(os.path.join(base_dir, p))
-
-    def number(key, value, kind, minimum):
-        ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
-        if not ok or isinstance(value, bool):
-            raise err(key, f"must be {'an integer' if kind is int else 'a number'},"
-                           f" got {_show(value)}")
-        if not math.isfinite(value):
-            raise err(key, f"must be a finite number, got {value}")
-        if value < minimum:
-            raise err(key, f"must be at least {minimum}, got {_show(value)}")
-        return kind(value)
-
+    check = _Check(err, base_dir)
     out: dict = {}
     implied: dict = {}          # from ssh args; explicit settings win
     for key, value in v.items():
         if key not in KEYS:
             continue
-        f = RENAMED.get(key, key)
-        if key in PATH_LISTS:
-            if not isinstance(value, list):
-                raise err(key, f"must be a list of paths, got {_show(value)}")
-            out[f] = tuple(path(key, p) for p in value)
-        elif key in REMOTE_PATHS or key in CONTROLLER_PATHS:
-            out[f] = None if value is None else path(key, value)
-        elif key in INTS:
-            out[f] = number(key, value, int, INTS[key])
-        elif key in FLOATS:
-            out[f] = number(key, value, float, FLOATS[key])
-        elif key in CHOICES:
-            if value not in CHOICES[key]:
-                raise err(key, f"must be one of {', '.join(CHOICES[key])}, got {_show(value)}")
-            out[f] = value
-        elif key in STRINGS:
-            if value is not None and not isinstance(value, str):
-                raise err(key, f"must be a string, got {_show(value)}")
-            out[f] = value
-        elif key == "ansible_port":
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-                raise err(key, f"must be a port number (1-65535), got {_show(value)}")
-            out[f] = value
-        elif key == "ansible_connection":
-            conn = CONNECTIONS.get(str(value).rsplit(".", 1)[-1])
-            if conn is None:
-                raise err(key, f"must be ssh or local, got {_show(value)}")
-            out[f] = conn
-        elif key == "k":
-            out[f] = number(key, value, int, 1)
-        elif key in ("host_key_checking", "create_dirs", "require_mounted_farm"):
-            if not isinstance(value, bool):
-                raise err(key, f"must be true or false, got {_show(value)}")
-            out[f] = value
-        elif key == "tmp_overrides":
-            out[f] = _overrides(value, err, path)
-        elif key in SSH_ARG_KEYS:
-            try:
-                implied.update(_ssh_options(value))
-            except ValueError as e:
-                raise err(key, f"cannot be parsed ({e}): {_show(value)}") from None
+        typed = check(KEYS[key], value)
+        if KEYS[key].kind == "ssh_args":
+            implied.update(typed)
+        elif KEYS[key].attr:
+            out[KEYS[key].attr] = typed
     out = {f: value for f, value in out.items() if value is not None}
     for f, value in implied.items():
-        out.setdefault(f, path("known_hosts_file", value) if f == "known_hosts_file" else value)
+        out.setdefault(f, check.path(KEYS[f], value) if f == "known_hosts_file" else value)
     out.setdefault("address", name)
     if out.get("python", "").startswith("auto"):
         out["python"] = "python3"       # Ansible's interpreter discovery
@@ -471,12 +377,10 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
         # and psutil), as Ansible's `ansible_playbook_python` for localhost
         out["python"] = shlex.quote(sys.executable)
 
-    plotter, k = out.get("plotter", Host.plotter), out.get("k", Host.k)
-    minimum, why = K_RULES[plotter]
-    if "plotter" in roles and (k < minimum or (plotter == "bladebit" and k != 32)):
+    plotter, k = out.get("plotter", DEFAULTS["plotter"]), out.get("k", DEFAULTS["k"])
+    least, most, why = K_RULES[plotter]
+    if "plotter" in roles and not least <= k <= (most or k):
         raise err("k", f"{k} is not allowed for plotter {plotter} ({why})")
-    if k > 50:
-        raise err("k", f"{k} is too large (plots stop at k 50)")
     if "plotter" in roles:
         _check_buckets(out, plotter, k, err)
     for overrides in out.get("tmp_overrides", {}).items():
@@ -484,10 +388,100 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
             raise err("tmp_overrides", f"names {overrides[0]} which is not in tmp_dirs")
     for role in roles:
         for key in REQUIRED[role]:
-            if not out.get(key):
+            if not out.get(KEYS[key].attr):
                 raise err(key, f"is required for a {role}")
+    for f, default in DEFAULTS.items():     # unset keys: the table's defaults
+        if default is not None and f not in out:
+            out[f] = dict(default) if isinstance(default, dict) else default
     return Host(name=name, groups=frozenset(group_names), roles=roles, vars=v,
                 source=source, **out)
+
+
+class _Check:
+    """A value checked and typed by its Key's kind (one method per kind),
+    or one line naming the key."""
+
+    def __init__(self, err, base_dir):
+        self.err, self.base_dir = err, base_dir
+
+    def __call__(self, key: Key, value):
+        return getattr(self, key.kind)(key, value)
+
+    def path(self, key, p):
+        if not isinstance(p, str) or not p:
+            raise self.err(key.name, f"must be a path, got {_show(p)}")
+        if key.kind == "controller_path":
+            p = os.path.expanduser(p)
+        if p.startswith("~"):
+            return p
+        return os.path.normpath(os.path.join(self.base_dir, p))
+
+    def path_list(self, key, value):
+        if not isinstance(value, list):
+            raise self.err(key.name, f"must be a list of paths, got {_show(value)}")
+        return tuple(self.path(key, p) for p in value)
+
+    def remote_path(self, key, value):
+        return None if value is None else self.path(key, value)
+
+    controller_path = remote_path
+
+    def int(self, key, value):
+        whole = key.kind == "int"
+        ok = isinstance(value, int) if whole else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool):
+            raise self.err(key.name, f"must be {'an integer' if whole else 'a number'},"
+                                     f" got {_show(value)}")
+        if not math.isfinite(value):
+            raise self.err(key.name, f"must be a finite number, got {value}")
+        if key.minimum is not None and value < key.minimum:
+            raise self.err(key.name, f"must be at least {key.minimum}, got {_show(value)}")
+        if key.maximum is not None and value > key.maximum:
+            raise self.err(key.name, f"must be at most {key.maximum}, got {_show(value)}")
+        return int(value) if whole else float(value)
+
+    float = int
+
+    def choice(self, key, value):
+        if value not in key.choices:
+            raise self.err(key.name, f"must be one of {', '.join(key.choices)},"
+                                     f" got {_show(value)}")
+        return value
+
+    def str(self, key, value):
+        if value is not None and not isinstance(value, str):
+            raise self.err(key.name, f"must be a string, got {_show(value)}")
+        return value
+
+    def bool(self, key, value):
+        if not isinstance(value, bool):
+            raise self.err(key.name, f"must be true or false, got {_show(value)}")
+        return value
+
+    def port(self, key, value):
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or not key.minimum <= value <= key.maximum:
+            raise self.err(key.name, f"must be a port number ({key.minimum}-{key.maximum}),"
+                                     f" got {_show(value)}")
+        return value
+
+    def connection(self, key, value):
+        conn = CONNECTIONS.get(str(value).rsplit(".", 1)[-1])
+        if conn not in key.choices:
+            raise self.err(key.name, f"must be {' or '.join(key.choices)}, got {_show(value)}")
+        return conn
+
+    def overrides(self, key, value):
+        return _overrides(value, self.err, lambda p: self.path(key, p))
+
+    def ssh_args(self, key, value):
+        try:
+            return _ssh_options(value)
+        except ValueError as e:
+            raise self.err(key.name, f"cannot be parsed ({e}): {_show(value)}") from None
+
+    def group_int(self, key, value):
+        return None         # a group's setting, checked where groups merge
 
 
 def _check_buckets(out: dict, plotter: str, k: int, err) -> None:
@@ -505,8 +499,8 @@ def _check_buckets(out: dict, plotter: str, k: int, err) -> None:
             out["buckets"] = most
         if most < 128:
             why = f"chiapos at k {k} takes 16 to {most} buckets"
-    b = out.get("buckets", Host.buckets)
-    if plotter == "bladebit" and out.get("bladebit_mode", Host.bladebit_mode) != "diskplot":
+    b = out.get("buckets", DEFAULTS["buckets"])
+    if plotter == "bladebit" and out.get("bladebit_mode", DEFAULTS["bladebit_mode"]) != "diskplot":
         return          # ramplot and cudaplot take no buckets
     if not least <= b <= most:
         raise err("buckets", f"{b} is not allowed for plotter {plotter} ({why})")
@@ -525,11 +519,12 @@ def _overrides(value, err, path) -> dict:
                 close = difflib.get_close_matches(str(key), OVERRIDE_KEYS, n=1, cutoff=0.6)
                 hint = f": did you mean {close[0]}?" if close else ""
                 raise err("tmp_overrides", f"{tmp}: {key} is not a tmp dir setting{hint}")
-            if isinstance(n, bool) or not isinstance(n, int) or n < INTS[key]:
+            least = KEYS[key].minimum
+            if isinstance(n, bool) or not isinstance(n, int) or n < least:
                 raise err("tmp_overrides", f"{tmp}: {key} must be an integer"
-                                           f" >= {INTS[key]}, got {_show(n)}")
+                                           f" >= {least}, got {_show(n)}")
             checked[key] = n
-        out[path("tmp_overrides", tmp)] = checked
+        out[path(tmp)] = checked
     return out
 
 

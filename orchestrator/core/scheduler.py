@@ -34,9 +34,8 @@ With no harvesters in the run (none in the inventory, or left out by
 """
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from orchestrator.core.decisions import StartJob, Wait, human_bytes
 from orchestrator.core.farm import farm

@@ -64,7 +64,7 @@ def _call(fleet, host: str, op: str, out: Outcome, what: str, subject: str = "",
 
 def start_args(h: Host, s: StartJob) -> dict:
     """The start_job request for one decision, with a fresh request id."""
-    return dict(config=h.agent_config(), argv=list(s.argv), plotter=s.plotter, k=s.k,
+    return dict(argv=list(s.argv), plotter=s.plotter, k=s.k,
                 tmp_dir=s.tmp_dir, dst_dir=s.dst_dir,
                 limits={"global_max_jobs": h.global_max_jobs,
                         "tmpdir_max_jobs": tmp_rules(h, s.tmp_dir)[0],
@@ -141,7 +141,7 @@ def clean_dead(fleet, hosts: Mapping[str, Host], cleans, out: Outcome, check: bo
             out.add("would_clean_dead", c.host, c.plot_id, f"would clean up after {c.describe()}")
             continue
         res = _call(fleet, c.host, "clean_dead", out, f"clean-up of {c.plot_id[:8]}", c.plot_id,
-                    config=hosts[c.host].agent_config(), plot_id=c.plot_id,
+                    plot_id=c.plot_id,
                     log_file=c.log_file)
         if res is not None:
             out.add("cleaned_dead", c.host, c.plot_id,
@@ -151,7 +151,7 @@ def clean_dead(fleet, hosts: Mapping[str, Host], cleans, out: Outcome, check: bo
 
 def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
     """The start_transfer request for one plot (the plotter sends it itself)."""
-    return dict(config=plotter.agent_config(), plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
+    return dict(plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
                 dest_dir=t.dest_dir or t.to_dir, fsync=t.fsync, mode=t.mode,
                 bwlimit_kbps=plotter.transfer_bwlimit_kbps, farm_dirs=list(harvester.farm_dirs),
                 ssh={"host": harvester.address, "port": harvester.port, "user": harvester.user,
@@ -173,7 +173,7 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     name = posixpath.basename(p.plot)
     spec = copycheck.spec()
     src = _call(fleet, p.from_host, "digest", out, f"digest of {name}", name,
-                config=hosts[p.from_host].agent_config(), path=p.plot, spec=spec)
+                path=p.plot, spec=spec)
     if src is None:
         return None
     if src.get("header_error"):
@@ -181,8 +181,7 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
                  f"{p.from_host}: {name} not archived: {src['header_error']}")
         return None
     try:
-        res = fleet.call(p.host, "promote", config=hosts[p.host].agent_config(),
-                         partial=p.partial, expect=copycheck.expect(src, spec))
+        res = fleet.call(p.host, "promote", partial=p.partial, expect=copycheck.expect(src, spec))
     except AgentError as e:
         if e.code == "vanished":        # copy lost (drive swapped, file deleted)
             out.add("copy_vanished", p.host, name,
@@ -210,7 +209,7 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     out.add("copy_confirmed" if res.get("already") else "copy_promoted", p.host, name,
             f"{'confirmed' if res.get('already') else 'promoted'}: {p.describe()} ({how})")
     if _call(fleet, rm.host, "remove_plot", out, "remove source", name,
-             config=hosts[rm.host].agent_config(), plot=rm.plot, proof=rm.proof) is not None:
+             plot=rm.plot, proof=rm.proof) is not None:
         out.add("source_removed", rm.host, name, f"removed source: {rm.describe()}")
     return None
 
@@ -222,7 +221,7 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
                     f"would record on {n.host}: {n.describe()}")
             continue
         if _call(fleet, n.host, "note_drive_failure", out, f"record for {n.to_dir}", n.to_dir,
-                 config=hosts[n.host].agent_config(), to_dir=n.to_dir, key=n.key, at=n.at,
+                 to_dir=n.to_dir, key=n.key, at=n.at,
                  error=n.error, fatal=n.fatal, plot=n.plot) is not None:
             out.fail("drive_failure_recorded", n.host, n.to_dir,
                      f"drive failure recorded: {n.describe()}")
@@ -241,7 +240,6 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
             out.add("would_clean_partial", c.host, c.partial, f"would clean: {c.describe()}")
             continue
         if _call(fleet, c.host, "clean_partial", out, "clean", c.partial,
-                 config=hosts[c.host].agent_config(),
                  partial=c.partial) is not None:
             out.add("partial_cleaned", c.host, c.partial, f"cleaned: {c.describe()}")
     for t in tuple(decision.transfers) + tuple(resend):
@@ -252,8 +250,7 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
         # claim the drive on the harvester first: another controller may have
         # chosen it in the same moment
         try:
-            fleet.call(t.to_host, "reserve_drive", config=hosts[t.to_host].agent_config(),
-                       to_dir=t.to_dir, plot=t.plot, size_bytes=t.size_bytes,
+            fleet.call(t.to_host, "reserve_drive", to_dir=t.to_dir, plot=t.plot, size_bytes=t.size_bytes,
                        reserve_bytes=hosts[t.to_host].farm_reserve_bytes)
         except AgentError as e:
             if e.code == "exists":      # the final name is taken there: is it this plot?

@@ -35,8 +35,7 @@ def act(fleet, hosts: Mapping[str, Host], targets: Sequence[Target], op: str) ->
     done = []
     for t in targets:
         try:
-            res = fleet.call(t.host, op, config=hosts[t.host].agent_config(),
-                             **request_args(t, op))
+            res = fleet.call(t.host, op, **request_args(t, op))
         except Exception as e:      # one host's refusal must not stop the rest
             done.append(Done(t, op, error=one_line(e)))
             continue

@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, Optional
 
+from agent.protocol import OPS
 from orchestrator.errors import AgentError, SessionError, one_line
 from orchestrator.core.state import FleetState, Host, HostState, host_state_from_snapshot, unreachable
 from orchestrator.remote.session import Session
@@ -71,7 +72,7 @@ class Fleet:
         if fresh:
             return unreachable(h.name, h.roles, fresh)
         try:
-            snap = self.sessions[h.name].request("snapshot", config=h.agent_config())
+            snap = self.call(h.name, "snapshot")
             return host_state_from_snapshot(h.name, h.roles, snap)
         except SessionError as e:
             return unreachable(h.name, h.roles, one_line(e))
@@ -91,8 +92,13 @@ class Fleet:
         return self.sessions[host_name]
 
     def call(self, host_name: str, op: str, timeout: Optional[float] = None, **args) -> dict:
-        """One agent op on one host; SessionError / AgentError as Session.request."""
-        return self.session(host_name).request(op, timeout=timeout, **args)
+        """One agent op on one host; SessionError / AgentError as Session.request.
+        The host's own config (its dirs and thresholds) goes with every op
+        that takes one: callers never pass it."""
+        session = self.session(host_name)
+        if "config" in OPS.get(op, ()):
+            args = dict(args, config=session.host.agent_config())
+        return session.request(op, timeout=timeout, **args)
 
     def close(self):
         self._map(lambda s: s.close(), list(self.sessions.values()))

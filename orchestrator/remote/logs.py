@@ -34,9 +34,8 @@ def find_log(fleet, state: FleetState, hosts: Mapping[str, Host], prefix: str) -
         for h in state.hosts:
             if not h.reachable or not hosts[h.name].is_plotter:
                 continue
-            cfg = hosts[h.name].agent_config()
-            for entry in fleet.call(h.name, "list_logs", config=cfg)["logs"]:
-                head = fleet.call(h.name, "read_log", config=cfg, path=entry["path"],
+            for entry in fleet.call(h.name, "list_logs")["logs"]:
+                head = fleet.call(h.name, "read_log", path=entry["path"],
                                   offset=0, max_bytes=HEAD)["data"]
                 info = analyze_log(head)
                 if info and info["plot_id"] and info["plot_id"].startswith(prefix):
@@ -53,12 +52,10 @@ def stream_log(fleet, host: Host, path: str, follow: bool, interval: float = 1.0
     """The log's text in chunks; with follow, new text as it comes, until the
     plot is finished (a dead job's log is followed until interrupted, like tail -f)."""
     offset = 0
-    cfg = host.agent_config()
     state = LogState()
     pending = ""
     while True:
-        res = fleet.call(host.name, "read_log", config=cfg, path=path, offset=offset,
-                         max_bytes=1 << 20)
+        res = fleet.call(host.name, "read_log", path=path, offset=offset, max_bytes=1 << 20)
         if res["data"]:
             yield res["data"]
             if follow:
@@ -95,7 +92,7 @@ def collect_local(folder: str, host: str = "local") -> Collected:
 def _host_logs(fleet, h) -> Collected:
     col = Collected()
     try:
-        logs = fleet.call(h.name, "list_logs", config=h.agent_config())["logs"]
+        logs = fleet.call(h.name, "list_logs")["logs"]
     except Exception as e:
         col.unreadable.append((h.name, f"unreachable: {one_line(e)}"))
         col.down.append(h.name)
@@ -129,7 +126,7 @@ def collect_fleet(fleet, hosts) -> Collected:
 def read_whole(fleet, host, path: str, chunk: int = 4 << 20) -> str:
     parts, offset = [], 0
     while True:
-        res = fleet.call(host.name, "read_log", config=host.agent_config(), path=path,
+        res = fleet.call(host.name, "read_log", path=path,
                          offset=offset, max_bytes=chunk)
         parts.append(res["data"])
         if res["offset"] >= res["size"] or res["offset"] == offset:

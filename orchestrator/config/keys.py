@@ -1,0 +1,210 @@
+"""Every inventory key plotfleet reads, in one table.
+
+Each Key says its kind, default, limits and meaning; inventory.py validates
+by it and fills unset keys from it, and `plotfleet keys` prints it.  The
+defaults equal Host's field defaults (tests/test_keys.py checks).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+ANY = ("plotter", "harvester")
+PLOTTER = ("plotter",)
+HARVESTER = ("harvester",)
+# kinds that set no Host field of their own
+NO_FIELD = ("ssh_args", "group_int")
+KINDS = {           # kind -> what the reference calls it
+    "int": "integer", "float": "number", "bool": "true/false", "str": "string",
+    "choice": "choice", "port": "port", "connection": "choice",
+    "path_list": "list of paths", "remote_path": "path (on the host)",
+    "controller_path": "path (controller)", "overrides": "mapping",
+    "ssh_args": "ssh arguments", "group_int": "integer (group var)",
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kind: str                               # one of KINDS
+    default: object = dataclasses.field(hash=False)    # when unset (None: not set)
+    doc: str
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    choices: Optional[Tuple[str, ...]] = None
+    field: Optional[str] = None             # Host field, when not `name`
+    roles: Tuple[str, ...] = ANY            # hosts it matters for
+    required: bool = False                  # for each of its roles
+    per_tmp_dir: bool = False               # may be set in tmp_overrides too
+
+    @property
+    def attr(self) -> Optional[str]:
+        """The Host field it sets (None: none directly)."""
+        return None if self.kind in NO_FIELD else self.field or self.name
+
+
+def _int(name, default, doc, minimum, **kw):
+    return Key(name, "int", default, doc, minimum=minimum, **kw)
+
+
+def _float(name, default, doc, minimum, **kw):
+    return Key(name, "float", default, doc, minimum=minimum, **kw)
+
+
+_SSH_ARGS = ("ssh arguments; plotfleet honours -o UserKnownHostsFile"
+             " and -o StrictHostKeyChecking=no")
+
+SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
+    ("connection", (
+        Key("ansible_host", "str", None, "address to connect to (unset: the host's name)",
+            field="address"),
+        Key("ansible_port", "port", 22, "SSH port", minimum=1, maximum=65535, field="port"),
+        Key("ansible_user", "str", None, "SSH user (unset: ssh's own)", field="user"),
+        Key("ansible_ssh_private_key_file", "controller_path", None, "SSH private key",
+            field="key_file"),
+        Key("ansible_connection", "connection", "ssh",
+            "ssh (paramiko, smart: ssh too) or local: this machine, no SSH",
+            choices=("ssh", "local"), field="connection"),
+        Key("ansible_python_interpreter", "str", "python3",
+            "python command on the host (auto*: python3; local: the controller's own)",
+            field="python"),
+        Key("ansible_ssh_common_args", "ssh_args", None, _SSH_ARGS),
+        Key("ansible_ssh_extra_args", "ssh_args", None, _SSH_ARGS),
+        Key("ansible_group_priority", "group_int", 1,
+            "a group var: merge order of groups at equal depth, as in Ansible", roles=()),
+        Key("host_key_checking", "bool", True, "check host keys against known_hosts"),
+        Key("known_hosts_file", "controller_path", None,
+            "known_hosts to check against (unset: ssh's own)"),
+        _float("connect_timeout_s", 10.0, "seconds an SSH connection may take", 0.1),
+        _float("request_timeout_s", 30.0, "seconds an agent's answer is waited for", 0.5),
+    )),
+    ("plotting", (
+        Key("tmp_dirs", "path_list", (), "temp dirs jobs plot in", roles=PLOTTER,
+            required=True),
+        Key("tmp2_dir", "remote_path", None, "second temp dir (-2)", roles=PLOTTER),
+        Key("dst_dirs", "path_list", (), "where finished plots wait to be archived",
+            roles=PLOTTER, required=True),
+        Key("log_dir", "remote_path", None, "one log per job", roles=PLOTTER, required=True),
+        Key("plotter", "choice", "chia", "the plotting program",
+            choices=("chia", "madmax", "bladebit", "chiapos"), roles=PLOTTER),
+        _int("k", 32, "plot size (each plotter takes its own range)", 1, maximum=50,
+             roles=PLOTTER),
+        _int("threads", 2, "threads per job", 1, roles=PLOTTER),
+        _int("buckets", 128, "sort buckets (unset with chiapos: the most its k takes)", 1,
+             roles=PLOTTER),
+        _int("buffer", 3389, "memory buffer per job, MiB", 1, field="buffer_mib",
+             roles=PLOTTER),
+        Key("farmer_key", "str", None, "farmer public key", roles=PLOTTER),
+        Key("pool_key", "str", None, "pool public key (or pool_contract)", roles=PLOTTER),
+        Key("pool_contract", "str", None, "pool contract address (or pool_key)",
+            roles=PLOTTER),
+        Key("bladebit_mode", "choice", "ramplot", "how bladebit plots",
+            choices=("ramplot", "diskplot", "cudaplot"), roles=PLOTTER),
+        Key("plotter_command", "str", None,
+            "Jinja2 template replacing the plot command (rendered per job)", roles=PLOTTER),
+    )),
+    ("scheduling", (
+        _int("global_max_jobs", 0, "jobs at once on the plotter (0: no limit)", 0,
+             roles=PLOTTER),
+        _float("global_stagger_m", 30.0, "minutes between job starts on the plotter", 0,
+               roles=PLOTTER),
+        _int("tmpdir_max_jobs", 3, "jobs at once per tmp dir", 0, roles=PLOTTER,
+             per_tmp_dir=True),
+        _int("tmpdir_stagger_phase_major", 2, "stagger phase (major) per tmp dir", 0,
+             roles=PLOTTER, per_tmp_dir=True),
+        _int("tmpdir_stagger_phase_minor", 1, "stagger phase (minor) per tmp dir", 0,
+             roles=PLOTTER, per_tmp_dir=True),
+        _int("tmpdir_stagger_phase_limit", 1, "jobs a tmp dir may have before that phase", 1,
+             roles=PLOTTER, per_tmp_dir=True),
+        Key("tmp_overrides", "overrides", {},
+            "tmp dir -> its own tmpdir_max_jobs, tmpdir_stagger_phase_*", roles=PLOTTER),
+        _float("polling_time_s", 20.0, "seconds between plot-all passes", 0.1, roles=PLOTTER),
+        _float("stall_after_m", 30.0, "a job whose log is silent this long is stalled", 0.1,
+               roles=PLOTTER),
+    )),
+    ("failed jobs", (
+        _int("max_failures", 2, "failed jobs in a row before the plotter backs off", 1,
+             roles=PLOTTER),
+        _float("failure_backoff_m", 60.0, "then no new job for this long", 0, roles=PLOTTER),
+        _float("clean_after_m", 5.0, "a failed job's temp files go once they rest this long",
+               0, roles=PLOTTER),
+        _float("kill_after_m", 1.0, "kill of a dead job: its files must rest this long", 0,
+               roles=PLOTTER),
+        _float("dead_keep_h", 24.0, "a dead job without leftovers stays listed this long",
+               0.01, roles=PLOTTER),
+    )),
+    ("transfers", (
+        Key("transfer", "choice", "ssh", "how plots reach harvesters: rsync over ssh, or local",
+            choices=("ssh", "local"), roles=PLOTTER),
+        Key("transfer_ssh_key", "remote_path", None, "SSH key the plotter's rsync uses",
+            roles=PLOTTER),
+        Key("transfer_known_hosts", "remote_path", None, "known_hosts the plotter's rsync uses",
+            roles=PLOTTER),
+        _int("transfer_bwlimit_kbps", 0, "rsync bandwidth limit, KiB/s (0: unlimited)", 0,
+             roles=PLOTTER),
+        _int("max_transfers_per_plotter", 1, "transfers at once from one plotter", 1,
+             roles=PLOTTER),
+    )),
+    ("harvesting", (
+        Key("farm_dirs", "path_list", (), "drives plots are archived to", roles=HARVESTER,
+            required=True),
+        Key("fill", "choice", "spread", "spread: the drive with most room; pack: fullest first",
+            choices=("spread", "pack"), roles=HARVESTER),
+        _int("farm_reserve_bytes", 0, "bytes kept free on each farm drive", 0,
+             roles=HARVESTER),
+        Key("require_mounted_farm", "bool", True, "refuse farm dirs on the root filesystem",
+            roles=HARVESTER),
+        _float("drive_cooldown_m", 30.0, "a drive set aside gets nothing for this long", 0,
+               roles=HARVESTER),
+        _float("drive_fail_window_m", 30.0, "two failed transfers this close: set aside", 0,
+               roles=HARVESTER),
+    )),
+    ("dirs", (
+        Key("create_dirs", "bool", False, "make missing dirs (demos; never for mounts)"),
+        _float("dir_timeout_s", 3.0, "a dir silent this long is not responding", 0.1),
+    )),
+)
+KEYS: Dict[str, Key] = {k.name: k for _, keys in SECTIONS for k in keys}
+
+# per plotter: (least, most, why); chiapos at small k takes fewer buckets
+BUCKETS = {
+    "chia": (16, 128, "chia plots create takes 16 to 128 buckets"),
+    "chiapos": (16, 128, "chiapos takes 16 to 128 buckets"),
+    "madmax": (16, 65536, "madmax takes 2^4 to 2^16 buckets"),
+    "bladebit": (64, 1024, "bladebit diskplot takes 64 to 1024 buckets"),
+}
+# per plotter: (least k, most k or None, why)
+K_RULES = {
+    "chiapos": (18, None, "chiapos needs k >= 18"),
+    "chia": (25, None, "chia plots create refuses k < 25; use plotter chiapos for small plots"),
+    "madmax": (25, None, "madmax makes k >= 25"),
+    "bladebit": (32, 32, "bladebit makes k32 only"),
+}
+
+
+def limits(key: Key) -> str:
+    """What validation allows, as one short line ('' if anything of its kind)."""
+    parts = []
+    if key.choices:
+        parts.append(" | ".join(key.choices))
+    if key.minimum is not None and key.maximum is not None:
+        parts.append(f"{key.minimum}..{key.maximum}")
+    elif key.minimum is not None:
+        parts.append(f">= {key.minimum}")
+    if key.name == "k":
+        parts.append(", ".join(f"{p} {lo}" + ("" if hi == lo else "+")
+                               for p, (lo, hi, _) in K_RULES.items()))
+    if key.name == "buckets":
+        parts.append(", ".join(f"{p} {lo}..{hi}" for p, (lo, hi, _) in BUCKETS.items()))
+    return "; ".join(parts)
+
+
+def reference() -> list:
+    """Every key as a JSON-ready dict, in table order."""
+    return [{"name": k.name, "section": section, "type": k.kind, "default": k.default,
+             "minimum": k.minimum, "maximum": k.maximum,
+             "choices": list(k.choices) if k.choices else None, "limits": limits(k),
+             "field": k.attr, "roles": list(k.roles), "required": k.required,
+             "per_tmp_dir": k.per_tmp_dir, "doc": k.doc}
+            for section, keys in SECTIONS for k in keys]
