@@ -1,7 +1,6 @@
 """Job logs read on request (logs, analyze)."""
 import os
 
-from ..facts import disks
 from ..facts.procs import held_open
 from .common import ActionError, _log_dir, check_inside
 
