@@ -28,7 +28,7 @@ import hashlib
 import os
 import struct
 
-from ..facts.disks import parse_plot_name
+from .disks import PARTIAL_SUFFIX, parse_plot_name
 
 V1_MAGIC = b"Proof of Space Plot"
 V2_MAGIC = b"PLOT"
@@ -54,9 +54,8 @@ def header_problem(path, header):
     if header["format"] is None:
         return None
     name = os.path.basename(path)
-    for suffix in (".plotfleet-tmp",):
-        if name.endswith(suffix):
-            name = name[:-len(suffix)]
+    if name.endswith(PARTIAL_SUFFIX):
+        name = name[:-len(PARTIAL_SUFFIX)]
     k, plot_id = parse_plot_name(name)
     if plot_id is None:
         return None

@@ -14,7 +14,7 @@ import stat as stat_mod
 import threading
 import time
 
-from ..facts import disks
+from . import disks
 
 PROBE_TIMEOUT_S = 3.0       # dir_timeout_s's default
 

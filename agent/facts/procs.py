@@ -9,7 +9,8 @@ import time
 
 import psutil
 
-from ..facts.logparse import LogTail
+from .disks import PARTIAL_SUFFIX
+from .logparse import LogTail
 
 PROC = "/proc"
 HAVE_PROC = os.path.isdir(os.path.join(PROC, "self"))
@@ -415,7 +416,7 @@ def rsync_targets(rsyncs):
     for pid, opened in servers.items():
         ppid = _ppid(pid)
         pair = pairs.setdefault(ppid if ppid in servers else pid, [False, set()])
-        pair[0] = pair[0] or any(p.endswith(".plotfleet-tmp") for p in opened)
+        pair[0] = pair[0] or any(p.endswith(PARTIAL_SUFFIX) for p in opened)
         pair[1].add(_cwd(pid))
     idle_dirs = set()
     for writing, dirs in pairs.values():

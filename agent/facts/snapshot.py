@@ -12,18 +12,18 @@ import time
 
 import psutil
 
-from ..facts import disks
+from . import disks
 
-from ..facts import drive_health
+from . import drive_health
 
-from ..facts import failures
+from . import failures
 
-from ..facts import lognames
+from . import lognames
 
-from ..facts import plotfile
+from . import plotfile
 
-from ..facts import probe
-from ..facts.procs import ProcScanner, held_open, maybe_receiving, rsync_targets
+from . import probe
+from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets
 from ..statefile import state_dir
 
 FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server

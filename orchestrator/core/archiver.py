@@ -49,6 +49,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from agent.facts.disks import PARTIAL_SUFFIX  # the one temp name rule, both sides
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
                       human_bytes)
 from orchestrator.core.farm import farm as farm_model
@@ -56,7 +57,6 @@ from orchestrator.core.state import FleetState, Host, HostState, Plot, Transfer
 from orchestrator.core.paths import PathIndex
 
 _ORDER = {"running": 0, "copied": 1, "failed": 2}
-PARTIAL_SUFFIX = ".plotfleet-tmp"   # the agent's temporary name: never *.plot
 REROUTE_AFTER_S = 600.0   # a failed transfer's harvester down this long: send elsewhere
 FSYNC_SINCE = (3, 2, 4)   # the first rsync with --fsync
 
@@ -430,10 +430,11 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], by_name, no_farm: str
             plot, failed = queue[pos[qi]]
             pos[qi] += 1
             verdict = _place(host, plot, failed, farm, no_farm, hs.host_time)
-            if isinstance(verdict, str):
-                waits.append(Wait(host.name, _base(plot.path), verdict))
+            if isinstance(verdict, Wait):
+                waits.append(verdict)
             else:
-                drive, to_dir, need, why = verdict
+                drive, to_dir, need, why = (verdict.drive, verdict.to_dir, verdict.need,
+                                            verdict.reason)
                 farm.take(drive, need)
                 running[host.name] = running.get(host.name, 0) + 1
                 local = host.transfer == "local"
@@ -448,13 +449,25 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], by_name, no_farm: str
     return transfers, waits
 
 
+@dataclass(frozen=True)
+class _Placement:
+    drive: "_Drive"
+    to_dir: str
+    need: int               # bytes it will take there (less when resuming)
+    reason: str
+
+
 def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_farm: str,
            host_time: float = 0.0):
-    """(drive, to_dir, bytes needed, reason) for this plot, or why it waits."""
+    """Where this plot goes (a _Placement), or the Wait saying why it stays."""
     name = _base(plot.path)
     size = plot.size_bytes
+
+    def stay(reason: str) -> Wait:
+        return Wait(host.name, name, reason)
+
     if name in farm.receiving:      # e.g. sent by hand or by a plotter that lost track
-        return f"{farm.receiving[name]} is receiving it already"
+        return stay(f"{farm.receiving[name]} is receiving it already")
     if failed is not None:
         # back to the same drive to resume there; only a harvester that is
         # merely unreachable is waited for, and only for a while: a drive gone
@@ -467,28 +480,28 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
         if drive is None and failed.to_host not in farm.index:
             down_s = host_time - failed.ended_at if failed.ended_at and host_time else 0.0
             if down_s < REROUTE_AFTER_S:
-                return f"retry to {where} waits: {failed.to_host} unreachable"
+                return stay(f"retry to {where} waits: {failed.to_host} unreachable")
         if drive is not None:
             need = size - drive.partials.get(name, ("", 0))[1]
             if drive.busy:
-                return f"retry to {where} waits: drive busy"
+                return stay(f"retry to {where} waits: drive busy")
             if drive.room >= need:
-                return drive, failed.to_dir, need, \
-                    f"retry after failure: {failed.error or 'transfer failed'}"
+                return _Placement(drive, failed.to_dir, need,
+                                  f"retry after failure: {failed.error or 'transfer failed'}")
             drive = None            # no room there any more: elsewhere
     local = host.transfer == "local"
     candidates = _local_drives(farm, host) if local else None
     if not farm.drives or (local and not candidates):
-        return ("no reachable harvester on this machine (transfer: local)" if local and farm.drives
-                else no_farm)
+        return stay("no reachable harvester on this machine (transfer: local)"
+                    if local and farm.drives else no_farm)
     # A drive holding a partial of this plot resumes it.
     for drive in farm.holding.get(name, ()):
         if (not local or drive in candidates) and not drive.busy and name not in drive.conflicts:
             path, done = drive.partials[name]
             need = size - done
             if drive.room >= need:
-                return drive, posixpath.dirname(path), need, \
-                    f"resume {human_bytes(done)} already on {drive.label()}"
+                return _Placement(drive, posixpath.dirname(path), need,
+                                  f"resume {human_bytes(done)} already on {drive.label()}")
     if local:
         fits = [d for d in candidates if d.room >= size and name not in d.conflicts]
         idle = [d for d in fits if not d.busy]
@@ -501,8 +514,9 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
         pick = farm.best(size, host.fill, name)
         any_room = farm.any_room(size)
     if pick is None:
-        return "all drives busy" if any_room else \
-            f"no drive with room for {human_bytes(size)} (+ reserve); most room: " \
-            f"{farm.roomiest(candidates)}"
-    return pick, pick.dirs[0], size, \
-        f"{host.fill}: {pick.label()} has {human_bytes(pick.room)} free (after reserve)"
+        return stay("all drives busy" if any_room else
+                    f"no drive with room for {human_bytes(size)} (+ reserve); most room: "
+                    f"{farm.roomiest(candidates)}")
+    return _Placement(pick, pick.dirs[0], size,
+                      f"{host.fill}: {pick.label()} has {human_bytes(pick.room)} free "
+                      f"(after reserve)")

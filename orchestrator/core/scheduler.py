@@ -252,11 +252,14 @@ def judge_plotter(host: Host, hs: HostState, host_now: Optional[float], now: flo
     stop = blocked(host, hs, host_now, now)
     if stop is not None:
         return stop
-    wait = _judge(host, hs, host_now)
-    return Wait(host.name, "plotter", wait) if isinstance(wait, str) else wait
+    return _judge(host, hs, host_now)
 
 
 def _judge(host: Host, hs: HostState, host_now: Optional[float]):
+    """The StartJob plotman's rules allow now, or the Wait naming the rule that holds."""
+    def wait(reason: str) -> Wait:
+        return Wait(host.name, "plotter", reason)
+
     jobs = hs.jobs
     ages = [job_age_s(j, host_now) for j in jobs]
     if hs.last_start and host_now is not None:
@@ -266,15 +269,15 @@ def _judge(host: Host, hs: HostState, host_now: Optional[float]):
         youngest = min(ages)
         stagger = host.global_stagger_m * 60.0
         if youngest < stagger:
-            return f"stagger {int(youngest)}s/{int(stagger)}s"
+            return wait(f"stagger {int(youngest)}s/{int(stagger)}s")
     if host.global_max_jobs and len(jobs) >= host.global_max_jobs:
-        return f"max jobs {len(jobs)}/{host.global_max_jobs}"
+        return wait(f"max jobs {len(jobs)}/{host.global_max_jobs}")
     tmp, why_tmp = _pick_tmp(host, hs, _group(jobs, PathIndex(host.tmp_dirs), "tmp_dir"))
     if tmp is None:
-        return why_tmp
+        return wait(why_tmp)
     dst, why_dst = _pick_dst(host, hs, _group(jobs, PathIndex(host.dst_dirs), "dst_dir"))
     if dst is None:
-        return why_dst
+        return wait(why_dst)
     dst_dir, room = dst
     return StartJob(host=host.name, tmp_dir=tmp, dst_dir=dst_dir, tmp2_dir=host.tmp2_dir,
                     plotter=host.plotter, k=host.k,
