@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
+from orchestrator.core.plotters import PLOTTERS
+
 ANY = ("plotter", "harvester")
 PLOTTER = ("plotter",)
 HARVESTER = ("harvester",)
@@ -87,7 +89,7 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
             roles=PLOTTER, required=True),
         Key("log_dir", "remote_path", None, "one log per job", roles=PLOTTER, required=True),
         Key("plotter", "choice", "chia", "the plotting program",
-            choices=("chia", "madmax", "bladebit", "chiapos"), roles=PLOTTER),
+            choices=tuple(PLOTTERS), roles=PLOTTER),
         _int("k", 32, "plot size (each plotter takes its own range)", 1, maximum=50,
              roles=PLOTTER),
         _int("threads", 2, "threads per job", 1, roles=PLOTTER),
@@ -167,20 +169,9 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
 )
 KEYS: Dict[str, Key] = {k.name: k for _, keys in SECTIONS for k in keys}
 
-# per plotter: (least, most, why); chiapos at small k takes fewer buckets
-BUCKETS = {
-    "chia": (16, 128, "chia plots create takes 16 to 128 buckets"),
-    "chiapos": (16, 128, "chiapos takes 16 to 128 buckets"),
-    "madmax": (16, 65536, "madmax takes 2^4 to 2^16 buckets"),
-    "bladebit": (64, 1024, "bladebit diskplot takes 64 to 1024 buckets"),
-}
-# per plotter: (least k, most k or None, why)
-K_RULES = {
-    "chiapos": (18, None, "chiapos needs k >= 18"),
-    "chia": (25, None, "chia plots create refuses k < 25; use plotter chiapos for small plots"),
-    "madmax": (25, None, "madmax makes k >= 25"),
-    "bladebit": (32, 32, "bladebit makes k32 only"),
-}
+# per plotter, from the one PLOTTERS table: (least, most, why)
+BUCKETS = {name: p.buckets for name, p in PLOTTERS.items()}
+K_RULES = {name: p.k for name, p in PLOTTERS.items()}
 
 
 def limits(key: Key) -> str:

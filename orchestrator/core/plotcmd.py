@@ -19,9 +19,9 @@ from typing import Optional, Tuple
 import jinja2
 
 from orchestrator.errors import InventoryError, UserError
+from orchestrator.core.plotters import PLOTTERS
 from orchestrator.core.state import Host
 
-PLOTTERS = ("chia", "madmax", "bladebit", "chiapos")
 _TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
 # Host fields a template may use, on top of the raw merged vars.
@@ -70,7 +70,8 @@ def _context(host: Host, tmp_dir: str, dst_dir: str, tmp2_dir: Optional[str]) ->
 
 def _check_keys(host: Host) -> None:
     """madmax and bladebit cannot run without a farmer key and a pool key or contract."""
-    if host.plotter not in ("madmax", "bladebit"):
+    p = PLOTTERS.get(host.plotter)
+    if p is None or not p.needs_keys:
         return
     if not host.farmer_key:
         raise InventoryError(host.source, host.name, "farmer_key",
