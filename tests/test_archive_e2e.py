@@ -233,8 +233,10 @@ def test_archive_moves_every_plot_in_parallel_one_transfer_per_drive(ssh_fleet, 
         for t in sent:
             size = plots.size[PLOT_ID.search(t["plot"]).group(1)]
             assert t["to_host"].startswith("harvester") and t["pid"] and t["size_bytes"] == size
-            assert (0 <= t["bytes_done"] < size) if t["status"] == "running" else \
-                (t["status"], t["bytes_done"]) == ("copied", size)
+            # a running copy may show 100% for the moment between rsync's
+            # last byte and its runner recording "copied"
+            assert (0 <= t["bytes_done"] <= size) if t["status"] == "running" else \
+                (t["status"], t["bytes_done"]) == ("copied", size), t
         outs += archive_until(inv, fleet, plots)
     found = assert_all_archived(fleet, plots)
     # a *.plot name on a drive only ever carried a whole plot
