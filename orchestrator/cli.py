@@ -424,6 +424,35 @@ def keys(c, json_=False):
 
 ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard,
                 reset, keys)
+@task(positional=["action"], auto_shortflags=False,
+      help=helps("inventory", "limit", action="install | status | logs | uninstall",
+                 name="unit name: plotfleet-NAME.service (default: the inventory's file name)"))
+@one_line_errors
+def service(c, action, inventory=None, limit=None, name=None):
+    """Run plot-all as a systemd user service on this box (install / status / logs / uninstall)."""
+    from orchestrator import service as svc
+    if action not in ("install", "status", "logs", "uninstall"):
+        raise UserError(f"service {action}: pick install, status, logs or uninstall")
+    path = _inventory_path(inventory)
+    if action == "install":
+        load(path, limit)           # a broken inventory is refused before anything is written
+    name = name or os.path.splitext(os.path.basename(path))[0]
+    if not svc.NAME.match(name):
+        raise UserError(f"--name {name!r}: letters, digits, '.', '_' and '-' only")
+    unit = svc.build(path, limit, name)
+    if action == "install":
+        ok, lines = svc.install(unit)
+    elif action == "uninstall":
+        ok, lines = svc.uninstall(unit)
+    else:
+        rc, out = (svc.status if action == "status" else svc.logs)(unit)
+        ok, lines = rc == 0, [out or f"{unit.name}: no answer from systemd"]
+    for line in lines:
+        console.print(line, soft_wrap=True)
+    if not ok:
+        raise Exit(code=1)
+
+
 class _Program(Program):
     """invoke's Program, with a bad flag or task as a one-line error, exit 2."""
 
@@ -440,6 +469,7 @@ class _Program(Program):
             raise Exit(f"plotfleet: {e}", code=UserError.exit_code)
 
 
+ns.add_task(service)
 program = _Program(namespace=ns, name="plotfleet", binary="plotfleet", version="0.1.0")
 
 
