@@ -126,7 +126,7 @@ def _poll_interval(selected):
 @one_line_errors
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
-    from orchestrator.plotloop import RunTracker, run_pass
+    from orchestrator.plotloop import RunTracker, Unattended, run_pass
     from orchestrator.ui.passview import PassPrinter
     if plots is not None:
         plots = number_flag("--plots", plots, int, 0, 10 ** 6)
@@ -136,12 +136,14 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     interval = _poll_interval(selected)
     state = None
     end = None
-    with Fleet(selected) as fleet, PassPrinter(console, hosts) as printer:
+    with Fleet(selected) as fleet, PassPrinter(console, hosts) as printer, \
+            Unattended(inv.controller, check) as unattended:
         try:
             while True:
                 result = run_pass(fleet, hosts, check, tracker)
                 state = result.state
                 tracker.learn(state, fleet, hosts)
+                unattended.after(result, hosts)
                 if json_:
                     print(json.dumps({**result.to_json(), "actions": [
                         e.detail for e in result.events] + [w.describe() for w in result.waits]}),
@@ -392,11 +394,12 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
 @one_line_errors
 def dashboard(c, inventory=None, limit=None, plot=False, refresh=None):
     """Full-screen live view of the fleet; q or Ctrl-C quits."""
+    from orchestrator.plotloop import Unattended
     from orchestrator.ui.dashboard import run_dashboard
     every = 2.0 if refresh is None else number_flag("--refresh", refresh, float, 0.1, 3600)
     inv, selected, hosts = load(inventory, limit)
-    with Fleet(selected) as fleet:
-        run_dashboard(fleet, hosts, plot=plot, refresh=every)
+    with Fleet(selected) as fleet, Unattended(inv.controller, check=not plot) as unattended:
+        run_dashboard(fleet, hosts, plot=plot, refresh=every, after=unattended.after)
 
 
 @task(help=helps("json"))
@@ -422,8 +425,47 @@ def keys(c, json_=False):
     console.print(t)
 
 
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _duration_flag(flag, value):
+    """`30m`, `2h`, `1d`, `1w` or seconds -> seconds; a bad value is one line, exit 2."""
+    import re
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smhdw]?)\s*", str(value))
+    if not m:
+        raise UserError(f"{flag} must be like 30m, 2h, 1d, 1w or a number of seconds,"
+                        f" got {value}")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+@task(auto_shortflags=False,        # -h is --help
+      help=helps("inventory", "json",
+                 since="only what is this recent: 30m, 2h, 1d, 1w or seconds",
+                 host="only this host: a name or a glob (p*)"))
+@one_line_errors
+def history(c, inventory=None, since=None, host=None, json_=False):
+    """What plot-all did, oldest first, from the application log (app_log)."""
+    from orchestrator.remote import applog
+    from orchestrator.ui.history import history_table
+    after = None if since is None else time.time() - _duration_flag("--since", since)
+    inv = load_inventory(_inventory_path(inventory))
+    path = inv.controller.app_log
+    if path is None or not applog.files(path):
+        say = errors.print if json_ else console.print
+        say(f"{inv.path}: app_log is false: no application log" if path is None
+            else f"no application log at {path} yet", soft_wrap=True)
+        if json_:
+            print("[]")
+        return
+    records = applog.read(path, since=after, host=host)
+    if json_:
+        print(json.dumps(records, indent=1))
+    else:
+        console.print(history_table(records))
+
+
 ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard,
-                reset, keys)
+                reset, keys, history)
 @task(positional=["action"], auto_shortflags=False,
       help=helps("inventory", "limit", action="install | status | logs | uninstall",
                  name="unit name: plotfleet-NAME.service (default: the inventory's file name)"))
@@ -469,7 +511,25 @@ class _Program(Program):
             raise Exit(f"plotfleet: {e}", code=UserError.exit_code)
 
 
+@task(name="notify-test", help=helps("inventory"))
+@one_line_errors
+def notify_test(c, inventory=None):
+    """Send one test message to every apprise URL in the inventory's `notify`."""
+    from orchestrator.config.inventory import load_inventory
+    from orchestrator.remote import notify
+    inv = load_inventory(_inventory_path(inventory))
+    if not inv.controller.notify:
+        raise UserError(f"{inv.path}: no notify URLs (set notify: under all.vars)")
+    failed = False
+    for d in notify.test(inv.controller.notify):
+        console.print(d.line(), soft_wrap=True)
+        failed = failed or not d.ok
+    if failed:
+        raise Exit(code=1)
+
+
 ns.add_task(service)
+ns.add_task(notify_test)
 program = _Program(namespace=ns, name="plotfleet", binary="plotfleet", version="0.1.0")
 
 

@@ -9,6 +9,7 @@ from its logs).
 """
 from __future__ import annotations
 
+import os
 import posixpath
 import time
 from dataclasses import asdict, dataclass, field
@@ -189,3 +190,37 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
                  "drive_failures": [asdict(n) for n in arch.notes]}
     return PassResult(state, tuple(out.events), decision.waits + clean_waits + arch.waits,
                       decision.waits, decision.backpressure, decisions)
+
+
+class Unattended:
+    """What a pass leaves behind for a farmer who is not watching: its events
+    in the application log (remote/applog.py) and alerts where the farmer is
+    (remote/notify.py).  Neither may ever stop plotting: both swallow their
+    own failures (the log records a failed send).  Under --check nothing is
+    recorded and nothing is sent."""
+
+    def __init__(self, controller, check: bool = False):
+        from orchestrator.remote.applog import AppLog
+        from orchestrator.remote.notify import Notifier
+        self.check = check
+        self.controller = controller
+        self.log = AppLog(controller)
+        self.notifier = Notifier(controller.notify,
+                                 state_path=os.path.join(controller.state_dir, "alerts.json"),
+                                 log=lambda line: self.log.note("notify_failed", line,
+                                                                failed=True))
+
+    def after(self, result: PassResult, hosts: Mapping[str, Host]) -> None:
+        if self.check:
+            return
+        self.log.record(result)
+        self.notifier.after_pass(result, hosts, self.controller)
+
+    def close(self) -> None:
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

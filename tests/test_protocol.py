@@ -59,6 +59,10 @@ def test_an_agent_of_another_protocol_is_deployed_again(ssh_fleet, tmp_path):
         text = open(proto).read()
         open(proto, "w").write(text.replace(f"PROTOCOL_VERSION = {PROTOCOL_VERSION}",
                                             "PROTOCOL_VERSION = 1"))
+        # an edit made later than the deploy (within the same second as the
+        # deploy, Python would trust its cached bytecode of the old file)
+        later = os.stat(proto).st_mtime + 60
+        os.utime(proto, (later, later))
         with Session(host, agent_dir=src) as s:
             assert s.deployed.uploaded, "a mismatching agent must be deployed again"
             assert s.info["protocol"] == PROTOCOL_VERSION

@@ -6,6 +6,10 @@ to any depth and may appear in several places, variables merge
 then group name), and string values are Jinja2 templates over the host's merged
 variables.  Then every plotfleet variable is checked and typed into a Host;
 anything wrong is one InventoryError line naming file, host and key.
+
+The controller-wide keys (notify, app_log, alert_*, serve_token) are read
+from `all` vars only, into `Inventory.controller`; on any other group or a
+host they are an error.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ from jinja2.nativetypes import NativeEnvironment
 from agent.launch.chiapos import max_buckets as chiapos_max_buckets
 
 from orchestrator.config import hostpattern
-from orchestrator.config.keys import BUCKETS, K_RULES, KEYS, Key
+from orchestrator.config.controller import ControllerConfig
+from orchestrator.config.keys import BUCKETS, CONTROLLER_KEYS, K_RULES, KEYS, Key
 from orchestrator.errors import InventoryError
 from orchestrator.core.state import Host
 
@@ -39,6 +44,8 @@ ROLE_GROUPS = {"plotters": "plotter", "harvesters": "harvester"}
 # plotfleet's own keys (without Ansible's): candidates for "did you mean"
 OWN_KEYS = sorted(n for n in KEYS if not n.startswith("ansible_"))
 OVERRIDE_KEYS = tuple(n for n, k in KEYS.items() if k.per_tmp_dir)
+HOST_KEYS = frozenset(n for n in KEYS if n not in CONTROLLER_KEYS)
+CONTROLLER_ONLY = "is a controller-wide key: set it under all.vars"
 REQUIRED = {role: tuple(n for n, k in KEYS.items() if k.required and role in k.roles)
             for role in ROLE_GROUPS.values()}
 # Host field -> its default when the inventory leaves it unset
@@ -55,6 +62,7 @@ class Inventory:
     path: str
     hosts: Tuple[Host, ...]
     groups: Dict[str, Tuple[str, ...]] = field(default_factory=dict, hash=False)
+    controller: ControllerConfig = field(default_factory=ControllerConfig, hash=False)
 
     def select(self, pattern: Optional[str]) -> Tuple[Host, ...]:
         """Hosts matching an Ansible host pattern (None: all), inventory order."""
@@ -89,9 +97,10 @@ def load_inventory(path) -> Inventory:
             of_host[h].append(group)
     base_dir = os.path.dirname(os.path.abspath(source))
     magic = {"groups": {g: list(hs) for g, hs in groups.items()}}
+    controller = _controller(source, parsed.group_vars["all"], magic, base_dir)
     hosts = tuple(_host(source, name, parsed.merged(name, of_host[name]), of_host[name],
                         magic, base_dir) for name in parsed.host_order)
-    return Inventory(source, hosts, groups)
+    return Inventory(source, hosts, groups, controller)
 
 
 # ---- reading ---------------------------------------------------------------
@@ -160,6 +169,9 @@ class _Parsed:
             if not isinstance(value, dict):
                 raise self._err(name, f"{section} must be a mapping, got {_show(value)}")
             if section == "vars":
+                for key in value:
+                    if name != "all" and key in CONTROLLER_KEYS:
+                        raise self._err(name, f"{key} {CONTROLLER_ONLY}")
                 self.group_vars[name].update(self._vars(name, value))
             elif section == "children":
                 for child, child_body in value.items():
@@ -173,6 +185,9 @@ class _Parsed:
                         names = _expand(str(pattern))
                     except ValueError as e:
                         raise self._err(name, str(e)) from None
+                    for key in hvars or ():
+                        if key in CONTROLLER_KEYS:
+                            raise InventoryError(self.source, str(pattern), key, CONTROLLER_ONLY)
                     for host in names:
                         self._add_host(name, host, self._vars(name, hvars or {}))
 
@@ -277,9 +292,10 @@ def _is_template(value) -> bool:
         and any(m in value for m in ("{{", "{%", "{#"))
 
 
-def _templated(raw: dict, magic: dict, source: str, host: str) -> dict:
-    """Render every value; plotfleet's keys (and what they use) must render,
-    others (Ansible facts, lookups) stay as written if they cannot."""
+def _templated(raw: dict, magic: dict, source: str, host: Optional[str],
+               strict=HOST_KEYS) -> dict:
+    """Render every value; plotfleet's keys (`strict`, and what they use) must
+    render, others (Ansible facts, lookups) stay as written if they cannot."""
     done: dict = {}
     failed: Dict[str, InventoryError] = {}
 
@@ -309,18 +325,21 @@ def _templated(raw: dict, magic: dict, source: str, host: str) -> dict:
             template, names = _compile(value)
             context = dict(magic)
             context.update({n: resolve(n, stack) for n in names if n in raw})
-            return template.render(context)
+            out = template.render(context)
+            if isinstance(out, jinja2.Undefined):   # `{{ nope }}` alone: native
+                str(out)                            # rendering returns it unraised
+            return out
         except InventoryError:
             raise
         except Exception as e:      # jinja2's errors, or the template's own (1/0)
             raise InventoryError(source, host, stack[-1],
                                  f"template {value!r}: {_one_line(str(e))}") from None
 
-    for key in sorted(raw, key=lambda k: k not in KEYS):
+    for key in sorted(raw, key=lambda k: k not in strict):
         try:
             resolve(key, ())
         except InventoryError:
-            if key in KEYS:
+            if key in strict:
                 raise
             done[key] = raw[key]
     return {k: done[k] for k in raw}
@@ -349,7 +368,7 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
     out: dict = {}
     implied: dict = {}          # from ssh args; explicit settings win
     for key, value in v.items():
-        if key not in KEYS:
+        if key not in HOST_KEYS:      # not plotfleet's, or the controller's (all.vars)
             continue
         typed = check(KEYS[key], value)
         if KEYS[key].kind == "ssh_args":
@@ -397,6 +416,23 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
                 source=source, **out)
 
 
+def _controller(source: str, all_vars: dict, magic: dict, base_dir: str) -> ControllerConfig:
+    """The controller-wide keys, from all.vars (templated over all.vars), checked."""
+    try:
+        v = _templated(all_vars, magic, source, None, strict=frozenset(CONTROLLER_KEYS))
+    except InventoryError as e:     # name where: all.vars has no host
+        raise InventoryError(source, None, None,
+                             "group all: " + str(e)[len(source) + 2:]) from None
+
+    def err(key, problem):
+        return InventoryError(source, None, None, f"group all: {key} {problem}")
+
+    check = _Check(err, base_dir)
+    out = {key: check(KEYS[key], v[key]) for key in CONTROLLER_KEYS
+           if v.get(key) is not None}
+    return ControllerConfig(**out)
+
+
 class _Check:
     """A value checked and typed by its Key's kind (one method per kind),
     or one line naming the key."""
@@ -427,7 +463,7 @@ class _Check:
     controller_path = remote_path
 
     def int(self, key, value):
-        whole = key.kind == "int"
+        whole = key.kind in ("int", "all_int")
         ok = isinstance(value, int) if whole else isinstance(value, (int, float))
         if not ok or isinstance(value, bool):
             raise self.err(key.name, f"must be {'an integer' if whole else 'a number'},"
@@ -482,6 +518,32 @@ class _Check:
 
     def group_int(self, key, value):
         return None         # a group's setting, checked where groups merge
+
+    # the controller-wide keys (all.vars only)
+    all_int = all_float = int
+
+    def all_str(self, key, value):
+        if not isinstance(value, str) or not value:
+            raise self.err(key.name, f"must be a non-empty string, got {_show(value)}")
+        return str(value)
+
+    def all_urls(self, key, value):
+        urls = [value] if isinstance(value, str) else value
+        if not isinstance(urls, list):
+            raise self.err(key.name, f"must be an apprise URL or a list of them,"
+                                     f" got {_show(value)}")
+        for url in urls:
+            if not isinstance(url, str) or "://" not in url:
+                raise self.err(key.name, f"must be apprise URLs (like json://host/path),"
+                                         f" got {_show(url)}")
+        return tuple(str(u) for u in urls)
+
+    def all_log(self, key, value):
+        if value is False:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.err(key.name, f"must be a path or false, got {_show(value)}")
+        return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(value)))
 
 
 def _check_buckets(out: dict, plotter: str, k: int, err) -> None:

@@ -15,14 +15,19 @@ from orchestrator.core.plotters import PLOTTERS
 ANY = ("plotter", "harvester")
 PLOTTER = ("plotter",)
 HARVESTER = ("harvester",)
+CONTROLLER = ("controller",)    # read from all.vars only, into Inventory.controller
+# kinds of the controller-wide keys (all.vars only: refused on a group or host)
+CONTROLLER_KINDS = ("all_urls", "all_log", "all_int", "all_float", "all_str")
 # kinds that set no Host field of their own
-NO_FIELD = ("ssh_args", "group_int")
+NO_FIELD = ("ssh_args", "group_int") + CONTROLLER_KINDS
 KINDS = {           # kind -> what the reference calls it
     "int": "integer", "float": "number", "bool": "true/false", "str": "string",
     "choice": "choice", "port": "port", "connection": "choice",
     "path_list": "list of paths", "remote_path": "path (on the host)",
     "controller_path": "path (controller)", "overrides": "mapping",
     "ssh_args": "ssh arguments", "group_int": "integer (group var)",
+    "all_urls": "apprise URL or list", "all_log": "path (controller) or false",
+    "all_int": "integer", "all_float": "number", "all_str": "string",
 }
 
 
@@ -39,6 +44,11 @@ class Key:
     roles: Tuple[str, ...] = ANY            # hosts it matters for
     required: bool = False                  # for each of its roles
     per_tmp_dir: bool = False               # may be set in tmp_overrides too
+
+    @property
+    def controller(self) -> bool:
+        """A controller-wide key: all.vars only, not a host's."""
+        return self.kind in CONTROLLER_KINDS
 
     @property
     def attr(self) -> Optional[str]:
@@ -166,12 +176,32 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         Key("create_dirs", "bool", False, "make missing dirs (demos; never for mounts)"),
         _float("dir_timeout_s", 3.0, "a dir silent this long is not responding", 0.1),
     )),
+    ("controller (all.vars only)", (
+        Key("notify", "all_urls", None,
+            "apprise URL, or a list of them, that alerts go to (unset: none)",
+            roles=CONTROLLER),
+        Key("app_log", "all_log", "~/.plotfleet/plotfleet.log",
+            "the controller's JSON-lines log of every pass's events (relative: to the"
+            " inventory; false: none)", roles=CONTROLLER),
+        Key("app_log_max_bytes", "all_int", 10 * 2 ** 20, "app_log is rotated at this size",
+            minimum=4096, roles=CONTROLLER),
+        Key("app_log_backups", "all_int", 5, "rotated app_log files kept (0: emptied instead)",
+            minimum=0, roles=CONTROLLER),
+        Key("alert_host_down_m", "all_float", 10.0,
+            "alert when a host is unreachable this many minutes", minimum=0,
+            roles=CONTROLLER),
+        Key("alert_farm_free_plots", "all_int", 10,
+            "alert when the farm has room for this few plots", minimum=0, roles=CONTROLLER),
+        Key("serve_token", "all_str", None, "token the web server asks for (unset: none)",
+            roles=CONTROLLER),
+    )),
 )
 KEYS: Dict[str, Key] = {k.name: k for _, keys in SECTIONS for k in keys}
 
 # per plotter, from the one PLOTTERS table: (least, most, why)
 BUCKETS = {name: p.buckets for name, p in PLOTTERS.items()}
 K_RULES = {name: p.k for name, p in PLOTTERS.items()}
+CONTROLLER_KEYS = tuple(n for n, k in KEYS.items() if k.controller)
 
 
 def limits(key: Key) -> str:

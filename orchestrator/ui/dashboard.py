@@ -135,8 +135,9 @@ class Poller(threading.Thread):
     """Gathers (or runs plot-all passes) in the background; the latest result
     is read by the drawing thread."""
 
-    def __init__(self, fleet, hosts, plot: bool, refresh: float):
+    def __init__(self, fleet, hosts, plot: bool, refresh: float, after=None):
         super().__init__(name="dashboard-poll", daemon=True)
+        self.after = after          # each plot-all pass, to the app log and the notifier
         from orchestrator.plotloop import RunTracker
         self.fleet, self.hosts, self.plot, self.refresh = fleet, hosts, plot, refresh
         self.tracker = RunTracker(limit=None)
@@ -153,6 +154,8 @@ class Poller(threading.Thread):
         stamp = time.strftime("%H:%M:%S")
         if self.plot:
             result = run_pass(self.fleet, self.hosts, False, self.tracker)
+            if self.after is not None:
+                self.after(result, self.hosts)
             state, note = result.state, result.backpressure
             lines = [e.detail for e in result.events]
         else:
@@ -178,9 +181,9 @@ class Poller(threading.Thread):
             return self.version, self.state, self.note, list(self.log), self.polled_at
 
 
-def run_dashboard(fleet, hosts, plot=False, refresh=2.0, console=None) -> None:
+def run_dashboard(fleet, hosts, plot=False, refresh=2.0, console=None, after=None) -> None:
     console = console or Console()
-    poller = Poller(fleet, hosts, plot, refresh)
+    poller = Poller(fleet, hosts, plot, refresh, after)
     poller.start()
     try:
         with keys() as key, Live(console=console, screen=True, auto_refresh=False) as live:
