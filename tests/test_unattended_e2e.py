@@ -9,7 +9,7 @@ import yaml
 
 from tests.cli import plotfleet
 from tests.test_failures_e2e import KEY_ERROR, SCENARIOS, logs, wait_dead
-from tests.test_notify_e2e import inbox  # noqa: F401  (a fixture: an HTTP server for apprise)
+from tests.test_notify_e2e import inbox  # noqa: F401,F811  (a fixture: an HTTP server for apprise)
 
 
 def with_controller(inv, **controller):
