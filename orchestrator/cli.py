@@ -162,8 +162,9 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     if once or check:
         _exit_for(state)
     if end is not None and end.code:
-        errors.print(f"plotfleet: stopped with {len(tracker.started)} of {plots} jobs started: "
-                     "no further progress is possible", markup=False, soft_wrap=True)
+        errors.print(f"plotfleet: stopped: {len(tracker.started)} of {plots} jobs started, "
+                     f"{end.failed} of them failed; no further progress is possible",
+                     markup=False, soft_wrap=True)
         for line in end.lines:      # one line each, however narrow the terminal
             errors.print(line, markup=False, soft_wrap=True)
         raise Exit(code=end.code)

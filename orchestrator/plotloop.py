@@ -49,6 +49,7 @@ class RunEnd:
     job), 4 (that, and a host was unreachable)."""
     code: int
     lines: Tuple[str, ...] = ()
+    failed: int = 0             # of this run's jobs
 
 
 @dataclass
@@ -129,7 +130,7 @@ class RunTracker:
                   if kind == "failed"]
         code = UNREACHABLE if any(not h.reachable for h in state.hosts) else 1
         if len(self.started) >= self.limit:
-            return RunEnd(0) if not failed else RunEnd(code, tuple(failed))
+            return RunEnd(0) if not failed else RunEnd(code, tuple(failed), len(failed))
         # fewer than N started: can any plotter of the run still start one?
         stuck = {w.host: w for w in waits if w.subject == "plotter" and w.blocked}
         lines = []
@@ -142,7 +143,7 @@ class RunTracker:
             lines.append(f"{h.name}: {stuck[h.name].reason}")
         if not lines:
             lines.append("no plotter in this run")
-        return RunEnd(code, tuple(failed + lines))
+        return RunEnd(code, tuple(failed + lines), len(failed))
 
 
 UNREACHABLE = 4
