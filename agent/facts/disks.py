@@ -71,9 +71,11 @@ def parse_plot_name(name):
     return (int(m.group(1)), m.group(2).lower()) if m else (0, None)
 
 
-def dir_info(path, kind, probed):
-    """The snapshot's entry for one configured dir, from its probe."""
+def dir_info(path, kind, probed, mount=(None, None)):
+    """The snapshot's entry for one configured dir, from its probe and the
+    (mount point, disk) it is on."""
     return {"path": path, "kind": kind, "resolved": probed["real"],
+            "mount": mount[0], "disk": mount[1],
             "total_bytes": probed["total_bytes"], "free_bytes": probed["free_bytes"],
             "device": "" if probed["st_dev"] is None else str(probed["st_dev"]),
             "plot_count": 0, "plot_bytes": 0, "error": probed["error"],

@@ -13,6 +13,7 @@ import time
 import psutil
 
 from . import disks
+from . import mounts
 
 from . import drive_health
 
@@ -131,9 +132,10 @@ class Agent:
             farm, float(c.get("drive_fail_window_s") or drive_health.WINDOW_S),
             float(c.get("drive_cooldown_s") or drive_health.COOLDOWN_S), now)
         dirs, plots, drive_failures = [], [], []
+        table = mounts.table()
         for kind, raw, real in cdirs:
             p = probed[_key(raw)]
-            d = disks.dir_info(raw, kind, p)
+            d = disks.dir_info(raw, kind, p, mounts.where(p["real"], table))
             if kind == "farm" and d["error"] is None:
                 why = disks.unmounted_farm(p["st_dev"], config)
                 if why:

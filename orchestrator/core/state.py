@@ -92,6 +92,8 @@ class Dir:
                                         # not_mounted | not_responding | set_aside | unreadable
     resolved: Optional[str] = None  # the path as the host resolves it (`~` expanded there)
     set_aside_until: Optional[float] = None     # host clock: after failed transfers
+    mount: Optional[str] = None     # the mount point it is on, e.g. /mnt/hdd07
+    disk: Optional[str] = None      # what is mounted there, e.g. sdh1 (tmpfs, a NAS share)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,13 @@ def dead_table(state: FleetState, hosts: Mapping[str, Host],
     return t
 
 
+def device_name(d) -> str:
+    """`/mnt/hdd07 (sdh1)`: the mount and disk a farmer knows, else the number."""
+    if d.mount:
+        return f"{d.mount} ({d.disk})" if d.disk else d.mount
+    return d.device or ""
+
+
 def dirs_table(state: FleetState) -> Table:
     t = Table(title="dirs")
     for col in ("host", "kind", "path", "free", "total", "used", "plots", "device"):
@@ -155,7 +162,7 @@ def dirs_table(state: FleetState) -> Table:
             used = 1 - d.free_bytes / d.total_bytes if d.total_bytes else 0
             t.add_row(Text(h.name), d.kind, Text(d.path), human_bytes(d.free_bytes),
                       human_bytes(d.total_bytes), ProgressBar(total=1, completed=used, width=12),
-                      str(d.plot_count) if d.kind == "farm" else "", Text(d.device or ""))
+                      str(d.plot_count) if d.kind == "farm" else "", Text(device_name(d)))
     return t
 
 
