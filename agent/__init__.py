@@ -111,7 +111,8 @@ Notes on the answers (agent/facts/snapshot.py, agent/ops/):
     take files (missing, not_dir, read_only, not_writable, not_mounted,
     not_responding, set_aside with set_aside_until, unreadable); nothing
     else touches a dir that is not responding.  dirs[].resolved is the path
-    as this host resolves it.
+    as this host resolves it; dirs[].mount and dirs[].disk name the mount it
+    is on (from /proc/self/mountinfo; `device` stays the number).
   - plots[].error: the file's header names another plot (or it is unreadable).
   - conflicts: final names on farm dirs recorded as holding other bytes;
     drive_failures: [{dir, key}] in the drives' records; rsync_version.
