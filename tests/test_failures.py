@@ -1,5 +1,7 @@
 """Back-off, clean-up and the end of a `--plots N` run: pure decisions over
 what the hosts reported (the e2e tests make real jobs fail)."""
+import time
+
 from orchestrator.core.failures import cleanups
 from orchestrator.core.state import DeadJob, Failures
 from orchestrator.plotloop import RunTracker
@@ -17,6 +19,10 @@ def waits(state, hosts, now=NOW):
     return {w.host: w for w in schedule(state, hosts, now).waits}
 
 
+def clock(t):
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
 def test_back_off_after_max_failures_for_failure_backoff_m():
     p = plotter(global_stagger_m=0, max_failures=2, failure_backoff_m=60)
     hs = host_state(p)
@@ -27,7 +33,7 @@ def test_back_off_after_max_failures_for_failure_backoff_m():
     w = waits(fleet(replace(hs, failures=failed(2, ago_s=600))), inventory(p))["p1"]
     assert w.blocked and w.reason.startswith(
         f"backed off: 2 failed jobs in a row (max_failures 2), last error: {ERR}; "
-        "next try in 50m at ")
+        f"next try at {clock(NOW + 50 * 60)}")
     assert w.reason.endswith("or now with `plotfleet reset p1`")
     # the back-off ends failure_backoff_m after the last failure (host clock)
     d = schedule(fleet(replace(hs, failures=failed(2, ago_s=3601))), inventory(p), NOW)
@@ -43,7 +49,7 @@ def test_back_off_uses_the_hosts_clock():
     hs = host_state(p, host_time=NOW - 3600)
     hs = replace(hs, failures=Failures(count=2, last_error=None, last_at=NOW - 3600 - 300))
     w = waits(fleet(hs), inventory(p))["p1"]
-    assert w.blocked and "last error: none in its log; next try in 5m" in w.reason
+    assert w.blocked and f"last error: none in its log; next try at {clock(NOW + 300)}" in w.reason
 
 
 def test_a_plotter_where_no_job_could_ever_fit_is_blocked():

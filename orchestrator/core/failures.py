@@ -26,12 +26,12 @@ class BackedOff:
     next_try: float
 
     def reason(self, now: float) -> str:
-        wait_s = max(0.0, self.next_try - now)
+        # the next try as a time, not a countdown: the reason stays the same
+        # from pass to pass, so a log or an alert says it once
         when = time.strftime("%H:%M:%S", time.localtime(self.next_try))
         return (f"backed off: {self.count} failed jobs in a row (max_failures "
                 f"{self.max_failures}), last error: {self.last_error or 'none in its log'}; "
-                f"next try in {_minutes(wait_s)} at {when}, or now with "
-                f"`plotfleet reset {self.host}`")
+                f"next try at {when}, or now with `plotfleet reset {self.host}`")
 
 
 def _minutes(s: float) -> str:
