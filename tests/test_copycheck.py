@@ -3,6 +3,7 @@ digests (real chiapos plots, torn and impersonated copies), rsync's error
 lines and whose fault they are, a drive's failure record, dir probes of
 real mounts, and what the archiver decides from all of these."""
 import os
+import time
 import struct
 import subprocess
 
@@ -245,3 +246,22 @@ def test_transfers_go_to_the_dir_as_the_harvester_resolves_it_and_fsync_when_bot
     assert (t.to_dir, t.dest_dir, t.fsync) == ("~/farm", "/home/chia/farm", False)
     [t] = archive(fleet(new, hv), inventory(p, h)).transfers
     assert t.fsync is True
+
+
+def test_a_plot_impersonating_another_is_shown_with_why_and_cleared_once_replaced(
+        agent, k18_plots, tmp_path):
+    from tests.agent_helpers import host_dirs
+    d, config = host_dirs(tmp_path / "host")
+    a, b = k18_plots.get(2)
+    fake = os.path.join(d["dst"], b.name)
+    with open(fake, "wb") as f:
+        f.write(a.read_bytes())             # b's name, a's bytes
+    [p] = agent.ok("snapshot", config=config)["plots"]
+    assert "header says k18 id" in p["error"] and "name says k18" in p["error"]
+    [p] = agent.ok("snapshot", config=config)["plots"]          # asked again: the same
+    assert "header says" in p["error"]
+    with open(fake, "wb") as f:
+        f.write(b.read_bytes())             # the real plot now
+    os.utime(fake, (time.time() + 5, time.time() + 5))
+    [p] = agent.ok("snapshot", config=config)["plots"]
+    assert p["error"] is None

@@ -56,6 +56,22 @@ def configured_paths(config):
     return [os.path.normpath(os.path.expanduser(p)) for p in out]
 
 
+def device_of(path):
+    """st_dev of `path`, or None (gone, unreadable, or on a dir not responding)."""
+    if not responsive(path):
+        return None
+    try:
+        return os.stat(path).st_dev
+    except OSError:
+        return None
+
+
+def farm_dirs_on(config, dev):
+    """The host's farm dirs (resolved) on device `dev`: one drive, however
+    many dirs it has."""
+    return [d for d in dict.fromkeys(dirs_of(config, "farm")) if device_of(d) == dev]
+
+
 def dirs_of(config, *kinds):
     return [r for k, _, r in config_dirs(config) if k in kinds]
 

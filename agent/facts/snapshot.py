@@ -93,6 +93,7 @@ class Agent:
         self.children = []    # Popen objects we started, reaped here
         self.prober = probe.Prober()
         self._rsync_version = None
+        self._headers = {}      # plot path -> ((size, mtime), header error)
 
     def reap(self):
         self.children = [p for p in self.children if p.poll() is None]
@@ -150,7 +151,7 @@ class Agent:
                 drive_failures += [{"dir": raw, "key": k}
                                    for k in health.get(p["real"], {}).get("failures", [])]
             if kind == "dst" and d["error_code"] != "not_responding":
-                plots += [_checked(x) for x in disks.plots_in(real)]
+                plots += [self.checked(x) for x in disks.plots_in(real)]
             if kind == "farm" and d["error_code"] not in ("not_responding", "missing", "not_dir"):
                 farm_plots = disks.plots_in(real)
                 d["plot_count"] = len(farm_plots)
@@ -174,6 +175,23 @@ class Agent:
             "drive_failures": drive_failures,
             "rsync_version": self.rsync_version(),
         }
+
+    def checked(self, plot):
+        """A finished plot with `error` set when its header contradicts its
+        name (a file impersonating a plot is never sent as that plot).  Read
+        once per file version, not on every poll."""
+        version = (plot["size_bytes"], plot["mtime"])
+        seen = self._headers.get(plot["path"])
+        if seen is None or seen[0] != version:
+            try:
+                error = plotfile.check_header(plot["path"])
+            except OSError as e:
+                error = "unreadable: %s" % (e.strerror or e)
+            if len(self._headers) > 10000:
+                self._headers.clear()
+            seen = self._headers[plot["path"]] = (version, error)
+        plot["error"] = seen[1]
+        return plot
 
     def probe_dirs(self, config):
         """{expanded configured path: probe} of every configured dir; a dir
@@ -248,14 +266,6 @@ def parse_rsync_version(text):
     return tuple(int(x) for x in m.groups()) if m else None
 
 
-def _checked(plot):
-    """A finished plot with `error` set when its header contradicts its name
-    (a file impersonating a plot is never sent as that plot)."""
-    try:
-        plot["error"] = plotfile.check_header(plot["path"])
-    except OSError as e:
-        plot["error"] = "unreadable: %s" % (e.strerror or e)
-    return plot
 
 
 def _key(raw):

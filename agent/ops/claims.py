@@ -63,7 +63,7 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
     dev = probed["st_dev"]
     if os.path.lexists(os.path.join(target, plot)):
         raise ActionError("%s already holds %s" % (target, plot), code="exists")
-    same_drive = [d for d in dict.fromkeys(farm) if _device(d) == dev]
+    same_drive = disks.farm_dirs_on(config, dev)
     # one machine may serve several inventory hosts (tests): a drive is the
     # device as seen through this host's farm dirs
     key = "%d:%s" % (dev, ",".join(sorted(same_drive)))
@@ -93,13 +93,6 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
     return {"drive": key}
 
 
-def _device(path):
-    if not disks.responsive(path):
-        return None
-    try:
-        return os.stat(path).st_dev
-    except OSError:
-        return None
 
 
 def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=None):

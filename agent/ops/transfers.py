@@ -138,21 +138,9 @@ def digest(agent, config, path, spec):
 
 
 def _drive_dirs(config, path):
-    """The real farm dirs on the same device as `path`'s dir."""
-    try:
-        dev = os.stat(os.path.dirname(path)).st_dev
-    except OSError:
-        return [os.path.dirname(path)]
-    out = []
-    for d in disks.dirs_of(config, "farm"):
-        if not disks.responsive(d):
-            continue
-        try:
-            if os.stat(d).st_dev == dev:
-                out.append(d)
-        except OSError:
-            pass
-    return out
+    """The farm dirs on the drive `path` is on (its dir, if that is gone)."""
+    dev = disks.device_of(os.path.dirname(path))
+    return [os.path.dirname(path)] if dev is None else disks.farm_dirs_on(config, dev)
 
 
 def _confirm_final(config, final, expect):

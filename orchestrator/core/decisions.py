@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from agent.facts.plotfile import same
+
 
 def human_bytes(n: float) -> str:
     """1536 -> '1.5 KiB' (binary units, one decimal), for reasons and logs."""
@@ -151,11 +153,10 @@ def remove_after_promote(promote: Promote, source: dict, copy: dict) -> RemoveSo
     """The source removal that a promote allows: `source` and `copy` are the
     digests the plotter and the harvester computed over the same ranges; the
     plot is only ever removed when they agree (ValueError otherwise)."""
-    if (source.get("size"), source.get("sha256")) != (copy.get("size"), copy.get("sha256")):
-        raise ValueError(f"{promote.host}: {os.path.basename(promote.plot)} there "
-                         f"({copy.get('size')} bytes, {str(copy.get('sha256'))[:12]}) differs "
-                         f"from the source ({source.get('size')} bytes, "
-                         f"{str(source.get('sha256'))[:12]}): source kept")
+    ok, why = same(source, copy)        # the agents' own comparison
+    if not ok:
+        raise ValueError(f"{promote.host}: {os.path.basename(promote.plot)} there differs "
+                         f"from the source ({why}): source kept")
     proof = {k: copy[k] for k in ("size", "sha256", "method", "spec")}
     return RemoveSource(host=promote.from_host, plot=promote.plot,
                         confirmed_size=copy["size"], proof=proof)
