@@ -1,4 +1,4 @@
 """`python -m orchestrator <task>`: the plotfleet console script without installing."""
-from orchestrator.cli import main
+from orchestrator.serve.instant import main
 
 main()

@@ -83,12 +83,21 @@ COMMON_HELP = {
     "json": "print one JSON document instead of tables",
     "check": "show the decisions, change nothing",
 }
+SERVE_HELP = ("HOST:PORT: serve /metrics, /status.json and a web page, read-only "
+              "(127.0.0.1 unless told; other addresses need serve_token)")
 
 
-@task(help=helps("inventory", "limit", "json"))
+@task(help=helps("inventory", "limit", "json",
+                 fresh="ask the hosts even while a plot-all/dashboard --serve of this "
+                       "inventory runs here"))
 @one_line_errors
-def status(c, inventory=None, limit=None, json_=False):
+def status(c, inventory=None, limit=None, json_=False, fresh=False):
     """Show every job, dir, waiting plot and transfer across the fleet."""
+    from orchestrator.serve import instant
+    if not fresh and not instant.TRIED:     # `invoke status`: the entry point did not ask
+        code = instant.answer(inventory, limit, json_)
+        if code is not None:
+            raise Exit(code=code)
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
         state = fleet.gather()
@@ -122,11 +131,14 @@ def _poll_interval(selected):
 
 @task(name="plot-all", help=helps("inventory", "limit", "json", "check",
                                   once="run one pass and exit",
-                                  plots="start at most N jobs, return when their plots are archived"))
+                                  plots="start at most N jobs, return when their plots are archived",
+                                  serve=SERVE_HELP))
 @one_line_errors
-def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False):
+def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False,
+             serve=None):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
     from orchestrator.plotloop import RunTracker, Unattended, run_pass
+    from orchestrator.serve.server import Serving
     from orchestrator.ui.passview import PassPrinter
     if plots is not None:
         plots = number_flag("--plots", plots, int, 0, 10 ** 6)
@@ -136,12 +148,17 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     interval = _poll_interval(selected)
     state = None
     end = None
-    with Fleet(selected) as fleet, PassPrinter(console, hosts) as printer, \
+    # the server listens (or refuses, one line) before any host is touched
+    with Serving(serve, _inventory_path(inventory), limit, inv.controller, hosts, "plot-all",
+                 refresh=interval) as latest, \
+            Fleet(selected) as fleet, PassPrinter(console, hosts) as printer, \
             Unattended(inv.controller, check) as unattended:
         try:
             while True:
+                began = time.monotonic()
                 result = run_pass(fleet, hosts, check, tracker)
                 state = result.state
+                latest.update(state, result.events, time.monotonic() - began, result.decisions)
                 tracker.learn(state, fleet, hosts)
                 unattended.after(result, hosts)
                 if json_:
@@ -391,16 +408,20 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
 
 
 @task(help=helps("inventory", "limit", plot="also run the plot-all loop (autostart)",
-                 refresh="seconds between polls (default 2)"))
+                 refresh="seconds between polls (default 2)", serve=SERVE_HELP))
 @one_line_errors
-def dashboard(c, inventory=None, limit=None, plot=False, refresh=None):
+def dashboard(c, inventory=None, limit=None, plot=False, refresh=None, serve=None):
     """Full-screen live view of the fleet; q or Ctrl-C quits."""
     from orchestrator.plotloop import Unattended
+    from orchestrator.serve.server import Serving
     from orchestrator.ui.dashboard import run_dashboard
     every = 2.0 if refresh is None else number_flag("--refresh", refresh, float, 0.1, 3600)
     inv, selected, hosts = load(inventory, limit)
-    with Fleet(selected) as fleet, Unattended(inv.controller, check=not plot) as unattended:
-        run_dashboard(fleet, hosts, plot=plot, refresh=every, after=unattended.after)
+    with Serving(serve, _inventory_path(inventory), limit, inv.controller, hosts, "dashboard",
+                 refresh=max(every, 5.0)) as latest, \
+            Fleet(selected) as fleet, Unattended(inv.controller, check=not plot) as unattended:
+        run_dashboard(fleet, hosts, plot=plot, refresh=every, after=unattended.after,
+                      on_poll=latest.update)
 
 
 @task(help=helps("json"))

@@ -135,9 +135,10 @@ class Poller(threading.Thread):
     """Gathers (or runs plot-all passes) in the background; the latest result
     is read by the drawing thread."""
 
-    def __init__(self, fleet, hosts, plot: bool, refresh: float, after=None):
+    def __init__(self, fleet, hosts, plot: bool, refresh: float, after=None, on_poll=None):
         super().__init__(name="dashboard-poll", daemon=True)
         self.after = after          # each plot-all pass, to the app log and the notifier
+        self.on_poll = on_poll      # each poll (state, events, seconds, decisions): --serve
         from orchestrator.plotloop import RunTracker
         self.fleet, self.hosts, self.plot, self.refresh = fleet, hosts, plot, refresh
         self.tracker = RunTracker(limit=None)
@@ -152,14 +153,19 @@ class Poller(threading.Thread):
     def poll_once(self) -> None:
         from orchestrator.plotloop import run_pass
         stamp = time.strftime("%H:%M:%S")
+        began = time.monotonic()
         if self.plot:
             result = run_pass(self.fleet, self.hosts, False, self.tracker)
             if self.after is not None:
                 self.after(result, self.hosts)
             state, note = result.state, result.backpressure
             lines = [e.detail for e in result.events]
+            events, decisions = result.events, result.decisions
         else:
             state, note, lines = self.fleet.gather(), None, []
+            events, decisions = (), None
+        if self.on_poll is not None:
+            self.on_poll(state, events, time.monotonic() - began, decisions)
         with self.lock:
             self.state, self.note, self.polled_at = state, note, time.time()
             self.log.extend(f"{stamp} {line}" for line in lines)
@@ -181,9 +187,10 @@ class Poller(threading.Thread):
             return self.version, self.state, self.note, list(self.log), self.polled_at
 
 
-def run_dashboard(fleet, hosts, plot=False, refresh=2.0, console=None, after=None) -> None:
+def run_dashboard(fleet, hosts, plot=False, refresh=2.0, console=None, after=None,
+                  on_poll=None) -> None:
     console = console or Console()
-    poller = Poller(fleet, hosts, plot, refresh, after)
+    poller = Poller(fleet, hosts, plot, refresh, after, on_poll)
     poller.start()
     try:
         with keys() as key, Live(console=console, screen=True, auto_refresh=False) as live:

@@ -1,0 +1,158 @@
+"""/: one small read-only HTML page of the latest Picture.
+
+Self-contained (inline CSS, no script, no font or image from anywhere: the
+box may have no internet), it reloads itself every `refresh` seconds and
+lays its tables out as cards on a phone.  Every value from a host or the
+inventory is escaped.  The figures carry `data-fig` (and rows `data-job`,
+`data-transfer`, `data-drive`, `data-down`) so they can be read back.
+"""
+from __future__ import annotations
+
+import time
+from html import escape
+from typing import Iterable, Optional
+
+from orchestrator.core.decisions import human_bytes
+from orchestrator.core.farm import farm
+from orchestrator.serve.picture import Picture, transfer_rate
+
+CSS = """
+:root{color-scheme:light dark;--bar:#4a8;--bg2:rgba(127,127,127,.15)}
+body{font:15px/1.4 system-ui,sans-serif;margin:0 auto;padding:12px;max-width:1200px}
+h1{font-size:1.3em;margin:0 0 4px}h2{font-size:1.05em;margin:18px 0 6px}
+.sub{opacity:.7;font-size:.9em}.bad{color:#d33}.ok{color:#2a7}
+.sum{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:8px}
+.sum div{background:var(--bg2);border-radius:8px;padding:8px}
+.sum b{display:block;font-size:1.4em}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:4px 6px;
+border-bottom:1px solid var(--bg2);vertical-align:top}td{overflow-wrap:anywhere}
+.bar{background:var(--bg2);border-radius:4px;height:10px;min-width:60px}
+.bar i{display:block;height:100%;background:var(--bar);border-radius:4px}
+.full i{background:#d83}
+ul.ev{list-style:none;padding:0;margin:0}ul.ev li{padding:3px 0;border-bottom:1px solid var(--bg2)}
+@media (max-width:640px){
+ thead{display:none}table,tbody,tr,td{display:block;width:auto}
+ tr{background:var(--bg2);border-radius:8px;margin:0 0 8px;padding:6px}
+ td{border:0;padding:1px 0}td[data-l]:before{content:attr(data-l) ": ";opacity:.7}
+ .wide{display:none}}
+"""
+
+
+def _dur(s: Optional[float]) -> str:
+    if s is None:
+        return "-"
+    s = int(max(s, 0))
+    h, rem = divmod(s, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
+
+
+def _bar(fraction: float, warn: bool = False) -> str:
+    pct = max(0.0, min(fraction, 1.0)) * 100
+    return f'<div class="bar{" full" if warn else ""}"><i style="width:{pct:.1f}%"></i></div>'
+
+
+def _table(cols, rows: Iterable[str], empty: str) -> str:
+    rows = list(rows)
+    if not rows:
+        return f'<p class="sub">{escape(empty)}</p>'
+    head = "".join(f'<th{" class=wide" if c.startswith("~") else ""}>{escape(c.lstrip("~"))}</th>'
+                   for c in cols)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _td(label: str, value: str, wide: bool = False) -> str:
+    """A cell; `value` is already HTML.  On a phone the label goes in front."""
+    return f'<td data-l="{escape(label)}"{" class=wide" if wide else ""}>{value}</td>'
+
+
+def summary(p: Picture) -> dict:
+    """The page's headline figures (each shown with its data-fig name)."""
+    st = p.state
+    up = [h for h in st.hosts if h.reachable]
+    model = farm(st, p.hosts)
+    return {"hosts-up": len(up), "hosts-down": len(st.hosts) - len(up),
+            "jobs": sum(len(h.jobs) for h in up),
+            "plots-waiting": sum(len(h.plots) for h in up),
+            "transfers": sum(1 for h in up for x in h.transfers if x.status == "running"),
+            "drives": len(model.drives), "farm-free": human_bytes(model.room)}
+
+
+def render(p: Optional[Picture], refresh: float, task: str) -> str:
+    head = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f'<meta http-equiv="refresh" content="{max(int(refresh), 2)}">'
+            f'<title>plotfleet</title><style>{CSS}</style></head><body>')
+    if p is None:
+        return head + f"<h1>plotfleet</h1><p>{escape(task)}: waiting for the first pass…</p></body></html>"
+    st, now = p.state, p.at
+    fig = summary(p)
+    labels = {"hosts-up": "hosts up", "hosts-down": "hosts down", "jobs": "jobs",
+              "plots-waiting": "plots waiting", "transfers": "transfers", "drives": "farm drives",
+              "farm-free": "farm free"}
+    cards = "".join(
+        f'<div>{labels[k]}<b data-fig="{k}"{" class=bad" if k == "hosts-down" and v else ""}>'
+        f'{escape(str(v))}</b></div>' for k, v in fig.items())
+    out = [head, f'<h1>plotfleet</h1><p class="sub">{escape(task)} · pass {p.number} at '
+                 f'<span data-fig="pass-at" data-at="{p.at:.3f}">'
+                 f'{time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p.at))}</span>'
+                 f' ({p.seconds:.1f} s) · read-only</p>', f'<div class="sum">{cards}</div>']
+
+    down = [h for h in st.hosts if not h.reachable]
+    if down:
+        out.append('<h2 class="bad">hosts down</h2>' + _table(("host", "why"), (
+            f'<tr data-down="{escape(h.name)}">{_td("host", escape(h.name))}'
+            f'{_td("why", escape(h.error or "unknown"))}</tr>' for h in down), ""))
+
+    rows = []
+    for h in st.hosts:
+        for j in sorted(h.jobs, key=lambda j: j.started_at):
+            phase = "?:?" if j.phase is None else f"{j.phase[0]}:{j.phase[1]}"
+            state = "stalled" if j.stalled else j.state
+            rows.append(f'<tr data-job="{escape(h.name)}:{j.pid}">'
+                        f'{_td("plot", escape((j.plot_id or "?")[:8]))}{_td("host", escape(h.name))}'
+                        f'{_td("phase", phase)}'
+                        f'{_td("state", escape(state) if state == "running" else f"<span class=bad>{escape(state)}</span>")}'
+                        f'{_td("wall", _dur(j.elapsed_s))}{_td("k", str(j.k), True)}'
+                        f'{_td("tmp", escape(j.tmp_dir or "-"), True)}</tr>')
+    out.append("<h2>jobs</h2>" + _table(("plot", "host", "phase", "state", "wall", "~k", "~tmp"),
+                                        rows, "no jobs"))
+
+    rows = []
+    for h in st.hosts:
+        for x in h.transfers:
+            frac = x.bytes_done / x.size_bytes if x.size_bytes else 0.0
+            rate = transfer_rate(h.host_time or now, x)
+            status = x.status + (f" ({x.error})" if x.error else "")
+            rows.append(f'<tr data-transfer="{escape(x.plot.rsplit("/", 1)[-1])}" '
+                        f'data-progress="{frac * 100:.1f}">'
+                        f'{_td("plot", escape(x.plot.rsplit("/", 1)[-1][:48]))}'
+                        f'{_td("from → to", escape(f"{h.name} → {x.to_host}:{x.to_dir}"))}'
+                        f'{_td("progress", _bar(frac) + f"{frac:.0%} of {human_bytes(x.size_bytes)}")}'
+                        f'{_td("rate", f"{human_bytes(rate)}/s" if rate else "-")}'
+                        f'{_td("status", escape(status))}</tr>')
+    out.append("<h2>transfers</h2>" + _table(("plot", "from → to", "progress", "rate", "status"),
+                                             rows, "no transfers"))
+
+    model = farm(st, p.hosts)
+    rows = []
+    for d in sorted(model.drives, key=lambda d: (d.host, d.dirs[0])):
+        used = (d.total_bytes - d.free_bytes) / d.total_bytes if d.total_bytes else 0.0
+        rows.append(f'<tr data-drive="{escape(d.label())}" data-used="{used * 100:.1f}">'
+                    f'{_td("drive", escape(d.label()))}{_td("fill", _bar(used, used > 0.95))}'
+                    f'{_td("used", f"{used:.0%}")}{_td("free", human_bytes(max(d.room, 0)))}'
+                    f'{_td("plots", str(d.plot_count))}</tr>')
+    for host, path, why in model.unusable:
+        rows.append(f'<tr data-drive="{escape(host)}:{escape(path)}" data-used="">'
+                    f'{_td("drive", escape(f"{host}:{path}"))}'
+                    f'{_td("fill", f"<span class=bad>{escape(why)}</span>")}'
+                    f'{_td("used", "")}{_td("free", "")}{_td("plots", "")}</tr>')
+    out.append("<h2>harvester drives</h2>" + _table(("drive", "fill", "used", "free", "plots"),
+                                                    rows, "no harvester drives"))
+
+    items = [f'<li{" class=bad" if e.failed else ""}>'
+             f'<span class="sub">{time.strftime("%H:%M:%S", time.localtime(at))}</span> '
+             f'{escape(e.detail)}</li>' for at, e in reversed(p.events)]
+    out.append("<h2>recent events</h2>" + (f'<ul class="ev">{"".join(items)}</ul>' if items
+                                           else '<p class="sub">no events yet</p>'))
+    out.append("</body></html>")
+    return "".join(out)

@@ -1,0 +1,98 @@
+"""The latest pass, as the server shows it: one immutable Picture, swapped
+whole after each pass, so /metrics, /status.json and the page of one request
+all come from the same pass.  The counters (failed jobs, archived plots) are
+this controller's since it started, as Prometheus counters are.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Mapping, Optional, Tuple
+
+from orchestrator.core.events import Event
+from orchestrator.core.state import FleetState, Host
+
+RECENT = 50         # events kept for the page
+_K = re.compile(r"plot-k(\d+)-")
+
+
+def level_of(record) -> str:
+    """The compression level label: from the record when it carries one."""
+    v = getattr(record, "level", None)
+    return "" if v is None else str(v)
+
+
+def transfer_rate(host_time: float, x) -> Optional[float]:
+    """Bytes per second of one transfer so far (views' transfers table, too)."""
+    if not x.started_at or not host_time:
+        return None
+    return x.bytes_done / max(host_time - x.started_at, 1e-3)
+
+
+@dataclass(frozen=True)
+class Picture:
+    state: FleetState
+    hosts: Mapping[str, Host]
+    number: int                     # passes since this controller started
+    at: float                       # when the pass ended (this machine's clock)
+    seconds: float                  # how long it took
+    events: Tuple[Tuple[float, Event], ...] = ()     # recent, oldest first
+    failed: Mapping[tuple, int] = field(default_factory=dict)    # (host, dir, plotter, k, level)
+    archived: Mapping[tuple, int] = field(default_factory=dict)  # (host, dir, k, level)
+
+
+class Latest:
+    """The one Picture everybody reads; the pass loop replaces it."""
+
+    def __init__(self, hosts: Mapping[str, Host], task: str, key: str):
+        self.hosts, self.task, self.key = hosts, task, key
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._picture: Optional[Picture] = None
+        self._seen_dead = set()
+        self._failed: Dict[tuple, int] = {}
+        self._archived: Dict[tuple, int] = {}
+        self._events: Tuple[Tuple[float, Event], ...] = ()
+
+    @property
+    def picture(self) -> Optional[Picture]:
+        with self._lock:
+            return self._picture
+
+    def update(self, state: FleetState, events: Iterable[Event] = (), seconds: float = 0.0,
+               decisions: Optional[dict] = None) -> Picture:
+        now = time.time()
+        events = tuple(events)
+        with self._lock:
+            for h in state.hosts:
+                for d in h.dead:
+                    if d.killed or (h.name, d.log_file) in self._seen_dead:
+                        continue
+                    self._seen_dead.add((h.name, d.log_file))
+                    key = (h.name, d.tmp_dir or "", d.plotter or "", str(d.k or ""), level_of(d))
+                    self._failed[key] = self._failed.get(key, 0) + 1
+            farm_dir = {(p["host"], posixpath.basename(p["plot"])): posixpath.dirname(p["partial"])
+                        for p in (decisions or {}).get("promotes", ())}
+            for e in events:
+                if e.kind == "copy_promoted":
+                    m = _K.match(e.subject)
+                    key = (e.host, farm_dir.get((e.host, e.subject), ""),
+                           m.group(1) if m else "", "")
+                    self._archived[key] = self._archived.get(key, 0) + 1
+            self._events = (self._events + tuple((now, e) for e in events))[-RECENT:]
+            number = 1 if self._picture is None else self._picture.number + 1
+            self._picture = Picture(state, self.hosts, number, now, seconds, self._events,
+                                    dict(self._failed), dict(self._archived))
+            return self._picture
+
+
+def document(p: Picture, latest: Latest) -> dict:
+    """/status.json: `status --json`'s document (FleetState.to_json), and
+    which controller and pass it comes from."""
+    return {**p.state.to_json(),
+            "controller": {"task": latest.task, "pid": latest.pid, "pass": p.number,
+                           "pass_at": p.at, "pass_seconds": p.seconds}}
