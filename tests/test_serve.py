@@ -198,5 +198,8 @@ def test_page_shows_the_document_figures_and_escapes_host_text():
     assert {k: v["phase"] for k, v in r.jobs.items()} == {"p1:11": "1:3", "p1:12": "3:5",
                                                         "p1:13": "2:1"}
     assert r.jobs["p1:13"]["state"] == "stalled" and r.down == ["p2"]
+    # the transfer's progress: 1 GiB of the plot's expected size
+    plot = state.hosts[0].transfers[0]
+    assert f'data-progress="{2 ** 30 / plot.size_bytes * 100:.1f}"' in html
     assert "<script>x" not in html and "&lt;script&gt;x" in html
     assert 'http-equiv="refresh" content="10"' in html and "http" not in html.split("<style>")[1]
