@@ -203,3 +203,17 @@ def test_page_shows_the_document_figures_and_escapes_host_text():
     assert f'data-progress="{2 ** 30 / plot.size_bytes * 100:.1f}"' in html
     assert "<script>x" not in html and "&lt;script&gt;x" in html
     assert 'http-equiv="refresh" content="10"' in html and "http" not in html.split("<style>")[1]
+
+
+def test_the_grafana_dashboard_uses_the_metrics_served_and_every_one_of_them():
+    import re
+    from pathlib import Path
+    from orchestrator.serve.metrics import families
+    hosts, state = busy_fleet()
+    served = {fam.name + ("_total" if fam.kind == "counter" else "")
+              for fam in families(serving(hosts).latest.update(state))}
+    dash = json.loads((Path(__file__).resolve().parent.parent / "grafana/plotfleet.json").read_text())
+    used = {m for p in dash["panels"] for t in p["targets"]
+            for m in re.findall(r"plotfleet_\w+", t["expr"])}
+    assert used <= served
+    assert served - used == {"plotfleet_pass_timestamp_seconds"}
