@@ -126,12 +126,11 @@ def plot_bytes(k: int, c: Optional[Compression] = None, observed: Optional[Obser
     return estimate(k, c, observed).bytes
 
 
-def observe(plots: Iterable) -> Dict[Tuple[int, Optional[Compression]], Tuple[int, ...]]:
-    """{(k, compression): sizes} of finished plots (objects with k,
-    compression, size_bytes and error), for `estimate`'s learned sizes."""
+def observe(seen: Iterable[Tuple[int, Optional[Compression], int]]) -> Observed:
+    """{(k, compression): sizes} from (k, compression, size) of plots seen on
+    the fleet, for `estimate`'s learned sizes."""
     out: Dict[Tuple[int, Optional[Compression]], list] = {}
-    for p in plots:
-        if getattr(p, "error", None) or not p.k or p.size_bytes <= 0:
-            continue
-        out.setdefault((p.k, p.compression), []).append(p.size_bytes)
+    for k, c, size in seen:
+        if k and size > 0:
+            out.setdefault((k, c), []).append(size)
     return {key: tuple(v) for key, v in out.items()}
