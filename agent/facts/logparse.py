@@ -313,6 +313,7 @@ class LogState:
                 return
         fam = "chia" if self.plotter == "chiapos" else self.plotter
         ph = phase_of(line, "gigahorse_plot" if fam == "gigahorse" else fam)
+        self._before = self.phase       # the plot this line may end keeps its phase
         if ph is not None:
             self.phase = ph
         if fam == "chia":
@@ -330,7 +331,9 @@ class LogState:
     def _new_plot(self, plot_id):
         # A multi-plot log (-n N) starts over for each plot.
         if self.plot_id and plot_id != self.plot_id:
-            self.earlier.append(self.summary())
+            done = self.summary()
+            done["phase"] = list(getattr(self, "_before", self.phase))
+            self.earlier.append(done)
             self.finished = False
             self.phase_s = [None, None, None, None]
             self.total_s = self.copy_s = None

@@ -560,7 +560,7 @@ def _check_plotter_options(out: dict, plotter: str, err) -> None:
     CudaPlotter.cu, Gigahorse's usage), or one line naming the key."""
     p = PLOTTERS[plotter]
     for opt, takers in _OPTION_PLOTTERS.items():
-        if out.get(opt) not in (None, False) and plotter not in takers:
+        if out.get(opt) is not None and out.get(opt) is not False and plotter not in takers:
             raise err(opt, f"is for plotter {' or '.join(takers)}, not {plotter}")
     mode = out.get("bladebit_mode", DEFAULTS["bladebit_mode"])
     if plotter == "gigahorse":
