@@ -482,3 +482,13 @@ def test_status_shows_the_level(tmp_path):
     con.print(jobs_table(FleetState((hs,))))
     assert "32 C7" in con.export_text()
     assert hs.to_json()["jobs"][0]["compression"] == "C7"
+
+
+def test_analyze_groups_runs_by_level():
+    from orchestrator.core import analysis as an
+    col = an.Collected()
+    text = "".join(l + "\n" for l, _ in CUDAPLOT_405 + CUDAPLOT_417_END)
+    an.add_log(col, "g1", "/l/2026-01-01T00_00_00.000000_bladebit.log", text, 1e9)
+    rep = an.report(col)
+    assert [(g["key"], g["count"]) for g in rep["groups"]["compression"]] == [("k32 C1", 1)]
+    assert rep["runs"][0]["compression"] == "C1"
