@@ -38,7 +38,7 @@ def expected_tmp_bytes(k: int) -> int:
 @dataclass(frozen=True)
 class Job(_Compressed):
     plot_id: Optional[str]          # hex, None until the log names it
-    plotter: str                    # chia | madmax | bladebit | chiapos
+    plotter: str                    # chia | madmax | bladebit | chiapos | gigahorse
     k: int
     pid: int
     phase: Phase
@@ -278,7 +278,7 @@ class Host:
     tmp2_dir: Optional[str] = None
     dst_dirs: Tuple[str, ...] = ()
     log_dir: Optional[str] = None
-    plotter: str = "chia"                       # chia | madmax | bladebit | chiapos
+    plotter: str = "chia"                       # chia | madmax | bladebit | chiapos | gigahorse
     k: int = 32
     threads: int = 2
     buckets: int = 128
