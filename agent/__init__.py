@@ -124,8 +124,12 @@ Notes on the answers (agent/facts/snapshot.py, agent/ops/):
     (plots, logs, partials, temp files) are absolute and resolved.
   - Only jobs whose tmp or dst dir lies inside the configured dirs, and only
     transfers whose source plot does, are reported (hosts may share a machine).
-  - plots are the *.plot files of dst dirs; farm dirs report plot_count and
-    plot_bytes instead.
+  - plots are the *.plot files of dst dirs; farm dirs report plot_count,
+    plot_bytes and plot_kinds ([[k, level, format, count, median size]])
+    instead.  Jobs and plots carry compress (level, 0: uncompressed) and
+    compress_format (bladebit | gigahorse | null): agent/facts/compression.py.
+  - A `chia plotters bladebit|madmax` job is its plotter binary (pid) with
+    its Python parent as wrapper_pid, whose start and log it has.
   - dead lists failed jobs (agent/failures.py): unfinished logs that no job
     writes and no process holds open, with the log's own error line, while
     they have temp files and dead_keep_s after; failures counts those in a

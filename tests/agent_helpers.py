@@ -238,7 +238,7 @@ BLADEBIT_CUDA_LOG = [
     ("Allocating buffers (this may take a few seconds)...", (0, 1)),
     ("Generating plot 1 / 1: " + PID_A, (0, 2)),
     ("Plot temporary file: " + BB_TMPFILE, (0, 2)),
-    ("Generating F1", (0, 2)),
+    ("Generating F1", (1, 0)),      # cudaplot: phase 1 starts with F1
     ("Finished F1 in 2.75 seconds.", (1, 1)),
     ("Table 2 completed in 6.19 seconds with 4294967296 entries.", (1, 2)),
     ("Table 7 completed in 6.95 seconds with 4292384371 entries.", (1, 7)),

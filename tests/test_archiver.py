@@ -76,7 +76,7 @@ def test_room_counts_reserve_and_bytes_still_arriving():
     d = archive(fleet(host_state(a, plots=[pl]), host_state(h, free={"/f0": GiB + SIZE - 1})),
                 inventory(a, h))
     assert d.transfers == () and list(waits(d).values()) == [
-        "no drive with room for 621.8 MiB (+ reserve); most room: h1:/f0 (621.8 MiB)"]
+        "no drive with room for 636.5 MiB (+ reserve); most room: h1:/f0 (636.5 MiB)"]
     assert moves(archive(fleet(host_state(a, plots=[pl]), host_state(h, free={"/f0": GiB + SIZE})),
                          inventory(a, h))) == [("a", "0000", "h1", "/f0")]
 
@@ -292,12 +292,12 @@ def test_actions_read_as_one_line_each():
     pl = plot_file(k=K)
     d = archive(fleet(host_state(p, plots=[pl]), host_state(h, free={"/f0": 2 * GiB})), inventory(p, h))
     assert d.transfers[0].describe() == (
-        f"p1:{pl.path} -> h1:/f0 [ssh, 621.8 MiB] (spread: h1:/f0 has 2.0 GiB free (after reserve))")
+        f"p1:{pl.path} -> h1:/f0 [ssh, 636.5 MiB] (spread: h1:/f0 has 2.0 GiB free (after reserve))")
     pr = Promote("h1", "/f0/.x.partial", SIZE, "p1", pl.path)
-    assert pr.describe() == f"h1:/f0/.x.partial -> {pl.path[4:]} (621.8 MiB, from p1; copied)"
+    assert pr.describe() == f"h1:/f0/.x.partial -> {pl.path[4:]} (636.5 MiB, from p1; copied)"
     src = {"size": SIZE, "sha256": "ab" * 32, "method": "full", "spec": {}}
     assert remove_after_promote(pr, src, src).describe() == \
-        f"p1:{pl.path} (copy verified by full digest, 621.8 MiB)"
+        f"p1:{pl.path} (copy verified by full digest, 636.5 MiB)"
 
 
 def test_harvesters_left_out_of_the_run_are_said_so():

@@ -2,6 +2,8 @@
 import os
 import re
 
+from . import compression
+
 PLOT_FILE = re.compile(
     r"^plot-k(\d+)-(?:c\d+-)?\d{4}-\d\d-\d\d-\d\d-\d\d-([0-9a-fA-F]{64})\.plot$")
 PARTIAL_SUFFIX = ".plotfleet-tmp"
@@ -137,8 +139,25 @@ def plots_in(path):
     out = []
     for name, st in _files_ending(path, ".plot"):
         k, pid = parse_plot_name(name)
+        level, fmt = compression.from_name(name)
         out.append({"path": os.path.join(path, name), "size_bytes": st.st_size,
-                    "k": k, "plot_id": pid, "mtime": st.st_mtime})
+                    "k": k, "plot_id": pid, "mtime": st.st_mtime,
+                    "compress": level, "compress_format": fmt})
+    return out
+
+
+def plot_kinds(plots):
+    """[[k, level, format, count, median size]] of plots (what a farm dir
+    holds, by kind): the controller learns sizes it has no table for."""
+    groups = {}
+    for p in plots:
+        groups.setdefault((p["k"], p["compress"], p["compress_format"]), []).append(
+            p["size_bytes"])
+    out = []
+    for (k, level, fmt), sizes in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1],
+                                                                        g[0][2] or "")):
+        sizes.sort()
+        out.append([k, level, fmt, len(sizes), sizes[len(sizes) // 2]])
     return out
 
 

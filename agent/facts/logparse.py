@@ -10,6 +10,8 @@ import os
 import re
 import time
 
+from . import compression
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 PLOT_NAME = re.compile(
     r"plot-k(\d+)-(?:c\d+-)?\d{4}-\d\d-\d\d-\d\d-\d\d-([0-9a-fA-F]{64})")
@@ -60,27 +62,41 @@ MADMAX_RULES = [
     ("Renamed final plot", None, _fixed((5, 2))),
 ]
 
-# bladebit ramplot lines are DESIGN.md's table.  The newer diskplot and
-# cudaplot modes print other lines; they map onto the same numbering:
-#   diskplot "Completed table N in", cudaplot "Table N completed in"
-#       -> 1:N  (table N forward-propagated, like "Forward propagating to table N")
-#   "Completed F1 in" / "Finished F1 in"                     -> 1:1
-#   diskplot "Finished marking table N", cudaplot "Marked Table N"
-#       -> 2:(7-N)  (phase 2 walks tables 6..2 like "Prunning table N")
-#   cudaplot "Compressing Table N and N+1"                   -> 3:N
-#   "Completed Phase N in"                                   -> (N+1):0
-#   cudaplot "Completed Plot N in" (plot built, write begins) -> 5:1
-#   "Finished writing plot" / "Completed writing plot"       -> 5:2
+# bladebit, every mode of v1..v3 (ramplot = v1's only mode).  DESIGN.md's
+# table for v1, plus what v3 prints, read from bladebit's sources
+# (src/plotmem, src/plotdisk, cuda/CudaPlotter.cu, CudaPlotPhase2/3.cu) and
+# real logs (tests/test_plotters_logs.py names them):
+#   ramplot   "Running Phase N" -> N:0, "Forward propagating to table N" -> 1:N,
+#             "Prunning table N" -> 2:(7-N), "Compressing tables N and N+1" -> 3:N,
+#             "Writing P7/C1/C2/C3" -> 4:1..4:4, "Finished Phase N in" -> (N+1):0,
+#             "Writing final plot tables to disk" -> 5:1
+#   diskplot  "Generating f1" -> 1:0, "Finished f1 generation in" -> 1:1,
+#             "Completed table N in .. with E entries." -> 1:N,
+#             "Finished marking table N" -> 2:(7-N), "Compressing tables N and N+1." -> 3:N,
+#             "Finished Phase N in" -> (N+1):0, "Finished writing plot" -> 5:2
+#   cudaplot  "Generating F1" -> 1:0, "Finished F1 in" -> 1:1,
+#             "Table N completed in" -> 1:N, "Completed Phase 1 in" -> 2:0,
+#             "Marked Table N in" -> 2:(7-N), "Completed Phase 2 in" -> 3:0,
+#             "Compressing Table 2 and 3..." then "Compressing tables 3 and 4..." -> 3:N
+#             (the case differs within one log: matched without case),
+#             "Completed Phase 3 in" -> 4:0 (cudaplot writes C tables inside phase 3:
+#             it has no phase 4), "Completed Plot 1 in" (built; the write to the dst
+#             dir goes on) -> 5:1, last "Completed writing plot in" -> 5:2 (done).
+#   cudaplot's phase-3 "Completed table N in .. with A / B entries" is no phase-1
+#   line: only the diskplot form (one entry count, no " / ") sets 1:N.
 BLADEBIT_RULES = [
     ("Allocating buffers", None, _fixed((0, 1))),
     ("Generating plot", None, _fixed((0, 2))),
-    ("Running Phase 1", None, _fixed((1, 0))),
+    ("Running Phase", re.compile(r"Running Phase (\d)"), _n(lambda n: (n, 0))),
+    ("generating f1", re.compile(r"Generating F1\b(?! generation)", re.I), _fixed((1, 0))),
     ("Finished F1 generation", None, _fixed((1, 1))),
+    ("finished f1 generation", re.compile(r"Finished f1 generation", re.I), _fixed((1, 1))),
     ("Completed F1 in", None, _fixed((1, 1))),
     ("Finished F1 in", None, _fixed((1, 1))),
     ("Forward propagating to table", re.compile(r"Forward propagating to table (\d)"),
      _n(lambda n: (1, n))),
-    ("Completed table", re.compile(r"Completed table (\d) in"), _n(lambda n: (1, n))),
+    ("Completed table", re.compile(r"Completed table (\d) in [\d.]+ seconds with \d+ entries"),
+     _n(lambda n: (1, n))),
     ("completed in", re.compile(r"Table (\d) completed in"), _n(lambda n: (1, n))),
     ("Finished Phase", re.compile(r"Finished Phase (\d)"), _n(lambda n: (n + 1, 0))),
     ("Completed Phase", re.compile(r"Completed Phase (\d) in"), _n(lambda n: (n + 1, 0))),
@@ -88,9 +104,7 @@ BLADEBIT_RULES = [
     ("Finished marking table", re.compile(r"Finished marking table (\d)"),
      _n(lambda n: (2, 7 - n))),
     ("Marked Table", re.compile(r"Marked Table (\d)"), _n(lambda n: (2, 7 - n))),
-    ("Compressing tables", re.compile(r"Compressing tables (\d) and \d"),
-     _n(lambda n: (3, n))),
-    ("Compressing Table", re.compile(r"Compressing Table (\d) and \d"),
+    ("compressing table", re.compile(r"(?<!Finished )compressing tables? (\d) and \d", re.I),
      _n(lambda n: (3, n))),
     ("Writing P7", None, _fixed((4, 1))),
     ("Writing C1 table", None, _fixed((4, 2))),
@@ -102,8 +116,38 @@ BLADEBIT_RULES = [
     ("Completed writing plot", None, _fixed((5, 2))),
 ]
 
+# Gigahorse (cuda_plot_k32, cuda_plot_k32_v3, ...; and its CPU chia_plot) is
+# madMAx's code and prints madmax's lines where it has them ("Plot Name:",
+# "[P1] Table N took", "Phase N took", "Started copy to", "Copy to .. finished");
+# its phase 3 prints "[P3] Table N PDSK|LPSK|NSK took" (chia-gigahorse issue
+# #120).  Mapped as madmax's:
+#   "Crafting plot" -> 0:1, "Plot Name:" -> 1:0, "[P1] Table N took" -> 1:min(N+1, 7),
+#   "Phase N took" -> (N+1):0, "[P2] Table N" -> 2:(9-N),
+#   "[P3] Table N <step> took" -> 3:min(N, 6), "[P4]" -> 4:1,
+#   "Started copy to" -> 5:1, "Copy to .. finished" / "Renamed final plot" -> 5:2.
+# A GPU plotter copies the previous plot while it makes the next one: a copy
+# line moves the phase only when it names the plot in progress (LogState).
+# The [P2] and [P4] lines are mapped by analogy with madmax: no real log at
+# hand shows them.
+GIGAHORSE_RULES = [
+    ("Crafting plot", None, _fixed((0, 1))),
+    ("Plot Name:", None, _fixed((1, 0))),
+    ("[P1] Table", re.compile(r"\[P1\] Table (\d) took"), _n(lambda n: (1, min(n + 1, 7)))),
+    ("Phase", re.compile(r"(?:^|[\s\]])Phase (\d) took"), _n(lambda n: (n + 1, 0))),
+    ("[P2] Table", re.compile(r"\[P2\] Table (\d)"), _n(lambda n: (2, max(1, 9 - n)))),
+    ("[P3] Table", re.compile(r"\[P3\] Table (\d) \w+ took"), _n(lambda n: (3, min(n, 6)))),
+    ("[P4]", None, _fixed((4, 1))),
+]
+GIGAHORSE_COPY = [
+    ("Started copy to", None, _fixed((5, 1))),
+    ("Renamed final plot", None, _fixed((5, 2))),
+    (" finished, took", re.compile(r"Copy to .* finished, took"), _fixed((5, 2))),
+]
+
 RULES = {"chia": CHIA_RULES, "chiapos": CHIA_RULES,
-         "madmax": MADMAX_RULES, "bladebit": BLADEBIT_RULES}
+         "madmax": MADMAX_RULES, "bladebit": BLADEBIT_RULES,
+         "gigahorse": GIGAHORSE_RULES + GIGAHORSE_COPY,
+         "gigahorse_plot": GIGAHORSE_RULES}     # LogState: copy lines checked apart
 
 # A line containing one of these means the plot is complete on its dst disk.
 FINISHED = {
@@ -111,13 +155,16 @@ FINISHED = {
     "madmax": ("Renamed final plot",),
     "bladebit": ("Finished plotting in", "Finished writing plot",
                  "Completed writing plot"),
+    # as a copy line names its plot, LogState marks that plot finished
+    "gigahorse": (),
 }
 
 # Content that names the plotter, for logs of unknown origin.
 SIGNATURES = [
+    ("gigahorse", ("next-gen CUDA plotter", "next-gen plotter", "Compression Level: C")),
     ("madmax", ("Multi-threaded pipelined Chia", "[P1] Table", "Plot Name: ")),
     ("bladebit", ("Bladebit", "bladebit", "Generating plot ", "Running Phase 1",
-                  "Plot temporary file:")),
+                  "Plot temporary file:", "Generating F1", "Table 2 completed in")),
     ("chia", ("Starting plotting progress into temporary dirs", "Starting phase 1/4",
               "Plot size is: ")),
 ]
@@ -201,13 +248,20 @@ def detect_plotter(line):
 
 def phase_of(line, plotter):
     """Phase set by this line under `plotter`'s rules, or None."""
+    lower = None
     for sub, rx, fn in RULES.get(plotter, ()):
-        if sub in line:
-            if rx is None:
-                return fn(None)
-            m = rx.search(line)
-            if m:
-                return fn(m)
+        if rx is not None and rx.flags & re.I:
+            if lower is None:
+                lower = line.lower()
+            if sub not in lower:
+                continue
+        elif sub not in line:
+            continue
+        if rx is None:
+            return fn(None)
+        m = rx.search(line)
+        if m:
+            return fn(m)
     return None
 
 
@@ -231,10 +285,12 @@ class LogState:
         self.lines = 0          # non-blank lines read (none: phase unknown)
         self.errors = ErrorLine()
         self.killed = False
+        self.compress, self.compress_format = 0, None
 
     def summary(self):
         return {
             "plotter": self.plotter, "plot_id": self.plot_id, "k": self.k,
+            "compress": self.compress, "compress_format": self.compress_format,
             "phase": list(self.phase), "finished": self.finished,
             "phase_s": list(self.phase_s), "copy_s": self.copy_s, "total_s": self.total_s,
             "start_time": self.start_time, "tmp_dir": self.tmp_dir,
@@ -256,13 +312,16 @@ class LogState:
             if self.plotter is None:
                 return
         fam = "chia" if self.plotter == "chiapos" else self.plotter
-        ph = phase_of(line, fam)
+        ph = phase_of(line, "gigahorse_plot" if fam == "gigahorse" else fam)
+        self._before = self.phase       # the plot this line may end keeps its phase
         if ph is not None:
             self.phase = ph
         if fam == "chia":
             self._chia(line)
         elif fam == "madmax":
             self._madmax(line)
+        elif fam == "gigahorse":
+            self._gigahorse(line)
         else:
             self._bladebit(line)
         for m in FINISHED.get(fam, ()):
@@ -272,7 +331,9 @@ class LogState:
     def _new_plot(self, plot_id):
         # A multi-plot log (-n N) starts over for each plot.
         if self.plot_id and plot_id != self.plot_id:
-            self.earlier.append(self.summary())
+            done = self.summary()
+            done["phase"] = list(getattr(self, "_before", self.phase))
+            self.earlier.append(done)
             self.finished = False
             self.phase_s = [None, None, None, None]
             self.total_s = self.copy_s = None
@@ -317,6 +378,11 @@ class LogState:
             if m:
                 self.k = int(m.group(1))
                 self._new_plot(m.group(2).lower())
+                self._level(compression.from_name(line))
+        elif "Compression Level: C" in line:
+            m = re.search(r"Compression Level: C(\d+)", line)
+            if m:       # Gigahorse (its chia_plot too): "Compression Level: C7 (xbits = ..)"
+                self._level(compression.from_level(m.group(1), compression.GIGAHORSE))
         elif "Working Directory 2:" in line:
             self.tmp2_dir = line.split("Working Directory 2:", 1)[1].strip()
         elif "Working Directory:" in line:
@@ -335,7 +401,37 @@ class LogState:
             if m:
                 self.total_s = float(m.group(1))
 
+    def _level(self, level):
+        if level[0]:
+            self.compress, self.compress_format = level
+
+    def _gigahorse(self, line):
+        """madmax's lines; and copies, which may be of the plot before (a GPU
+        plotter copies one plot while it makes the next)."""
+        for sub, rx, fn in GIGAHORSE_COPY:
+            if sub not in line or (rx is not None and not rx.search(line)):
+                continue
+            m = HEX64.search(line)
+            copied = m.group(1).lower() if m else self.plot_id
+            done = fn(None) == (5, 2)
+            if copied == self.plot_id:
+                self.phase = fn(None)
+                self.finished = self.finished or done
+                t = re.search(r"finished, took " + NUM, line)
+                if t:
+                    self.copy_s = float(t.group(1))
+            elif done:
+                for earlier in self.earlier:
+                    if earlier["plot_id"] == copied:
+                        earlier["finished"], earlier["phase"] = True, [5, 2]
+            return
+        self._madmax(line)
+
     def _bladebit(self, line):
+        if " Compression Level" in line:
+            m = re.search(r"Compression Level\s*: (\d+)", line)
+            if m:
+                self._level(compression.from_level(m.group(1), compression.BLADEBIT))
         if "Generating plot" in line:
             m = HEX64.search(line)
             if m:
@@ -347,6 +443,7 @@ class LogState:
             if m:
                 self.k = int(m.group(1))
                 self._new_plot(m.group(2).lower())
+                self._level(compression.from_name(path))
         else:
             for key, attr in (("Output path", "dst_dir"), ("Temp1 path", "tmp_dir"),
                               ("Temp2 path", "tmp2_dir")):

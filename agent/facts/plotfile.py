@@ -19,33 +19,52 @@ plot is not that plot):
   v1 (chiapos, `chia plots create`, madmax): "Proof of Space Plot" (19 bytes),
      plot id (32), k (1), format description length (2, big-endian) + text,
      memo length (2) + memo
-  v2 (bladebit, compressed plots): "PLOT" (4), version (4, little-endian,
-     2), plot id (32), k (1), memo length (2) + memo, flags (4), compression
-     level (1, when flags say so), ...
+  v2 (bladebit, compressed plots; bladebit's PlotWriter::BeginPlotInternal):
+     "PLOT" (4: the uint32 0x544F4C50 little-endian), version (4,
+     little-endian, 2), plot id (32), k (1), memo length (2, big-endian) +
+     memo, flags (4, little-endian; bit 0: compressed), compression level
+     (1, only when compressed), table pointers ...
+  A v1 plot is uncompressed (level 0).
 Another format (Gigahorse's, say) skips the header check; digests still apply.
 """
 import hashlib
 import os
 import struct
 
+from . import compression
 from .disks import PARTIAL_SUFFIX, parse_plot_name
 
 V1_MAGIC = b"Proof of Space Plot"
 V2_MAGIC = b"PLOT"
-HEADER_BYTES = 64
+V2_COMPRESSED = 1
+HEADER_BYTES = 256      # a v2 header up to its level: 44 + memo (at most 128) + 5
 READ_CHUNK = 1 << 20
 
 
 def read_header(data):
-    """{"format", "plot_id", "k", "version"} from a file's first bytes, or
-    {"format": None} when the format is not one the agent knows."""
+    """{"format", "plot_id", "k", "version", "compress", "compress_format"}
+    from a file's first bytes; "format" None when the agent does not know it
+    (and "compress" None when the header is cut before the level)."""
     if data[:len(V1_MAGIC)] == V1_MAGIC and len(data) >= 52:
-        return {"format": "v1", "plot_id": data[19:51].hex(), "k": data[51], "version": 1}
+        return {"format": "v1", "plot_id": data[19:51].hex(), "k": data[51], "version": 1,
+                "compress": 0, "compress_format": None}
     if data[:4] == V2_MAGIC and len(data) >= 41:
         version = struct.unpack("<I", data[4:8])[0]
+        level = None
+        if len(data) >= 43:
+            memo_end = 43 + struct.unpack(">H", data[41:43])[0]
+            if len(data) >= memo_end + 4:
+                flags = struct.unpack("<I", data[memo_end:memo_end + 4])[0]
+                if not flags & V2_COMPRESSED:
+                    level = 0
+                elif len(data) > memo_end + 4:
+                    level = data[memo_end + 4]
+        lvl, fmt = compression.from_level(level, compression.BLADEBIT)
         return {"format": "v2", "plot_id": data[8:40].hex(), "k": data[40],
-                "version": version}
-    return {"format": None, "plot_id": None, "k": None, "version": None}
+                "version": version, "compress": None if level is None else lvl,
+                "compress_format": fmt}
+    return {"format": None, "plot_id": None, "k": None, "version": None,
+            "compress": None, "compress_format": None}
 
 
 def header_problem(path, header):
@@ -67,8 +86,19 @@ def header_problem(path, header):
 
 def check_header(path):
     """header_problem of the file at `path` (OSError when unreadable)."""
+    return inspect(path)[0]
+
+
+def inspect(path):
+    """(header_problem, (level, format)) of the file at `path`: the level its
+    header tells, else its name's (OSError when unreadable)."""
     with open(path, "rb") as f:
-        return header_problem(path, read_header(f.read(HEADER_BYTES)))
+        header = read_header(f.read(HEADER_BYTES))
+    if header["compress"] is not None:
+        level = (header["compress"], header["compress_format"])
+    else:
+        level = compression.from_name(os.path.basename(path))
+    return header_problem(path, header), level
 
 
 def _ranges(size, spec):

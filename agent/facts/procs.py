@@ -5,10 +5,12 @@ Each pid is classified once per (pid, start time): later scans only read
 processes.  Any process may vanish or refuse access mid-scan; it is skipped.
 """
 import os
+import re
 import time
 
 import psutil
 
+from . import compression
 from .disks import PARTIAL_SUFFIX
 from .logparse import LogTail
 
@@ -37,6 +39,35 @@ MADMAX_FLAGS = {
     "-p": None, "--poolkey": None, "-c": None, "--contract": None,
     "-f": None, "--farmerkey": None, "-s": None, "--stagedir": None,
     "-K": None, "--rmulti2": None, "-x": None, "--port": None,
+    "-C": "compress_gh", "--level": "compress_gh",      # Gigahorse's CPU chia_plot
+}
+# Gigahorse's GPU plotter (cuda-plotter/README.md of chia-gigahorse): -r is
+# the number of GPUs, not threads; -d may be given more than once.
+GIGAHORSE_FLAGS = {
+    "-C": "compress_gh", "--level": "compress_gh", "-n": "num", "--count": "num",
+    "-t": "tmp_dir", "--tmpdir": "tmp_dir", "-2": "tmp2_dir", "--tmpdir2": "tmp2_dir",
+    "-3": None, "--tmpdir3": None, "-d": "dst_dir", "--finaldir": "dst_dir",
+    "-g": "device", "--device": "device", "-r": None, "--ndevices": None,
+    "-x": None, "--port": None, "-z": None, "--dstport": None, "-p": None,
+    "--poolkey": None, "-c": None, "--contract": None, "-f": None, "--farmerkey": None,
+    "-S": None, "--streams": None, "-M": None, "--memory": None, "-k": "k", "--size": "k",
+    "-w": False, "--waitforcopy": False, "-Z": False, "--unique": False, "-D": False,
+}
+# `chia plotters bladebit|madmax|chiapos` (chia/plotters/plotters.py): its own
+# flag names, the same for every plotter it wraps.  For bladebit, --compress
+# defaults to 1 there.
+CHIA_PLOTTERS_FLAGS = {
+    "-k": "k", "--size": "k", "-t": "tmp_dir", "--tmp_dir": "tmp_dir",
+    "-2": "tmp2_dir", "--tmp_dir2": "tmp2_dir", "-d": "dst_dir", "--final_dir": "dst_dir",
+    "-r": "threads", "--threads": "threads", "-u": "buckets", "--buckets": "buckets",
+    "-n": "num", "--count": "num", "-b": "buffer", "--buffer": "buffer",
+    "--compress": "compress", "--device": "device", "--disk-128": False, "--disk-16": False,
+    "-v": None, "--buckets3": None, "-K": None, "--rmulti2": None, "-s": None,
+    "--stripes": None, "-m": None, "--memo": None, "-i": None, "--id": None,
+    "-c": None, "--contract": None, "-p": None, "--pool-key": None, "-f": None,
+    "--farmerkey": None, "-a": None, "--alt_fingerprint": None, "--cache": None,
+    "--f1-threads": None, "--fp-threads": None, "--c-threads": None,
+    "--p2-threads": None, "--p3-threads": None,
 }
 CHIAPOS_FLAGS = {
     "-k": "k", "-t": "tmp_dir", "-2": "tmp2_dir", "-d": "dst_dir", "-r": "threads",
@@ -46,13 +77,13 @@ BLADEBIT_GLOBAL = {
     "-t": "threads", "--threads": "threads", "-n": "num", "--count": "num",
     "-f": None, "--farmer-key": None, "-p": None, "--pool-key": None,
     "-c": None, "--pool-contract": None, "-i": None, "--plot-id": None,
-    "--memo": None, "--compress": None, "-k": "k", "--size": "k", "-d": None, "--device": None,
+    "--memo": None, "--compress": "compress", "-z": "compress", "-k": "k", "--size": "k",
 }
 BLADEBIT_SUB = {
     "-t1": "tmp_dir", "--temp1": "tmp_dir", "-t2": "tmp2_dir", "--temp2": "tmp2_dir",
     "-b": "buckets", "--buckets": "buckets", "--cache": None, "--f1-threads": None,
     "--fp-threads": None, "--c-threads": None, "--p2-threads": None, "--p3-threads": None,
-    "--device": None, "-d": None, "--disk-128": False, "--disk-16": False,
+    "--device": "device", "-d": "device", "--disk-128": False, "--disk-16": False,
 }
 
 
@@ -79,18 +110,31 @@ def _parse_flags(args, spec):
 
 
 def _base(s):
-    return os.path.basename(s)
+    return re.split(r"[\\/]", s)[-1]     # a Windows path's too
+
+
+GIGAHORSE_BINARY = re.compile(r"^cuda_plot_k(\d+)")     # cuda_plot_k32, cuda_plot_k32_v3, ...
 
 
 def classify(argv):
-    """argv -> {"plotter", "k", "tmp_dir", ...} for a plot job, "rsync", or None."""
+    """argv -> {"plotter", "k", "tmp_dir", ...} for a plot job, "rsync", or None.
+
+    "compress" and "compress_format" are the job's level and its format;
+    "wrapper" marks `chia plotters bladebit|madmax`, a Python parent whose
+    plotter binary, its child, is the same job (ProcScanner joins them)."""
     if not argv:
         return None
     b0 = _base(argv[0])
     if b0.startswith("rsync"):
         return "rsync"
     info = None
-    if b0.startswith("chia_plot"):
+    gh = GIGAHORSE_BINARY.match(b0)
+    if gh:
+        opts, _ = _parse_flags(argv[1:], GIGAHORSE_FLAGS)
+        info = dict(opts, plotter="gigahorse")
+        info.setdefault("k", gh.group(1))
+        info.setdefault("compress_gh", 1)       # cuda_plot's default -C 1
+    elif b0.startswith("chia_plot"):
         opts, _ = _parse_flags(argv[1:], MADMAX_FLAGS)
         info = dict(opts, plotter="madmax")
     elif b0 in ("bladebit", "bladebit_cuda", "bladebit.exe", "bladebit_cuda.exe"):
@@ -106,6 +150,9 @@ def classify(argv):
                 opts, _ = _parse_flags(argv[i + 3:], CHIA_FLAGS)
                 info = dict(opts, plotter="chia")
                 break
+            if _base(a) in ("chia", "chia.exe") and argv[i + 1:i + 2] == ["plotters"]:
+                info = _chia_plotters(argv[i + 2:])
+                break
     if info is None:
         return None
     try:
@@ -114,7 +161,35 @@ def classify(argv):
         info["k"] = 32
     if info["plotter"] == "chia" and "tmp_dir" in info and "tmp2_dir" not in info:
         info["tmp2_dir"] = None
+    if "compress_gh" in info:
+        level = compression.from_level(info.pop("compress_gh"), compression.GIGAHORSE)
+    else:
+        fmt = compression.BLADEBIT if info["plotter"] == "bladebit" else None
+        level = compression.from_level(info.pop("compress", 0), fmt)
+    info["compress"], info["compress_format"] = level
     return info
+
+
+def _chia_plotters(args):
+    """`chia plotters <plotter> [mode] ...`: chiapos plots in this very process
+    (chia's own plotter, its log reads like `chia plots create`); bladebit and
+    madmax run their binary as a child."""
+    if not args:
+        return None
+    which, rest = args[0], args[1:]
+    mode = None
+    if which == "bladebit" and rest and rest[0] in ("ramplot", "diskplot", "cudaplot"):
+        mode, rest = rest[0], rest[1:]
+    opts, _ = _parse_flags(rest, CHIA_PLOTTERS_FLAGS)
+    if which == "chiapos":
+        opts.pop("compress", None)      # taken by chia's parser, not used by chiapos
+        return dict(opts, plotter="chia")
+    if which == "madmax":
+        return dict(opts, plotter="madmax", wrapper=True)
+    if which == "bladebit":
+        opts.setdefault("compress", 1)
+        return dict(opts, plotter="bladebit", mode=mode or "diskplot", wrapper=True)
+    return None
 
 
 def _bladebit(args):
@@ -275,7 +350,7 @@ class ProcScanner:
         for pid in list(self.known):
             if pid not in live:
                 del self.known[pid]
-        jobs, rsyncs = [], []
+        jobs, rsyncs, found = [], [], []
         for pid in live:
             st = _read_stat(pid) if HAVE_PROC else None
             if st is None and HAVE_PROC:
@@ -292,7 +367,22 @@ class ProcScanner:
                 if st is None or st[0] not in ("Z", "X"):   # a dead rsync writes nothing
                     rsyncs.append(entry)
                 continue
-            job = self._job(entry, st, now)
+            found.append((entry, st))
+        # `chia plotters bladebit|madmax` and the binary it runs are one job:
+        # the child (the plotter, what suspend and kill must reach) with the
+        # parent's start and log (the child's stdout is a pipe to it)
+        wrappers = {e.pid: e for e, _ in found if e.info.get("wrapper")}
+        parent_of = {}
+        for e, st in found:
+            if wrappers and not e.info.get("wrapper"):
+                ppid = st[1] if st is not None else _ppid(e.pid)
+                if ppid in wrappers:
+                    parent_of[e.pid] = wrappers[ppid]
+        joined = {w.pid for w in parent_of.values()}
+        for entry, st in found:
+            if entry.pid in joined:
+                continue
+            job = self._job(entry, st, now, parent_of.get(entry.pid))
             if job is not None:
                 jobs.append(job)
         return jobs, rsyncs
@@ -313,7 +403,9 @@ class ProcScanner:
         started = self.boot + start / CLK_TCK if start is not None else _create_time(pid)
         return Proc(pid, start, info, argv, started)
 
-    def _job(self, p, st, now):
+    def _job(self, p, st, now, wrapper=None):
+        """The job dict of process `p`; with `wrapper` (its `chia plotters`
+        parent) the job's start and log are the parent's."""
         if st is None:
             try:
                 ps = psutil.Process(p.pid)
@@ -329,28 +421,34 @@ class ProcScanner:
                 return None
             state = "suspended" if st[0] in ("T", "t") else "running"
             cpu, rss = st[2], st[4]
-        if p.log_file is None and now - p.log_tried > 30:
-            p.log_tried = now
-            p.log_file = _stdout_log(p.pid)
-            if p.log_file:
-                p.tail = LogTail(p.log_file, p.info["plotter"])
-        phase, plot_id, k, idle = (0, 0), p.info.get("plot_id"), p.info["k"], None
-        if p.tail is not None:
-            p.tail.poll()
-            phase = p.tail.phase
-            plot_id = p.tail.plot_id or plot_id
-            k = p.tail.k or k
-            if p.tail.last_growth_time is not None:
-                idle = max(0.0, now - p.tail.last_growth_time)
-        i = p.info
+        src = wrapper or p          # whose log and start the job has
+        if src.log_file is None and now - src.log_tried > 30:
+            src.log_tried = now
+            src.log_file = _stdout_log(src.pid)
+            if src.log_file:
+                src.tail = LogTail(src.log_file, p.info["plotter"])
+        i = dict(wrapper.info, **p.info) if wrapper is not None else p.info
+        phase, plot_id, k, idle = (0, 0), i.get("plot_id"), i["k"], None
+        level = (i.get("compress") or 0, i.get("compress_format"))
+        if src.tail is not None:
+            src.tail.poll()
+            phase = src.tail.phase
+            plot_id = src.tail.plot_id or plot_id
+            k = src.tail.k or k
+            if not level[0] and src.tail.state.compress:
+                level = (src.tail.state.compress, src.tail.state.compress_format)
+            if src.tail.last_growth_time is not None:
+                idle = max(0.0, now - src.tail.last_growth_time)
         return {
             "plot_id": plot_id, "plotter": i["plotter"], "k": k, "pid": p.pid,
             "phase": list(phase), "state": state,
             "tmp_dir": i.get("tmp_dir"), "tmp2_dir": i.get("tmp2_dir"),
             "dst_dir": i.get("dst_dir") or (i.get("tmp_dir") if i["plotter"] == "madmax" else None),
-            "log_file": p.log_file, "elapsed_s": max(0.0, now - p.started_at),
-            "started_at": p.started_at, "tmp_bytes": 0, "rss_bytes": rss,
+            "log_file": src.log_file, "elapsed_s": max(0.0, now - src.started_at),
+            "started_at": src.started_at, "tmp_bytes": 0, "rss_bytes": rss,
             "cpu_s": cpu, "log_idle_s": idle, "stalled": False,
+            "compress": level[0], "compress_format": level[1],
+            "wrapper_pid": wrapper.pid if wrapper is not None else None,
         }
 
 

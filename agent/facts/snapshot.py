@@ -12,6 +12,7 @@ import time
 
 import psutil
 
+from . import compression
 from . import disks
 from . import mounts
 
@@ -156,6 +157,7 @@ class Agent:
                 farm_plots = disks.plots_in(real)
                 d["plot_count"] = len(farm_plots)
                 d["plot_bytes"] = sum(x["size_bytes"] for x in farm_plots)
+                d["plot_kinds"] = disks.plot_kinds(farm_plots)
             dirs.append(d)
 
         logs = _log_entries(config)     # one listing of log_dir per snapshot
@@ -178,19 +180,22 @@ class Agent:
 
     def checked(self, plot):
         """A finished plot with `error` set when its header contradicts its
-        name (a file impersonating a plot is never sent as that plot).  Read
-        once per file version, not on every poll."""
+        name (a file impersonating a plot is never sent as that plot), and
+        its compression (header, else name).  Read once per file version,
+        not on every poll."""
         version = (plot["size_bytes"], plot["mtime"])
         seen = self._headers.get(plot["path"])
         if seen is None or seen[0] != version:
+            level = compression.from_name(os.path.basename(plot["path"]))
             try:
-                error = plotfile.check_header(plot["path"])
+                error, level = plotfile.inspect(plot["path"])
             except OSError as e:
                 error = "unreadable: %s" % (e.strerror or e)
             if len(self._headers) > 10000:
                 self._headers.clear()
-            seen = self._headers[plot["path"]] = (version, error)
+            seen = self._headers[plot["path"]] = (version, error, level)
         plot["error"] = seen[1]
+        plot["compress"], plot["compress_format"] = seen[2]
         return plot
 
     def probe_dirs(self, config):

@@ -36,6 +36,8 @@ from orchestrator.config import hostpattern
 from orchestrator.config.controller import ControllerConfig
 from orchestrator.config.keys import BUCKETS, CONTROLLER_KEYS, K_RULES, KEYS, Key
 from orchestrator.errors import InventoryError
+from orchestrator.core import plotsize
+from orchestrator.core.plotters import PLOTTERS
 from orchestrator.core.state import Host
 
 ROLE_GROUPS = {"plotters": "plotter", "harvesters": "harvester"}
@@ -402,6 +404,7 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
         raise err("k", f"{k} is not allowed for plotter {plotter} ({why})")
     if "plotter" in roles:
         _check_buckets(out, plotter, k, err)
+        _check_plotter_options(out, plotter, err)
     for overrides in out.get("tmp_overrides", {}).items():
         if overrides[0] not in out.get("tmp_dirs", ()):
             raise err("tmp_overrides", f"names {overrides[0]} which is not in tmp_dirs")
@@ -546,12 +549,61 @@ class _Check:
         return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(value)))
 
 
+# plotter-specific keys -> the plotters that take them (from the PLOTTERS table)
+_OPTION_PLOTTERS = {opt: tuple(n for n, p in PLOTTERS.items() if opt in p.options)
+                    for p in PLOTTERS.values() for opt in p.options}
+
+
+def _check_plotter_options(out: dict, plotter: str, err) -> None:
+    """compress, executable and the plotter-specific keys fit the plotter,
+    as the plotter itself would refuse them (bladebit's main.cpp and
+    CudaPlotter.cu, Gigahorse's usage), or one line naming the key."""
+    p = PLOTTERS[plotter]
+    for opt, takers in _OPTION_PLOTTERS.items():
+        if out.get(opt) is not None and out.get(opt) is not False and plotter not in takers:
+            raise err(opt, f"is for plotter {' or '.join(takers)}, not {plotter}")
+    mode = out.get("bladebit_mode", DEFAULTS["bladebit_mode"])
+    if plotter == "gigahorse":
+        out.setdefault("compress", 1)           # cuda_plot's own default (-C 1)
+    level = out.get("compress", 0)
+    if level and p.compress_format is None:
+        raise err("compress", f"plotter {plotter} makes no compressed plots, got {level}")
+    if p.compress_format is not None:
+        problem = plotsize.level_problem(p.compress_format, level)
+        if problem:
+            raise err("compress", problem)
+    if plotter == "bladebit":
+        if level and mode == "diskplot":
+            raise err("compress", "bladebit diskplot makes no compressed plots "
+                                  "(use bladebit_mode cudaplot or ramplot)")
+        if level > 7 and mode == "ramplot":
+            raise err("compress", f"bladebit ramplot makes levels up to 7, got {level}")
+        disk = [m for m in ("disk_128", "disk_16") if out.get(m)]
+        if disk and mode != "cudaplot":
+            raise err(disk[0], f"is for bladebit_mode cudaplot, not {mode}")
+        if len(disk) == 2:
+            raise err("disk_16", "and disk_128 cannot both be set")
+        if disk and not level:
+            raise err(disk[0], "needs compress 1 or more (bladebit cannot plot "
+                               "uncompressed plots in that mode)")
+        if out.get("cuda_device") is not None and mode != "cudaplot":
+            raise err("cuda_device", f"is for bladebit_mode cudaplot, not {mode}")
+    exe = out.get("executable")
+    if exe is not None:
+        if p.executable is None:
+            raise err("executable", f"plotter {plotter} runs in the agent's own launcher")
+        if not exe.strip():
+            raise err("executable", "is empty")
+
+
 def _check_buckets(out: dict, plotter: str, k: int, err) -> None:
     """Buckets the plotter can plot with, or one line naming the key.
 
     Unset, chiapos takes the most its k allows (chia's 128 from k 20 on:
     128 at k 18 dies with "Stripe size too large", 64 aborts with
     "Triggering bucket too early"); the others keep 128."""
+    if plotter not in BUCKETS:
+        return          # takes no buckets (gigahorse)
     least, most, why = BUCKETS[plotter]
     if plotter == "chiapos":
         most = chiapos_max_buckets(k)

@@ -113,6 +113,24 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
             roles=PLOTTER),
         Key("bladebit_mode", "choice", "ramplot", "how bladebit plots",
             choices=("ramplot", "diskplot", "cudaplot"), roles=PLOTTER),
+        _int("compress", 0, "compression level (bladebit 0-7, 9; gigahorse 1-20)", 0,
+             roles=PLOTTER),
+        Key("executable", "str", None, "the plotter's program: a path to chia, chia_plot, "
+            "bladebit, bladebit_cuda or cuda_plot_k32 (unset: found on PATH)", roles=PLOTTER),
+        _int("cuda_device", None, "GPU to plot on (bladebit cudaplot --device, "
+             "gigahorse -g; unset: the plotter's 0)", 0, roles=PLOTTER),
+        Key("disk_128", "bool", False, "bladebit cudaplot --disk-128 (128 GiB RAM, uses "
+            "tmp_dirs)", roles=PLOTTER),
+        Key("disk_16", "bool", False, "bladebit cudaplot --disk-16 (16 GiB RAM, uses "
+            "tmp_dirs)", roles=PLOTTER),
+        Key("nobitfield", "bool", False, "chia plots create -e: plot without bitfield",
+            roles=PLOTTER),
+        Key("exclude_final_dir", "bool", False, "chia plots create -x: do not add the dst "
+            "dir to chia's harvester config", roles=PLOTTER),
+        _int("n_buckets3", None, "madmax -v: buckets for phases 3 and 4 (unset: madmax's)",
+             16, maximum=65536, roles=PLOTTER),
+        _int("rmulti2", None, "madmax -K: thread multiplier for phase 2 (unset: madmax's)",
+             1, roles=PLOTTER),
         Key("plotter_command", "str", None,
             "Jinja2 template replacing the plot command (rendered per job)", roles=PLOTTER),
     )),
@@ -199,7 +217,7 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
 KEYS: Dict[str, Key] = {k.name: k for _, keys in SECTIONS for k in keys}
 
 # per plotter, from the one PLOTTERS table: (least, most, why)
-BUCKETS = {name: p.buckets for name, p in PLOTTERS.items()}
+BUCKETS = {name: p.buckets for name, p in PLOTTERS.items() if p.buckets}
 K_RULES = {name: p.k for name, p in PLOTTERS.items()}
 CONTROLLER_KEYS = tuple(n for n, k in KEYS.items() if k.controller)
 

@@ -13,6 +13,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from agent.facts import lognames
 from agent.facts.logparse import analyze_plots
+from orchestrator.core import plotsize
 
 PHASES = ("p1", "p2", "p3", "p4", "total")
 DAY = 86400.0
@@ -27,6 +28,7 @@ class Run:
     tmp_dir: str
     times: Tuple[Optional[float], ...]     # p1..p4, total (seconds)
     finished_at: float                     # epoch: start + total from the log, else log mtime
+    compression: str = "C0"                # level with its format: C7 (bladebit), GH C7
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ def add_log(col: Collected, host: str, path: str, text, mtime: float,
     found = []
     for p in reversed(done):
         finished_at = p["start_time"] + p["total_s"] if p["start_time"] else end
+        level = plotsize.label(plotsize.compression(p.get("compress_format"), p.get("compress")))
         found.append(Run(host, path, p["plotter"], p["k"] or 0, p["tmp_dir"] or "?",
-                         tuple(p["phase_s"]) + (p["total_s"],), finished_at))
+                         tuple(p["phase_s"]) + (p["total_s"],), finished_at, level))
         end = finished_at - p["total_s"]
     col.runs.extend(reversed(found))
 
@@ -103,6 +106,7 @@ GROUPINGS = {
     "tmp_dir": lambda r: f"{r.host}:{r.tmp_dir}",
     "plotter": lambda r: r.plotter,
     "k": lambda r: f"k{r.k}",
+    "compression": lambda r: f"k{r.k} {r.compression}",
 }
 
 
@@ -149,5 +153,6 @@ def report(col: Collected) -> dict:
             "down": list(col.down),
             "groups": aggregate(col.runs), "plots_per_day": plots_per_day(col.runs),
             "runs": [{"host": r.host, "log": r.log, "plotter": r.plotter, "k": r.k,
+                      "compression": r.compression,
                       "tmp_dir": r.tmp_dir, "finished_at": r.finished_at,
                       **dict(zip(PHASES, r.times))} for r in col.runs]}

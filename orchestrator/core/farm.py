@@ -12,8 +12,10 @@ listed in `unusable`, with why.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
+from orchestrator.core import plotsize
+from orchestrator.core.plotsize import Compression
 from orchestrator.core.state import FleetState, Host, expected_plot_bytes
 
 
@@ -43,17 +45,37 @@ class Farm:
     unusable: Tuple[Tuple[str, str, str], ...] = ()     # (host, dir, why)
     down: Tuple[str, ...] = ()      # "harvester: why" of the ones that did not answer
     asked: bool = False             # this run has harvesters at all
+    # sizes of plots seen on the fleet, by (k, compression): Gigahorse's sizes
+    observed: plotsize.Observed = field(default_factory=dict, compare=False, hash=False)
+    # (label, count) of the plots on these drives, by k and compression
+    kinds: Tuple[Tuple[str, int], ...] = ()
 
     @property
     def room(self) -> int:
         return sum(max(0, d.room) for d in self.drives)
 
-    def fits(self, k: int) -> int:
-        return self.room // expected_plot_bytes(k)
+    def plot_bytes(self, k: int, compression: Optional[Compression] = None) -> int:
+        return expected_plot_bytes(k, compression, self.observed)
+
+    def fits(self, k: int, compression: Optional[Compression] = None) -> int:
+        return self.room // self.plot_bytes(k, compression)
+
+
+def observed(state: FleetState) -> plotsize.Observed:
+    """Sizes of the plots the fleet holds (waiting in dst dirs, and each farm
+    dir's median by kind), for sizes no table gives."""
+    seen = []
+    for hs in state.hosts:
+        seen += [(p.k, p.compression, p.size_bytes) for p in hs.plots if not p.error]
+        for d in hs.dirs:
+            for k, level, fmt, count, median in d.plot_kinds:
+                seen += [(k, plotsize.compression(fmt, level), median)] * min(int(count), 1000)
+    return plotsize.observe(seen)
 
 
 def farm(state: FleetState, hosts: Mapping[str, Host]) -> Farm:
     drives, unusable, down = [], [], []
+    kinds: Dict[str, int] = {}
     asked = False
     for hs in state.hosts:
         host = hosts.get(hs.name)
@@ -74,8 +96,12 @@ def farm(state: FleetState, hosts: Mapping[str, Host]) -> Farm:
                                           "total": d.total_bytes, "plots": 0, "resolved": {}})
             g["dirs"].append(d.path)
             g["plots"] += d.plot_count
+            for k, level, fmt, count, _ in d.plot_kinds:
+                name = f"k{k} {plotsize.label(plotsize.compression(fmt, level))}"
+                kinds[name] = kinds.get(name, 0) + int(count)
             g["resolved"][d.path] = d.resolved or d.path
         for device, g in own.items():
             drives.append(Drive(hs.name, device, tuple(g["dirs"]), g["free"], g["total"],
                                 host.farm_reserve_bytes, g["plots"], g["resolved"]))
-    return Farm(tuple(drives), tuple(unusable), tuple(down), asked)
+    return Farm(tuple(drives), tuple(unusable), tuple(down), asked, observed(state),
+                tuple(sorted(kinds.items())))

@@ -7,7 +7,9 @@ through the one quoting filter `q` (shlex.quote) and a path with spaces stays
 one argument.  Templates see the host's merged inventory vars, overridden by
 its validated fields (k, threads, buckets, buffer_mib, farmer_key, pool_key,
 pool_contract, bladebit_mode, plotter, ...) and tmp_dir, tmp2_dir, dst_dir,
-host (the name).  Undefined names are errors (StrictUndefined).
+host (the name), and `exe`: the plotter's program (its `executable`, else
+the PLOTTERS table's name: bladebit_cuda for cudaplot, cuda_plot_k<k> for
+Gigahorse).  Undefined names are errors (StrictUndefined).
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ _TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates
 
 # Host fields a template may use, on top of the raw merged vars.
 _FIELDS = ("k", "threads", "buckets", "buffer_mib", "farmer_key", "pool_key",
-           "pool_contract", "bladebit_mode", "plotter", "tmp_dirs", "dst_dirs", "log_dir")
+           "pool_contract", "bladebit_mode", "plotter", "tmp_dirs", "dst_dirs", "log_dir",
+           "compress", "cuda_device", "disk_128", "disk_16", "nobitfield",
+           "exclude_final_dir", "n_buckets3", "rmulti2")
 
 
 def _q(value) -> str:
@@ -60,10 +64,23 @@ def _override_error(host: Host, e: Exception) -> UserError:
     return UserError(f"{host.source}: host {host.name}: plotter_command: {msg}{where}")
 
 
+def program(host: Host) -> Optional[str]:
+    """The binary a host's jobs run: its `executable`, else the plotter's own."""
+    if host.executable:
+        return host.executable
+    p = PLOTTERS.get(host.plotter)
+    if p is None or p.executable is None:
+        return None
+    if host.plotter == "bladebit" and host.bladebit_mode == "cudaplot":
+        return "bladebit_cuda"      # plain bladebit has no cudaplot
+    return p.executable.format(k=host.k)
+
+
 def _context(host: Host, tmp_dir: str, dst_dir: str, tmp2_dir: Optional[str]) -> dict:
     ctx = dict(host.vars)
     for name in _FIELDS:
         ctx[name] = getattr(host, name)
+    ctx["exe"] = program(host)
     ctx.update(host=host.name, tmp_dir=tmp_dir, dst_dir=dst_dir, tmp2_dir=tmp2_dir)
     return ctx
 

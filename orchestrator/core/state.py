@@ -9,17 +9,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field, asdict
 from typing import Optional, Tuple
 
+from orchestrator.core import plotsize
+from orchestrator.core.plotsize import Compression
+
 Phase = Tuple[int, int]
 
 
-def expected_plot_bytes(k: int) -> int:
-    """Size of a finished plot of size k, for room checks before it exists.
+def expected_plot_bytes(k: int, compression: Optional[Compression] = None,
+                        observed: Optional[plotsize.Observed] = None) -> int:
+    """Size of a finished plot of size k (and compression), for room checks
+    before it exists: orchestrator/core/plotsize.py."""
+    return plotsize.plot_bytes(k, compression, observed)
 
-    Chia's own estimate (0.762 of the table bound) for real k; small test k
-    have relatively more overhead, so the plain bound is used there.
-    """
-    bound = (2 * k + 1) * 2 ** (k - 1)
-    return int(bound * 0.762) if k >= 25 else bound
+
+class _Compressed:
+    """`compression` of a record carrying the agent's compress/compress_format."""
+
+    @property
+    def compression(self) -> Optional[Compression]:
+        return plotsize.compression(self.compress_format, self.compress)
 
 
 def expected_tmp_bytes(k: int) -> int:
@@ -28,9 +36,9 @@ def expected_tmp_bytes(k: int) -> int:
 
 
 @dataclass(frozen=True)
-class Job:
+class Job(_Compressed):
     plot_id: Optional[str]          # hex, None until the log names it
-    plotter: str                    # chia | madmax | bladebit | chiapos
+    plotter: str                    # chia | madmax | bladebit | chiapos | gigahorse
     k: int
     pid: int
     phase: Phase
@@ -46,6 +54,9 @@ class Job:
     cpu_s: float = 0.0
     log_idle_s: Optional[float] = None   # seconds since the log last grew
     stalled: bool = False
+    compress: int = 0                   # compression level (0: uncompressed) ...
+    compress_format: Optional[str] = None   # ... of this format: bladebit | gigahorse
+    wrapper_pid: Optional[int] = None   # `chia plotters ...` running this plotter binary
 
 
 @dataclass(frozen=True)
@@ -94,10 +105,11 @@ class Dir:
     set_aside_until: Optional[float] = None     # host clock: after failed transfers
     mount: Optional[str] = None     # the mount point it is on, e.g. /mnt/hdd07
     disk: Optional[str] = None      # what is mounted there, e.g. sdh1 (tmpfs, a NAS share)
+    plot_kinds: Tuple[Tuple, ...] = ()  # farm dirs: (k, level, format, count, median size)
 
 
 @dataclass(frozen=True)
-class Plot:
+class Plot(_Compressed):
     """A finished plot file waiting in a dst dir (or on a farm dir)."""
     path: str
     size_bytes: int
@@ -105,6 +117,8 @@ class Plot:
     plot_id: Optional[str] = None
     mtime: float = 0.0
     error: Optional[str] = None     # its header contradicts its name, or it is unreadable
+    compress: int = 0               # from its header, else its name
+    compress_format: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -172,8 +186,11 @@ class HostState:
     def to_json(self) -> dict:
         d = asdict(self)
         d["roles"] = list(self.roles)
-        for j in d["jobs"]:
+        for j, job in zip(d["jobs"], self.jobs):
             j["phase"] = list(j["phase"])
+            j["compression"] = plotsize.label(job.compression)
+        for p, plot in zip(d["plots"], self.plots):
+            p["compression"] = plotsize.label(plot.compression)
         for j in d["dead"]:
             j["phase"] = None if j["phase"] is None else list(j["phase"])
         return d
@@ -205,6 +222,8 @@ def _known(cls, d: dict) -> dict:
         out["phase"] = tuple(out["phase"])
     if "tmp_files" in out:
         out["tmp_files"] = tuple(out["tmp_files"])
+    if "plot_kinds" in out:
+        out["plot_kinds"] = tuple(tuple(x) for x in out["plot_kinds"] or ())
     return out
 
 
@@ -259,7 +278,7 @@ class Host:
     tmp2_dir: Optional[str] = None
     dst_dirs: Tuple[str, ...] = ()
     log_dir: Optional[str] = None
-    plotter: str = "chia"                       # chia | madmax | bladebit | chiapos
+    plotter: str = "chia"                       # chia | madmax | bladebit | chiapos | gigahorse
     k: int = 32
     threads: int = 2
     buckets: int = 128
@@ -268,6 +287,15 @@ class Host:
     pool_key: Optional[str] = None
     pool_contract: Optional[str] = None
     bladebit_mode: str = "ramplot"              # ramplot | diskplot | cudaplot
+    compress: int = 0                           # compression level (bladebit, gigahorse)
+    executable: Optional[str] = None            # the plotter's binary (chia, chia_plot, ...)
+    cuda_device: Optional[int] = None           # cudaplot --device, Gigahorse -g
+    disk_128: bool = False                      # cudaplot hybrid modes
+    disk_16: bool = False
+    nobitfield: bool = False                    # chia -e
+    exclude_final_dir: bool = False             # chia -x
+    n_buckets3: Optional[int] = None            # madmax -v (plotman's key)
+    rmulti2: Optional[int] = None               # madmax -K
     plotter_command: Optional[str] = None       # jinja2 template override
     # scheduling (plotman's keys and meanings)
     global_max_jobs: int = 0                    # 0 = no limit
@@ -299,6 +327,12 @@ class Host:
     drive_cooldown_m: float = 30.0              # a drive set aside gets nothing for this long
     drive_fail_window_m: float = 30.0           # two failed transfers this close: set aside
     dir_timeout_s: float = 3.0                  # a dir silent this long is not responding
+
+    @property
+    def compression(self) -> Optional[Compression]:
+        """The level this host's plots are made at, with its format."""
+        fmt = {"bladebit": plotsize.BLADEBIT, "gigahorse": plotsize.GIGAHORSE}.get(self.plotter)
+        return plotsize.compression(fmt, self.compress)
 
     @property
     def is_plotter(self) -> bool:

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.core.decisions import human_bytes as _human_bytes
+from orchestrator.core import plotsize
 from orchestrator.core.farm import farm
 from orchestrator.core.state import FleetState, Host
 from orchestrator.core.failures import backoff
@@ -35,6 +36,11 @@ def human_duration(s: Optional[float]) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+def plot_kind(k: int, compression) -> str:
+    """k and level as one short label: "k32" (uncompressed), "k32 C7", "k32 GH C7"."""
+    return f"k{k}" if compression is None else f"k{k} {compression.label()}"
+
+
 def job_state(job) -> str:
     return "stalled" if job.stalled else job.state
 
@@ -47,8 +53,10 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
         by_phase[j.phase[0]] = by_phase.get(j.phase[0], 0) + 1
     waiting = [p for h in up for p in h.plots]
     model = farm(state, hosts)
-    ks = sorted({hosts[h.name].k for h in state.hosts if h.name in hosts and hosts[h.name].is_plotter})
-    fits = ", ".join(f"{model.fits(k)} x k{k}" for k in ks) or "-"
+    kinds = sorted({(hosts[h.name].k, hosts[h.name].compression) for h in state.hosts
+                    if h.name in hosts and hosts[h.name].is_plotter},
+                   key=lambda kc: (kc[0], plotsize.label(kc[1])))
+    fits = ", ".join(f"{model.fits(k, c)} x {plot_kind(k, c)}" for k, c in kinds) or "-"
 
     t = Table(title="fleet", show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
@@ -66,6 +74,8 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
     n = len(model.drives)
     t.add_row("farm", f"{human_bytes(model.room)} free on {n} drive{'' if n == 1 else 's'} "
                       f"(after reserve), room for {fits}")
+    if model.kinds:
+        t.add_row("farm plots", ", ".join(f"{n} x {kind}" for kind, n in model.kinds))
     if note:
         t.add_row("note", Text(note, style="yellow"))
     return t
@@ -96,7 +106,8 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
             st = job_state(j)
             style = {"suspended": "yellow", "stalled": "red"}.get(st, "")
             cells = {"plot id": Text((j.plot_id or "?")[:8]), "host": Text(h.name),
-                     "k": str(j.k), "tmp": Text(tail(j.tmp_dir, path_width)),
+                     "k": plot_kind(j.k, j.compression)[1:],
+                     "tmp": Text(tail(j.tmp_dir, path_width)),
                      "dst": Text(tail(j.dst_dir, path_width)),
                      "wall": human_duration(j.elapsed_s), "phase": phase_str(j.phase),
                      "tmp size": human_bytes(j.tmp_bytes), "pid": str(j.pid),
