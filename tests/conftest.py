@@ -1,8 +1,21 @@
 """Shared fixtures: real sshd test hosts and real k=18 plots (see tests/sshhosts.py)."""
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 
 from tests.agent_helpers import AgentProc
 from tests.sshhosts import PlotCache, SshFleet, Tmpfs
+
+# A HOME of this run's own, for the controller here and (through sshd's
+# SetEnv) every test host: ~/.plotfleet (agent bundles, state, the app log)
+# starts empty, is never root's real one, and is not shared with another
+# pytest-xdist worker running at the same time.
+_HOME = tempfile.mkdtemp(prefix=f"plotfleet-home-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
+os.environ["HOME"] = _HOME
+atexit.register(shutil.rmtree, _HOME, True)
 
 
 @pytest.fixture

@@ -3,9 +3,11 @@
 Every test host is its own `/usr/sbin/sshd -D -e` listening on 127.0.0.x
 (x = 2, 3, ...) at a free port, with an ed25519 host key made by the test,
 root login by a client key made by the test, and a folder of its own under
-tmp_path holding its plotting dirs.  All hosts are root on this machine, so
-they share /root (and ~/.plotfleet): tests that need a fresh deploy use a
-copy of agent/ with unique content.
+tmp_path holding its plotting dirs.  All hosts are root on this machine;
+sshd gives their sessions the test run's own HOME (tests/conftest.py sets one
+per pytest worker, so ~/.plotfleet is never root's real one and two workers
+never share it): tests that need a fresh deploy use a copy of agent/ with
+unique content.  Each pytest-xdist worker has its own 127.0.N.x block.
 
 Fixtures (tests/conftest.py):
 
@@ -65,6 +67,12 @@ def _keygen(path: Path, comment: str) -> str:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
                     "-f", str(path)], check=True)
     return Path(str(path) + ".pub").read_text().strip()
+
+
+def worker_index() -> int:
+    """0 alone or for xdist's gw0, N for gwN: picks this worker's address block."""
+    w = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(w[2:]) if w.startswith("gw") and w[2:].isdigit() else 0
 
 
 def _free_port(address: str) -> int:
@@ -132,7 +140,7 @@ class SshFleet:
         names += [(f"harvester{i + 1}", "harvester") for i in range(n_harvesters)]
         lines = []
         for i, (name, role) in enumerate(names):
-            address = f"127.0.0.{i + 2}"
+            address = f"127.0.{worker_index()}.{i + 2}"
             root = base / name
             h = TestHost(name, role, address, _free_port(address), root)
             for d in ("tmp", "tmp2", "dst", "logs", "farm1", "farm2"):
@@ -168,7 +176,8 @@ PrintMotd no
 LogLevel ERROR
 MaxStartups 200:30:400
 MaxSessions 200
-Subsystem sftp internal-sftp
+Subsystem sftp internal-sftp -d {os.environ["HOME"]}
+SetEnv HOME={os.environ["HOME"]}
 """)
 
     def _spawn(self, name: str):

@@ -158,8 +158,15 @@ def test_a_drive_that_fails_is_set_aside_then_used_again_after_the_cooldown(
     assert {os.path.dirname(p[0]) for p in found.values()} == {good}
     # the drive is repaired; once the cool-down is over it is used again, by itself
     subprocess.run(["mount", "-o", "remount,nr_inodes=1000", bad], check=True)
-    archive_pass(inv)                   # still set aside: nothing for it yet
-    assert "set aside" in dirs_of(status_json(inv)[1], "harvester1")[bad]["error"]
+    # still set aside while the cool-down lasts (on a loaded machine the
+    # copies above may have outlasted it: then it must be free again)
+    before = time.time()
+    archive_pass(inv)
+    error = dirs_of(status_json(inv)[1], "harvester1")[bad]["error"]
+    if time.time() < seen["set_aside_until"]:
+        assert error and "set aside" in error, error
+    elif before > seen["set_aside_until"] + 1:
+        assert error is None, error
     time.sleep(max(0.0, seen["set_aside_until"] + 0.5 - time.time()))   # same machine, same clock
     more = give_plots(fleet, k18_plots, per_plotter=1, plots=plots)
     [new] = more.ids - set(found)
@@ -204,7 +211,7 @@ def test_farm_dirs_under_home_are_resolved_on_the_harvester(ssh_fleet, tmp_path,
     would expand nothing on the far side, so the harvester resolves it."""
     fleet = ssh_fleet(n_plotters=1, n_harvesters=1)
     name = f"plotfleet-test-farm-{uuid.uuid4().hex[:8]}"
-    home = Path(os.path.expanduser("~root"))
+    home = Path(os.path.expanduser("~"))   # the hosts' HOME: see tests/sshhosts.py
     try:
         inv = fleet.write_inventory(tmp_path / "inv.yaml", extra_vars_per_host={
             "harvester1": {"farm_dirs": [f"~/{name}"], "create_dirs": True,

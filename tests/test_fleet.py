@@ -59,7 +59,8 @@ def test_unknown_host_key_makes_only_that_host_unreachable(ssh_fleet, tmp_path):
         errors = fleet.open()
         state = fleet.gather()
     assert errors["plotter1"] is None
-    assert errors["plotter2"].startswith("host key for [127.0.0.3]:")
+    p2 = hosts.hosts["plotter2"]
+    assert errors["plotter2"].startswith(f"host key for [{p2.address}]:{p2.port}")
     assert state.host("plotter1").reachable
     assert state.host("plotter2").error == errors["plotter2"]
     assert "host_key_checking: false" in state.host("plotter2").error
