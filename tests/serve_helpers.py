@@ -61,7 +61,7 @@ def expected(doc: dict) -> dict:
             continue
         for j in h["jobs"]:
             base = dict(host=h["name"], dir=j["tmp_dir"] or "", plotter=j["plotter"],
-                        k=str(j["k"]), level=str(j.get("level") or ""))
+                        k=str(j["k"]), level=j["compression"])
             major = "unknown" if j["phase"] is None else str(j["phase"][0])
             st = "stalled" if j["stalled"] else j["state"]
             jobs[_key("plotfleet_jobs", phase=major, state=st, **base)] += 1
@@ -78,7 +78,7 @@ def expected(doc: dict) -> dict:
                 out[_key("plotfleet_farm_plots", host=h["name"], dir=d["path"])] = d["plot_count"]
         for p in h["plots"]:
             waiting[_key("plotfleet_plots_waiting", host=h["name"], dir=posixpath.dirname(p["path"]),
-                         k=str(p["k"] or ""), level=str(p.get("level") or ""))] += 1
+                         k=str(p["k"] or ""), level=p["compression"])] += 1
         for x in h["transfers"]:
             if x["status"] == "running":
                 active[_key("plotfleet_transfers_active", host=h["name"], dir=x["to_dir"],

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Mapping, Optional, Tuple
 
+from orchestrator.core import plotsize
 from orchestrator.core.events import Event
 from orchestrator.core.state import FleetState, Host
 
@@ -21,9 +22,12 @@ _K = re.compile(r"plot-k(\d+)-")
 
 
 def level_of(record) -> str:
-    """The compression level label: from the record when it carries one."""
-    v = getattr(record, "level", None)
-    return "" if v is None else str(v)
+    """The compression label (`C0`, bladebit's `C7`, Gigahorse's `GH C7`: a
+    level never without its format) of a job or plot; "" for records that
+    carry none."""
+    if not hasattr(record, "compression"):
+        return ""
+    return plotsize.label(record.compression)
 
 
 def transfer_rate(host_time: float, x) -> Optional[float]:
