@@ -21,10 +21,12 @@ from orchestrator.remote.session import Session
 
 class Fleet:
     def __init__(self, hosts: Iterable[Host], max_workers: int = 32,
-                 request_timeout_s: Optional[float] = None, agent_dir=None):
+                 request_timeout_s: Optional[float] = None, agent_dir=None,
+                 wheelhouse: Optional[str] = None):
         self.hosts = list(hosts)
         self.sessions: Dict[str, Session] = {
-            h.name: Session(h, agent_dir=agent_dir, request_timeout_s=request_timeout_s)
+            h.name: Session(h, agent_dir=agent_dir, request_timeout_s=request_timeout_s,
+                            wheelhouse=wheelhouse)
             for h in self.hosts}
         self.errors: Dict[str, Optional[str]] = {}     # last open(): host -> reason
         self._unreported: Dict[str, str] = {}
@@ -63,7 +65,8 @@ class Fleet:
                 out[h.name] = f"unreachable: {self.errors.get(h.name) or 'not connected'}"
                 continue
             line = f"agent {d.hash} " + ("uploaded" if d.uploaded else "already there")
-            line += f" (python {d.python_version}" + (", psutil shipped)" if d.vendor else ")")
+            line += f" (python {d.python_version}" + (
+                f", psutil from {d.wheel or d.vendor_dir.rsplit('/', 1)[-1]})" if d.vendor else ")")
             out[h.name] = line
         return out
 
