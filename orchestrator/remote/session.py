@@ -410,6 +410,35 @@ class Session:
         self._hops = hops
         return conn
 
+    def _runner(self):
+        """deploy's runner on the host, connecting first if need be."""
+        if self.host.connection == "local":
+            return _LocalRunner()
+        if self.conn is None:
+            # retries fit in one connect timeout: a hung host costs that, once
+            self.conn = retry.call(self._connect, attempts=self.connect_attempts,
+                                   max_total_s=self.host.connect_timeout_s)
+            try:    # small request/answer packets: do not wait on delayed ACKs
+                self.conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (AttributeError, OSError):
+                pass
+        return _SshRunner(self.conn.client)
+
+    def facts(self) -> dict:
+        """What deploy's probe tells of the host (platform, python, psutil),
+        without starting an agent; SessionError if it cannot be asked."""
+        with self._lock:
+            timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
+            try:
+                return deploy_mod.probe(self._runner(), deploy_mod.agent_bundle(self.agent_dir),
+                                        self.host.python, timeout)
+            except SessionError:
+                self._drop()
+                raise
+            except Exception as e:
+                self._drop()
+                raise SessionError(describe(e, self.host)) from e
+
     def _spawn(self, cmd: str, timeout: float):
         if self.host.connection == "local":
             return _ProcessAgent(cmd)
@@ -420,17 +449,7 @@ class Session:
         bundle = deploy_mod.agent_bundle(self.agent_dir)
         timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
         python = self.host.python
-        if self.host.connection == "local":
-            runner = _LocalRunner()
-        else:
-            # retries fit in one connect timeout: a hung host costs that, once
-            self.conn = retry.call(self._connect, attempts=self.connect_attempts,
-                                   max_total_s=self.host.connect_timeout_s)
-            try:    # small request/answer packets: do not wait on delayed ACKs
-                self.conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except (AttributeError, OSError):
-                pass
-            runner = _SshRunner(self.conn.client)
+        runner = self._runner()
         # Optimistic: one exec that starts the agent when it is already deployed.
         # hello goes out at once; the agent reads it after the status line.
         self._agent = self._spawn(deploy_mod.start_script(bundle, python, trust_cache=trust_cache),
