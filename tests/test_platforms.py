@@ -296,6 +296,16 @@ def test_every_proxyjump_hop_has_its_host_key_checked(ssh_fleet, tmp_path):
         Session(replace(host, known_hosts_file=both, connect_timeout_s=1.0)).open()
     fleet.start("plotter1")
 
+    # a bastion that answers with another key: refused as an impostor, named
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "fake")],
+                   check=True)
+    fake = tmp_path / "known_hosts-fake-bastion"
+    fake.write_text(Path(_known_hosts(fleet, tmp_path, "plotter2")).read_text() + f"[{b.address}]:{b.port} "
+                    + " ".join((tmp_path / "fake.pub").read_text().split()[:2]) + "\n")
+    with pytest.raises(SessionError, match=rf"^bastion {jump}: host key for {b.address}:{b.port} "
+                                           "does not match known_hosts \\(possible impostor"):
+        Session(replace(host, known_hosts_file=str(fake))).open()
+
     # the host behind a known bastion is checked too
     with pytest.raises(SessionError, match=rf"^host key for \[{t.address}\]:{t.port} is not in "):
         Session(replace(host, known_hosts_file=_known_hosts(fleet, tmp_path, "plotter1"))).open()

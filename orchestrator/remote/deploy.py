@@ -251,7 +251,7 @@ def remember(runner, d: Deployed, bundle: Bundle, python: str, timeout: float):
         return
     marker = marker_name(bundle, python)
     vendor = d.vendor_dir.rsplit("/", 1)[-1]
-    cmd = (f"cd ~/{BASE} && printf '%s\n' {shlex.quote('vendor=' + vendor)} "
+    cmd = (f"cd ~/{BASE} && printf '%s\\n' {shlex.quote('vendor=' + vendor)} "
            f"{shlex.quote(d.vendor_dir)} > {marker}.new.$$ && mv {marker}.new.$$ {marker}")
     rc, out, err = runner.run(cmd, timeout)
     if rc != 0:

@@ -1,7 +1,7 @@
 """One host: an SSH connection, the deployed agent, and one long-lived channel.
 
 `Session(host).open()` connects (fabric Connection, host keys checked against
-known_hosts), deploys the agent if needed, and starts ONE
+known_hosts, on every ProxyJump hop too), deploys the agent if needed, and starts ONE
 `python -m agent serve` on one SSH channel (when the agent is already
 deployed, the exec that checks for it is the one that starts it).  Every `request()` after that is a
 JSON line out and a JSON line back on that channel: no new SSH session, no
@@ -31,9 +31,8 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Optional
-
 from dataclasses import replace
+from typing import Optional
 
 import paramiko
 from fabric import Connection
