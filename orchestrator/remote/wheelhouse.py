@@ -186,29 +186,27 @@ def fetch(wheelhouse: str, platform: HostPlatform, timeout: float = PIP_TIMEOUT_
     return None
 
 
-def ensure(wheelhouse: str, platform: HostPlatform, download: bool = True) -> Path:
+def ensure(wheelhouse: str, platform: HostPlatform) -> Path:
     """A wheel for the host: from the wheelhouse, else downloaded once; else WheelError."""
     found = pick(wheelhouse, platform)
     if found:
         return found
-    why = "downloads are off"
-    if download:
-        key = (os.path.abspath(wheelhouse), platform)
-        with _lock, _file_lock(wheelhouse):     # one download per platform, across threads and controllers
-            found = pick(wheelhouse, platform)
-            if found:
-                return found
-            when, why = _failed.get(key, (0.0, ""))
-            if time.monotonic() - when > RETRY_FAILED_S or not why:
-                why = fetch(wheelhouse, platform)
-                if why:
-                    _failed[key] = (time.monotonic(), why)
-                else:
-                    _failed.pop(key, None)
-                    found = pick(wheelhouse, platform)
-                    if found:
-                        return found
-                    why = "pip download brought no wheel that fits"
+    key = (os.path.abspath(wheelhouse), platform)
+    with _lock, _file_lock(wheelhouse):     # one download at a time, across threads and controllers
+        found = pick(wheelhouse, platform)
+        if found:
+            return found
+        when, why = _failed.get(key, (0.0, ""))
+        if not why or time.monotonic() - when > RETRY_FAILED_S:
+            why = fetch(wheelhouse, platform)
+            if why:
+                _failed[key] = (time.monotonic(), why)
+            else:
+                _failed.pop(key, None)
+                found = pick(wheelhouse, platform)
+                if found:
+                    return found
+                why = "pip download brought no wheel that fits"
     raise WheelError(
         f"no psutil wheel for {platform.describe()} in {wheelhouse} ({why}): install "
         f"python3-psutil with the host's package manager, or put a psutil wheel for it "
