@@ -334,3 +334,30 @@ def test_a_proxyjump_from_ssh_config_is_checked_the_same(ssh_fleet, tmp_path, mo
     both = _known_hosts(fleet, tmp_path, "plotter1", "plotter2")
     with Session(replace(host, known_hosts_file=both)) as s:
         assert s.request("hello")["pid"] > 0
+
+
+def test_a_chain_of_two_bastions_names_the_hop_whose_key_is_unknown(ssh_fleet, tmp_path):
+    from dataclasses import replace
+    fleet = ssh_fleet(3)        # plotter1 -> plotter2 -> plotter3
+    b1, b2 = fleet.hosts["plotter1"], fleet.hosts["plotter2"]
+    jump = f"root@{b1.address}:{b1.port},root@{b2.address}:{b2.port}"
+    host = fleet.model_host("plotter3", proxy_jump=jump,
+                            known_hosts_file=_known_hosts(fleet, tmp_path, "plotter1", "plotter3"))
+    with pytest.raises(SessionError, match=rf"^bastion root@{b2.address}:{b2.port}: host key for "
+                                           rf"\[{b2.address}\]:{b2.port} is not in "):
+        Session(host).open()
+    every = _known_hosts(fleet, tmp_path, "plotter1", "plotter2", "plotter3")
+    with Session(replace(host, known_hosts_file=every)) as s:
+        assert s.request("hello")["pid"] > 0
+
+
+def test_the_first_deploy_fills_an_empty_wheelhouse_itself(ssh_fleet, tmp_path, py38):
+    fleet = ssh_fleet(1)
+    wh = tmp_path / "wheelhouse"                    # online, and nothing prepared
+    host = fleet.model_host("plotter1", python=_own(tmp_path, py38, "python3.8"))
+    with Session(host, wheelhouse=str(wh)) as s:
+        assert s.info["python"] == "3.8.18" and s.deployed.wheel
+        assert [p.name for p in wh.glob("*.whl")] == [s.deployed.wheel]
+        assert _vendored_arch(s.deployed.vendor_dir) == "x86_64"
+    with Session(host, wheelhouse=str(wh)) as again:    # remembered: no wheel needed again
+        assert not again.deployed.uploaded and again.deployed.vendor_dir == s.deployed.vendor_dir
