@@ -108,12 +108,30 @@ def status(c, inventory=None, limit=None, json_=False, fresh=False):
     _exit_for(state)
 
 
-@task(help=helps("inventory", "limit", "json"))
+@task(help=helps("inventory", "limit", "json",
+                 prepare="fetch a psutil wheel for every host's platform into the wheelhouse; deploy nothing",
+                 wheelhouse="psutil wheels for hosts without psutil (default ~/.plotfleet/wheelhouse,"
+                            " or $PLOTFLEET_WHEELHOUSE)"))
 @one_line_errors
-def deploy(c, inventory=None, limit=None, json_=False):
+def deploy(c, inventory=None, limit=None, json_=False, prepare=False, wheelhouse=None):
     """Push the agent to every host (only where that version is missing)."""
     inv, selected, hosts = load(inventory, limit)
-    with Fleet(selected) as fleet:
+    wheels = os.path.abspath(os.path.expanduser(wheelhouse)) if wheelhouse else None
+    if prepare:
+        fleet = Fleet(selected, wheelhouse=wheels)
+        try:
+            rows = fleet.prepare_wheels(wheels)
+        finally:
+            fleet.close()
+        if json_:
+            print(json.dumps({n: {"ok": ok, "detail": line} for n, (ok, line) in rows.items()}, indent=1))
+        else:
+            for name, (ok, line) in rows.items():
+                console.print(f"{name}: {line}", soft_wrap=True)    # one line, however long
+        if not all(ok for ok, _ in rows.values()):
+            raise Exit(code=1)
+        return
+    with Fleet(selected, wheelhouse=wheels) as fleet:
         fleet.open()
         report = fleet.deploy_report()
         state = fleet.gather()
@@ -121,7 +139,7 @@ def deploy(c, inventory=None, limit=None, json_=False):
         print(json.dumps(report, indent=1))
     else:
         for name, line in report.items():
-            console.print(f"{name}: {line}")
+            console.print(f"{name}: {line}", soft_wrap=True)    # one line, however long
     _exit_for(state)
 
 

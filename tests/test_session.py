@@ -47,7 +47,11 @@ def test_deploy_uploads_once_per_agent_version(ssh_fleet, fresh_agent):
     shutil.rmtree(os.path.expanduser(f"~/.plotfleet/agent-{first}"), ignore_errors=True)
 
 
-def test_host_python_without_psutil_gets_the_controllers(ssh_fleet, fresh_agent, tmp_path):
+def _wheel_version(d):
+    return d.wheel.split("-")[1]
+
+
+def test_host_python_without_psutil_gets_one_built_for_it(ssh_fleet, fresh_agent, tmp_path):
     venv = tmp_path / "bare-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     bare = str(venv / "bin" / "python")
@@ -57,14 +61,15 @@ def test_host_python_without_psutil_gets_the_controllers(ssh_fleet, fresh_agent,
     fleet = ssh_fleet(1)
     host = fleet.model_host("plotter1", python=bare)
     with Session(host, agent_dir=fresh_agent) as s:
-        assert s.deployed.vendor
-        assert s.info["psutil"] == psutil.__version__
+        assert s.deployed.vendor and "x86_64" in s.deployed.wheel
+        assert s.info["psutil"] == _wheel_version(s.deployed)
         snap = s.request("snapshot", config=host.agent_config())
+        vendor_dir = s.deployed.vendor_dir
     tmp = [d for d in snap["dirs"] if d["kind"] == "tmp"]
     assert tmp and tmp[0]["free_bytes"] > 0
     with Session(host, agent_dir=fresh_agent) as again:     # already there: nothing sent
-        assert not again.deployed.uploaded and again.deployed.vendor
-        assert again.info["psutil"] == psutil.__version__
+        assert not again.deployed.uploaded and again.deployed.vendor_dir == vendor_dir
+        assert again.info["psutil"] == s.info["psutil"]
 
 
 def test_unknown_host_key_is_refused_unless_checking_is_off(ssh_fleet, tmp_path):
@@ -216,7 +221,7 @@ def test_without_a_known_hosts_file_the_users_ssh_files_decide(ssh_fleet, tmp_pa
         assert s.request("hello")["pid"] > 0
 
 
-def test_interpreter_that_loses_psutil_later_gets_the_controllers(ssh_fleet, fresh_agent, tmp_path):
+def test_interpreter_that_loses_psutil_later_gets_one_shipped(ssh_fleet, fresh_agent, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = str(venv / "bin" / "python")
@@ -237,5 +242,5 @@ def test_interpreter_that_loses_psutil_later_gets_the_controllers(ssh_fleet, fre
     os.remove(lends)                                   # psutil uninstalled on the host
     shutil.rmtree(lent)
     with Session(host, agent_dir=fresh_agent) as s:
-        assert s.deployed.vendor and s.deployed.uploaded
-        assert s.info["psutil"] == psutil.__version__
+        assert s.deployed.vendor and s.deployed.wheel
+        assert s.info["psutil"] == _wheel_version(s.deployed)

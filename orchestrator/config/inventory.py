@@ -649,6 +649,8 @@ def _ssh_options(args) -> dict:
     words = shlex.split(str(args))
     options = [w[2:] for w in words if w.startswith("-o") and len(w) > 2]
     options += [b for a, b in zip(words, words[1:]) if a == "-o"]
+    options += ["proxyjump " + (b if a == "-J" else a[2:])
+                for a, b in zip(words, words[1:] + [""]) if a.startswith("-J")]
     out = {}
     for opt in options:
         key, _, val = opt.replace("=", " ", 1).partition(" ")
@@ -657,6 +659,8 @@ def _ssh_options(args) -> dict:
             out["known_hosts_file"] = val.split()[0]
         elif key == "stricthostkeychecking" and val.lower() in ("no", "off"):
             out["host_key_checking"] = False
+        elif key == "proxyjump" and val:
+            out.setdefault("proxy_jump", val.split()[0])     # ssh: the first one given wins
     return out
 
 

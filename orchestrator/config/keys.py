@@ -64,8 +64,8 @@ def _float(name, default, doc, minimum, **kw):
     return Key(name, "float", default, doc, minimum=minimum, **kw)
 
 
-_SSH_ARGS = ("ssh arguments; plotfleet honours -o UserKnownHostsFile"
-             " and -o StrictHostKeyChecking=no")
+_SSH_ARGS = ("ssh arguments; plotfleet honours -o UserKnownHostsFile,"
+             " -o StrictHostKeyChecking=no and -o ProxyJump (or -J)")
 
 SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
     ("connection", (
@@ -88,6 +88,8 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         Key("host_key_checking", "bool", True, "check host keys against known_hosts"),
         Key("known_hosts_file", "controller_path", None,
             "known_hosts to check against (unset: ssh's own)"),
+        Key("proxy_jump", "str", None, "bastions to jump through, user@host:port,... each"
+            " host key checked (unset: -o ProxyJump in ssh args, else ~/.ssh/config's)"),
         _float("connect_timeout_s", 10.0, "seconds an SSH connection may take", 0.1),
         _float("request_timeout_s", 30.0, "seconds an agent's answer is waited for", 0.5),
     )),

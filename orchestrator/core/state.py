@@ -271,6 +271,7 @@ class Host:
     python: str = "python3"
     host_key_checking: bool = True
     known_hosts_file: Optional[str] = None
+    proxy_jump: Optional[str] = None            # -o ProxyJump / -J from ansible_ssh_*_args
     connect_timeout_s: float = 10.0
     request_timeout_s: float = 30.0             # how long an agent's answer is waited for
     # plotting

@@ -4,8 +4,11 @@ The agent's *.py files are named by a content hash and unpacked into
 `~/.plotfleet/agent-<hash>/` on the host.  One shell round trip tells whether
 that folder is complete (`.ok`) and whether the host's interpreter has psutil;
 only then is anything uploaded.  When all is there, that same round trip
-starts the agent (start_script), so a warm connect costs one exec.  A host without psutil gets the controller's
-own psutil package (an abi3 build) in `agent-<hash>/vendor/`.
+starts the agent (start_script), so a warm connect costs one exec.  A host without psutil gets
+the psutil package of a wheel built for its own machine, libc and Python
+(orchestrator/remote/wheelhouse.py), unpacked into `~/.plotfleet/psutil-<wheel>/`
+(shared by agent versions) and remembered per interpreter once an agent
+answered with it.  No wheel for the host: nothing is uploaded or marked good.
 
 Unpacking goes to a temp folder that is renamed into place with `.ok`
 already inside, so a half-done deploy is never taken for a complete one, and
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from orchestrator.errors import SessionError
+from orchestrator.remote import wheelhouse
 
 AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
 BASE = ".plotfleet"                 # under the login user's home
@@ -71,8 +75,10 @@ class Deployed:
     hash: str
     dir: str                        # absolute agent-<hash> folder on the host
     uploaded: bool                  # anything was sent this time
-    vendor: bool                    # serve with vendor/ on PYTHONPATH
+    vendor: bool                    # serve with a shipped psutil on PYTHONPATH
     python_version: str
+    vendor_dir: Optional[str] = None    # absolute psutil-<wheel> folder on the host
+    wheel: Optional[str] = None         # the wheel it came from (when chosen this time)
 
 
 def agent_bundle(agent_dir: Optional[Path] = None) -> Bundle:
@@ -87,16 +93,9 @@ def agent_bundle(agent_dir: Optional[Path] = None) -> Bundle:
     return Bundle(h.hexdigest()[:12], files)
 
 
-def vendor_files(prefix: str = "") -> Dict[str, bytes]:
-    """The controller's installed psutil package, as files under `prefix`psutil/."""
-    import psutil
-    root = Path(psutil.__file__).parent
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and "__pycache__" not in p.parts and "tests" not in p.parts:
-            out[prefix + "psutil/" + p.relative_to(root).as_posix()] = p.read_bytes()
-    out[prefix + ".ok"] = b""       # vendor/.ok: this vendor folder is complete
-    return out
+def vendor_name(wheel: Path) -> str:
+    """The host folder for a wheel's psutil: named by the wheel's content."""
+    return "psutil-" + hashlib.sha256(wheel.read_bytes()).hexdigest()[:12]
 
 
 def pack(files: Dict[str, bytes]) -> bytes:
@@ -116,9 +115,26 @@ def python_argv(python: str) -> str:
     return " ".join(shlex.quote(w) for w in shlex.split(python))
 
 
-_CHECK = ('import sys, os; print("python=%d.%d.%d" % sys.version_info[:3]); '
-          'import psutil; print("psutil=1"); '
-          'print(os.path.dirname(os.path.dirname(psutil.__file__)), file=sys.stderr)')
+# The host's platform (for a psutil wheel that fits it) comes before the
+# psutil import, which fails where psutil is missing.  libc: glibc's own
+# version, else musl's loader says its version.
+_CHECK = r"""
+import sys, os
+print("python=%d.%d.%d" % sys.version_info[:3])
+try:
+    libc = "glibc-" + os.confstr("CS_GNU_LIBC_VERSION").split()[1]
+except (ValueError, OSError, AttributeError, IndexError):
+    import glob, subprocess
+    ld = sorted(glob.glob("/lib/ld-musl-*.so.1"))
+    out = subprocess.run(ld[:1], stderr=subprocess.PIPE).stderr.decode() if ld else ""
+    libc = "musl-" + out.split("Version", 1)[1].split()[0] if "Version" in out else ""
+print("machine=%s bits=%d impl=%s abiflags=%s libc=%s" % (
+    os.uname().machine, 64 if sys.maxsize > 2 ** 32 else 32,
+    sys.implementation.name, sys.abiflags or "-", libc))
+import psutil
+print("psutil=1")
+print(os.path.dirname(os.path.dirname(psutil.__file__)), file=sys.stderr)
+"""
 # The agent runs with -S: no site module, no .pth files, a faster start-up on
 # every host (site processing is most of a bare interpreter's start).  It
 # needs nothing but the stdlib and psutil, whose folder goes on PYTHONPATH.
@@ -130,25 +146,24 @@ def start_script(bundle: Bundle, python: str, serve: bool = True,
 
     Its first line is `plotfleet-serve k=v ...` (the agent runs from here on,
     and reads the requests already sent) or `plotfleet-deploy k=v ...` with the
-    facts deploy needs: home, agent=1 if complete, vendor=1 if a vendored
-    psutil is there, python=X.Y.Z if the interpreter runs, psutil=1 if it has it.
-    An interpreter once seen with psutil is remembered in a marker file, so a
-    warm start is one Python start-up, not two (cached=1 says so; without
-    trust_cache the marker is dropped and the interpreter checked again).
+    facts deploy needs: home, agent=1 if complete, vendors=psutil-<id>,... for
+    the shipped psutils there, python=X.Y.Z if the interpreter runs, its
+    machine, bits, impl, abiflags and libc, and psutil=1 if it has psutil.
+    An interpreter once seen with psutil (its own, or one shipped to it) is
+    remembered in a marker file, so a warm start is one Python start-up, not
+    two (cached=1 says so; without trust_cache the marker is dropped and the
+    interpreter checked again).
     """
     name, py = f"agent-{bundle.hash}", python_argv(python)
-    # the marker holds the folder the interpreter imports psutil from
-    marker = f".psutil-{bundle.hash}-{hashlib.sha256(python.encode()).hexdigest()[:12]}"
+    marker = marker_name(bundle, python)
     run = (f'cd {name} && PYTHONPATH="$(tail -n 1 ../{marker})" PYTHONUNBUFFERED=1 '
            f'exec {py} -S -m agent serve')
-    run_vendored = f'cd {name} && PYTHONPATH="$PWD/vendor" PYTHONUNBUFFERED=1 exec {py} -S -m agent serve'
     lines = [f"mkdir -p ~/{BASE} && cd ~/{BASE} || exit 1"]
-    if serve:   # a vendored psutil is known to work: no interpreter check needed
-        lines.append(f'if [ -f {name}/.ok ] && [ -f {name}/vendor/.ok ]; then '
-                     f'echo "plotfleet-serve home=$HOME vendor=1"; {run_vendored}; fi')
-        if trust_cache:
-            lines.append(f'if [ -f {name}/.ok ] && [ -f {marker} ]; then '
-                         f'echo "plotfleet-serve home=$HOME cached=1"; {run}; fi')
+    if serve:
+        if trust_cache:     # a shipped psutil's marker says so on its first line
+            lines.append(f'if [ -f {name}/.ok ] && [ -f {marker} ]; then w=$(head -n 1 {marker}); '
+                         f'case "$w" in vendor=psutil-*) ;; *) w=;; esac; '
+                         f'echo "plotfleet-serve home=$HOME cached=1 $w"; {run}; fi')
         else:
             lines.append(f"rm -f {marker}")
     # each session writes its own new marker ($$): sessions starting at once
@@ -158,9 +173,15 @@ def start_script(bundle: Bundle, python: str, serve: bool = True,
         lines.append(f'case "$facts" in *psutil=1*) if [ -f {name}/.ok ]; then mv {marker}.new.$$ {marker}; '
                      f'echo "plotfleet-serve home=$HOME $facts"; {run}; fi;; esac')
     lines.append(f'rm -f {marker}.new.$$; a=; [ -f {name}/.ok ] && a=agent=1; v=; '
-                 f'[ -f {name}/vendor/.ok ] && v=vendor=1; '
+                 f'for d in psutil-*/.ok; do [ -f "$d" ] && v="$v${{d%/.ok}},"; done; '
+                 f'[ -n "$v" ] && v="vendors=$v"; '
                  f'echo "plotfleet-deploy home=$HOME $a $v $facts"')
     return "\n".join(lines) + "\n"
+
+
+def marker_name(bundle: Bundle, python: str) -> str:
+    """Per agent version and interpreter: the folder it imports psutil from, on its last line."""
+    return f".psutil-{bundle.hash}-{hashlib.sha256(python.encode()).hexdigest()[:12]}"
 
 
 def parse_status(line: str, python: str):
@@ -192,7 +213,7 @@ def _install(runner, files: Dict[str, bytes], target: str, version: str,
     upload = f"upload-{secrets.token_hex(6)}.tar.gz"
     runner.put(pack(files), f"{BASE}/{upload}")
     cmd = (f"cd ~/{BASE} && {python_argv(python)} -c {shlex.quote(INSTALL_PY)} "
-           f"{upload} {shlex.quote(target)} {version}" + (" replace" if replace else ""))
+           f"{upload} {shlex.quote(target)} {shlex.quote(version)}" + (" replace" if replace else ""))
     rc, out, err = runner.run(cmd, timeout)
     if rc != 0:
         last = (err or out).strip().splitlines()[-1:] or ["exit %d" % rc]
@@ -200,34 +221,54 @@ def _install(runner, files: Dict[str, bytes], target: str, version: str,
 
 
 def install(runner, facts: dict, bundle: Bundle, python: str, timeout: float = 60.0,
-            replace: bool = False) -> Deployed:
+            replace: bool = False, wheels: Optional[str] = None) -> Deployed:
     """Upload what the probe's facts say is missing (nothing if all is there);
-    `replace`: the agent folder there is wrong, put a fresh one in its place."""
-    name = f"agent-{bundle.hash}"
-    need_vendor = "psutil" not in facts
+    `replace`: the agent folder there is wrong, put a fresh one in its place.
+    A host without psutil needs a wheel for its platform from the wheelhouse
+    `wheels` (default wheelhouse.default_dir()): without one, WheelError, and
+    nothing is uploaded."""
+    name, home = f"agent-{bundle.hash}", facts["home"]
+    vendor = wheel = None
+    if "psutil" not in facts:           # chosen first: no wheel, no half-deployed host
+        platform = wheelhouse.HostPlatform.from_facts(facts)
+        wheel = wheelhouse.ensure(wheels or wheelhouse.default_dir(), platform)
+        vendor = vendor_name(wheel)
     uploaded = False
     if "agent" not in facts:
-        files = dict(bundle.files)
-        if need_vendor:
-            files.update(vendor_files("vendor/"))
-        _install(runner, files, name, bundle.hash, python, timeout, replace)
+        _install(runner, dict(bundle.files), name, bundle.hash, python, timeout, replace)
         uploaded = True
-    elif need_vendor and "vendor" not in facts:
-        _install(runner, vendor_files(), f"{name}/vendor", bundle.hash, python, timeout)
+    if vendor and vendor not in facts.get("vendors", "").split(","):
+        _install(runner, wheelhouse.package_files(wheel), vendor, wheel.name, python, timeout)
         uploaded = True
-    return Deployed(bundle.hash, f"{facts['home']}/{BASE}/{name}", uploaded,
-                    need_vendor, facts["python"])
+    return Deployed(bundle.hash, f"{home}/{BASE}/{name}", uploaded, vendor is not None,
+                    facts["python"], vendor and f"{home}/{BASE}/{vendor}",
+                    wheel.name if wheel else None)
+
+
+def remember(runner, d: Deployed, bundle: Bundle, python: str, timeout: float):
+    """The interpreter's agent answered with the shipped psutil: start it so from now on."""
+    if not d.vendor_dir:
+        return
+    marker = marker_name(bundle, python)
+    vendor = d.vendor_dir.rsplit("/", 1)[-1]
+    cmd = (f"cd ~/{BASE} && printf '%s\\n' {shlex.quote('vendor=' + vendor)} "
+           f"{shlex.quote(d.vendor_dir)} > {marker}.new.$$ && mv {marker}.new.$$ {marker}")
+    rc, out, err = runner.run(cmd, timeout)
+    if rc != 0:
+        raise SessionError(f"deploy: cannot write ~/{BASE}/{marker}: {(err or out).strip()[-120:]}")
 
 
 def ready(facts: dict, bundle: Bundle, python_version: str) -> Deployed:
     """What start_script found already deployed (it is serving)."""
+    vendor = facts.get("vendor")
     return Deployed(bundle.hash, f"{facts['home']}/{BASE}/agent-{bundle.hash}", False,
-                    "vendor" in facts, facts.get("python", python_version))
+                    vendor is not None, facts.get("python", python_version),
+                    vendor and f"{facts['home']}/{BASE}/{vendor}")
 
 
 def serve_command(d: Deployed, python: str) -> str:
     """The shell command that runs the agent in the foreground on the host."""
     env = "PYTHONUNBUFFERED=1 "
-    if d.vendor:
-        env += f"PYTHONPATH={shlex.quote(d.dir + '/vendor')} "
+    if d.vendor_dir:
+        env += f"PYTHONPATH={shlex.quote(d.vendor_dir)} "
     return f"cd {shlex.quote(d.dir)} && {env}exec {python_argv(python)} -m agent serve"

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 from agent.protocol import OPS
 from orchestrator.errors import AgentError, SessionError, one_line
 from orchestrator.core.state import FleetState, Host, HostState, host_state_from_snapshot, unreachable
+from orchestrator.remote import wheelhouse
 from orchestrator.remote.session import Session
 
 
 class Fleet:
     def __init__(self, hosts: Iterable[Host], max_workers: int = 32,
-                 request_timeout_s: Optional[float] = None, agent_dir=None):
+                 request_timeout_s: Optional[float] = None, agent_dir=None,
+                 wheelhouse: Optional[str] = None):
         self.hosts = list(hosts)
         self.sessions: Dict[str, Session] = {
-            h.name: Session(h, agent_dir=agent_dir, request_timeout_s=request_timeout_s)
+            h.name: Session(h, agent_dir=agent_dir, request_timeout_s=request_timeout_s,
+                            wheelhouse=wheelhouse)
             for h in self.hosts}
         self.errors: Dict[str, Optional[str]] = {}     # last open(): host -> reason
         self._unreported: Dict[str, str] = {}
@@ -60,11 +63,37 @@ class Fleet:
         for h in self.hosts:
             d = self.sessions[h.name].deployed
             if d is None:
-                out[h.name] = f"unreachable: {self.errors.get(h.name) or 'not connected'}"
+                out[h.name] = f"not deployed: {self.errors.get(h.name) or 'not connected'}"
                 continue
             line = f"agent {d.hash} " + ("uploaded" if d.uploaded else "already there")
-            line += f" (python {d.python_version}" + (", psutil shipped)" if d.vendor else ")")
+            line += f" (python {d.python_version}" + (
+                f", psutil from {d.wheel or d.vendor_dir.rsplit('/', 1)[-1]})" if d.vendor else ")")
             out[h.name] = line
+        return out
+
+    def prepare_wheels(self, wheels: Optional[str] = None) -> Dict[str, Tuple[bool, str]]:
+        """Fill the wheelhouse with a psutil wheel for every host's platform
+        (those with psutil too: it may go): {host: (ok, one line)}."""
+        wheels = wheels or wheelhouse.default_dir()
+
+        def platform(h: Host):
+            try:
+                return wheelhouse.HostPlatform.from_facts(self.sessions[h.name].facts())
+            except SessionError as e:
+                return one_line(e)
+            finally:
+                self.sessions[h.name].close()
+        found = dict(zip((h.name for h in self.hosts), self._map(platform, self.hosts)))
+        got = wheelhouse.prepare(wheels, [p for p in found.values()
+                                          if isinstance(p, wheelhouse.HostPlatform)])
+        out = {}
+        for name, p in found.items():
+            if not isinstance(p, wheelhouse.HostPlatform):
+                out[name] = (False, f"unreachable: {p}")
+            elif got[p].endswith(".whl"):
+                out[name] = (True, f"{p.describe()}: {got[p]}")
+            else:
+                out[name] = (False, got[p])
         return out
 
     def _snapshot(self, h: Host) -> HostState:

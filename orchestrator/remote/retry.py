@@ -21,7 +21,18 @@ class HostKeyRefused(paramiko.SSHException):
     """The host's key is not in known_hosts and host_key_checking is on."""
 
 
+class BastionFailed(paramiko.SSHException):
+    """A ProxyJump hop failed; the message names it.  `transient` as the
+    hop's own error was (a refused bastion key or login is final)."""
+
+    def __init__(self, message: str, transient: bool):
+        super().__init__(message)
+        self.transient = transient
+
+
 def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, BastionFailed):
+        return exc.transient
     if isinstance(exc, (HostKeyRefused,) + _FINAL):
         return False
     return isinstance(exc, (OSError, EOFError, socket.timeout, paramiko.SSHException))

@@ -1,7 +1,7 @@
 """One host: an SSH connection, the deployed agent, and one long-lived channel.
 
 `Session(host).open()` connects (fabric Connection, host keys checked against
-known_hosts), deploys the agent if needed, and starts ONE
+known_hosts, on every ProxyJump hop too), deploys the agent if needed, and starts ONE
 `python -m agent serve` on one SSH channel (when the agent is already
 deployed, the exec that checks for it is the one that starts it).  Every `request()` after that is a
 JSON line out and a JSON line back on that channel: no new SSH session, no
@@ -31,6 +31,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from dataclasses import replace
 from typing import Optional
 
 import paramiko
@@ -41,7 +42,7 @@ from orchestrator.remote import deploy as deploy_mod
 from orchestrator.remote import retry
 from orchestrator.errors import AgentError, LostReply, SessionError, one_line
 from orchestrator.core.state import Host
-from orchestrator.remote.retry import HostKeyRefused
+from orchestrator.remote.retry import BastionFailed, HostKeyRefused
 
 STDERR_LINES = 20
 _NO_GREETING = ("Error reading SSH protocol banner", "No existing session",
@@ -91,12 +92,63 @@ def _trust(client: paramiko.SSHClient, host: Host, ssh_config: dict):
     client.set_missing_host_key_policy(_RefuseUnknown(files))
 
 
+# --- bastions (ProxyJump) ------------------------------------------------------
+# fabric builds a ProxyJump chain from Connections with AutoAddPolicy and no
+# known_hosts: a bastion's key would never be checked.  So the chain is built
+# here, hop by hop: each hop a Connection trusted exactly as the final host
+# (_trust), the next hop reached through its direct-tcpip channel as `sock`.
+
+def jump_hops(host: Host, ssh_config: dict) -> list:
+    """The ProxyJump hops, first first: ansible_ssh_common_args' -o ProxyJump
+    wins over ~/.ssh/config's (as on ssh's command line); "none" is none."""
+    spec = host.proxy_jump or ssh_config.get("proxyjump") or ""
+    if spec.strip().lower() == "none":
+        return []
+    return [hop.strip() for hop in spec.split(",") if hop.strip()]
+
+
+def _hop(spec: str, kw: dict) -> Connection:
+    """A bastion's Connection (not open): its user, port, HostName and
+    IdentityFile from the spec and ~/.ssh/config; the host's key is tried too,
+    then ssh's usual keys, as ssh tries for a jump host."""
+    hop_kw = {k: v for k, v in kw.items() if k not in ("look_for_keys", "allow_agent")}
+    conn = Connection(spec.replace("ssh://", "", 1), gateway=False, connect_kwargs=hop_kw)
+    conn.connect_timeout = None
+    return conn
+
+
+def _open_hop(conn: Connection, spec: str, host: Host, sock):
+    """Open one bastion with its key checked as the host's is; BastionFailed names it."""
+    _trust(conn.client, host, conn.ssh_config)
+    if sock is not None:
+        conn.connect_kwargs["sock"] = sock
+    try:
+        conn.open()
+    except BaseException as e:
+        conn.close()
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        seen_as = replace(host, address=conn.host, port=conn.port, user=conn.user, key_file=None)
+        raise BastionFailed(f"bastion {spec}: {describe(e, seen_as)}",
+                            transient=retry.is_transient(e)) from None
+
+
+def _tunnel(via: Connection, address: str, port: int, timeout: float):
+    """A direct-tcpip channel through `via` to address:port: the next hop's socket."""
+    try:
+        return via.transport.open_channel("direct-tcpip", dest_addr=(address, int(port)),
+                                          src_addr=("", 0), timeout=timeout)
+    except paramiko.ChannelException as e:
+        raise BastionFailed(f"bastion {via.original_host}: cannot reach {address}:{port} "
+                            f"through it ({e.text or 'refused'})", transient=True) from None
+
+
 # --- errors as one line --------------------------------------------------------
 
 def describe(exc: BaseException, host: Host) -> str:
     """A short reason for a failed connect, fit for a status row."""
     t = f"{host.connect_timeout_s:g}s"
-    if isinstance(exc, (HostKeyRefused, SessionError)):
+    if isinstance(exc, (HostKeyRefused, SessionError, BastionFailed)):
         return str(exc)
     if isinstance(exc, paramiko.BadHostKeyException):
         return (f"host key for {host.address}:{host.port} does not match known_hosts "
@@ -283,9 +335,10 @@ class Session:
     """A host's agent, reachable by `request(op, **args)`; thread-safe."""
 
     def __init__(self, host: Host, agent_dir=None, request_timeout_s: Optional[float] = None,
-                 connect_attempts: int = 3):
+                 connect_attempts: int = 3, wheelhouse: Optional[str] = None):
         self.host = host
         self.agent_dir = agent_dir
+        self.wheelhouse = wheelhouse        # psutil wheels for hosts without psutil
         self.request_timeout_s = request_timeout_s or host.request_timeout_s
         self.connect_attempts = connect_attempts
         self.conn: Optional[Connection] = None
@@ -295,6 +348,7 @@ class Session:
         self._lock = threading.RLock()
         self._id = 0
         self._abandoned: list = []          # (pid, started_at) of agents given up on
+        self._hops: list = []               # bastion Connections, first first
 
     def __enter__(self):
         return self.open()
@@ -334,15 +388,55 @@ class Session:
         if h.key_file:
             kw.update(key_filename=os.path.expanduser(h.key_file),
                       look_for_keys=False, allow_agent=False)
-        conn = Connection(h.address, port=h.port, user=h.user, connect_kwargs=kw)
+        conn = Connection(h.address, port=h.port, user=h.user, connect_kwargs=kw, gateway=False)
         conn.connect_timeout = None         # ours is a float in connect_kwargs
         _trust(conn.client, h, conn.ssh_config)
+        specs = jump_hops(h, conn.ssh_config)
+        hops = [_hop(spec, kw) for spec in specs]
         try:
+            sock = None
+            for spec, hop, nxt in zip(specs, hops, hops[1:] + [conn]):
+                _open_hop(hop, spec, h, sock)
+                sock = _tunnel(hop, nxt.host, nxt.port, h.connect_timeout_s)
+            if sock is not None:
+                conn.connect_kwargs["sock"] = sock
             conn.open()
         except BaseException:
             conn.close()
+            for hop in reversed(hops):
+                hop.close()
             raise
+        self._hops = hops
         return conn
+
+    def _runner(self):
+        """deploy's runner on the host, connecting first if need be."""
+        if self.host.connection == "local":
+            return _LocalRunner()
+        if self.conn is None:
+            # retries fit in one connect timeout: a hung host costs that, once
+            self.conn = retry.call(self._connect, attempts=self.connect_attempts,
+                                   max_total_s=self.host.connect_timeout_s)
+            try:    # small request/answer packets: do not wait on delayed ACKs
+                self.conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (AttributeError, OSError):
+                pass
+        return _SshRunner(self.conn.client)
+
+    def facts(self) -> dict:
+        """What deploy's probe tells of the host (platform, python, psutil),
+        without starting an agent; SessionError if it cannot be asked."""
+        with self._lock:
+            timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
+            try:
+                return deploy_mod.probe(self._runner(), deploy_mod.agent_bundle(self.agent_dir),
+                                        self.host.python, timeout)
+            except SessionError:
+                self._drop()
+                raise
+            except Exception as e:
+                self._drop()
+                raise SessionError(describe(e, self.host)) from e
 
     def _spawn(self, cmd: str, timeout: float):
         if self.host.connection == "local":
@@ -354,17 +448,7 @@ class Session:
         bundle = deploy_mod.agent_bundle(self.agent_dir)
         timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
         python = self.host.python
-        if self.host.connection == "local":
-            runner = _LocalRunner()
-        else:
-            # retries fit in one connect timeout: a hung host costs that, once
-            self.conn = retry.call(self._connect, attempts=self.connect_attempts,
-                                   max_total_s=self.host.connect_timeout_s)
-            try:    # small request/answer packets: do not wait on delayed ACKs
-                self.conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except (AttributeError, OSError):
-                pass
-            runner = _SshRunner(self.conn.client)
+        runner = self._runner()
         # Optimistic: one exec that starts the agent when it is already deployed.
         # hello goes out at once; the agent reads it after the status line.
         self._agent = self._spawn(deploy_mod.start_script(bundle, python, trust_cache=trust_cache),
@@ -398,12 +482,15 @@ class Session:
         if self._agent is not None:
             self._agent.close()
         self._agent = None
-        self.deployed = deploy_mod.install(runner, facts, bundle, python, timeout, replace)
+        self.deployed = deploy_mod.install(runner, facts, bundle, python, timeout, replace,
+                                           self.wheelhouse)
         self._agent = self._spawn(deploy_mod.serve_command(self.deployed, python), timeout)
         self.info = self._request("hello", timeout, {})
         if self.info.get("protocol") != PROTOCOL_VERSION:
             raise SessionError(f"the agent speaks protocol {self.info.get('protocol')}, this "
                                f"controller {PROTOCOL_VERSION}, even after deploying it again")
+        # only a psutil the agent started with is remembered for the next start
+        deploy_mod.remember(runner, self.deployed, bundle, python, timeout)
 
     def request(self, op: str, timeout: Optional[float] = None, **args) -> dict:
         """One request; SessionError if the host or channel fails, AgentError on a refusal."""
@@ -486,6 +573,12 @@ class Session:
             except Exception:
                 pass
             self.conn = None
+        for hop in reversed(self._hops):
+            try:
+                hop.close()
+            except Exception:
+                pass
+        self._hops = []
 
     def close(self):
         with self._lock:
