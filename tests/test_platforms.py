@@ -27,7 +27,8 @@ from tests.test_archive_e2e import assert_all_archived, give_plots, on_farm, par
 
 ARM64 = "/opt/plotfleet-arm64/bin/python3"
 ARMHF = "/opt/plotfleet-armhf/bin/python3"
-PY38 = os.path.expanduser("~/.pyenv/versions/3.8.18/bin/python3.8")
+# the machine image's pyenv (root's, not the test run's own HOME)
+PY38 = os.path.expanduser("~root/.pyenv/versions/3.8.18/bin/python3.8")
 ELF_MACHINE = {b"\xb7\x00": "aarch64", b"\x3e\x00": "x86_64", b"\x28\x00": "arm"}
 # this machine's pip has its own find-links, extra index and timeout: all off,
 # and an index that refuses at once: a controller with no network
