@@ -125,7 +125,8 @@ Notes on the answers (agent/facts/snapshot.py, agent/ops/):
   - Only jobs whose tmp or dst dir lies inside the configured dirs, and only
     transfers whose source plot does, are reported (hosts may share a machine).
   - plots are the *.plot files of dst dirs; farm dirs report plot_count and
-    plot_bytes instead.
+    plot_bytes instead, and plot_kinds: [[k, level, count]] (level null
+    unless the plot's entry names one).
   - dead lists failed jobs (agent/failures.py): unfinished logs that no job
     writes and no process holds open, with the log's own error line, while
     they have temp files and dead_keep_s after; failures counts those in a

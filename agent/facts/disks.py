@@ -94,7 +94,7 @@ def dir_info(path, kind, probed, mount=(None, None)):
             "mount": mount[0], "disk": mount[1],
             "total_bytes": probed["total_bytes"], "free_bytes": probed["free_bytes"],
             "device": "" if probed["st_dev"] is None else str(probed["st_dev"]),
-            "plot_count": 0, "plot_bytes": 0, "error": probed["error"],
+            "plot_count": 0, "plot_bytes": 0, "plot_kinds": [], "error": probed["error"],
             "error_code": probed["error_code"], "set_aside_until": None}
 
 
@@ -140,6 +140,17 @@ def plots_in(path):
         out.append({"path": os.path.join(path, name), "size_bytes": st.st_size,
                     "k": k, "plot_id": pid, "mtime": st.st_mtime})
     return out
+
+
+def plot_kinds(plots):
+    """[[k, level, count]] of finished plots: level None unless the plot's
+    entry carries one (compressed plots)."""
+    counts = {}
+    for p in plots:
+        key = (p.get("k") or 0, p.get("level"))
+        counts[key] = counts.get(key, 0) + 1
+    return [[k, lv, n] for (k, lv), n in
+            sorted(counts.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1]))]
 
 
 def partials_in(path):

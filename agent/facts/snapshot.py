@@ -156,6 +156,7 @@ class Agent:
                 farm_plots = disks.plots_in(real)
                 d["plot_count"] = len(farm_plots)
                 d["plot_bytes"] = sum(x["size_bytes"] for x in farm_plots)
+                d["plot_kinds"] = disks.plot_kinds(farm_plots)
             dirs.append(d)
 
         logs = _log_entries(config)     # one listing of log_dir per snapshot

@@ -94,6 +94,7 @@ class Dir:
     set_aside_until: Optional[float] = None     # host clock: after failed transfers
     mount: Optional[str] = None     # the mount point it is on, e.g. /mnt/hdd07
     disk: Optional[str] = None      # what is mounted there, e.g. sdh1 (tmpfs, a NAS share)
+    plot_kinds: Tuple[Tuple[int, Optional[int], int], ...] = ()    # farm dirs: (k, level, count)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,8 @@ def _known(cls, d: dict) -> dict:
         out["phase"] = tuple(out["phase"])
     if "tmp_files" in out:
         out["tmp_files"] = tuple(out["tmp_files"])
+    if "plot_kinds" in out:
+        out["plot_kinds"] = tuple(tuple(x) for x in out["plot_kinds"] or ())
     return out
 
 
