@@ -133,13 +133,14 @@ def archiving_text(o: PlotterOutlook, keys: HostKeys) -> Text:
     return Text("no plots waiting", style="dim")
 
 
-def status_lines(outlooks: Sequence[PlotterOutlook], keys: Mapping[str, HostKeys]) -> Optional[Table]:
+def status_lines(outlooks: Sequence[PlotterOutlook], keys: Mapping[str, HostKeys],
+                 title: Optional[str] = "plotting and archiving") -> Optional[Table]:
     """Per plotter, plotman's first line: Plotting: ... Archiving: ..."""
     if not outlooks:
         return None
-    t = Table(title="plotting and archiving", show_header=False, box=None, pad_edge=False,
+    t = Table(title=title, show_header=False, box=None, pad_edge=False,
               title_justify="left")
-    t.add_column(overflow="fold", style="bold")      # the host: wrapped, never cut
+    t.add_column(overflow="fold", style="bold", max_width=24)   # the host: wrapped, never cut
     t.add_column(no_wrap=True, style="dim")
     t.add_column(overflow="fold")
     for o in outlooks:
