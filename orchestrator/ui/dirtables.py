@@ -240,14 +240,15 @@ def drives_table(state: FleetState, hosts: Mapping[str, Host], bar_width: int = 
     t.add_column("fill", no_wrap=True, width=bar_width)
     t.add_column("used", justify="right", no_wrap=True)
     t.add_column("free", justify="right", no_wrap=True)
-    t.add_column("plots", overflow="fold")
+    t.add_column("plots", overflow="fold", ratio=1)
     by_host = {hs.name: hs for hs in state.hosts}
     names = list(dict.fromkeys([d.host for d in model.drives] + [u[0] for u in model.unusable]))
     for name in names:
         k = keys.get(name) or HostKeys(hosts.get(name), by_host[name])
         prefix = k.keys["farm"].prefix
-        t.add_row(Text(f"{name}: farm {prefix}" if prefix else f"{name}:", style="bold"),
-                  "", "", "", "")
+        # the harvester on a row of its own, its dir key where the widest column is
+        t.add_row(Text(f"{name}:", style="bold"), "", "", "",
+                  Text(f"key: farm {prefix}" if prefix else "", style="dim"))
         dirs = {d.path: d for d in by_host[name].dirs if d.kind == "farm"}
         for d in sorted((d for d in model.drives if d.host == name), key=lambda d: d.dirs[0]):
             used = (d.total_bytes - d.free_bytes) / d.total_bytes if d.total_bytes else 0.0

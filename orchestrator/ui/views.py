@@ -189,8 +189,8 @@ def dirs_table(state: FleetState, width: Optional[int] = None) -> Table:
         blank = [""] * (5 if narrow else 6)
         t.add_row("", Text(h.name, style="bold"), *blank)
         for d in h.dirs:
-            if d.error:
-                t.add_row(d.kind, Text(d.path), Text(d.error, style="red"), *blank[1:])
+            if d.error:         # why it takes nothing, where long text may wrap
+                t.add_row(d.kind, Text(d.path), *blank[:-1], Text(d.error, style="red"))
                 continue
             used = 1 - d.free_bytes / d.total_bytes if d.total_bytes else 0
             cells = [d.kind, Text(d.path), human_bytes(d.free_bytes),
