@@ -60,7 +60,7 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     lines = dirtables.status_lines(outlooks, keys, title=None)
     # the plotting and archiving lines (2 a plotter), the summary (6 rows), the frame
     top_size = min(8 + 2 * len(outlooks), max(height // 3, 3))
-    log_size = min(10, max(height // 4, 3), len(log) + 2)    # no room kept for no news
+    log_size = min(10, max(height // 4, 3), max(len(log), 1) + 2)    # no room kept for no news
     mid_size = max(height - top_size - log_size, 0)
     wide = width >= WIDE
     # jobs keep what they need (title, header, rule, rows) before the side tables
@@ -74,25 +74,36 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     else:
         columns, path_width = views.COMPACT_JOB_COLUMNS, None
     jobs = Layout(_light(views.jobs_table(state, columns, path_width, keys=keys)), name="jobs")
-    # the dirs as the scheduler and archiver see them, the drives; transfers
-    # (their progress is also on each plotter's archiving line) after them
-    side = [dirtables.plotter_tables(outlooks, keys, side_by_side=width >= 120 and not wide),
-            _light(drives_table(state, hosts, keys=keys))]
+    # left: what is wrong, then the dirs as the scheduler and archiver see them;
+    # right: the drives, then transfers (their progress is also on each
+    # plotter's archiving line).  Below COMPACT they stack, each cropped.
+    split = COMPACT <= width and not wide
+    region = width * 2 // 5 if wide else width // 2 if split else width
+    left = [dirtables.plotter_tables(outlooks, keys, side_by_side=region >= 110)]
+    right = [_light(drives_table(state, hosts, bar_width=8, keys=keys))]
     if any(h.transfers for h in state.hosts):
-        side.append(_light(views.transfers_table(state)))
+        right.append(_light(views.transfers_table(state)))
     dead = views.dead_table(state, hosts)
     if dead is not None:
-        side.insert(0, _light(dead))          # failures before space and transfers
+        left.insert(0, _light(dead))          # failures before dirs and space
     down = views.down_table(state)
     if down is not None:
-        side.insert(0, _light(down))          # a host that is down matters most
+        left.insert(0, _light(down))          # a host that is down matters most
+    if split:
+        side = Layout(name="side", ratio=1)
+        side.split_row(Layout(Group(*left), name="dirs", ratio=1),
+                       Layout(Padding(Group(*right), (0, 0, 0, 1)), name="farm", ratio=1))
+    else:
+        side = Layout(Group(*left, *right), name="side", ratio=1)
     mid = Layout(name="mid", size=mid_size)
     if wide:
         jobs.ratio = 3
-        mid.split_row(jobs, Layout(Padding(Group(*side), (0, 0, 0, 2)), name="side", ratio=2))
+        side.ratio = 2
+        side.update(Padding(Group(*left, *right), (0, 0, 0, 2)))
+        mid.split_row(jobs, side)
     else:
         jobs.size = jobs_size
-        mid.split_column(jobs, Layout(Group(*side), name="side", ratio=1))
+        mid.split_column(jobs, side)
     shown = list(log)[-max(log_size - 2, 1):]      # the newest lines that fit
     bottom = Layout(Panel(Text("\n".join(shown) or "no actions yet", no_wrap=True,
                                overflow="ellipsis"),

@@ -99,10 +99,16 @@ def plot_label(path: Optional[str]) -> str:
     return m.group(1)[:8].lower() if m else path.rsplit("/", 1)[-1]
 
 
-def _sending(s) -> str:
+def _farm(keys: Mapping[str, HostKeys], host: str, path: str) -> str:
+    """`harvester1:hdd07`: a farm dir by its harvester's dir key."""
+    k = keys.get(host)
+    return f"{host}:{k.short('farm', path) if k is not None else path}"
+
+
+def _sending(s, keys) -> str:
     pct = f"{s.bytes_done / s.size_bytes:.0%}" if s.size_bytes else "?%"
-    return (f"{plot_label(s.plot)} -> {s.to_host}:{s.to_dir} (rsync pid {s.pid or '?'}, {pct}, "
-            f"{human_bytes(s.bytes_done)}/{human_bytes(s.size_bytes)})")
+    return (f"{plot_label(s.plot)} -> {_farm(keys, s.to_host, s.to_dir)} (rsync pid "
+            f"{s.pid or '?'}, {pct}, {human_bytes(s.bytes_done)}/{human_bytes(s.size_bytes)})")
 
 
 def plotting_text(o: PlotterOutlook, keys: HostKeys) -> Text:
@@ -112,24 +118,25 @@ def plotting_text(o: PlotterOutlook, keys: HostKeys) -> Text:
             log = (o.started_log or "").rsplit("/", 1)[-1].rsplit(".log", 1)[0]
             return Text(f"started {log or 'a job'}: {where}", style="green")
         return Text(f"ready: next job {where}", style="green")
-    style = {"blocked": "red", "unreachable": "red"}.get(o.plotting, "")
-    return Text(o.plotting_reason or o.plotting, style=style)
+    if o.plotting == "unreachable":
+        return Text(f"unreachable: {o.plotting_reason}", style="red")
+    return Text(o.plotting_reason or o.plotting, style="red" if o.plotting == "blocked" else "")
 
 
-def archiving_text(o: PlotterOutlook, keys: HostKeys) -> Text:
+def archiving_text(o: PlotterOutlook, keys: Mapping[str, HostKeys]) -> Text:
     if o.sending:
-        return Text("sending " + "; ".join(_sending(s) for s in o.sending), style="green")
+        return Text("sending " + "; ".join(_sending(s, keys) for s in o.sending), style="green")
     if o.next_transfers:
         t = o.next_transfers[0]
         more = f" (+{len(o.next_transfers) - 1})" if len(o.next_transfers) > 1 else ""
-        return Text(f"next: {plot_label(t.plot)} -> {t.to_host}:{t.to_dir}{more}",
+        return Text(f"next: {plot_label(t.plot)} -> {_farm(keys, t.to_host, t.to_dir)}{more}",
                     style="green")
+    if o.archiving == "unreachable":
+        return Text("its plots and transfers are not known this pass", style="red")
     if o.archiving_reason:
         n = o.plots_waiting
         return Text(f"{n} plot{'' if n == 1 else 's'} waiting: {o.archiving_reason}",
                     style="yellow")
-    if o.archiving == "unreachable":
-        return Text(o.archiving_reason or "unreachable", style="red")
     return Text("no plots waiting", style="dim")
 
 
@@ -146,7 +153,7 @@ def status_lines(outlooks: Sequence[PlotterOutlook], keys: Mapping[str, HostKeys
     for o in outlooks:
         k = keys[o.host]
         t.add_row(Text(o.host), "plotting", plotting_text(o, k))
-        t.add_row("", "archiving", archiving_text(o, k))
+        t.add_row("", "archiving", archiving_text(o, keys))
     return t
 
 
@@ -166,7 +173,8 @@ def tmp_table(o: PlotterOutlook, keys: HostKeys) -> Table:
     return t
 
 
-def dst_table(o: PlotterOutlook, keys: HostKeys) -> Table:
+def dst_table(o: PlotterOutlook, keys: HostKeys, farm_keys: Mapping[str, HostKeys] = None
+              ) -> Table:
     t = Table(title="dst", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
               show_edge=False)
     t.add_column("dst", overflow="fold")
@@ -177,7 +185,9 @@ def dst_table(o: PlotterOutlook, keys: HostKeys) -> Table:
     t.add_column("archiving", overflow="fold", ratio=1)
     for r in o.dst:
         if r.state in ("sending", "next"):
-            why = Text(f"{r.state} {plot_label(r.plot)} -> {r.to}", style="green")
+            host, _, path = (r.to or "").partition(":")
+            why = Text(f"{r.state} {plot_label(r.plot)} -> {_farm(farm_keys or {}, host, path)}",
+                       style="green")
         else:
             style = {"waiting": "yellow", "error": "red"}.get(r.state, "dim")
             why = Text(r.reason or "-", style=style)
@@ -203,10 +213,10 @@ def plotter_tables(outlooks: Sequence[PlotterOutlook], keys: Mapping[str, HostKe
             grid = Table.grid(padding=(0, 2), expand=False)
             grid.add_column()
             grid.add_column()
-            grid.add_row(tmp_table(o, k), dst_table(o, k))
+            grid.add_row(tmp_table(o, k), dst_table(o, k, keys))
             parts.append(grid)
         else:
-            parts += [tmp_table(o, k), dst_table(o, k)]
+            parts += [tmp_table(o, k), dst_table(o, k, keys)]
     return Group(*parts)
 
 
@@ -235,7 +245,10 @@ def drives_table(state: FleetState, hosts: Mapping[str, Host], bar_width: int = 
     a drive that takes nothing says why (read-only, not mounted, set aside)."""
     keys = keys or host_keys(state, hosts)
     model = farm(state, hosts)
-    t = Table(title="harvester drives", expand=True)
+    shown = FleetState(tuple(hs for hs in state.hosts
+                             if hosts.get(hs.name) is not None and hosts[hs.name].is_harvester))
+    t = Table(title="harvester drives", expand=True, caption_justify="left",
+              caption=keys_caption(shown, keys, ("farm",)))
     t.add_column("drive", overflow="fold", ratio=1)
     t.add_column("fill", no_wrap=True, width=bar_width)
     t.add_column("used", justify="right", no_wrap=True)
@@ -245,10 +258,7 @@ def drives_table(state: FleetState, hosts: Mapping[str, Host], bar_width: int = 
     names = list(dict.fromkeys([d.host for d in model.drives] + [u[0] for u in model.unusable]))
     for name in names:
         k = keys.get(name) or HostKeys(hosts.get(name), by_host[name])
-        prefix = k.keys["farm"].prefix
-        # the harvester on a row of its own, its dir key where the widest column is
-        t.add_row(Text(f"{name}:", style="bold"), "", "", "",
-                  Text(f"key: farm {prefix}" if prefix else "", style="dim"))
+        t.add_row(Text(f"{name}:", style="bold"), "", "", "", "")   # its key: the caption
         dirs = {d.path: d for d in by_host[name].dirs if d.kind == "farm"}
         for d in sorted((d for d in model.drives if d.host == name), key=lambda d: d.dirs[0]):
             used = (d.total_bytes - d.free_bytes) / d.total_bytes if d.total_bytes else 0.0
