@@ -216,3 +216,24 @@ def test_status_json_carries_the_same_fields():
                                    "start": None, "started_log": None}
     assert h[LONG]["archiving"]["sending"][0]["pid"] == 4242
     assert "tmp" not in h["h1"]                     # harvesters: their dirs as before
+
+
+def test_the_plotting_line_says_what_the_pass_did_with_its_start():
+    from orchestrator.core.events import Event
+    from orchestrator.ui.dirtables import host_keys, plotting_text
+    now = time.time()
+    state, hosts = screen_fleet(now)
+    decision, arch = schedule(state, hosts, now), archive(state, hosts)
+    log = "/log/2026-12-02T00_40_00.123456_chia.log"
+    events = (Event("job_started", "p3", log, "started on p3: ..."),
+              Event("job_start_failed", LONG, "/mnt/plotter-nvme/04",
+                    f"{LONG}: start job failed: tmp dir vanished", failed=True))
+    got = {o.host: o for o in outlook(state, hosts, decision, arch, events)}
+    keys = host_keys(state, hosts)
+    assert str(plotting_text(got["p3"], keys["p3"])) == \
+        "started 2026-12-02T00_40_00.123456_chia: tmp 00 -> dst 00"
+    assert got[LONG].plotting == "failed"
+    assert str(plotting_text(got[LONG], keys[LONG])) == f"{LONG}: start job failed: tmp dir vanished"
+    # nothing applied (status): the same start is only due
+    assert str(plotting_text(judge(state, hosts, now)[2], keys["p3"])) == \
+        "ready: next job tmp 00 -> dst 00"

@@ -53,10 +53,10 @@ class PlotterOutlook:
     host: str
     tmp: Tuple[TmpVerdict, ...]
     dst: Tuple[DstRow, ...]
-    plotting: str                   # started | ready | waiting | blocked | unreachable
+    plotting: str                   # started | ready | failed | waiting | blocked | unreachable
     start: Optional[StartJob]       # the job started (or, with nothing applied, due)
     started_log: Optional[str]      # its log file, once the host started it
-    plotting_reason: Optional[str]  # the scheduler's wait, when no job starts
+    plotting_reason: Optional[str]  # the scheduler's wait when no job starts; why a start failed
     archiving: str                  # sending | next | waiting | idle | unreachable
     sending: Tuple[Sending, ...]
     next_transfers: Tuple[StartTransfer, ...]
@@ -126,10 +126,12 @@ def _dst_rows(host: Host, hs: HostState, arch: ArchiveDecision) -> Tuple[DstRow,
 
 
 def plotter_outlook(host: Host, hs: HostState, decision: Decision, arch: ArchiveDecision,
-                    started: Mapping[str, str] = None) -> PlotterOutlook:
+                    started: Mapping[str, str] = None, failed: Mapping[str, str] = None
+                    ) -> PlotterOutlook:
     """One plotter in one pass.  `started`: host -> log file of the job the
-    pass started there (from its events); without it the pass applied nothing."""
-    started = started or {}
+    pass started there, `failed`: host -> why its start failed (both from the
+    pass's events, see `start_outcomes`); without them the pass applied nothing."""
+    started, failed = started or {}, failed or {}
     if not hs.reachable:
         return PlotterOutlook(host.name, (), (), "unreachable", None, None,
                               hs.error or "no answer", "unreachable", (), (),
@@ -137,7 +139,9 @@ def plotter_outlook(host: Host, hs: HostState, decision: Decision, arch: Archive
     start = next((s for s in decision.starts if s.host == host.name), None)
     wait = next((w for w in decision.waits if w.host == host.name and w.subject == "plotter"),
                 None)
-    if start is not None:
+    if start is not None and host.name in failed:
+        plotting = "failed"
+    elif start is not None:
         plotting = "started" if host.name in started else "ready"
     else:
         plotting = "blocked" if wait is not None and wait.blocked else "waiting"
@@ -157,23 +161,32 @@ def plotter_outlook(host: Host, hs: HostState, decision: Decision, arch: Archive
     else:
         archiving = "idle"
     return PlotterOutlook(host.name, tmp_verdicts(host, hs), dst, plotting, start,
-                          started.get(host.name), None if start else (
+                          started.get(host.name),
+                          failed.get(host.name) if start else (
                               wait.reason if wait else "not judged"),
                           archiving, sending, nxt, first_wait, len(hs.plots))
 
 
 def outlook(state: FleetState, hosts: Mapping[str, Host], decision: Decision,
-            arch: ArchiveDecision, started: Mapping[str, str] = None
-            ) -> Tuple[PlotterOutlook, ...]:
-    """Every plotter of the state, in the state's order, for one pass's decisions."""
-    return tuple(plotter_outlook(hosts[hs.name], hs, decision, arch, started)
+            arch: ArchiveDecision, events: Iterable = ()) -> Tuple[PlotterOutlook, ...]:
+    """Every plotter of the state, in the state's order, for one pass's
+    decisions and (when it applied them) its events."""
+    started, failed = start_outcomes(events)
+    return tuple(plotter_outlook(hosts[hs.name], hs, decision, arch, started, failed)
                  for hs in state.hosts
                  if hs.name in hosts and hosts[hs.name].is_plotter)
 
 
-def started_logs(events: Iterable) -> Dict[str, str]:
-    """host -> log file of the job a pass started there (its job_started event)."""
-    return {e.host: e.subject for e in events if e.kind == "job_started"}
+def start_outcomes(events: Iterable) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """(host -> log file of the job the pass started there, host -> why its
+    start failed), from the pass's job_started / job_start_* events."""
+    started, failed = {}, {}
+    for e in events:
+        if e.kind == "job_started":
+            started[e.host] = e.subject
+        elif e.kind in ("job_start_failed", "job_start_unanswered"):
+            failed[e.host] = e.detail
+    return started, failed
 
 
 def judge(state: FleetState, hosts: Mapping[str, Host], now: float

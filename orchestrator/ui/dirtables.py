@@ -118,6 +118,10 @@ def plotting_text(o: PlotterOutlook, keys: HostKeys) -> Text:
             log = (o.started_log or "").rsplit("/", 1)[-1].rsplit(".log", 1)[0]
             return Text(f"started {log or 'a job'}: {where}", style="green")
         return Text(f"ready: next job {where}", style="green")
+    if o.plotting == "failed":
+        return Text(o.plotting_reason or "start failed", style="red")
+    if o.plotting == "failed":
+        return Text(o.plotting_reason or "start failed", style="red")
     if o.plotting == "unreachable":
         return Text(f"unreachable: {o.plotting_reason}", style="red")
     return Text(o.plotting_reason or o.plotting, style="red" if o.plotting == "blocked" else "")
