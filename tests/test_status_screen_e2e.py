@@ -76,7 +76,7 @@ def test_status_names_dirs_by_key_and_agrees_with_plot_all_check(ssh_fleet, tmp_
                               text, re.M)
             assert [n for n, _ in rows] == ["00", "01", "02", "03"] * 3, text
             assert rows[0][1] == "phase limit" and rows[1][1] == "ready"
-            assert f"plotter1 plotting ready: next job tmp 01 -> dst" in flat
+            assert "plotter1 plotting ready: next job tmp 01 -> dst" in flat
             assert f"archiving next: {waiting.name.rsplit('-', 1)[1][:8]} -> harvester" in flat
             for name in ("harvester1", "harvester2"):
                 assert f"key{name}:farm{fleet.hosts[name].root}/" in solid, text
