@@ -99,12 +99,14 @@ def status(c, inventory=None, limit=None, json_=False, fresh=False):
         if code is not None:
             raise Exit(code=code)
     inv, selected, hosts = load(inventory, limit)
+    from orchestrator.core.outlook import judge, status_json
     with Fleet(selected) as fleet:
         state = fleet.gather()
+    outlooks = judge(state, hosts, time.time())     # what a pass would decide now
     if json_:
-        print(json.dumps(state.to_json(), indent=1))
+        print(json.dumps(status_json(state, outlooks), indent=1))
     else:
-        console.print(views.status_view(state, hosts))
+        console.print(views.status_view(state, hosts, outlooks, width=console.width))
     _exit_for(state)
 
 

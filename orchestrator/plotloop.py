@@ -22,6 +22,7 @@ from orchestrator.core.archiver import archive
 from orchestrator.core.failures import cleanups
 from orchestrator.core.decisions import Wait
 from orchestrator.core.events import Event
+from orchestrator.core.outlook import outlook, status_json
 from orchestrator.core.state import FleetState, Host
 from orchestrator.core.scheduler import host_clock, schedule
 
@@ -35,10 +36,11 @@ class PassResult:
     plotter_waits: Tuple[Wait, ...]  # the scheduler's, one per plotter not started on
     backpressure: Optional[str]
     decisions: dict = field(default_factory=dict)   # what was decided, as JSON
+    outlooks: tuple = ()            # core/outlook.py: each plotter's dirs and lines
 
     def to_json(self) -> dict:
         """plot-all --json: the status document, the decisions, the events."""
-        return {**self.state.to_json(), "decisions": self.decisions,
+        return {**status_json(self.state, self.outlooks), "decisions": self.decisions,
                 "events": [e.to_json() for e in self.events]}
 
 
@@ -190,7 +192,8 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
                  "cleans": [asdict(c) for c in arch.cleans],
                  "drive_failures": [asdict(n) for n in arch.notes]}
     return PassResult(state, tuple(out.events), decision.waits + clean_waits + arch.waits,
-                      decision.waits, decision.backpressure, decisions)
+                      decision.waits, decision.backpressure, decisions,
+                      outlook(state, hosts, decision, arch, out.events))
 
 
 class Unattended:

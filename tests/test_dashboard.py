@@ -92,11 +92,26 @@ def test_dashboard_shows_fleet_survives_resizes_and_quits_clean(ssh_fleet, tmp_p
                      "unreachable", "plotter2", "refused", "actions (q quits)"):
             assert seen in screen, (seen, screen)
         assert t.run("display", "-p", "-t", "dash", "#{alternate_on}").strip() == "1"
+        # plotman's first line per plotter, apart from the actions: why no job starts
+        flat = " ".join(screen.replace("│", " ").split())
+        assert re.search(r"plotter1 plotting stagger \d+s/1800s archiving no plots waiting",
+                         flat), screen
+        assert "plotter2 plotting unreachable: " in flat, screen
+        # its tmp and dst tables, by dir key: tmp holds the stopped job (phase 1)
+        root = fleet.hosts["plotter1"].root
+        # one prefix for both; a long key wraps (beside the drives, so by its start)
+        assert re.search(r"^plotter1  key: tmp, dst", screen, re.M) and \
+            re.search("^" + re.escape(str(root)[:50]), screen, re.M), screen
+        assert re.search(r"tmp\s+phase limit\s+1:\d\s", screen), screen
+        assert re.search(r"dst\s+0\s+[\d.]+ \wiB\s+1:\d\s+-", screen), screen
+        assert "key harvester1: farm" in screen and \
+            str(fleet.hosts["harvester1"].root)[:50] in screen, screen
 
         t.resize(60, 15)                 # it shrinks: compact jobs, still the job row
         screen = t.wait(lambda s: max(map(len, s.splitlines())) <= 60
                         and ID_A[:8] in s and "suspended" in s)
         assert "plotfleet" in screen and "q quits" in screen
+        assert re.search(r"plotter1\s+plotting\s+stagger", screen), screen   # still first
         for width, height in ((20, 5), (2, 2)):   # very small: drawn cropped, no crash
             t.resize(width, height)
             time.sleep(1.2)

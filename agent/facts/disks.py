@@ -96,7 +96,7 @@ def dir_info(path, kind, probed, mount=(None, None)):
             "mount": mount[0], "disk": mount[1],
             "total_bytes": probed["total_bytes"], "free_bytes": probed["free_bytes"],
             "device": "" if probed["st_dev"] is None else str(probed["st_dev"]),
-            "plot_count": 0, "plot_bytes": 0, "error": probed["error"],
+            "plot_count": 0, "plot_bytes": 0, "plot_kinds": [], "error": probed["error"],
             "error_code": probed["error_code"], "set_aside_until": None}
 
 

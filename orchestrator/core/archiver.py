@@ -245,6 +245,23 @@ def _priority(host: Host, hs: HostState, plots) -> List[Plot]:
     return sorted(plots, key=key)
 
 
+def archive_order(host: Host, hs: HostState) -> List[Plot]:
+    """The plotter's waiting plots in the order `archive` sends them."""
+    return _priority(host, hs, hs.plots)
+
+
+def dst_priority(host: Host, hs: HostState) -> Dict[str, int]:
+    """dst dir -> its archive priority (1 = its plots go first), read off the
+    archiver's own plot order: what the dst table shows."""
+    index = PathIndex(host.dst_dirs)
+    out: Dict[str, int] = {}
+    for p in archive_order(host, hs):
+        d = index.find(posixpath.dirname(p.path))
+        if d is not None and d not in out:
+            out[d] = len(out) + 1
+    return out
+
+
 def _local_drives(farm: _Farm, host: Host) -> List[_Drive]:
     own = [d for d in farm.drives if d.host == host.name]
     return own + [d for d in farm.by_address.get(host.address, ()) if d.host != host.name]

@@ -143,30 +143,64 @@ def _device_use(by_dir: Dict[str, List[Job]], dirs: Dict[str, Dir], cost) -> Dic
     return out
 
 
-def _pick_tmp(host: Host, hs: HostState, tmp_jobs: Dict[str, List[Job]]):
-    """(tmp_dir, why) for the readiest tmp dir, or (None, reason)."""
+@dataclass(frozen=True)
+class TmpVerdict:
+    """One tmp dir as the scheduler judges it: ready for a new job, or the
+    rule that holds it (`phase limit`, `max jobs`, `dir error`, `room`),
+    with the scheduler's own words.  The views show these as they are."""
+    path: str
+    phases: Tuple[Phase, ...]       # of the jobs using it, sorted
+    rule: Optional[str]             # None: ready
+    reason: str
+    free_bytes: Optional[int]       # None: not reported
+    room_bytes: Optional[int]       # free after what its jobs (on that disk) still need
+
+    @property
+    def ready(self) -> bool:
+        return self.rule is None
+
+
+def tmp_verdicts(host: Host, hs: HostState,
+                 tmp_jobs: Optional[Dict[str, List[Job]]] = None) -> Tuple[TmpVerdict, ...]:
+    """Every tmp dir of the plotter, in inventory order, judged by plotman's
+    tmp-dir rules: what `_pick_tmp` picks from, and what the tmp table shows."""
+    if tmp_jobs is None:
+        tmp_jobs = _group(hs.jobs, PathIndex(host.tmp_dirs), "tmp_dir")
     dirs = PathIndex(host.tmp_dirs).dirs(hs.dirs)
     need = expected_tmp_bytes(host.k)
     still = _device_use(tmp_jobs, dirs,
                         lambda j: max(0, expected_tmp_bytes(j.k) - j.tmp_bytes)
                         if j.phase[0] < 5 else 0)
-    ready, blocked, full = [], [], []
+    out = []
     for path in host.tmp_dirs:
         phases = sorted(j.phase for j in tmp_jobs.get(path, ()))
         max_jobs, milestone, limit = tmp_rules(host, path)
         early = [p for p in phases if p < milestone]
         d = dirs.get(path)
+        free = d.free_bytes if d is not None and not d.error else None
+        room = free - still.get(d.device, 0) if free is not None else None
         if len(early) >= limit:
-            blocked.append(f"{path} in {', '.join(map(phase_str, early))} < {phase_str(milestone)}")
+            rule, why = "phase limit", (f"{path} in {', '.join(map(phase_str, early))} "
+                                        f"< {phase_str(milestone)}")
         elif len(phases) >= max_jobs:
-            blocked.append(f"{path} has {len(phases)}/{max_jobs} jobs")
+            rule, why = "max jobs", f"{path} has {len(phases)}/{max_jobs} jobs"
         elif _uses_tmp(host) and (d is None or d.error):
-            blocked.append(f"{path}: {d.error if d is not None else 'not reported'}")
-        elif _uses_tmp(host) and d.free_bytes - still.get(d.device, 0) < need:
-            full.append(f"{path} {human_bytes(max(0, d.free_bytes - still.get(d.device, 0)))} "
-                        f"free for new jobs, one needs {human_bytes(need)}")
+            rule, why = "dir error", f"{path}: {d.error if d is not None else 'not reported'}"
+        elif _uses_tmp(host) and room < need:
+            rule, why = "room", (f"{path} {human_bytes(max(0, room))} "
+                                 f"free for new jobs, one needs {human_bytes(need)}")
         else:
-            ready.append((not phases, tuple(phases), path))
+            rule, why = None, "empty" if not phases else "jobs in " + ", ".join(map(phase_str, phases))
+        out.append(TmpVerdict(path, tuple(phases), rule, why, free, room))
+    return tuple(out)
+
+
+def _pick_tmp(host: Host, hs: HostState, tmp_jobs: Dict[str, List[Job]]):
+    """(tmp_dir, why) for the readiest tmp dir, or (None, reason)."""
+    verdicts = tmp_verdicts(host, hs, tmp_jobs)
+    ready = [(not v.phases, v.phases, v.path) for v in verdicts if v.ready]
+    blocked = [v.reason for v in verdicts if v.rule not in (None, "room")]
+    full = [v.reason for v in verdicts if v.rule == "room"]
     if ready:
         best = max(ready, key=lambda r: (r[0], r[1]))
         return best[2], ("empty" if best[0] else "jobs in " + ", ".join(map(phase_str, best[1])))

@@ -24,12 +24,11 @@ from rich.layout import Layout
 from rich.live import Live
 from rich.padding import Padding
 from rich.panel import Panel
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.ui import views
-from orchestrator.core.farm import farm
+from orchestrator.core.outlook import judge
+from orchestrator.ui import dirtables, views
 from orchestrator.core.state import FleetState
 
 WIDE = 200          # from here on jobs and the side tables sit side by side
@@ -44,32 +43,24 @@ def _light(table: Table) -> Table:
     return table
 
 
-def drives_table(state: FleetState, hosts, bar_width: int = 12) -> Table:
-    t = Table(title="harvester drives", expand=True)
-    t.add_column("drive", no_wrap=True, overflow="ellipsis", ratio=1)
-    t.add_column("fill", no_wrap=True, width=bar_width)
-    t.add_column("used", justify="right", no_wrap=True)
-    t.add_column("free", justify="right", no_wrap=True)
-    t.add_column("plots", justify="right", no_wrap=True)
-    model = farm(state, hosts)
-    for d in sorted(model.drives, key=lambda d: (d.host, d.dirs[0])):
-        used = (d.total_bytes - d.free_bytes) / d.total_bytes if d.total_bytes else 0.0
-        t.add_row(Text(d.label()), ProgressBar(total=1, completed=used, width=bar_width),
-                  f"{used:.0%}", views.human_bytes(max(d.room, 0)), str(d.plot_count))
-    # drives that take nothing now, with why (read-only, set aside until ...)
-    for host, path, why in model.unusable:
-        t.add_row(Text(f"{host}:{path}"), Text(why, style="red"), "", "", "")
-    return t
+def drives_table(state: FleetState, hosts, bar_width: int = 12, keys=None) -> Table:
+    return dirtables.drives_table(state, hosts, bar_width, keys)
 
 
 def render(state: FleetState, hosts, log, note=None, width=80, height=24,
-           polled_at=None) -> Layout:
-    """The whole screen; every panel crops rather than fails when space is short."""
+           polled_at=None, outlooks=None) -> Layout:
+    """The whole screen; every panel crops rather than fails when space is short.
+    `outlooks`: the pass's (core/outlook.py); judged on `state` when not given."""
+    if outlooks is None:
+        outlooks = judge(state, hosts, time.time())
+    keys = dirtables.host_keys(state, hosts)
     title = "plotfleet"
     if polled_at:
         title += time.strftime(" · polled %H:%M:%S", time.localtime(polled_at))
-    top_size = min(9, max(height // 3, 3))
-    log_size = min(10, max(height // 4, 3))
+    lines = dirtables.status_lines(outlooks, keys, title=None)
+    # the plotting and archiving lines (2 a plotter), the summary (6 rows), the frame
+    top_size = min(8 + 2 * len(outlooks), max(height // 3, 3))
+    log_size = min(10, max(height // 4, 3), max(len(log), 1) + 2)    # no room kept for no news
     mid_size = max(height - top_size - log_size, 0)
     wide = width >= WIDE
     # jobs keep what they need (title, header, rule, rows) before the side tables
@@ -82,30 +73,45 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
         path_width = max(room // 2, 8)
     else:
         columns, path_width = views.COMPACT_JOB_COLUMNS, None
-    jobs = Layout(_light(views.jobs_table(state, columns, path_width)), name="jobs")
-    side = [_light(drives_table(state, hosts))]
+    jobs = Layout(_light(views.jobs_table(state, columns, path_width, keys=keys)), name="jobs")
+    # left: what is wrong, then the dirs as the scheduler and archiver see them;
+    # right: the drives, then transfers (their progress is also on each
+    # plotter's archiving line).  Below COMPACT they stack, each cropped.
+    split = COMPACT <= width and not wide
+    region = width * 2 // 5 if wide else width // 2 if split else width
+    left = [dirtables.plotter_tables(outlooks, keys, side_by_side=region >= 110)]
+    right = [_light(drives_table(state, hosts, bar_width=8, keys=keys))]
     if any(h.transfers for h in state.hosts):
-        side.insert(0, _light(views.transfers_table(state)))
+        right.append(_light(views.transfers_table(state)))
     dead = views.dead_table(state, hosts)
     if dead is not None:
-        side.insert(0, _light(dead))          # failures before space and transfers
+        left.insert(0, _light(dead))          # failures before dirs and space
     down = views.down_table(state)
     if down is not None:
-        side.insert(0, _light(down))          # a host that is down matters most
+        left.insert(0, _light(down))          # a host that is down matters most
+    if split:
+        side = Layout(name="side", ratio=1)
+        side.split_row(Layout(Group(*left), name="dirs", ratio=1),
+                       Layout(Padding(Group(*right), (0, 0, 0, 1)), name="farm", ratio=1))
+    else:
+        side = Layout(Group(*left, *right), name="side", ratio=1)
     mid = Layout(name="mid", size=mid_size)
     if wide:
         jobs.ratio = 3
-        mid.split_row(jobs, Layout(Padding(Group(*side), (0, 0, 0, 2)), name="side", ratio=2))
+        side.ratio = 2
+        side.update(Padding(Group(*left, *right), (0, 0, 0, 2)))
+        mid.split_row(jobs, side)
     else:
         jobs.size = jobs_size
-        mid.split_column(jobs, Layout(Group(*side), name="side", ratio=1))
+        mid.split_column(jobs, side)
     shown = list(log)[-max(log_size - 2, 1):]      # the newest lines that fit
     bottom = Layout(Panel(Text("\n".join(shown) or "no actions yet", no_wrap=True,
                                overflow="ellipsis"),
                           title="actions (q quits)"), name="log", size=log_size)
     root = Layout()
-    root.split_column(Layout(Panel(views.summary_table(state, hosts, note=note), title=title),
-                             name="top", size=top_size), mid, bottom)
+    summary = views.summary_table(state, hosts, note=note)
+    top = Group(lines, summary) if lines is not None else summary     # why-not lines first
+    root.split_column(Layout(Panel(top, title=title), name="top", size=top_size), mid, bottom)
     return root
 
 
@@ -149,6 +155,7 @@ class Poller(threading.Thread):
         self.polled_at = None
         self.version = 0
         self.log = collections.deque(maxlen=200)
+        self.outlooks = None        # the last plot-all pass's; None: judged on the state
 
     def poll_once(self) -> None:
         from orchestrator.plotloop import run_pass
@@ -161,13 +168,16 @@ class Poller(threading.Thread):
             state, note = result.state, result.backpressure
             lines = [e.detail for e in result.events]
             events, decisions = result.events, result.decisions
+            outlooks = result.outlooks
         else:
             state, note, lines = self.fleet.gather(), None, []
             events, decisions = (), None
+            outlooks = judge(state, self.hosts, time.time())
         if self.on_poll is not None:
             self.on_poll(state, events, time.monotonic() - began, decisions)
         with self.lock:
             self.state, self.note, self.polled_at = state, note, time.time()
+            self.outlooks = outlooks
             self.log.extend(f"{stamp} {line}" for line in lines)
             self.version += 1
 
@@ -184,7 +194,8 @@ class Poller(threading.Thread):
 
     def view(self):
         with self.lock:
-            return self.version, self.state, self.note, list(self.log), self.polled_at
+            return (self.version, self.state, self.note, list(self.log), self.polled_at,
+                    self.outlooks)
 
 
 def run_dashboard(fleet, hosts, plot=False, refresh=2.0, console=None, after=None,
@@ -196,13 +207,13 @@ def run_dashboard(fleet, hosts, plot=False, refresh=2.0, console=None, after=Non
         with keys() as key, Live(console=console, screen=True, auto_refresh=False) as live:
             drawn, drawn_at = None, 0.0
             while True:
-                version, state, note, log, polled_at = poller.view()
+                version, state, note, log, polled_at, outlooks = poller.view()
                 size = console.size
                 now = time.monotonic()
                 # redraw on news, on a resize, and each second (elapsed times move)
                 if (version, size) != drawn or now - drawn_at >= 1.0:
                     live.update(render(state, hosts, log, note, size.width, size.height,
-                                       polled_at), refresh=True)
+                                       polled_at, outlooks), refresh=True)
                     drawn, drawn_at = (version, size), now
                 if key() in ("q", "Q"):
                     return

@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.text import Text
 
 from orchestrator.core.events import Event
-from orchestrator.ui import views
+from orchestrator.ui import dirtables, views
 
 WAIT_ROWS = 12      # the live region shows this many waits at most
 
@@ -62,9 +62,15 @@ class PassPrinter:
             self.console.print(Text(f"{stamp} nothing to do"), soft_wrap=True)
 
     def _region(self, result, stamp: str):
+        # each plotter's plotting and archiving line says its own waits
+        lines = dirtables.status_lines(result.outlooks, dirtables.host_keys(
+            result.state, self.hosts)) if result.outlooks else None
+        pending = [w for w in result.waits if lines is None or w.subject != "plotter"]
         waits = [Text(w.describe(), style="yellow" if w.blocked else "dim")
-                 for w in result.waits[:WAIT_ROWS]]
-        if len(result.waits) > WAIT_ROWS:
-            waits.append(Text(f"... and {len(result.waits) - WAIT_ROWS} more waits"))
-        return Group(views.summary_table(result.state, self.hosts, note=result.backpressure),
-                     Text(f"pass {stamp}: {len(result.events)} events"), *waits)
+                 for w in pending[:WAIT_ROWS]]
+        if len(pending) > WAIT_ROWS:
+            waits.append(Text(f"... and {len(pending) - WAIT_ROWS} more waits"))
+        head = [views.summary_table(result.state, self.hosts, note=result.backpressure)]
+        if lines is not None:
+            head.append(lines)
+        return Group(*head, Text(f"pass {stamp}: {len(result.events)} events"), *waits)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Iterable, Mapping, Optional, Sequence
 
+from rich import box
 from rich.console import Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -20,7 +21,9 @@ from orchestrator.core import plotsize
 from orchestrator.core.farm import farm
 from orchestrator.core.state import FleetState, Host
 from orchestrator.core.failures import backoff
+from orchestrator.core.outlook import judge
 from orchestrator.core.scheduler import host_clock, phase_str
+from orchestrator.ui import dirtables
 
 
 def human_bytes(n: Optional[float]) -> str:
@@ -83,9 +86,12 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
 
 JOB_COLUMNS = ("plot id", "host", "k", "tmp", "dst", "wall", "phase", "tmp size", "pid", "state")
 COMPACT_JOB_COLUMNS = ("plot id", "host", "phase", "wall", "tmp size", "state")
+# status below 100 columns: the dirs stay (by their key), k and pid go
+COMPACT_STATUS_JOB_COLUMNS = ("plot id", "host", "tmp", "dst", "wall", "phase", "tmp size",
+                              "state")
 
 
-def tail(path: Optional[str], width: Optional[int]) -> str:
+def _tail(path: Optional[str], width: Optional[int]) -> str:
     """A path cut to `width` from the left: the end (the drive) is what tells dirs apart."""
     if not path:
         return "-"
@@ -94,21 +100,35 @@ def tail(path: Optional[str], width: Optional[int]) -> str:
     return "…" + path[-(width - 1):] if width > 1 else "…"
 
 
+tail = _tail
+
+
 def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
-               path_width: Optional[int] = None) -> Table:
+               path_width: Optional[int] = None, keys=None) -> Table:
     """Jobs by host (oldest first), then the dead ones; `columns` picks which
-    to show, `path_width` cuts tmp and dst paths to their last characters."""
-    t = Table(title="jobs")
+    to show, `path_width` cuts tmp and dst paths to their last characters;
+    with `keys` (ui/dirtables.host_keys) they are named by their dir key
+    instead, the key lines in the caption, and host names wrap, never cut."""
+    t = Table(title="jobs", caption=dirtables.keys_caption(state, keys) if keys else None,
+              caption_justify="left")
     for col in columns:
-        t.add_column(col, no_wrap=col not in ("tmp", "dst"))
+        if col == "host" and keys:
+            t.add_column(col, overflow="fold")
+        else:
+            t.add_column(col, no_wrap=col not in ("tmp", "dst"))
+
+    def tail(path, width, kind="tmp", host=""):
+        if keys and host in keys:
+            return keys[host].short(kind, path)
+        return _tail(path, width)
     for h in state.hosts:
         for j in sorted(h.jobs, key=lambda j: j.started_at):
             st = job_state(j)
             style = {"suspended": "yellow", "stalled": "red"}.get(st, "")
             cells = {"plot id": Text((j.plot_id or "?")[:8]), "host": Text(h.name),
                      "k": plot_kind(j.k, j.compression)[1:],
-                     "tmp": Text(tail(j.tmp_dir, path_width)),
-                     "dst": Text(tail(j.dst_dir, path_width)),
+                     "tmp": Text(tail(j.tmp_dir, path_width, "tmp", h.name)),
+                     "dst": Text(tail(j.dst_dir, path_width, "dst", h.name)),
                      "wall": human_duration(j.elapsed_s), "phase": phase_str(j.phase),
                      "tmp size": human_bytes(j.tmp_bytes), "pid": str(j.pid),
                      "state": Text(st, style=style)}
@@ -116,7 +136,8 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
         for d in h.dead:
             cells = {"plot id": Text((d.plot_id or "?")[:8]), "host": Text(h.name),
                      "phase": phase_str(d.phase) if d.phase else "?:?",
-                     "k": str(d.k) if d.k else "", "tmp": Text(tail(d.tmp_dir, path_width)),
+                     "k": str(d.k) if d.k else "",
+                     "tmp": Text(tail(d.tmp_dir, path_width, "tmp", h.name)),
                      "tmp size": human_bytes(d.tmp_bytes), "pid": "-",
                      "state": Text("killed" if d.killed else "dead", style="red")}
             t.add_row(*(cells.get(c, "") for c in columns))
@@ -160,36 +181,54 @@ def device_name(d) -> str:
     return d.device or ""
 
 
-def dirs_table(state: FleetState) -> Table:
-    t = Table(title="dirs")
-    for col in ("host", "kind", "path", "free", "total", "used", "plots", "device"):
-        t.add_column(col)
+def dirs_table(state: FleetState, width: Optional[int] = None) -> Table:
+    """Every dir by its whole name (the legend of the dir keys), grouped by
+    host: the host on a line of its own, never cut; paths wrap, never cut."""
+    t = Table(title="dirs", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("kind", no_wrap=True)
+    t.add_column("path", overflow="fold", ratio=3)
+    t.add_column("free", justify="right", no_wrap=True)
+    narrow = width is not None and width < 100
+    if not narrow:
+        t.add_column("total", justify="right", no_wrap=True)
+    t.add_column("used", no_wrap=True)
+    t.add_column("plots", justify="right", no_wrap=True)
+    t.add_column("device", overflow="fold", ratio=2)
     for h in state.hosts:
+        if not h.dirs:
+            continue
+        blank = [""] * (5 if narrow else 6)
+        t.add_row("", Text(h.name, style="bold"), *blank)
         for d in h.dirs:
-            if d.error:
-                t.add_row(Text(h.name), d.kind, Text(d.path), Text(d.error, style="red"),
-                          "", "", "", "")
+            if d.error:         # why it takes nothing, where long text may wrap
+                t.add_row(d.kind, Text(d.path), *blank[:-1], Text(d.error, style="red"))
                 continue
             used = 1 - d.free_bytes / d.total_bytes if d.total_bytes else 0
-            t.add_row(Text(h.name), d.kind, Text(d.path), human_bytes(d.free_bytes),
-                      human_bytes(d.total_bytes), ProgressBar(total=1, completed=used, width=12),
-                      str(d.plot_count) if d.kind == "farm" else "", Text(device_name(d)))
+            cells = [d.kind, Text(d.path), human_bytes(d.free_bytes),
+                     human_bytes(d.total_bytes), ProgressBar(total=1, completed=used, width=8),
+                     str(d.plot_count) if d.kind == "farm" else "", Text(device_name(d))]
+            if narrow:
+                del cells[3]
+            t.add_row(*cells)
+        t.add_section()
     return t
 
 
 def transfers_table(state: FleetState, now: Optional[float] = None) -> Table:
     t = Table(title="transfers")
     for col in ("plot", "from", "to", "progress", "done", "rate", "eta", "status"):
-        t.add_column(col, no_wrap=True, overflow="ellipsis")
+        # names wrap, never cut; numbers stay on one line
+        t.add_column(col, no_wrap=col not in ("from", "to", "status", "done"),
+                     overflow="fold" if col in ("from", "to", "status", "done") else "ellipsis")
     for h in state.hosts:
         for x in h.transfers:
             size = x.size_bytes or 1
             elapsed = max((h.host_time or time.time()) - x.started_at, 1e-3) if x.started_at else None
             rate = x.bytes_done / elapsed if elapsed else None
             eta = (x.size_bytes - x.bytes_done) / rate if rate else None
-            t.add_row(Text(x.plot.rsplit("/", 1)[-1][:40]), Text(h.name),
+            t.add_row(Text(dirtables.plot_label(x.plot)), Text(h.name),
                       Text(f"{x.to_host}:{x.to_dir}"),
-                      ProgressBar(total=size, completed=x.bytes_done, width=20),
+                      ProgressBar(total=size, completed=x.bytes_done, width=10),
                       f"{human_bytes(x.bytes_done)}/{human_bytes(x.size_bytes)}",
                       f"{human_bytes(rate)}/s" if rate else "-",
                       human_duration(eta) if x.status == "running" else "-",
@@ -254,8 +293,25 @@ def action_log(events: Iterable, waits: Iterable[str] = (), title: str = "action
     return t
 
 
-def status_view(state: FleetState, hosts: Mapping[str, Host]) -> Group:
-    parts = [summary_table(state, hosts), jobs_table(state), dirs_table(state)]
+def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
+                width: Optional[int] = None) -> Group:
+    """`status`: the fleet, each plotter's plotting and archiving line, the
+    jobs, each plotter's tmp and dst tables, the dirs, the harvester drives.
+    `outlooks` (core/outlook.py) are the pass's; judged here when not given."""
+    if outlooks is None:
+        outlooks = judge(state, hosts, time.time())
+    keys = dirtables.host_keys(state, hosts)
+    wide = width is not None and width >= 120
+    columns = JOB_COLUMNS if width is None or width >= 100 else COMPACT_STATUS_JOB_COLUMNS
+    parts = [summary_table(state, hosts)]
+    lines = dirtables.status_lines(outlooks, keys)
+    if lines is not None:
+        parts.append(lines)
+    parts += [jobs_table(state, columns, keys=keys),
+              dirtables.plotter_tables(outlooks, keys, side_by_side=wide),
+              dirs_table(state, width)]
+    if any(hosts.get(h.name) is not None and hosts[h.name].is_harvester for h in state.hosts):
+        parts.append(dirtables.drives_table(state, hosts, keys=keys))
     dead = dead_table(state, hosts)
     if dead is not None:
         parts.append(dead)
