@@ -43,6 +43,6 @@ def test_status_shows_the_mount_not_a_number(ssh_fleet, tmp_path, tmpfs):
     for path in h.dirs["farm"]:
         tmpfs.mount(path, "4m")
     inv = fleet.write_inventory(tmp_path / "inv.yaml")
-    out = plotfleet("status", "--inventory", inv, env={"COLUMNS": "250"}).stdout
+    out = plotfleet("status", "--inventory", inv, env={"COLUMNS": "320"}).stdout
     for path in h.dirs["farm"]:
         assert f"{path} (tmpfs)" in out, out
