@@ -251,3 +251,28 @@ def test_a_job_that_already_finished_still_staggers_the_next_start():
     assert d.starts == () and d.waits[0].reason == "stagger 20s/60s"
     hs = type(hs)(**{**hs.__dict__, "last_start": now - 61})
     assert len(schedule(fleet(hs, now=now), inventory(p), now).starts) == 1
+
+
+def test_farm_room_is_sized_by_the_plotters_compression():
+    """A farm with room for one bladebit C7 k32 (Chia's table: 83.1 GB) but not
+    for an uncompressed one (108.8 GB) takes the C7 plotter's job only; the
+    C7 job then counts as a C7 plot headed there, not as an uncompressed one."""
+    from orchestrator.core import plotsize
+    c7 = plotsize.Compression(plotsize.BLADEBIT, 7)
+    small, full = expected_plot_bytes(32, c7), expected_plot_bytes(32)
+    assert small < full - 20 * 10 ** 9
+    bb = plotter("bb", plotter="bladebit", compress=7, global_stagger_m=0, tmpdir_max_jobs=9,
+                 farmer_key="8f" * 48, pool_contract="xch1" + "q" * 58)
+    ch = plotter("ch", global_stagger_m=0, tmpdir_max_jobs=9)
+    h = harvester(farm_dirs=("/f0",))
+    farm = host_state(h, free={"/f0": small + small // 2})
+    d, waits = one(fleet(host_state(bb), host_state(ch), farm), inventory(bb, ch, h))
+    assert [s.host for s in d.starts] == ["bb"] and waits == {"ch": "farm full"}
+    # room for 3.5 C7 plots, two C7 jobs running: one more fits (counted as
+    # uncompressed plots, the two jobs would leave less than one C7 plot)
+    jobs = [j.__class__(**{**j.__dict__, "compress": 7, "compress_format": plotsize.BLADEBIT})
+            for j in jobs_in((3, 1), (3, 2), tmp="/t0")]
+    farm = host_state(h, free={"/f0": 3 * small + small // 2})
+    assert 3 * small + small // 2 - 2 * full < small
+    d, waits = one(fleet(host_state(bb, jobs=jobs), farm), inventory(bb, h))
+    assert [s.host for s in d.starts] == ["bb"], waits

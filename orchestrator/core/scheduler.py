@@ -82,6 +82,7 @@ class FarmBudget:
         self.down = list(model.down)
         self.free = model.room
         self.drives = len(model.drives)
+        self.observed = model.observed      # sizes learnt from the farm (Gigahorse levels)
         self.pending_bytes = 0
         self.pending_count = 0
         if not self.enabled:
@@ -100,14 +101,17 @@ class FarmBudget:
                 if p.path not in moving:
                     self.add(p.size_bytes)
             for j in hs.jobs:
-                self.add(expected_plot_bytes(j.k))
+                self.add(self.plot_bytes(j.k, j.compression))
 
     def add(self, nbytes: int) -> None:
         self.pending_bytes += nbytes
         self.pending_count += 1
 
-    def blocks(self, k: int) -> Optional[str]:
-        if not self.enabled or self.free - self.pending_bytes >= expected_plot_bytes(k):
+    def plot_bytes(self, k: int, compression=None) -> int:
+        return expected_plot_bytes(k, compression, self.observed)
+
+    def blocks(self, k: int, compression=None) -> Optional[str]:
+        if not self.enabled or self.free - self.pending_bytes >= self.plot_bytes(k, compression):
             return None
         s = "" if self.drives == 1 else "s"
         down = f" ({len(self.down)} harvester(s) unreachable: {'; '.join(self.down[:3])})" \
@@ -212,8 +216,10 @@ def _pick_tmp(host: Host, hs: HostState, tmp_jobs: Dict[str, List[Job]]):
 def _pick_dst(host: Host, hs: HostState, dst_jobs: Dict[str, List[Job]]):
     """(dst_dir, room) with most room for one more plot, or (None, reason)."""
     dirs = PathIndex(host.dst_dirs).dirs(hs.dirs)
-    need = expected_plot_bytes(host.k)
-    heading = _device_use(dst_jobs, dirs, lambda j: expected_plot_bytes(j.k))
+    # sized by k and compression; a Gigahorse level with no size table is
+    # taken as uncompressed here (never less room than the plot needs)
+    need = expected_plot_bytes(host.k, host.compression)
+    heading = _device_use(dst_jobs, dirs, lambda j: expected_plot_bytes(j.k, j.compression))
     best, best_key, problems = None, None, []
     for i, path in enumerate(host.dst_dirs):
         d = dirs.get(path)
@@ -340,7 +346,7 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
         if stop is not None:
             waits.append(stop)
             continue
-        full = budget.blocks(host.k)
+        full = budget.blocks(host.k, host.compression)
         if full:
             backpressure = backpressure or full
             waits.append(Wait(name, "plotter", "farm full"))
@@ -352,5 +358,5 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
             waits.append(Wait(name, "plotter", f"plot limit reached: {max_new} new jobs allowed"))
         else:
             starts.append(verdict)
-            budget.add(expected_plot_bytes(verdict.k))
+            budget.add(budget.plot_bytes(verdict.k, host.compression))
     return Decision(tuple(starts), tuple(waits), backpressure)
