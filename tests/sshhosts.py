@@ -48,6 +48,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -209,6 +210,10 @@ SetEnv HOME={os.environ["HOME"]}
         if h.proc is None or h.proc.poll() is not None:
             return
         victims = []
+        # frozen first, so that no connection forks a child after the children
+        # are listed: a child just forked still holds the listening socket for
+        # a moment, and the port would go on accepting
+        os.kill(h.proc.pid, signal.SIGSTOP)
         try:
             # per-connection sshds call setsid(), so a process-group kill misses them
             for p in psutil.Process(h.proc.pid).children(recursive=True):
