@@ -334,10 +334,11 @@ class ProcScanner:
             p.log_file = _stdout_log(p.pid)
             if p.log_file:
                 p.tail = LogTail(p.log_file, p.info["plotter"])
-        phase, plot_id, k, idle = (0, 0), p.info.get("plot_id"), p.info["k"], None
+        phase, plot_id, k, idle = None, p.info.get("plot_id"), p.info["k"], None
         if p.tail is not None:
             p.tail.poll()
-            phase = p.tail.phase
+            # unknown (None) until the log has a line, as DESIGN "Progress" says
+            phase = p.tail.phase if p.tail.state.lines else None
             plot_id = p.tail.plot_id or plot_id
             k = p.tail.k or k
             if p.tail.last_growth_time is not None:
@@ -345,7 +346,7 @@ class ProcScanner:
         i = p.info
         return {
             "plot_id": plot_id, "plotter": i["plotter"], "k": k, "pid": p.pid,
-            "phase": list(phase), "state": state,
+            "phase": list(phase) if phase is not None else None, "state": state,
             "tmp_dir": i.get("tmp_dir"), "tmp2_dir": i.get("tmp2_dir"),
             "dst_dir": i.get("dst_dir") or (i.get("tmp_dir") if i["plotter"] == "madmax" else None),
             "log_file": p.log_file, "elapsed_s": max(0.0, now - p.started_at),

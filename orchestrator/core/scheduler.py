@@ -13,12 +13,16 @@ with plotman's keys and meanings:
 - per tmp dir (each key overridable per dir in tmp_overrides): fewer than
   tmpdir_stagger_phase_limit jobs before phase
   tmpdir_stagger_phase_major:minor, fewer than tmpdir_max_jobs jobs, and
-  room for one more job's temp files.  A job whose phase is not known yet
-  reports 0:0 and so holds the stagger, as in plotman.
+  room for one more job's temp files.  A job whose phase is unknown (None:
+  no line of its log read yet) is left out of these rules, as plotman's
+  phases_permit_new_job leaves it out; it still counts for global_max_jobs
+  and the stagger.
 - the readiest tmp dir wins (an empty one, else the one whose jobs are
   furthest along, compared as sorted phases, as plotman's max does); the dst
-  dir with most room left for one more plot after the jobs already heading
-  there, ties to the one fewest jobs head to.
+  dir: the tmp dir itself when it is also a dst dir (plotman's rule, which
+  makes an inventory without dst_dirs plot into tmp2, else into the tmp dir),
+  else the one with most room left for one more plot after the jobs already
+  heading there, ties to the one fewest jobs head to.
 - at most one new job per plotter per pass, `max_new` per pass overall.
 
 Failures (orchestrator/failures.py): a plotter whose last max_failures jobs
@@ -53,8 +57,8 @@ class Decision:
     backpressure: Optional[str]
 
 
-def phase_str(p: Phase) -> str:
-    return f"{p[0]}:{p[1]}"
+def phase_str(p: Optional[Phase]) -> str:
+    return "?:?" if p is None else f"{p[0]}:{p[1]}"
 
 
 def job_age_s(job: Job, host_now: Optional[float]) -> float:
@@ -149,10 +153,10 @@ def _pick_tmp(host: Host, hs: HostState, tmp_jobs: Dict[str, List[Job]]):
     need = expected_tmp_bytes(host.k)
     still = _device_use(tmp_jobs, dirs,
                         lambda j: max(0, expected_tmp_bytes(j.k) - j.tmp_bytes)
-                        if j.phase[0] < 5 else 0)
+                        if j.phase is None or j.phase[0] < 5 else 0)
     ready, blocked, full = [], [], []
     for path in host.tmp_dirs:
-        phases = sorted(j.phase for j in tmp_jobs.get(path, ()))
+        phases = sorted(j.phase for j in tmp_jobs.get(path, ()) if j.phase is not None)
         max_jobs, milestone, limit = tmp_rules(host, path)
         early = [p for p in phases if p < milestone]
         d = dirs.get(path)
@@ -175,13 +179,18 @@ def _pick_tmp(host: Host, hs: HostState, tmp_jobs: Dict[str, List[Job]]):
     return None, "no tmp dir ready: " + "; ".join(blocked + [f + " (full)" for f in full])
 
 
-def _pick_dst(host: Host, hs: HostState, dst_jobs: Dict[str, List[Job]]):
-    """(dst_dir, room) with most room for one more plot, or (None, reason)."""
+def _pick_dst(host: Host, hs: HostState, dst_jobs: Dict[str, List[Job]],
+              tmp: Optional[str] = None):
+    """(dst_dir, room) with most room for one more plot, or (None, reason).
+    A tmp dir that is also a dst dir is its own job's dst, as in plotman."""
     dirs = PathIndex(host.dst_dirs).dirs(hs.dirs)
     need = expected_plot_bytes(host.k)
     heading = _device_use(dst_jobs, dirs, lambda j: expected_plot_bytes(j.k))
     best, best_key, problems = None, None, []
+    own = PathIndex(host.dst_dirs).find(tmp) if tmp is not None else None
     for i, path in enumerate(host.dst_dirs):
+        if own is not None and path != own:
+            continue
         d = dirs.get(path)
         n = len(dst_jobs.get(path, ()))
         if d is None or d.error:
@@ -275,7 +284,7 @@ def _judge(host: Host, hs: HostState, host_now: Optional[float]):
     tmp, why_tmp = _pick_tmp(host, hs, _group(jobs, PathIndex(host.tmp_dirs), "tmp_dir"))
     if tmp is None:
         return wait(why_tmp)
-    dst, why_dst = _pick_dst(host, hs, _group(jobs, PathIndex(host.dst_dirs), "dst_dir"))
+    dst, why_dst = _pick_dst(host, hs, _group(jobs, PathIndex(host.dst_dirs), "dst_dir"), tmp)
     if dst is None:
         return wait(why_dst)
     dst_dir, room = dst

@@ -33,7 +33,7 @@ class Job:
     plotter: str                    # chia | madmax | bladebit | chiapos
     k: int
     pid: int
-    phase: Phase
+    phase: Optional[Phase]          # None: unknown (no line of its log read yet)
     state: str                      # running | suspended
     tmp_dir: Optional[str]
     dst_dir: Optional[str]
@@ -172,9 +172,7 @@ class HostState:
     def to_json(self) -> dict:
         d = asdict(self)
         d["roles"] = list(self.roles)
-        for j in d["jobs"]:
-            j["phase"] = list(j["phase"])
-        for j in d["dead"]:
+        for j in d["jobs"] + d["dead"]:
             j["phase"] = None if j["phase"] is None else list(j["phase"])
         return d
 
@@ -278,6 +276,7 @@ class Host:
     tmpdir_stagger_phase_limit: int = 1
     tmp_overrides: dict = field(default_factory=dict, compare=False, hash=False)
     polling_time_s: float = 20.0
+    nice: int = 15                              # jobs' niceness, as plotman renices them
     stall_after_m: float = 30.0
     # failed jobs
     dead_keep_h: float = 24.0                   # a dead job without leftovers stays listed

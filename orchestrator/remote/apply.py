@@ -69,7 +69,7 @@ def start_args(h: Host, s: StartJob) -> dict:
                 limits={"global_max_jobs": h.global_max_jobs,
                         "tmpdir_max_jobs": tmp_rules(h, s.tmp_dir)[0],
                         "global_stagger_s": h.global_stagger_m * 60.0},
-                request_id=uuid.uuid4().hex)
+                nice=h.nice, request_id=uuid.uuid4().hex)
 
 
 def _started(out: Outcome, s: StartJob, res: dict) -> None:

@@ -44,7 +44,8 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
     jobs = [j for h in up for j in h.jobs]
     by_phase = {}
     for j in jobs:
-        by_phase[j.phase[0]] = by_phase.get(j.phase[0], 0) + 1
+        major = "?" if j.phase is None else j.phase[0]
+        by_phase[major] = by_phase.get(major, 0) + 1
     waiting = [p for h in up for p in h.plots]
     model = farm(state, hosts)
     ks = sorted({hosts[h.name].k for h in state.hosts if h.name in hosts and hosts[h.name].is_plotter})
@@ -59,7 +60,7 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
         hosts_row.append(", ").append(f"{down} down", style="red")
     t.add_row("hosts", hosts_row)
     t.add_row("jobs", f"{len(jobs)}" + (" (" + ", ".join(
-        f"phase {p}: {n}" for p, n in sorted(by_phase.items())) + ")" if jobs else ""))
+        f"phase {p}: {n}" for p, n in sorted(by_phase.items(), key=lambda kv: str(kv[0]))) + ")" if jobs else ""))
     t.add_row("plots waiting", f"{len(waiting)} ({human_bytes(sum(p.size_bytes for p in waiting))})")
     transfers = [x for h in up for x in h.transfers if x.status == "running"]
     t.add_row("transfers", str(len(transfers)))
