@@ -77,6 +77,7 @@ OPS = {
     "read_log": {"config": CONFIG, "path": Arg("str"), "offset": opt("int"),
                  "max_bytes": opt("int")},
     "list_logs": {"config": CONFIG},
+    "read_plotman_config": {"path": opt("str")},
 }
 
 

@@ -19,7 +19,7 @@ import psutil
 from . import deadline, protocol
 from .facts.procs import PSUTIL_ERRORS
 from .facts.snapshot import Agent
-from .ops import claims, jobs, logs, transfers
+from .ops import claims, jobs, logs, plotman_config, transfers
 from .ops.common import ActionError
 from .watchdog import Watchdog
 
@@ -85,6 +85,7 @@ OPS = {
     "clean_partial": transfers.clean_partial,
     "reserve_drive": claims.reserve_drive, "note_drive_failure": claims.note_drive_failure,
     "read_log": logs.read_log, "list_logs": logs.list_logs,
+    "read_plotman_config": plotman_config.read_plotman_config,
 }
 assert set(OPS) == set(protocol.OPS), "every op declared in protocol.py, and only those"
 
