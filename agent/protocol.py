@@ -78,6 +78,7 @@ OPS = {
                  "max_bytes": opt("int")},
     "list_logs": {"config": CONFIG},
     "read_plotman_config": {"path": opt("str")},
+    "guard_room": {"config": CONFIG, "plot_bytes": opt("int")},
 }
 
 

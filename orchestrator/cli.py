@@ -122,7 +122,8 @@ def _poll_interval(selected):
 
 @task(name="plot-all", help=helps("inventory", "limit", "json", "check",
                                   once="run one pass and exit",
-                                  plots="start at most N jobs, return when their plots are archived"))
+                                  plots="start at most N jobs, return when their plots are archived (multi-plot "
+                                        "jobs, count != 1: N plots; the jobs keep running)"))
 @one_line_errors
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
@@ -131,7 +132,8 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     if plots is not None:
         plots = number_flag("--plots", plots, int, 0, 10 ** 6)
     inv, selected, hosts = load(inventory, limit)
-    tracker = RunTracker(limit=plots)
+    tracker = RunTracker(limit=plots, endless=any(h.is_plotter and h.count != 1
+                                                  for h in selected))
     has_harvesters = any(h.is_harvester for h in selected)
     interval = _poll_interval(selected)
     state = None

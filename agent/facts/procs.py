@@ -40,7 +40,7 @@ MADMAX_FLAGS = {
 }
 CHIAPOS_FLAGS = {
     "-k": "k", "-t": "tmp_dir", "-2": "tmp2_dir", "-d": "dst_dir", "-r": "threads",
-    "-u": "buckets", "-b": "buffer", "--stripe": None, "--id": "plot_id",
+    "-u": "buckets", "-b": "buffer", "--stripe": None, "--id": "plot_id", "-n": "num",
 }
 BLADEBIT_GLOBAL = {
     "-t": "threads", "--threads": "threads", "-n": "num", "--count": "num",
@@ -335,8 +335,10 @@ class ProcScanner:
             if p.log_file:
                 p.tail = LogTail(p.log_file, p.info["plotter"])
         phase, plot_id, k, idle = None, p.info.get("plot_id"), p.info["k"], None
+        done = 0
         if p.tail is not None:
             p.tail.poll()
+            done = p.tail.plots_done
             # unknown (None) until the log has a line, as DESIGN "Progress" says
             phase = p.tail.phase if p.tail.state.lines else None
             plot_id = p.tail.plot_id or plot_id
@@ -352,7 +354,18 @@ class ProcScanner:
             "log_file": p.log_file, "elapsed_s": max(0.0, now - p.started_at),
             "started_at": p.started_at, "tmp_bytes": 0, "rss_bytes": rss,
             "cpu_s": cpu, "log_idle_s": idle, "stalled": False,
+            "count": plot_count(i.get("num")), "plots_done": done,
         }
+
+
+def plot_count(num):
+    """Plots a job was asked for from its -n: 0 for without end (madmax's and
+    Gigahorse's -1 or 0; chiapos's 0), 1 when not given."""
+    try:
+        n = int(num) if num is not None else 1
+    except ValueError:
+        return 1
+    return max(n, 0)
 
 
 def _create_time(pid):

@@ -13,7 +13,7 @@ from ..facts import disks, failures, lognames
 from ..facts.logparse import KILLED_MARK, analyze_log
 from ..facts.procs import PSUTIL_ERRORS, held_open, open_paths
 from ..statefile import state_dir
-from . import carried_out
+from . import carried_out, room
 from .. import deadline
 from .common import (CLEAN_QUIET_S, KILL_QUIET_S, PLOT_ID, ActionError, _agent_env, _log_dir,
                      _spawn, check_inside, host_lock)
@@ -153,11 +153,15 @@ def _signal(agent, config, pid, sig, state, started_at=None):
 
 
 def suspend(agent, config, pid, started_at=None):
-    return _signal(agent, config, pid, signal.SIGSTOP, "suspended", started_at)
+    out = _signal(agent, config, pid, signal.SIGSTOP, "suspended", started_at)
+    room.forget(out["pid"])     # the operator's now: not resumed when room frees up
+    return out
 
 
 def resume(agent, config, pid, started_at=None):
-    return _signal(agent, config, pid, signal.SIGCONT, "running", started_at)
+    out = _signal(agent, config, pid, signal.SIGCONT, "running", started_at)
+    room.forget(out["pid"])
+    return out
 
 
 def _wait_gone(agent, procs, timeout):

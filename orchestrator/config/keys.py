@@ -111,6 +111,9 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         Key("pool_key", "str", None, "pool public key (or pool_contract)", roles=PLOTTER),
         Key("pool_contract", "str", None, "pool contract address (or pool_key)",
             roles=PLOTTER),
+        _int("count", 1, "plots per job (-n); 0: without end (the plotter then keeps"
+             " global_max_jobs such jobs running, 0 meaning one; each plot archived as it"
+             " lands, the job suspended while its dst has no room)", 0, roles=PLOTTER),
         Key("bladebit_mode", "choice", "ramplot", "how bladebit plots",
             choices=("ramplot", "diskplot", "cudaplot"), roles=PLOTTER),
         Key("plotter_command", "str", None,

@@ -26,7 +26,8 @@ _TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates
 
 # Host fields a template may use, on top of the raw merged vars.
 _FIELDS = ("k", "threads", "buckets", "buffer_mib", "farmer_key", "pool_key",
-           "pool_contract", "bladebit_mode", "plotter", "tmp_dirs", "dst_dirs", "log_dir")
+           "pool_contract", "bladebit_mode", "plotter", "tmp_dirs", "dst_dirs", "log_dir",
+           "count")
 
 
 def _q(value) -> str:

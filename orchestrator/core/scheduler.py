@@ -9,7 +9,10 @@ with plotman's keys and meanings:
   suspended and stalled ones count) must be at least this old.  Ages come
   from the host's own clock (job.started_at vs the host's time), so a laptop
   whose clock is off does not break the stagger.
-- global_max_jobs: at most this many jobs on the plotter (0 = no limit).
+- global_max_jobs: at most this many jobs on the plotter (0 = no limit; for
+  multi-plot jobs, count != 1, 0 means one: such jobs run on, and the
+  scheduler's part is to keep that many running, restarting one that died
+  after the failure back-off allows).
 - per tmp dir (each key overridable per dir in tmp_overrides): fewer than
   tmpdir_stagger_phase_limit jobs before phase
   tmpdir_stagger_phase_major:minor, fewer than tmpdir_max_jobs jobs, and
@@ -279,8 +282,10 @@ def _judge(host: Host, hs: HostState, host_now: Optional[float]):
         stagger = host.global_stagger_m * 60.0
         if youngest < stagger:
             return wait(f"stagger {int(youngest)}s/{int(stagger)}s")
-    if host.global_max_jobs and len(jobs) >= host.global_max_jobs:
-        return wait(f"max jobs {len(jobs)}/{host.global_max_jobs}")
+    # multi-plot jobs run on: keep global_max_jobs of them (0: one) going
+    most = host.global_max_jobs or (1 if host.count != 1 else 0)
+    if most and len(jobs) >= most:
+        return wait(f"max jobs {len(jobs)}/{most}")
     tmp, why_tmp = _pick_tmp(host, hs, _group(jobs, PathIndex(host.tmp_dirs), "tmp_dir"))
     if tmp is None:
         return wait(why_tmp)

@@ -46,6 +46,9 @@ class Job:
     cpu_s: float = 0.0
     log_idle_s: Optional[float] = None   # seconds since the log last grew
     stalled: bool = False
+    count: int = 1                  # plots it was asked for (-n); 0: without end
+    plots_done: int = 0             # plots it has finished (its log's markers)
+    paused: Optional[str] = None    # why the agent suspended it (no room), else None
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,7 @@ class Host:
     farmer_key: Optional[str] = None
     pool_key: Optional[str] = None
     pool_contract: Optional[str] = None
+    count: int = 1                              # plots per job (-n); 0: without end
     bladebit_mode: str = "ramplot"              # ramplot | diskplot | cudaplot
     plotter_command: Optional[str] = None       # jinja2 template override
     # scheduling (plotman's keys and meanings)

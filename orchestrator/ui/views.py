@@ -85,6 +85,14 @@ def tail(path: Optional[str], width: Optional[int]) -> str:
     return "…" + path[-(width - 1):] if width > 1 else "…"
 
 
+def _progress(j) -> str:
+    """The phase of the plot in progress; a multi-plot job adds plots done
+    (of its count, or of no end: ∞)."""
+    if j.count == 1:
+        return phase_str(j.phase)
+    return f"{phase_str(j.phase)} #{j.plots_done + 1}/{j.count or '∞'}"
+
+
 def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
                path_width: Optional[int] = None) -> Table:
     """Jobs by host (oldest first), then the dead ones; `columns` picks which
@@ -99,9 +107,9 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
             cells = {"plot id": Text((j.plot_id or "?")[:8]), "host": Text(h.name),
                      "k": str(j.k), "tmp": Text(tail(j.tmp_dir, path_width)),
                      "dst": Text(tail(j.dst_dir, path_width)),
-                     "wall": human_duration(j.elapsed_s), "phase": phase_str(j.phase),
+                     "wall": human_duration(j.elapsed_s), "phase": _progress(j),
                      "tmp size": human_bytes(j.tmp_bytes), "pid": str(j.pid),
-                     "state": Text(st, style=style)}
+                     "state": Text(f"{st}: {j.paused}" if j.paused else st, style=style)}
             t.add_row(*(cells[c] for c in columns))
         for d in h.dead:
             cells = {"plot id": Text((d.plot_id or "?")[:8]), "host": Text(h.name),
