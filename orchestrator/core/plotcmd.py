@@ -6,7 +6,7 @@ renders to one shell-like line which is split with shlex, so every value goes
 through the one quoting filter `q` (shlex.quote) and a path with spaces stays
 one argument.  Templates see the host's merged inventory vars, overridden by
 its validated fields (k, threads, buckets, buffer_mib, farmer_key, pool_key,
-pool_contract, bladebit_mode, plotter, ...) and tmp_dir, tmp2_dir, dst_dir,
+pool_contract, bladebit_mode, plotter, count, ...) and tmp_dir, tmp2_dir, dst_dir,
 host (the name).  Undefined names are errors (StrictUndefined).
 """
 from __future__ import annotations
