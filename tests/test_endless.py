@@ -62,3 +62,18 @@ def test_plots_n_counts_this_runs_plots_until_they_are_archived():
     # new2 still on its way: not yet; archived: done, the job still running
     assert t.verdict(runs(old, new2, transfers=[transfer(new2)]), (), [p, h], True) is None
     assert t.verdict(runs(old), (), [p, h], True).code == 0
+
+
+def test_a_job_suspended_for_room_says_why_and_is_not_stalled():
+    from rich.console import Console
+    from orchestrator.ui import views
+    from tests.test_alerts import Passes
+    p = plotter(count=0)
+    why = "no room in /d0: 1000 bytes free, its plot needs 4849664 more"
+    paused = job(pid=7, count=0, plots_done=4, phase=(5, 3), state="suspended", stalled=True,
+                 log_idle_s=7200.0, paused=why)
+    assert Passes(inventory(p)).run(host_state(p, jobs=[paused])) == ([], [])
+    console = Console(width=250, record=True)
+    console.print(views.jobs_table(fleet(host_state(p, jobs=[paused]))))
+    text = console.export_text()
+    assert f"suspended: {why}" in text and "5:3 #5/∞" in text and "stalled" not in text

@@ -90,7 +90,7 @@ def _own(hs: HostState, backed: Mapping[str, Any]) -> List[Alert]:
             text = f"{name}: plotter {wait.reason}"
         out.append(Alert(f"backed_off:{name}", name, "plotter", text))
     for j in hs.jobs:
-        if j.stalled:
+        if j.stalled and not j.paused:      # suspended for room: silent by design
             jid = _job_id(j)
             ident = j.log_file or f"pid {j.pid}"    # its plot id may come later
             idle = f", log silent {j.log_idle_s / 60:.0f} min" if j.log_idle_s else ""

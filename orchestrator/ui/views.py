@@ -36,7 +36,8 @@ def human_duration(s: Optional[float]) -> str:
 
 
 def job_state(job) -> str:
-    return "stalled" if job.stalled else job.state
+    # a job the agent suspended for room is silent by design, not stalled
+    return "stalled" if job.stalled and not job.paused else job.state
 
 
 def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None) -> Table:
