@@ -104,6 +104,16 @@ ops:
                    plot's claim) -> {"recorded": bool}
   read_log {config, path, offset, max_bytes} -> {"data": str, "offset": int, "size": int}
   list_logs {config}                       -> {"logs": [{"path", "size", "mtime"}]}
+  guard_room {config, plot_bytes}  (every plot-all pass: multi-plot jobs whose
+                   dst cannot take their plot are suspended, the ones the agent
+                   suspended that fit again resumed; ops/room.py)
+                   -> {"suspended": [{pid, plot_id, dst_dir, reason}], "resumed": [..]}
+  read_plotman_config {path}  (a *.yaml file, default plotman's own config
+                   path; read only) -> {"path": str, "text": str}
+start_job also takes `nice` (the job's niceness, plotman's 15).  Snapshot jobs
+carry `count` (plots asked for, 0: no end), `plots_done` (from the log) and
+`paused` (why the agent suspended it for room, else null); `phase` is null
+while no line of the job's log was read.
 
 Notes on the answers (agent/facts/snapshot.py, agent/ops/):
   - every configured dir is probed first, each in its own thread, for

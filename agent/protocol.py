@@ -53,7 +53,8 @@ OPS = {
     "snapshot": {"config": CONFIG},
     "start_job": {"config": CONFIG, "argv": Arg("list"), "plotter": opt("str"),
                   "k": opt("int"), "tmp_dir": Arg("str"), "dst_dir": Arg("str"),
-                  "limits": opt("dict", LIMIT_KEYS), "request_id": opt("str")},
+                  "limits": opt("dict", LIMIT_KEYS), "request_id": opt("str"),
+                  "nice": opt("int")},
     "suspend": {"config": CONFIG, "pid": Arg("int"), "started_at": opt("num")},
     "resume": {"config": CONFIG, "pid": Arg("int"), "started_at": opt("num")},
     "kill": {"config": CONFIG, "plot_id": opt("str"), "pid": opt("int"),
@@ -76,6 +77,8 @@ OPS = {
     "read_log": {"config": CONFIG, "path": Arg("str"), "offset": opt("int"),
                  "max_bytes": opt("int")},
     "list_logs": {"config": CONFIG},
+    "read_plotman_config": {"path": opt("str")},
+    "guard_room": {"config": CONFIG, "plot_bytes": opt("int")},
 }
 
 

@@ -19,7 +19,7 @@ import psutil
 from . import deadline, protocol
 from .facts.procs import PSUTIL_ERRORS
 from .facts.snapshot import Agent
-from .ops import claims, jobs, logs, transfers
+from .ops import claims, jobs, logs, plotman_config, room, transfers
 from .ops.common import ActionError
 from .watchdog import Watchdog
 
@@ -45,7 +45,11 @@ def hello(agent):
 
 
 def snapshot(agent, config):
-    return agent.snapshot(config or {})
+    snap = agent.snapshot(config or {})
+    why = room.paused(snap["jobs"])     # suspended by the agent for room: say why
+    for j in snap["jobs"]:
+        j["paused"] = why.get(j["pid"])
+    return snap
 
 
 def _is_agent(cmdline):
@@ -85,6 +89,8 @@ OPS = {
     "clean_partial": transfers.clean_partial,
     "reserve_drive": claims.reserve_drive, "note_drive_failure": claims.note_drive_failure,
     "read_log": logs.read_log, "list_logs": logs.list_logs,
+    "read_plotman_config": plotman_config.read_plotman_config,
+    "guard_room": room.guard_room,
 }
 assert set(OPS) == set(protocol.OPS), "every op declared in protocol.py, and only those"
 

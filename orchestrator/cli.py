@@ -151,7 +151,8 @@ def _poll_interval(selected):
 
 @task(name="plot-all", help=helps("inventory", "limit", "json", "check",
                                   once="run one pass and exit",
-                                  plots="start at most N jobs, return when their plots are archived",
+                                  plots="start at most N jobs, return when their plots are archived (multi-plot "
+                                        "jobs, count != 1: N plots; the jobs keep running)",
                                   serve=SERVE_HELP))
 @one_line_errors
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False,
@@ -163,7 +164,8 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     if plots is not None:
         plots = number_flag("--plots", plots, int, 0, 10 ** 6)
     inv, selected, hosts = load(inventory, limit)
-    tracker = RunTracker(limit=plots)
+    tracker = RunTracker(limit=plots, endless=any(h.is_plotter and h.count != 1
+                                                  for h in selected))
     has_harvesters = any(h.is_harvester for h in selected)
     interval = _poll_interval(selected)
     state = None
@@ -573,6 +575,40 @@ def notify_test(c, inventory=None):
 ns.add_task(service)
 ns.add_task(notify_test)
 program = _Program(namespace=ns, name="plotfleet", binary="plotfleet", version="0.1.0")
+
+
+@task(name="import-plotman", help=helps(
+    "inventory", "limit", path="plotman.yaml on each host (default: plotman's own, "
+                               "$XDG_CONFIG_HOME or ~/.config, /plotman/plotman.yaml)"))
+@one_line_errors
+def import_plotman(c, inventory=None, limit=None, path=None):
+    """Print an inventory translated from each host's plotman.yaml (read over SSH)."""
+    from orchestrator.config import plotman_import as pm
+    inv, selected, hosts = load(inventory, limit)
+    if path is not None and not path.endswith((".yaml", ".yml")):
+        raise UserError(f"--path must name a .yaml file, got {path}")
+    args = {"path": path} if path else {}
+    with Fleet(selected) as fleet:
+        answers = fleet.call_all("read_plotman_config", **args)
+    done, unread = [], {}
+    for h in selected:
+        got = answers[h.name]
+        if isinstance(got, str):
+            unread[h.name] = got
+            continue
+        try:
+            done.append(pm.translate(h.name, got["text"]))
+        except pm.PlotmanConfigError as e:
+            unread[h.name] = f"{got['path']}: {e}"
+    print(pm.inventory_yaml(done, {h.name: pm.connection_vars(h) for h in selected}, unread),
+          end="")
+    for name, why in unread.items():
+        errors.print(f"plotfleet: {name}: {why}")
+    if unread:
+        raise Exit(code=UNREACHABLE_EXIT)
+
+
+ns.add_task(import_plotman)
 
 
 def _help_first(argv):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Mapping, Optional, Set, Tuple
@@ -25,6 +26,8 @@ from orchestrator.core.events import Event
 from orchestrator.core.outlook import outlook, status_json
 from orchestrator.core.state import FleetState, Host
 from orchestrator.core.scheduler import host_clock, schedule
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -63,14 +66,35 @@ class RunTracker:
     plot_ids: dict = field(default_factory=dict)                    # (host, log) -> id
     unanswered: tuple = ()            # apply.Unanswered: starts that may be running
     failed: dict = field(default_factory=dict)      # (host, log) -> DeadJob, once seen
+    # multi-plot jobs (count != 1): --plots N counts plots, not jobs.  A plot
+    # is this run's when its id was not on its plotter at the run's first look
+    endless: bool = False
+    baseline: dict = field(default_factory=dict)    # host -> plot ids seen first
+    made: Set[str] = field(default_factory=set)     # plot ids made in this run
 
     @property
     def remaining(self) -> Optional[int]:
         if self.limit is None:
             return None
+        if self.endless:    # keep the jobs running (restarts too) until N are made
+            return None if len(self.made) < self.limit else 0
         return max(self.limit - len(self.started) - len(self.unanswered), 0)
 
+    def _count_plots(self, state: FleetState, hosts: Mapping[str, Host]) -> None:
+        for h in state.hosts:
+            host = hosts.get(h.name)
+            if not h.reachable or host is None or not host.is_plotter:
+                continue
+            ids = {p.plot_id for p in h.plots if p.plot_id}
+            ids |= {i for t in h.transfers for i in _ids_in(t.plot)}
+            if h.name not in self.baseline:
+                self.baseline[h.name] = ids
+            else:
+                self.made |= ids - self.baseline[h.name]
+
     def learn(self, state: FleetState, fleet, hosts: Mapping[str, Host]) -> None:
+        if self.endless:
+            self._count_plots(state, hosts)
         for h in state.hosts:
             for j in h.jobs:
                 if (h.name, j.log_file) in self.started and j.plot_id:
@@ -122,6 +146,8 @@ class RunTracker:
         """None while the run may still make progress, else how it ends."""
         if self.limit is None or self.unanswered:
             return None     # a start whose answer was lost may be running
+        if self.endless:
+            return self._plots_verdict(state, waits, run_hosts, with_harvesters)
         outcomes = self._outcomes(state)
         if any(kind in ("running", "unknown") for kind, _ in outcomes.values()):
             return None
@@ -148,7 +174,32 @@ class RunTracker:
         return RunEnd(code, tuple(failed + lines), len(failed))
 
 
+    def _plots_verdict(self, state: FleetState, waits, run_hosts, with_harvesters: bool
+                       ) -> Optional[RunEnd]:
+        """--plots N over multi-plot jobs: done once N plots of this run are
+        archived (the jobs keep running); stuck when no plotter of the run has
+        a job and each is blocked (backed off after failures, or never fits)."""
+        if len(self.made) >= self.limit:
+            return None if self._archiving(state, with_harvesters, self.made) else RunEnd(0)
+        stuck = {w.host: w for w in waits if w.subject == "plotter" and w.blocked}
+        lines = []
+        for h in run_hosts:
+            if not h.is_plotter:
+                continue
+            hs = next((x for x in state.hosts if x.name == h.name), None)
+            if hs is None or not hs.reachable or hs.jobs or h.name not in stuck:
+                return None
+            lines.append(f"{h.name}: {stuck[h.name].reason}")
+        code = UNREACHABLE if any(not h.reachable for h in state.hosts) else 1
+        return RunEnd(code, tuple(lines or ["no plotter in this run"]))
+
+
 UNREACHABLE = 4
+
+
+def _ids_in(path: str):
+    m = _HEX64.search(posixpath.basename(path))
+    return (m.group(0),) if m else ()
 
 
 def _failed_line(host: str, d) -> str:
@@ -175,6 +226,8 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
     # seen as a job, and counted among this run's
     tracker.unanswered = apply_mod.ask_again(fleet, tracker.unanswered, out)
     tracker.started.update((host, log) for host, _pid, log in out.started)
+    if not check:       # multi-plot jobs: suspended while their dst has no room
+        apply_mod.guard_room(fleet, hosts, out)
     state = fleet.gather()
     now = time.time()
     decision = schedule(state, hosts, now, max_new=tracker.remaining)

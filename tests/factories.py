@@ -43,7 +43,7 @@ def inventory(*hosts: Host) -> Dict[str, Host]:
 
 def job(tmp: str = "/t0", dst: str = "/d0", phase=(1, 0), age_s: float = 7200.0, k: int = 32,
         host_time: float = NOW, state: str = "running", pid: int = 1000, **fields) -> Job:
-    base = dict(plot_id=None, plotter="chia", k=k, pid=pid, phase=tuple(phase), state=state,
+    base = dict(plot_id=None, plotter="chia", k=k, pid=pid, phase=None if phase is None else tuple(phase), state=state,
                 tmp_dir=tmp, dst_dir=dst, log_file=f"/log/{pid}.log", elapsed_s=age_s,
                 tmp_bytes=0, started_at=host_time - age_s)
     base.update(fields)

@@ -97,13 +97,18 @@ def test_spread_picks_most_room_and_pack_the_fullest_that_fits():
     assert list(waits(pack).values()) == ["all drives busy"]
 
 
-def test_plots_in_dst_dirs_jobs_will_write_into_go_first():
+def test_dst_dir_about_to_receive_a_plot_is_held_back_unless_it_cannot_fit_it():
+    # plotman's compute_priority: a dst dir whose job is in 3:7 or later gets
+    # its plot any moment; reading from it now would compete with that write
     p = plotter(k=K, dst_dirs=("/d0", "/d1"))
     h = harvester()
     old = plot_file("/d0", k=K, n=1, mtime=10)
     new = plot_file("/d1", k=K, n=2, mtime=20)
-    st = fleet(host_state(p, plots=[old, new], jobs=[job(dst="/d1", phase=(4, 2), k=K)]),
-               host_state(h))
+    js = [job(dst="/d1", phase=(4, 2), k=K)]
+    st = fleet(host_state(p, plots=[old, new], jobs=js), host_state(h))
+    assert moves(archive(st, inventory(p, h))) == [("p1", "0001", "h1", "/f0")]
+    # ...but a dst dir without room for the plot heading to it is emptied first
+    st = fleet(host_state(p, plots=[old, new], jobs=js, free={"/d1": SIZE // 2}), host_state(h))
     assert moves(archive(st, inventory(p, h))) == [("p1", "0002", "h1", "/f0")]
 
 

@@ -287,6 +287,12 @@ class LogState:
         self.killed = False
         self.compress, self.compress_format = 0, None
 
+    @property
+    def plots_done(self):
+        """Plots this log has finished: a multi-plot log (-n N, endless jobs)
+        has one section per plot, each ending in its FINISHED marker."""
+        return sum(1 for e in self.earlier if e["finished"]) + (1 if self.finished else 0)
+
     def summary(self):
         return {
             "plotter": self.plotter, "plot_id": self.plot_id, "k": self.k,
@@ -520,6 +526,7 @@ class LogTail:
     plot_id = property(lambda s: s.state.plot_id)
     k = property(lambda s: s.state.k)
     finished = property(lambda s: s.state.finished)
+    plots_done = property(lambda s: s.state.plots_done)
 
     def poll(self, now=None):
         """Parse what was appended; returns the number of bytes read."""

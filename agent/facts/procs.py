@@ -71,7 +71,7 @@ CHIA_PLOTTERS_FLAGS = {
 }
 CHIAPOS_FLAGS = {
     "-k": "k", "-t": "tmp_dir", "-2": "tmp2_dir", "-d": "dst_dir", "-r": "threads",
-    "-u": "buckets", "-b": "buffer", "--stripe": None, "--id": "plot_id",
+    "-u": "buckets", "-b": "buffer", "--stripe": None, "--id": "plot_id", "-n": "num",
 }
 BLADEBIT_GLOBAL = {
     "-t": "threads", "--threads": "threads", "-n": "num", "--count": "num",
@@ -428,11 +428,14 @@ class ProcScanner:
             if src.log_file:
                 src.tail = LogTail(src.log_file, p.info["plotter"])
         i = dict(wrapper.info, **p.info) if wrapper is not None else p.info
-        phase, plot_id, k, idle = (0, 0), i.get("plot_id"), i["k"], None
+        phase, plot_id, k, idle = None, i.get("plot_id"), i["k"], None
         level = (i.get("compress") or 0, i.get("compress_format"))
+        done = 0
         if src.tail is not None:
             src.tail.poll()
-            phase = src.tail.phase
+            done = src.tail.plots_done
+            # unknown (None) until the log has a line, as DESIGN "Progress" says
+            phase = src.tail.phase if src.tail.state.lines else None
             plot_id = src.tail.plot_id or plot_id
             k = src.tail.k or k
             if not level[0] and src.tail.state.compress:
@@ -441,7 +444,7 @@ class ProcScanner:
                 idle = max(0.0, now - src.tail.last_growth_time)
         return {
             "plot_id": plot_id, "plotter": i["plotter"], "k": k, "pid": p.pid,
-            "phase": list(phase), "state": state,
+            "phase": list(phase) if phase is not None else None, "state": state,
             "tmp_dir": i.get("tmp_dir"), "tmp2_dir": i.get("tmp2_dir"),
             "dst_dir": i.get("dst_dir") or (i.get("tmp_dir") if i["plotter"] == "madmax" else None),
             "log_file": src.log_file, "elapsed_s": max(0.0, now - src.started_at),
@@ -449,7 +452,18 @@ class ProcScanner:
             "cpu_s": cpu, "log_idle_s": idle, "stalled": False,
             "compress": level[0], "compress_format": level[1],
             "wrapper_pid": wrapper.pid if wrapper is not None else None,
+            "count": plot_count(i.get("num")), "plots_done": done,
         }
+
+
+def plot_count(num):
+    """Plots a job was asked for from its -n: 0 for without end (madmax's and
+    Gigahorse's -1 or 0; chiapos's 0), 1 when not given."""
+    try:
+        n = int(num) if num is not None else 1
+    except ValueError:
+        return 1
+    return max(n, 0)
 
 
 def _create_time(pid):

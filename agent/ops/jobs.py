@@ -13,7 +13,7 @@ from ..facts import disks, failures, lognames
 from ..facts.logparse import KILLED_MARK, analyze_log
 from ..facts.procs import PSUTIL_ERRORS, held_open, open_paths
 from ..statefile import state_dir
-from . import carried_out
+from . import carried_out, room
 from .. import deadline
 from .common import (CLEAN_QUIET_S, KILL_QUIET_S, PLOT_ID, ActionError, _agent_env, _log_dir,
                      _spawn, check_inside, host_lock)
@@ -40,7 +40,7 @@ REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
 def start_job(agent, config, argv, plotter=None, k=None, tmp_dir=None, dst_dir=None,
-              limits=None, request_id=None):
+              limits=None, request_id=None, nice=None):
     """Start one plot job; with `request_id`, at most once: asked again with the
     same id (its answer was lost), it answers what it did the first time."""
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
@@ -80,9 +80,20 @@ def start_job(agent, config, argv, plotter=None, k=None, tmp_dir=None, dst_dir=N
         except OSError as e:
             raise ActionError("cannot start %s: %s" % (argv[0], e.strerror or e))
         agent.children.append(proc)
+        if nice is not None:
+            _renice(proc.pid, nice)
         result = {"pid": proc.pid, "log_file": log_path}
         carried_out.remember(request_id, "start_job", result)
     return result
+
+
+def _renice(pid, nice):
+    """Run the job at `nice`, as plotman renices its jobs (to 15).  Raising
+    priority (a lower value) needs root; the job then runs as it is."""
+    try:
+        psutil.Process(pid).nice(int(nice))
+    except (PSUTIL_ERRORS + (ValueError, TypeError)):
+        pass
 
 
 def _host_job(agent, config, pid, started_at=None):
@@ -142,11 +153,15 @@ def _signal(agent, config, pid, sig, state, started_at=None):
 
 
 def suspend(agent, config, pid, started_at=None):
-    return _signal(agent, config, pid, signal.SIGSTOP, "suspended", started_at)
+    out = _signal(agent, config, pid, signal.SIGSTOP, "suspended", started_at)
+    room.forget(out["pid"])     # the operator's now: not resumed when room frees up
+    return out
 
 
 def resume(agent, config, pid, started_at=None):
-    return _signal(agent, config, pid, signal.SIGCONT, "running", started_at)
+    out = _signal(agent, config, pid, signal.SIGCONT, "running", started_at)
+    room.forget(out["pid"])
+    return out
 
 
 def _wait_gone(agent, procs, timeout):

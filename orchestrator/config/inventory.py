@@ -408,6 +408,10 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
     for overrides in out.get("tmp_overrides", {}).items():
         if overrides[0] not in out.get("tmp_dirs", ()):
             raise err("tmp_overrides", f"names {overrides[0]} which is not in tmp_dirs")
+    if "plotter" in roles and not out.get("dst_dirs") and out.get("tmp_dirs"):
+        # plotman's fallback when dst is not set: tmp2, else the tmp dirs
+        # (the scheduler then makes each job's tmp dir its dst)
+        out["dst_dirs"] = (out["tmp2_dir"],) if out.get("tmp2_dir") else tuple(out["tmp_dirs"])
     for role in roles:
         for key in REQUIRED[role]:
             if not out.get(KEYS[key].attr):

@@ -97,8 +97,8 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         Key("tmp_dirs", "path_list", (), "temp dirs jobs plot in", roles=PLOTTER,
             required=True),
         Key("tmp2_dir", "remote_path", None, "second temp dir (-2)", roles=PLOTTER),
-        Key("dst_dirs", "path_list", (), "where finished plots wait to be archived",
-            roles=PLOTTER, required=True),
+        Key("dst_dirs", "path_list", (), "where finished plots wait to be archived"
+            " (unset: tmp2_dir, else each job's tmp dir, as in plotman)", roles=PLOTTER),
         Key("log_dir", "remote_path", None, "one log per job", roles=PLOTTER, required=True),
         Key("plotter", "choice", "chia", "the plotting program",
             choices=tuple(PLOTTERS), roles=PLOTTER),
@@ -113,6 +113,9 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         Key("pool_key", "str", None, "pool public key (or pool_contract)", roles=PLOTTER),
         Key("pool_contract", "str", None, "pool contract address (or pool_key)",
             roles=PLOTTER),
+        _int("count", 1, "plots per job (-n); 0: without end (the plotter then keeps"
+             " global_max_jobs such jobs running, 0 meaning one; each plot archived as it"
+             " lands, the job suspended while its dst has no room)", 0, roles=PLOTTER),
         Key("bladebit_mode", "choice", "ramplot", "how bladebit plots",
             choices=("ramplot", "diskplot", "cudaplot"), roles=PLOTTER),
         _int("compress", 0, "compression level (bladebit 0-7, 9; gigahorse 1-20)", 0,
@@ -152,6 +155,8 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         Key("tmp_overrides", "overrides", {},
             "tmp dir -> its own tmpdir_max_jobs, tmpdir_stagger_phase_*", roles=PLOTTER),
         _float("polling_time_s", 20.0, "seconds between plot-all passes", 0.1, roles=PLOTTER),
+        _int("nice", 15, "niceness jobs run at (plotman's 15)", -20, maximum=19,
+             roles=PLOTTER),
         _float("stall_after_m", 30.0, "a job whose log is silent this long is stalled", 0.1,
                roles=PLOTTER),
     )),

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from orchestrator.core.farm import farm
+from orchestrator.core.scheduler import phase_str
 from orchestrator.core.state import Host, HostState
 
 HOST_DOWN_M = 10.0          # alert_host_down_m's default
@@ -89,12 +90,12 @@ def _own(hs: HostState, backed: Mapping[str, Any]) -> List[Alert]:
             text = f"{name}: plotter {wait.reason}"
         out.append(Alert(f"backed_off:{name}", name, "plotter", text))
     for j in hs.jobs:
-        if j.stalled:
+        if j.stalled and not j.paused:      # suspended for room: silent by design
             jid = _job_id(j)
             ident = j.log_file or f"pid {j.pid}"    # its plot id may come later
             idle = f", log silent {j.log_idle_s / 60:.0f} min" if j.log_idle_s else ""
             out.append(Alert(f"stalled:{name}:{ident}", name, f"job {jid}",
-                             f"{name}: job {jid} stalled in phase {j.phase[0]}:{j.phase[1]} "
+                             f"{name}: job {jid} stalled in phase {phase_str(j.phase)} "
                              f"(tmp {j.tmp_dir}{idle})"))
     for d in hs.dirs:
         if d.error or d.set_aside_until is not None:

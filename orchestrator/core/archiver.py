@@ -9,8 +9,12 @@ an ArchiveDecision:
   transfers in flight from every plotter and partials being received; a
   plotter sends at most `max_transfers_per_plotter` at once; the drive needs
   room for the plot plus the harvester's `farm_reserve_bytes`, after what is
-  still arriving there.  Plots in dst dirs that running jobs will write into
-  go first (as plotman's archiver does), then the oldest.  The plotter's
+  still arriving there.  A plotter's dst dirs are emptied in the order of
+  plotman's archive.compute_priority (`dst_priority`): a dir about to
+  receive a plot (its furthest job in 3:4 or later) is held back to avoid
+  concurrent I/O, a dir under 1 TB free is preferred, then one with more
+  plots; oldest plot first within a dir.  One exception comes before all: a
+  dst dir that cannot fit the plots already heading to it.  The plotter's
   `fill` picks among drives: `spread` the one with most room, `pack` the
   fullest that still has room.  A drive already holding a partial of the
   plot is preferred (rsync resumes it); a failed transfer is retried to the
@@ -53,7 +57,8 @@ from agent.facts.disks import PARTIAL_SUFFIX  # the one temp name rule, both sid
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
                       human_bytes)
 from orchestrator.core.farm import farm as farm_model
-from orchestrator.core.state import FleetState, Host, HostState, Plot, Transfer
+from orchestrator.core.state import (FleetState, Host, HostState, Plot, Transfer,
+                                    expected_plot_bytes)
 from orchestrator.core.paths import PathIndex
 
 _ORDER = {"running": 0, "copied": 1, "failed": 2}
@@ -230,18 +235,71 @@ def _effective(transfers) -> Dict[str, Transfer]:
     return out
 
 
-def _priority(host: Host, hs: HostState, plots) -> List[Plot]:
-    """Plots in dst dirs that jobs are about to write into first, then oldest."""
+GB = 1_000_000_000      # plotman's unit for "1000 GB free"
+
+
+def dst_priority(phase: Optional[tuple], free_bytes: int, n_plots: int) -> int:
+    """plotman's archive.compute_priority: higher is emptied first.  `phase`
+    is the furthest phase of the jobs heading to the dir (None: unknown,
+    ignored, as plotman ignores an unknown phase)."""
+    priority = 50
+    if phase is not None:       # don't read from a drive about to be written
+        if phase == (3, 4):
+            priority -= 4
+        elif phase == (3, 5):
+            priority -= 8
+        elif phase == (3, 6):
+            priority -= 16
+        elif phase >= (3, 7):
+            priority -= 32
+    gb_free = free_bytes / GB
+    if gb_free < 1000:          # a drive getting full comes first
+        priority += 1 + int((1000 - gb_free) / 100)
+    if gb_free < 500:
+        priority += 1 + int((500 - gb_free) / 100)
+    return priority + n_plots
+
+
+def furthest_phases(host: Host, hs: HostState) -> Dict[str, Optional[tuple]]:
+    """dst dir -> the furthest phase of the jobs heading there (plotman's
+    dstdirs_to_furthest_phase: an unknown phase counts as furthest)."""
     index = PathIndex(host.dst_dirs)
-    furthest: Dict[str, tuple] = {}
+    out: Dict[str, Optional[tuple]] = {}
     for j in hs.jobs:
         d = index.find(j.dst_dir)
-        if d is not None and furthest.get(d, (-1, -1)) < j.phase:
-            furthest[d] = j.phase
+        if d is None:
+            continue
+        if j.phase is None or d in out and out[d] is None:
+            out[d] = None
+        elif d not in out or out[d] < j.phase:
+            out[d] = j.phase
+    return out
+
+
+def _priority(host: Host, hs: HostState, plots) -> List[Plot]:
+    """The plotter's plots in plotman's archive order (see the module doc)."""
+    index = PathIndex(host.dst_dirs)
+    dirs = index.dirs(hs.dirs)
+    furthest = furthest_phases(host, hs)
+    heading: Dict[str, int] = {}
+    for j in hs.jobs:
+        d = index.find(j.dst_dir)
+        if d is not None:
+            heading[d] = heading.get(d, 0) + expected_plot_bytes(j.k, j.compression)
+    counts: Dict[Optional[str], int] = {}
+    for p in plots:
+        d = index.find(posixpath.dirname(p.path))
+        counts[d] = counts.get(d, 0) + 1
+    rank: Dict[Optional[str], tuple] = {}
+    for d, n in counts.items():
+        info = dirs.get(d) if d is not None else None
+        free = info.free_bytes if info is not None else 0
+        cramped = d in heading and info is not None and free < heading[d]
+        rank[d] = (0 if cramped else 1,
+                   -dst_priority(furthest.get(d, (0, 0)), free, n) if info is not None else 0)
 
     def key(p: Plot):
-        ph = furthest.get(index.find(posixpath.dirname(p.path)))
-        return (0, -ph[0], -ph[1], p.mtime, p.path) if ph else (1, 0, 0, p.mtime, p.path)
+        return rank[index.find(posixpath.dirname(p.path))] + (p.mtime, p.path)
     return sorted(plots, key=key)
 
 
@@ -250,8 +308,8 @@ def archive_order(host: Host, hs: HostState) -> List[Plot]:
     return _priority(host, hs, hs.plots)
 
 
-def dst_priority(host: Host, hs: HostState) -> Dict[str, int]:
-    """dst dir -> its archive priority (1 = its plots go first), read off the
+def dst_ranks(host: Host, hs: HostState) -> Dict[str, int]:
+    """dst dir -> its archive rank (1 = its plots go first), read off the
     archiver's own plot order: what the dst table shows."""
     index = PathIndex(host.dst_dirs)
     out: Dict[str, int] = {}

@@ -8,7 +8,8 @@ as they are.
 kinds: job_started, job_start_unanswered, job_start_failed, cleaned_dead,
 clean_failed, drive_failure_recorded, copy_promoted, copy_confirmed,
 copy_mismatch, copy_vanished, copy_conflict, source_removed, partial_cleaned,
-transfer_started, transfer_failed, promote_failed, request_failed, and with
+transfer_started, transfer_failed, promote_failed, request_failed,
+job_suspended_no_room, job_resumed_room (agent/ops/room.py), and with
 --check the same kinds prefixed `would_` (nothing was changed).
 """
 from __future__ import annotations

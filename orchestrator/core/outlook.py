@@ -5,7 +5,7 @@ line), as data for ui/ and --json.
 Nothing here judges anything itself: tmp readiness is the scheduler's
 `tmp_verdicts` (what `_pick_tmp` picks from), the plotting line is the
 scheduler's StartJob or Wait for the plotter, archive priority is the
-archiver's own plot order (`dst_priority`) and a dst dir's reason is the
+archiver's own plot order (`dst_ranks`) and a dst dir's reason is the
 archiver's Wait for its first plot.  Given the decisions of one pass, the
 tables cannot disagree with what that pass did.
 """
@@ -15,7 +15,7 @@ import posixpath
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from orchestrator.core.archiver import ArchiveDecision, archive, archive_order, dst_priority
+from orchestrator.core.archiver import ArchiveDecision, archive, archive_order, dst_ranks
 from orchestrator.core.decisions import StartJob, StartTransfer
 from orchestrator.core.paths import PathIndex
 from orchestrator.core.scheduler import Decision, TmpVerdict, schedule, tmp_verdicts
@@ -82,7 +82,7 @@ def _base(path: str) -> str:
 def _dst_rows(host: Host, hs: HostState, arch: ArchiveDecision) -> Tuple[DstRow, ...]:
     index = PathIndex(host.dst_dirs)
     dirs = index.dirs(hs.dirs)
-    prio = dst_priority(host, hs)
+    prio = dst_ranks(host, hs)
     rank = {p.path: i for i, p in enumerate(archive_order(host, hs))}
     waits = {w.subject: w.reason for w in arch.waits if w.host == host.name}
     going = {t.plot: t for t in arch.transfers if t.from_host == host.name}

@@ -6,7 +6,7 @@ renders to one shell-like line which is split with shlex, so every value goes
 through the one quoting filter `q` (shlex.quote) and a path with spaces stays
 one argument.  Templates see the host's merged inventory vars, overridden by
 its validated fields (k, threads, buckets, buffer_mib, farmer_key, pool_key,
-pool_contract, bladebit_mode, plotter, ...) and tmp_dir, tmp2_dir, dst_dir,
+pool_contract, bladebit_mode, plotter, count, ...) and tmp_dir, tmp2_dir, dst_dir,
 host (the name), and `exe`: the plotter's program (its `executable`, else
 the PLOTTERS table's name: bladebit_cuda for cudaplot, cuda_plot_k<k> for
 Gigahorse).  Undefined names are errors (StrictUndefined).
@@ -30,7 +30,7 @@ _TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates
 _FIELDS = ("k", "threads", "buckets", "buffer_mib", "farmer_key", "pool_key",
            "pool_contract", "bladebit_mode", "plotter", "tmp_dirs", "dst_dirs", "log_dir",
            "compress", "cuda_device", "disk_128", "disk_16", "nobitfield",
-           "exclude_final_dir", "n_buckets3", "rmulti2")
+           "exclude_final_dir", "n_buckets3", "rmulti2", "count")
 
 
 def _q(value) -> str:

@@ -9,16 +9,23 @@ with plotman's keys and meanings:
   suspended and stalled ones count) must be at least this old.  Ages come
   from the host's own clock (job.started_at vs the host's time), so a laptop
   whose clock is off does not break the stagger.
-- global_max_jobs: at most this many jobs on the plotter (0 = no limit).
+- global_max_jobs: at most this many jobs on the plotter (0 = no limit; for
+  multi-plot jobs, count != 1, 0 means one: such jobs run on, and the
+  scheduler's part is to keep that many running, restarting one that died
+  after the failure back-off allows).
 - per tmp dir (each key overridable per dir in tmp_overrides): fewer than
   tmpdir_stagger_phase_limit jobs before phase
   tmpdir_stagger_phase_major:minor, fewer than tmpdir_max_jobs jobs, and
-  room for one more job's temp files.  A job whose phase is not known yet
-  reports 0:0 and so holds the stagger, as in plotman.
+  room for one more job's temp files.  A job whose phase is unknown (None:
+  no line of its log read yet) is left out of these rules, as plotman's
+  phases_permit_new_job leaves it out; it still counts for global_max_jobs
+  and the stagger.
 - the readiest tmp dir wins (an empty one, else the one whose jobs are
   furthest along, compared as sorted phases, as plotman's max does); the dst
-  dir with most room left for one more plot after the jobs already heading
-  there, ties to the one fewest jobs head to.
+  dir: the tmp dir itself when it is also a dst dir (plotman's rule, which
+  makes an inventory without dst_dirs plot into tmp2, else into the tmp dir),
+  else the one with most room left for one more plot after the jobs already
+  heading there, ties to the one fewest jobs head to.
 - at most one new job per plotter per pass, `max_new` per pass overall.
 
 Failures (orchestrator/failures.py): a plotter whose last max_failures jobs
@@ -53,8 +60,8 @@ class Decision:
     backpressure: Optional[str]
 
 
-def phase_str(p: Phase) -> str:
-    return f"{p[0]}:{p[1]}"
+def phase_str(p: Optional[Phase]) -> str:
+    return "?:?" if p is None else f"{p[0]}:{p[1]}"
 
 
 def job_age_s(job: Job, host_now: Optional[float]) -> float:
@@ -174,10 +181,10 @@ def tmp_verdicts(host: Host, hs: HostState,
     need = expected_tmp_bytes(host.k)
     still = _device_use(tmp_jobs, dirs,
                         lambda j: max(0, expected_tmp_bytes(j.k) - j.tmp_bytes)
-                        if j.phase[0] < 5 else 0)
+                        if j.phase is None or j.phase[0] < 5 else 0)
     out = []
     for path in host.tmp_dirs:
-        phases = sorted(j.phase for j in tmp_jobs.get(path, ()))
+        phases = sorted(j.phase for j in tmp_jobs.get(path, ()) if j.phase is not None)
         max_jobs, milestone, limit = tmp_rules(host, path)
         early = [p for p in phases if p < milestone]
         d = dirs.get(path)
@@ -213,15 +220,20 @@ def _pick_tmp(host: Host, hs: HostState, tmp_jobs: Dict[str, List[Job]]):
     return None, "no tmp dir ready: " + "; ".join(blocked + [f + " (full)" for f in full])
 
 
-def _pick_dst(host: Host, hs: HostState, dst_jobs: Dict[str, List[Job]]):
-    """(dst_dir, room) with most room for one more plot, or (None, reason)."""
+def _pick_dst(host: Host, hs: HostState, dst_jobs: Dict[str, List[Job]],
+              tmp: Optional[str] = None):
+    """(dst_dir, room) with most room for one more plot, or (None, reason).
+    A tmp dir that is also a dst dir is its own job's dst, as in plotman."""
     dirs = PathIndex(host.dst_dirs).dirs(hs.dirs)
     # sized by k and compression; a Gigahorse level with no size table is
     # taken as uncompressed here (never less room than the plot needs)
     need = expected_plot_bytes(host.k, host.compression)
     heading = _device_use(dst_jobs, dirs, lambda j: expected_plot_bytes(j.k, j.compression))
     best, best_key, problems = None, None, []
+    own = PathIndex(host.dst_dirs).find(tmp) if tmp is not None else None
     for i, path in enumerate(host.dst_dirs):
+        if own is not None and path != own:
+            continue
         d = dirs.get(path)
         n = len(dst_jobs.get(path, ()))
         if d is None or d.error:
@@ -310,12 +322,14 @@ def _judge(host: Host, hs: HostState, host_now: Optional[float]):
         stagger = host.global_stagger_m * 60.0
         if youngest < stagger:
             return wait(f"stagger {int(youngest)}s/{int(stagger)}s")
-    if host.global_max_jobs and len(jobs) >= host.global_max_jobs:
-        return wait(f"max jobs {len(jobs)}/{host.global_max_jobs}")
+    # multi-plot jobs run on: keep global_max_jobs of them (0: one) going
+    most = host.global_max_jobs or (1 if host.count != 1 else 0)
+    if most and len(jobs) >= most:
+        return wait(f"max jobs {len(jobs)}/{most}")
     tmp, why_tmp = _pick_tmp(host, hs, _group(jobs, PathIndex(host.tmp_dirs), "tmp_dir"))
     if tmp is None:
         return wait(why_tmp)
-    dst, why_dst = _pick_dst(host, hs, _group(jobs, PathIndex(host.dst_dirs), "dst_dir"))
+    dst, why_dst = _pick_dst(host, hs, _group(jobs, PathIndex(host.dst_dirs), "dst_dir"), tmp)
     if dst is None:
         return wait(why_dst)
     dst_dir, room = dst

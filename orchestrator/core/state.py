@@ -41,7 +41,7 @@ class Job(_Compressed):
     plotter: str                    # chia | madmax | bladebit | chiapos | gigahorse
     k: int
     pid: int
-    phase: Phase
+    phase: Optional[Phase]          # None: unknown (no line of its log read yet)
     state: str                      # running | suspended
     tmp_dir: Optional[str]
     dst_dir: Optional[str]
@@ -57,6 +57,9 @@ class Job(_Compressed):
     compress: int = 0                   # compression level (0: uncompressed) ...
     compress_format: Optional[str] = None   # ... of this format: bladebit | gigahorse
     wrapper_pid: Optional[int] = None   # `chia plotters ...` running this plotter binary
+    count: int = 1                  # plots it was asked for (-n); 0: without end
+    plots_done: int = 0             # plots it has finished (its log's markers)
+    paused: Optional[str] = None    # why the agent suspended it (no room), else None
 
 
 @dataclass(frozen=True)
@@ -187,11 +190,10 @@ class HostState:
         d = asdict(self)
         d["roles"] = list(self.roles)
         for j, job in zip(d["jobs"], self.jobs):
-            j["phase"] = list(j["phase"])
             j["compression"] = plotsize.label(job.compression)
         for p, plot in zip(d["plots"], self.plots):
             p["compression"] = plotsize.label(plot.compression)
-        for j in d["dead"]:
+        for j in d["jobs"] + d["dead"]:
             j["phase"] = None if j["phase"] is None else list(j["phase"])
         return d
 
@@ -287,6 +289,7 @@ class Host:
     farmer_key: Optional[str] = None
     pool_key: Optional[str] = None
     pool_contract: Optional[str] = None
+    count: int = 1                              # plots per job (-n); 0: without end
     bladebit_mode: str = "ramplot"              # ramplot | diskplot | cudaplot
     compress: int = 0                           # compression level (bladebit, gigahorse)
     executable: Optional[str] = None            # the plotter's binary (chia, chia_plot, ...)
@@ -307,6 +310,7 @@ class Host:
     tmpdir_stagger_phase_limit: int = 1
     tmp_overrides: dict = field(default_factory=dict, compare=False, hash=False)
     polling_time_s: float = 20.0
+    nice: int = 15                              # jobs' niceness, as plotman renices them
     stall_after_m: float = 30.0
     # failed jobs
     dead_keep_h: float = 24.0                   # a dead job without leftovers stays listed

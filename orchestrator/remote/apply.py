@@ -19,7 +19,7 @@ from orchestrator.core.archiver import PARTIAL_SUFFIX
 from orchestrator.core.events import Event
 from orchestrator.core.scheduler import tmp_rules
 from orchestrator.errors import AgentError, LostReply, SessionError
-from orchestrator.core.state import Host
+from orchestrator.core.state import Host, expected_plot_bytes
 
 # a start whose answer was lost is asked about again for this long; after
 # that the host's own record still keeps it from running twice
@@ -62,6 +62,28 @@ def _call(fleet, host: str, op: str, out: Outcome, what: str, subject: str = "",
         return None
 
 
+def guard_room(fleet, hosts: Mapping[str, Host], out: Outcome) -> None:
+    """Each plotter with multi-plot jobs (count != 1) suspends those whose dst
+    cannot take their plot and resumes the ones it suspended that now fit
+    (agent/ops/room.py decides, on the host); what it did becomes events."""
+    targets = [h for h in fleet.hosts if h.is_plotter and h.count != 1]
+    if not targets:
+        return
+
+    def one(h: Host):
+        try:
+            return fleet.call(h.name, "guard_room", plot_bytes=expected_plot_bytes(h.k))
+        except (AgentError, SessionError):
+            return None         # the snapshot that follows says what is wrong
+    for h, res in zip(targets, fleet._map(one, targets)):
+        for kind, items in (("job_suspended_no_room", (res or {}).get("suspended", ())),
+                            ("job_resumed_room", (res or {}).get("resumed", ()))):
+            for j in items:
+                verb = "suspended" if kind == "job_suspended_no_room" else "resumed"
+                out.add(kind, h.name, (j.get("plot_id") or str(j["pid"]))[:12],
+                        f"{h.name}: job pid {j['pid']} {verb}: {j['reason']}")
+
+
 def start_args(h: Host, s: StartJob) -> dict:
     """The start_job request for one decision, with a fresh request id."""
     return dict(argv=list(s.argv), plotter=s.plotter, k=s.k,
@@ -69,7 +91,7 @@ def start_args(h: Host, s: StartJob) -> dict:
                 limits={"global_max_jobs": h.global_max_jobs,
                         "tmpdir_max_jobs": tmp_rules(h, s.tmp_dir)[0],
                         "global_stagger_s": h.global_stagger_m * 60.0},
-                request_id=uuid.uuid4().hex)
+                nice=h.nice, request_id=uuid.uuid4().hex)
 
 
 def _started(out: Outcome, s: StartJob, res: dict) -> None:

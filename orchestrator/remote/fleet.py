@@ -129,6 +129,18 @@ class Fleet:
             args = dict(args, config=session.host.agent_config())
         return session.request(op, timeout=timeout, **args)
 
+    def call_all(self, op: str, **args) -> Dict[str, object]:
+        """One op on every host in parallel: {host: its result, or the one-line
+        reason it failed (str)}; a failing host never stops the others."""
+        def one(h: Host):
+            if self.errors.get(h.name):
+                return self.errors[h.name]
+            try:
+                return self.call(h.name, op, **args)
+            except (SessionError, AgentError) as e:
+                return one_line(e)
+        return dict(zip((h.name for h in self.hosts), self._map(one, self.hosts)))
+
     def close(self):
         self._map(lambda s: s.close(), list(self.sessions.values()))
         self._pool.shutdown(wait=True)

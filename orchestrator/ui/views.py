@@ -45,7 +45,8 @@ def plot_kind(k: int, compression) -> str:
 
 
 def job_state(job) -> str:
-    return "stalled" if job.stalled else job.state
+    # a job the agent suspended for room is silent by design, not stalled
+    return "stalled" if job.stalled and not job.paused else job.state
 
 
 def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None) -> Table:
@@ -53,7 +54,8 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
     jobs = [j for h in up for j in h.jobs]
     by_phase = {}
     for j in jobs:
-        by_phase[j.phase[0]] = by_phase.get(j.phase[0], 0) + 1
+        major = "?" if j.phase is None else j.phase[0]
+        by_phase[major] = by_phase.get(major, 0) + 1
     waiting = [p for h in up for p in h.plots]
     model = farm(state, hosts)
     kinds = sorted({(hosts[h.name].k, hosts[h.name].compression) for h in state.hosts
@@ -70,7 +72,7 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
         hosts_row.append(", ").append(f"{down} down", style="red")
     t.add_row("hosts", hosts_row)
     t.add_row("jobs", f"{len(jobs)}" + (" (" + ", ".join(
-        f"phase {p}: {n}" for p, n in sorted(by_phase.items())) + ")" if jobs else ""))
+        f"phase {p}: {n}" for p, n in sorted(by_phase.items(), key=lambda kv: str(kv[0]))) + ")" if jobs else ""))
     t.add_row("plots waiting", f"{len(waiting)} ({human_bytes(sum(p.size_bytes for p in waiting))})")
     transfers = [x for h in up for x in h.transfers if x.status == "running"]
     t.add_row("transfers", str(len(transfers)))
@@ -103,6 +105,14 @@ def _tail(path: Optional[str], width: Optional[int]) -> str:
 tail = _tail
 
 
+def _progress(j) -> str:
+    """The phase of the plot in progress; a multi-plot job adds plots done
+    (of its count, or of no end: ∞)."""
+    if j.count == 1:
+        return phase_str(j.phase)
+    return f"{phase_str(j.phase)} #{j.plots_done + 1}/{j.count or '∞'}"
+
+
 def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
                path_width: Optional[int] = None, keys=None) -> Table:
     """Jobs by host (oldest first), then the dead ones; `columns` picks which
@@ -129,9 +139,9 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
                      "k": plot_kind(j.k, j.compression)[1:],
                      "tmp": Text(tail(j.tmp_dir, path_width, "tmp", h.name)),
                      "dst": Text(tail(j.dst_dir, path_width, "dst", h.name)),
-                     "wall": human_duration(j.elapsed_s), "phase": phase_str(j.phase),
+                     "wall": human_duration(j.elapsed_s), "phase": _progress(j),
                      "tmp size": human_bytes(j.tmp_bytes), "pid": str(j.pid),
-                     "state": Text(st, style=style)}
+                     "state": Text(f"{st}: {j.paused}" if j.paused else st, style=style)}
             t.add_row(*(cells[c] for c in columns))
         for d in h.dead:
             cells = {"plot id": Text((d.plot_id or "?")[:8]), "host": Text(h.name),

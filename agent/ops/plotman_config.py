@@ -1,0 +1,43 @@
+"""Read a host's plotman.yaml for `plotfleet import-plotman` (read only).
+
+The one op that reads a file outside the configured dirs, so it is narrow:
+only a regular file named *.yaml or *.yml, at most MAX_BYTES, returned as
+text; nothing is written.  Without a path it reads plotman's own default,
+appdirs.user_config_dir("plotman") + "/plotman.yaml": $XDG_CONFIG_HOME (or
+~/.config)/plotman on Linux, ~/Library/Application Support/plotman on macOS.
+"""
+import os
+import sys
+
+from .common import ActionError
+
+MAX_BYTES = 1 << 20
+
+
+def default_path():
+    if sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Application Support")
+    else:
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return os.path.join(base, "plotman", "plotman.yaml")
+
+
+def read_plotman_config(agent, path=None):
+    path = os.path.expanduser(path) if path else default_path()
+    if not path.endswith((".yaml", ".yml")):
+        raise ActionError("%s is not a .yaml file" % path, code="bad_request")
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ActionError("cannot read %s: %s" % (path, e.strerror), code="missing")
+    if not os.path.isfile(path):
+        raise ActionError("%s is not a file" % path, code="bad_request")
+    if st.st_size > MAX_BYTES:
+        raise ActionError("%s is %d bytes, more than a config (%d)" % (
+            path, st.st_size, MAX_BYTES), code="refused")
+    try:
+        with open(path, "rb") as f:
+            text = f.read(MAX_BYTES).decode("utf-8", "replace")
+    except OSError as e:
+        raise ActionError("cannot read %s: %s" % (path, e.strerror), code="missing")
+    return {"path": os.path.abspath(path), "text": text}
