@@ -9,6 +9,9 @@ import pytest
 from tests.agent_helpers import AgentProc
 from tests.sshhosts import PlotCache, SshFleet, Tmpfs
 
+# tests/data holds other projects' files (plotman's manager_test.py): read, never run
+collect_ignore_glob = ["data/*"]
+
 # A HOME of this run's own, for the controller here and (through sshd's
 # SetEnv) every test host: ~/.plotfleet (agent bundles, state, the app log)
 # starts empty, is never root's real one, and is not shared with another
