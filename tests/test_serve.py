@@ -217,3 +217,25 @@ def test_the_grafana_dashboard_uses_the_metrics_served_and_every_one_of_them():
             for m in re.findall(r"plotfleet_\w+", t["expr"])}
     assert used <= served
     assert served - used == {"plotfleet_pass_timestamp_seconds"}
+
+
+def test_farm_free_plots_is_labelled_by_k_and_compression():
+    """One series per kind of plot the fleet makes, its level with its format:
+    a bladebit C7 plot is smaller than an uncompressed one, so more fit."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from orchestrator.core import plotsize
+    bb = f.plotter("bb", plotter="bladebit", compress=7, farmer_key="8f" * 48,
+                   pool_contract="xch1" + "q" * 58)
+    ch = f.plotter("ch")
+    h = f.harvester(farm_dirs=("/f0",))
+    room = 10 * plotsize.plot_bytes(32)
+    state = f.fleet(f.host_state(bb), f.host_state(ch), f.host_state(h, free={"/f0": room}))
+    s = serving(f.inventory(bb, ch, h))
+    with s as latest:
+        latest.update(state, seconds=0.5)
+        _, body, _ = get(s.url + "metrics")
+    free = {s.labels["level"]: s.value for fam in text_string_to_metric_families(body.decode())
+            if fam.name == "plotfleet_farm_free_plots" for s in fam.samples}
+    assert free == {"C0": 10.0, "C7": float(room // plotsize.plot_bytes(
+        32, plotsize.Compression(plotsize.BLADEBIT, 7)))}
+    assert free["C7"] > free["C0"]

@@ -17,6 +17,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
 from orchestrator.core.farm import farm
+from orchestrator.core import plotsize
 from orchestrator.serve.picture import Latest, Picture, level_of, transfer_rate
 
 JOB = ("host", "dir", "plotter", "k", "level")
@@ -53,8 +54,10 @@ def families(p: Picture) -> List[Family]:
         key = (h.name, x.to_dir, x.to_host)
         rates[key] = rates.get(key, 0.0) + (transfer_rate(h.host_time or st.now, x) or 0.0)
     model = farm(st, p.hosts)
-    ks = sorted({p.hosts[h.name].k for h in st.hosts
-                 if h.name in p.hosts and p.hosts[h.name].is_plotter})
+    # one series per kind of plot the fleet makes: k with its compression
+    kinds = sorted({(p.hosts[h.name].k, p.hosts[h.name].compression) for h in st.hosts
+                    if h.name in p.hosts and p.hosts[h.name].is_plotter},
+                   key=lambda kc: (kc[0], plotsize.label(kc[1])))
     return [
         Family("plotfleet_host_up", "gauge", "1 if the host answered in the latest pass",
                ("host",), tuple(((h.name,), float(h.reachable)) for h in st.hosts)),
@@ -95,7 +98,8 @@ def families(p: Picture) -> List[Family]:
                      if d.kind == "farm")),
         Family("plotfleet_farm_free_plots", "gauge",
                "plots of size k the usable farm drives still have room for (after reserve)",
-               ("k", "level"), tuple(((str(k), ""), float(model.fits(k))) for k in ks)),
+               ("k", "level"), tuple(((str(k), plotsize.label(c)), float(model.fits(k, c)))
+                                     for k, c in kinds)),
         Family("plotfleet_jobs_failed", "counter",
                "jobs seen failed (not killed on request) since this controller started",
                JOB, tuple(sorted((k, float(v)) for k, v in p.failed.items()))),
