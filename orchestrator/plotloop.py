@@ -229,6 +229,12 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
     if not check:       # multi-plot jobs: suspended while their dst has no room
         apply_mod.guard_room(fleet, hosts, out)
     state = fleet.gather()
+    if not check:       # a multi-plot job on a count: 1 host (started by hand) is guarded too
+        stray = {hs.name for hs in state.hosts
+                 if hs.name in hosts and hosts[hs.name].count == 1
+                 and any(j.count != 1 for j in hs.jobs)}
+        if stray:
+            apply_mod.guard_room(fleet, hosts, out, names=stray)
     now = time.time()
     decision = schedule(state, hosts, now, max_new=tracker.remaining)
     apply_mod.start_jobs(fleet, hosts, decision.starts, out, check)

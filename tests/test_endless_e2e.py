@@ -125,3 +125,42 @@ def test_endless_job_archived_as_it_plots_suspended_when_full_restarted_when_kil
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_an_endless_job_started_by_hand_on_a_count_1_host_is_guarded_too(
+        ssh_fleet, tmp_path, tmpfs):
+    """The inventory says nothing of endless jobs (count 1, the default), yet a
+    farmer starts one by hand into a small staging dir: once the dir cannot
+    take its next plot, the agent stops it all the same."""
+    import subprocess
+    import sys
+    from tests.test_control_e2e import REPO
+    fleet = ssh_fleet(n_plotters=1)
+    p = fleet.hosts["plotter1"]
+    staging = p.dirs["dst"][0]
+    tmpfs.mount(staging, "6m")              # one k18 plot (~3.8 MiB), not two
+    inv = fleet.write_inventory(tmp_path / "inventory.yaml", global_max_jobs=1)
+    with open(os.path.join(p.dirs["log"], "by-hand.log"), "wb") as log:
+        job = subprocess.Popen(
+            [sys.executable, "-m", "agent", "plot-chiapos", "-k", "18", "-t", p.dirs["tmp"][0],
+             "-2", p.dirs["tmp2"], "-d", staging, "-b", "64", "-u", "32", "-r", "1", "-n", "0"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        out = []
+        deadline = time.time() + 40
+        while not stopped(job.pid):
+            assert job.poll() is None, open(os.path.join(p.dirs["log"], "by-hand.log")).read()
+            assert time.time() < deadline, "\n".join(out)
+            r = plotfleet("plot-all", "--inventory", inv, "--once", "--json", timeout=30)
+            out.append(r.stdout)
+            time.sleep(0.3)
+        stops = [e for o in out for e in events(o) if e["kind"] == "job_suspended_no_room"]
+        assert stops and "no room in " in stops[0]["detail"], out[-1]
+        r = plotfleet("plot-all", "--inventory", inv, "--once", "--json", timeout=30)
+        seen = the_job(r.stdout)
+        assert seen["pid"] == job.pid and seen["count"] == 0 and "no room in " in seen["paused"]
+        assert len([n for n in os.listdir(staging) if n.endswith(".plot")]) == 1
+    finally:
+        job.kill()
+        job.wait()

@@ -62,17 +62,20 @@ def _call(fleet, host: str, op: str, out: Outcome, what: str, subject: str = "",
         return None
 
 
-def guard_room(fleet, hosts: Mapping[str, Host], out: Outcome) -> None:
-    """Each plotter with multi-plot jobs (count != 1) suspends those whose dst
-    cannot take their plot and resumes the ones it suspended that now fit
-    (agent/ops/room.py decides, on the host); what it did becomes events."""
-    targets = [h for h in fleet.hosts if h.is_plotter and h.count != 1]
+def guard_room(fleet, hosts: Mapping[str, Host], out: Outcome, names=None) -> None:
+    """Each plotter with multi-plot jobs (count != 1, or the hosts `names`)
+    suspends those whose dst cannot take their plot and resumes the ones it
+    suspended that now fit (agent/ops/room.py decides, on the host); what it
+    did becomes events."""
+    targets = [h for h in fleet.hosts if h.is_plotter and
+               (h.count != 1 if names is None else h.name in names)]
     if not targets:
         return
 
     def one(h: Host):
         try:
-            return fleet.call(h.name, "guard_room", plot_bytes=expected_plot_bytes(h.k))
+            return fleet.call(h.name, "guard_room",
+                              plot_bytes=expected_plot_bytes(h.k, h.compression))
         except (AgentError, SessionError):
             return None         # the snapshot that follows says what is wrong
     for h, res in zip(targets, fleet._map(one, targets)):
