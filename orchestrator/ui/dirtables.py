@@ -76,10 +76,13 @@ def host_keys(state: FleetState, hosts: Mapping[str, Host]) -> Dict[str, HostKey
 
 
 def keys_caption(state: FleetState, keys: Mapping[str, HostKeys],
-                 kinds: Sequence[str] = ("tmp", "dst")) -> Optional[Text]:
-    """The key lines for the hosts shown in one table: `plotter1: tmp /mnt/nvme/ · dst /mnt/d/`."""
+                 kinds: Sequence[str] = ("tmp", "dst"), with_jobs: bool = False) -> Optional[Text]:
+    """The key lines for the hosts shown in one table: `plotter1: tmp /mnt/nvme/ · dst /mnt/d/`
+    (`with_jobs`, the jobs table's: only hosts with a job or a failed job in it)."""
     lines = []
     for hs in state.hosts:
+        if with_jobs and not (hs.jobs or hs.dead):
+            continue
         k = keys.get(hs.name)
         line = k.line(kinds) if k is not None else ""
         if line:

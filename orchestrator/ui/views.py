@@ -119,7 +119,7 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
     to show, `path_width` cuts tmp and dst paths to their last characters;
     with `keys` (ui/dirtables.host_keys) they are named by their dir key
     instead, the key lines in the caption, and host names wrap, never cut."""
-    t = Table(title="jobs", caption=dirtables.keys_caption(state, keys) if keys else None,
+    t = Table(title="jobs", caption=dirtables.keys_caption(state, keys, with_jobs=True) if keys else None,
               caption_justify="left")
     for col in columns:
         if col == "host" and keys:
