@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
+
 from tests.cli import plotfleet, status_json
 from tests.test_archive_e2e import (MiB, PARTIAL, archive_pass, archive_until,
                                     assert_all_archived, give_plots, partials, rsyncs,
@@ -40,6 +42,19 @@ def dirs_of(doc, host):
     return {d["path"]: d for h in doc["hosts"] if h["name"] == host for d in h["dirs"]}
 
 
+def receivers_in(dir_path):
+    """Receiving rsync servers working in `dir_path`."""
+    out = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if p.info["name"] == "rsync" and "--server" in (p.info["cmdline"] or ()) \
+                    and "--sender" not in p.info["cmdline"] and p.cwd() == dir_path:
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
 def test_a_cut_transfer_whose_partial_is_zero_filled_to_full_length_is_sent_again(
         ssh_fleet, tmpfs, tmp_path, k18_plots):
     fleet, h = farm_fleet(ssh_fleet, tmpfs, ["64m", "32m"])
@@ -48,10 +63,15 @@ def test_a_cut_transfer_whose_partial_is_zero_filled_to_full_length_is_sent_agai
     inv = fleet.write_inventory(tmp_path / "inv.yaml", transfer_bwlimit_kbps=400)
     archive_pass(inv)
     _, partial = wait_for_partial(fleet, min_bytes=MiB // 2)
-    for p in rsyncs(os.path.basename(partial)[:-len(PARTIAL)]):
+    def both_ends():
+        # the sending rsync names the plot; the receiving `rsync --server`
+        # (argv without the name under --protect-args) works in the drive
+        return rsyncs(os.path.basename(partial)[:-len(PARTIAL)]) + \
+            receivers_in(os.path.dirname(partial))
+    for p in both_ends():
         p.kill()
     deadline = time.monotonic() + 10
-    while rsyncs(os.path.basename(partial)[:-len(PARTIAL)]):
+    while both_ends():
         assert time.monotonic() < deadline
         time.sleep(0.05)
     cut = os.path.getsize(partial)
