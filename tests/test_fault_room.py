@@ -1,7 +1,8 @@
 """The room guard when an endless job's staging dir is remounted read-only
 or removed under it (real tmpfs, real chiapos jobs, real sshd): the job is
-suspended with the reason (its plot would be lost at the final copy), a job
-into a healthy dir plots on, and both come back once the drive does."""
+suspended with the reason (chiapos would retry its final copy every five
+minutes, saying nothing to plotfleet), a job into a healthy dir plots on,
+and both go on once the drive is back."""
 import os
 import shutil
 import subprocess
@@ -71,9 +72,6 @@ def test_a_staging_dir_gone_read_only_or_removed_suspends_only_its_job(ssh_fleet
         resumed = {e["detail"].split()[3] for e in events(r.stdout) if e["kind"] == "job_resumed_room"}
         assert resumed == {str(jobs[ro].pid), str(jobs[gone].pid)}, r.stdout
         assert not any(stopped(j.pid) for j in jobs.values())
-        # and the plots they were making are not lost: they land where they were going
-        for d in (ro, gone):
-            _wait(lambda: any(n.endswith(".plot") for n in os.listdir(d)))
         assert all(j.poll() is None for j in jobs.values())
     finally:
         for j in jobs.values():
