@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.remote import wheelhouse
+from orchestrator.remote import deploy, wheelhouse
 from orchestrator.remote.wheelhouse import HostPlatform
 from tests.cli import plotfleet
 from tests.test_platforms import OFFLINE, _own, _py_key, arm64, py38, wheels  # noqa: F401
@@ -26,6 +26,10 @@ ARM_311 = HostPlatform("aarch64", 64, "glibc", (2, 36), (3, 11))
 
 def _one(wheels, arch):
     return next(p for p in Path(wheels).glob("*.whl") if f"manylinux_2_28_{arch}" in p.name)
+
+
+def x86_name(wheels):
+    return _one(wheels, "x86_64").name
 
 
 def _rename_arch(name, src, dst):
@@ -155,3 +159,28 @@ def test_deploy_ships_no_bad_psutil_and_the_other_hosts_deploy(
                                        "on this host: "), rows
     assert set(home.glob("psutil-*")) == before
     assert not list(home.glob(f".psutil-*-{_py_key(pi)}"))
+
+
+def test_a_deployed_copy_torn_on_the_host_is_deployed_again(ssh_fleet, tmp_path, wheels, py38):
+    """The host's own copies (complete by their .ok) zero-filled since: the
+    agent that dies of it is deployed again in place, not reported as there."""
+    fleet = ssh_fleet(2)
+    old = _own(tmp_path, py38, "python3.8")
+    inv = fleet.write_inventory(tmp_path / "inv.yaml", extra_vars_per_host={
+        "plotter2": {"ansible_python_interpreter": old}})
+    r = plotfleet("deploy", "--wheelhouse", wheels, "--inventory", inv, env=OFFLINE, timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    home = Path(os.environ["HOME"], ".plotfleet")
+    (agent,) = {p.parent.parent for p in home.glob("agent-*/agent/serve.py")
+                if p.parent.parent.name[len("agent-"):] in r.stdout}
+    (vendor,) = [d for d in home.glob("psutil-*") if x86_name(wheels) in (d / "VERSION").read_text()]
+    so = next((vendor / "psutil").glob("_psutil_linux*.so"))
+    for f in (agent / "agent" / "serve.py", so):
+        f.write_bytes(b"\0" * f.stat().st_size)
+
+    r = plotfleet("deploy", "--wheelhouse", wheels, "--inventory", inv, env=OFFLINE, timeout=90)
+    rows = dict(ln.split(": ", 1) for ln in r.stdout.splitlines())
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert all(v.startswith(f"agent {agent.name[6:]} uploaded") for v in rows.values()), rows
+    assert so.read_bytes()[:4] == b"\x7fELF"
+    assert (agent / "agent" / "serve.py").read_bytes() == (deploy.AGENT_DIR / "serve.py").read_bytes()

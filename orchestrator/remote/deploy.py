@@ -249,9 +249,9 @@ def install(runner, facts: dict, bundle: Bundle, python: str, timeout: float = 6
     if "agent" not in facts:
         _install(runner, dict(bundle.files), name, bundle.hash, python, timeout, replace)
         uploaded = True
-    if vendor and vendor not in facts.get("vendors", "").split(","):
+    if vendor and (replace or vendor not in facts.get("vendors", "").split(",")):
         _install(runner, wheelhouse.package_files(wheel), vendor, wheel.name, python, timeout,
-                 flag="import-psutil")
+                 replace, flag="import-psutil")
         uploaded = True
     return Deployed(bundle.hash, f"{home}/{BASE}/{name}", uploaded, vendor is not None,
                     facts["python"], vendor and f"{home}/{BASE}/{vendor}",
