@@ -1,7 +1,8 @@
 """Read a host's plotman.yaml for `plotfleet import-plotman` (read only).
 
 The one op that reads a file outside the configured dirs, so it is narrow:
-only a regular file named *.yaml or *.yml, at most MAX_BYTES, returned as
+only a regular file named *.yaml or *.yml (and so named where a
+symlink leads), at most MAX_BYTES, returned as
 text; nothing is written.  Without a path it reads plotman's own default,
 appdirs.user_config_dir("plotman") + "/plotman.yaml": $XDG_CONFIG_HOME (or
 ~/.config)/plotman on Linux, ~/Library/Application Support/plotman on macOS.
@@ -24,8 +25,13 @@ def default_path():
 
 def read_plotman_config(agent, path=None):
     path = os.path.expanduser(path) if path else default_path()
-    if not path.endswith((".yaml", ".yml")):
-        raise ActionError("%s is not a .yaml file" % path, code="bad_request")
+    # the name rule holds for what a symlink points at too: a plotman.yaml
+    # linked to /etc/shadow is not read
+    real = os.path.realpath(path)
+    for name in (path, real):
+        if not name.endswith((".yaml", ".yml")):
+            raise ActionError("%s is not a .yaml file" % name if name == path else
+                              "%s links to %s, not a .yaml file" % (path, real), code="bad_request")
     try:
         st = os.stat(path)
     except OSError as e:

@@ -1,8 +1,8 @@
 """Endless jobs and full disks: a job making many plots (-n N, 0 for no end)
 is suspended (SIGSTOP) while its dst (staging) dir cannot take the plot it
-is making, and resumed (SIGCONT) once room frees up.  GPU plotters do not
-check for room themselves, and a plot every few minutes fills a drive
-between two archive passes.
+is making (too little room, or the drive gone or read-only), and resumed
+(SIGCONT) once it can.  GPU plotters do not check for room themselves, and
+a plot every few minutes fills a drive between two archive passes.
 
 `guard_room` runs at every plot-all pass (the controller asks, before its
 snapshot).  Per dst device, jobs are served furthest along first: each needs
@@ -27,6 +27,9 @@ from ..facts.procs import PSUTIL_ERRORS
 from .common import host_lock
 
 RECORD = "room-suspended.json"
+# a dst in this state would lose the plot at its final copy: the job waits
+# (its temp files kept) until the drive is back; not_responding is unknown
+CANNOT_TAKE = ("missing", "read_only", "not_writable", "not_dir", "unreadable")
 
 
 def _entries():
@@ -128,22 +131,24 @@ def guard_room(agent, config, plot_bytes=None):
         wants.sort(key=lambda w: tuple(w[0]["phase"] or (-1, -1)), reverse=True)
         for j, raw, real, need in wants:
             p = probed.get(os.path.normpath(os.path.expanduser(raw))) or {}
-            if p.get("error") or p.get("free_bytes") is None:
-                continue                        # not responding, missing: nothing known
-            dev = p.get("st_dev")
-            free = budget.get(dev, p["free_bytes"])
+            lost = p.get("error_code") in CANNOT_TAKE
+            if not lost and (p.get("error") or p.get("free_bytes") is None):
+                continue                        # not responding: nothing known
             ours = _find(entries, j["pid"], j["started_at"])
             if j["state"] == "suspended" and ours is None:
                 continue                        # the operator's: left alone
-            fits = free >= need
-            if fits:
-                budget[dev] = free - need
-            else:
-                budget[dev] = free
             what = {"pid": j["pid"], "plot_id": j.get("plot_id"), "dst_dir": raw}
-            if not fits:
+            if lost:
+                fits = False
+                reason = "%s cannot take its plot: %s" % (raw, p["error"])
+            else:
+                dev = p.get("st_dev")
+                free = budget.get(dev, p["free_bytes"])
+                fits = free >= need
+                budget[dev] = free - need if fits else free
                 reason = "no room in %s: %d bytes free, its plot needs %d more" % (
                     raw, free, need)
+            if not fits:
                 if j["state"] == "running" and _signal(j["pid"], signal.SIGSTOP):
                     entries.append({"pid": j["pid"], "started_at": j["started_at"],
                                     "reason": reason, "at": time.time()})

@@ -72,6 +72,41 @@ NOT_NEEDED = {
 }
 
 
+# the type each plotman setting must have (plotman's own schema, as its
+# desert dataclasses check it); a value of another type is named, not guessed
+_LIST, _MAP, _TEXT, _NUM = (list,), (dict,), (str,), (int, float)
+SHAPES = {
+    "directories": _MAP, "directories.tmp": _LIST, "directories.tmp2": _TEXT,
+    "directories.dst": _LIST, "logging": _MAP, "logging.plots": _TEXT,
+    "scheduling": _MAP, "scheduling.tmp_overrides": _MAP, "scheduling.tmp_overrides.*": _MAP,
+    **{f"scheduling.{k}": _NUM for k in SCHEDULING},
+    **{f"scheduling.tmp_overrides.*.{k}": _NUM for k in OVERRIDE_KEYS},
+    "plotting": _MAP, "plotting.type": _TEXT,     # keys: YAML may read hex as a number
+    **{f"plotting.{kind}": _MAP for kind in OPTIONS},
+    "archiving": _MAP, "archiving.target": _TEXT, "archiving.env": _MAP,
+    "archiving.env.options": _TEXT, "archiving.env.command": _TEXT,
+}
+_KINDS = {_LIST: "a list", _MAP: "a mapping", _TEXT: "text", _NUM: "a number"}
+
+
+def _check_shapes(doc: dict, path: Tuple[str, ...] = ()) -> None:
+    """PlotmanConfigError naming the first setting whose type is not plotman's."""
+    for k, v in doc.items():
+        sub = path + (str(k),)
+        if not isinstance(k, str):
+            raise PlotmanConfigError(f"{'.'.join(sub)}: a key that is not text")
+        # tmp_overrides' keys are dir names: one schema for them all
+        key = ".".join("*" if i == 2 and sub[:2] == ("scheduling", "tmp_overrides") else p
+                       for i, p in enumerate(sub))
+        want = SHAPES.get(key)
+        if v is not None and want and (not isinstance(v, want)
+                                       or want is _NUM and isinstance(v, bool)):
+            raise PlotmanConfigError(f"{'.'.join(sub)} must be {_KINDS[want]}, got "
+                                     f"{type(v).__name__} {str(v)[:40]!r}")
+        if isinstance(v, dict):
+            _check_shapes(v, sub)
+
+
 class PlotmanConfigError(ValueError):
     """The file is not a plotman.yaml plotfleet can read (one line)."""
 
@@ -115,10 +150,11 @@ def translate(host: str, text: str) -> Translation:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise PlotmanConfigError(f"not YAML{where}: {getattr(e, 'problem', None) or e}") \
-            from None
+        why = str(getattr(e, "problem", None) or e).strip().splitlines()[0]
+        raise PlotmanConfigError(f"not YAML{where}: {why}") from None
     if not isinstance(doc, dict):
         raise PlotmanConfigError("not a plotman config (no mapping at the top)")
+    _check_shapes(doc)
     out: Dict[str, object] = {}
     notes: List[Untranslated] = []
 

@@ -40,12 +40,21 @@ MIN_PYTHON = (3, 8)
 INSTALL_PY = r"""
 import os, shutil, sys, tarfile, tempfile
 archive, target, version = sys.argv[1:4]
-replace = sys.argv[4:] == ["replace"]
+replace = "replace" in sys.argv[4:]
 tmp = tempfile.mkdtemp(prefix=".unpack-", dir=".")
 try:
     with tarfile.open(archive) as t:
         kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         t.extractall(tmp, **kw)
+    if "import-psutil" in sys.argv[4:]:     # a psutil that does not load here is never marked good
+        sys.path.insert(0, os.path.abspath(tmp))
+        try:
+            import psutil
+            psutil.Process().name()
+        except Exception as e:
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            sys.stderr.write("psutil from %s does not load on this host: %s\n" % (version, why))
+            sys.exit(3)
     with open(os.path.join(tmp, "VERSION"), "w") as f:
         f.write(version + "\n")
     open(os.path.join(tmp, ".ok"), "w").close()
@@ -209,12 +218,15 @@ def probe(runner, bundle: Bundle, python: str, timeout: float) -> dict:
 
 
 def _install(runner, files: Dict[str, bytes], target: str, version: str,
-             python: str, timeout: float, replace: bool = False):
+             python: str, timeout: float, replace: bool = False, flag: str = ""):
     upload = f"upload-{secrets.token_hex(6)}.tar.gz"
     runner.put(pack(files), f"{BASE}/{upload}")
     cmd = (f"cd ~/{BASE} && {python_argv(python)} -c {shlex.quote(INSTALL_PY)} "
-           f"{upload} {shlex.quote(target)} {shlex.quote(version)}" + (" replace" if replace else ""))
+           f"{upload} {shlex.quote(target)} {shlex.quote(version)}" + (" replace" if replace else "")
+           + (f" {flag}" if flag else ""))
     rc, out, err = runner.run(cmd, timeout)
+    if rc == 3:                         # the host's own interpreter refused the psutil
+        raise wheelhouse.WheelError((err or out).strip().splitlines()[-1])
     if rc != 0:
         last = (err or out).strip().splitlines()[-1:] or ["exit %d" % rc]
         raise SessionError(f"deploy: unpacking agent failed: {last[0]}")
@@ -237,8 +249,9 @@ def install(runner, facts: dict, bundle: Bundle, python: str, timeout: float = 6
     if "agent" not in facts:
         _install(runner, dict(bundle.files), name, bundle.hash, python, timeout, replace)
         uploaded = True
-    if vendor and vendor not in facts.get("vendors", "").split(","):
-        _install(runner, wheelhouse.package_files(wheel), vendor, wheel.name, python, timeout)
+    if vendor and (replace or vendor not in facts.get("vendors", "").split(",")):
+        _install(runner, wheelhouse.package_files(wheel), vendor, wheel.name, python, timeout,
+                 replace, flag="import-psutil")
         uploaded = True
     return Deployed(bundle.hash, f"{home}/{BASE}/{name}", uploaded, vendor is not None,
                     facts["python"], vendor and f"{home}/{BASE}/{vendor}",

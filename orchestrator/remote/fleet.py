@@ -62,7 +62,7 @@ class Fleet:
         out = {}
         for h in self.hosts:
             d = self.sessions[h.name].deployed
-            if d is None:
+            if d is None or self.errors.get(h.name):    # installed, but it did not answer
                 out[h.name] = f"not deployed: {self.errors.get(h.name) or 'not connected'}"
                 continue
             line = f"agent {d.hash} " + ("uploaded" if d.uploaded else "already there")

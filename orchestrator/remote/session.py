@@ -325,6 +325,11 @@ class _ProcessAgent:
 
 # --- the session -----------------------------------------------------------------
 
+def _broken(e: SessionError) -> bool:
+    """The agent started and died, or spoke garbage: its files, not the link."""
+    return str(e).startswith(("agent exited", "agent sent a bad answer"))
+
+
 def agent_budget(timeout: float) -> float:
     """The timeout_s sent with a request the controller waits `timeout` for:
     the agent gives up first, so its refusal still finds the controller listening."""
@@ -443,12 +448,18 @@ class Session:
             return _ProcessAgent(cmd)
         return _ChannelAgent(self.conn.client, cmd, timeout)
 
-    def _open(self, trust_cache: bool = True):
+    def _open(self, trust_cache: bool = True, fresh: bool = False):
+        """`fresh`: what is deployed there (complete by its .ok) does not run,
+        torn or overwritten on the host since: deploy it again in its place."""
         self.info = {}
         bundle = deploy_mod.agent_bundle(self.agent_dir)
         timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
         python = self.host.python
         runner = self._runner()
+        if fresh:
+            facts = {k: v for k, v in deploy_mod.probe(runner, bundle, python, timeout).items()
+                     if k not in ("agent", "vendors")}
+            return self._install(runner, facts, bundle, python, timeout, True, fresh)
         # Optimistic: one exec that starts the agent when it is already deployed.
         # hello goes out at once; the agent reads it after the status line.
         self._agent = self._spawn(deploy_mod.start_script(bundle, python, trust_cache=trust_cache),
@@ -461,12 +472,14 @@ class Session:
         if kind == "serve":
             try:
                 self.info = self._receive(rid, "hello", timeout)
-            except SessionError:
-                if "cached" not in facts:
-                    raise
-                # the interpreter changed since it was checked: check it again
+            except SessionError as e:
                 self._drop()
-                return self._open(trust_cache=False)
+                if "cached" in facts:
+                    # the interpreter changed since it was checked: check it again
+                    return self._open(trust_cache=False)
+                if _broken(e):
+                    return self._open(trust_cache=False, fresh=True)
+                raise
             if self.info.get("protocol") == PROTOCOL_VERSION:
                 self.deployed = deploy_mod.ready(facts, bundle, str(self.info.get("python", "")))
                 return
@@ -482,10 +495,19 @@ class Session:
         if self._agent is not None:
             self._agent.close()
         self._agent = None
+        return self._install(runner, facts, bundle, python, timeout, replace, fresh)
+
+    def _install(self, runner, facts, bundle, python, timeout, replace, fresh):
         self.deployed = deploy_mod.install(runner, facts, bundle, python, timeout, replace,
                                            self.wheelhouse)
         self._agent = self._spawn(deploy_mod.serve_command(self.deployed, python), timeout)
-        self.info = self._request("hello", timeout, {})
+        try:
+            self.info = self._request("hello", timeout, {})
+        except SessionError as e:
+            if fresh or self.deployed.uploaded or not _broken(e):
+                raise
+            self._drop()
+            return self._open(trust_cache=False, fresh=True)
         if self.info.get("protocol") != PROTOCOL_VERSION:
             raise SessionError(f"the agent speaks protocol {self.info.get('protocol')}, this "
                                f"controller {PROTOCOL_VERSION}, even after deploying it again")

@@ -16,7 +16,9 @@ a WheelError whose one line names the fix.
 """
 from __future__ import annotations
 
+import base64
 import fcntl
+import hashlib
 import os
 import subprocess
 import sys
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.tags import Tag, compatible_tags, cpython_tags, parse_tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from orchestrator.errors import SessionError
@@ -129,10 +131,55 @@ def _requires_python_ok(wheel: Path, python: Tuple[int, int]) -> bool:
     return True
 
 
-def pick(wheelhouse: str, platform: HostPlatform) -> Optional[Path]:
-    """The newest psutil wheel in the wheelhouse that the host takes, or None."""
+def check(wheel: Path) -> Optional[str]:
+    """Why the wheel cannot be shipped as it is (None: it is whole and what its
+    name says): every member's CRC, the wheel's own RECORD hashes, and its
+    WHEEL file's tags against the file name (a renamed x86_64 build is not an
+    aarch64 one)."""
+    try:
+        name, version, _, tags = parse_wheel_filename(wheel.name)
+        with zipfile.ZipFile(wheel) as z:
+            if z.testzip() is not None:
+                return "is damaged (a CRC does not match: torn or overwritten)"
+            info = f"{name}-{version}.dist-info/"
+            if info + "RECORD" not in z.namelist() or info + "WHEEL" not in z.namelist():
+                return f"holds no {info} RECORD and WHEEL (not a {name} wheel)"
+            for line in z.read(info + "RECORD").decode().splitlines():
+                member, _, rest = line.partition(",")
+                algo, _, digest = rest.partition(",")[0].partition("=")
+                if not digest:
+                    continue        # RECORD itself, signatures
+                got = base64.urlsafe_b64encode(hashlib.new(algo, z.read(member)).digest())
+                if got.rstrip(b"=").decode() != digest:
+                    return f"does not match its RECORD ({member} was changed)"
+            said = {t for ln in z.read(info + "WHEEL").decode().splitlines()
+                    if ln.lower().startswith("tag:") for t in parse_tag(ln.split(":", 1)[1].strip())}
+            if not set(tags) <= said:
+                return (f"is an impostor: its WHEEL file says {max(map(str, said), default='no tags')}, "
+                        f"not its name's {max(map(str, set(tags) - said))}")
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError,
+            InvalidWheelFilename, EOFError) as e:
+        return f"is damaged ({str(e) or type(e).__name__})"
+    return None
+
+
+_checked: Dict[tuple, Optional[str]] = {}   # (path, size, mtime) -> check()
+
+
+def _check_cached(wheel: Path) -> Optional[str]:
+    st = wheel.stat()
+    key = (str(wheel), st.st_size, st.st_mtime_ns)
+    if key not in _checked:
+        _checked[key] = check(wheel)
+    return _checked[key]
+
+
+def pick(wheelhouse: str, platform: HostPlatform, rejected: Optional[List[str]] = None
+         ) -> Optional[Path]:
+    """The newest whole psutil wheel in the wheelhouse that the host takes, or
+    None; `rejected` gets a line for each fitting one that check() refused."""
     rank = {t: i for i, t in enumerate(platform.tags())}
-    best = None
+    fitting = []
     for path in sorted(Path(wheelhouse).glob("*.whl")) if os.path.isdir(wheelhouse) else ():
         try:
             name, version, _, tags = parse_wheel_filename(path.name)
@@ -141,10 +188,17 @@ def pick(wheelhouse: str, platform: HostPlatform) -> Optional[Path]:
         fits = [rank[t] for t in tags if t in rank]
         if name != PACKAGE or not fits or not _requires_python_ok(path, platform.python):
             continue
-        key = (version, -min(fits))
-        if best is None or key > best[0]:
-            best = (key, path)
-    return best[1] if best else None
+        fitting.append(((version, -min(fits)), path))
+    for _, path in sorted(fitting, key=lambda kp: kp[0], reverse=True):
+        try:
+            why = _check_cached(path)
+        except OSError as e:
+            why = f"is unreadable ({e.strerror or e})"
+        if why is None:
+            return path
+        if rejected is not None:
+            rejected.append(f"{path.name} {why}")
+    return None
 
 
 def pip_download_argv(dest: str, platform: HostPlatform) -> List[str]:
@@ -191,9 +245,10 @@ def ensure(wheelhouse: str, platform: HostPlatform) -> Path:
     found = pick(wheelhouse, platform)
     if found:
         return found
+    rejected: List[str] = []
     key = (os.path.abspath(wheelhouse), platform)
     with _lock, _file_lock(wheelhouse):     # one download at a time, across threads and controllers
-        found = pick(wheelhouse, platform)
+        found = pick(wheelhouse, platform, rejected)
         if found:
             return found
         when, why = _failed.get(key, (0.0, ""))
@@ -203,10 +258,13 @@ def ensure(wheelhouse: str, platform: HostPlatform) -> Path:
                 _failed[key] = (time.monotonic(), why)
             else:
                 _failed.pop(key, None)
-                found = pick(wheelhouse, platform)
+                rejected.clear()
+                found = pick(wheelhouse, platform, rejected)
                 if found:
                     return found
                 why = "pip download brought no wheel that fits"
+    if rejected:        # what the user put there and why it is not used, first
+        why = "; ".join(rejected) + "; " + why
     raise WheelError(
         f"no psutil wheel for {platform.describe()} in {wheelhouse} ({why}): install "
         f"python3-psutil with the host's package manager, or put a psutil wheel for it "

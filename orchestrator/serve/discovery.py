@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from typing import Optional
 
 DIR = os.path.join("~", ".plotfleet", "serve")
+MAX_BYTES = 64 * 1024       # what write() puts there is a few hundred bytes
 
 
 def inventory_key(inventory_path: str, limit: Optional[str]) -> str:
@@ -59,16 +61,34 @@ def _alive(pid) -> bool:
     return True
 
 
-def find(inventory_path: str, limit: Optional[str]) -> Optional[dict]:
-    """The running controller of this inventory and limit, or None."""
+def _read(path: str):
+    """The file's JSON, from a small regular file only: a FIFO or a link to
+    /dev/zero put in its place is not waited on."""
     try:
-        with open(path_for(inventory_path, limit)) as f:
-            info = json.load(f)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+            return None
+        return json.loads(os.read(fd, MAX_BYTES))
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
+
+
+def find(inventory_path: str, limit: Optional[str]) -> Optional[dict]:
+    """The running controller of this inventory and limit, or None."""
+    info = _read(path_for(inventory_path, limit))
     if not isinstance(info, dict) or not _alive(info.get("pid")):
         return None
     if info.get("inventory") != os.path.realpath(inventory_path) \
             or info.get("limit") != (limit or ""):
         return None
+    port, token = info.get("port"), info.get("token")
+    if not isinstance(info.get("host"), str) or type(port) is not int or not 0 < port < 65536 \
+            or not isinstance(token, (str, type(None))):
+        return None                 # not what write() wrote
     return info

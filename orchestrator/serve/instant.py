@@ -16,7 +16,9 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from typing import List, Optional
 
@@ -68,6 +70,12 @@ def fetch(info: dict, path: str):
     headers = {}
     if info.get("token"):
         headers["Authorization"] = f"Bearer {info['token']}"
+    # TIMEOUT_S bounds each socket wait; the alarm bounds them all (a server
+    # that trickles a byte a second); it needs the main thread, as the CLI has
+    alarm = threading.current_thread() is threading.main_thread()
+    if alarm:
+        old = signal.signal(signal.SIGALRM, _too_slow)
+        signal.setitimer(signal.ITIMER_REAL, 2 * TIMEOUT_S)
     try:
         conn = http.client.HTTPConnection(info["host"], int(info["port"]), timeout=TIMEOUT_S)
         try:
@@ -76,8 +84,20 @@ def fetch(info: dict, path: str):
             return r.status, r, r.read()
         finally:
             conn.close()
-    except (OSError, KeyError, ValueError, http.client.HTTPException):
+    except (OSError, KeyError, ValueError, http.client.HTTPException, _TooSlow):
         return None
+    finally:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+
+class _TooSlow(Exception):
+    pass
+
+
+def _too_slow(signum, frame):
+    raise _TooSlow()
 
 
 def _note(h, now: float) -> str:
@@ -106,19 +126,23 @@ def answer(inventory: Optional[str], limit: Optional[str], json_: bool) -> Optio
     # another inventory answering (a reused pid, a port taken over): not ours
     if status != 200 or h.getheader("X-Plotfleet-Key") != discovery.inventory_key(path, limit):
         return None
-    note = _note(h, time.time())
+    try:    # an answer that is not a controller's: the cold path, not a traceback
+        note, text = _note(h, time.time()), body.decode()
+        unreachable = int(h.getheader("X-Plotfleet-Unreachable") or 0)
+    except (ValueError, OverflowError, OSError):
+        return None
     try:
         if json_:
-            sys.stdout.write(body.decode())
+            sys.stdout.write(text)
             print(f"plotfleet: {note}", file=sys.stderr)
         else:
-            sys.stdout.write(body.decode())
+            sys.stdout.write(text)
             print(note)
         sys.stdout.flush()
     except BrokenPipeError:     # as cli.main: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    return 4 if int(h.getheader("X-Plotfleet-Unreachable") or 0) else 0
+    return 4 if unreachable else 0
 
 
 def main():
