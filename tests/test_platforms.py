@@ -170,7 +170,7 @@ def test_arm64_harvester_and_python38_host_get_a_psutil_built_for_them(
     assert "manylinux2014_aarch64" in rows["harvester1"]["detail"]
     assert rows["harvester2"]["detail"].startswith("linux x86_64, glibc 2.36, CPython 3.8: psutil-")
     for python in (pi, old):    # prepare deploys nothing: no interpreter remembered
-        assert not list(Path("/root/.plotfleet").glob(f".psutil-*-{_py_key(python)}"))
+        assert not list(Path(os.path.expanduser("~/.plotfleet")).glob(f".psutil-*-{_py_key(python)}"))
 
     # offline from here: what deploy ships comes from the wheelhouse alone
     env = {**OFFLINE, "PLOTFLEET_WHEELHOUSE": str(wh)}
@@ -220,7 +220,7 @@ def test_no_wheel_to_be_had_names_the_fix_and_marks_nothing_good(
     for k, v in OFFLINE.items():
         monkeypatch.setenv(k, v)
     empty = tmp_path / "empty-wheelhouse"
-    home = Path("/root/.plotfleet")
+    home = Path(os.path.expanduser("~/.plotfleet"))   # the hosts' HOME: tests/sshhosts.py
     before = set(home.glob("psutil-*"))
     pi = _own(tmp_path, arm64, "arm64-python")
     t = time.monotonic()

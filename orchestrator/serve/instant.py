@@ -13,7 +13,6 @@ to the cold path without a word.  Standard library only.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import shutil
 import signal
