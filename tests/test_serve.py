@@ -239,3 +239,17 @@ def test_farm_free_plots_is_labelled_by_k_and_compression():
     assert free == {"C0": 10.0, "C7": float(room // plotsize.plot_bytes(
         32, plotsize.Compression(plotsize.BLADEBIT, 7)))}
     assert free["C7"] > free["C0"]
+
+
+def test_page_names_a_jobs_compression_with_its_format():
+    import re
+    from orchestrator.core import plotsize
+    from orchestrator.serve.page import render
+    p = f.plotter("p1")
+    jobs = (f.job(pid=21, compress=7, compress_format=plotsize.GIGAHORSE),
+            f.job(pid=22, compress=7, compress_format=plotsize.BLADEBIT), f.job(pid=23))
+    s = serving(f.inventory(p))
+    html = render(s.latest.update(f.fleet(f.host_state(p, jobs=jobs))), 10, "plot-all")
+    rows = {m.group(1): m.group(2) for m in re.finditer(r'<tr data-job="p1:(\d+)">(.*?)</tr>', html)}
+    assert ">32 GH C7<" in rows["21"] and ">32 C7<" in rows["22"]
+    assert ">32<" in rows["23"] and " C" not in rows["23"]       # uncompressed: k alone

@@ -103,6 +103,9 @@ def render(p: Optional[Picture], refresh: float, task: str) -> str:
             f'<tr data-down="{escape(h.name)}">{_td("host", escape(h.name))}'
             f'{_td("why", escape(h.error or "unknown"))}</tr>' for h in down), ""))
 
+    def _kind(j) -> str:       # k with its compression, a level never without its format
+        return str(j.k) if j.compression is None else f"{j.k} {j.compression.label()}"
+
     rows = []
     for h in st.hosts:
         for j in sorted(h.jobs, key=lambda j: j.started_at):
@@ -112,7 +115,7 @@ def render(p: Optional[Picture], refresh: float, task: str) -> str:
                         f'{_td("plot", escape((j.plot_id or "?")[:8]))}{_td("host", escape(h.name))}'
                         f'{_td("phase", phase)}'
                         f'{_td("state", escape(state) if state == "running" else f"<span class=bad>{escape(state)}</span>")}'
-                        f'{_td("wall", _dur(j.elapsed_s))}{_td("k", str(j.k), True)}'
+                        f'{_td("wall", _dur(j.elapsed_s))}{_td("k", escape(_kind(j)), True)}'
                         f'{_td("tmp", escape(j.tmp_dir or "-"), True)}</tr>')
     out.append("<h2>jobs</h2>" + _table(("plot", "host", "phase", "state", "wall", "~k", "~tmp"),
                                         rows, "no jobs"))
