@@ -160,18 +160,10 @@ class RunTracker:
         if len(self.started) >= self.limit:
             return RunEnd(0) if not failed else RunEnd(code, tuple(failed), len(failed))
         # fewer than N started: can any plotter of the run still start one?
-        stuck = {w.host: w for w in waits if w.subject == "plotter" and w.blocked}
-        lines = []
-        for h in run_hosts:
-            if not h.is_plotter:
-                continue
-            hs = next((x for x in state.hosts if x.name == h.name), None)
-            if hs is None or not hs.reachable or h.name not in stuck:
-                return None     # it may come back, or start a job yet
-            lines.append(f"{h.name}: {stuck[h.name].reason}")
-        if not lines:
-            lines.append("no plotter in this run")
-        return RunEnd(code, tuple(failed + lines), len(failed))
+        lines = _all_blocked(state, waits, run_hosts, idle=False)
+        if lines is None:
+            return None
+        return RunEnd(code, tuple(failed + (lines or ["no plotter in this run"])), len(failed))
 
 
     def _plots_verdict(self, state: FleetState, waits, run_hosts, with_harvesters: bool
@@ -181,20 +173,30 @@ class RunTracker:
         a job and each is blocked (backed off after failures, or never fits)."""
         if len(self.made) >= self.limit:
             return None if self._archiving(state, with_harvesters, self.made) else RunEnd(0)
-        stuck = {w.host: w for w in waits if w.subject == "plotter" and w.blocked}
-        lines = []
-        for h in run_hosts:
-            if not h.is_plotter:
-                continue
-            hs = next((x for x in state.hosts if x.name == h.name), None)
-            if hs is None or not hs.reachable or hs.jobs or h.name not in stuck:
-                return None
-            lines.append(f"{h.name}: {stuck[h.name].reason}")
+        lines = _all_blocked(state, waits, run_hosts, idle=True)
+        if lines is None:
+            return None
         code = UNREACHABLE if any(not h.reachable for h in state.hosts) else 1
         return RunEnd(code, tuple(lines or ["no plotter in this run"]))
 
 
 UNREACHABLE = 4
+
+
+def _all_blocked(state: FleetState, waits, run_hosts, idle: bool):
+    """The reasons of the run's plotters when every one is blocked (backed
+    off, or never fits; with `idle`, also running no job), else None: one of
+    them may come back, or start a job yet."""
+    stuck = {w.host: w for w in waits if w.subject == "plotter" and w.blocked}
+    lines = []
+    for h in run_hosts:
+        if not h.is_plotter:
+            continue
+        hs = next((x for x in state.hosts if x.name == h.name), None)
+        if hs is None or not hs.reachable or (idle and hs.jobs) or h.name not in stuck:
+            return None
+        lines.append(f"{h.name}: {stuck[h.name].reason}")
+    return lines
 
 
 def _ids_in(path: str):
