@@ -21,6 +21,7 @@ noticing: the next connection asks its agent to end exactly that one
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import json
 import logging
@@ -364,16 +365,23 @@ class Session:
     def open(self) -> "Session":
         with self._lock:
             if self._agent is None:
-                try:
+                with self._dropped_on_failure():
                     self._open()
                     self._end_abandoned()
-                except SessionError:
-                    self._drop()
-                    raise
-                except Exception as e:
-                    self._drop()
-                    raise SessionError(describe(e, self.host)) from e
         return self
+
+    @contextlib.contextmanager
+    def _dropped_on_failure(self):
+        """Whatever fails here leaves no half-open connection behind, and
+        reaches the caller as one SessionError naming the host."""
+        try:
+            yield
+        except SessionError:
+            self._drop()
+            raise
+        except Exception as e:
+            self._drop()
+            raise SessionError(describe(e, self.host)) from e
 
     def _end_abandoned(self):
         """Ask the new agent to end the ones this session gave up on (only those)."""
@@ -433,15 +441,9 @@ class Session:
         without starting an agent; SessionError if it cannot be asked."""
         with self._lock:
             timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
-            try:
+            with self._dropped_on_failure():
                 return deploy_mod.probe(self._runner(), deploy_mod.agent_bundle(self.agent_dir),
                                         self.host.python, timeout)
-            except SessionError:
-                self._drop()
-                raise
-            except Exception as e:
-                self._drop()
-                raise SessionError(describe(e, self.host)) from e
 
     def _spawn(self, cmd: str, timeout: float):
         if self.host.connection == "local":
