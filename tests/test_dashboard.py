@@ -50,8 +50,9 @@ class Tmux:
         return [p for p in shell.children(recursive=True) if "orchestrator" in p.cmdline()]
 
     def exit_status(self, timeout=15.0):
+        # the shell creates the file before it writes the status into it
         deadline = time.time() + timeout
-        while not self.exit_file.exists():
+        while not (self.exit_file.exists() and self.exit_file.read_text().strip()):
             assert time.time() < deadline, self.screen()
             time.sleep(0.05)
         return self.exit_file.read_text().strip()

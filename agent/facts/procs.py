@@ -504,6 +504,16 @@ def _cwd(pid):
             return None
 
 
+def _alive(pid):
+    """Running, not ended and not a zombie (which holds no file)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.AccessDenied:
+        return True         # there, and maybe writing: not ours to rule out
+    except PSUTIL_ERRORS:
+        return False
+
+
 def rsync_targets(rsyncs):
     """(paths rsync processes name or hold open, dirs an idle receiving
     server may be about to write into; None among them: one whose dir is
@@ -526,10 +536,16 @@ def rsync_targets(rsyncs):
             servers[r.pid] = opened
     pairs = {}
     for pid, opened in servers.items():
+        cwd = _cwd(pid)
+        if cwd is None and not _alive(pid):
+            # ended while we looked (another copy finishing on this harvester):
+            # it receives nothing now, and an unknown dir would hold every
+            # fresh partial here as maybe received
+            continue
         ppid = _ppid(pid)
         pair = pairs.setdefault(ppid if ppid in servers else pid, [False, set()])
         pair[0] = pair[0] or any(p.endswith(PARTIAL_SUFFIX) for p in opened)
-        pair[1].add(_cwd(pid))
+        pair[1].add(cwd)
     idle_dirs = set()
     for writing, dirs in pairs.values():
         if not writing:
