@@ -3,9 +3,11 @@ import atexit
 import os
 import shutil
 import tempfile
+import uuid
 
 import pytest
 
+from orchestrator.remote import deploy
 from tests.agent_helpers import AgentProc
 from tests.sshhosts import PlotCache, SshFleet, Tmpfs
 
@@ -56,3 +58,14 @@ def tmpfs():
     t = Tmpfs()
     yield t
     t.close()
+
+
+@pytest.fixture
+def fresh_agent(tmp_path):
+    """A copy of agent/ with unique content, so its hash was never deployed before."""
+    d = tmp_path / "agent-src"
+    shutil.copytree(deploy.AGENT_DIR, d, ignore=shutil.ignore_patterns("__pycache__"))
+    (d / "_stamp.py").write_text(f"# {uuid.uuid4()}\n")
+    yield d
+    shutil.rmtree(os.path.expanduser(f"~/.plotfleet/agent-{deploy.agent_bundle(d).hash}"),
+                  ignore_errors=True)

@@ -8,7 +8,6 @@ none with psutil.  Wheels are real psutil wheels fetched by a real
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -82,14 +81,6 @@ def py38():
     return _need(PY38, "pyenv install 3.8.18")
 
 
-@pytest.fixture
-def fresh_agent(tmp_path):
-    d = tmp_path / "agent-src"
-    shutil.copytree(deploy.AGENT_DIR, d, ignore=shutil.ignore_patterns("__pycache__"))
-    (d / "_stamp.py").write_text(f"# {uuid.uuid4()}\n")
-    yield d
-    shutil.rmtree(os.path.expanduser(f"~/.plotfleet/agent-{deploy.agent_bundle(d).hash}"),
-                  ignore_errors=True)
 
 
 # --- which wheel fits: packaging's tags --------------------------------------------

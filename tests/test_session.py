@@ -10,20 +10,10 @@ import uuid
 import psutil
 import pytest
 
-from orchestrator.remote import deploy
 from orchestrator.errors import AgentError, SessionError
 from orchestrator.remote.session import Session
 
 
-@pytest.fixture
-def fresh_agent(tmp_path):
-    """A copy of agent/ with unique content, so its hash was never deployed before."""
-    d = tmp_path / "agent-src"
-    shutil.copytree(deploy.AGENT_DIR, d, ignore=shutil.ignore_patterns("__pycache__"))
-    (d / "_stamp.py").write_text(f"# {uuid.uuid4()}\n")
-    yield d
-    for h in {deploy.agent_bundle(d).hash}:
-        shutil.rmtree(os.path.expanduser(f"~/.plotfleet/agent-{h}"), ignore_errors=True)
 
 
 def test_deploy_uploads_once_per_agent_version(ssh_fleet, fresh_agent):
