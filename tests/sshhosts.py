@@ -71,9 +71,12 @@ def _keygen(path: Path, comment: str) -> str:
 
 
 def worker_index() -> int:
-    """0 alone or for xdist's gw0, N for gwN: picks this worker's address block."""
+    """0 alone or for xdist's gw0, N for gwN: picks this worker's address block.
+    PLOTFLEET_TEST_BLOCK shifts it, so two checkouts testing on one machine at
+    once never share a block (127.0.BLOCK+N.x)."""
     w = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return int(w[2:]) if w.startswith("gw") and w[2:].isdigit() else 0
+    n = int(w[2:]) if w.startswith("gw") and w[2:].isdigit() else 0
+    return int(os.environ.get("PLOTFLEET_TEST_BLOCK", "0")) + n
 
 
 def _free_port(address: str) -> int:
