@@ -16,6 +16,7 @@ import time
 from invoke import Collection, Exit, Program, Task, task
 from invoke.parser import Argument, ParseError
 from rich.console import Console
+from rich.text import Text
 
 from orchestrator.core import plotcmd as commands
 
@@ -83,6 +84,7 @@ COMMON_HELP = {
     "json": "print one JSON document instead of tables",
     "check": "show the decisions, change nothing",
 }
+VERBOSE_HELP = "each event's full line (paths whole, every reason) instead of its short one"
 SERVE_HELP = ("HOST:PORT: serve /metrics, /status.json and a web page, read-only "
               "(127.0.0.1 unless told; other addresses need serve_token)")
 
@@ -153,10 +155,10 @@ def _poll_interval(selected):
                                   once="run one pass and exit",
                                   plots="start at most N jobs, return when their plots are archived (multi-plot "
                                         "jobs, count != 1: N plots; the jobs keep running)",
-                                  serve=SERVE_HELP))
+                                  serve=SERVE_HELP, verbose=VERBOSE_HELP))
 @one_line_errors
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False,
-             serve=None):
+             serve=None, verbose=False):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
     from orchestrator.plotloop import RunTracker, Unattended, run_pass
     from orchestrator.serve.server import Serving
@@ -173,7 +175,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     # the server listens (or refuses, one line) before any host is touched
     with Serving(serve, _inventory_path(inventory), limit, inv.controller, hosts, "plot-all",
                  refresh=interval) as latest, \
-            Fleet(selected) as fleet, PassPrinter(console, hosts) as printer, \
+            Fleet(selected) as fleet, PassPrinter(console, hosts, verbose=verbose) as printer, \
             Unattended(inv.controller, check) as unattended:
         try:
             while True:
@@ -237,9 +239,9 @@ def reset(c, host, inventory=None, json_=False):
         raise Exit(code=UNREACHABLE_EXIT)
 
 
-@task(help=helps("inventory", "limit", "json", "check"))
+@task(help=helps("inventory", "limit", "json", "check", verbose=VERBOSE_HELP))
 @one_line_errors
-def archive(c, inventory=None, limit=None, check=False, json_=False):
+def archive(c, inventory=None, limit=None, check=False, json_=False, verbose=False):
     """One archiving pass: move finished plots to harvester drives."""
     from orchestrator.plotloop import archive_step
     from orchestrator.remote.apply import Outcome
@@ -254,7 +256,18 @@ def archive(c, inventory=None, limit=None, check=False, json_=False):
                           "events": [e.to_json() for e in out.events],
                           "waits": [asdict(w) for w in decision.waits]}))
     else:
-        console.print(views.action_log(out.events, waits, empty="nothing to archive"))
+        from orchestrator.ui import eventline
+        from orchestrator.ui.passview import PassPrinter
+        printer = PassPrinter(console, hosts, verbose=verbose)
+        for text in printer.lines(out.events, state, time.strftime("%H:%M:%S")):
+            console.print(text, soft_wrap=not printer.tty, no_wrap=printer.tty, overflow="crop")
+        places = eventline.places_for(state, hosts)
+        for w in decision.waits:
+            console.print(eventline.wait_text(w, places, printer.marks,
+                                              console.width if printer.tty else None),
+                          soft_wrap=not printer.tty)
+        if not out.events and not waits:
+            console.print("nothing to archive")
     _exit_for(state)
 
 

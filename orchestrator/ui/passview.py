@@ -16,22 +16,23 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from orchestrator.core.events import Event
-from orchestrator.ui import dirtables, views
+from orchestrator.ui import dirtables, eventline, views
 
 WAIT_ROWS = 12      # the live region shows this many waits at most
 
 
-def event_text(e: Event, stamp: str) -> Text:
-    return Text(f"{stamp} {e.detail}", style="red" if e.failed else "")
-
-
 class PassPrinter:
-    def __init__(self, console: Console, hosts: Mapping, tty: Optional[bool] = None):
+    """`verbose`: each event's full `detail` line instead of its short one."""
+
+    def __init__(self, console: Console, hosts: Mapping, tty: Optional[bool] = None,
+                 verbose: bool = False, marks: Optional[eventline.Marks] = None):
         self.console, self.hosts = console, hosts
         self.tty = console.is_terminal if tty is None else tty
+        self.verbose = verbose
+        self.marks = marks or eventline.marks_for(stream=console.file)
         self.live: Optional[Live] = None
         self.said: Dict[Tuple[str, str], str] = {}   # (host, subject) -> reason last printed
+        self.keys_said: Tuple[str, ...] = ()          # the key lines last printed
 
     def __enter__(self):
         if self.tty:
@@ -45,11 +46,24 @@ class PassPrinter:
             self.live.stop()
             self.live = None
 
+    def lines(self, events, state, stamp: str) -> list:
+        """The key lines when they changed, then one line per event (folded)."""
+        places = eventline.places_for(state, self.hosts)
+        out = []
+        keys = tuple(places.key_lines())
+        if events and keys != self.keys_said and not self.verbose:
+            out.extend(Text(k, style="dim") for k in keys)
+            self.keys_said = keys
+        width = self.console.width if self.tty else None    # a log line is never cut
+        for e in eventline.fold([e.to_json() for e in events]):
+            out.append(eventline.render(e, stamp, places, self.marks, width, self.verbose))
+        return out
+
     def show(self, result) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        wrap = not self.tty         # a log line is never cut in two
-        for e in result.events:
-            self.console.print(event_text(e, stamp), soft_wrap=wrap)
+        # a log (journal, file) has no screen to date it: each line carries its day
+        stamp = time.strftime("%H:%M:%S" if self.tty else "%Y-%m-%d %H:%M:%S")
+        for text in self.lines(result.events, result.state, stamp):
+            self.console.print(text, soft_wrap=not self.tty, overflow="crop", no_wrap=self.tty)
         if self.live is not None:
             self.live.update(self._region(result, stamp), refresh=True)
             return
@@ -66,7 +80,8 @@ class PassPrinter:
         lines = dirtables.status_lines(result.outlooks, dirtables.host_keys(
             result.state, self.hosts)) if result.outlooks else None
         pending = [w for w in result.waits if lines is None or w.subject != "plotter"]
-        waits = [Text(w.describe(), style="yellow" if w.blocked else "dim")
+        places = eventline.places_for(result.state, self.hosts)
+        waits = [eventline.wait_text(w, places, self.marks, self.console.width)
                  for w in pending[:WAIT_ROWS]]
         if len(pending) > WAIT_ROWS:
             waits.append(Text(f"... and {len(pending) - WAIT_ROWS} more waits"))
