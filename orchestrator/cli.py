@@ -13,19 +13,19 @@ import os
 import sys
 import time
 
-from invoke import Collection, Exit, Program, Task, task
-from invoke.parser import Argument, ParseError
+from invoke import Collection, Exit, Task, task
+from invoke.parser import Argument
 from rich.console import Console
 from rich.text import Text
 
 from orchestrator.core import plotcmd as commands
 
+from orchestrator import exitcodes
 from orchestrator.ui import views
 from orchestrator.errors import UserError, one_line
 from orchestrator.remote.fleet import Fleet
 from orchestrator.config.inventory import load_inventory
 
-UNREACHABLE_EXIT = 4
 # no markup in what is printed: it is full of paths and host messages, and a
 # dir named `tmp[/x]` must print as it is (styles come from rich Text)
 console = Console(markup=False)
@@ -36,9 +36,21 @@ def _inventory_path(inventory):
     return inventory or os.environ.get("PLOTFLEET_INVENTORY") or "inventory.yaml"
 
 
+def read_inventory(inventory):
+    """The inventory the flags name; a missing one says where one comes from."""
+    path = _inventory_path(inventory)
+    if not os.path.exists(path):
+        how = ("" if inventory else
+               f" ($PLOTFLEET_INVENTORY is {os.environ['PLOTFLEET_INVENTORY']!r})"
+               if os.environ.get("PLOTFLEET_INVENTORY") else " (the default)")
+        raise UserError(f"{path}: inventory not found{how}: name one with --inventory PATH or "
+                        f"$PLOTFLEET_INVENTORY; inventory.example.yaml shows one")
+    return load_inventory(path)
+
+
 def load(inventory, limit):
     """(Inventory, selected hosts, name -> Host) or a one-line UserError."""
-    inv = load_inventory(_inventory_path(inventory))
+    inv = read_inventory(inventory)
     selected = inv.select(limit)
     for h in selected:          # a broken plotter_command fails before any host is touched
         if h.is_plotter:
@@ -70,7 +82,7 @@ def number_flag(flag, value, kind, lo, hi):
 
 def _exit_for(state):
     if any(not h.reachable for h in state.hosts):
-        raise Exit(code=UNREACHABLE_EXIT)
+        raise Exit(code=exitcodes.UNREACHABLE)
 
 
 def helps(*keys, **extra):
@@ -133,7 +145,7 @@ def deploy(c, inventory=None, limit=None, json_=False, prepare=False, wheelhouse
             for name, (ok, line) in rows.items():
                 console.print(f"{name}: {line}", soft_wrap=True)    # one line, however long
         if not all(ok for ok, _ in rows.values()):
-            raise Exit(code=1)
+            raise Exit(code=exitcodes.FAILED)
         return
     with Fleet(selected, wheelhouse=wheels) as fleet:
         fleet.open()
@@ -162,7 +174,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
     from orchestrator.plotloop import RunTracker, Unattended, run_pass
     from orchestrator.serve.server import Serving
-    from orchestrator.ui.passview import PassPrinter
+    from orchestrator.ui.passview import PassPrinter, left_running
     if plots is not None:
         plots = number_flag("--plots", plots, int, 0, 10 ** 6)
     inv, selected, hosts = load(inventory, limit)
@@ -170,7 +182,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                                                   for h in selected))
     has_harvesters = any(h.is_harvester for h in selected)
     interval = _poll_interval(selected)
-    state = None
+    state, events = None, ()
     end = None
     # the server listens (or refuses, one line) before any host is touched
     with Serving(serve, _inventory_path(inventory), limit, inv.controller, hosts, "plot-all",
@@ -181,7 +193,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
             while True:
                 began = time.monotonic()
                 result = run_pass(fleet, hosts, check, tracker)
-                state = result.state
+                state, events = result.state, result.events
                 latest.update(state, result.events, time.monotonic() - began, result.decisions)
                 tracker.learn(state, fleet, hosts)
                 unattended.after(result, hosts)
@@ -198,8 +210,8 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                     break
                 time.sleep(interval if plots is None else min(interval, 2.0))
         except KeyboardInterrupt:
-            console.print("stopped; jobs and transfers keep running on the hosts")
-            return
+            errors.print(left_running(state, events), soft_wrap=True)
+            raise Exit(code=exitcodes.INTERRUPTED)
     if once or check:
         _exit_for(state)
     if end is not None and end.code:
@@ -236,7 +248,7 @@ def reset(c, host, inventory=None, json_=False):
     if json_:
         print(json.dumps({"reset": done}, indent=1))
     if failed:
-        raise Exit(code=UNREACHABLE_EXIT)
+        raise Exit(code=exitcodes.UNREACHABLE)
 
 
 @task(help=helps("inventory", "limit", "json", "check", verbose=VERBOSE_HELP))
@@ -327,7 +339,7 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
                 print(json.dumps({"would": [dict(t.to_json(), op=op) for t in chosen]}, indent=1))
             return state
         if confirm and not confirm(chosen):
-            raise Exit("plotfleet: aborted, nothing changed", code=1)
+            raise Exit("plotfleet: aborted, nothing changed", code=exitcodes.FAILED)
         done = act(fleet, hosts, chosen, op)
         for d in done:
             t, res = d.target, d.result
@@ -351,7 +363,7 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
         if not h.reachable:
             errors.print(f"{h.name}: unreachable, not included: {h.error}", markup=False)
     if failed:
-        raise Exit(code=1)
+        raise Exit(code=exitcodes.FAILED)
     _exit_for(state)
     return state
 
@@ -418,7 +430,7 @@ def analyze(c, inventory=None, limit=None, logs=None, json_=False, csv=False):
     else:
         console.print(views.analyze_view(rep))
     if col.down:
-        raise Exit(code=UNREACHABLE_EXIT)
+        raise Exit(code=exitcodes.UNREACHABLE)
 
 
 @task(positional=["plot_id"], help=helps("inventory", "limit", plot_id="plot id prefix",
@@ -439,7 +451,7 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
         except KeyboardInterrupt:
             pass
         except (SessionError, AgentError) as e:     # the host went away mid-read
-            raise Exit(f"plotfleet: {host}: {one_line(e)}", code=1)
+            raise Exit(f"plotfleet: {host}: {one_line(e)}", code=exitcodes.FAILED)
 
 
 @task(help=helps("inventory", "limit", plot="also run the plot-all loop (autostart)",
@@ -459,12 +471,14 @@ def dashboard(c, inventory=None, limit=None, plot=False, refresh=None, serve=Non
                       on_poll=latest.update)
 
 
-@task(help=helps("json"))
+@task(help=helps("json", inventory="check this inventory's keys first (a wrong one: one line, exit 2)"))
 @one_line_errors
-def keys(c, json_=False):
+def keys(c, inventory=None, json_=False):
     """Every inventory key: type, default, limits and what it does."""
     from rich.table import Table
     from orchestrator.config.keys import KINDS, reference
+    if inventory is not None:
+        read_inventory(inventory)
     rows = reference()
     if json_:
         print(json.dumps(rows, indent=1))
@@ -505,7 +519,7 @@ def history(c, inventory=None, since=None, host=None, json_=False):
     from orchestrator.remote import applog
     from orchestrator.ui.history import history_table
     after = None if since is None else time.time() - _duration_flag("--since", since)
-    inv = load_inventory(_inventory_path(inventory))
+    inv = read_inventory(inventory)
     path = inv.controller.app_log
     if path is None or not applog.files(path):
         say = errors.print if json_ else console.print
@@ -521,8 +535,6 @@ def history(c, inventory=None, since=None, host=None, json_=False):
         console.print(history_table(records))
 
 
-ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard,
-                reset, keys, history)
 @task(positional=["action"], auto_shortflags=False,
       help=helps("inventory", "limit", action="install | status | logs | uninstall",
                  name="unit name: plotfleet-NAME.service (default: the inventory's file name)"))
@@ -549,32 +561,15 @@ def service(c, action, inventory=None, limit=None, name=None):
     for line in lines:
         console.print(line, soft_wrap=True)
     if not ok:
-        raise Exit(code=1)
-
-
-class _Program(Program):
-    """invoke's Program, with a bad flag or task as a one-line error, exit 2."""
-
-    def parse_core(self, argv):
-        try:
-            super().parse_core(argv)
-        except ParseError as e:
-            raise Exit(f"plotfleet: {e}", code=UserError.exit_code)
-
-    def parse_tasks(self):
-        try:
-            super().parse_tasks()
-        except ParseError as e:
-            raise Exit(f"plotfleet: {e}", code=UserError.exit_code)
+        raise Exit(code=exitcodes.FAILED)
 
 
 @task(name="notify-test", help=helps("inventory"))
 @one_line_errors
 def notify_test(c, inventory=None):
     """Send one test message to every apprise URL in the inventory's `notify`."""
-    from orchestrator.config.inventory import load_inventory
     from orchestrator.remote import notify
-    inv = load_inventory(_inventory_path(inventory))
+    inv = read_inventory(inventory)
     if not inv.controller.notify:
         raise UserError(f"{inv.path}: no notify URLs (set notify: under all.vars)")
     failed = False
@@ -582,12 +577,7 @@ def notify_test(c, inventory=None):
         console.print(d.line(), soft_wrap=True)
         failed = failed or not d.ok
     if failed:
-        raise Exit(code=1)
-
-
-ns.add_task(service)
-ns.add_task(notify_test)
-program = _Program(namespace=ns, name="plotfleet", binary="plotfleet", version="0.1.0")
+        raise Exit(code=exitcodes.FAILED)
 
 
 @task(name="import-plotman", help=helps(
@@ -618,29 +608,30 @@ def import_plotman(c, inventory=None, limit=None, path=None):
     for name, why in unread.items():
         errors.print(f"plotfleet: {name}: {why}")
     if unread:
-        raise Exit(code=UNREACHABLE_EXIT)
+        raise Exit(code=exitcodes.UNREACHABLE)
 
 
-ns.add_task(import_plotman)
+# every task, once, by what a farmer does with it (`plotfleet --help` lists them so)
+GROUPS = (
+    ("run", (plot_all, dashboard, archive, service)),
+    ("look", (status, logs, analyze, history, keys)),
+    ("act", (suspend, resume, kill, reset, deploy, notify_test)),
+    ("migrate", (import_plotman,)),
+)
+ns = Collection(*(t for _, tasks in GROUPS for t in tasks))
 
 
-def _help_first(argv):
-    """`plotfleet TASK --help` as `plotfleet --help TASK`: invoke would feed
-    --help to a task's missing positional (kill, logs) and run the task."""
-    args = argv[1:]
-    if args and args[0] in ns.task_names and ("--help" in args or "-h" in args):
-        return [argv[0], "--help", args[0]]
-    return argv
-
-
-def main():
+def run(argv) -> None:
+    """Run the command line (orchestrator/main.py calls this)."""
+    from orchestrator.program import PlotfleetProgram
+    program = PlotfleetProgram(ns, GROUPS, COMMON_HELP)
     try:
         try:
-            program.run(_help_first(sys.argv))
+            program.run(argv)
         finally:
             sys.stdout.flush()      # here, not at exit: a closed pipe is caught below
     except BrokenPipeError:
         # the reader left (`status --json | head -1`): stop quietly, as rich
         # does for tables; stdout goes to /dev/null so the exit flush is silent
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+        sys.exit(exitcodes.FAILED)

@@ -89,3 +89,27 @@ class PassPrinter:
         if lines is not None:
             head.append(lines)
         return Group(*head, Text(f"pass {stamp}: {len(result.events)} events"), *waits)
+
+
+def left_running(state, events=()) -> str:
+    """What a Ctrl-C leaves running on the hosts, on one line: the jobs
+    (by plot id once they have one, else pid) and the transfers the last
+    pass saw, with those it started itself."""
+    jobs = [f"{h.name} {(j.plot_id or '')[:8] or 'pid %d' % j.pid}"
+            for h in (state.hosts if state is not None else ()) for j in h.jobs]
+    jobs += [f"{e.host} pid {e.pid}" for e in events if e.kind == "job_started"]
+    moves = [f"{dirtables.plot_label(t.plot)} {h.name} -> {t.to_host}"
+             for h in (state.hosts if state is not None else ()) for t in h.transfers
+             if t.status == "running"]
+    moves += [f"{eventline.plot_id(e.to_json())} {e.host} -> {e.to_host}"
+              for e in events if e.kind == "transfer_started"]
+    if not jobs and not moves:
+        return "stopped (Ctrl-C); no job or transfer was running"
+
+    def some(what, items):
+        n = len(items)
+        shown = ", ".join(items[:6]) + (f", +{n - 6} more" if n > 6 else "")
+        return f"{n} {what}{'' if n == 1 else 's'} ({shown})"
+    parts = [some("job", jobs)] if jobs else []
+    parts += [some("transfer", moves)] if moves else []
+    return f"stopped (Ctrl-C); left running on the hosts: {' and '.join(parts)}"
