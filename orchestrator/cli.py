@@ -271,8 +271,7 @@ def archive(c, inventory=None, limit=None, check=False, json_=False, verbose=Fal
         from orchestrator.ui import eventline
         from orchestrator.ui.passview import PassPrinter
         printer = PassPrinter(console, hosts, verbose=verbose)
-        for text in printer.lines(out.events, state, time.strftime("%H:%M:%S")):
-            console.print(text, soft_wrap=not printer.tty, no_wrap=printer.tty, overflow="crop")
+        printer.print(printer.lines(out.events, state, time.strftime("%H:%M:%S")))
         places = eventline.places_for(state, hosts)
         for w in decision.waits:
             console.print(eventline.wait_text(w, places, printer.marks,

@@ -47,7 +47,8 @@ class PassPrinter:
             self.live = None
 
     def lines(self, events, state, stamp: str) -> list:
-        """The key lines when they changed, then one line per event (folded)."""
+        """The key lines when they changed (whole: they name the dirs), then
+        one line per event (folded), each cut to the terminal's width."""
         places = eventline.places_for(state, self.hosts)
         out = []
         keys = tuple(places.key_lines())
@@ -56,14 +57,22 @@ class PassPrinter:
             self.keys_said = keys
         width = self.console.width if self.tty else None    # a log line is never cut
         for e in eventline.fold([e.to_json() for e in events]):
-            out.append(eventline.render(e, stamp, places, self.marks, width, self.verbose))
+            text = eventline.render(e, stamp, places, self.marks, width, self.verbose)
+            text.no_wrap = width is not None and not self.verbose
+            out.append(text)
         return out
+
+    def print(self, texts) -> None:
+        for text in texts:
+            if text.no_wrap:
+                self.console.print(text, no_wrap=True, overflow="crop")
+            else:       # the terminal wraps it: a copy of it is one line
+                self.console.print(text, soft_wrap=True)
 
     def show(self, result) -> None:
         # a log (journal, file) has no screen to date it: each line carries its day
         stamp = time.strftime("%H:%M:%S" if self.tty else "%Y-%m-%d %H:%M:%S")
-        for text in self.lines(result.events, result.state, stamp):
-            self.console.print(text, soft_wrap=not self.tty, overflow="crop", no_wrap=self.tty)
+        self.print(self.lines(result.events, result.state, stamp))
         if self.live is not None:
             self.live.update(self._region(result, stamp), refresh=True)
             return
