@@ -508,16 +508,23 @@ def _duration_flag(flag, value):
     return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
+HISTORY_LINES = 50         # `history` without -n: the newest this many
+
+
 @task(auto_shortflags=False,        # -h is --help
       help=helps("inventory", "json",
                  since="only what is this recent: 30m, 2h, 1d, 1w or seconds",
-                 host="only this host: a name or a glob (p*)"))
+                 host="only this host: a name or a glob (p*)",
+                 n=f"how many, the newest (default {HISTORY_LINES}; --json: all; 0: all)",
+                 verbose=VERBOSE_HELP))
 @one_line_errors
-def history(c, inventory=None, since=None, host=None, json_=False):
-    """What plot-all did, oldest first, from the application log (app_log)."""
+def history(c, inventory=None, since=None, host=None, json_=False, n=None, verbose=False):
+    """What plot-all did for this inventory's hosts, newest last, from its application log."""
     from orchestrator.remote import applog
-    from orchestrator.ui.history import history_table
+    from orchestrator.ui import eventline
+    from orchestrator.ui.history import history_lines
     after = None if since is None else time.time() - _duration_flag("--since", since)
+    count = None if n is None else number_flag("-n", n, int, 0, 10 ** 9)
     inv = read_inventory(inventory)
     path = inv.controller.app_log
     if path is None or not applog.files(path):
@@ -527,11 +534,30 @@ def history(c, inventory=None, since=None, host=None, json_=False):
         if json_:
             print("[]")
         return
-    records = applog.read(path, since=after, host=host)
+    names = {h.name for h in inv.hosts}
+    # another inventory's controller may share the log: its hosts are not ours
+    records = [r for r in applog.read(path, since=after, host=host)
+               if r.get("host") in names or not r.get("host")]
+    if count is None and not json_:
+        count = HISTORY_LINES
+    shown = records[-count:] if count else records
     if json_:
-        print(json.dumps(records, indent=1))
-    else:
-        console.print(history_table(records))
+        print(json.dumps(shown, indent=1))
+        return
+    tty = console.is_terminal
+    if len(shown) < len(records):
+        console.print(Text(f"the newest {len(shown)} of {len(records)} events (-n 0: all)",
+                           style="dim"))
+    places = eventline.places_for(None, {h.name: h for h in inv.hosts})
+    if not verbose:
+        for line in places.key_lines():
+            console.print(Text(line, style="dim"), soft_wrap=True)
+    for text in history_lines(shown, places, eventline.marks_for(stream=console.file),
+                              console.width if tty else None, verbose):
+        console.print(text, no_wrap=True, overflow="crop") if tty else \
+            console.print(text, soft_wrap=True)
+    if not records:
+        console.print("no events" + (" in that time" if since else ""))
 
 
 @task(positional=["action"], auto_shortflags=False,

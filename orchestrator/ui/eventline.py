@@ -86,6 +86,7 @@ TEMPLATES: Dict[str, tuple] = {
     "request_failed": ("fail", "{host} {id}"),
     "job_suspended_no_room": ("note", "{host} job {id} suspended"),
     "job_resumed_room": ("note", "{host} job {id} resumed"),
+    "blocked": ("note", "{host} {subject} blocked"),       # the application log's waits
     # --check: what a pass would do
     "would_start_job": ("note", "would start {host} {what} {dir} {arrow} {to_dir}"),
     "would_transfer": ("note", "would send {id} {at} {arrow} {to}"),
@@ -169,11 +170,21 @@ def _parens(e: Mapping) -> str:
     return f" ({', '.join(bits)})" if bits else ""
 
 
+FACTS = ("plot_id", "dir", "to_host", "to_dir", "size_bytes", "pid", "what", "why")
+
+
+def _template(e: Mapping) -> Optional[tuple]:
+    """The kind's template, when the record carries the facts it is made of
+    (a record from before they were logged is said generically)."""
+    found = TEMPLATES.get(str(e.get("kind") or ""))
+    return found if found is not None and any(e.get(k) is not None for k in FACTS) else None
+
+
 def head(e: Mapping, places: Places, m: Marks) -> tuple:
     """(mark, the line without its cause) for one event as JSON."""
     kind = str(e.get("kind") or "")
     host = str(e.get("host") or "")
-    found = TEMPLATES.get(kind)
+    found = _template(e)
     if found is None:           # a kind made after this module: said generically
         subject = plot_id(e) or places.short(host, e.get("dir")) or _short_subject(e)
         mark = "fail" if e.get("failed") else "note"
@@ -182,6 +193,7 @@ def head(e: Mapping, places: Places, m: Marks) -> tuple:
         mark, template = found
         text = template.format(
             host=host, id=plot_id(e), what=e.get("what") or "", arrow=m.arrow,
+            subject=plot_id(e) or _short_subject(e),
             dir=places.short(host, e.get("dir")), to_dir=places.short(host, e.get("to_dir")),
             at=places.at(host, e.get("dir")),
             to=places.at(str(e.get("to_host") or host), e.get("to_dir")))
@@ -205,7 +217,7 @@ def why(e: Mapping) -> str:
     host = str(e.get("host") or "")
     if host and detail.startswith(host + ": "):
         detail = detail[len(host) + 2:]
-    return detail if TEMPLATES.get(str(e.get("kind"))) is None else ""
+    return detail if _template(e) is None else ""
 
 
 def fit(text: str, width: Optional[int], m: Marks) -> str:
