@@ -605,13 +605,39 @@ def notify_test(c, inventory=None):
         raise Exit(code=exitcodes.FAILED)
 
 
-@task(name="import-plotman", help=helps(
-    "inventory", "limit", path="plotman.yaml on each host (default: plotman's own, "
-                               "$XDG_CONFIG_HOME or ~/.config, /plotman/plotman.yaml)"))
+class OptionalFileTask(Task):
+    """Its positional may be left out (program.py fills in "")."""
+
+    def get_arguments(self, *a, **kw):
+        args = super().get_arguments(*a, **kw)
+        for x in args:
+            if x.positional:
+                x.optional = True
+        return args
+
+
+@task(name="import-plotman", klass=OptionalFileTask, positional=["file"], help=helps(
+    "inventory", "limit",
+    file="a plotman.yaml on this machine: translated here, no inventory needed",
+    path="without FILE: plotman.yaml on each inventory host, read over SSH (default: "
+         "plotman's own, $XDG_CONFIG_HOME or ~/.config, /plotman/plotman.yaml)"))
 @one_line_errors
-def import_plotman(c, inventory=None, limit=None, path=None):
-    """Print an inventory translated from each host's plotman.yaml (read over SSH)."""
+def import_plotman(c, file=None, inventory=None, limit=None, path=None):
+    """Print an inventory translated from a plotman.yaml (this machine's, or each host's)."""
     from orchestrator.config import plotman_import as pm
+    if file:        # a farmer coming from plotman has no inventory yet
+        from agent.ops.common import ActionError
+        from agent.ops.plotman_config import read_plotman_config
+        try:
+            got = read_plotman_config(None, file)      # the agent's own narrow reader
+            done = [pm.translate("localhost", got["text"])]
+        except ActionError as e:
+            raise UserError(str(e)) from None
+        except pm.PlotmanConfigError as e:
+            raise UserError(f"{file}: {e}") from None
+        print(pm.inventory_yaml(done, {"localhost": {"ansible_connection": "local"}}, {}),
+              end="")
+        return
     inv, selected, hosts = load(inventory, limit)
     if path is not None and not path.endswith((".yaml", ".yml")):
         raise UserError(f"--path must name a .yaml file, got {path}")

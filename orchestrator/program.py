@@ -107,6 +107,14 @@ class PlotfleetProgram(Program):
         try:
             super().parse_tasks()
         except ParseError as e:
+            # a positional its task marks optional (import-plotman [FILE]),
+            # left out at the end of the line: given as "" (invoke has no optional ones)
+            ctx = getattr(e, "context", None)
+            missing = ctx.missing_positional_args if ctx is not None else []
+            if missing and all(getattr(a, "optional", False) for a in missing) \
+                    and "" not in self.core.unparsed[-1:]:
+                self.core.unparsed.append("")
+                return self.parse_tasks()
             raise self._mistake(e)
 
     def parse_cleanup(self):
@@ -141,7 +149,7 @@ class PlotfleetProgram(Program):
         task = self.collection[name]
         positional = [a for a in ctx.positional_args]
         # kill/suspend/resume: a plot id, or --all instead
-        usage = " ".join(f"[{_metavar(a)}]" if "all" in ctx.flags or "--all" in ctx.flags
+        usage = " ".join(f"[{_metavar(a)}]" if "--all" in ctx.flags or getattr(a, "optional", 0)
                          else _metavar(a) for a in positional)
         print(f"Usage: plotfleet {name}{' ' + usage if usage else ''} [--options]\n")
         doc = inspect.getdoc(task.body) or ""
