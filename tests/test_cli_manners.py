@@ -14,7 +14,7 @@ import psutil
 
 from orchestrator import exitcodes
 from orchestrator.cli import GROUPS, ns
-from tests.cli import REPO, plotfleet
+from tests.cli import REPO, plotfleet, status_json
 
 INVOKE_CORE = ("--prompt-for-sudo-password", "--pty", "--dry", "--echo", "--write-pyc",
                "--warn-only", "--collection", "--search-root", "--complete")
@@ -140,3 +140,24 @@ def test_ctrl_c_in_plot_all_exits_130_naming_the_job_it_left_running(tmp_path):
                   for q in psutil.process_iter(["cmdline"])):
             assert time.time() < deadline
             time.sleep(0.2)
+
+
+def test_create_dirs_makes_the_demos_dirs_never_a_mistyped_mount(tmp_path):
+    # the demo inventory with one dst dir copied from the example's real-machine
+    # part and mistyped: it is a drive to mount, reported missing, never made
+    typo = f"/mnt/plotfleet-hdd-{os.getpid()}-{time.time_ns()}/dst"
+    inv = _demo(tmp_path)
+    text = inv.read_text().replace('dst_dirs: ["{{ base }}/dst"]',
+                                   f'dst_dirs: ["{{{{ base }}}}/dst", "{typo}"]')
+    assert typo in text
+    inv.write_text(text)
+    try:
+        r, doc = status_json(inv)
+        assert r.returncode == 0, r.stderr
+        dirs = {d["path"]: d for d in doc["hosts"][0]["dirs"]}
+        assert os.path.isdir(tmp_path / "demo" / "dst") and dirs[str(tmp_path / "demo" / "dst")]["error"] is None
+        assert os.path.isdir(tmp_path / "demo" / "farm2")
+        assert dirs[typo]["error"] and "missing" in dirs[typo]["error"], dirs[typo]
+        assert not os.path.exists(os.path.dirname(typo))
+    finally:
+        shutil.rmtree(os.path.dirname(typo), ignore_errors=True)
