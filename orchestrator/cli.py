@@ -194,7 +194,8 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                 began = time.monotonic()
                 result = run_pass(fleet, hosts, check, tracker)
                 state, events = result.state, result.events
-                latest.update(state, result.events, time.monotonic() - began, result.decisions)
+                latest.update(state, result.events, time.monotonic() - began, result.decisions,
+                              result.outlooks)
                 tracker.learn(state, fleet, hosts)
                 unattended.after(result, hosts)
                 if json_:

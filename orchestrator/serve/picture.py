@@ -46,6 +46,7 @@ class Picture:
     events: Tuple[Tuple[float, Event], ...] = ()     # recent, oldest first
     failed: Mapping[tuple, int] = field(default_factory=dict)    # (host, dir, plotter, k, level)
     archived: Mapping[tuple, int] = field(default_factory=dict)  # (host, dir, k, level)
+    outlooks: tuple = ()            # the pass's (core/outlook.py): why lines, tmp and dst rows
 
 
 class Latest:
@@ -67,7 +68,7 @@ class Latest:
             return self._picture
 
     def update(self, state: FleetState, events: Iterable[Event] = (), seconds: float = 0.0,
-               decisions: Optional[dict] = None) -> Picture:
+               decisions: Optional[dict] = None, outlooks: tuple = ()) -> Picture:
         now = time.time()
         events = tuple(events)
         with self._lock:
@@ -89,7 +90,7 @@ class Latest:
             self._events = (self._events + tuple((now, e) for e in events))[-RECENT:]
             number = 1 if self._picture is None else self._picture.number + 1
             self._picture = Picture(state, self.hosts, number, now, seconds, self._events,
-                                    dict(self._failed), dict(self._archived))
+                                    dict(self._failed), dict(self._archived), tuple(outlooks))
             return self._picture
 
 

@@ -146,7 +146,7 @@ class Poller(threading.Thread):
     def __init__(self, fleet, hosts, plot: bool, refresh: float, after=None, on_poll=None):
         super().__init__(name="dashboard-poll", daemon=True)
         self.after = after          # each plot-all pass, to the app log and the notifier
-        self.on_poll = on_poll      # each poll (state, events, seconds, decisions): --serve
+        self.on_poll = on_poll      # each poll (state, events, seconds, decisions, outlooks): --serve
         from orchestrator.plotloop import RunTracker
         self.fleet, self.hosts, self.plot, self.refresh = fleet, hosts, plot, refresh
         self.tracker = RunTracker(limit=None)
@@ -176,7 +176,7 @@ class Poller(threading.Thread):
             events, decisions = (), None
             outlooks = judge(state, self.hosts, time.time())
         if self.on_poll is not None:
-            self.on_poll(state, events, time.monotonic() - began, decisions)
+            self.on_poll(state, events, time.monotonic() - began, decisions, outlooks)
         with self.lock:
             self.state, self.note, self.polled_at = state, note, time.time()
             self.outlooks = outlooks
