@@ -10,7 +10,7 @@ import time
 import psutil
 
 from ..facts import disks, failures
-from ..vocab import lognames
+from ..vocab import lognames, plotters
 from ..vocab.logread import KILLED_MARK, analyze_log
 from ..facts.procs import PSUTIL_ERRORS, held_open, open_paths
 from ..statefile import state_dir
@@ -37,6 +37,7 @@ def check_limits(jobs, limits, tmp_real, now, last_start=0.0):
     return None
 
 
+LAUNCHERS = dict(plotters.LAUNCHERS.values())
 REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
@@ -63,8 +64,8 @@ def start_job(agent, config, argv, plotter=None, k=None, tmp_dir=None, dst_dir=N
     log_dir = disks.expand(log_dir)
     os.makedirs(log_dir, exist_ok=True)
     env = None
-    if argv[0] == "plotfleet-chiapos":
-        argv = [sys.executable, "-m", "agent", "plot-chiapos"] + argv[1:]
+    if argv[0] in LAUNCHERS:      # the agent's own launchers (chiapos, pos2)
+        argv = [sys.executable, "-m", "agent", LAUNCHERS[argv[0]]] + argv[1:]
         env = _agent_env()
     with host_lock():
         done = carried_out.lookup(request_id)
