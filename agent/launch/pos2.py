@@ -118,7 +118,7 @@ def main(argv):
     try:
         why = pos2.problem(a.k, a.strength)
         if why:
-            raise ValueError(why)
+            raise ValueError("%s %s" % why)
         if a.count < 0:
             raise ValueError("-n must be 0 (without end) or more")
         if a.plot_id and a.count != 1:

@@ -596,7 +596,7 @@ def _check_plotter_options(out: dict, plotter: str, err) -> None:
         strength = out.get("strength", DEFAULTS["strength"])
         problem = pos2.problem(out.get("k", DEFAULTS["k"]), strength)
         if problem:
-            raise err("strength" if "strength at" in problem else "k", problem)
+            raise err(*problem)
     exe = out.get("executable")
     if exe is not None:
         if p.executable is None:

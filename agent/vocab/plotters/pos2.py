@@ -29,12 +29,12 @@ def strength_range(k):
 
 
 def problem(k, strength):
-    """Why chia_rs cannot plot this k and strength, else None."""
+    """(key, why) when chia_rs cannot plot this k and strength, else None."""
     if k % 2 or not K_MIN <= k <= K_MAX:
-        return "PoS2 plots have an even k from %d to %d, got %s" % (K_MIN, K_MAX, k)
+        return "k", "must be even, %d to %d, for PoS2 plots, got %s" % (K_MIN, K_MAX, k)
     lo, hi = strength_range(k)
     if not lo <= strength <= hi:
-        return "strength at k%d is %d to %d, got %s" % (k, lo, hi, strength)
+        return "strength", "must be %d to %d at k%d, got %s" % (lo, hi, k, strength)
     return None
 
 
