@@ -288,7 +288,7 @@ def load_error(tmp_path, monkeypatch, text):
     ({"tmp_dirs": "/mnt/tmp"}, "host plotter03: tmp_dirs must be a list of paths, got '/mnt/tmp'"),
     ({"dst_dirs": "[/d, '']"}, "host plotter03: dst_dirs must be a path, got ''"),
     ({"plotter": "plotman"},
-     "host plotter03: plotter must be one of chia, madmax, bladebit, chiapos, gigahorse, got 'plotman'"),
+     "host plotter03: plotter must be one of chia, madmax, bladebit, chiapos, gigahorse, pos2, got 'plotman'"),
     ({"plotter": "chia"}, "host plotter03: k 18 is not allowed for plotter chia"
                           " (chia plots create refuses k < 25; use plotter chiapos for small plots)"),
     ({"plotter": "bladebit", "k": "30"},
