@@ -54,6 +54,14 @@ def inspect(path):
     return problem, level
 
 
+def extent_error(path):
+    """One line when the file at `path` is not as long as its header declares
+    (a torn copy with a whole header), else None (OSError when unreadable)."""
+    with open(path, "rb") as f:
+        header = read_header(f.read(HEADER_BYTES))
+        return extent_problem(header, _reader(f), os.fstat(f.fileno()).st_size)
+
+
 def _ranges(size, spec):
     if size < int(spec.get("full_below", 0)):
         return None                          # hash it whole
@@ -66,10 +74,8 @@ def _ranges(size, spec):
 
 
 def digest(path, spec):
-    """{"size", "sha256", "method": "full"|"sampled", "bytes_read", "header",
-    "extent_error"} of the file at `path` under `spec` (OSError when
-    unreadable); "extent_error" says when the file is not as long as its
-    header declares."""
+    """{"size", "sha256", "method": "full"|"sampled", "bytes_read", "header"}
+    of the file at `path` under `spec` (OSError when unreadable)."""
     h = hashlib.sha256()
     read = 0
     with open(path, "rb") as f:
@@ -92,11 +98,9 @@ def digest(path, spec):
                 h.update(struct.pack("<QQ", off, len(chunk)))
                 h.update(chunk)
                 read += len(chunk)
-        header = read_header(head)
-        extent = extent_problem(header, _reader(f), size)
     return {"size": size, "sha256": h.hexdigest(),
             "method": "full" if ranges is None else "sampled", "bytes_read": read,
-            "header": header, "extent_error": extent}
+            "header": read_header(head)}
 
 
 def fsync_file(path):
