@@ -115,6 +115,10 @@ class Agent:
         c = config or {}
         probed = self.probe_dirs(config)
         cdirs = disks.config_dirs(config)
+        # transfer records before the process table: a record that says
+        # "copied" then means its rsync had ended before the scan, so its
+        # partial is never seen as still receiving
+        transfers = read_transfers(config)
         all_jobs, rsyncs = self.all_jobs()
         jobs = _own_jobs(all_jobs, cdirs)
         stall = float(c.get("stall_after_s") or 1800.0)
@@ -171,7 +175,7 @@ class Agent:
             "jobs": jobs,
             "dirs": dirs,
             "plots": plots,
-            "transfers": read_transfers(config),
+            "transfers": transfers,
             "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
             "dead": dead,
             "failures": failed,
