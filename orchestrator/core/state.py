@@ -122,8 +122,10 @@ class Plot(_Compressed):
     plot_id: Optional[str] = None
     mtime: float = 0.0
     error: Optional[str] = None     # its header contradicts its name, or it is unreadable
-    compress: int = 0               # from its header, else its name
+    compress: int = 0               # from its header, else its name (PoS2: its strength)
     compress_format: Optional[str] = None
+    format: str = "v1"              # agent/vocab/formats.py: v1 | pos2 | pos2_group | drplot
+    plots: int = 1                  # plots the file holds (a PoS2 group: from its header)
 
 
 @dataclass(frozen=True)
@@ -193,8 +195,10 @@ class HostState:
         d["roles"] = list(self.roles)
         for j, job in zip(d["jobs"], self.jobs):
             j["compression"] = plotsize.label(job.compression)
+            j["kind"] = plotsize.kind_label(job.k, job.compression)
         for p, plot in zip(d["plots"], self.plots):
             p["compression"] = plotsize.label(plot.compression)
+            p["kind"] = plotsize.kind_label(plot.k, plot.compression)
         for j in d["jobs"] + d["dead"]:
             j["phase"] = None if j["phase"] is None else list(j["phase"])
         return d
@@ -284,7 +288,7 @@ class Host:
     tmp2_dir: Optional[str] = None
     dst_dirs: Tuple[str, ...] = ()
     log_dir: Optional[str] = None
-    plotter: str = "chia"                       # chia | madmax | bladebit | chiapos | gigahorse
+    plotter: str = "chia"                       # chia | madmax | bladebit | chiapos | gigahorse | pos2
     k: int = 32
     threads: int = 2
     buckets: int = 128
@@ -295,6 +299,7 @@ class Host:
     count: int = 1                              # plots per job (-n); 0: without end
     bladebit_mode: str = "ramplot"              # ramplot | diskplot | cudaplot
     compress: int = 0                           # compression level (bladebit, gigahorse)
+    strength: int = 2                           # PoS2 plot strength (pos2)
     executable: Optional[str] = None            # the plotter's binary (chia, chia_plot, ...)
     cuda_device: Optional[int] = None           # cudaplot --device, Gigahorse -g
     disk_128: bool = False                      # cudaplot hybrid modes
@@ -339,6 +344,8 @@ class Host:
     @property
     def compression(self) -> Optional[Compression]:
         """The level this host's plots are made at, with its format."""
+        if self.plotter == "pos2":      # its strength sets its kind as a level does
+            return plotsize.compression(plotsize.POS2, self.strength)
         fmt = {"bladebit": plotsize.BLADEBIT, "gigahorse": plotsize.GIGAHORSE}.get(self.plotter)
         return plotsize.compression(fmt, self.compress)
 

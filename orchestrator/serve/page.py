@@ -12,6 +12,7 @@ import time
 from html import escape
 from typing import Iterable, Optional
 
+from orchestrator.core import plotsize
 from orchestrator.core.decisions import human_bytes
 from orchestrator.core.farm import farm
 from orchestrator.serve.picture import Picture, transfer_rate
@@ -154,6 +155,8 @@ def render(p: Optional[Picture], refresh: float, task: str) -> str:
         out.append("<h2>plotters</h2>" + "".join(_plotter(o, keys) for o in p.outlooks))
 
     def _kind(j) -> str:       # k with its compression, a level never without its format
+        if j.compression is not None and j.compression.format == plotsize.POS2:
+            return plotsize.kind_label(j.k, j.compression)
         return str(j.k) if j.compression is None else f"{j.k} {j.compression.label()}"
 
     rows = []

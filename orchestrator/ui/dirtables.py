@@ -227,7 +227,7 @@ def plot_kinds_str(kinds) -> str:
     always with its format) where compressed."""
     out = []
     for k, comp, n in kinds:
-        out.append(f"{n}×k{k}" + (f" {comp.label()}" if comp is not None else ""))
+        out.append(f"{n}×{plotsize.kind_label(k, comp)}")
     return " ".join(out) or "-"
 
 
