@@ -227,27 +227,39 @@ def dirs_table(state: FleetState, width: Optional[int] = None) -> Table:
     return t
 
 
-def transfers_table(state: FleetState, now: Optional[float] = None) -> Table:
+def transfers_table(state: FleetState, now: Optional[float] = None, keys=None,
+                    compact: bool = False) -> Table:
+    """Every transfer: the plot by its id, where from and to (a farm dir by
+    its harvester's key when `keys` are given); `compact` (a narrow screen):
+    one "from -> to" column and no byte counts, so no column is crushed."""
     t = Table(title="transfers")
-    for col in ("plot", "from", "to", "progress", "done", "rate", "eta", "status"):
+    cols = (("plot", "route", "progress", "eta", "status") if compact else
+            ("plot", "from", "to", "progress", "done", "rate", "eta", "status"))
+    for col in cols:
         # names wrap, never cut; numbers stay on one line
-        t.add_column(col, no_wrap=col not in ("from", "to", "status", "done"),
-                     overflow="fold" if col in ("from", "to", "status", "done") else "ellipsis")
+        t.add_column(col, no_wrap=col not in ("from", "to", "status", "done", "route"),
+                     overflow="fold" if col in ("from", "to", "status", "done", "route")
+                     else "ellipsis")
     for h in state.hosts:
         for x in h.transfers:
             size = x.size_bytes or 1
             elapsed = max((h.host_time or time.time()) - x.started_at, 1e-3) if x.started_at else None
             rate = x.bytes_done / elapsed if elapsed else None
             eta = (x.size_bytes - x.bytes_done) / rate if rate else None
-            t.add_row(Text(dirtables.plot_label(x.plot)), Text(h.name),
-                      Text(f"{x.to_host}:{x.to_dir}"),
-                      ProgressBar(total=size, completed=x.bytes_done, width=10),
+            k = (keys or {}).get(x.to_host)
+            to = f"{x.to_host}:{k.short('farm', x.to_dir) if k is not None else x.to_dir}"
+            status = Text(x.status + (f" ({x.fault})" if x.fault else
+                                      f" ({x.error})" if x.error else ""),
+                          style={"failed": "red", "copied": "green"}.get(x.status, ""))
+            bar = ProgressBar(total=size, completed=x.bytes_done, width=10)
+            left = human_duration(eta) if x.status == "running" else "-"
+            if compact:
+                t.add_row(Text(dirtables.plot_label(x.plot)), Text(f"{h.name} -> {to}"),
+                          Group(bar, f"{x.bytes_done / size:.0%}"), left, status)
+                continue
+            t.add_row(Text(dirtables.plot_label(x.plot)), Text(h.name), Text(to), bar,
                       f"{human_bytes(x.bytes_done)}/{human_bytes(x.size_bytes)}",
-                      f"{human_bytes(rate)}/s" if rate else "-",
-                      human_duration(eta) if x.status == "running" else "-",
-                      Text(x.status + (f" ({x.fault})" if x.fault else
-                                       f" ({x.error})" if x.error else ""),
-                           style={"failed": "red", "copied": "green"}.get(x.status, "")))
+                      f"{human_bytes(rate)}/s" if rate else "-", left, status)
     return t
 
 
