@@ -16,7 +16,7 @@ from typing import List, Mapping, Optional, Tuple
 from orchestrator.core import copycheck
 from orchestrator.core.decisions import Promote, StartJob, StartTransfer, human_bytes, remove_after_promote
 from orchestrator.core.archiver import PARTIAL_SUFFIX
-from orchestrator.core.events import Event
+from orchestrator.core.events import Event, facts_of
 from orchestrator.core.scheduler import tmp_rules
 from orchestrator.errors import AgentError, LostReply, SessionError
 from orchestrator.core.state import Host, expected_plot_bytes
@@ -99,13 +99,9 @@ def start_args(h: Host, s: StartJob) -> dict:
                 nice=h.nice, request_id=uuid.uuid4().hex)
 
 
-def _job_facts(s: StartJob, **more) -> dict:
-    return dict(dir=s.tmp_dir, to_dir=s.dst_dir, what=f"{s.plotter} k{s.k}", **more)
-
-
 def _started(out: Outcome, s: StartJob, res: dict) -> None:
     out.started.append((s.host, res["pid"], res["log_file"]))
-    facts = _job_facts(s, pid=res["pid"], why=s.reason)
+    facts = facts_of(s, pid=res["pid"], why=s.reason)
     if res.get("replayed"):
         out.add("job_started", s.host, res["log_file"],
                 f"started on {s.host} (its answer was lost, the host remembers it): "
@@ -119,7 +115,7 @@ def start_jobs(fleet, hosts: Mapping[str, Host], starts, out: Outcome, check: bo
     for s in starts:
         if check:
             out.add("would_start_job", s.host, s.tmp_dir, f"would start on {s.host}: {s.describe()}",
-                    **_job_facts(s, why=s.reason))
+                    **facts_of(s, why=s.reason))
             continue
         args = start_args(hosts[s.host], s)
         try:
@@ -127,12 +123,12 @@ def start_jobs(fleet, hosts: Mapping[str, Host], starts, out: Outcome, check: bo
         except LostReply as e:
             out.fail("job_start_unanswered", s.host, s.tmp_dir,
                      f"{s.host}: start job got no answer ({e}); asking again next pass",
-                     **_job_facts(s, why=f"no answer ({e}); asking again next pass"))
+                     **facts_of(s, why=f"no answer ({e}); asking again next pass"))
             out.unanswered.append(Unanswered(s, args, time.time()))
             continue
         except (AgentError, SessionError) as e:
             out.fail("job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}",
-                     **_job_facts(s, why=str(e)))
+                     **facts_of(s, why=str(e)))
             continue
         _started(out, s, res)
 
@@ -155,7 +151,7 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
                 out.fail("job_start_unanswered", s.host, s.tmp_dir,
                          f"{s.host}: start job still unanswered after {ASK_AGAIN_S:g}s, "
                          f"no longer asked: {e}",
-                         **_job_facts(s, why=f"still unanswered after {ASK_AGAIN_S:g}s, "
+                         **facts_of(s, why=f"still unanswered after {ASK_AGAIN_S:g}s, "
                                              f"no longer asked: {e}"))
             continue
         except AgentError as e:
@@ -165,7 +161,7 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
                 still.append(u)
             else:
                 out.fail("job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}",
-                         **_job_facts(s, why=str(e)))
+                         **facts_of(s, why=str(e)))
             continue
         _started(out, s, res)
     return tuple(still)
@@ -177,7 +173,7 @@ def clean_dead(fleet, hosts: Mapping[str, Host], cleans, out: Outcome, check: bo
     for c in cleans:
         if check:
             out.add("would_clean_dead", c.host, c.plot_id, f"would clean up after {c.describe()}",
-                    plot_id=c.plot_id, size_bytes=c.size_bytes, why=c.error)
+                    **facts_of(c))
             continue
         res = _call(fleet, c.host, "clean_dead", out, f"clean-up of {c.plot_id[:8]}", c.plot_id,
                     {"plot_id": c.plot_id}, plot_id=c.plot_id, log_file=c.log_file)
@@ -197,11 +193,6 @@ def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
                      "key": plotter.transfer_ssh_key, "known_hosts": plotter.transfer_known_hosts})
 
 
-def _move_facts(t: StartTransfer, **more) -> dict:
-    return dict(dir=posixpath.dirname(t.plot), to_host=t.to_host, to_dir=t.to_dir,
-                size_bytes=t.size_bytes, why=t.reason, **more)
-
-
 def _resend(p: Promote, hosts: Mapping[str, Host], why: str) -> StartTransfer:
     return StartTransfer(p.from_host, p.plot, p.size_bytes, p.host, posixpath.dirname(p.partial),
                          hosts[p.from_host].transfer, why,
@@ -216,7 +207,7 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     start again when the copy was lost or did not match."""
     name = posixpath.basename(p.plot)
     spec = copycheck.spec()
-    at = dict(dir=posixpath.dirname(p.partial), size_bytes=p.size_bytes)     # the copy
+    at = facts_of(p)        # the copy
     src = _call(fleet, p.from_host, "digest", out, f"digest of {name}", name,
                 {"dir": posixpath.dirname(p.plot)}, path=p.plot, spec=spec)
     if src is None:
@@ -262,8 +253,7 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     if _call(fleet, rm.host, "remove_plot", out, "remove source", name,
              {"dir": posixpath.dirname(rm.plot)}, plot=rm.plot, proof=rm.proof) is not None:
         out.add("source_removed", rm.host, name, f"removed source: {rm.describe()}",
-                dir=posixpath.dirname(rm.plot), size_bytes=rm.confirmed_size,
-                why=f"copy verified by {rm.proof.get('method', '?')} digest")
+                **facts_of(rm))
     return None
 
 
@@ -271,21 +261,19 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
     for n in decision.notes:
         if check:
             out.add("would_record_drive_failure", n.host, n.to_dir,
-                    f"would record on {n.host}: {n.describe()}", dir=n.to_dir, why=n.error)
+                    f"would record on {n.host}: {n.describe()}", **facts_of(n))
             continue
         if _call(fleet, n.host, "note_drive_failure", out, f"record for {n.to_dir}", n.to_dir,
                  {"dir": n.to_dir}, to_dir=n.to_dir, key=n.key, at=n.at,
                  error=n.error, fatal=n.fatal, plot=n.plot) is not None:
             out.fail("drive_failure_recorded", n.host, n.to_dir,
-                     f"drive failure recorded: {n.describe()}", dir=n.to_dir,
-                     why=("fatal for the drive: " if n.fatal else "") + n.error)
+                     f"drive failure recorded: {n.describe()}", **facts_of(n))
     # finish what arrived first: a promoted plot frees its drive for the next
     resend = []
     for p in decision.promotes:
         if check:
             out.add("would_promote", p.host, posixpath.basename(p.plot),
-                    f"would check and promote: {p.describe()}", dir=posixpath.dirname(p.partial),
-                    size_bytes=p.size_bytes, why=p.reason)
+                    f"would check and promote: {p.describe()}", **facts_of(p, why=p.reason))
             continue
         again = promote(fleet, hosts, p, out)
         if again is not None:
@@ -293,16 +281,16 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
     for c in decision.cleans:
         if check:
             out.add("would_clean_partial", c.host, c.partial, f"would clean: {c.describe()}",
-                    dir=posixpath.dirname(c.partial), why=c.reason)
+                    **facts_of(c))
             continue
         if _call(fleet, c.host, "clean_partial", out, "clean", c.partial,
                  {"dir": posixpath.dirname(c.partial)}, partial=c.partial) is not None:
             out.add("partial_cleaned", c.host, c.partial, f"cleaned: {c.describe()}",
-                    dir=posixpath.dirname(c.partial), why=c.reason)
+                    **facts_of(c))
     for t in tuple(decision.transfers) + tuple(resend):
         if check:
             out.add("would_transfer", t.from_host, posixpath.basename(t.plot),
-                    f"would transfer: {t.describe()}", **_move_facts(t))
+                    f"would transfer: {t.describe()}", **facts_of(t))
             continue
         # claim the drive on the harvester first: another controller may have
         # chosen it in the same moment
@@ -327,9 +315,9 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
                      dir=t.to_dir, why=str(e))
             continue
         res = _call(fleet, t.from_host, "start_transfer", out, "transfer",
-                    posixpath.basename(t.plot), _move_facts(t),
+                    posixpath.basename(t.plot), facts_of(t),
                     **transfer_args(hosts[t.from_host], hosts[t.to_host], t))
         if res is not None:
             out.add("transfer_started", t.from_host, posixpath.basename(t.plot),
                     f"transfer: {t.describe()} (pid {res['pid']})",
-                    **_move_facts(t, pid=res["pid"]))
+                    **facts_of(t, pid=res["pid"]))
