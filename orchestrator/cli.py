@@ -211,7 +211,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                     break
                 time.sleep(interval if plots is None else min(interval, 2.0))
         except KeyboardInterrupt:
-            errors.print(left_running(state, events), soft_wrap=True)
+            errors.print(left_running(state, events, sorted(tracker.started)), soft_wrap=True)
             raise Exit(code=exitcodes.INTERRUPTED)
     if once or check:
         _exit_for(state)
