@@ -241,20 +241,20 @@ def reset(c, host, inventory=None, json_=False):
 @one_line_errors
 def archive(c, inventory=None, limit=None, check=False, json_=False):
     """One archiving pass: move finished plots to harvester drives."""
-    from orchestrator.plotloop import archive_step
-    from orchestrator.remote.apply import Outcome
+    from orchestrator.core.plan import archive_plan
+    from orchestrator.plotloop import carry_out
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
         state = fleet.gather()
-        out = Outcome()
-        decision = archive_step(fleet, hosts, state, out, check)
-    waits = [w.describe() for w in decision.waits]
+        plan = archive_plan(state, hosts)
+        done = carry_out(fleet, hosts, plan, check)
+    waits = [w.describe() for w in plan.waits]
     if json_:
-        print(json.dumps({"actions": out.lines + waits,
-                          "events": [e.to_json() for e in out.events],
-                          "waits": [asdict(w) for w in decision.waits]}))
+        print(json.dumps({"actions": [e.detail for e in done.events] + waits,
+                          "events": [e.to_json() for e in done.events],
+                          "waits": [asdict(w) for w in plan.waits]}))
     else:
-        console.print(views.action_log(out.events, waits, empty="nothing to archive"))
+        console.print(views.action_log(done.events, waits, empty="nothing to archive"))
     _exit_for(state)
 
 

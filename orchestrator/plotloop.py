@@ -13,19 +13,18 @@ import os
 import posixpath
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Set, Tuple
 
 from agent.facts.logparse import analyze_log
 
-from orchestrator.remote import apply as apply_mod
-from orchestrator.core.archiver import archive
-from orchestrator.core.failures import cleanups
 from orchestrator.core.decisions import Wait
 from orchestrator.core.events import Event
+from orchestrator.core.followup import follow_up
 from orchestrator.core.outlook import outlook, status_json
+from orchestrator.core.plan import AskAgain, Plan, plan, plan_before
 from orchestrator.core.state import FleetState, Host
-from orchestrator.core.scheduler import host_clock, schedule
+from orchestrator.remote.apply import apply
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -64,7 +63,7 @@ class RunTracker:
     limit: Optional[int]
     started: Set[Tuple[str, str]] = field(default_factory=set)     # (host, log_file)
     plot_ids: dict = field(default_factory=dict)                    # (host, log) -> id
-    unanswered: tuple = ()            # apply.Unanswered: starts that may be running
+    unanswered: tuple = ()            # core.plan.AskAgain: starts that may be running
     failed: dict = field(default_factory=dict)      # (host, log) -> DeadJob, once seen
     # multi-plot jobs (count != 1): --plots N counts plots, not jobs.  A plot
     # is this run's when its id was not on its plotter at the run's first look
@@ -214,47 +213,42 @@ def _id_in(path: str, ids) -> bool:
     return any(i in path for i in ids)
 
 
-def archive_step(fleet, hosts: Mapping[str, Host], state: FleetState, out, check: bool):
-    """The archive half of a pass (plot-all's, and the `archive` task's):
-    decide from the state, carry it out; the decision, for its waits."""
-    decision = archive(state, hosts)
-    apply_mod.archive(fleet, hosts, decision, out, check)
-    return decision
+@dataclass(frozen=True)
+class Done:
+    """What carrying out a plan and its follow-ups came to."""
+    events: Tuple[Event, ...]
+    asks: Tuple[AskAgain, ...]                  # starts still without an answer
+    started: Tuple[Tuple[str, int, str], ...]   # (host, pid, log_file)
+
+
+def carry_out(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Done:
+    """Apply the plan, then what core decides follows from its outcomes,
+    until nothing more follows: all within this pass."""
+    events, asks, started = [], [], []
+    while plan:
+        outcomes = apply(fleet, hosts, plan, check)
+        more = follow_up(outcomes, hosts, time.time())
+        events += [e for o in outcomes for e in o.events] + list(more.events)
+        asks += more.asks
+        started += more.started
+        plan = more.plan
+    return Done(tuple(events), tuple(asks), tuple(started))
 
 
 def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
-    out = apply_mod.Outcome()
-    # before the snapshot and the schedule: a start that did happen is then
-    # seen as a job, and counted among this run's
-    tracker.unanswered = apply_mod.ask_again(fleet, tracker.unanswered, out)
-    tracker.started.update((host, log) for host, _pid, log in out.started)
-    if not check:       # multi-plot jobs: suspended while their dst has no room
-        apply_mod.guard_room(fleet, hosts, out)
+    """gather -> plan (core) -> apply (remote) -> follow up (core), as data."""
+    before = carry_out(fleet, hosts, plan_before(fleet.hosts, tracker.unanswered), check)
+    tracker.unanswered = before.asks
+    tracker.started.update((host, log) for host, _pid, log in before.started)
     state = fleet.gather()
-    if not check:       # a multi-plot job on a count: 1 host (started by hand) is guarded too
-        stray = {hs.name for hs in state.hosts
-                 if hs.name in hosts and hosts[hs.name].count == 1
-                 and any(j.count != 1 for j in hs.jobs)}
-        if stray:
-            apply_mod.guard_room(fleet, hosts, out, names=stray)
     now = time.time()
-    decision = schedule(state, hosts, now, max_new=tracker.remaining)
-    apply_mod.start_jobs(fleet, hosts, decision.starts, out, check)
-    tracker.unanswered += tuple(out.unanswered)
-    tracker.started.update((host, log) for host, _pid, log in out.started)
-    cleans, clean_waits = cleanups(state, hosts, lambda hs: host_clock(hs, state, now))
-    apply_mod.clean_dead(fleet, hosts, cleans, out, check)
-    arch = archive_step(fleet, hosts, state, out, check)
-    decisions = {"starts": [asdict(s) for s in decision.starts],
-                 "waits": [asdict(w) for w in decision.waits + clean_waits + arch.waits],
-                 "cleanups": [asdict(c) for c in cleans],
-                 "transfers": [asdict(t) for t in arch.transfers],
-                 "promotes": [asdict(p) for p in arch.promotes],
-                 "cleans": [asdict(c) for c in arch.cleans],
-                 "drive_failures": [asdict(n) for n in arch.notes]}
-    return PassResult(state, tuple(out.events), decision.waits + clean_waits + arch.waits,
-                      decision.waits, decision.backpressure, decisions,
-                      outlook(state, hosts, decision, arch, out.events))
+    p = plan(state, hosts, now, max_new=tracker.remaining)
+    done = carry_out(fleet, hosts, p, check)
+    tracker.unanswered += done.asks
+    tracker.started.update((host, log) for host, _pid, log in done.started)
+    events = before.events + done.events
+    return PassResult(state, events, p.waits, p.plotter_waits, p.backpressure, p.to_json(),
+                      outlook(state, hosts, p.schedule, p.archive, events))
 
 
 class Unattended:
