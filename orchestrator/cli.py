@@ -99,14 +99,16 @@ def status(c, inventory=None, limit=None, json_=False, fresh=False):
         if code is not None:
             raise Exit(code=code)
     inv, selected, hosts = load(inventory, limit)
-    from orchestrator.core.outlook import judge, status_json
+    from orchestrator.core.outlook import status_json
+    from orchestrator.plotloop import look
     with Fleet(selected) as fleet:
-        state = fleet.gather()
-    outlooks = judge(state, hosts, time.time())     # what a pass would decide now
+        seen = look(fleet, hosts)       # what a pass would decide now, applying nothing
+    state = seen.state
     if json_:
-        print(json.dumps(status_json(state, outlooks), indent=1))
+        print(json.dumps(status_json(state, seen.outlooks), indent=1))
     else:
-        console.print(views.status_view(state, hosts, outlooks, width=console.width))
+        console.print(views.status_view(state, hosts, seen.outlooks, width=console.width,
+                                        model=seen.farm, backoffs=seen.backoffs))
     _exit_for(state)
 
 
@@ -158,9 +160,10 @@ def _poll_interval(selected):
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False,
              serve=None):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
-    from orchestrator.plotloop import RunTracker, Unattended, run_pass
+    from orchestrator.plotloop import Loop, RunTracker
     from orchestrator.serve.server import Serving
     from orchestrator.ui.passview import PassPrinter
+    from orchestrator.unattended import Unattended
     if plots is not None:
         plots = number_flag("--plots", plots, int, 0, 10 ** 6)
     inv, selected, hosts = load(inventory, limit)
@@ -170,25 +173,23 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     interval = _poll_interval(selected)
     state = None
     end = None
+
+    def say(result):
+        if json_:
+            print(json.dumps({**result.to_json(), "actions": [
+                e.detail for e in result.events] + [w.describe() for w in result.waits]}),
+                flush=True)
+        else:
+            printer.show(result)
     # the server listens (or refuses, one line) before any host is touched
     with Serving(serve, _inventory_path(inventory), limit, inv.controller, hosts, "plot-all",
                  refresh=interval) as latest, \
             Fleet(selected) as fleet, PassPrinter(console, hosts) as printer, \
-            Unattended(inv.controller, check) as unattended:
+            Unattended(inv.controller, check, hosts) as unattended:
         try:
-            while True:
-                began = time.monotonic()
-                result = run_pass(fleet, hosts, check, tracker)
+            for result in Loop(fleet, hosts, tracker, check,
+                               observers=(latest.observe, unattended, say)):
                 state = result.state
-                latest.update(state, result.events, time.monotonic() - began, result.decisions)
-                tracker.learn(state, fleet, hosts)
-                unattended.after(result, hosts)
-                if json_:
-                    print(json.dumps({**result.to_json(), "actions": [
-                        e.detail for e in result.events] + [w.describe() for w in result.waits]}),
-                        flush=True)
-                else:
-                    printer.show(result)
                 if once or check:
                     break
                 end = tracker.verdict(state, result.plotter_waits, selected, has_harvesters)
@@ -434,16 +435,18 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
 @one_line_errors
 def dashboard(c, inventory=None, limit=None, plot=False, refresh=None, serve=None):
     """Full-screen live view of the fleet; q or Ctrl-C quits."""
-    from orchestrator.plotloop import Unattended
+    from orchestrator.plotloop import Loop, RunTracker
     from orchestrator.serve.server import Serving
     from orchestrator.ui.dashboard import run_dashboard
+    from orchestrator.unattended import Unattended
     every = 2.0 if refresh is None else number_flag("--refresh", refresh, float, 0.1, 3600)
     inv, selected, hosts = load(inventory, limit)
     with Serving(serve, _inventory_path(inventory), limit, inv.controller, hosts, "dashboard",
                  refresh=max(every, 5.0)) as latest, \
-            Fleet(selected) as fleet, Unattended(inv.controller, check=not plot) as unattended:
-        run_dashboard(fleet, hosts, plot=plot, refresh=every, after=unattended.after,
-                      on_poll=latest.update)
+            Fleet(selected) as fleet, Unattended(inv.controller, not plot, hosts) as unattended:
+        loop = Loop(fleet, hosts, RunTracker(limit=None), plot=plot,
+                    observers=(unattended, latest.observe))
+        run_dashboard(loop.step, hosts, refresh=every)
 
 
 @task(help=helps("json"))
@@ -489,7 +492,7 @@ def _duration_flag(flag, value):
 @one_line_errors
 def history(c, inventory=None, since=None, host=None, json_=False):
     """What plot-all did, oldest first, from the application log (app_log)."""
-    from orchestrator.remote import applog
+    from orchestrator.unattended import applog
     from orchestrator.ui.history import history_table
     after = None if since is None else time.time() - _duration_flag("--since", since)
     inv = load_inventory(_inventory_path(inventory))
@@ -560,7 +563,7 @@ class _Program(Program):
 def notify_test(c, inventory=None):
     """Send one test message to every apprise URL in the inventory's `notify`."""
     from orchestrator.config.inventory import load_inventory
-    from orchestrator.remote import notify
+    from orchestrator.unattended import notify
     inv = load_inventory(_inventory_path(inventory))
     if not inv.controller.notify:
         raise UserError(f"{inv.path}: no notify URLs (set notify: under all.vars)")

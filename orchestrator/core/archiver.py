@@ -36,12 +36,13 @@ Drives that report an error (missing, read-only, not mounted, not
 responding, set aside after failed transfers) take nothing, and a drive
 holding a conflict for a plot's name is never chosen for that plot.
 
-Contract with the apply layer: `archive` never removes a source itself (a
-snapshot cannot prove a copy).  Apply has both hosts digest the same random
-ranges, sends each Promote with the source's digest (the harvester renames
-only a matching copy), and only then issues
-`actions.remove_after_promote(promote, source, copy)`, which refuses digests
-that differ; the plotter compares once more before it deletes.  A
+Contract with apply and follow-up: `archive` never removes a source itself
+(a snapshot cannot prove a copy).  Apply (remote/apply.py) has both hosts
+digest the same random ranges and sends each Promote with the source's
+digest (the harvester renames only a matching copy); only its Promoted
+outcome lets core/followup.py decide the source's removal, through
+`decisions.remove_after_promote(promote, source, copy)`, which refuses
+digests that differ; the plotter compares once more before it deletes.  A
 controller killed between the two leaves a "copied" transfer whose partial
 is gone: archive promotes again, and the harvester confirms the final file
 (same bytes) or reports a conflict.

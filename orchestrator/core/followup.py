@@ -23,7 +23,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Tuple
 
-from agent.facts.disks import PARTIAL_SUFFIX
+from orchestrator.core.archiver import PARTIAL_SUFFIX
 from orchestrator.core.decisions import Promote, StartJob, StartTransfer, remove_after_promote
 from orchestrator.core.events import Event
 from orchestrator.core.outcomes import (CopyLost, Failed, NameTaken, Outcome, Promoted, Started,

@@ -28,7 +28,7 @@ with plotman's keys and meanings:
   heading there, ties to the one fewest jobs head to.
 - at most one new job per plotter per pass, `max_new` per pass overall.
 
-Failures (orchestrator/failures.py): a plotter whose last max_failures jobs
+Failures (core/failures.py): a plotter whose last max_failures jobs
 failed in a row gets no job for failure_backoff_m after the last failure;
 its wait says how many, the last error and when the next try comes, and is
 `blocked`, as is a plotter on which no tmp dir could ever hold a job.
