@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 import time
 import uuid
-from typing import List, Mapping, Optional, Tuple, Union
+from typing import List, Mapping, Tuple, Union
 
 from orchestrator.core import copycheck
 from orchestrator.core.decisions import (CleanDead, CleanPartial, NoteDriveFailure, Promote,
