@@ -39,6 +39,11 @@ class StartJob:
     def describe(self) -> str:
         return f"{self.plotter} k{self.k} tmp {self.tmp_dir} -> dst {self.dst_dir} ({self.reason})"
 
+    def facts(self, **more) -> dict:
+        """The facts of this start's events (core/events.py; ui/ draws them)."""
+        return dict(dir=self.tmp_dir, to_dir=self.dst_dir, what=f"{self.plotter} k{self.k}",
+                    **more)
+
 
 @dataclass(frozen=True)
 class StartTransfer:

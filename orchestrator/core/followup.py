@@ -67,7 +67,8 @@ def follow_up(outcomes: Iterable[Outcome], hosts: Mapping[str, Host], now: float
         elif isinstance(o, Unanswered) and isinstance(a, StartJob):
             events.append(Event("job_start_unanswered", a.host, a.tmp_dir,
                                 f"{a.host}: start job got no answer ({o.error}); "
-                                f"asking again next pass", failed=True))
+                                f"asking again next pass", failed=True,
+                                **a.facts(why=f"no answer ({o.error}); asking again next pass")))
             asks.append(AskAgain(a, o.args, o.sent_at))
         elif isinstance(o, (Unanswered, Failed)) and isinstance(a, AskAgain):
             s = a.start
@@ -77,12 +78,13 @@ def follow_up(outcomes: Iterable[Outcome], hosts: Mapping[str, Host], now: float
             if waiting and now - a.sent_at < ASK_AGAIN_S:
                 asks.append(a)
             elif isinstance(o, Unanswered):
+                why = f"still unanswered after {ASK_AGAIN_S:g}s, no longer asked: {o.error}"
                 events.append(Event("job_start_unanswered", s.host, s.tmp_dir,
-                                    f"{s.host}: start job still unanswered after "
-                                    f"{ASK_AGAIN_S:g}s, no longer asked: {o.error}", failed=True))
+                                    f"{s.host}: start job {why}", failed=True, **s.facts(why=why)))
             else:
                 events.append(Event("job_start_failed", s.host, s.tmp_dir,
-                                    f"{s.host}: start job failed: {o.error}", failed=True))
+                                    f"{s.host}: start job failed: {o.error}", failed=True,
+                                    **s.facts(why=o.error)))
         elif isinstance(o, NameTaken):
             promotes.append(_compare(a))
         elif isinstance(o, CopyLost) and a.resend:
@@ -92,7 +94,8 @@ def follow_up(outcomes: Iterable[Outcome], hosts: Mapping[str, Host], now: float
                 removals.append(remove_after_promote(a, o.source, o.copy))
             except ValueError as e:
                 events.append(Event("copy_mismatch", a.host, posixpath.basename(a.plot), str(e),
-                                    failed=True))
+                                    failed=True, why=str(e), dir=posixpath.dirname(a.partial),
+                                    size_bytes=a.size_bytes))
     return FollowUp(Plan(promotes=tuple(promotes), removals=tuple(removals),
                          transfers=tuple(transfers)),
                     tuple(events), tuple(asks), tuple(started))

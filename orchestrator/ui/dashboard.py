@@ -29,7 +29,7 @@ from rich.text import Text
 
 from orchestrator.core.farm import farm
 from orchestrator.core.outlook import judge
-from orchestrator.ui import dirtables, views
+from orchestrator.ui import dirtables, eventline, views
 from orchestrator.core.state import FleetState
 
 WIDE = 200          # from here on jobs and the side tables sit side by side
@@ -108,9 +108,11 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
         jobs.size = jobs_size
         mid.split_column(jobs, side)
     shown = list(log)[-max(log_size - 2, 1):]      # the newest lines that fit
-    bottom = Layout(Panel(Text("\n".join(shown) or "no actions yet", no_wrap=True,
-                               overflow="ellipsis"),
-                          title="actions (q quits)"), name="log", size=log_size)
+    places, marks = eventline.places_for(state, hosts), eventline.marks_for()
+    text = Text("\n").join(eventline.render(e, stamp, places, marks, width - 4)
+                           for stamp, e in shown) if shown else Text("no actions yet")
+    text.no_wrap, text.overflow = True, "ellipsis"
+    bottom = Layout(Panel(text, title="actions (q quits)"), name="log", size=log_size)
     root = Layout()
     summary = views.summary_table(state, hosts, note=note, model=model)
     top = Group(lines, summary) if lines is not None else summary     # why-not lines first
@@ -160,7 +162,7 @@ class Poller(threading.Thread):
         result = self.step()
         with self.lock:
             self.result, self.polled_at = result, time.time()
-            self.log.extend(f"{stamp} {e.detail}" for e in result.events)
+            self.log.extend((stamp, e) for e in eventline.fold([e.to_json() for e in result.events]))
             self.version += 1
 
     def run(self) -> None:
@@ -169,8 +171,10 @@ class Poller(threading.Thread):
                 self.poll_once()
             except Exception as e:       # show it and keep polling: never a dead screen
                 with self.lock:
-                    self.log.append(f"{time.strftime('%H:%M:%S')} poll failed: "
-                                    f"{type(e).__name__}: {e}")
+                    self.log.append((time.strftime('%H:%M:%S'), {
+                        "kind": "poll_failed", "host": "controller", "subject": "", "failed": True,
+                        "detail": f"poll failed: {type(e).__name__}: {e}",
+                        "why": f"{type(e).__name__}: {e}"}))
                     self.version += 1
             self.stop.wait(self.refresh)
 
