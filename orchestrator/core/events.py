@@ -14,11 +14,8 @@ job_suspended_no_room, job_resumed_room (agent/ops/room.py), and with
 """
 from __future__ import annotations
 
-import posixpath
 from dataclasses import asdict, dataclass
 from typing import Optional
-
-from orchestrator.core import decisions as d
 
 # what `to_json` always carries; the facts below only when known
 BASE = ("kind", "host", "subject", "detail", "failed")
@@ -46,30 +43,3 @@ class Event:
     def to_json(self) -> dict:
         """The five base keys always, each fact only when known."""
         return {k: v for k, v in asdict(self).items() if k in BASE or v is not None}
-
-
-def facts_of(decision, **more) -> dict:
-    """The facts an event about `decision` (core/decisions.py) carries, with
-    `more` (a pid, an error) on top: wherever a decision is carried out, its
-    events draw the same one-line rendering."""
-    if isinstance(decision, d.StartJob):
-        out = dict(dir=decision.tmp_dir, to_dir=decision.dst_dir,
-                   what=f"{decision.plotter} k{decision.k}", why=decision.reason)
-    elif isinstance(decision, d.StartTransfer):
-        out = dict(dir=posixpath.dirname(decision.plot), to_host=decision.to_host,
-                   to_dir=decision.to_dir, size_bytes=decision.size_bytes, why=decision.reason)
-    elif isinstance(decision, d.Promote):
-        out = dict(dir=posixpath.dirname(decision.partial), size_bytes=decision.size_bytes)
-    elif isinstance(decision, d.RemoveSource):
-        out = dict(dir=posixpath.dirname(decision.plot), size_bytes=decision.confirmed_size,
-                   why=f"copy verified by {decision.proof.get('method', '?')} digest")
-    elif isinstance(decision, d.CleanDead):
-        out = dict(plot_id=decision.plot_id, size_bytes=decision.size_bytes, why=decision.error)
-    elif isinstance(decision, d.CleanPartial):
-        out = dict(dir=posixpath.dirname(decision.partial), why=decision.reason)
-    elif isinstance(decision, d.NoteDriveFailure):
-        out = dict(dir=decision.to_dir,
-                   why=("fatal for the drive: " if decision.fatal else "") + decision.error)
-    else:
-        out = {}
-    return {**out, **more}
