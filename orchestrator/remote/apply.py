@@ -43,8 +43,9 @@ def _call(fleet, action, host: str, op: str, what: str, subject: str,
     try:
         return fleet.call(host, op, **args)
     except (AgentError, SessionError) as e:
+        # the failure is the cause: it replaces a decision's own `why`
         return _failed(action, "request_failed", host, subject, f"{host}: {what} failed: {e}", e,
-                       why=f"{what} failed: {e}", **(facts or {}))
+                       **{**(facts or {}), "why": f"{what} failed: {e}"})
 
 
 def guard_room(fleet, guards: Tuple[GuardRoom, ...]) -> List[Outcome]:
