@@ -80,3 +80,4 @@ def test_the_plan_holds_what_the_scheduler_and_archiver_decide_and_guards_before
     assert outlook(state, hosts, p.schedule, p.archive)[0].archiving == "next"
     before = plan_before(hosts.values(), (AskAgain(S, {}, 0.0),))
     assert [g.host for g in before.guards] == ["p1"] and len(before.asks) == 1
+
