@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Iterator, Mapping, Tuple
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Tuple
 
 from orchestrator.core.events import Event
 from orchestrator.core.failures import backoffs
@@ -47,13 +47,19 @@ class Done:
     started: Tuple[Tuple[str, int, str], ...]   # (host, pid, log_file)
 
 
-def carry_out(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Done:
+def carry_out(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool,
+              tracker: Optional[RunTracker] = None) -> Done:
     """Apply the plan, then what core decides follows from its outcomes,
-    until nothing more follows: all within this pass."""
+    until nothing more follows: all within this pass.  The run (`tracker`)
+    learns each round's starts and lost answers as soon as they come, so a
+    Ctrl-C later in the pass still knows them."""
     events, asks, started = [], [], []
     while plan:
         outcomes = apply(fleet, hosts, plan, check)
         more = follow_up(outcomes, hosts, time.time())
+        if tracker is not None:
+            tracker.started.update((host, log) for host, _pid, log in more.started)
+            tracker.unanswered += more.asks
         events += [e for o in outcomes for e in o.events] + list(more.events)
         asks += more.asks
         started += more.started
@@ -70,15 +76,12 @@ def _result(state: FleetState, hosts: Mapping[str, Host], p: Plan, now: float,
 
 def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
     """gather -> plan (core) -> apply (remote) -> follow up (core), as data."""
-    before = carry_out(fleet, hosts, plan_before(fleet.hosts, tracker.unanswered), check)
-    tracker.unanswered = before.asks
-    tracker.started.update((host, log) for host, _pid, log in before.started)
+    asks, tracker.unanswered = tracker.unanswered, ()    # asked again: answered or kept
+    before = carry_out(fleet, hosts, plan_before(fleet.hosts, asks), check, tracker)
     state = fleet.gather()
     now = time.time()
     p = plan(state, hosts, now, max_new=tracker.remaining)
-    done = carry_out(fleet, hosts, p, check)
-    tracker.unanswered += done.asks
-    tracker.started.update((host, log) for host, _pid, log in done.started)
+    done = carry_out(fleet, hosts, p, check, tracker)
     return _result(state, hosts, p, now, before.events + done.events)
 
 
