@@ -108,7 +108,7 @@ class RunTracker:
             if not h.reachable or key in self.failed or any(j.log_file == log for j in h.jobs):
                 continue
             try:   # finished between two polls: its log names the plot
-                data = fleet.call(host, "read_log", path=log, offset=0, max_bytes=1 << 20)["data"]
+                data = fleet.agent(host).read_log(path=log, offset=0, max_bytes=1 << 20).data
             except Exception:
                 continue
             info = analyze_log(data)

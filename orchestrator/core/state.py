@@ -1,6 +1,6 @@
 """Immutable data the whole controller shares.
 
-An agent snapshot (JSON, see agent/__init__.py) becomes a HostState; all
+An agent snapshot (agent/vocab/wire.py's SnapshotReply) becomes a HostState; all
 HostStates of one pass form a FleetState.  Scheduler, archiver and views only
 ever read these; nothing here does I/O.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, asdict
 from typing import Optional, Tuple
 
+from agent.vocab import wire
 from orchestrator.core import plotsize
 from orchestrator.core.plotsize import Compression
 
@@ -218,8 +219,9 @@ def _tuple(cls, items):
 
 
 def _known(cls, d: dict) -> dict:
-    names = cls.__dataclass_fields__.keys()
-    out = {k: v for k, v in d.items() if k in names}
+    # a key this controller does not know: an error under the tests, a
+    # logged warning in production, never dropped silently (wire.known)
+    out = wire.known(cls.__dataclass_fields__.keys(), d, f"snapshot {cls.__name__}")
     if out.get("phase") is not None:
         out["phase"] = tuple(out["phase"])
     if "tmp_files" in out:
@@ -230,7 +232,8 @@ def _known(cls, d: dict) -> dict:
 
 
 def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
-    """Build a HostState from an agent's snapshot dict (unknown keys ignored)."""
+    """Build a HostState from an agent's snapshot dict (its records' unknown
+    keys as wire.known says)."""
     return HostState(
         name=name, roles=tuple(roles), reachable=True,
         jobs=_tuple(Job, snap.get("jobs")),

@@ -10,9 +10,10 @@ from __future__ import annotations
 import posixpath
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import List, Mapping, Optional, Tuple
+from dataclasses import asdict, dataclass, field
+from typing import Callable, List, Mapping, Optional, Tuple, TypeVar
 
+from agent.vocab.wire import ErrorCode, Limits, SshTarget, StartJobReply
 from orchestrator.core import copycheck
 from orchestrator.core.decisions import Promote, StartJob, StartTransfer, human_bytes, remove_after_promote
 from orchestrator.core.archiver import PARTIAL_SUFFIX
@@ -20,6 +21,8 @@ from orchestrator.core.events import Event
 from orchestrator.core.scheduler import tmp_rules
 from orchestrator.errors import AgentError, LostReply, SessionError
 from orchestrator.core.state import Host, expected_plot_bytes
+
+R = TypeVar("R")
 
 # a start whose answer was lost is asked about again for this long; after
 # that the host's own record still keeps it from running twice
@@ -53,10 +56,11 @@ class Outcome:
         return [e.detail for e in self.events]
 
 
-def _call(fleet, host: str, op: str, out: Outcome, what: str, subject: str = "",
-          **args) -> Optional[dict]:
+def _call(ask: Callable[[], R], host: str, out: Outcome, what: str, subject: str = ""
+          ) -> Optional[R]:
+    """ask() (one request), or None with a failed event saying what failed."""
     try:
-        return fleet.call(host, op, **args)
+        return ask()
     except (AgentError, SessionError) as e:
         out.fail("request_failed", host, subject or what, f"{host}: {what} failed: {e}")
         return None
@@ -74,13 +78,13 @@ def guard_room(fleet, hosts: Mapping[str, Host], out: Outcome, names=None) -> No
 
     def one(h: Host):
         try:
-            return fleet.call(h.name, "guard_room",
-                              plot_bytes=expected_plot_bytes(h.k, h.compression))
+            return fleet.agent(h.name).guard_room(
+                plot_bytes=expected_plot_bytes(h.k, h.compression))
         except (AgentError, SessionError):
             return None         # the snapshot that follows says what is wrong
     for h, res in zip(targets, fleet._map(one, targets)):
-        for kind, items in (("job_suspended_no_room", (res or {}).get("suspended", ())),
-                            ("job_resumed_room", (res or {}).get("resumed", ()))):
+        for kind, items in (("job_suspended_no_room", res.suspended if res else ()),
+                            ("job_resumed_room", res.resumed if res else ())):
             for j in items:
                 verb = "suspended" if kind == "job_suspended_no_room" else "resumed"
                 out.add(kind, h.name, (j.get("plot_id") or str(j["pid"]))[:12],
@@ -91,21 +95,21 @@ def start_args(h: Host, s: StartJob) -> dict:
     """The start_job request for one decision, with a fresh request id."""
     return dict(argv=list(s.argv), plotter=s.plotter, k=s.k,
                 tmp_dir=s.tmp_dir, dst_dir=s.dst_dir,
-                limits={"global_max_jobs": h.global_max_jobs,
-                        "tmpdir_max_jobs": tmp_rules(h, s.tmp_dir)[0],
-                        "global_stagger_s": h.global_stagger_m * 60.0},
+                limits=Limits(global_max_jobs=h.global_max_jobs,
+                              tmpdir_max_jobs=tmp_rules(h, s.tmp_dir)[0],
+                              global_stagger_s=h.global_stagger_m * 60.0),
                 nice=h.nice, request_id=uuid.uuid4().hex)
 
 
-def _started(out: Outcome, s: StartJob, res: dict) -> None:
-    out.started.append((s.host, res["pid"], res["log_file"]))
-    if res.get("replayed"):
-        out.add("job_started", s.host, res["log_file"],
+def _started(out: Outcome, s: StartJob, res: StartJobReply) -> None:
+    out.started.append((s.host, res.pid, res.log_file))
+    if res.replayed:
+        out.add("job_started", s.host, res.log_file,
                 f"started on {s.host} (its answer was lost, the host remembers it): "
-                f"{s.describe()} (pid {res['pid']})")
+                f"{s.describe()} (pid {res.pid})")
     else:
-        out.add("job_started", s.host, res["log_file"],
-                f"started on {s.host}: {s.describe()} (pid {res['pid']})")
+        out.add("job_started", s.host, res.log_file,
+                f"started on {s.host}: {s.describe()} (pid {res.pid})")
 
 
 def start_jobs(fleet, hosts: Mapping[str, Host], starts, out: Outcome, check: bool) -> None:
@@ -115,7 +119,7 @@ def start_jobs(fleet, hosts: Mapping[str, Host], starts, out: Outcome, check: bo
             continue
         args = start_args(hosts[s.host], s)
         try:
-            res = fleet.call(s.host, "start_job", **args)
+            res = fleet.agent(s.host).start_job(**args)
         except LostReply as e:
             out.fail("job_start_unanswered", s.host, s.tmp_dir,
                      f"{s.host}: start job got no answer ({e}); asking again next pass")
@@ -137,7 +141,7 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
     for u in unanswered:
         s = u.start
         try:
-            res = fleet.call(s.host, "start_job", **u.args)
+            res = fleet.agent(s.host).start_job(**u.args)
         except (LostReply, SessionError) as e:
             if now - u.sent_at < ASK_AGAIN_S:
                 still.append(u)
@@ -147,7 +151,7 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
                          f"no longer asked: {e}")
             continue
         except AgentError as e:
-            if e.code == "deadline_expired" and now - u.sent_at < ASK_AGAIN_S:
+            if e.code is ErrorCode.DEADLINE_EXPIRED and now - u.sent_at < ASK_AGAIN_S:
                 # this try did nothing, but the agent that got the first one
                 # may still be finishing it: only its record can tell
                 still.append(u)
@@ -165,13 +169,12 @@ def clean_dead(fleet, hosts: Mapping[str, Host], cleans, out: Outcome, check: bo
         if check:
             out.add("would_clean_dead", c.host, c.plot_id, f"would clean up after {c.describe()}")
             continue
-        res = _call(fleet, c.host, "clean_dead", out, f"clean-up of {c.plot_id[:8]}", c.plot_id,
-                    plot_id=c.plot_id,
-                    log_file=c.log_file)
+        res = _call(lambda: fleet.agent(c.host).clean_dead(plot_id=c.plot_id, log_file=c.log_file),
+                    c.host, out, f"clean-up of {c.plot_id[:8]}", c.plot_id)
         if res is not None:
             out.add("cleaned_dead", c.host, c.plot_id,
-                    f"cleaned up after {c.describe()}: removed {len(res['removed'])} files, "
-                    f"{human_bytes(res['freed_bytes'])}")
+                    f"cleaned up after {c.describe()}: removed {len(res.removed)} files, "
+                    f"{human_bytes(res.freed_bytes)}")
 
 
 def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
@@ -179,8 +182,8 @@ def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
     return dict(plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
                 dest_dir=t.dest_dir or t.to_dir, fsync=t.fsync, mode=t.mode,
                 bwlimit_kbps=plotter.transfer_bwlimit_kbps, farm_dirs=list(harvester.farm_dirs),
-                ssh={"host": harvester.address, "port": harvester.port, "user": harvester.user,
-                     "key": plotter.transfer_ssh_key, "known_hosts": plotter.transfer_known_hosts})
+                ssh=SshTarget(host=harvester.address, port=harvester.port, user=harvester.user,
+                              key=plotter.transfer_ssh_key, known_hosts=plotter.transfer_known_hosts))
 
 
 def _resend(p: Promote, hosts: Mapping[str, Host], why: str) -> StartTransfer:
@@ -197,25 +200,26 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     start again when the copy was lost or did not match."""
     name = posixpath.basename(p.plot)
     spec = copycheck.spec()
-    src = _call(fleet, p.from_host, "digest", out, f"digest of {name}", name,
-                path=p.plot, spec=spec)
-    if src is None:
+    reply = _call(lambda: fleet.agent(p.from_host).digest(path=p.plot, spec=spec),
+                  p.from_host, out, f"digest of {name}", name)
+    if reply is None:
         return None
-    if src.get("header_error"):
+    if reply.header_error:
         out.fail("plot_header_mismatch", p.from_host, name,
-                 f"{p.from_host}: {name} not archived: {src['header_error']}")
+                 f"{p.from_host}: {name} not archived: {reply.header_error}")
         return None
+    src = asdict(reply)
     try:
-        res = fleet.call(p.host, "promote", partial=p.partial, expect=copycheck.expect(src, spec))
+        res = fleet.agent(p.host).promote(partial=p.partial, expect=copycheck.expect(src, spec))
     except AgentError as e:
-        if e.code == "vanished":        # copy lost (drive swapped, file deleted)
+        if e.code is ErrorCode.VANISHED:    # copy lost (drive swapped, file deleted)
             out.add("copy_vanished", p.host, name,
                     f"{p.host}: the copy of {name} vanished before its promote: sending it again")
             return _resend(p, hosts, "copy vanished")
-        if e.code == "mismatch":
+        if e.code is ErrorCode.MISMATCH:
             out.fail("copy_mismatch", p.host, name, f"{p.host}: {e}")
             return _resend(p, hosts, "the copy there did not match its source")
-        if e.code == "conflict":
+        if e.code is ErrorCode.CONFLICT:
             out.fail("copy_conflict", p.host, name,
                      f"{p.host}: conflict: {e}; {name} stays on {p.from_host} and goes to "
                      f"another drive")
@@ -226,15 +230,15 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
         out.fail("promote_failed", p.host, name, f"{p.host}: promote failed: {e}")
         return None
     try:
-        rm = remove_after_promote(p, src, dict(res, spec=spec))
+        rm = remove_after_promote(p, src, dict(asdict(res), spec=spec))
     except ValueError as e:
         out.fail("copy_mismatch", p.host, name, str(e))
         return None
-    how = f"{res['method']} digest, {human_bytes(res['bytes_read'])} read on each side"
-    out.add("copy_confirmed" if res.get("already") else "copy_promoted", p.host, name,
-            f"{'confirmed' if res.get('already') else 'promoted'}: {p.describe()} ({how})")
-    if _call(fleet, rm.host, "remove_plot", out, "remove source", name,
-             plot=rm.plot, proof=rm.proof) is not None:
+    how = f"{res.method} digest, {human_bytes(res.bytes_read)} read on each side"
+    out.add("copy_confirmed" if res.already else "copy_promoted", p.host, name,
+            f"{'confirmed' if res.already else 'promoted'}: {p.describe()} ({how})")
+    if _call(lambda: fleet.agent(rm.host).remove_plot(plot=rm.plot, proof=rm.proof),
+             rm.host, out, "remove source", name) is not None:
         out.add("source_removed", rm.host, name, f"removed source: {rm.describe()}")
     return None
 
@@ -245,9 +249,9 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
             out.add("would_record_drive_failure", n.host, n.to_dir,
                     f"would record on {n.host}: {n.describe()}")
             continue
-        if _call(fleet, n.host, "note_drive_failure", out, f"record for {n.to_dir}", n.to_dir,
-                 to_dir=n.to_dir, key=n.key, at=n.at,
-                 error=n.error, fatal=n.fatal, plot=n.plot) is not None:
+        if _call(lambda: fleet.agent(n.host).note_drive_failure(
+                to_dir=n.to_dir, key=n.key, at=n.at, error=n.error, fatal=n.fatal, plot=n.plot),
+                n.host, out, f"record for {n.to_dir}", n.to_dir) is not None:
             out.fail("drive_failure_recorded", n.host, n.to_dir,
                      f"drive failure recorded: {n.describe()}")
     # finish what arrived first: a promoted plot frees its drive for the next
@@ -264,8 +268,8 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
         if check:
             out.add("would_clean_partial", c.host, c.partial, f"would clean: {c.describe()}")
             continue
-        if _call(fleet, c.host, "clean_partial", out, "clean", c.partial,
-                 partial=c.partial) is not None:
+        if _call(lambda: fleet.agent(c.host).clean_partial(partial=c.partial),
+                 c.host, out, "clean", c.partial) is not None:
             out.add("partial_cleaned", c.host, c.partial, f"cleaned: {c.describe()}")
     for t in tuple(decision.transfers) + tuple(resend):
         if check:
@@ -275,10 +279,11 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
         # claim the drive on the harvester first: another controller may have
         # chosen it in the same moment
         try:
-            fleet.call(t.to_host, "reserve_drive", to_dir=t.to_dir, plot=t.plot, size_bytes=t.size_bytes,
-                       reserve_bytes=hosts[t.to_host].farm_reserve_bytes)
+            fleet.agent(t.to_host).reserve_drive(
+                to_dir=t.to_dir, plot=t.plot, size_bytes=t.size_bytes,
+                reserve_bytes=hosts[t.to_host].farm_reserve_bytes)
         except AgentError as e:
-            if e.code == "exists":      # the final name is taken there: is it this plot?
+            if e.code is ErrorCode.EXISTS:  # the final name is taken there: is it this plot?
                 dest = t.dest_dir or t.to_dir
                 promote(fleet, hosts, Promote(
                     t.to_host, posixpath.join(dest, posixpath.basename(t.plot) + PARTIAL_SUFFIX),
@@ -292,9 +297,9 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
             out.fail("claim_failed", t.to_host, t.to_dir,
                      f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
             continue
-        res = _call(fleet, t.from_host, "start_transfer", out, "transfer",
-                    posixpath.basename(t.plot),
-                    **transfer_args(hosts[t.from_host], hosts[t.to_host], t))
+        args = transfer_args(hosts[t.from_host], hosts[t.to_host], t)
+        res = _call(lambda: fleet.agent(t.from_host).start_transfer(**args),
+                    t.from_host, out, "transfer", posixpath.basename(t.plot))
         if res is not None:
             out.add("transfer_started", t.from_host, posixpath.basename(t.plot),
-                    f"transfer: {t.describe()} (pid {res['pid']})")
+                    f"transfer: {t.describe()} (pid {res.pid})")

@@ -39,11 +39,12 @@ import paramiko
 from fabric import Connection
 
 from agent.protocol import PROTOCOL_VERSION
+from agent.vocab.wire import ErrorCode
 from orchestrator.remote import deploy as deploy_mod
 from orchestrator.remote import retry
-from orchestrator.errors import AgentError, LostReply, SessionError, one_line
+from orchestrator.errors import (AgentError, AgentExited, BadReply, BastionFailed, HostKeyRefused,
+                                 LostReply, SessionError, one_line)
 from orchestrator.core.state import Host
-from orchestrator.remote.retry import BastionFailed, HostKeyRefused
 
 STDERR_LINES = 20
 _NO_GREETING = ("Error reading SSH protocol banner", "No existing session",
@@ -149,7 +150,7 @@ def _tunnel(via: Connection, address: str, port: int, timeout: float):
 def describe(exc: BaseException, host: Host) -> str:
     """A short reason for a failed connect, fit for a status row."""
     t = f"{host.connect_timeout_s:g}s"
-    if isinstance(exc, (HostKeyRefused, SessionError, BastionFailed)):
+    if isinstance(exc, SessionError):
         return str(exc)
     if isinstance(exc, paramiko.BadHostKeyException):
         return (f"host key for {host.address}:{host.port} does not match known_hosts "
@@ -328,7 +329,7 @@ class _ProcessAgent:
 
 def _broken(e: SessionError) -> bool:
     """The agent started and died, or spoke garbage: its files, not the link."""
-    return str(e).startswith(("agent exited", "agent sent a bad answer"))
+    return isinstance(e, (AgentExited, BadReply))
 
 
 def agent_budget(timeout: float) -> float:
@@ -469,7 +470,7 @@ class Session:
         rid = self._send("hello", {}, timeout)
         status = self._agent.lines.readline(timeout)
         if not status:
-            raise SessionError("cannot start the agent" + self._tail(self._agent, wait=True))
+            raise AgentExited("cannot start the agent" + self._tail(self._agent, wait=True))
         kind, facts = deploy_mod.parse_status(status.decode(errors="replace"), python)
         if kind == "serve":
             try:
@@ -539,10 +540,10 @@ class Session:
     def _receive(self, rid: int, op: str, timeout: float) -> dict:
         agent = self._agent
 
-        def lost(why: str, wait: bool = False) -> LostReply:
+        def lost(why: str, wait: bool = False, kind=LostReply) -> LostReply:
             tail = self._tail(agent, wait)
             self._drop(abandon=True)
-            return LostReply(why + tail)
+            return kind(why + tail)
 
         try:
             raw = agent.lines.readline(timeout)
@@ -551,7 +552,7 @@ class Session:
         except (OSError, EOFError, paramiko.SSHException) as e:
             raise lost(f"lost the agent channel ({describe(e, self.host)})") from None
         if not raw:
-            raise lost("agent exited", wait=True)
+            raise lost("agent exited", wait=True, kind=AgentExited)
         try:
             resp = json.loads(raw)
         except ValueError:
@@ -559,18 +560,19 @@ class Session:
         # whatever the host sends back is checked before it is used: a reply
         # that is JSON but not a response is a broken host, not a traceback
         if not isinstance(resp, dict) or not isinstance(resp.get("ok"), bool):
-            raise lost(f"agent sent a bad answer to {op}: {raw[:80]!r}") from None
+            raise lost(f"agent sent a bad answer to {op}: {raw[:80]!r}", kind=BadReply) from None
         if resp.get("id") != rid:
-            raise lost(f"agent answered request {resp.get('id')!r} instead of {rid}")
+            raise lost(f"agent answered request {resp.get('id')!r} instead of {rid}", kind=BadReply)
         if not resp["ok"]:
             text = str(resp.get("error") or "").strip().splitlines()
             raise AgentError(text[0] if text else f"{op} refused",
-                             code=str(resp.get("code") or "refused"))
+                             code=resp.get("code") or ErrorCode.REFUSED)
         result = resp.get("result")
         if result is None:
             return {}
         if not isinstance(result, dict):
-            raise lost(f"agent answered {op} with a JSON {type(result).__name__}, not an object")
+            raise lost(f"agent answered {op} with a JSON {type(result).__name__}, not an object",
+                       kind=BadReply)
         return result
 
     @staticmethod
