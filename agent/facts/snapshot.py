@@ -12,7 +12,7 @@ import time
 
 import psutil
 
-from . import compression
+from ..vocab import compression
 from . import disks
 from . import mounts
 
@@ -20,7 +20,7 @@ from . import drive_health
 
 from . import failures
 
-from . import lognames
+from ..vocab import lognames
 
 from . import plotfile
 

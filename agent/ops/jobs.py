@@ -10,8 +10,9 @@ from typing import Optional
 
 import psutil
 
-from ..facts import disks, failures, lognames
-from ..facts.logparse import KILLED_MARK, analyze_log
+from ..facts import disks, failures
+from ..vocab import lognames
+from ..vocab.logread import KILLED_MARK, analyze_log
 from ..facts.procs import PSUTIL_ERRORS, held_open, open_paths
 from ..statefile import state_dir
 from . import carried_out, room
