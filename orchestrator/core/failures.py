@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Tuple
 
-from orchestrator.core.decisions import CleanDead, Wait
+from orchestrator.core.decisions import CleanDead, Wait, WaitKind
 from orchestrator.core.state import FleetState, Host, HostState
 
 
@@ -73,13 +73,14 @@ def cleanups(state: FleetState, hosts: Mapping[str, Host],
             subject = f"failed job {d.plot_id[:8]}"
             if not (d.tmp_dir or d.tmp2_dir):
                 waits.append(Wait(hs.name, subject, "its log names no tmp dir: "
-                                  "clean it with `plotfleet kill`"))
+                                  "clean it with `plotfleet kill`", kind=WaitKind.CLEAN_UP))
                 continue
             rest = host.clean_after_m * 60.0
             age = (now - d.changed_at) if now is not None and d.changed_at else rest
             if age < rest:
                 waits.append(Wait(hs.name, subject, f"clean-up once its temp files rest "
-                                  f"{_minutes(rest)} (changed {_minutes(max(age, 0))} ago)"))
+                                  f"{_minutes(rest)} (changed {_minutes(max(age, 0))} ago)",
+                                  kind=WaitKind.CLEAN_UP))
                 continue
             cleans.append(CleanDead(hs.name, d.plot_id, d.log_file, len(d.tmp_files),
                                     d.tmp_bytes, d.error))

@@ -44,13 +44,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from orchestrator.core.decisions import StartJob, Wait, human_bytes
+from orchestrator.core.decisions import StartJob, Wait, WaitKind, human_bytes
 from orchestrator.core.farm import farm
 from orchestrator.core.paths import PathIndex, norm
 from orchestrator.core.plotcmd import build_argv
 from orchestrator.core.failures import backoff
 from orchestrator.core.state import (Dir, FleetState, Host, HostState, Job, Phase,
-                    expected_plot_bytes, expected_tmp_bytes)
+                                     expected_plot_bytes, expected_tmp_bytes, phase_str)
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,6 @@ class Decision:
     starts: Tuple[StartJob, ...]
     waits: Tuple[Wait, ...]
     backpressure: Optional[str]
-
-
-def phase_str(p: Optional[Phase]) -> str:
-    return "?:?" if p is None else f"{p[0]}:{p[1]}"
 
 
 def job_age_s(job: Job, host_now: Optional[float]) -> float:
@@ -289,10 +285,10 @@ def blocked(host: Host, hs: HostState, host_now: Optional[float],
     back-off ends): backed off after failures, or nothing could ever fit."""
     off = backoff(host, hs, host_now, now)
     if off is not None:
-        return Wait(host.name, "plotter", off.reason(now), blocked=True)
+        return Wait(host.name, "plotter", off.reason(now), blocked=True, kind=WaitKind.BACKED_OFF)
     never = never_fits(host, hs)
     if never is not None:
-        return Wait(host.name, "plotter", never, blocked=True)
+        return Wait(host.name, "plotter", never, blocked=True, kind=WaitKind.NEVER_FITS)
     return None
 
 
@@ -310,7 +306,7 @@ def judge_plotter(host: Host, hs: HostState, host_now: Optional[float], now: flo
 def _judge(host: Host, hs: HostState, host_now: Optional[float]):
     """The StartJob plotman's rules allow now, or the Wait naming the rule that holds."""
     def wait(reason: str) -> Wait:
-        return Wait(host.name, "plotter", reason)
+        return Wait(host.name, "plotter", reason, kind=WaitKind.RULE)
 
     jobs = hs.jobs
     ages = [job_age_s(j, host_now) for j in jobs]
@@ -354,7 +350,8 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
         if not host.is_plotter or hs is None:
             continue
         if not hs.reachable:
-            waits.append(Wait(name, "plotter", f"unreachable: {hs.error or 'no answer'}"))
+            waits.append(Wait(name, "plotter", f"unreachable: {hs.error or 'no answer'}",
+                              kind=WaitKind.UNREACHABLE))
             continue
         stop = blocked(host, hs, host_clock(hs, state, now), now)
         if stop is not None:
@@ -363,13 +360,14 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
         full = budget.blocks(host.k, host.compression)
         if full:
             backpressure = backpressure or full
-            waits.append(Wait(name, "plotter", "farm full"))
+            waits.append(Wait(name, "plotter", "farm full", kind=WaitKind.FARM_FULL))
             continue
         verdict = judge_plotter(host, hs, host_clock(hs, state, now), now)
         if isinstance(verdict, Wait):
             waits.append(verdict)
         elif max_new is not None and len(starts) >= max_new:
-            waits.append(Wait(name, "plotter", f"plot limit reached: {max_new} new jobs allowed"))
+            waits.append(Wait(name, "plotter", f"plot limit reached: {max_new} new jobs allowed",
+                              kind=WaitKind.PLOT_LIMIT))
         else:
             starts.append(verdict)
             budget.add(budget.plot_bytes(verdict.k, host.compression))

@@ -7,13 +7,26 @@ ever read these; nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, asdict
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 from agent.vocab import wire
+from agent.vocab.wire import DirError
 from orchestrator.core import plotsize
 from orchestrator.core.plotsize import Compression
 
-Phase = Tuple[int, int]
+class Phase(NamedTuple):
+    """A job's progress with plotman's numbering (DESIGN.md); a tuple, so it
+    compares and orders as one.  None where unknown: shown `?:?`."""
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return phase_str(self)
+
+
+def phase_str(p: Optional[Tuple[int, int]]) -> str:
+    """The one way a phase is written: `2:3`, or `?:?` while unknown."""
+    return "?:?" if p is None else f"{p[0]}:{p[1]}"
 
 
 def expected_plot_bytes(k: int, compression: Optional[Compression] = None,
@@ -103,8 +116,7 @@ class Dir:
     plot_count: int = 0             # farm dirs: finished plots on it
     plot_bytes: int = 0
     error: Optional[str] = None     # why it cannot be used (None: it can)
-    error_code: Optional[str] = None    # missing | not_dir | read_only | not_writable |
-                                        # not_mounted | not_responding | set_aside | unreadable
+    error_code: Optional[DirError] = None   # why, as a kind (agent/vocab/wire.py)
     resolved: Optional[str] = None  # the path as the host resolves it (`~` expanded there)
     set_aside_until: Optional[float] = None     # host clock: after failed transfers
     mount: Optional[str] = None     # the mount point it is on, e.g. /mnt/hdd07
@@ -223,7 +235,9 @@ def _known(cls, d: dict) -> dict:
     # logged warning in production, never dropped silently (wire.known)
     out = wire.known(cls.__dataclass_fields__.keys(), d, f"snapshot {cls.__name__}")
     if out.get("phase") is not None:
-        out["phase"] = tuple(out["phase"])
+        out["phase"] = Phase(*out["phase"])
+    if out.get("error_code") is not None:
+        out["error_code"] = wire.dir_error(out["error_code"])
     if "tmp_files" in out:
         out["tmp_files"] = tuple(out["tmp_files"])
     if "plot_kinds" in out:

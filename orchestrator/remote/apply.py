@@ -17,7 +17,7 @@ from agent.vocab.wire import ErrorCode, Limits, SshTarget, StartJobReply
 from orchestrator.core import copycheck
 from orchestrator.core.decisions import Promote, StartJob, StartTransfer, human_bytes, remove_after_promote
 from orchestrator.core.archiver import PARTIAL_SUFFIX
-from orchestrator.core.events import Event
+from orchestrator.core.events import Event, EventKind
 from orchestrator.core.scheduler import tmp_rules
 from orchestrator.errors import AgentError, LostReply, SessionError
 from orchestrator.core.state import Host, expected_plot_bytes
@@ -45,10 +45,10 @@ class Outcome:
     started: List[tuple] = field(default_factory=list)    # (host, pid, log_file)
     unanswered: List[Unanswered] = field(default_factory=list)
 
-    def add(self, kind: str, host: str, subject: str, detail: str) -> None:
+    def add(self, kind: EventKind, host: str, subject: str, detail: str) -> None:
         self.events.append(Event(kind, host, subject, detail))
 
-    def fail(self, kind: str, host: str, subject: str, detail: str) -> None:
+    def fail(self, kind: EventKind, host: str, subject: str, detail: str) -> None:
         self.events.append(Event(kind, host, subject, detail, failed=True))
 
     @property
@@ -62,7 +62,7 @@ def _call(ask: Callable[[], R], host: str, out: Outcome, what: str, subject: str
     try:
         return ask()
     except (AgentError, SessionError) as e:
-        out.fail("request_failed", host, subject or what, f"{host}: {what} failed: {e}")
+        out.fail(EventKind.REQUEST_FAILED, host, subject or what, f"{host}: {what} failed: {e}")
         return None
 
 
@@ -83,10 +83,10 @@ def guard_room(fleet, hosts: Mapping[str, Host], out: Outcome, names=None) -> No
         except (AgentError, SessionError):
             return None         # the snapshot that follows says what is wrong
     for h, res in zip(targets, fleet._map(one, targets)):
-        for kind, items in (("job_suspended_no_room", res.suspended if res else ()),
-                            ("job_resumed_room", res.resumed if res else ())):
+        for kind, items in ((EventKind.JOB_SUSPENDED_NO_ROOM, res.suspended if res else ()),
+                            (EventKind.JOB_RESUMED_ROOM, res.resumed if res else ())):
             for j in items:
-                verb = "suspended" if kind == "job_suspended_no_room" else "resumed"
+                verb = "suspended" if kind is EventKind.JOB_SUSPENDED_NO_ROOM else "resumed"
                 out.add(kind, h.name, (j.get("plot_id") or str(j["pid"]))[:12],
                         f"{h.name}: job pid {j['pid']} {verb}: {j['reason']}")
 
@@ -104,29 +104,29 @@ def start_args(h: Host, s: StartJob) -> dict:
 def _started(out: Outcome, s: StartJob, res: StartJobReply) -> None:
     out.started.append((s.host, res.pid, res.log_file))
     if res.replayed:
-        out.add("job_started", s.host, res.log_file,
+        out.add(EventKind.JOB_STARTED, s.host, res.log_file,
                 f"started on {s.host} (its answer was lost, the host remembers it): "
                 f"{s.describe()} (pid {res.pid})")
     else:
-        out.add("job_started", s.host, res.log_file,
+        out.add(EventKind.JOB_STARTED, s.host, res.log_file,
                 f"started on {s.host}: {s.describe()} (pid {res.pid})")
 
 
 def start_jobs(fleet, hosts: Mapping[str, Host], starts, out: Outcome, check: bool) -> None:
     for s in starts:
         if check:
-            out.add("would_start_job", s.host, s.tmp_dir, f"would start on {s.host}: {s.describe()}")
+            out.add(EventKind.WOULD_START_JOB, s.host, s.tmp_dir, f"would start on {s.host}: {s.describe()}")
             continue
         args = start_args(hosts[s.host], s)
         try:
             res = fleet.agent(s.host).start_job(**args)
         except LostReply as e:
-            out.fail("job_start_unanswered", s.host, s.tmp_dir,
+            out.fail(EventKind.JOB_START_UNANSWERED, s.host, s.tmp_dir,
                      f"{s.host}: start job got no answer ({e}); asking again next pass")
             out.unanswered.append(Unanswered(s, args, time.time()))
             continue
         except (AgentError, SessionError) as e:
-            out.fail("job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}")
+            out.fail(EventKind.JOB_START_FAILED, s.host, s.tmp_dir, f"{s.host}: start job failed: {e}")
             continue
         _started(out, s, res)
 
@@ -146,7 +146,7 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
             if now - u.sent_at < ASK_AGAIN_S:
                 still.append(u)
             else:
-                out.fail("job_start_unanswered", s.host, s.tmp_dir,
+                out.fail(EventKind.JOB_START_UNANSWERED, s.host, s.tmp_dir,
                          f"{s.host}: start job still unanswered after {ASK_AGAIN_S:g}s, "
                          f"no longer asked: {e}")
             continue
@@ -156,7 +156,7 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
                 # may still be finishing it: only its record can tell
                 still.append(u)
             else:
-                out.fail("job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}")
+                out.fail(EventKind.JOB_START_FAILED, s.host, s.tmp_dir, f"{s.host}: start job failed: {e}")
             continue
         _started(out, s, res)
     return tuple(still)
@@ -167,12 +167,12 @@ def clean_dead(fleet, hosts: Mapping[str, Host], cleans, out: Outcome, check: bo
     the job's own tmp dirs, nothing holds them, nothing changed lately)."""
     for c in cleans:
         if check:
-            out.add("would_clean_dead", c.host, c.plot_id, f"would clean up after {c.describe()}")
+            out.add(EventKind.WOULD_CLEAN_DEAD, c.host, c.plot_id, f"would clean up after {c.describe()}")
             continue
         res = _call(lambda: fleet.agent(c.host).clean_dead(plot_id=c.plot_id, log_file=c.log_file),
                     c.host, out, f"clean-up of {c.plot_id[:8]}", c.plot_id)
         if res is not None:
-            out.add("cleaned_dead", c.host, c.plot_id,
+            out.add(EventKind.CLEANED_DEAD, c.host, c.plot_id,
                     f"cleaned up after {c.describe()}: removed {len(res.removed)} files, "
                     f"{human_bytes(res.freed_bytes)}")
 
@@ -205,7 +205,7 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     if reply is None:
         return None
     if reply.header_error:
-        out.fail("plot_header_mismatch", p.from_host, name,
+        out.fail(EventKind.PLOT_HEADER_MISMATCH, p.from_host, name,
                  f"{p.from_host}: {name} not archived: {reply.header_error}")
         return None
     src = asdict(reply)
@@ -213,52 +213,52 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
         res = fleet.agent(p.host).promote(partial=p.partial, expect=copycheck.expect(src, spec))
     except AgentError as e:
         if e.code is ErrorCode.VANISHED:    # copy lost (drive swapped, file deleted)
-            out.add("copy_vanished", p.host, name,
+            out.add(EventKind.COPY_VANISHED, p.host, name,
                     f"{p.host}: the copy of {name} vanished before its promote: sending it again")
             return _resend(p, hosts, "copy vanished")
         if e.code is ErrorCode.MISMATCH:
-            out.fail("copy_mismatch", p.host, name, f"{p.host}: {e}")
+            out.fail(EventKind.COPY_MISMATCH, p.host, name, f"{p.host}: {e}")
             return _resend(p, hosts, "the copy there did not match its source")
         if e.code is ErrorCode.CONFLICT:
-            out.fail("copy_conflict", p.host, name,
+            out.fail(EventKind.COPY_CONFLICT, p.host, name,
                      f"{p.host}: conflict: {e}; {name} stays on {p.from_host} and goes to "
                      f"another drive")
             return None
-        out.fail("promote_failed", p.host, name, f"{p.host}: promote failed: {e}")
+        out.fail(EventKind.PROMOTE_FAILED, p.host, name, f"{p.host}: promote failed: {e}")
         return None
     except SessionError as e:
-        out.fail("promote_failed", p.host, name, f"{p.host}: promote failed: {e}")
+        out.fail(EventKind.PROMOTE_FAILED, p.host, name, f"{p.host}: promote failed: {e}")
         return None
     try:
         rm = remove_after_promote(p, src, dict(asdict(res), spec=spec))
     except ValueError as e:
-        out.fail("copy_mismatch", p.host, name, str(e))
+        out.fail(EventKind.COPY_MISMATCH, p.host, name, str(e))
         return None
     how = f"{res.method} digest, {human_bytes(res.bytes_read)} read on each side"
-    out.add("copy_confirmed" if res.already else "copy_promoted", p.host, name,
+    out.add(EventKind.COPY_CONFIRMED if res.already else EventKind.COPY_PROMOTED, p.host, name,
             f"{'confirmed' if res.already else 'promoted'}: {p.describe()} ({how})")
     if _call(lambda: fleet.agent(rm.host).remove_plot(plot=rm.plot, proof=rm.proof),
              rm.host, out, "remove source", name) is not None:
-        out.add("source_removed", rm.host, name, f"removed source: {rm.describe()}")
+        out.add(EventKind.SOURCE_REMOVED, rm.host, name, f"removed source: {rm.describe()}")
     return None
 
 
 def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: bool) -> None:
     for n in decision.notes:
         if check:
-            out.add("would_record_drive_failure", n.host, n.to_dir,
+            out.add(EventKind.WOULD_RECORD_DRIVE_FAILURE, n.host, n.to_dir,
                     f"would record on {n.host}: {n.describe()}")
             continue
         if _call(lambda: fleet.agent(n.host).note_drive_failure(
                 to_dir=n.to_dir, key=n.key, at=n.at, error=n.error, fatal=n.fatal, plot=n.plot),
                 n.host, out, f"record for {n.to_dir}", n.to_dir) is not None:
-            out.fail("drive_failure_recorded", n.host, n.to_dir,
+            out.fail(EventKind.DRIVE_FAILURE_RECORDED, n.host, n.to_dir,
                      f"drive failure recorded: {n.describe()}")
     # finish what arrived first: a promoted plot frees its drive for the next
     resend = []
     for p in decision.promotes:
         if check:
-            out.add("would_promote", p.host, posixpath.basename(p.plot),
+            out.add(EventKind.WOULD_PROMOTE, p.host, posixpath.basename(p.plot),
                     f"would check and promote: {p.describe()}")
             continue
         again = promote(fleet, hosts, p, out)
@@ -266,14 +266,14 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
             resend.append(again)
     for c in decision.cleans:
         if check:
-            out.add("would_clean_partial", c.host, c.partial, f"would clean: {c.describe()}")
+            out.add(EventKind.WOULD_CLEAN_PARTIAL, c.host, c.partial, f"would clean: {c.describe()}")
             continue
         if _call(lambda: fleet.agent(c.host).clean_partial(partial=c.partial),
                  c.host, out, "clean", c.partial) is not None:
-            out.add("partial_cleaned", c.host, c.partial, f"cleaned: {c.describe()}")
+            out.add(EventKind.PARTIAL_CLEANED, c.host, c.partial, f"cleaned: {c.describe()}")
     for t in tuple(decision.transfers) + tuple(resend):
         if check:
-            out.add("would_transfer", t.from_host, posixpath.basename(t.plot),
+            out.add(EventKind.WOULD_TRANSFER, t.from_host, posixpath.basename(t.plot),
                     f"would transfer: {t.describe()}")
             continue
         # claim the drive on the harvester first: another controller may have
@@ -290,16 +290,16 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
                     t.size_bytes, t.from_host, t.plot,
                     "a file of its name is already there: compared first"), out)
             else:
-                out.fail("claim_failed", t.to_host, t.to_dir,
+                out.fail(EventKind.CLAIM_FAILED, t.to_host, t.to_dir,
                          f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
             continue
         except SessionError as e:
-            out.fail("claim_failed", t.to_host, t.to_dir,
+            out.fail(EventKind.CLAIM_FAILED, t.to_host, t.to_dir,
                      f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
             continue
         args = transfer_args(hosts[t.from_host], hosts[t.to_host], t)
         res = _call(lambda: fleet.agent(t.from_host).start_transfer(**args),
                     t.from_host, out, "transfer", posixpath.basename(t.plot))
         if res is not None:
-            out.add("transfer_started", t.from_host, posixpath.basename(t.plot),
+            out.add(EventKind.TRANSFER_STARTED, t.from_host, posixpath.basename(t.plot),
                     f"transfer: {t.describe()} (pid {res.pid})")

@@ -19,10 +19,10 @@ from rich.text import Text
 from orchestrator.core.decisions import human_bytes as _human_bytes
 from orchestrator.core import plotsize
 from orchestrator.core.farm import farm
-from orchestrator.core.state import FleetState, Host
+from orchestrator.core.state import FleetState, Host, phase_str
 from orchestrator.core.failures import backoff
 from orchestrator.core.outlook import judge
-from orchestrator.core.scheduler import host_clock, phase_str
+from orchestrator.core.scheduler import host_clock
 from orchestrator.ui import dirtables
 
 
@@ -145,7 +145,7 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
             t.add_row(*(cells[c] for c in columns))
         for d in h.dead:
             cells = {"plot id": Text((d.plot_id or "?")[:8]), "host": Text(h.name),
-                     "phase": phase_str(d.phase) if d.phase else "?:?",
+                     "phase": phase_str(d.phase),
                      "k": str(d.k) if d.k else "",
                      "tmp": Text(tail(d.tmp_dir, path_width, "tmp", h.name)),
                      "tmp size": human_bytes(d.tmp_bytes), "pid": "-",
@@ -178,7 +178,7 @@ def dead_table(state: FleetState, hosts: Mapping[str, Host],
         left = f"{len(d.tmp_files)} files, {human_bytes(d.tmp_bytes)}" if d.tmp_files else "-"
         err = "killed on request" if d.killed else (d.error or "no error line in its log")
         t.add_row(Text((d.plot_id or "?")[:8]), Text(h.name),
-                  phase_str(d.phase) if d.phase else "?:?",
+                  phase_str(d.phase),
                   f"{human_duration(ago)} ago" if ago is not None else "-", left,
                   Text(err, style="" if d.killed else "red"))
     return t
