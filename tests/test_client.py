@@ -37,11 +37,11 @@ def test_each_op_is_a_method_with_its_handlers_arguments_and_reply():
 
 def test_a_wrong_argument_is_refused_before_anything_is_sent(ssh_fleet):
     host = ssh_fleet(1).model_host("plotter1")
-    s = Session(host)
+    s = Session(host.ssh)
     with pytest.raises(TypeError, match="plot_bytez"):
-        AgentClient(s).guard_room(plot_bytez=1)
+        AgentClient(s, host.agent_config()).guard_room(plot_bytez=1)
     with pytest.raises(TypeError, match="missing a required argument: .partial."):
-        AgentClient(s).clean_partial()
+        AgentClient(s, host.agent_config()).clean_partial()
     assert s._agent is None and s.conn is None          # never connected
 
 

@@ -270,6 +270,23 @@ def unreachable(name: str, roles, error: str) -> HostState:
 
 
 @dataclass(frozen=True)
+class SshTarget:
+    """How one host is reached: all a Session (remote/session.py) knows of it.
+    Every value comes from its Host (`Host.ssh`), defaults from config/keys.py."""
+    address: str
+    port: int
+    user: Optional[str]
+    key_file: Optional[str]
+    connection: str                 # ssh | local
+    python: str
+    host_key_checking: bool
+    known_hosts_file: Optional[str]
+    proxy_jump: Optional[str]
+    connect_timeout_s: float
+    request_timeout_s: float
+
+
+@dataclass(frozen=True)
 class Host:
     """One inventory host with every plotfleet variable validated and typed.
 
@@ -355,6 +372,10 @@ class Host:
         """The level this host's plots are made at, with its format."""
         fmt = {"bladebit": plotsize.BLADEBIT, "gigahorse": plotsize.GIGAHORSE}.get(self.plotter)
         return plotsize.compression(fmt, self.compress)
+
+    @property
+    def ssh(self) -> SshTarget:
+        return SshTarget(**{f: getattr(self, f) for f in SshTarget.__dataclass_fields__})
 
     @property
     def is_plotter(self) -> bool:

@@ -23,15 +23,17 @@ from orchestrator.errors import BadReply
 
 
 class AgentClient:
-    """The agent behind one Session (which connects on first use)."""
+    """The agent behind one Session (which connects on first use); `config`
+    is the host's (Host.agent_config()), sent with every op that takes one."""
 
-    def __init__(self, session):
+    def __init__(self, session, config: wire.Config):
         self.session = session
+        self.config = config
 
     def call(self, op: Op, args: dict, timeout=None):
         """One declared op with these arguments -> its reply dataclass."""
         if "config" in op.args:
-            args = dict(args, config=self.session.host.agent_config())
+            args = dict(args, config=self.config)
         result = self.session.request(op.name, timeout=timeout, **args)
         try:
             return wire.reply(op.reply, result, op.name)
@@ -42,7 +44,7 @@ class AgentClient:
         """The answer as the JSON object it is (tests, `Fleet.call`)."""
         op = declared().get(name)
         if op is not None and "config" in op.args:
-            args = dict(args, config=self.session.host.agent_config())
+            args = dict(args, config=self.config)
         return self.session.request(name, timeout=timeout, **args)
 
 

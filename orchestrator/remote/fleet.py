@@ -28,9 +28,10 @@ class Fleet:
                  wheelhouse: Optional[str] = None):
         self.hosts = list(hosts)
         self.sessions: Dict[str, Session] = {
-            h.name: Session(h, agent_dir=agent_dir, request_timeout_s=request_timeout_s,
+            h.name: Session(h.ssh, agent_dir=agent_dir, request_timeout_s=request_timeout_s,
                             wheelhouse=wheelhouse)
             for h in self.hosts}
+        self._config = {h.name: h.agent_config() for h in self.hosts}
         self.errors: Dict[str, Optional[str]] = {}     # last open(): host -> reason
         self._unreported: Dict[str, str] = {}
         workers = max(1, min(max_workers, len(self.hosts)))
@@ -125,7 +126,7 @@ class Fleet:
     def agent(self, host_name: str) -> AgentClient:
         """One host's agent, typed (remote/client.py): `fleet.agent(h).snapshot()`.
         The host's own config goes with every op that takes one."""
-        return AgentClient(self.session(host_name))
+        return AgentClient(self.session(host_name), self._config[host_name])
 
     def call(self, host_name: str, op: str, timeout: Optional[float] = None, **args) -> dict:
         """One agent op by name, its answer the JSON object it is: for tests
