@@ -1,6 +1,7 @@
 """The errors a user sees as one line (never a traceback)."""
 from agent.vocab import wire
 from agent.vocab.wire import ErrorCode
+from orchestrator import exitcodes
 
 
 def one_line(exc: BaseException) -> str:
@@ -11,7 +12,7 @@ def one_line(exc: BaseException) -> str:
 
 class UserError(Exception):
     """Bad input: inventory, flags, templates.  Exit status 2, nothing changed."""
-    exit_code = 2
+    exit_code = exitcodes.USAGE
 
 
 class InventoryError(UserError):
