@@ -17,6 +17,7 @@ from orchestrator.remote.client import AgentClient
 from orchestrator.remote.fleet import Fleet
 from orchestrator.remote.session import Session
 
+PLOT = "plot-k32-2021-05-01-12-00-" + "ab" * 32 + ".plot"
 JOB = {"plot_id": None, "plotter": "chiapos", "k": 18, "pid": 7, "phase": [1, 2],
        "state": "running", "tmp_dir": "/t", "dst_dir": "/d", "log_file": "/l/a.log",
        "elapsed_s": 5.0, "tmp_bytes": 0}
@@ -58,7 +59,7 @@ def test_a_real_agent_answers_the_declared_replies_and_codes(ssh_fleet, tmp_path
         assert plotter.list_logs().logs == []
         farm = hosts[1].farm_dirs[0]
         with pytest.raises(AgentError) as e:
-            harvester.clean_partial(partial=os.path.join(farm, "x.plot.plotfleet-tmp"))
+            harvester.clean_partial(partial=os.path.join(farm, PLOT + ".plotfleet-tmp"))
         assert e.value.code is ErrorCode.VANISHED
         with pytest.raises(AgentError) as e:
             plotter.read_log(path="/etc/passwd")
