@@ -49,8 +49,9 @@ class LostReply(SessionError):
 
 
 class AgentExited(LostReply):
-    """The agent's process ended (or never started) instead of answering:
-    its deployed files may be broken, not the link."""
+    """The agent's process ended (or never started) before it answered its
+    hello: its deployed files may be broken, not the link.  (One that ends
+    later leaves a plain LostReply: that request may have been carried out.)"""
 
 
 class BadReply(LostReply):

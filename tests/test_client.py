@@ -5,6 +5,8 @@ production, never dropped silently."""
 import inspect
 import logging
 import os
+import sys
+import uuid
 
 import pytest
 
@@ -12,7 +14,8 @@ from agent.protocol import declared
 from agent.vocab import wire
 from agent.vocab.wire import ErrorCode
 from orchestrator.core.state import host_state_from_snapshot
-from orchestrator.errors import AgentError, BadReply
+from orchestrator.errors import (AgentError, AgentExited, BadReply, BastionFailed, HostKeyRefused,
+                                 LostReply, SessionError)
 from orchestrator.remote.client import AgentClient
 from orchestrator.remote.fleet import Fleet
 from orchestrator.remote.session import Session
@@ -103,3 +106,29 @@ def test_a_reply_that_is_not_the_declared_one_is_a_bad_reply():
     assert issubclass(BadReply, Exception)
     with pytest.raises(wire.BadReply, match="hello answered a JSON list"):
         wire.reply(wire.HelloReply, [1, 2], "hello")
+
+
+# --- session errors by type ------------------------------------------------------
+
+def _fake_python(tmp_path, serve):
+    fake = tmp_path / f"python-{uuid.uuid4().hex[:6]}"
+    fake.write_text(f"#!/bin/sh\ncase \"$*\" in *\"-m agent serve\"*) {serve};; esac\n"
+                    f"exec {sys.executable} \"$@\"\n")
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def test_what_went_wrong_with_a_session_is_its_type(ssh_fleet, tmp_path):
+    fleet = ssh_fleet(1)
+    unknown = tmp_path / "known_hosts_without_it"
+    unknown.write_text("")
+    with pytest.raises(HostKeyRefused):
+        Session(fleet.model_host("plotter1", known_hosts_file=str(unknown)).ssh).open()
+    garbage = _fake_python(tmp_path, "while read -r line; do echo '[1, 2]'; done; exit 0")
+    with pytest.raises(BadReply, match="agent sent a bad answer to hello"):
+        Session(fleet.model_host("plotter1", python=garbage).ssh).open()
+    gone = _fake_python(tmp_path, "exit 0")
+    with pytest.raises(AgentExited):
+        Session(fleet.model_host("plotter1", python=gone).ssh).open()
+    for kind in (HostKeyRefused, BastionFailed, AgentExited, BadReply, LostReply):
+        assert issubclass(kind, SessionError)

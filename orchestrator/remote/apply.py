@@ -62,8 +62,9 @@ def _call(ask: Callable[[], R], host: str, out: Outcome, what: str, subject: str
     try:
         return ask()
     except (AgentError, SessionError) as e:
+        # the failure is the cause now (a transfer's facts carry its reason too)
         out.fail(EventKind.REQUEST_FAILED, host, subject or what, f"{host}: {what} failed: {e}",
-                 why=f"{what} failed: {e}", **(facts or {}))
+                 **dict(facts or {}, why=f"{what} failed: {e}"))
         return None
 
 

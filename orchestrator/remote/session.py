@@ -553,7 +553,9 @@ class Session:
         except (OSError, EOFError, paramiko.SSHException) as e:
             raise lost(f"lost the agent channel ({describe(e, self.target)})") from None
         if not raw:
-            raise lost("agent exited", wait=True, kind=AgentExited)
+            # before its hello: it could not start (its files); later: the
+            # request may have been carried out, like any other lost reply
+            raise lost("agent exited", wait=True, kind=AgentExited if op == "hello" else LostReply)
         try:
             resp = json.loads(raw)
         except ValueError:
