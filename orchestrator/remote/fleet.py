@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, Iterable, Optional, Tuple, TypeVar, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from orchestrator.errors import AgentError, SessionError, one_line
 from orchestrator.core.state import FleetState, Host, HostState, host_state_from_snapshot, unreachable
@@ -132,6 +132,18 @@ class Fleet:
         """One agent op by name, its answer the JSON object it is: for tests
         and debugging; the controller calls `agent(host).<op>(...)`."""
         return self.agent(host_name).raw(op, timeout=timeout, **args)
+
+    def each(self, asks: Sequence[Tuple[str, Callable[[AgentClient], T]]]
+             ) -> List[Union[T, SessionError, AgentError]]:
+        """Many (host, ask) requests in parallel, in order: each reply, or the
+        SessionError / AgentError it raised (partial failure as data)."""
+        def one(req):
+            host, ask = req
+            try:
+                return ask(self.agent(host))
+            except (SessionError, AgentError) as e:
+                return e
+        return self._map(one, list(asks))
 
     def on_all(self, ask: Callable[[AgentClient], T]) -> Dict[str, Union[T, str]]:
         """`ask` of every host's agent in parallel: {host: its reply, or the
