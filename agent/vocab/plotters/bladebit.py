@@ -87,7 +87,7 @@ SPEC = PlotterSpec(
     "bladebit", (32, 32, "bladebit makes k32 only"),
     (64, 1024, "bladebit diskplot takes 64 to 1024 buckets"), needs_keys=True,
     executable="bladebit", compress_format="bladebit",
-    options=frozenset({"cuda_device", "disk_128", "disk_16"}),
+    options=frozenset({"cuda_device", "cuda_devices", "disk_128", "disk_16"}),
     flags=dict(GLOBAL_FLAGS, **MODE_FLAGS), switches=MODE_SWITCHES, device_flag="--device",
     signatures=SIGNATURES, rules=RULES, finished=FINISHED, fatal_headers=FATAL_HEADERS,
     crash_marks=CRASH_MARKS, reader="bladebit")

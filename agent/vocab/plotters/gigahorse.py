@@ -64,6 +64,6 @@ CAUSE_MARKS = (" failed with: ",)
 SPEC = PlotterSpec(
     "gigahorse", (29, 34, "Gigahorse's GPU plotter makes k29 to k34"), None,
     needs_keys=True, executable="cuda_plot_k{k}", compress_format="gigahorse",
-    options=frozenset({"cuda_device"}), flags=FLAGS, switches=SWITCHES, device_flag="-g",
+    options=frozenset({"cuda_device", "cuda_devices"}), flags=FLAGS, switches=SWITCHES, device_flag="-g",
     signatures=SIGNATURES, rules=RULES + COPY_RULES, finished=(), cause_marks=CAUSE_MARKS,
     reader="gigahorse")
