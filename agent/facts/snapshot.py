@@ -213,15 +213,19 @@ class Agent:
     def probe_dirs(self, config):
         """{expanded configured path: probe} of every configured dir; a dir
         that does not answer within dir_timeout_s is not responding, and kept
-        away from until it does.  Missing dirs are made first when create_dirs
-        is set (demos only: on a real host a missing dir is usually an
-        unmounted drive, and creating it would fill the root disk instead)."""
+        away from until it does.  Missing dirs listed in create_dirs (those
+        inside the inventory's own folder, a demo's) are made first; any other
+        missing dir stays missing: on a real host it is usually an unmounted
+        drive, and creating it would fill the root disk instead."""
         c = config or {}
         timeout = float(c.get("dir_timeout_s") or probe.PROBE_TIMEOUT_S)
         paths = disks.configured_paths(config)
         probed = self.prober.probe(paths, timeout)
-        if c.get("create_dirs"):
-            missing = [p for p, i in probed.items() if i["error_code"] == "missing"]
+        made = c.get("create_dirs") or ()
+        made = {os.path.normpath(os.path.expanduser(p)) for p in
+                (made if isinstance(made, (list, tuple)) else ())}
+        if made:
+            missing = [p for p, i in probed.items() if i["error_code"] == "missing" and p in made]
             for p in missing:
                 try:
                     os.makedirs(p, exist_ok=True)

@@ -82,7 +82,7 @@ class Config(TypedDict, total=False):
     dead_keep_s: float
     kill_quiet_s: float
     clean_quiet_s: float
-    create_dirs: bool
+    create_dirs: list           # the dirs it may make when missing (inside the inventory's folder)
     require_mounted_farm: bool
     drive_cooldown_s: float
     drive_fail_window_s: float

@@ -420,7 +420,7 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
         if default is not None and f not in out:
             out[f] = dict(default) if isinstance(default, dict) else default
     return Host(name=name, groups=frozenset(group_names), roles=roles, vars=v,
-                source=source, **out)
+                source=source, inventory_dir=base_dir, **out)
 
 
 def _controller(source: str, all_vars: dict, magic: dict, base_dir: str) -> ControllerConfig:

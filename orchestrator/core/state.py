@@ -6,6 +6,8 @@ ever read these; nothing here does I/O.
 """
 from __future__ import annotations
 
+import posixpath
+
 from dataclasses import dataclass, field, asdict
 from typing import Optional, Tuple
 
@@ -272,6 +274,7 @@ class Host:
     roles: Tuple[str, ...] = ()                 # "plotter", "harvester"
     vars: dict = field(default_factory=dict, compare=False, hash=False)
     source: str = "inventory.yaml"              # file it came from, for errors
+    inventory_dir: str = ""                     # its folder, absolute (create_dirs makes dirs only there)
     # connection
     address: str = "localhost"
     port: int = 22
@@ -359,6 +362,18 @@ class Host:
     def is_harvester(self) -> bool:
         return "harvester" in self.roles
 
+    def creatable_dirs(self) -> Tuple[str, ...]:
+        """With create_dirs, the configured dirs inside the inventory's own
+        folder (a demo's ./demo/...), which the agent makes when missing; a dir
+        anywhere else (/mnt/...) is a drive to mount, never made on the root disk."""
+        if not self.create_dirs or not self.inventory_dir:
+            return ()
+        base = self.inventory_dir.rstrip("/") + "/"
+        dirs = (*self.tmp_dirs, *self.dst_dirs, *self.farm_dirs,
+                *(d for d in (self.tmp2_dir, self.log_dir) if d))
+        return tuple(d for d in dict.fromkeys(dirs)
+                     if posixpath.normpath(d).startswith(base))
+
     def agent_config(self) -> dict:
         """What the agent needs to know about this host's dirs."""
         return {
@@ -371,7 +386,7 @@ class Host:
             "dead_keep_s": self.dead_keep_h * 3600.0,
             "kill_quiet_s": self.kill_after_m * 60.0,
             "clean_quiet_s": self.clean_after_m * 60.0,
-            "create_dirs": self.create_dirs,
+            "create_dirs": list(self.creatable_dirs()),
             "require_mounted_farm": self.require_mounted_farm,
             "drive_cooldown_s": self.drive_cooldown_m * 60.0,
             "drive_fail_window_s": self.drive_fail_window_m * 60.0,

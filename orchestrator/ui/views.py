@@ -289,23 +289,6 @@ def down_table(state: FleetState) -> Optional[Table]:
     return t
 
 
-def action_log(events: Iterable, waits: Iterable[str] = (), title: str = "actions",
-               empty: str = "nothing to do") -> Table:
-    """One row per event (failures in red), then the waits, as written."""
-    t = Table(title=title, show_header=False)
-    t.add_column()
-    rows = 0
-    for e in events:
-        t.add_row(Text(e.detail, style="red" if e.failed else ""))
-        rows += 1
-    for line in waits:
-        t.add_row(Text(line, style="dim"))
-        rows += 1
-    if not rows:
-        t.add_row(Text(empty))
-    return t
-
-
 def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
                 width: Optional[int] = None) -> Group:
     """`status`: the fleet, each plotter's plotting and archiving line, the
