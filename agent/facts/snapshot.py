@@ -167,7 +167,7 @@ class Agent:
             dirs.append(d)
 
         logs = _log_entries(config)     # one listing of log_dir per snapshot
-        dead, failed = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
+        dead, failed, finished = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
         return {
             "host_time": now,
             "last_start": max([j["started_at"] for j in jobs] +
@@ -178,6 +178,7 @@ class Agent:
             "transfers": transfers,
             "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
             "dead": dead,
+            "finished": finished,
             "failures": failed,
             "conflicts": drive_health.conflicts(set(farm)),
             "drive_failures": drive_failures,
@@ -262,12 +263,12 @@ class Agent:
         return out
 
     def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now):
-        """(dead jobs, failures in a row) from the host's job logs."""
+        """(dead jobs, failures in a row, finished jobs) from the host's job logs."""
         log_dir = (config or {}).get("log_dir")
         none = {"count": 0, "last_error": None, "last_at": 0.0, "last_log": None,
                 "reset_at": 0.0}
         if not log_dir:
-            return [], none
+            return [], none, []
         log_dir = disks.expand(log_dir)
         recs = failures.records(log_dir, entries, self.logs)
         # every job on the machine counts: a hand-started job may write here
@@ -281,7 +282,7 @@ class Agent:
         run = failures.failure_run(recs, live, reset)
         gpus = {lognames.device_of(r.path) for r in recs} - {None}
         run["devices"] = {str(d): failures.failure_run(recs, live, reset, d) for d in sorted(gpus)}
-        return dead, run
+        return dead, run, failures.finished_jobs(recs, live, keep, now)
 
 
 def parse_rsync_version(text):

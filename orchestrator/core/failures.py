@@ -2,7 +2,7 @@
 failing, and clean up after a failed job once its temp files rest.
 
 Pure: every fact comes from the hosts (each agent counts its plotter's
-failures in a row from its own logs, see agent/failures.py), every
+failures in a row from its own logs, see agent/facts/failures.py), every
 threshold from the inventory (max_failures, failure_backoff_m,
 clean_after_m).  A restarted controller, or a second one, decides the same.
 """
@@ -72,6 +72,19 @@ def device_backoff(host: Host, hs: HostState, device: int, host_now: Optional[fl
     f = (hs.failures.devices or {}).get(str(device)) or {}
     return _backed_off(f"{host.name} GPU {device}", host, int(f.get("count") or 0),
                        float(f.get("last_at") or 0.0), f.get("last_error"), host_now, now)
+
+
+def backoffs(state: FleetState, hosts: Mapping[str, Host], host_clock,
+             now: float) -> Tuple[BackedOff, ...]:
+    """Every reachable plotter backed off now, in the state's order."""
+    out = []
+    for hs in state.hosts:
+        host = hosts.get(hs.name)
+        if host is not None and host.is_plotter and hs.reachable:
+            b = backoff(host, hs, host_clock(hs), now)
+            if b is not None:
+                out.append(b)
+    return tuple(out)
 
 
 def cleanups(state: FleetState, hosts: Mapping[str, Host],
