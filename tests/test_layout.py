@@ -88,6 +88,19 @@ def test_the_check_itself_sees_a_forbidden_import(tmp_path):
                      "orchestrator/core/_layout_probe.py imports rich.table"]
 
 
+def test_one_plot_name_pattern_in_the_code():
+    """Plot names are read by agent/vocab/names.py alone: no other source
+    spells a plot-name pattern (`plot-k` next to a regex digit class)."""
+    import re
+    found = []
+    for folder in ("agent", "orchestrator"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if re.search(r"plot-k[^\s\"']*\\d|drplot-\(", line):
+                    found.append(f"{path.relative_to(REPO)}:{n}")
+    assert {f.rsplit(":", 1)[0] for f in found} == {"agent/vocab/names.py"}, found
+
+
 FACES = ("orchestrator/ui", "orchestrator/serve", "orchestrator/unattended")
 FACE_FORBIDDEN = ("orchestrator.remote", "orchestrator.plotloop", "orchestrator.cli")
 

@@ -281,7 +281,10 @@ class Agent:
         keep = (config or {}).get("dead_keep_s")
         keep = DEAD_KEEP_S if keep is None else float(keep)
         dead = failures.dead_jobs(recs, live, keep, now)
-        run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir))
+        reset = failures.read_reset(state_dir(), log_dir)
+        run = failures.failure_run(recs, live, reset)
+        gpus = {lognames.device_of(r.path) for r in recs} - {None}
+        run["devices"] = {str(d): failures.failure_run(recs, live, reset, d) for d in sorted(gpus)}
         return dead, run, failures.finished_jobs(recs, live, keep, now)
 
 

@@ -36,9 +36,12 @@ class StartJob:
     k: int
     argv: Tuple[str, ...]
     reason: str
+    device: Optional[int] = None   # the GPU it is pinned to (cuda_devices)
 
     def describe(self) -> str:
-        return f"{self.plotter} k{self.k} tmp {self.tmp_dir} -> dst {self.dst_dir} ({self.reason})"
+        gpu = f" GPU {self.device}" if self.device is not None else ""
+        return (f"{self.plotter} k{self.k}{gpu} tmp {self.tmp_dir} -> dst {self.dst_dir} "
+                f"({self.reason})")
 
     def facts(self, **more) -> dict:
         """The facts of this start's events (core/events.py; ui/ draws them)."""

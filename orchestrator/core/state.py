@@ -73,6 +73,7 @@ class Job(_Compressed):
     compress: int = 0                   # compression level (0: uncompressed) ...
     compress_format: Optional[str] = None   # ... of this format: bladebit | gigahorse
     wrapper_pid: Optional[int] = None   # `chia plotters ...` running this plotter binary
+    device: Optional[int] = None        # the GPU its argv pins it to (None: the plotter's 0)
     count: int = 1                  # plots it was asked for (-n); 0: without end
     plots_done: int = 0             # plots it has finished (its log's markers)
     paused: Optional[str] = None    # why the agent suspended it (no room), else None
@@ -114,6 +115,9 @@ class Failures:
     last_at: float = 0.0            # host clock: when the newest failure ended
     last_log: Optional[str] = None
     reset_at: float = 0.0
+    # per GPU ("1": {count, last_error, last_at}) of a host with cuda_devices:
+    # the jobs pinned to it, from their log names
+    devices: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -346,6 +350,7 @@ class Host:
     strength: int = 2                           # PoS2 plot strength (pos2)
     executable: Optional[str] = None            # the plotter's binary (chia, chia_plot, ...)
     cuda_device: Optional[int] = None           # cudaplot --device, Gigahorse -g
+    cuda_devices: Tuple[int, ...] = ()          # one job per GPU, each pinned to its own
     disk_128: bool = False                      # cudaplot hybrid modes
     disk_16: bool = False
     nobitfield: bool = False                    # chia -e

@@ -45,6 +45,12 @@ def plot_kind(k: int, compression) -> str:
     return plotsize.kind_label(k, compression)
 
 
+def _k_cell(k: int, compression) -> str:
+    """The jobs table's k column: "32", "32 C7", and a PoS2 job whole: "v2 k28 s2"."""
+    kind = plot_kind(k, compression)
+    return kind[1:] if kind.startswith("k") else kind
+
+
 def job_state(job) -> str:
     # a job the agent suspended for room is silent by design, not stalled
     return "stalled" if job.stalled and not job.paused else job.state
@@ -141,7 +147,7 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
             st = job_state(j)
             style = {"suspended": "yellow", "stalled": "red"}.get(st, "")
             cells = {"plot id": Text((j.plot_id or "?")[:8]), "host": Text(h.name),
-                     "k": plot_kind(j.k, j.compression)[1:],
+                     "k": _k_cell(j.k, j.compression),
                      "tmp": Text(tail(j.tmp_dir, path_width, "tmp", h.name)),
                      "dst": Text(tail(j.dst_dir, path_width, "dst", h.name)),
                      "wall": human_duration(j.elapsed_s), "phase": _progress(j),
