@@ -111,8 +111,8 @@ def plotting_text(o: PlotterOutlook, keys: HostKeys) -> Text:
     if o.plotting in ("started", "ready") and o.start is not None:
         where = f"tmp {keys.short('tmp', o.start.tmp_dir)} -> dst {keys.short('dst', o.start.dst_dir)}"
         if o.plotting == "started":
-            log = (o.started_log or "").rsplit("/", 1)[-1].rsplit(".log", 1)[0]
-            return Text(f"started {log or 'a job'}: {where}", style="green")
+            # its plot id comes with its log's first lines: the jobs table names it then
+            return Text(f"started a job: {where}", style="green")
         return Text(f"ready: next job {where}", style="green")
     if o.plotting == "failed":
         return Text(o.plotting_reason or "start failed", style="red")

@@ -95,7 +95,8 @@ class PassPrinter:
                  for w in pending[:WAIT_ROWS]]
         if len(pending) > WAIT_ROWS:
             waits.append(Text(f"... and {len(pending) - WAIT_ROWS} more waits"))
-        head = [views.summary_table(result.state, self.hosts, note=result.backpressure,
+        # the fleet as this pass left it: it agrees with the events printed above it
+        head = [views.summary_table(result.after, self.hosts, note=result.backpressure,
                                     model=result.farm)]
         if lines is not None:
             head.append(lines)
