@@ -23,7 +23,10 @@ from its logs).
 """
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Mapping, Optional, Tuple
 
@@ -67,6 +70,31 @@ def carry_out(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool,
     return Done(tuple(events), tuple(asks), tuple(started))
 
 
+@contextmanager
+def _actions_finish_first():
+    """A Ctrl-C while a plan is carried out stops the loop once the plan's
+    requests are answered (each bounded by request_timeout_s), so a job
+    started in this pass is known by its log, never half-sent; a second
+    Ctrl-C stops at once.  Only the main thread takes signals (the
+    dashboard's passes run in their own and stop when it quits)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+
+    def later(signum, frame):
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+    old = signal.signal(signal.SIGINT, later)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _result(state: FleetState, hosts: Mapping[str, Host], p: Plan, now: float,
             events: Tuple[Event, ...] = ()) -> PassResult:
     return PassResult(state, events, p.waits, p.plotter_waits, p.backpressure, p.to_json(),
@@ -77,11 +105,13 @@ def _result(state: FleetState, hosts: Mapping[str, Host], p: Plan, now: float,
 def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
     """gather -> plan (core) -> apply (remote) -> follow up (core), as data."""
     asks, tracker.unanswered = tracker.unanswered, ()    # asked again: answered or kept
-    before = carry_out(fleet, hosts, plan_before(fleet.hosts, asks), check, tracker)
+    with _actions_finish_first():
+        before = carry_out(fleet, hosts, plan_before(fleet.hosts, asks), check, tracker)
     state = fleet.gather()
     now = time.time()
     p = plan(state, hosts, now, max_new=tracker.remaining)
-    done = carry_out(fleet, hosts, p, check, tracker)
+    with _actions_finish_first():
+        done = carry_out(fleet, hosts, p, check, tracker)
     return _result(state, hosts, p, now, before.events + done.events)
 
 
