@@ -262,7 +262,7 @@ def test_defaults_plot_end_to_end(ssh_fleet, tmp_path):
                                 polling_time_s=1, require_mounted_farm=False)
     doc = yaml.safe_load(inv.read_text())
     p1 = doc["all"]["children"]["plotters"]["hosts"]["plotter1"]
-    for key in ("threads", "buckets", "buffer_mib"):
+    for key in ("threads", "buckets", "buffer"):
         del p1[key]
     assert {k for k in p1 if k in ("threads", "buckets", "buffer", "buffer_mib")} == set()
     inv.write_text(yaml.safe_dump(doc))
