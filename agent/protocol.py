@@ -71,6 +71,7 @@ OPS = {
     "clean_partial": {"config": CONFIG, "partial": Arg("str")},
     "reserve_drive": {"config": CONFIG, "to_dir": Arg("str"), "plot": Arg("str"),
                       "size_bytes": Arg("int"), "reserve_bytes": opt("int")},
+    "release_drive": {"config": CONFIG, "to_dir": Arg("str"), "plot": Arg("str")},
     "note_drive_failure": {"config": CONFIG, "to_dir": Arg("str"), "key": Arg("str"),
                            "at": Arg("num"), "error": Arg("str"), "fatal": opt("bool"),
                            "plot": opt("str")},

@@ -1,5 +1,6 @@
 """Configured dirs: space, device, finished plots, partial transfers."""
 import os
+import stat
 import re
 
 from . import compression
@@ -128,14 +129,55 @@ def _files_ending(path, suffix):
             if not e.name.endswith(suffix):
                 continue
             try:
-                if e.is_file():
-                    yield e.name, e.stat()
+                if e.is_file(follow_symlinks=False):
+                    yield e.name, e.stat(follow_symlinks=False)
             except OSError:
                 continue
 
 
+def not_regular(path, suffix=".plot"):
+    """[(path, what it is)] of the entries directly in `path` named *suffix
+    that are not regular files: shown, never taken for plots."""
+    if not responsive(path):
+        return []
+    out = []
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                if not e.name.endswith(suffix):
+                    continue
+                try:
+                    if not e.is_file(follow_symlinks=False):
+                        out.append((os.path.join(path, e.name), file_kind(e.path)))
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return out
+
+
+def file_kind(path):
+    """"a symlink to X", "a directory", "a device"...: what a path is, in words."""
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        return "unreadable: %s" % (e.strerror or e)
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            return "a symlink to %s" % os.readlink(path)
+        except OSError:
+            return "a symlink"
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISFIFO, "a fifo"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file")):
+        if test(st.st_mode):
+            return what
+    return "not a regular file"
+
+
 def plots_in(path):
-    """Finished plots (`*.plot`) directly in `path`."""
+    """Finished plots (`*.plot`) directly in `path`: regular files only (a
+    symlink, a device or a dir under a plot's name is no plot)."""
     out = []
     for name, st in _files_ending(path, ".plot"):
         k, pid = parse_plot_name(name)

@@ -153,6 +153,7 @@ class Agent:
                                    for k in health.get(p["real"], {}).get("failures", [])]
             if kind == "dst" and d["error_code"] != "not_responding":
                 plots += [self.checked(x) for x in disks.plots_in(real)]
+                plots += [_not_a_plot(path, what) for path, what in disks.not_regular(real)]
             if kind == "farm" and d["error_code"] not in ("not_responding", "missing", "not_dir"):
                 farm_plots = disks.plots_in(real)
                 d["plot_count"] = len(farm_plots)
@@ -263,6 +264,15 @@ class Agent:
         dead = failures.dead_jobs(recs, live, keep, now)
         run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir))
         return dead, run
+
+
+def _not_a_plot(path, what):
+    """A plot-named entry that is no regular file: listed with why, so its row
+    says it, and never archived (the controller sends no plot with an error)."""
+    k, plot_id = disks.parse_plot_name(os.path.basename(path))
+    return {"path": path, "size_bytes": 0, "k": k, "plot_id": plot_id, "mtime": 0.0,
+            "compress": 0, "compress_format": None,
+            "error": "not a regular file (%s): never sent" % what}
 
 
 def parse_rsync_version(text):

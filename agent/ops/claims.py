@@ -5,9 +5,9 @@ The controller claims the target drive here before the plotter starts its
 rsync.  A claim is taken under the host lock and refused while another plot's
 claim is alive, or another plot's partial is still growing on that drive.  A
 claim lives CLAIM_S after it was taken and then for as long as its partial
-keeps growing; it ends when the plot arrives under its final name.  Nothing
-needs releasing: a controller killed mid-pass leaves a claim that simply
-expires.
+keeps growing; it ends when the plot arrives under its final name.  A claim
+whose transfer could not start is released at once (release_drive); a
+controller killed mid-pass leaves a claim that simply expires.
 """
 import os
 import time
@@ -93,6 +93,20 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
     return {"drive": key}
 
 
+
+
+def release_drive(agent, config, to_dir, plot):
+    """End `plot`'s claim on the drive of `to_dir`: its transfer did not
+    start, and the drive must not wait CLAIM_S for a plot that is not coming."""
+    real = check_inside(to_dir, disks.dirs_of(config, "farm"))
+    name = os.path.basename(plot)
+    with host_lock():
+        claims = statefile.load(NAME)
+        left = {k: c for k, c in claims.items()
+                if not (c.get("plot") == name and c.get("dir") == real)}
+        if len(left) != len(claims):
+            statefile.save(NAME, left)
+    return {"released": len(claims) - len(left)}
 
 
 def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=None):

@@ -298,3 +298,6 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
         if res is not None:
             out.add("transfer_started", t.from_host, posixpath.basename(t.plot),
                     f"transfer: {t.describe()} (pid {res['pid']})")
+        else:       # nothing is coming: the drive is free for the next plot now
+            _call(fleet, t.to_host, "release_drive", out, f"release of {t.to_dir}", t.to_dir,
+                  to_dir=t.to_dir, plot=t.plot)
