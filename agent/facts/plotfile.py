@@ -38,6 +38,7 @@ V1_MAGIC = b"Proof of Space Plot"
 V2_MAGIC = b"PLOT"
 V2_COMPRESSED = 1
 HEADER_BYTES = 256      # a v2 header up to its level: 44 + memo (at most 128) + 5
+DECLARED_BYTES = 1024   # ... and on to its table pointers and sizes (v1: 80, v2: 160 more)
 READ_CHUNK = 1 << 20
 
 
@@ -67,6 +68,70 @@ def read_header(data):
             "compress": None, "compress_format": None}
 
 
+# -- what the file itself declares about its length (the v1 and bladebit
+# specs move to agent/vocab/ with the other format knowledge) ------------------
+
+C1_INTERVAL = 10000         # chiapos kCheckpoint1Interval: f7 entries per C1 entry / C3 park
+
+
+def c3_park_bytes(k):
+    """chiapos EntrySizes::CalculateC3Size: one C3 park."""
+    return 10000 if k < 20 else 3000     # ByteAlign(8 * 10000) / 8; ByteAlign(2.4 * 10000) / 8
+
+
+def declared_size(data):
+    """(least bytes the file must hold, how that was read) from a plot's first
+    bytes, or None when its format (or a cut header) says nothing.
+
+    v1 (chiapos' phase4.hpp, also madmax and bladebit's v1): after the memo,
+    ten big-endian table pointers P1..P7, C1, C2, C3; C1 holds one k-bit
+    (byte-aligned) entry per C3 park plus a 0 terminator, so the C3 table is
+    (C2 - C1) / entry - 1 parks of c3_park_bytes(k), and the file ends with
+    it.  The last park may be written short (when no deltas are left), so
+    the least is the start of that park plus its 2-byte length.
+    v2 (bladebit's PlotWriter: ten big-endian pointers then ten
+    little-endian table sizes after flags and level): the furthest table end.
+    Pointers of a plot whose writer never finished are zero: None."""
+    try:
+        if data[:len(V1_MAGIC)] == V1_MAGIC:
+            k = data[51]
+            at = 54 + struct.unpack(">H", data[52:54])[0]
+            at += 2 + struct.unpack(">H", data[at:at + 2])[0]
+            ptrs = struct.unpack(">10Q", data[at:at + 80])
+            if not all(ptrs) or list(ptrs) != sorted(ptrs):
+                return None
+            entry = (k + 7) // 8
+            parks = (ptrs[8] - ptrs[7]) // entry - 1
+            if parks < 1:
+                return None
+            least = ptrs[9] + (parks - 1) * c3_park_bytes(k) + 2
+            return least, "its C3 table: %d parks from byte %d" % (parks, ptrs[9])
+        if data[:4] == V2_MAGIC:
+            at = 43 + struct.unpack(">H", data[41:43])[0]
+            flags = struct.unpack("<I", data[at:at + 4])[0]
+            at += 4 + (1 if flags & V2_COMPRESSED else 0)
+            ptrs = struct.unpack(">10Q", data[at:at + 80])
+            sizes = struct.unpack("<10Q", data[at + 80:at + 160])
+            if not any(sizes):
+                return None
+            end, table = max((p + n, i) for i, (p, n) in enumerate(zip(ptrs, sizes)))
+            return end, "its table %d ends at byte %d" % (table + 1, end)
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def size_problem(size, data):
+    """One line when a file of `size` bytes is shorter than its header
+    declares (a cut copy, a torn write), else None.  Only the file's own
+    declaration counts: room estimates never call a plot short."""
+    declared = declared_size(data)
+    if declared is None or size >= declared[0]:
+        return None
+    return "short: %d bytes, its header declares at least %d (%s)" % (
+        size, declared[0], declared[1])
+
+
 def header_problem(path, header):
     """One line when the header contradicts the file name, else None (also
     None for a format the agent does not know)."""
@@ -90,15 +155,18 @@ def check_header(path):
 
 
 def inspect(path):
-    """(header_problem, (level, format)) of the file at `path`: the level its
-    header tells, else its name's (OSError when unreadable)."""
+    """(header_problem or size_problem, (level, format)) of the file at
+    `path`: the level its header tells, else its name's (OSError when
+    unreadable)."""
     with open(path, "rb") as f:
-        header = read_header(f.read(HEADER_BYTES))
+        head = f.read(DECLARED_BYTES)
+        size = os.fstat(f.fileno()).st_size
+    header = read_header(head)
     if header["compress"] is not None:
         level = (header["compress"], header["compress_format"])
     else:
         level = compression.from_name(os.path.basename(path))
-    return header_problem(path, header), level
+    return header_problem(path, header) or size_problem(size, head), level
 
 
 def _ranges(size, spec):
@@ -119,7 +187,7 @@ def digest(path, spec):
     read = 0
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        head = f.read(HEADER_BYTES)
+        head = f.read(DECLARED_BYTES)
         f.seek(0)
         ranges = _ranges(size, spec)
         h.update(struct.pack("<Q", size))
@@ -139,7 +207,7 @@ def digest(path, spec):
                 read += len(chunk)
     return {"size": size, "sha256": h.hexdigest(),
             "method": "full" if ranges is None else "sampled", "bytes_read": read,
-            "header": read_header(head)}
+            "header": read_header(head), "size_problem": size_problem(size, head)}
 
 
 def same(a, b):

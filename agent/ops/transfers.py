@@ -143,7 +143,7 @@ def digest(agent, config, path, spec):
     if not (real.endswith(".plot") or real.endswith(".plot" + disks.PARTIAL_SUFFIX)):
         raise ActionError("not a plot: %s" % path)
     d = _digest(real, _spec(spec))
-    d["header_error"] = plotfile.header_problem(real, d["header"])
+    d["header_error"] = plotfile.header_problem(real, d["header"]) or d["size_problem"]
     return d
 
 
@@ -192,7 +192,8 @@ def promote(agent, config, partial, expect):
     path = _partial(agent, config, partial)
     have = _digest(path, expect["spec"])
     ok, why = plotfile.same(have, expect)
-    problem = plotfile.header_problem(final, have["header"]) if ok else None
+    problem = (plotfile.header_problem(final, have["header"]) or have["size_problem"]) if ok \
+        else None
     if not ok or problem:
         os.remove(path)
         raise ActionError("copy %s differs from its source: %s: removed, to be sent again"
