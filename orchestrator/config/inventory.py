@@ -22,6 +22,7 @@ import shlex
 import string
 import sys
 from dataclasses import dataclass, field
+import functools
 from functools import lru_cache
 from typing import Dict, List, Optional, Tuple
 
@@ -29,6 +30,7 @@ import jinja2
 import jinja2.meta
 import yaml
 from jinja2.nativetypes import NativeEnvironment
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from agent.launch.chiapos import max_buckets as chiapos_max_buckets
 
@@ -281,7 +283,54 @@ def _expand(pattern: str) -> List[str]:
 
 # ---- merging and templating ---------------------------------------------------
 
-_ENV = NativeEnvironment(undefined=jinja2.StrictUndefined)
+MAX_RENDERED = 1 << 20      # a value longer than this is a mistake (or an attack)
+
+
+class _SandboxedNative(SandboxedEnvironment, NativeEnvironment):
+    """Ansible's templating, native types kept (`{{ 4 }}` is the int 4), in
+    jinja2's sandbox: an inventory is data, and one written from a host's
+    files (import-plotman) must never run code here.  A repeat or a power
+    that would build a value past MAX_RENDERED is refused before it is built."""
+
+    intercepted_binops = frozenset(("*", "**"))
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int) \
+                        and len(seq) * n > MAX_RENDERED:
+                    raise SecurityError(f"a value of {len(seq)} x {n} is over the"
+                                        f" {MAX_RENDERED} limit")
+        if operator == "**" and isinstance(left, (int, float)) and isinstance(right, (int, float)) \
+                and abs(right) > 64 and abs(left) > 1:
+            raise SecurityError(f"{left} ** {right} is over the limit")
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja2's own spelling)
+        # 'x'.ljust(10**10), .center, .zfill...: a str/bytes/list method sized by a number
+        if getattr(__obj, "__self__", None).__class__ in (str, bytes, list):
+            _size_ok(args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _size_ok(args, kwargs):
+    for n in list(args) + list(kwargs.values()):
+        if isinstance(n, int) and not isinstance(n, bool) and n > MAX_RENDERED:
+            raise SecurityError(f"a size of {n} is over the {MAX_RENDERED} limit")
+
+
+def _sized(f):
+    """A filter that pads or repeats by a number, refusing absurd sizes."""
+    def guarded(*args, **kwargs):
+        _size_ok(args[1:], kwargs)
+        return f(*args, **kwargs)
+    return guarded
+
+
+_ENV = _SandboxedNative(undefined=jinja2.StrictUndefined)
+for _name in ("center", "indent", "wordwrap", "truncate"):
+    _ENV.filters[_name] = functools.update_wrapper(_sized(_ENV.filters[_name]),
+                                                   _ENV.filters[_name])
 
 
 @lru_cache(maxsize=None)
@@ -333,9 +382,13 @@ def _templated(raw: dict, magic: dict, source: str, host: Optional[str],
             return out
         except InventoryError:
             raise
-        except Exception as e:      # jinja2's errors, or the template's own (1/0)
+        except SecurityError as e:
             raise InventoryError(source, host, stack[-1],
-                                 f"template {value!r}: {_one_line(str(e))}") from None
+                                 f"template {_show(value)} is refused: {_one_line(str(e))}"
+                                 ) from None
+        except Exception as e:      # jinja2's errors, or the template's own (1/0)
+            raise InventoryError(source, host, stack[-1], f"template {_show(value)}: "
+                                 f"{_one_line(str(e)) or type(e).__name__}") from None
 
     for key in sorted(raw, key=lambda k: k not in strict):
         try:
