@@ -22,7 +22,7 @@ from orchestrator.core import plotcmd as commands
 from orchestrator.ui import views
 from orchestrator.errors import UserError, one_line
 from orchestrator.remote.fleet import Fleet
-from orchestrator.config.inventory import load_inventory
+from orchestrator.config.inventory import load_inventory, unknown_keys_warning
 
 UNREACHABLE_EXIT = 4
 # no markup in what is printed: it is full of paths and host messages, and a
@@ -35,9 +35,16 @@ def _inventory_path(inventory):
     return inventory or os.environ.get("PLOTFLEET_INVENTORY") or "inventory.yaml"
 
 
+STRICT = os.environ.get("PLOTFLEET_STRICT") == "1"     # or --strict before or after the task
+
+
 def load(inventory, limit):
-    """(Inventory, selected hosts, name -> Host) or a one-line UserError."""
-    inv = load_inventory(_inventory_path(inventory))
+    """(Inventory, selected hosts, name -> Host) or a one-line UserError.
+    Keys plotfleet does not know: one warning line on stderr (--strict: an error)."""
+    inv = load_inventory(_inventory_path(inventory), strict=STRICT)
+    warning = unknown_keys_warning(inv)
+    if warning:
+        errors.print(f"plotfleet: warning: {warning}", soft_wrap=True)
     selected = inv.select(limit)
     for h in selected:          # a broken plotter_command fails before any host is touched
         if h.is_plotter:
@@ -492,7 +499,7 @@ def history(c, inventory=None, since=None, host=None, json_=False):
     from orchestrator.remote import applog
     from orchestrator.ui.history import history_table
     after = None if since is None else time.time() - _duration_flag("--since", since)
-    inv = load_inventory(_inventory_path(inventory))
+    inv = load_inventory(_inventory_path(inventory), strict=STRICT)
     path = inv.controller.app_log
     if path is None or not applog.files(path):
         say = errors.print if json_ else console.print
@@ -559,9 +566,9 @@ class _Program(Program):
 @one_line_errors
 def notify_test(c, inventory=None):
     """Send one test message to every apprise URL in the inventory's `notify`."""
-    from orchestrator.config.inventory import load_inventory
+    from orchestrator.config.inventory import load_inventory, unknown_keys_warning
     from orchestrator.remote import notify
-    inv = load_inventory(_inventory_path(inventory))
+    inv = load_inventory(_inventory_path(inventory), strict=STRICT)
     if not inv.controller.notify:
         raise UserError(f"{inv.path}: no notify URLs (set notify: under all.vars)")
     failed = False
@@ -620,10 +627,19 @@ def _help_first(argv):
     return argv
 
 
+def _strict(argv):
+    """`--strict` anywhere: unknown inventory keys are an error, for every task."""
+    global STRICT
+    if "--strict" in argv[1:]:
+        STRICT = True
+        argv = [a for a in argv if a != "--strict"]
+    return argv
+
+
 def main():
     try:
         try:
-            program.run(_help_first(sys.argv))
+            program.run(_help_first(_strict(sys.argv)))
         finally:
             sys.stdout.flush()      # here, not at exit: a closed pipe is caught below
     except BrokenPipeError:
