@@ -7,7 +7,7 @@ import os
 import struct
 import time
 
-from agent.facts import plotfile
+from agent.vocab import formats
 from agent.facts.disks import PARTIAL_SUFFIX
 from tests.agent_helpers import host_dirs
 from tests.cli import plotfleet, status_json
@@ -70,8 +70,11 @@ def test_bladebit_v2_extent_is_its_furthest_table_end():
     head = (b"PLOT" + struct.pack("<I", 2) + b"\x11" * 32 + bytes([32])
             + struct.pack(">H", len(memo)) + memo + struct.pack("<I", 1) + bytes([7])
             + struct.pack(">10Q", *ptrs) + struct.pack("<10Q", *sizes))
-    assert plotfile.declared_size(head)[0] == 9400 + 250
-    assert plotfile.size_problem(9650, head) is None
-    assert plotfile.size_problem(9649, head).startswith("short: 9649 bytes")
-    # a header whose writer never filled its sizes declares nothing
-    assert plotfile.declared_size(head[:-80] + bytes(80)) is None
+    header = formats.read_header(head)
+
+    def problem(data, size):
+        return formats.size_problem(header, lambda at, n: data[at:at + n], size)
+    assert problem(head, 9650) is None
+    assert problem(head, 9649) == "short: 9649 bytes, its header declares at least 9650"
+    # a header whose writer has not filled its sizes yet declares nothing
+    assert problem(head[:-80] + bytes(80), 10) is None

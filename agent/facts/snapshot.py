@@ -12,7 +12,7 @@ import time
 
 import psutil
 
-from . import compression
+from ..vocab import compression
 from . import disks
 from . import mounts
 
@@ -20,7 +20,7 @@ from . import drive_health
 
 from . import failures
 
-from . import lognames
+from ..vocab import lognames, names
 
 from . import plotfile
 
@@ -269,8 +269,9 @@ class Agent:
 def _not_a_plot(path, what):
     """A plot-named entry that is no regular file: listed with why, so its row
     says it, and never archived (the controller sends no plot with an error)."""
-    k, plot_id = disks.parse_plot_name(os.path.basename(path))
-    return {"path": path, "size_bytes": 0, "k": k, "plot_id": plot_id, "mtime": 0.0,
+    p = names.parse(path)
+    return {"path": path, "size_bytes": 0, "k": p.k if p else 0,
+            "plot_id": p.plot_id if p else None, "mtime": 0.0,
             "compress": 0, "compress_format": None,
             "error": "not a regular file (%s): never sent" % what}
 
