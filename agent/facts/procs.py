@@ -280,6 +280,7 @@ class ProcScanner:
             "compress": level[0], "compress_format": level[1],
             "wrapper_pid": wrapper.pid if wrapper is not None else None,
             "count": plot_count(i.get("num")), "plots_done": done,
+            "log_complete": src.tail.complete if src.tail is not None else True,
         }
 
 

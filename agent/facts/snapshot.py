@@ -19,6 +19,7 @@ from . import mounts
 from . import drive_health
 
 from . import failures
+from . import joblogs
 
 from ..vocab import lognames, names
 
@@ -162,7 +163,10 @@ class Agent:
             dirs.append(d)
 
         logs = _log_entries(config)     # one listing of log_dir per snapshot
+        joblogs.remember([j["log_file"] for j in all_jobs], now)    # held by a plot job
         dead, failed = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
+        pending = sorted(self.logs.pending | {j["log_file"] for j in jobs
+                                              if j.pop("log_complete", True) is False})
         return {
             "host_time": now,
             "last_start": max([j["started_at"] for j in jobs] +
@@ -177,6 +181,7 @@ class Agent:
             "conflicts": drive_health.conflicts(set(farm)),
             "drive_failures": drive_failures,
             "rsync_version": self.rsync_version(),
+            "logs_pending": pending,
         }
 
     def checked(self, plot):

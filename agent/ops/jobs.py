@@ -10,7 +10,7 @@ from typing import Optional
 
 import psutil
 
-from ..facts import disks, failures
+from ..facts import disks, failures, joblogs
 from ..vocab import lognames
 from ..vocab.logread import KILLED_MARK, analyze_log
 from ..facts.procs import PSUTIL_ERRORS, held_open, open_paths
@@ -83,6 +83,7 @@ def start_job(agent, config: wire.Config, argv: list, tmp_dir: str, dst_dir: str
             raise ActionError(why)
         deadline.check("start_job")     # the last moment: the controller still listens
         log_path = os.path.join(log_dir, lognames.new_log_name(plotter or "plot"))
+        joblogs.remember([log_path], time.time())     # a job's log, whatever it prints
         try:
             proc = _spawn(argv, log_path, env)
         except OSError as e:

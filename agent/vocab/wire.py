@@ -148,6 +148,11 @@ class SnapshotReply:
       jobs[].paused says why the agent suspended it for room (ops/room.py).
     - dead lists failed jobs (facts/failures.py); failures counts those in a
       row, newest first, back to a finished plot or the operator's reset.
+    - Reading logs stops at the request's deadline (a quarter of its time is
+      kept for the rest): logs_pending names the logs not read to their end;
+      their jobs' phases may lag, and a dead job or failure they tell of is
+      reported once they are read (the next requests go on where this one
+      stopped).
     - transfers[].fault (drive | plotter | network | unknown), fatal and
       error (rsync's most specific line) for a failed transfer; a partial
       counts as receiving while an rsync has it (facts/procs.py).
@@ -164,6 +169,8 @@ class SnapshotReply:
     conflicts: list
     drive_failures: list
     rsync_version: Optional[list]
+    logs_pending: Optional[list] = None     # logs not read to their end by the deadline:
+                                            # what they say is left out until they are
 
 
 @dataclass(frozen=True)
