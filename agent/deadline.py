@@ -30,8 +30,8 @@ class DeadlineExpired(Exception):
     code = ErrorCode.DEADLINE_EXPIRED
 
 
-READ_RESERVE = 0.25         # of a request's time, kept for answering after reading logs
-READ_RESERVE_MIN_S = 0.5
+READ_RESERVE = 1 / 3        # of a request's time, kept for answering after reading logs
+READ_RESERVE_MIN_S = 1.0
 NO_DEADLINE_READ_S = 5.0    # reading per request without timeout_s (or outside one)
 
 
@@ -45,7 +45,7 @@ def begin(arrival, timeout_s):
 def reading_over():
     """Must reading (logs) stop now, so the request is answered in time?  A
     reader stops between chunks, keeps its offset and goes on with the next
-    request; the answer says what was left unread.  Leaves a quarter of the
+    request; the answer says what was left unread.  Leaves a third of the
     request's time (at least READ_RESERVE_MIN_S) for everything else; without
     a deadline, NO_DEADLINE_READ_S of reading per request; outside a request
     (a test, a bench), no limit."""

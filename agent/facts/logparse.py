@@ -8,6 +8,12 @@ from ..vocab.logread import LogState
 
 CHUNK = 256 << 10        # bytes read (and parsed) at a time: memory and each step bounded
 MAX_LINE = 64 << 10      # a "line" longer than this is junk, not a marker: skipped
+# A plotter writes a few hundred KB of log per plot: what fills a log past
+# that is noise (a loop, a tool spamming).  A log is read through its first
+# HEAD_READ bytes, then from its last TAIL_READ on (the last marker wins, the
+# error line is near the end), never the middle of a huge one.
+HEAD_READ = 32 << 20
+TAIL_READ = 32 << 20
 NEWLINE = re.compile(b"[\r\n]")
 
 
@@ -16,8 +22,9 @@ class LogTail:
 
     Reading stops at the request's deadline (deadline.reading_over) and goes
     on from the same offset at the next poll: a huge log is read across
-    requests, never holding one past its deadline; `complete` says whether
-    the last poll reached the end.  A line longer than MAX_LINE is skipped
+    requests (its head and its tail, HEAD_READ and TAIL_READ), never holding
+    one past its deadline; `complete` says whether the last poll reached the
+    end.  A line longer than MAX_LINE is skipped
     up to its end without being parsed."""
 
     def __init__(self, path, plotter=None):
@@ -66,14 +73,18 @@ class LogTail:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
                 while not deadline.reading_over():
+                    if self.offset >= HEAD_READ and st.st_size - self.offset > TAIL_READ:
+                        self.offset = st.st_size - TAIL_READ    # a huge log's middle: skipped
+                        self.pending, self.skipping = b"", True     # from the next line on
+                        f.seek(self.offset)
                     data = f.read(CHUNK)
                     if not data:
                         break
                     got += len(data)
+                    self.offset += len(data)
                     self._consume(data)
         except OSError:
             pass
-        self.offset += got
         if got:
             self.last_growth_time = max(st.st_mtime, self.last_growth_time or 0)
         return got

@@ -12,7 +12,7 @@ import psutil
 
 from ..facts import disks, failures, joblogs
 from ..vocab import lognames
-from ..vocab.logread import KILLED_MARK, analyze_log
+from ..vocab.logread import KILLED_MARK
 from ..facts.procs import PSUTIL_ERRORS, held_open, open_paths
 from ..statefile import state_dir
 from . import carried_out, room
@@ -323,10 +323,10 @@ def kill(agent, config: wire.Config, plot_id: Optional[str] = None, pid: Optiona
     log = j["log_file"]
     if not ids and log:     # it may have named its plot in its last words
         try:
-            with open(log, "rb") as f:
-                info = analyze_log(f.read(failures.MAX_READ))
-            if info and info["plot_id"]:
-                ids.add(info["plot_id"])
+            st = os.stat(log)
+            named = agent.logs.plot_id(log, (st.st_size, st.st_mtime))    # its head only
+            if named:
+                ids.add(named)
         except OSError:
             pass
     _mark_killed(config, log)
@@ -350,10 +350,12 @@ def clean_dead(agent, config: wire.Config, plot_id: str, log_file: str):
     if log in held_open([os.path.dirname(log)]):
         raise ActionError("%s is open: its job is alive" % log)
     try:
-        with open(log, "rb") as f:
-            info = analyze_log(f.read(failures.MAX_READ), lognames.plotter_of(log))
+        st = os.stat(log)
     except OSError as e:
         raise ActionError("cannot read %s: %s" % (log, e.strerror))
+    info = agent.logs.info(log, (st.st_size, st.st_mtime))     # read up to the deadline
+    if log in agent.logs.pending:
+        raise ActionError("%s is not read to its end yet: nothing removed" % log)
     if not info or info["plot_id"] != plot_id or info["finished"]:
         raise ActionError("%s is not the log of failed plot %s" % (log, plot_id))
     configured = disks.dirs_of(config, "tmp", "tmp2")

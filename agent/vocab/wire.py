@@ -148,7 +148,7 @@ class SnapshotReply:
       jobs[].paused says why the agent suspended it for room (ops/room.py).
     - dead lists failed jobs (facts/failures.py); failures counts those in a
       row, newest first, back to a finished plot or the operator's reset.
-    - Reading logs stops at the request's deadline (a quarter of its time is
+    - Reading logs stops at the request's deadline (a third of its time is
       kept for the rest): logs_pending names the logs not read to their end;
       their jobs' phases may lag, and a dead job or failure they tell of is
       reported once they are read (the next requests go on where this one
