@@ -198,7 +198,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                     printer.show(result)
                 if once or check:
                     break
-                end = tracker.verdict(state, result.plotter_waits, selected, has_harvesters)
+                end = tracker.verdict(state, result.waits, selected, has_harvesters)
                 if end is not None:
                     break
                 time.sleep(interval if plots is None else min(interval, 2.0))

@@ -155,6 +155,14 @@ class _Farm:
                 else:
                     drive.partials[_base(p.final_name)] = (p.path, p.size_bytes)
                     self.holding.setdefault(_base(p.final_name), []).append(drive)
+        # the farm can make no more room by itself: every harvester answers,
+        # every farm dir is usable (none set aside, missing or unmounted, which
+        # may come back) and no partial waits to be cleaned.  Replotting, when
+        # it lands, frees room too: a matching rule must clear this.
+        harvesters = [by_name.get(n) for n, h in hosts.items() if h.is_harvester]
+        self.settled = bool(harvesters) and all(
+            hs is not None and hs.reachable and not hs.partials
+            and all(d.error is None for d in hs.dirs if d.kind == "farm") for hs in harvesters)
         self.idle: List[Tuple[tuple, _Drive]] = []
         self.all_rooms: List[int] = []
         self._roomiest: Dict[tuple, str] = {}
@@ -373,8 +381,9 @@ def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
             if own_farm.find(posixpath.dirname(p.path)):
                 continue                # already farmed where it is
             name = _base(p.path)
-            if p.error:                 # e.g. a header naming another plot
-                waits.append(Wait(host.name, name, f"not archived: {p.error}"))
+            if p.error:     # a header naming another plot, short, not a regular file:
+                # the farmer's to look at (i22's plot check: quarantine)
+                waits.append(Wait(host.name, name, f"not archived: {p.error}", blocked=True))
                 continue
             waiting_names.add(name)
             if p.path in checked:
@@ -589,9 +598,11 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
         pick = farm.best(size, host.fill, name)
         any_room = farm.any_room(size)
     if pick is None:
-        return stay("all drives busy" if any_room else
-                    f"no drive with room for {human_bytes(size)} (+ reserve); most room: "
-                    f"{farm.roomiest(candidates)}")
+        if any_room:
+            return stay("all drives busy")
+        # no drive can take it, and none will: a run waiting for it may end
+        return Wait(host.name, name, f"no drive with room for {human_bytes(size)} (+ reserve);"
+                    f" most room: {farm.roomiest(candidates)}", blocked=farm.settled)
     return _Placement(pick, pick.dirs[0], size,
                       f"{host.fill}: {pick.label()} has {human_bytes(pick.room)} free "
                       f"(after reserve)")
