@@ -3,10 +3,10 @@
 A spec says what a plot of that format is called (`suffix`), how its header
 starts (`magic`), what the header holds (`read`: the first bytes -> a dict),
 how many plots one file holds (`plots`), and how long the file says it is
-(`extent(header, read_at, size)`: the declared length, 0 while its writer is
+(`extent(header, read_at, size)`: the declared length, or (least, most or
+None) where a format's writer may end it a little short or pad it; 0 while its writer is
 not done, None when the file cannot hold what its header declares; the spec's
-`extent` is None for a format whose length is not known here; size_problem
-turns it into the one line a short plot's row shows).  A file whose
+`extent` is None for a format whose length is not known here).  A file whose
 format has no readable header still gets every digest check.
 
 Headers (checked against the file name: a file that calls itself another
@@ -89,7 +89,7 @@ def _read_pos2(data):
     return {"format": "pos2", "plot_id": data[5:37].hex(), "k": data[37], "version": data[4],
             "strength": data[38], "group_size": group_size, "meta_group": meta_group,
             "chunk_index_offset": index_at, "chunks_pos": POS2_FIXED + memo_len,
-            "compress": 0, "compress_format": None}
+            "compress": data[38], "compress_format": compression.POS2}
 
 
 # Rice coding of the chunk sizes (chia-pos2 ChunkCompressor.hpp gsz_*): each
@@ -195,7 +195,8 @@ def _v1_extent(header, read_at, size):
     the C3 table, which ends the file, is (C2 - C1) / entry - 1 parks.  The
     last park may be written short (no deltas left after the last C1
     entry): the least is that park's start plus its 2-byte length.  0 while
-    the pointers are not written yet, None when they make no sense."""
+    the pointers are not written yet, None when they make no sense; else
+    (least, None): no upper bound (bytes past the C3 table are never read)."""
     data = read_at(0, DECLARED_BYTES)
     try:
         k = data[51]
@@ -210,13 +211,14 @@ def _v1_extent(header, read_at, size):
     parks = (ptrs[8] - ptrs[7]) // entry - 1
     if list(ptrs) != sorted(ptrs) or ptrs[0] < at + 80 or parks < 1:
         return None
-    return ptrs[9] + (parks - 1) * c3_park_bytes(k) + 2
+    return ptrs[9] + (parks - 1) * c3_park_bytes(k) + 2, None
 
 
 def _bladebit_extent(header, read_at, size):
     """bladebit's PlotWriter (CmdEndPlot): ten big-endian table pointers, then
     ten little-endian table sizes, after flags and level; the file ends with
-    its furthest table.  0 while the sizes are not written yet."""
+    its furthest table (written in whole blocks: bytes past it are padding,
+    no upper bound).  0 while the sizes are not written yet."""
     data = read_at(0, DECLARED_BYTES)
     try:
         at = 43 + struct.unpack(">H", data[41:43])[0]
@@ -228,7 +230,7 @@ def _bladebit_extent(header, read_at, size):
         return None
     if not any(sizes):
         return 0
-    return max(p + n for p, n in zip(ptrs, sizes))
+    return max(p + n for p, n in zip(ptrs, sizes)), None
 
 
 FORMATS = {f.name: f for f in (
@@ -257,22 +259,28 @@ def read_header(data):
     return _unknown()
 
 
-_SPEC_OF = {"v1": "v1", "v2": "bladebit", "pos2": "pos2"}     # read_header's "format" -> spec
+# read_header's "format" -> its spec
+_BY_HEADER = {"v1": "v1", "v2": "bladebit", "pos2": "pos2"}
 
 
-def size_problem(header, read_at, size):
-    """One line when a file of `size` bytes holds less than its header
-    declares (a cut copy, a torn write), else None.  Only the file's own
-    declaration counts, never a size estimate; a file whose writer has not
-    declared its length yet (0) is left to the still-being-written checks."""
-    spec = FORMATS.get(_SPEC_OF.get(header["format"]))
+def extent_problem(header, read_at, size):
+    """One line when a file of `size` bytes is not as long as its header
+    declares (a torn or unfinished file under a plot's name), else None (also
+    None for a format whose extent is not read here)."""
+    spec = FORMATS.get(_BY_HEADER.get(header["format"]))
     if spec is None or spec.extent is None:
         return None
     declared = spec.extent(header, read_at, size)
+    if declared == 0:
+        return "unfinished: its header does not yet say where it ends (its writer never finished it)"
     if declared is None:
-        return "short or torn: %d bytes, its header's table pointers cannot be followed" % size
-    if declared and size < declared:
-        return "short: %d bytes, its header declares at least %d" % (size, declared)
+        return "torn: %d bytes cannot hold what its header declares" % size
+    least, most = declared if isinstance(declared, tuple) else (declared, declared)
+    if size < least:
+        return "short: %d bytes, its header declares %s%d" % (
+            size, "" if least == most else "at least ", least)
+    if most is not None and size > most:
+        return "%d bytes, its header declares %d" % (size, most)
     return None
 
 
