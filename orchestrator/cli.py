@@ -25,6 +25,7 @@ from orchestrator.ui import views
 from orchestrator.errors import UserError, one_line
 from orchestrator.remote.fleet import Fleet
 from orchestrator.config.inventory import load_inventory, unknown_keys_warning
+from orchestrator.ui.eventline import printable
 
 # no markup in what is printed: it is full of paths and host messages, and a
 # dir named `tmp[/x]` must print as it is (styles come from rich Text)
@@ -51,7 +52,7 @@ def read_inventory(inventory):
     inv = load_inventory(path, strict=STRICT)
     warning = unknown_keys_warning(inv)
     if warning:     # other tools' vars load; a typo is named, once
-        errors.print(f"plotfleet: warning: {warning}", soft_wrap=True)
+        errors.print(f"plotfleet: warning: {printable(warning)}", soft_wrap=True)
     return inv
 
 
@@ -72,7 +73,7 @@ def one_line_errors(fn):
         try:
             return fn(*a, **kw)
         except UserError as e:
-            raise Exit(f"plotfleet: {e}", code=e.exit_code)
+            raise Exit(f"plotfleet: {printable(e)}", code=e.exit_code)
     return wrapper
 
 
@@ -226,7 +227,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                      f"{end.failed} of them failed; no further progress is possible",
                      markup=False, soft_wrap=True)
         for line in end.lines:      # one line each, however narrow the terminal
-            errors.print(line, markup=False, soft_wrap=True)
+            errors.print(printable(line), markup=False, soft_wrap=True)
         raise Exit(code=end.code)
 
 
@@ -262,13 +263,17 @@ def reset(c, host, inventory=None, json_=False):
 @one_line_errors
 def archive(c, inventory=None, limit=None, check=False, json_=False, verbose=False):
     """One archiving pass: move finished plots to harvester drives."""
-    from orchestrator.plotloop import archive_step
+    from orchestrator.plotloop import PassResult, archive_step
+    from orchestrator.remote.applog import AppLog
     from orchestrator.remote.apply import Outcome
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
         state = fleet.gather()
         out = Outcome()
         decision = archive_step(fleet, hosts, state, out, check)
+    if not check:       # in the application log as plot-all's are (`history` shows them)
+        with AppLog(inv.controller) as log:
+            log.record(PassResult(state, tuple(out.events), tuple(decision.waits), (), None))
     waits = [w.describe() for w in decision.waits]
     if json_:
         print(json.dumps({"actions": out.lines + waits,
