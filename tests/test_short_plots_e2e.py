@@ -73,8 +73,8 @@ def test_bladebit_v2_extent_is_its_furthest_table_end():
     header = formats.read_header(head)
 
     def problem(data, size):
-        return formats.size_problem(header, lambda at, n: data[at:at + n], size)
+        return formats.extent_problem(header, lambda at, n: data[at:at + n], size)
     assert problem(head, 9650) is None
     assert problem(head, 9649) == "short: 9649 bytes, its header declares at least 9650"
-    # a header whose writer has not filled its sizes yet declares nothing
-    assert problem(head[:-80] + bytes(80), 10) is None
+    # a header whose writer never filled its sizes: an unfinished plot
+    assert problem(head[:-80] + bytes(80), 10).startswith("unfinished: ")

@@ -56,7 +56,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from agent.vocab.names import PARTIAL_SUFFIX  # the one temp name rule, both sides
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
                       human_bytes)
-from orchestrator.core.farm import farm as farm_model
+from orchestrator.core.farm import farm as farm_model, settled as farm_settled
 from orchestrator.core.state import (FleetState, Host, HostState, Plot, Transfer,
                                     expected_plot_bytes)
 from orchestrator.core.paths import PathIndex
@@ -155,14 +155,7 @@ class _Farm:
                 else:
                     drive.partials[_base(p.final_name)] = (p.path, p.size_bytes)
                     self.holding.setdefault(_base(p.final_name), []).append(drive)
-        # the farm can make no more room by itself: every harvester answers,
-        # every farm dir is usable (none set aside, missing or unmounted, which
-        # may come back) and no partial waits to be cleaned.  Replotting, when
-        # it lands, frees room too: a matching rule must clear this.
-        harvesters = [by_name.get(n) for n, h in hosts.items() if h.is_harvester]
-        self.settled = bool(harvesters) and all(
-            hs is not None and hs.reachable and not hs.partials
-            and all(d.error is None for d in hs.dirs if d.kind == "farm") for hs in harvesters)
+        self.settled = farm_settled(state, hosts)     # no room will come by itself
         self.idle: List[Tuple[tuple, _Drive]] = []
         self.all_rooms: List[int] = []
         self._roomiest: Dict[tuple, str] = {}

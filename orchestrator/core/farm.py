@@ -111,3 +111,15 @@ def farm(state: FleetState, hosts: Mapping[str, Host]) -> Farm:
                                 host.farm_reserve_bytes, g["plots"], g["resolved"]))
     return Farm(tuple(drives), tuple(unusable), tuple(down), asked, observed(state),
                 tuple(sorted(kinds.items())))
+
+
+def settled(state: FleetState, hosts: Mapping[str, Host]) -> bool:
+    """Can the farm make no more room by itself?  Every harvester answers,
+    every farm dir is usable (none set aside, missing or unmounted: those may
+    come back) and no transfer temp file waits to be cleaned.  Then a plot no
+    drive has room for waits for the farmer.  (Replotting, when it lands,
+    frees room too: a matching rule must make this False.)"""
+    harvesters = [h for h in state.hosts if h.name in hosts and hosts[h.name].is_harvester]
+    return bool(harvesters) and all(
+        h.reachable and not h.partials and all(d.error is None for d in h.dirs if d.kind == "farm")
+        for h in harvesters)

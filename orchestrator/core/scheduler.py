@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from orchestrator.core.decisions import StartJob, Wait, human_bytes
-from orchestrator.core.farm import farm
+from orchestrator.core.farm import farm, settled as farm_settled
 from orchestrator.core.paths import PathIndex, norm
 from orchestrator.core.plotcmd import build_argv
 from orchestrator.core.failures import backoff
@@ -377,6 +377,7 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
     # plot waiting in a dst dir, perhaps on a tmp disk, may be archived away)
     idle = all(hs.reachable and not hs.jobs and not any(p.error is None for p in hs.plots)
                and not any(t.status == "running" for t in hs.transfers) for hs in state.hosts)
+    settled = farm_settled(state, hosts)
     for name, host in hosts.items():             # inventory order: deterministic
         hs = by_name.get(name)
         if not host.is_plotter or hs is None:
@@ -391,7 +392,8 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
         full = budget.blocks(host.k, host.compression)
         if full:
             backpressure = backpressure or full
-            waits.append(Wait(name, "plotter", "farm full"))
+            # full for good when the farm can make no room by itself
+            waits.append(Wait(name, "plotter", "farm full", blocked=settled))
             continue
         verdict = judge_plotter(host, hs, host_clock(hs, state, now), now)
         if isinstance(verdict, Wait):

@@ -58,8 +58,9 @@ def _call(fleet, host: str, op: str, out: Outcome, what: str, subject: str = "",
     try:
         return fleet.call(host, op, **args)
     except (AgentError, SessionError) as e:
+        # the failure is the cause now, not the decision's reason in `facts`
         out.fail("request_failed", host, subject or what, f"{host}: {what} failed: {e}",
-                 why=f"{what} failed: {e}", **(facts or {}))
+                 **{**(facts or {}), "why": f"{what} failed: {e}"})
         return None
 
 
