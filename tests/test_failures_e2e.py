@@ -210,11 +210,14 @@ def test_plots_n_ends_naming_the_error(ssh_fleet, tmp_path, scenario):
 
 
 def failed_by_hand(host, n):
-    """n failed jobs in host's log dir, run by hand (as another controller would
-    have): the logs alone tell the next controller about them."""
+    """n failed jobs in host's log dir, run as another controller would have
+    (its agent notes each job's log in the machine's record, agent/facts/joblogs.py):
+    the logs alone tell the next controller about them."""
+    from agent.facts import joblogs
     from agent.vocab.lognames import new_log_name
     for i in range(n):
         log = Path(host.dirs["log"], new_log_name("chiapos", time.time() - 60 + i))
+        joblogs.remember([os.path.realpath(log)], time.time())
         with open(log, "w") as out:
             subprocess.run(["sh", "-c", "echo 'Error: farmer public key 0x8f3cdeadbeef is not"
                             " a valid BLS G1 element'; exit 1"], stdout=out, stderr=out)
