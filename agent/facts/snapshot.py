@@ -170,7 +170,7 @@ class Agent:
 
         logs = _log_entries(config)     # one listing of log_dir per snapshot
         joblogs.remember([j["log_file"] for j in all_jobs], now)    # held by a plot job
-        dead, failed = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
+        dead, failed, finished = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
         pending = sorted(self.logs.pending | {j["log_file"] for j in jobs
                                               if j.pop("log_complete", True) is False})
         return {
@@ -183,6 +183,7 @@ class Agent:
             "transfers": transfers,
             "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
             "dead": dead,
+            "finished": finished,
             "failures": failed,
             "conflicts": drive_health.conflicts(set(farm)),
             "drive_failures": drive_failures,
@@ -268,12 +269,12 @@ class Agent:
         return out
 
     def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now):
-        """(dead jobs, failures in a row) from the host's job logs."""
+        """(dead jobs, failures in a row, finished jobs) from the host's job logs."""
         log_dir = (config or {}).get("log_dir")
         none = {"count": 0, "last_error": None, "last_at": 0.0, "last_log": None,
                 "reset_at": 0.0}
         if not log_dir:
-            return [], none
+            return [], none, []
         log_dir = disks.expand(log_dir)
         recs = failures.records(log_dir, entries, self.logs)
         # every job on the machine counts: a hand-started job may write here
@@ -284,7 +285,7 @@ class Agent:
         keep = DEAD_KEEP_S if keep is None else float(keep)
         dead = failures.dead_jobs(recs, live, keep, now)
         run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir))
-        return dead, run
+        return dead, run, failures.finished_jobs(recs, live, keep, now)
 
 
 def _not_a_plot(path, what):
