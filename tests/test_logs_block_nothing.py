@@ -28,12 +28,12 @@ def _snapshot(agent, config, timeout_s):
 
 def test_a_huge_log_is_read_across_requests_each_answered_by_its_deadline(agent, tmp_path):
     d, config = host_dirs(tmp_path / "host")
-    big = _log(d, BANNER + FILLER * 250_000 + b"Error: No space left on device\n", 600)
+    big = _log(d, BANNER + FILLER * 500_000 + b"Error: No space left on device\n", 600)
     seen, answers = [], 0
     while True:
-        snap, took = _snapshot(agent, config, 3)
+        snap, took = _snapshot(agent, config, 6)
         answers += 1
-        assert took < 3, f"answer {answers} came {took:.1f}s after a 3s deadline"
+        assert took < 6, f"answer {answers} came {took:.1f}s after a 6s deadline"
         seen.append(snap["logs_pending"])
         if not snap["logs_pending"]:
             break

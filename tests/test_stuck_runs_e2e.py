@@ -4,11 +4,13 @@ farmer; a file name prints escaped on every one-line output; `archive`
 writes its events to the application log as plot-all does."""
 import json
 import os
+import subprocess
+import sys
 import time
 
 import psutil
 
-from tests.cli import plotfleet
+from tests.cli import REPO, plotfleet
 
 FORGED = "12:00:00 ✓ 0badf00d promoted on harvester1:farm1 (4.0 MiB, verified)"
 
@@ -32,14 +34,30 @@ def test_plots_n_ends_when_no_tmp_dir_can_take_a_job_and_nothing_can_free_one(
 
 def test_plots_n_ends_when_its_plot_has_no_drive_and_never_will(ssh_fleet, tmpfs, tmp_path):
     fleet = ssh_fleet(n_plotters=1, n_harvesters=1)
-    for farm in fleet.hosts["harvester1"].dirs["farm"]:
-        tmpfs.mount(farm, "2m")             # a k18 plot is about 4 MB
+    farms = fleet.hosts["harvester1"].dirs["farm"]
+    for farm in farms:
+        tmpfs.mount(farm, "8m")             # room for one k18 plot (about 4 MB) each
     inv = fleet.write_inventory(tmp_path / "inv.yaml", polling_time_s=1)
-    r = plotfleet("plot-all", "--inventory", inv, "--plots", 1, timeout=240)
-    assert r.returncode == 1, (r.returncode, r.stdout[-2000:], r.stderr)
-    lines = r.stderr.strip().splitlines()
+    out = open(tmp_path / "run.out", "w+")
+    run = subprocess.Popen([sys.executable, "-m", "orchestrator", "plot-all", "--inventory",
+                            str(inv), "--plots", "1"], cwd=REPO, stdout=out, stderr=out,
+                           env=dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1"))
+    try:
+        log_dir = fleet.hosts["plotter1"].dirs["log"]
+        end = time.time() + 60
+        while not os.listdir(log_dir):      # the job started: now the farmer fills the farm
+            assert time.time() < end and run.poll() is None, open(out.name).read()
+            time.sleep(0.2)
+        for farm in farms:
+            with open(os.path.join(farm, "farmers-backup.tar"), "wb") as f:
+                f.write(b"\0" * (6 << 20))
+        assert run.wait(240) == 1, open(out.name).read()[-3000:]
+    finally:
+        if run.poll() is None:
+            run.kill()
+    lines = open(out.name).read().strip().splitlines()
     assert lines[-1].startswith("plotter1: 1 plot of this run waits: no drive with room"), \
-        r.stderr
+        lines[-5:]
     assert len(os.listdir(fleet.hosts["plotter1"].dirs["dst"][0])) == 1    # kept, not lost
 
 
