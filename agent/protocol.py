@@ -7,12 +7,12 @@ keys steer what the agent does: `config` (a typo there would quietly turn
 off a check), `limits` and `ssh`.  The controller checks PROTOCOL_VERSION
 in the hello at connect; a mismatch redeploys the agent.
 """
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 CONFIG_KEYS = frozenset((
     "tmp_dirs", "tmp2_dir", "dst_dirs", "log_dir", "farm_dirs", "stall_after_s",
     "dead_keep_s", "kill_quiet_s", "clean_quiet_s", "create_dirs", "require_mounted_farm",
-    "drive_cooldown_s", "drive_fail_window_s", "dir_timeout_s"))
+    "drive_cooldown_s", "drive_fail_window_s", "dir_timeout_s", "replot"))
 LIMIT_KEYS = frozenset(("global_max_jobs", "tmpdir_max_jobs", "global_stagger_s"))
 SSH_KEYS = frozenset(("host", "port", "user", "key", "known_hosts"))
 
@@ -70,7 +70,9 @@ OPS = {
     "remove_plot": {"config": CONFIG, "plot": Arg("str"), "proof": Arg("dict")},
     "clean_partial": {"config": CONFIG, "partial": Arg("str")},
     "reserve_drive": {"config": CONFIG, "to_dir": Arg("str"), "plot": Arg("str"),
-                      "size_bytes": Arg("int"), "reserve_bytes": opt("int")},
+                      "size_bytes": Arg("int"), "reserve_bytes": opt("int"),
+                      "holder": opt("str"), "plot_id": opt("str"), "deletions": opt("list"),
+                      "max_deletes_per_hour": opt("int"), "gone": opt("list")},
     "note_drive_failure": {"config": CONFIG, "to_dir": Arg("str"), "key": Arg("str"),
                            "at": Arg("num"), "error": Arg("str"), "fatal": opt("bool"),
                            "plot": opt("str")},

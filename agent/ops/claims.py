@@ -1,62 +1,119 @@
-"""Drive claims on a harvester: one transfer into a drive at a time, even when
-two controllers decide at once.
+"""Drive claims on a harvester: one writer into a drive at a time, even when
+two controllers decide at once; and the deletions replotting makes under a
+claim (agent/ops/replot.py, the ledger in agent/facts/ledger.py).
 
-The controller claims the target drive here before the plotter starts its
-rsync.  A claim is taken under the host lock and refused while another plot's
-claim is alive, or another plot's partial is still growing on that drive.  A
-claim lives CLAIM_S after it was taken and then for as long as its partial
-keeps growing; it ends when the plot arrives under its final name.  Nothing
-needs releasing: a controller killed mid-pass leaves a claim that simply
-expires.
+The claim record (~/.plotfleet/drive-claims.json), one per drive:
+
+    {drive key: {"holder": who writes into the drive: "controller:<run>" or
+                           "runner:<queue>" (a transfer runner it handed a
+                           queue to),
+                 "dir": the farm dir written into,
+                 "plots": [{"plot": file name, "plot_id": id,
+                            "deletions": [names deleted for it]}],
+                 "taken_at", "renewed_at", "expires_at": this host's clock}}
+
+A claim is taken (or renewed) under the host lock, and refused while another
+holder's claim on the drive is alive, or another plot's partial is still
+growing there.  It lives until `expires_at` (CLAIM_S after its last renewal).
+Renewal comes from whoever writes into the drive: the holder asking again,
+and the rsync writing its plot's partial (each write renews it), so a queue
+outlives the controller that made it.  A claim ends when its plots have
+arrived under their final names.  Nothing needs releasing: a controller
+killed mid-pass leaves a claim that simply expires.  An expired claim whose
+deletions are pending keeps their room for its plot: that lives in the
+ledger, which no claim's expiry touches.
 """
 import os
 import time
 
-from ..facts import disks
-
-from ..facts import drive_health
-
+from ..facts import disks, drive_health
+from ..facts import ledger as ledger_mod
+from ..facts.probe import probe_one
 from .. import statefile
 from .common import ActionError, check_inside, host_lock
-from ..facts.probe import probe_one
 
 CLAIM_S = 120.0
-
 
 NAME = "drive-claims.json"
 
 
-def _growing(path, now):
-    try:
-        return now - os.stat(path).st_mtime < CLAIM_S
-    except OSError:
+def _plots(claim):
+    """The claim's plots; a claim written by an older agent ({"plot", "at"}) too."""
+    if isinstance(claim.get("plots"), list):
+        return [p for p in claim["plots"] if isinstance(p, dict) and p.get("plot")]
+    return [{"plot": claim["plot"], "plot_id": None, "deletions": []}] if claim.get("plot") else []
+
+
+def _renewed(claim, now):
+    """Last renewal: the holder's, or the newest write into its plots' partials."""
+    at = float(claim.get("renewed_at") or claim.get("at") or 0)
+    for p in _plots(claim):
+        try:
+            at = max(at, os.stat(os.path.join(claim["dir"], p["plot"]) +
+                                 disks.PARTIAL_SUFFIX).st_mtime)
+        except (OSError, KeyError):
+            pass
+    return at
+
+
+def alive(claim, now, farm=()):
+    if not isinstance(claim, dict) or not claim.get("dir") or not _plots(claim):
         return False
-
-
-def _alive(claim, now, farm=()):
-    final = os.path.join(claim["dir"], claim["plot"])
     dirs = [d for d in (claim["dir"],) + tuple(farm) if disks.responsive(d)]
     if not disks.responsive(claim["dir"]):
         return False                       # its drive is not responding: nothing arrives there
-    if any(os.path.exists(os.path.join(d, claim["plot"])) for d in dirs):
+    if all(any(os.path.exists(os.path.join(d, p["plot"])) for d in dirs)
+           for p in _plots(claim)):
         return False                       # arrived (here or elsewhere): the drive is free again
-    partial = final + disks.PARTIAL_SUFFIX
-    return now - claim["at"] < CLAIM_S or _growing(partial, now)
+    return now < _renewed(claim, now) + CLAIM_S
 
 
-def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
+def alive_claims(config, now=None):
+    """{drive key: claim} of the claims alive now (read without the lock)."""
+    now = time.time() if now is None else now
+    farm = disks.dirs_of(config, "farm")
+    return {k: c for k, c in statefile.load(NAME).items() if alive(c, now, farm)}
+
+
+def claimed_plots(config, now=None):
+    return {p["plot"] for c in alive_claims(config, now).values() for p in _plots(c)}
+
+
+def _probe(agent, config, to_dir, target):
+    probes = agent.probe_dirs(config)
+    return probes.get(os.path.normpath(os.path.expanduser(to_dir))) or next(
+        (p for p in probes.values() if p["real"] == target), None) or probe_one(target)
+
+
+def _set_aside(config, same_drive, dev, now):
+    c = config or {}
+    state = drive_health.drive_state(
+        {d: dev for d in same_drive},
+        float(c.get("drive_fail_window_s") or drive_health.WINDOW_S),
+        float(c.get("drive_cooldown_s") or drive_health.COOLDOWN_S), now)
+    for d in same_drive:
+        if state.get(d, {}).get("until"):
+            return "set aside after failed transfers: %s" % state[d]["error"]
+    return None
+
+
+def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, holder=None,
+                  plot_id=None, deletions=None, max_deletes_per_hour=None, gone=None):
     """Claim the drive of `to_dir` for `plot`: refused (code "drive_error")
     when the dir cannot take files, ("exists") when a file already holds the
     plot's final name there (the controller then compares it), ("busy") while
-    another plot is on its way, ("no_room") without room."""
+    another plot is on its way, ("no_room") without room.
+
+    With `deletions` ([{"path", "size_bytes", "rule"}], replotting), the
+    plots named are deleted under the claim to make room for this one, after
+    every check in agent/ops/replot.py; refused as a whole otherwise."""
+    from . import replot            # the deletions made under a claim
     farm = disks.dirs_of(config, "farm")
     target = check_inside(to_dir, farm)
     plot = os.path.basename(plot)
     # every farm dir afresh, each within dir_timeout_s: a dead mount among
     # them must not hang the claim (nor the ones below, which then skip it)
-    probes = agent.probe_dirs(config)
-    probed = probes.get(os.path.normpath(os.path.expanduser(to_dir))) or next(
-        (p for p in probes.values() if p["real"] == target), None) or probe_one(target)
+    probed = _probe(agent, config, to_dir, target)
     why = probed["error"] or disks.unmounted_farm(probed["st_dev"], config)
     if why:
         raise ActionError("%s: %s" % (target, why), code="drive_error")
@@ -68,11 +125,13 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
     # device as seen through this host's farm dirs
     key = "%d:%s" % (dev, ",".join(sorted(same_drive)))
     now = time.time()
+    holder = holder or "controller:unnamed"
     with host_lock():
-        claims = {k: c for k, c in statefile.load(NAME).items() if _alive(c, now, farm)}
+        claims = {k: c for k, c in statefile.load(NAME).items() if alive(c, now, farm)}
         claim = claims.get(key)
-        if claim and claim["plot"] != plot:
-            raise ActionError("drive busy: %s is on its way to %s" % (claim["plot"], claim["dir"]),
+        if claim and all(p["plot"] != plot for p in _plots(claim)):
+            raise ActionError("drive busy: %s is on its way to %s (claimed by %s)"
+                              % (_plots(claim)[0]["plot"], claim["dir"], claim.get("holder")),
                               code="busy")
         have = 0
         for d in same_drive:
@@ -82,17 +141,33 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
                 elif now - mtime < CLAIM_S:
                     raise ActionError("drive busy: %s is still arriving in %s" % (final, d),
                                       code="busy")
+        ledger = ledger_mod.load()
+        need = int(size_bytes) - have
+        made = replot.make_room(agent, config, ledger, claims, target, same_drive, key, plot,
+                                plot_id, need, int(reserve_bytes or 0), deletions or [],
+                                holder, max_deletes_per_hour, gone or [], now)
+        if not made["space_ok"]:
+            # the deletions did not give their space back: no transfer goes
+            # there on this claim (the controller says why and stops)
+            return dict(made, drive=key, holder=holder, expires_at=None)
         vfs = os.statvfs(target)
         free = vfs.f_bavail * vfs.f_frsize
-        need = int(size_bytes) - have + int(reserve_bytes or 0)
-        if free < need:
-            raise ActionError("no room on %s: %d bytes free, %d needed" % (target, free, need),
+        # room freed for other plots, still waiting for them, is theirs
+        held = replot.held_for_others(ledger, same_drive, plot, farm)
+        if free - held < need + int(reserve_bytes or 0):
+            raise ActionError("no room on %s: %d bytes free, %d kept for plots whose room was "
+                              "made earlier, %d needed" % (target, free, held,
+                                                           need + int(reserve_bytes or 0)),
                               code="no_room")
-        claims[key] = {"plot": plot, "dir": target, "at": now}
+        entry = {"plot": plot, "plot_id": plot_id,
+                 "deletions": [d["name"] for d in made["deleted"]]}
+        claims[key] = {"holder": holder, "dir": target, "plots": [entry],
+                       "taken_at": (claim or {}).get("taken_at", now), "renewed_at": now,
+                       "expires_at": now + CLAIM_S}
         statefile.save(NAME, claims)
-    return {"drive": key}
-
-
+    return {"drive": key, "holder": holder, "expires_at": now + CLAIM_S,
+            "deleted": made["deleted"], "freed": made["freed"], "space_ok": made["space_ok"],
+            "space_error": made["space_error"]}
 
 
 def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=None):
@@ -111,7 +186,8 @@ def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=
             name = os.path.basename(plot)
             claims = statefile.load(NAME)
             left = {k: c for k, c in claims.items()
-                    if not (c.get("plot") == name and c.get("dir") == real)}
+                    if not (c.get("dir") == real and any(p["plot"] == name
+                                                         for p in _plots(c)))}
             if len(left) != len(claims):
                 statefile.save(NAME, left)
     return {"recorded": added}
