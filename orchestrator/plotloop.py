@@ -249,6 +249,7 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
                  "waits": [asdict(w) for w in decision.waits + clean_waits + arch.waits],
                  "cleanups": [asdict(c) for c in cleans],
                  "transfers": [asdict(t) for t in arch.transfers],
+                 "deletions": [asdict(d) for t in arch.transfers for d in t.deletions],
                  "promotes": [asdict(p) for p in arch.promotes],
                  "cleans": [asdict(c) for c in arch.cleans],
                  "drive_failures": [asdict(n) for n in arch.notes]}

@@ -97,6 +97,20 @@ def _set_aside(config, same_drive, dev, now):
     return None
 
 
+def _release(ledger, gone, claims, farm, now):
+    """Sets whose plot a controller found on no plotter (every plotter
+    answered, no transfer names it): their room is anyone's now."""
+    claimed = {p["plot"] for c in claims.values() for p in _plots(c)}
+    changed = False
+    for pid in gone:
+        e = ledger.get(pid) if isinstance(pid, str) else None
+        if e and ledger_mod.pending(e, farm) and e.get("plot") not in claimed:
+            e["released_at"] = now
+            changed = True
+    if changed:
+        statefile.save(ledger_mod.NAME, ledger, durable=True)
+
+
 def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, holder=None,
                   plot_id=None, deletions=None, max_deletes_per_hour=None, gone=None):
     """Claim the drive of `to_dir` for `plot`: refused (code "drive_error")
@@ -142,10 +156,19 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, hold
                     raise ActionError("drive busy: %s is still arriving in %s" % (final, d),
                                       code="busy")
         ledger = ledger_mod.load()
+        _release(ledger, gone or [], claims, farm, now)
         need = int(size_bytes) - have
+
+        def save_claim(deleted):
+            entry = {"plot": plot, "plot_id": plot_id, "deletions": deleted}
+            claims[key] = {"holder": holder, "dir": target, "plots": [entry],
+                           "taken_at": (claim or {}).get("taken_at", now), "renewed_at": now,
+                           "expires_at": now + CLAIM_S}
+            statefile.save(NAME, claims, durable=bool(deleted))
+
         made = replot.make_room(agent, config, ledger, claims, target, same_drive, key, plot,
                                 plot_id, need, int(reserve_bytes or 0), deletions or [],
-                                holder, max_deletes_per_hour, gone or [], now)
+                                holder, max_deletes_per_hour, now, save_claim)
         if not made["space_ok"]:
             # the deletions did not give their space back: no transfer goes
             # there on this claim (the controller says why and stops)
@@ -159,12 +182,7 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, hold
                               "made earlier, %d needed" % (target, free, held,
                                                            need + int(reserve_bytes or 0)),
                               code="no_room")
-        entry = {"plot": plot, "plot_id": plot_id,
-                 "deletions": [d["name"] for d in made["deleted"]]}
-        claims[key] = {"holder": holder, "dir": target, "plots": [entry],
-                       "taken_at": (claim or {}).get("taken_at", now), "renewed_at": now,
-                       "expires_at": now + CLAIM_S}
-        statefile.save(NAME, claims)
+        save_claim([d["name"] for d in made["deleted"]])
     return {"drive": key, "holder": holder, "expires_at": now + CLAIM_S,
             "deleted": made["deleted"], "freed": made["freed"], "space_ok": made["space_ok"],
             "space_error": made["space_error"]}

@@ -110,7 +110,7 @@ def _stop(same_drive, why, now):
 
 
 def make_room(agent, config, ledger, claims, target, same_drive, key, plot, plot_id, need,
-              reserve, deletions, holder, max_per_hour, gone, now):
+              reserve, deletions, holder, max_per_hour, now, claim_first):
     """Delete `deletions` for `plot` (call under the host lock), or refuse
     them all.  {"deleted": [...], "freed": bytes, "space_ok", "space_error"}."""
     from .claims import _plots, _set_aside
@@ -146,9 +146,6 @@ def make_room(agent, config, ledger, claims, target, same_drive, key, plot, plot
     for pid, e in ledger_mod.mine(ledger, farm).items():
         if not ledger_mod.pending(e, farm) or e.get("plot") in claimed:
             continue
-        if pid in gone:         # its plot is on no plotter: the room is anyone's
-            e["released_at"] = now
-            continue
         _refuse("room freed on %s for %s still waits for it: no new deletion"
                 % (e.get("dir"), e.get("plot")), "room_waiting")
     if max_per_hour is not None:
@@ -180,6 +177,7 @@ def make_room(agent, config, ledger, claims, target, same_drive, key, plot, plot
              "deletions": [dict(_shown(c), at=now) for c in checked]}
     ledger[plot_id] = entry
     statefile.save(ledger_mod.NAME, ledger_mod.prune(ledger, farm, now), durable=True)
+    claim_first([c["name"] for c in checked])  # the claim names them before any goes
     for c in checked:
         os.remove(c["path"])
     for d in {os.path.dirname(c["path"]) for c in checked}:

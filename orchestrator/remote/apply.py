@@ -7,7 +7,9 @@ action is independent: a refusal or a failing host becomes a failed Event
 """
 from __future__ import annotations
 
+import os
 import posixpath
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -239,6 +241,56 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     return None
 
 
+# who holds the drive claims this controller run takes (agent/ops/claims.py)
+HOLDER = f"controller:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def replot_args(harvester: Host, t: StartTransfer) -> dict:
+    """The replot part of a claim: the deletions planned for this plot."""
+    if not t.deletions:
+        return {}
+    return {"plot_id": t.plot_id, "max_deletes_per_hour": harvester.replot_max_deletes_per_hour,
+            "deletions": [{"path": d.path, "size_bytes": d.size_bytes} for d in t.deletions]}
+
+
+def verified_on_plotter(fleet, t: StartTransfer, out: Outcome) -> bool:
+    """Before anything is deleted for it, the new plot is checked on its
+    plotter: its header names it (id, k), its size is the one planned, its
+    digest reads.  (The proof check of the plot-check issue joins here.)"""
+    name = posixpath.basename(t.plot)
+    d = _call(fleet, t.from_host, "digest", out, f"digest of {name}", name,
+              path=t.plot, spec=copycheck.spec())
+    if d is None:
+        return False
+    header = d.get("header") or {}
+    why = d.get("header_error") or (
+        f"size {d['size']} is not the {t.size_bytes} planned" if d["size"] != t.size_bytes
+        else f"its header names plot {header.get('plot_id')}" if header.get("plot_id") != t.plot_id
+        else None)
+    if why:
+        out.fail("replot_refused", t.from_host, name,
+                 f"{t.from_host}: {name} not verified, nothing deleted for it: {why}")
+        return False
+    return True
+
+
+def replot_deleted(t: StartTransfer, claim: Optional[dict], out: Outcome) -> bool:
+    """Events for what the harvester deleted under the claim; False when the
+    space did not come back (no transfer then: the drive stops replotting)."""
+    if claim is None:
+        return True
+    name = posixpath.basename(t.plot)
+    for d in claim.get("deleted") or ():
+        out.add("replot_deleted", t.to_host, d["name"],
+                f"replot: deleted {t.to_host}:{d['path']} ({human_bytes(d['size_bytes'])}, "
+                f"{d['rule']}) to make room for {name}")
+    if claim.get("space_ok", True):
+        return True
+    out.fail("replot_space_missing", t.to_host, t.to_dir,
+             f"{t.to_host}:{t.to_dir}: {claim.get('space_error')}; {name} is not sent there")
+    return False
+
+
 def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: bool) -> None:
     for n in decision.notes:
         if check:
@@ -267,17 +319,31 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
         if _call(fleet, c.host, "clean_partial", out, "clean", c.partial,
                  partial=c.partial) is not None:
             out.add("partial_cleaned", c.host, c.partial, f"cleaned: {c.describe()}")
+    gone = dict(getattr(decision, "gone", ()))
     for t in tuple(decision.transfers) + tuple(resend):
         if check:
+            for d in t.deletions:
+                out.add("would_replot_delete", d.host, posixpath.basename(d.path),
+                        f"would delete on {d.describe()}")
             out.add("would_transfer", t.from_host, posixpath.basename(t.plot),
                     f"would transfer: {t.describe()}")
             continue
+        if t.deletions and not verified_on_plotter(fleet, t, out):
+            continue
         # claim the drive on the harvester first: another controller may have
-        # chosen it in the same moment
+        # chosen it in the same moment; replotting's deletions happen there,
+        # under that claim, right before the transfer starts
         try:
-            fleet.call(t.to_host, "reserve_drive", to_dir=t.to_dir, plot=t.plot, size_bytes=t.size_bytes,
-                       reserve_bytes=hosts[t.to_host].farm_reserve_bytes)
+            claim = fleet.call(t.to_host, "reserve_drive", to_dir=t.to_dir, plot=t.plot,
+                               size_bytes=t.size_bytes,
+                               reserve_bytes=hosts[t.to_host].farm_reserve_bytes,
+                               holder=HOLDER, gone=list(gone.get(t.to_host, ())),
+                               **replot_args(hosts[t.to_host], t))
         except AgentError as e:
+            if t.deletions and e.code != "exists":
+                out.fail("replot_refused", t.to_host, posixpath.basename(t.plot),
+                         f"{t.to_host}: nothing deleted for {posixpath.basename(t.plot)}: {e}")
+                continue
             if e.code == "exists":      # the final name is taken there: is it this plot?
                 dest = t.dest_dir or t.to_dir
                 promote(fleet, hosts, Promote(
@@ -291,6 +357,8 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
         except SessionError as e:
             out.fail("claim_failed", t.to_host, t.to_dir,
                      f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
+            continue
+        if not replot_deleted(t, claim, out):
             continue
         res = _call(fleet, t.from_host, "start_transfer", out, "transfer",
                     posixpath.basename(t.plot),
