@@ -12,7 +12,7 @@ import time
 
 import psutil
 
-from . import compression
+from ..vocab import compression
 from . import disks
 from . import mounts
 
@@ -20,11 +20,12 @@ from . import drive_health
 
 from . import failures
 
-from . import lognames
+from ..vocab import lognames
 
 from . import plotfile
 
-from . import ledger, replot
+from . import ledger
+from ..vocab import replot
 
 from . import probe
 from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets
@@ -186,7 +187,7 @@ class Agent:
 
     def replaceable(self, farm_plots, rules):
         """{"count", "bytes", "plots": the REPLACEABLE_SHOWN largest, oldest
-        first}: the farm plots a replot rule matches (agent/facts/replot.py)."""
+        first}: the farm plots a replot rule matches (agent/vocab/replot.py)."""
         if not rules:
             return {"count": 0, "bytes": 0, "plots": []}
         header = replot.needs_header(rules)

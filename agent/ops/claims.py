@@ -25,12 +25,16 @@ ledger, which no claim's expiry touches.
 """
 import os
 import time
+from typing import Optional
 
 from ..facts import disks, drive_health
 from ..facts import ledger as ledger_mod
 from ..facts.probe import probe_one
 from .. import statefile
 from .common import ActionError, check_inside, host_lock
+from ..protocol import op
+from ..vocab import wire
+from ..vocab.wire import ErrorCode
 
 CLAIM_S = 120.0
 
@@ -111,8 +115,11 @@ def _release(ledger, gone, claims, farm, now):
         statefile.save(ledger_mod.NAME, ledger, durable=True)
 
 
-def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, holder=None,
-                  plot_id=None, deletions=None, max_deletes_per_hour=None, gone=None):
+@op(wire.ReserveDriveReply)
+def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes: int,
+                  reserve_bytes: Optional[int] = 0, holder: Optional[str] = None,
+                  plot_id: Optional[str] = None, deletions: Optional[list] = None,
+                  max_deletes_per_hour: Optional[int] = None, gone: Optional[list] = None):
     """Claim the drive of `to_dir` for `plot`: refused (code "drive_error")
     when the dir cannot take files, ("exists") when a file already holds the
     plot's final name there (the controller then compares it), ("busy") while
@@ -130,10 +137,10 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, hold
     probed = _probe(agent, config, to_dir, target)
     why = probed["error"] or disks.unmounted_farm(probed["st_dev"], config)
     if why:
-        raise ActionError("%s: %s" % (target, why), code="drive_error")
+        raise ActionError("%s: %s" % (target, why), code=ErrorCode.DRIVE_ERROR)
     dev = probed["st_dev"]
     if os.path.lexists(os.path.join(target, plot)):
-        raise ActionError("%s already holds %s" % (target, plot), code="exists")
+        raise ActionError("%s already holds %s" % (target, plot), code=ErrorCode.EXISTS)
     same_drive = disks.farm_dirs_on(config, dev)
     # one machine may serve several inventory hosts (tests): a drive is the
     # device as seen through this host's farm dirs
@@ -146,7 +153,7 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, hold
         if claim and all(p["plot"] != plot for p in _plots(claim)):
             raise ActionError("drive busy: %s is on its way to %s (claimed by %s)"
                               % (_plots(claim)[0]["plot"], claim["dir"], claim.get("holder")),
-                              code="busy")
+                              code=ErrorCode.BUSY)
         have = 0
         for d in same_drive:
             for path, final, size, mtime in disks.partials_in(d):
@@ -154,7 +161,7 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, hold
                     have = max(have, size)
                 elif now - mtime < CLAIM_S:
                     raise ActionError("drive busy: %s is still arriving in %s" % (final, d),
-                                      code="busy")
+                                      code=ErrorCode.BUSY)
         ledger = ledger_mod.load()
         _release(ledger, gone or [], claims, farm, now)
         need = int(size_bytes) - have
@@ -181,14 +188,16 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0, hold
             raise ActionError("no room on %s: %d bytes free, %d kept for plots whose room was "
                               "made earlier, %d needed" % (target, free, held,
                                                            need + int(reserve_bytes or 0)),
-                              code="no_room")
+                              code=ErrorCode.NO_ROOM)
         save_claim([d["name"] for d in made["deleted"]])
     return {"drive": key, "holder": holder, "expires_at": now + CLAIM_S,
             "deleted": made["deleted"], "freed": made["freed"], "space_ok": made["space_ok"],
             "space_error": made["space_error"]}
 
 
-def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=None):
+@op(wire.NoteDriveFailureReply)
+def note_drive_failure(agent, config: wire.Config, to_dir: str, key: str, at: float, error: str,
+                       fatal: Optional[bool] = False, plot: Optional[str] = None):
     """A transfer into this farm dir failed by the drive's fault (the
     plotter's rsync said so): keep it in the drive's record, and end that
     plot's claim on the drive (its transfer is over)."""
@@ -197,7 +206,7 @@ def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=
     if real not in farm:
         raise ActionError("not a farm dir: %s" % to_dir)
     if not isinstance(key, str) or not key:
-        raise ActionError("bad failure key: %r" % (key,), code="bad_request")
+        raise ActionError("bad failure key: %r" % (key,), code=ErrorCode.BAD_REQUEST)
     with host_lock():
         added = drive_health.record_failure(real, key, float(at), error, bool(fatal))
         if plot:

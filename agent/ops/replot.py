@@ -27,9 +27,11 @@ import stat
 import time
 
 from .. import statefile
-from ..facts import disks, ledger as ledger_mod, plotfile, replot as rules_mod
+from ..facts import disks, ledger as ledger_mod, plotfile
+from ..vocab import replot as rules_mod
 from ..facts.procs import held_open, rsync_targets
 from .common import PLOT_ID, ActionError
+from ..vocab.wire import ErrorCode
 
 SPACE_WAIT_S = 2.0          # a filesystem may take a moment to account freed blocks
 SPACE_SLACK = 0.95          # free space must grow by at least this share of the blocks freed
@@ -48,7 +50,7 @@ def held_for_others(ledger, same_drive, plot, farm):
                and ledger_mod.pending(e, farm))
 
 
-def _refuse(message, code="replot_refused"):
+def _refuse(message, code=ErrorCode.REPLOT_REFUSED):
     raise ActionError(message, code=code)
 
 
@@ -63,7 +65,7 @@ def _pool(path):
 def _recheck(want, farm, same_drive, rules, held, named, new_plots):
     """One plot the controller named, checked again as it is now."""
     if not isinstance(want, dict) or not isinstance(want.get("path"), str):
-        _refuse("each deletion needs a path", "bad_request")
+        _refuse("each deletion needs a path", ErrorCode.BAD_REQUEST)
     path = want["path"]
     if not disks.inside(path, farm):
         _refuse("refusing path outside the farm dirs: %s" % path)
@@ -73,7 +75,7 @@ def _recheck(want, farm, same_drive, rules, held, named, new_plots):
     try:
         st = os.lstat(real)
     except OSError:
-        _refuse("%s is gone" % path, "vanished")
+        _refuse("%s is gone" % path, ErrorCode.VANISHED)
     if not stat.S_ISREG(st.st_mode):
         _refuse("%s is not a regular file" % path)
     name = os.path.basename(real)
@@ -122,56 +124,55 @@ def make_room(agent, config, ledger, claims, target, same_drive, key, plot, plot
     if not rules:
         _refuse("no replot rules on this harvester: nothing is replaceable")
     if not isinstance(plot_id, str) or not PLOT_ID.match(plot_id):
-        _refuse("a deletion needs the new plot's id", "bad_request")
+        _refuse("a deletion needs the new plot's id", ErrorCode.BAD_REQUEST)
     facts = rules_mod.name_facts(plot)
     if facts is None or facts["plot_id"] != plot_id:
-        _refuse("%s is not the plot of id %s" % (plot, plot_id[:16]), "bad_request")
+        _refuse("%s is not the plot of id %s" % (plot, plot_id[:16]), ErrorCode.BAD_REQUEST)
     hit = rules_mod.first_match(rules, os.path.join(target, plot))
     if hit is not None:
         _refuse("the plot in transfer, %s, matches rule %d (%s) itself: a new plot is never "
-                "replaceable, nothing deleted" % (plot, hit[0] + 1, rules_mod.describe(hit[1])),
-                "matches_rule")
+                "replaceable, nothing deleted" % (plot, hit[0] + 1, rules_mod.describe(hit[1])))
     stopped = ledger_mod.stopped()
     for d in same_drive:
         if d in stopped:
-            _refuse("replotting stopped on %s: %s" % (d, stopped[d].get("why")), "replot_stopped")
+            _refuse("replotting stopped on %s: %s" % (d, stopped[d].get("why")))
     aside = _set_aside(config, same_drive, int(key.split(":", 1)[0]), now)
     if aside:
-        _refuse("%s: %s" % (target, aside), "drive_error")
+        _refuse("%s: %s" % (target, aside), ErrorCode.DRIVE_ERROR)
     if plot_id in ledger:
         e = ledger[plot_id]
         _refuse("%s already has its set of deletions (on %s): its room is used, nothing new "
-                "deleted" % (plot, e.get("dir")), "has_set")
+                "deleted" % (plot, e.get("dir")))
     claimed = {p["plot"] for c in claims.values() for p in _plots(c)}
     for pid, e in ledger_mod.mine(ledger, farm).items():
         if not ledger_mod.pending(e, farm) or e.get("plot") in claimed:
             continue
         _refuse("room freed on %s for %s still waits for it: no new deletion"
-                % (e.get("dir"), e.get("plot")), "room_waiting")
+                % (e.get("dir"), e.get("plot")))
     if max_per_hour is not None:
         done = ledger_mod.deletes_since(ledger_mod.mine(ledger, farm), now - ledger_mod.HOUR_S)
         if done + len(deletions) > int(max_per_hour):
             _refuse("replot_max_deletes_per_hour: %d deleted in the last hour, %d more would "
-                    "pass %d" % (done, len(deletions), int(max_per_hour)), "cap")
+                    "pass %d" % (done, len(deletions), int(max_per_hour)))
     free = _free(target)
     if free < reserve:
         _refuse("%s is below its farm_reserve_bytes (%d free, %d kept): plots are never "
-                "deleted for the reserve" % (target, free, reserve), "below_reserve")
+                "deleted for the reserve" % (target, free, reserve))
     held = held_open(same_drive)
     named, _ = rsync_targets(agent.all_jobs()[1])
     new_plots = set(ledger)
     checked = [_recheck(d, farm, same_drive, rules, held, named, new_plots) for d in deletions]
     if len({c["path"] for c in checked}) != len(checked):
-        _refuse("a plot is named twice", "bad_request")
+        _refuse("a plot is named twice", ErrorCode.BAD_REQUEST)
     room = free - reserve - held_for_others(ledger, same_drive, plot, farm)
     total = sum(c["size_bytes"] for c in checked)
     if room >= need:
-        _refuse("%s has room for %s without deleting" % (target, plot), "not_needed")
+        _refuse("%s has room for %s without deleting" % (target, plot))
     if room + total < need:
         _refuse("deleting them frees %d bytes, %s needs %d more" % (total, plot, need - room),
-                "no_room")
+                ErrorCode.NO_ROOM)
     if room + total - min(c["size_bytes"] for c in checked) >= need:
-        _refuse("more deletions than %s needs: nothing deleted" % plot, "too_many")
+        _refuse("more deletions than %s needs: nothing deleted" % plot)
     entry = {"plot": plot, "dir": target, "drive": key, "holder": holder, "at": now,
              "need": need, "freed": 0, "space_ok": None, "released_at": None,
              "deletions": [dict(_shown(c), at=now) for c in checked]}

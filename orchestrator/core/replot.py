@@ -1,7 +1,7 @@
 """Replotting, just in time: which old plots give way to a new one (pure).
 
 A finished new plot that finds no drive with room goes to the drive whose
-replaceable plots (a `replot` rule matches them, agent/facts/replot.py), once
+replaceable plots (a `replot` rule matches them, agent/vocab/replot.py), once
 removed, make room for it with the fewest deletions; ties go to the drive
 whose chosen plots are oldest, then lowest in k and level.  Within a drive
 the largest replaceable plots go first (fewest deletions), and no more of
@@ -30,7 +30,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
-from agent.facts import replot as rules
+from agent.vocab import replot as rules
 from orchestrator.core.decisions import human_bytes
 from orchestrator.core.state import FleetState, Host, OldPlot, ReplotSet
 

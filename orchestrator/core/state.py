@@ -94,7 +94,7 @@ class Failures:
 
 @dataclass(frozen=True)
 class OldPlot:
-    """A farm plot a replot rule matches (agent/facts/replot.py)."""
+    """A farm plot a replot rule matches (agent/vocab/replot.py)."""
     path: str
     size_bytes: int
     k: int = 0
@@ -399,7 +399,7 @@ class Host:
     drive_cooldown_m: float = 30.0              # a drive set aside gets nothing for this long
     drive_fail_window_m: float = 30.0           # two failed transfers this close: set aside
     dir_timeout_s: float = 3.0                  # a dir silent this long is not responding
-    # replotting (agent/facts/replot.py): rules naming replaceable farm plots
+    # replotting (agent/vocab/replot.py): rules naming replaceable farm plots
     replot: Tuple[dict, ...] = field(default=(), compare=False, hash=False)
     replot_max_deletes_per_hour: int = 60
 

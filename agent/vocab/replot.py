@@ -26,10 +26,9 @@ A rule that could match a plot the fleet makes from now on is refused at load
 import datetime
 import fnmatch
 import os
-import re
 import struct
 
-from . import compression
+from . import compression, names
 
 KEYS = ("k_below", "compression_below", "compression_format", "format", "made_before",
         "glob", "pool")
@@ -37,25 +36,22 @@ FORMATS = ("v1",)
 POOLS = ("solo",)
 MEMO_POOL_KEY, MEMO_CONTRACT = 128, 112
 
-# Today's plot-name parser, behind one function (`name_facts`): agent/vocab
-# brings the one parser for every format; this switches over to it.
-_NAME = re.compile(r"^plot-k(\d+)-(?:c(\d+)-)?(\d{4})-(\d\d)-(\d\d)-\d\d-\d\d-"
-                   r"([0-9a-fA-F]{64})\.plot$")
-
-
 def name_facts(name):
     """{"k", "plot_id", "date" ("YYYY-MM-DD" or None), "level", "level_format",
-    "format"} from a plot file's name; None when it is no plot name."""
-    m = _NAME.match(name)
-    if not m:
+    "format"} from a plot file's name (names.py, the one parser); None when
+    it is no plot name."""
+    p = names.parse(name)
+    if p is None:
         return None
-    level, fmt = compression.from_name(name)
-    try:
-        date = datetime.date(int(m.group(3)), int(m.group(4)), int(m.group(5))).isoformat()
-    except ValueError:
-        date = None                 # a date that is no date: never "made before"
-    return {"k": int(m.group(1)), "plot_id": m.group(6).lower(), "date": date,
-            "level": level, "level_format": fmt, "format": "v1"}
+    level, fmt = compression.from_name(name) if p.format == "v1" else (0, None)
+    date = None
+    if p.date:
+        try:
+            date = datetime.date(int(p.date[:4]), int(p.date[5:7]), int(p.date[8:10])).isoformat()
+        except ValueError:
+            date = None             # a date that is no date: never "made before"
+    return {"k": p.k, "plot_id": p.plot_id, "date": date, "level": level,
+            "level_format": fmt, "format": p.format}
 
 
 def pool_of_header(data):
