@@ -569,6 +569,8 @@ class _Check:
         return d
 
     def replot_rules(self, key, value):
+        if value is None:
+            return ()               # `replot:` left empty: nothing is replaceable
         if not isinstance(value, list):
             raise self.err(key.name, f"must be a list of rules, got {_show(value)}")
         out = []
