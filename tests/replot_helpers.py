@@ -38,3 +38,14 @@ def final_plots(dirs):
         except OSError:
             pass
     return out
+
+
+def reset_replot_records():
+    """The tests reuse the session's cached plots (their ids too) and share
+    one HOME: each starts with no ledger, claims or stopped drives."""
+    state = Path(os.environ["HOME"], ".plotfleet")
+    for name in ("replot-ledger.json", "replot-stopped.json", "drive-claims.json"):
+        try:
+            (state / name).unlink()
+        except FileNotFoundError:
+            pass

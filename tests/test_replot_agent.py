@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_helpers import AgentProc, host_dirs
-from tests.replot_helpers import RULES, give_old_plots
+from tests.replot_helpers import RULES, give_old_plots, reset_replot_records
 
 STATE = Path(os.environ["HOME"], ".plotfleet")
 PAGE = 4096
@@ -20,8 +20,7 @@ PAGE = 4096
 def drive(tmp_path, tmpfs, k18_plots):
     """A farm drive holding 3 old plots and 64 KiB: a fresh agent, its config,
     the old plots (largest first) and a new plot (name, id, size) to send."""
-    for name in ("replot-ledger.json", "replot-stopped.json", "drive-claims.json"):
-        (STATE / name).unlink(missing_ok=True)
+    reset_replot_records()
     d, config = host_dirs(tmp_path)
     plots = k18_plots.get(4)
     size = sum(-(-p.stat().st_size // PAGE) * PAGE for p in plots[:3]) + 64 * 1024

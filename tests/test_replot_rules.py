@@ -135,3 +135,10 @@ def test_pool_solo_reads_the_memo_of_a_real_plot(tmp_path):
     # pool contract puzzle hash (32) + the same 80 (chia/plotting/create_plots.py)
     assert _plot(tmp_path, secrets.token_bytes(128)) == "solo"
     assert _plot(tmp_path, secrets.token_bytes(112)) == "contract"
+
+
+def test_a_glob_is_judged_where_each_plot_goes_not_at_load(tmp_path):
+    # the plan and the harvester refuse a new plot the glob matches (test_replot_plan.py,
+    # test_replot_agent.py, test_replot_e2e.py)
+    h = load_inventory(inventory(tmp_path, [{"glob": "/mnt/old*/*"}])).host("h1")
+    assert h.replot == ({"glob": "/mnt/old*/*"},)

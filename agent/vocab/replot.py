@@ -176,11 +176,13 @@ def needs_header(rules):
 def made_now(rule, k, level, level_format, fmt, pool):
     """Could this rule match a plot a plotter makes from now on (k, level of
     level_format, format "v1" | "pos2", pool "solo" | "contract" | None for
-    unknown)?  Its date is today or later and its path is unknown: made_before
-    (always in the past) never matches it, a glob might."""
+    unknown)?  Its date is today or later: made_before (always in the past)
+    never matches it.  Where it will lie is not known here: a glob is checked
+    against each new plot where it goes, by the plan and by the harvester,
+    and a plot it would match is refused there."""
     if fmt != "v1":
         return False                # PoS2 plots are no rule's (format: v1 only)
-    if "made_before" in rule:
+    if "made_before" in rule or "glob" in rule:
         return False
     if "k_below" in rule and not k < rule["k_below"]:
         return False

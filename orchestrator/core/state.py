@@ -247,6 +247,7 @@ class HostState:
             p["compression"] = plotsize.label(plot.compression)
         for j in d["jobs"] + d["dead"]:
             j["phase"] = None if j["phase"] is None else list(j["phase"])
+        d["replot"]["stopped"] = [{"dir": p, "why": w} for p, w in self.replot.stopped]
         return d
 
 
