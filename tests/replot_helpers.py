@@ -44,7 +44,8 @@ def reset_replot_records():
     """The tests reuse the session's cached plots (their ids too) and share
     one HOME: each starts with no ledger, claims or stopped drives."""
     state = Path(os.environ["HOME"], ".plotfleet")
-    for name in ("replot-ledger.json", "replot-stopped.json", "drive-claims.json"):
+    for name in ("replot-ledger.json", "replot-stopped.json", "drive-claims.json",
+                 "replot-bindings.json"):
         try:
             (state / name).unlink()
         except FileNotFoundError:

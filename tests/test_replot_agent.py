@@ -184,3 +184,22 @@ def test_space_that_does_not_come_back_stops_replotting_on_the_drive(drive):
     assert not r["ok"] and olds[1].exists()
     snap_doc = a.ok("snapshot", config=config)
     assert snap_doc["replot"]["stopped"][0]["dir"] == d["farm"]
+
+
+def test_a_plot_is_bound_to_one_drive_before_anything_is_deleted_for_it(tmp_path, k18_plots):
+    # two controllers that chose different harvesters for one plot in the same
+    # moment: the plotter lets only the first delete for it
+    reset_replot_records()
+    d, config = host_dirs(tmp_path)
+    [p] = k18_plots.copy_to(d["dst"], 1)
+    a, b = AgentProc(), AgentProc()
+    try:
+        a.ok("bind_replot", config=config, plot=str(p), to_host="h1", to_dir="/f0",
+             holder="controller:one")
+        r = b.raw("bind_replot", config=config, plot=str(p), to_host="h2", to_dir="/f9",
+                  holder="controller:two")
+        assert not r["ok"] and "is bound to h1:/f0 by controller:one" in r["error"]
+        b.ok("bind_replot", config=config, plot=str(p), to_host="h1", to_dir="/f0")
+    finally:
+        a.close()
+        b.close()

@@ -249,6 +249,13 @@ class ReserveDriveReply:
 
 
 @dataclass(frozen=True)
+class BindReplotReply:
+    plot: str
+    to_host: str
+    to_dir: str
+
+
+@dataclass(frozen=True)
 class NoteDriveFailureReply:
     recorded: bool
 

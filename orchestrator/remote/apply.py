@@ -274,6 +274,21 @@ def verified_on_plotter(fleet, t: StartTransfer, out: Outcome) -> bool:
     return True
 
 
+def bound(fleet, t: StartTransfer, out: Outcome) -> bool:
+    """The plotter binds the plot to this drive before anything is deleted
+    for it (agent/ops/replot.py bind_replot): another controller that chose
+    another harvester for it in the same moment is refused there."""
+    name = posixpath.basename(t.plot)
+    try:
+        fleet.call(t.from_host, "bind_replot", plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
+                   holder=HOLDER)
+    except (AgentError, SessionError) as e:
+        out.fail("replot_refused", t.from_host, name,
+                 f"{t.from_host}: nothing deleted for {name}: {e}")
+        return False
+    return True
+
+
 def replot_deleted(t: StartTransfer, claim: Optional[dict], out: Outcome) -> bool:
     """Events for what the harvester deleted under the claim; False when the
     space did not come back (no transfer then: the drive stops replotting)."""
@@ -328,7 +343,7 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
             out.add("would_transfer", t.from_host, posixpath.basename(t.plot),
                     f"would transfer: {t.describe()}")
             continue
-        if t.deletions and not verified_on_plotter(fleet, t, out):
+        if t.deletions and not (verified_on_plotter(fleet, t, out) and bound(fleet, t, out)):
             continue
         # claim the drive on the harvester first: another controller may have
         # chosen it in the same moment; replotting's deletions happen there,
