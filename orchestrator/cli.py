@@ -100,13 +100,19 @@ def status(c, inventory=None, limit=None, json_=False, fresh=False):
             raise Exit(code=code)
     inv, selected, hosts = load(inventory, limit)
     from orchestrator.core.outlook import judge, status_json
+    from orchestrator.core.wave import wave
     with Fleet(selected) as fleet:
         state = fleet.gather()
     outlooks = judge(state, hosts, time.time())     # what a pass would decide now
     if json_:
-        print(json.dumps(status_json(state, outlooks), indent=1))
+        doc = status_json(state, outlooks)
+        w = wave(state, hosts, inv.controller.replot_deadline)
+        if w.active:
+            doc["replot"] = w.to_json()
+        print(json.dumps(doc, indent=1))
     else:
-        console.print(views.status_view(state, hosts, outlooks, width=console.width))
+        console.print(views.status_view(state, hosts, outlooks, width=console.width,
+                                        deadline=inv.controller.replot_deadline))
     _exit_for(state)
 
 

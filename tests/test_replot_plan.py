@@ -162,3 +162,57 @@ def test_backpressure_counts_replaceable_space_as_room():
     assert budget.blocks(32) is None
     hosts["h1"] = replace(hosts["h1"], replot=())
     assert "farm full" in FarmBudget(state, hosts).blocks(32)
+
+
+# --- where the wave stands, and its alerts ------------------------------------
+
+def _wave_state(old_left, deletions_at, total=10):
+    from orchestrator.core.state import HostState
+    p = plotter("p1")
+    h = harvester("h1", farm_dirs=("/f0",), replot=RULES)
+    d = Dir(path="/f0", kind="farm", total_bytes=1, free_bytes=0, device="/f0",
+            plot_count=total, replaceable_count=old_left)
+    sets = tuple(ReplotSet(plot_id=f"{i:064x}", plot=f"n{i}.plot", dir="/f0",
+                           deletions=(Deleted(f"o{i}.plot", f"/f0/o{i}.plot", PLOT, "rule 1", at),),
+                           arrived=True) for i, at in enumerate(deletions_at))
+    hs = replace(host_state(h), dirs=(d,), replot=Replot(sets=sets), host_time=NOW)
+    return fleet(host_state(p), hs), inventory(p, h)
+
+
+def test_the_wave_says_old_left_new_rate_and_the_deadline_verdict():
+    import datetime
+    from orchestrator.core.wave import wave
+    today = datetime.date(2026, 1, 1)
+    # 6 old left, 3 replaced in the last 24 h (one older does not count)
+    state, hosts = _wave_state(6, [NOW - 3600, NOW - 7200, NOW - 80000, NOW - 90000])
+    w = wave(state, hosts, "2026-01-11", today=today)
+    assert (w.old, w.new, w.replaced_24h, w.days_left) == (6, 4, 3, 2.0)
+    assert w.verdict == "on track, 8 days to spare" and not w.behind
+    w = wave(state, hosts, "2026-01-02", today=today)
+    assert w.behind and w.verdict == "behind: needs 6 plots/day, makes 3"
+    assert "6 old plots left, 4 new; 3 replaced in 24 h, last old plot in 2.0 days" in w.line()
+    assert not wave(state, {"p1": hosts["p1"], "h1": replace(hosts["h1"], replot=())}).active
+
+
+def test_alerts_a_drop_the_ledger_does_not_explain_and_a_wave_behind():
+    from types import SimpleNamespace
+    from orchestrator.core.alerts import conditions
+    state, hosts = _wave_state(6, [NOW - 60])
+
+    def result(st):
+        return SimpleNamespace(state=st, events=(), waits=())
+    _, memory = conditions(result(state), hosts, None, None)
+    # one more deletion in the ledger, one plot fewer on the farm: explained
+    more, _ = _wave_state(5, [NOW - 60, NOW - 30], total=9)
+    alerts, memory = conditions(result(more), hosts, None, memory)
+    assert not [a for a in alerts if a.kind == "plots_dropped"]
+    # two plots fewer and no deletion: alert
+    fewer, _ = _wave_state(5, [NOW - 60, NOW - 30], total=7)
+    alerts, memory = conditions(result(fewer), hosts, None, memory)
+    [a] = [a for a in alerts if a.kind == "plots_dropped"]
+    assert "dropped from 9 to 7" in a.text
+    late = SimpleNamespace(replot_deadline="2000-01-01", alert_host_down_m=None,
+                           alert_farm_free_plots=None)
+    alerts, _ = conditions(result(fewer), hosts, late, memory)
+    assert [a.text for a in alerts if a.kind == "replot_behind"] == \
+        ["replot wave behind for 2000-01-01: behind: needs 5 plots/day, makes 2"]

@@ -21,6 +21,7 @@ from orchestrator.core import plotsize
 from orchestrator.core.farm import farm
 from orchestrator.core.state import FleetState, Host
 from orchestrator.core.failures import backoff
+from orchestrator.core.wave import wave
 from orchestrator.core.outlook import judge
 from orchestrator.core.scheduler import host_clock, phase_str
 from orchestrator.ui import dirtables
@@ -49,7 +50,8 @@ def job_state(job) -> str:
     return "stalled" if job.stalled and not job.paused else job.state
 
 
-def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None) -> Table:
+def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None,
+                  deadline: Optional[str] = None) -> Table:
     up = [h for h in state.hosts if h.reachable]
     jobs = [j for h in up for j in h.jobs]
     by_phase = {}
@@ -81,6 +83,9 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
                       f"(after reserve), room for {fits}")
     if model.kinds:
         t.add_row("farm plots", ", ".join(f"{n} x {kind}" for kind, n in model.kinds))
+    w = wave(state, hosts, deadline)
+    if w.active:                # the replot wave: where it stands
+        t.add_row("replot", Text(w.line()[len("replot: "):], style="red" if w.behind else ""))
     if note:
         t.add_row("note", Text(note, style="yellow"))
     return t
@@ -304,7 +309,7 @@ def action_log(events: Iterable, waits: Iterable[str] = (), title: str = "action
 
 
 def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
-                width: Optional[int] = None) -> Group:
+                width: Optional[int] = None, deadline: Optional[str] = None) -> Group:
     """`status`: the fleet, each plotter's plotting and archiving line, the
     jobs, each plotter's tmp and dst tables, the dirs, the harvester drives.
     `outlooks` (core/outlook.py) are the pass's; judged here when not given."""
@@ -313,7 +318,7 @@ def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
     keys = dirtables.host_keys(state, hosts)
     wide = width is not None and width >= 120
     columns = JOB_COLUMNS if width is None or width >= 100 else COMPACT_STATUS_JOB_COLUMNS
-    parts = [summary_table(state, hosts)]
+    parts = [summary_table(state, hosts, deadline=deadline)]
     lines = dirtables.status_lines(outlooks, keys)
     if lines is not None:
         parts.append(lines)
