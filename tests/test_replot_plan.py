@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from orchestrator.core.archiver import archive
 from orchestrator.core.scheduler import FarmBudget
-from orchestrator.core.state import Deleted, Dir, OldPlot, Replot, ReplotSet
+from orchestrator.core.state import Deleted, Dir, OldPlot, Partial, Replot, ReplotSet
 from tests.factories import (GiB, NOW, fleet, harvester, host_state, inventory, plot_file,
                              plotter, transfer)
 
@@ -53,6 +53,19 @@ def test_ties_go_to_the_oldest_plots_then_the_lowest_k():
     assert [d.path for d in t.deletions] == ["/f2/c.plot"]
 
 
+def test_a_partial_of_the_plot_already_there_counts():
+    # 40 GiB of it arrived before its transfer failed: 60 more are needed, one 70 GiB old plot
+    new = plot_file("/d0", n=1, size=PLOT)
+    dirs = [farm_dir("/f0", 0, [old("/f0/a.plot", 70 * GiB), old("/f0/b.plot", 70 * GiB)])]
+    state, hosts, _ = setup(dirs, plots=(new,))
+    hs = replace(state.hosts[1], partials=(Partial(f"/f0/{new.path.rsplit('/', 1)[1]}"
+                                                   ".plotfleet-tmp",
+                                                   new.path.rsplit("/", 1)[1], 40 * GiB, False),))
+    state = replace(state, hosts=(state.hosts[0], hs))
+    [t] = archive(state, hosts).transfers
+    assert len(t.deletions) == 1
+
+
 def test_no_more_than_the_plot_needs():
     # 30 GiB free: one 100 GiB old plot is enough, a second would be too many
     dirs = [farm_dir("/f0", 30 * GiB, [old("/f0/a.plot"), old("/f0/b.plot")])]
@@ -95,7 +108,7 @@ def test_the_hourly_cap_counts_the_harvesters_records():
 def _set(plot, claimed, d="/f0"):
     return ReplotSet(plot_id=plot.plot_id, plot=plot.path.rsplit("/", 1)[1], dir=d,
                      deletions=(Deleted("x.plot", f"{d}/x.plot", PLOT, "rule 1", NOW),),
-                     freed=PLOT, need=PLOT, pending=True, claimed=claimed)
+                     freed=PLOT, need=PLOT, pending=True, claimed=claimed, from_host="p1")
 
 
 def test_a_plot_whose_room_was_made_goes_there_and_nothing_more_is_deleted():
@@ -122,6 +135,15 @@ def test_room_waiting_for_its_plot_stops_every_new_deletion_and_is_not_given_awa
     assert all(t.deletions == () for t in d.transfers)
     [w] = [w for w in d.waits if w.subject in second.path]
     assert "waits for it: no new deletion" in w.reason
+
+
+def test_a_waiting_set_is_kept_while_its_plotter_is_not_in_the_run():
+    # `--limit harvesters`: no plotter answered, so nothing is known to be gone
+    gone = plot_file("/d0", n=7, size=PLOT)
+    dirs = [farm_dir("/f0", PLOT + GiB, [old("/f0/a.plot")])]
+    state, hosts, _ = setup(dirs, sets=[_set(gone, claimed=False)], plots=())
+    del hosts["p1"]
+    assert archive(state, hosts).gone == ()
 
 
 def test_a_waiting_set_whose_plot_is_on_no_plotter_is_released():

@@ -4,6 +4,7 @@ this machine and surviving restarts.
 
     {plot_id: {"plot": new plot's file name, "dir": the farm dir it goes to,
                "drive": the drive's claim key, "holder": who deleted,
+               "from_host": the plotter the new plot comes from,
                "at": when (this host's clock), "need": bytes the plot needed,
                "deletions": [{"name", "path", "size_bytes", "rule", "at"}],
                "freed": bytes free space grew by, "space_ok": bool,
@@ -11,8 +12,8 @@ this machine and surviving restarts.
 
 A set is written (fsync'd) before its first deletion, so a crash leaves a
 record of what may be gone.  It is *pending* until its plot arrives under its
-final name in a farm dir of this host, or a controller that saw every plotter
-declares the plot gone (released: its room is free for anyone).  While
+final name in a farm dir of this host, or a controller that saw its plotter
+no longer have it declares the plot gone (released: its room is anyone's).  While
 pending, its freed room is its plot's alone.  Entries that ended are kept a
 week (the replacement rate, the hourly cap), then dropped.
 

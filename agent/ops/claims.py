@@ -119,7 +119,8 @@ def _release(ledger, gone, claims, farm, now):
 def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes: int,
                   reserve_bytes: Optional[int] = 0, holder: Optional[str] = None,
                   plot_id: Optional[str] = None, deletions: Optional[list] = None,
-                  max_deletes_per_hour: Optional[int] = None, gone: Optional[list] = None):
+                  max_deletes_per_hour: Optional[int] = None, gone: Optional[list] = None,
+                  from_host: Optional[str] = None):
     """Claim the drive of `to_dir` for `plot`: refused (code "drive_error")
     when the dir cannot take files, ("exists") when a file already holds the
     plot's final name there (the controller then compares it), ("busy") while
@@ -175,7 +176,7 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
 
         made = replot.make_room(agent, config, ledger, claims, target, same_drive, key, plot,
                                 plot_id, need, int(reserve_bytes or 0), deletions or [],
-                                holder, max_deletes_per_hour, now, save_claim)
+                                holder, from_host, max_deletes_per_hour, now, save_claim)
         if not made["space_ok"]:
             # the deletions did not give their space back: no transfer goes
             # there on this claim (the controller says why and stops)

@@ -115,7 +115,7 @@ def _stop(same_drive, why, now):
 
 
 def make_room(agent, config, ledger, claims, target, same_drive, key, plot, plot_id, need,
-              reserve, deletions, holder, max_per_hour, now, claim_first):
+              reserve, deletions, holder, from_host, max_per_hour, now, claim_first):
     """Delete `deletions` for `plot` (call under the host lock), or refuse
     them all.  {"deleted": [...], "freed": bytes, "space_ok", "space_error"}."""
     from .claims import _plots, _set_aside
@@ -176,7 +176,8 @@ def make_room(agent, config, ledger, claims, target, same_drive, key, plot, plot
                 ErrorCode.NO_ROOM)
     if room + total - min(c["size_bytes"] for c in checked) >= need:
         _refuse("more deletions than %s needs: nothing deleted" % plot)
-    entry = {"plot": plot, "dir": target, "drive": key, "holder": holder, "at": now,
+    entry = {"plot": plot, "dir": target, "drive": key, "holder": holder,
+             "from_host": from_host, "at": now,
              "need": need, "freed": 0, "space_ok": None, "released_at": None,
              "deletions": [dict(_shown(c), at=now) for c in checked]}
     ledger[plot_id] = entry

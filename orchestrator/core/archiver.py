@@ -351,12 +351,10 @@ def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
     by_name = {hs.name: hs for hs in state.hosts}
     plotters = [(h, by_name[n]) for n, h in hosts.items()
                 if h.is_plotter and n in by_name and by_name[n].reachable]
-    present = {_base(p.path) for _, hs in plotters for p in hs.plots}
-    present |= {_base(t.plot) for _, hs in plotters for t in hs.transfers
-                if t.status == "running"}
-    everyone = all(n in by_name and by_name[n].reachable
-                   for n, h in hosts.items() if h.is_plotter)
-    farm = _Farm(state, hosts, by_name, replot.ledger(state, hosts, present, everyone))
+    present = {h.name: {_base(p.path) for p in hs.plots} |
+               {_base(t.plot) for t in hs.transfers if t.status == "running"}
+               for h, hs in plotters}
+    farm = _Farm(state, hosts, by_name, replot.ledger(state, hosts, present))
     any_harvester = any(h.is_harvester for h in hosts.values())
     asked = any(hs.name in hosts and hosts[hs.name].is_harvester for hs in state.hosts)
     transfers, promotes, cleans, waits, notes = [], [], [], [], []
@@ -590,10 +588,10 @@ def _replace_old(farm: _Farm, plot: Plot, candidates):
         if d.busy or name in d.conflicts or d.model is None:
             continue
         m = d.model
-        options.append(replot.Option(d, farm.hosts[d.host], d.dirs[0], d.room,
+        need = plot.size_bytes - d.partials.get(name, ("", 0))[1]
+        options.append(replot.Option(d, farm.hosts[d.host], d.dirs[0], need, d.room,
                                      m.free_bytes < m.reserve_bytes, m.old, m.stopped, d.order))
-    return replot.choose(name, plot.size_bytes, options, farm.ledger, farm.deletes_done,
-                         farm.taken)
+    return replot.choose(name, options, farm.ledger, farm.deletes_done, farm.taken)
 
 
 def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_farm: str,
@@ -658,7 +656,9 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
     if pick is None and not any_room:
         choice = _replace_old(farm, plot, candidates)
         if isinstance(choice, replot.Choice):
-            return _Placement(choice.drive, choice.to_dir, size, choice.reason, choice.deletions)
+            d = choice.drive
+            return _Placement(d, choice.to_dir, size - d.partials.get(name, ("", 0))[1],
+                              choice.reason, choice.deletions)
     if pick is None:
         why = f"; replot: {choice}" if not any_room and choice else ""
         return stay("all drives busy" if any_room else

@@ -16,9 +16,10 @@ The harvesters' ledgers (agent/facts/ledger.py) come first:
   the drive without it;
 - while a set waits for its plot (no live claim: its transfer failed, its
   controller died, its drive was set aside), nothing new is deleted on the
-  fleet: that room is used first.  A waiting set whose plot is on no plotter
-  (every plotter answered) no longer holds anything: its harvester is told
-  the plot is gone with the next claim, and its room is anyone's;
+  fleet: that room is used first.  A waiting set whose plot its plotter (it
+  answered this pass) no longer has nor sends no longer holds anything: its
+  harvester is told the plot is gone with the next claim, and its room is
+  anyone's;
 - replot_max_deletes_per_hour counts the harvester's own records plus what
   this pass plans.
 The plan names every deletion (a Deletion on the StartTransfer); apply makes
@@ -58,10 +59,11 @@ class Ledger:
     held: Dict[Tuple[str, str], Dict[str, int]] = field(default_factory=dict)  # (host, dir)
 
 
-def ledger(state: FleetState, hosts: Mapping[str, Host], present: Set[str],
-           all_answered: bool) -> Ledger:
-    """`present`: the plot names waiting on (or being sent from) the plotters
-    that answered; `all_answered`: every plotter of the run did."""
+def ledger(state: FleetState, hosts: Mapping[str, Host], present: Mapping[str, Set[str]]
+           ) -> Ledger:
+    """`present`: plotter -> the plot names waiting on it or being sent from
+    it, for each plotter of the run that answered.  A waiting set whose plot
+    its own plotter (the set names it) no longer has is gone."""
     sets, waiting, gone, held = {}, [], {}, {}
     for hs in state.hosts:
         host = hosts.get(hs.name)
@@ -70,7 +72,8 @@ def ledger(state: FleetState, hosts: Mapping[str, Host], present: Set[str],
         for s in hs.replot.sets:
             if not s.pending:
                 continue
-            if s.plot not in present and all_answered and not s.claimed:
+            if s.from_host in present and s.plot not in present[s.from_host] \
+                    and not s.claimed:
                 gone.setdefault(hs.name, ())
                 gone[hs.name] += (s.plot_id,)
                 continue            # on no plotter: its room is anyone's
@@ -114,6 +117,7 @@ class Option:
     drive: object            # the archiver's drive
     host: Host               # its harvester
     to_dir: str
+    need: int                # bytes the plot takes there (less a partial of it already there)
     room: int                # free minus reserve minus room held for other plots
     below_reserve: bool
     old: Tuple[OldPlot, ...]
@@ -129,7 +133,7 @@ class Choice:
     reason: str
 
 
-def choose(name: str, size: int, options: Iterable[Option], led: Ledger,
+def choose(name: str, options: Iterable[Option], led: Ledger,
            deletes_done: Mapping[str, int], taken: Set[str]):
     """Where a plot with no drive with room goes by replacing old plots: a
     Choice, or the one line saying why nothing is deleted for it."""
@@ -154,7 +158,7 @@ def choose(name: str, size: int, options: Iterable[Option], led: Ledger,
         if matched:
             why_not.append(f"{label}: {name} would match {matched} itself: refused")
             continue
-        chosen = pick(o.old, size - o.room, taken)
+        chosen = pick(o.old, o.need - o.room, taken)
         if chosen is None:
             continue
         cap = o.host.replot_max_deletes_per_hour

@@ -124,6 +124,7 @@ class ReplotSet:
     need: int = 0
     at: float = 0.0
     holder: Optional[str] = None
+    from_host: Optional[str] = None     # the plotter the new plot comes from
     space_ok: Optional[bool] = None
     arrived: bool = False
     pending: bool = False           # not arrived, not released: its room is its plot's

@@ -249,7 +249,8 @@ def replot_args(harvester: Host, t: StartTransfer) -> dict:
     """The replot part of a claim: the deletions planned for this plot."""
     if not t.deletions:
         return {}
-    return {"plot_id": t.plot_id, "max_deletes_per_hour": harvester.replot_max_deletes_per_hour,
+    return {"plot_id": t.plot_id, "from_host": t.from_host,
+            "max_deletes_per_hour": harvester.replot_max_deletes_per_hour,
             "deletions": [{"path": d.path, "size_bytes": d.size_bytes} for d in t.deletions]}
 
 
