@@ -200,6 +200,23 @@ def test_a_plot_is_bound_to_one_drive_before_anything_is_deleted_for_it(tmp_path
                   holder="controller:two")
         assert not r["ok"] and "is bound to h1:/f0 by controller:one" in r["error"]
         b.ok("bind_replot", config=config, plot=str(p), to_host="h1", to_dir="/f0")
+        [seen] = b.ok("snapshot", config=config)["plots"]
+        assert seen["bound_to"] == ["h1", "/f0"]
+        # the binding lasts as long as the plot waits there, however long
+        bindings = STATE / "replot-bindings.json"
+        rec = json.loads(bindings.read_text())
+        rec[p.name]["at"] -= 86400
+        bindings.write_text(json.dumps(rec))
+        r = b.raw("bind_replot", config=config, plot=str(p), to_host="h2", to_dir="/f9")
+        assert not r["ok"] and "is bound to h1:/f0" in r["error"]
     finally:
         a.close()
         b.close()
+
+
+def test_an_unreadable_ledger_allows_no_deletion(drive):
+    a, d, config, olds, new = drive
+    (STATE / "replot-ledger.json").write_text('{"torn": ')
+    r = claim(a, d, config, new, olds[:1])
+    assert not r["ok"] and "cannot be read: no deletion until it is repaired" in r["error"]
+    assert olds[0].exists()

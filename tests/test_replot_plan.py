@@ -238,3 +238,18 @@ def test_alerts_a_drop_the_ledger_does_not_explain_and_a_wave_behind():
     alerts, _ = conditions(result(fewer), hosts, late, memory)
     assert [a.text for a in alerts if a.kind == "replot_behind"] == \
         ["replot wave behind for 2000-01-01: behind: needs 5 plots/day, makes 2"]
+
+
+def test_a_plot_bound_to_a_drive_gets_no_deletions_elsewhere():
+    # deletions were begun for it on h2, which is down now: h1's old plots stay
+    new = replace(plot_file("/d0", n=1, size=PLOT), bound_to=("h2", "/g0"))
+    dirs = [farm_dir("/f0", 0, [old("/f0/a.plot")])]
+    state, hosts, _ = setup(dirs, plots=(new,))
+    d = archive(state, hosts)
+    assert d.transfers == ()
+    assert "bound to h2:/g0, where deletions were begun for it" in d.waits[0].reason
+    # bound to this very drive: deletions there are fine
+    new = replace(new, bound_to=("h1", "/f0"))
+    state, hosts, _ = setup(dirs, plots=(new,))
+    [t] = archive(state, hosts).transfers
+    assert [x.path for x in t.deletions] == ["/f0/a.plot"]

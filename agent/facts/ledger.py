@@ -21,6 +21,7 @@ Drives where deleting did not give the space back (snapshots, a recycle bin,
 a filesystem that frees lazily) are kept in replot-stopped.json: no more
 replotting there until the farmer clears it.
 """
+import json
 import os
 import time
 
@@ -32,8 +33,25 @@ KEEP_S = 7 * 86400.0
 HOUR_S = 3600.0
 
 
-def load():
-    return {k: v for k, v in statefile.load(NAME).items() if isinstance(v, dict)}
+class Unreadable(Exception):
+    """The ledger is there but cannot be read: nothing may be deleted."""
+
+
+def load(strict=False):
+    """The ledger; with `strict`, a ledger that exists and cannot be read
+    raises Unreadable (an empty one would let a plot's deletions be made
+    twice)."""
+    rec = statefile.load(NAME)
+    if strict and not rec and os.path.exists(statefile.path(NAME)):
+        try:
+            with open(statefile.path(NAME)) as f:
+                ok = isinstance(json.load(f), dict)
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            raise Unreadable("%s cannot be read: no deletion until it is repaired"
+                             % statefile.path(NAME))
+    return {k: v for k, v in rec.items() if isinstance(v, dict)}
 
 
 def arrived(entry, farm_dirs):
@@ -82,3 +100,14 @@ def snapshot(farm_dirs, alive_plots, now=None):
     return {"sets": out,
             "deletes_last_hour": deletes_since({s["plot_id"]: s for s in out}, now - HOUR_S),
             "stopped": [dict(e, dir=d) for d, e in stopped().items() if d in dirs]}
+
+
+BINDINGS = "replot-bindings.json"
+
+
+def bindings():
+    """{plot name: {"path", "to_host", "to_dir", "holder", "at"}} on a plotter:
+    the drive each plot is bound to since deletions were begun for it there
+    (agent/ops/replot.py bind_replot); a plot no longer where it was is free."""
+    return {n: b for n, b in statefile.load(BINDINGS).items()
+            if isinstance(b, dict) and os.path.isfile(str(b.get("path") or ""))}

@@ -166,6 +166,10 @@ class Agent:
                 d["replaceable"] = self.replaceable(farm_plots, c.get("replot"))
             dirs.append(d)
 
+        bound = ledger.bindings() if plots else {}     # replotting: the drive each is bound to
+        for x in plots:
+            b = bound.get(os.path.basename(x["path"]))
+            x["bound_to"] = [b["to_host"], b["to_dir"]] if b else None
         logs = _log_entries(config)     # one listing of log_dir per snapshot
         dead, failed = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
         return {

@@ -163,7 +163,10 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
                 elif now - mtime < CLAIM_S:
                     raise ActionError("drive busy: %s is still arriving in %s" % (final, d),
                                       code=ErrorCode.BUSY)
-        ledger = ledger_mod.load()
+        try:
+            ledger = ledger_mod.load(strict=bool(deletions))
+        except ledger_mod.Unreadable as e:
+            raise ActionError(str(e), code=ErrorCode.REPLOT_REFUSED)
         _release(ledger, gone or [], claims, farm, now)
         need = int(size_bytes) - have
 

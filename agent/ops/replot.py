@@ -208,32 +208,28 @@ def make_room(agent, config, ledger, claims, target, same_drive, key, plot, plot
             "freed": entry["freed"], "space_ok": ok, "space_error": why}
 
 
-BINDINGS = "replot-bindings.json"
-BIND_S = 600.0      # far longer than a pass: a controller deciding later saw the set
-
 
 @op(wire.BindReplotReply)
 def bind_replot(agent, config: wire.Config, plot: str, to_host: str, to_dir: str,
                 holder: Optional[str] = None):
     """On the plotter, before a harvester deletes anything for `plot`: the
-    plot is bound to that one drive.  Two controllers that chose different
-    harvesters for the same plot in the same moment (each harvester's ledger
-    sees only its own sets) cannot both delete for it: the second is refused
-    while the binding is younger than BIND_S, by which time every controller's
-    snapshot shows the set in that harvester's ledger."""
+    plot is bound to that one drive for as long as it waits here.  Each
+    harvester's ledger sees only its own sets, so two controllers that chose
+    different harvesters for one plot, or a later pass while the first
+    harvester is unreachable, could otherwise delete for it twice; a binding
+    elsewhere refuses that (the snapshot reports it, and the plan keeps to it)."""
     path = check_inside(plot, disks.dirs_of(config, "dst"))
     name = os.path.basename(path)
     if not os.path.isfile(path):
         raise ActionError("no such plot: %s" % plot, code=ErrorCode.MISSING)
     now = time.time()
     with host_lock():
-        rec = {n: b for n, b in statefile.load(BINDINGS).items()
-               if isinstance(b, dict) and now - float(b.get("at") or 0) < BIND_S}
+        rec = ledger_mod.bindings()
         b = rec.get(name)
         if b and (b.get("to_host"), b.get("to_dir")) != (to_host, to_dir):
             _refuse("%s is bound to %s:%s by %s: nothing is deleted for it elsewhere"
                     % (name, b.get("to_host"), b.get("to_dir"), b.get("holder")))
-        rec[name] = {"to_host": to_host, "to_dir": to_dir, "holder": holder,
+        rec[name] = {"path": path, "to_host": to_host, "to_dir": to_dir, "holder": holder,
                      "at": (b or {}).get("at", now)}
-        statefile.save(BINDINGS, rec, durable=True)
+        statefile.save(ledger_mod.BINDINGS, rec, durable=True)
     return {"plot": name, "to_host": to_host, "to_dir": to_dir}

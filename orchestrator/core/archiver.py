@@ -584,8 +584,13 @@ def _replace_old(farm: _Farm, plot: Plot, candidates):
     """core/replot.py's choice among the idle drives, or why there is none."""
     name = _base(plot.path)
     options = []
+    bound = farm.find(*plot.bound_to) if plot.bound_to else None
+    if plot.bound_to and name not in farm.ledger.sets and (bound is None or bound.busy):
+        where = ":".join(plot.bound_to)
+        return (f"bound to {where}, where deletions were begun for it, which cannot take it "
+                f"now: nothing is deleted for it elsewhere")
     for d in (candidates if candidates is not None else farm.drives):
-        if d.busy or name in d.conflicts or d.model is None:
+        if d.busy or name in d.conflicts or d.model is None or (bound and d is not bound):
             continue
         m = d.model
         need = plot.size_bytes - d.partials.get(name, ("", 0))[1]

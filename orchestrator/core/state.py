@@ -174,6 +174,7 @@ class Plot(_Compressed):
     error: Optional[str] = None     # its header contradicts its name, or it is unreadable
     compress: int = 0               # from its header, else its name
     compress_format: Optional[str] = None
+    bound_to: Optional[Tuple[str, str]] = None  # replotting: (harvester, dir) it is bound to
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,8 @@ def _known(cls, d: dict) -> dict:
         out["phase"] = tuple(out["phase"])
     if "tmp_files" in out:
         out["tmp_files"] = tuple(out["tmp_files"])
+    if out.get("bound_to") is not None:
+        out["bound_to"] = tuple(out["bound_to"])
     if "plot_kinds" in out:
         out["plot_kinds"] = tuple(tuple(x) for x in out["plot_kinds"] or ())
     if cls is Dir and isinstance(d.get("replaceable"), dict):
