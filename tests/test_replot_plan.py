@@ -253,3 +253,15 @@ def test_a_plot_bound_to_a_drive_gets_no_deletions_elsewhere():
     state, hosts, _ = setup(dirs, plots=(new,))
     [t] = archive(state, hosts).transfers
     assert [x.path for x in t.deletions] == ["/f0/a.plot"]
+
+
+def test_a_drive_where_replotting_stopped_is_an_alert_saying_why():
+    from types import SimpleNamespace
+    from orchestrator.core.alerts import conditions
+    state, hosts = _wave_state(6, [NOW - 60])
+    why = "deleting 1 plot(s) (4194304 bytes on disk) gave back 0 bytes: snapshots, ..."
+    hs = replace(state.hosts[1], replot=replace(state.hosts[1].replot, stopped=(("/f0", why),)))
+    alerts, _ = conditions(SimpleNamespace(state=replace(state, hosts=(state.hosts[0], hs)),
+                                           events=(), waits=()), hosts, None, None)
+    assert [a.text for a in alerts if a.kind == "replot_stopped"] == \
+        [f"h1: replotting stopped on /f0: {why}"]

@@ -170,8 +170,11 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
         _release(ledger, gone or [], claims, farm, now)
         need = int(size_bytes) - have
 
+        before = next((p.get("deletions") or [] for p in _plots(claim or {})
+                       if p["plot"] == plot), [])
+
         def save_claim(deleted):
-            entry = {"plot": plot, "plot_id": plot_id, "deletions": deleted}
+            entry = {"plot": plot, "plot_id": plot_id, "deletions": before + deleted}
             claims[key] = {"holder": holder, "dir": target, "plots": [entry],
                            "taken_at": (claim or {}).get("taken_at", now), "renewed_at": now,
                            "expires_at": now + CLAIM_S}
@@ -188,7 +191,7 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
         free = vfs.f_bavail * vfs.f_frsize
         # room freed for other plots, still waiting for them, is theirs
         held = replot.held_for_others(ledger, same_drive, plot, farm)
-        if free - held < need + int(reserve_bytes or 0):
+        if free - held < need + int(reserve_bytes or 0) and not made["deleted"]:
             raise ActionError("no room on %s: %d bytes free, %d kept for plots whose room was "
                               "made earlier, %d needed" % (target, free, held,
                                                            need + int(reserve_bytes or 0)),

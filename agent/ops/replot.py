@@ -183,28 +183,39 @@ def make_room(agent, config, ledger, claims, target, same_drive, key, plot, plot
     ledger[plot_id] = entry
     statefile.save(ledger_mod.NAME, ledger_mod.prune(ledger, farm, now), durable=True)
     claim_first([c["name"] for c in checked])  # the claim names them before any goes
+    done, failed = [], None
     for c in checked:
-        os.remove(c["path"])
-    for d in {os.path.dirname(c["path"]) for c in checked}:
+        try:
+            os.remove(c["path"])
+        except OSError as e:        # a drive gone read-only mid-way: stop there
+            failed = "could not delete %s: %s" % (c["path"], e.strerror or e)
+            break
+        done.append(c)
+    for d in {os.path.dirname(c["path"]) for c in done}:
         plotfile.fsync_dir(d)
-    want = int(SPACE_SLACK * sum(c["blocks_bytes"] for c in checked))
+    entry["deletions"] = [dict(_shown(c), at=now) for c in done]
+    total = sum(c["size_bytes"] for c in done)
+    want = int(SPACE_SLACK * sum(c["blocks_bytes"] for c in done))
     end = time.monotonic() + SPACE_WAIT_S
     while True:
         grew = _free(target) - free
         if grew >= want or time.monotonic() >= end:
             break
         time.sleep(0.1)
-    ok = grew >= want
-    entry["freed"] = max(0, grew) if not ok else total
+    ok = grew >= want and failed is None
+    entry["freed"] = total if grew >= want else max(0, grew)
     entry["space_ok"] = ok
     why = None
-    if not ok:
+    if failed:
+        why = "%s; replotting stopped on this drive" % failed
+    elif not ok:
         why = ("deleting %d plot(s) (%d bytes on disk) gave back %d bytes: snapshots, a recycle "
                "bin or a filesystem that frees lazily; replotting stopped on this drive"
-               % (len(checked), want, max(0, grew)))
+               % (len(done), want, max(0, grew)))
+    if why:
         _stop(same_drive, why, now)
     statefile.save(ledger_mod.NAME, ledger, durable=True)
-    return {"deleted": [_shown(c) for c in checked],
+    return {"deleted": [_shown(c) for c in done],
             "freed": entry["freed"], "space_ok": ok, "space_error": why}
 
 
