@@ -1,8 +1,9 @@
-"""`python -m agent serve | snapshot --config JSON | plot-chiapos ... | transfer SPEC`"""
+"""`python -m agent serve | snapshot --config JSON | plot-chiapos ... | plot-pos2 ... | transfer SPEC`"""
 import json
 import sys
 
-USAGE = "usage: python -m agent serve | snapshot --config JSON | plot-chiapos ... | transfer SPEC"
+USAGE = ("usage: python -m agent serve | snapshot --config JSON | plot-chiapos ... | "
+         "plot-pos2 ... | transfer SPEC")
 
 
 def main(argv):
@@ -24,6 +25,9 @@ def main(argv):
         return 0
     if cmd == "plot-chiapos":
         from .launch.chiapos import main as plot
+        return plot(rest)
+    if cmd == "plot-pos2":
+        from .launch.pos2 import main as plot
         return plot(rest)
     if cmd == "transfer":
         from .launch.transfer import run
