@@ -24,7 +24,7 @@ from ..vocab import lognames
 
 from . import plotfile
 
-from . import ledger
+from . import claim_record, ledger
 from ..vocab import replot
 
 from . import probe
@@ -231,10 +231,9 @@ class Agent:
         return seen[1]
 
     def replot_ledger(self, config, farm, now):
-        from ..ops.claims import claimed_plots
         if not farm:
             return {"sets": [], "deletes_last_hour": 0, "stopped": []}
-        return ledger.snapshot(list(farm), claimed_plots(config, now), now)
+        return ledger.snapshot(list(farm), claim_record.claimed_plots(config, now), now)
 
     def finished(self, plots, writing):
         """The finished plots among plot-named files in a dst dir: not one

@@ -2,33 +2,14 @@
 two controllers decide at once; and the deletions replotting makes under a
 claim (agent/ops/replot.py, the ledger in agent/facts/ledger.py).
 
-The claim record (~/.plotfleet/drive-claims.json), one per drive:
-
-    {drive key: {"holder": who writes into the drive: "controller:<run>" or
-                           "runner:<queue>" (a transfer runner it handed a
-                           queue to),
-                 "dir": the farm dir written into,
-                 "plots": [{"plot": file name, "plot_id": id,
-                            "deletions": [names deleted for it]}],
-                 "taken_at", "renewed_at", "expires_at": this host's clock}}
-
-A claim is taken (or renewed) under the host lock, and refused while another
-holder's claim on the drive is alive, or another plot's partial is still
-growing there.  It lives until `expires_at` (CLAIM_S after its last renewal).
-Renewal comes from whoever writes into the drive: the holder asking again,
-and the rsync writing its plot's partial (each write renews it), so a queue
-outlives the controller that made it.  A claim ends when its plots have
-arrived under their final names.  Nothing needs releasing: a controller
-killed mid-pass leaves a claim that simply expires.  An expired claim whose
-deletions are pending keeps their room for its plot: that lives in the
-ledger, which no claim's expiry touches.
+The claim record and its lifetime: agent/facts/claim_record.py.
 """
 import os
 import time
 from typing import Optional
 
 from ..facts import disks, drive_health
-from ..facts import ledger as ledger_mod
+from ..facts import claim_record, ledger as ledger_mod
 from ..facts.probe import probe_one
 from .. import statefile
 from .common import ActionError, check_inside, host_lock
@@ -36,51 +17,7 @@ from ..protocol import op
 from ..vocab import wire
 from ..vocab.wire import ErrorCode
 
-CLAIM_S = 120.0
-
-NAME = "drive-claims.json"
-
-
-def _plots(claim):
-    """The claim's plots; a claim written by an older agent ({"plot", "at"}) too."""
-    if isinstance(claim.get("plots"), list):
-        return [p for p in claim["plots"] if isinstance(p, dict) and p.get("plot")]
-    return [{"plot": claim["plot"], "plot_id": None, "deletions": []}] if claim.get("plot") else []
-
-
-def _renewed(claim, now):
-    """Last renewal: the holder's, or the newest write into its plots' partials."""
-    at = float(claim.get("renewed_at") or claim.get("at") or 0)
-    for p in _plots(claim):
-        try:
-            at = max(at, os.stat(os.path.join(claim["dir"], p["plot"]) +
-                                 disks.PARTIAL_SUFFIX).st_mtime)
-        except (OSError, KeyError):
-            pass
-    return at
-
-
-def alive(claim, now, farm=()):
-    if not isinstance(claim, dict) or not claim.get("dir") or not _plots(claim):
-        return False
-    dirs = [d for d in (claim["dir"],) + tuple(farm) if disks.responsive(d)]
-    if not disks.responsive(claim["dir"]):
-        return False                       # its drive is not responding: nothing arrives there
-    if all(any(os.path.exists(os.path.join(d, p["plot"])) for d in dirs)
-           for p in _plots(claim)):
-        return False                       # arrived (here or elsewhere): the drive is free again
-    return now < _renewed(claim, now) + CLAIM_S
-
-
-def alive_claims(config, now=None):
-    """{drive key: claim} of the claims alive now (read without the lock)."""
-    now = time.time() if now is None else now
-    farm = disks.dirs_of(config, "farm")
-    return {k: c for k, c in statefile.load(NAME).items() if alive(c, now, farm)}
-
-
-def claimed_plots(config, now=None):
-    return {p["plot"] for c in alive_claims(config, now).values() for p in _plots(c)}
+CLAIM_S, NAME = claim_record.CLAIM_S, claim_record.NAME     # the record: facts/claim_record.py
 
 
 def _probe(agent, config, to_dir, target):
@@ -104,7 +41,7 @@ def _set_aside(config, same_drive, dev, now):
 def _release(ledger, gone, claims, farm, now):
     """Sets whose plot a controller found on no plotter (every plotter
     answered, no transfer names it): their room is anyone's now."""
-    claimed = {p["plot"] for c in claims.values() for p in _plots(c)}
+    claimed = {p["plot"] for c in claims.values() for p in claim_record.plots(c)}
     changed = False
     for pid in gone:
         e = ledger.get(pid) if isinstance(pid, str) else None
@@ -149,11 +86,12 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
     now = time.time()
     holder = holder or "controller:unnamed"
     with host_lock():
-        claims = {k: c for k, c in statefile.load(NAME).items() if alive(c, now, farm)}
+        claims = {k: c for k, c in statefile.load(NAME).items()
+                  if claim_record.alive(c, now, farm)}
         claim = claims.get(key)
-        if claim and all(p["plot"] != plot for p in _plots(claim)):
+        if claim and all(p["plot"] != plot for p in claim_record.plots(claim)):
             raise ActionError("drive busy: %s is on its way to %s (claimed by %s)"
-                              % (_plots(claim)[0]["plot"], claim["dir"], claim.get("holder")),
+                              % (claim_record.plots(claim)[0]["plot"], claim["dir"], claim.get("holder")),
                               code=ErrorCode.BUSY)
         have = 0
         for d in same_drive:
@@ -170,7 +108,7 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
         _release(ledger, gone or [], claims, farm, now)
         need = int(size_bytes) - have
 
-        before = next((p.get("deletions") or [] for p in _plots(claim or {})
+        before = next((p.get("deletions") or [] for p in claim_record.plots(claim or {})
                        if p["plot"] == plot), [])
 
         def save_claim(deleted):
@@ -221,7 +159,7 @@ def note_drive_failure(agent, config: wire.Config, to_dir: str, key: str, at: fl
             claims = statefile.load(NAME)
             left = {k: c for k, c in claims.items()
                     if not (c.get("dir") == real and any(p["plot"] == name
-                                                         for p in _plots(c)))}
+                                                         for p in claim_record.plots(c)))}
             if len(left) != len(claims):
                 statefile.save(NAME, left)
     return {"recorded": added}

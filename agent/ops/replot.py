@@ -28,7 +28,7 @@ import time
 from typing import Optional
 
 from .. import statefile
-from ..facts import disks, ledger as ledger_mod, plotfile
+from ..facts import claim_record, disks, ledger as ledger_mod, plotfile
 from ..vocab import replot as rules_mod
 from ..facts.procs import held_open, rsync_targets
 from .common import PLOT_ID, ActionError, check_inside, host_lock
@@ -118,7 +118,7 @@ def make_room(agent, config, ledger, claims, target, same_drive, key, plot, plot
               reserve, deletions, holder, from_host, max_per_hour, now, claim_first):
     """Delete `deletions` for `plot` (call under the host lock), or refuse
     them all.  {"deleted": [...], "freed": bytes, "space_ok", "space_error"}."""
-    from .claims import _plots, _set_aside
+    from .claims import _set_aside
     nothing = {"deleted": [], "freed": 0, "space_ok": True, "space_error": None}
     if not deletions:
         return nothing
@@ -146,7 +146,7 @@ def make_room(agent, config, ledger, claims, target, same_drive, key, plot, plot
         e = ledger[plot_id]
         _refuse("%s already has its set of deletions (on %s): its room is used, nothing new "
                 "deleted" % (plot, e.get("dir")))
-    claimed = {p["plot"] for c in claims.values() for p in _plots(c)}
+    claimed = {p["plot"] for c in claims.values() for p in claim_record.plots(c)}
     for pid, e in ledger_mod.mine(ledger, farm).items():
         if not ledger_mod.pending(e, farm) or e.get("plot") in claimed:
             continue
