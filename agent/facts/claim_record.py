@@ -71,5 +71,5 @@ def alive_claims(config, now=None):
     return {k: c for k, c in statefile.load(NAME).items() if alive(c, now, farm)}
 
 
-def claimedplots(config, now=None):
+def claimed_plots(config, now=None):
     return {p["plot"] for c in alive_claims(config, now).values() for p in plots(c)}
