@@ -176,6 +176,13 @@ def test_plot_all_replaces_just_enough_old_plots_and_the_farm_never_shrinks(
           f"{count.samples[-1][0]}s, {len(count.samples)} samples; after {len(names)}; "
           f"ledger: {len(sets)} sets, {len(gone)} deletions, for {len(new)} arrivals")
     assert count.samples[-1][1] == len(names)
+    # where the wave stands: status, its JSON
+    text = plotfleet("status", "--inventory", inv).stdout
+    assert "3 old plots left, 2 new; 2 replaced in 24 h, last old plot in 1.5 days" in \
+        " ".join(text.split()), text
+    _, doc = status_json(inv)
+    assert {k: doc["replot"][k] for k in ("old", "new", "replaced_24h")} == \
+        {"old": 3, "new": 2, "replaced_24h": 2}
 
 
 def test_check_json_lists_the_deletions_and_a_real_run_makes_the_same(
