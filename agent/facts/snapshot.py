@@ -177,7 +177,7 @@ class Agent:
             b = bound.get(os.path.basename(x["path"]))
             x["bound_to"] = [b["to_host"], b["to_dir"]] if b else None
         logs = _log_entries(config)     # one listing of log_dir per snapshot
-        dead, failed = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
+        dead, failed, finished = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
         return {
             "host_time": now,
             "last_start": max([j["started_at"] for j in jobs] +
@@ -188,6 +188,7 @@ class Agent:
             "transfers": transfers,
             "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
             "dead": dead,
+            "finished": finished,
             "failures": failed,
             "conflicts": drive_health.conflicts(set(farm)),
             "drive_failures": drive_failures,
@@ -313,12 +314,12 @@ class Agent:
         return out
 
     def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now):
-        """(dead jobs, failures in a row) from the host's job logs."""
+        """(dead jobs, failures in a row, finished jobs) from the host's job logs."""
         log_dir = (config or {}).get("log_dir")
         none = {"count": 0, "last_error": None, "last_at": 0.0, "last_log": None,
                 "reset_at": 0.0}
         if not log_dir:
-            return [], none
+            return [], none, []
         log_dir = disks.expand(log_dir)
         recs = failures.records(log_dir, entries, self.logs)
         # every job on the machine counts: a hand-started job may write here
@@ -329,7 +330,7 @@ class Agent:
         keep = DEAD_KEEP_S if keep is None else float(keep)
         dead = failures.dead_jobs(recs, live, keep, now)
         run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir))
-        return dead, run
+        return dead, run, failures.finished_jobs(recs, live, keep, now)
 
 
 def parse_rsync_version(text):

@@ -36,12 +36,13 @@ Drives that report an error (missing, read-only, not mounted, not
 responding, set aside after failed transfers) take nothing, and a drive
 holding a conflict for a plot's name is never chosen for that plot.
 
-Contract with the apply layer: `archive` never removes a source itself (a
-snapshot cannot prove a copy).  Apply has both hosts digest the same random
-ranges, sends each Promote with the source's digest (the harvester renames
-only a matching copy), and only then issues
-`actions.remove_after_promote(promote, source, copy)`, which refuses digests
-that differ; the plotter compares once more before it deletes.  A
+Contract with apply and follow-up: `archive` never removes a source itself
+(a snapshot cannot prove a copy).  Apply (remote/apply.py) has both hosts
+digest the same random ranges and sends each Promote with the source's
+digest (the harvester renames only a matching copy); only its Promoted
+outcome lets core/followup.py decide the source's removal, through
+`decisions.remove_after_promote(promote, source, copy)`, which refuses
+digests that differ; the plotter compares once more before it deletes.  A
 controller killed between the two leaves a "copied" transfer whose partial
 is gone: archive promotes again, and the harvester confirms the final file
 (same bytes) or reports a conflict.
@@ -57,7 +58,7 @@ from agent.vocab.names import PARTIAL_SUFFIX  # the one temp name rule, both sid
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
                       human_bytes)
 from orchestrator.core import replot
-from orchestrator.core.farm import farm as farm_model
+from orchestrator.core.farm import Farm, farm as farm_model
 from orchestrator.core.state import (FleetState, Host, HostState, Plot, Transfer,
                                     expected_plot_bytes)
 from orchestrator.core.paths import PathIndex
@@ -120,7 +121,7 @@ class _Farm:
     """The reachable harvesters' drives, kept sorted by room for fast picks."""
 
     def __init__(self, state: FleetState, hosts: Mapping[str, Host], by_name: Dict[str, HostState],
-                 led: Optional[replot.Ledger] = None):
+                 model: Optional[Farm] = None, led: Optional[replot.Ledger] = None):
         self.hosts = hosts
         self.ledger = led or replot.Ledger()
         # replotting this pass: deletions per harvester (its last hour's
@@ -134,7 +135,7 @@ class _Farm:
         self.by_address: Dict[str, List[_Drive]] = {}
         self.receiving: Dict[str, str] = {}        # plot name -> where it is arriving
         self.holding: Dict[str, List[_Drive]] = {}  # plot name -> drives with an idle partial
-        model = farm_model(state, hosts)
+        model = farm_model(state, hosts) if model is None else model
         for d in model.drives:
             drive = _Drive(d.host, d.device, d.dirs[0], d.room, len(self.drives))
             drive.dirs = list(d.dirs)
@@ -347,14 +348,17 @@ def _local_drives(farm: _Farm, host: Host) -> List[_Drive]:
     return own + [d for d in farm.by_address.get(host.address, ()) if d.host != host.name]
 
 
-def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
+def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] = None
+            ) -> ArchiveDecision:
+    """Where this pass sends, promotes and cleans (the module's docstring);
+    `model`: the pass's farm, when it was computed already."""
     by_name = {hs.name: hs for hs in state.hosts}
     plotters = [(h, by_name[n]) for n, h in hosts.items()
                 if h.is_plotter and n in by_name and by_name[n].reachable]
     present = {h.name: {_base(p.path) for p in hs.plots} |
                {_base(t.plot) for t in hs.transfers if t.status == "running"}
                for h, hs in plotters}
-    farm = _Farm(state, hosts, by_name, replot.ledger(state, hosts, present))
+    farm = _Farm(state, hosts, by_name, model, replot.ledger(state, hosts, present))
     any_harvester = any(h.is_harvester for h in hosts.values())
     asked = any(hs.name in hosts and hosts[hs.name].is_harvester for hs in state.hosts)
     transfers, promotes, cleans, waits, notes = [], [], [], [], []

@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from typing import List, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-from orchestrator.core.wave import wave
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
-from orchestrator.core.farm import farm
 from orchestrator.core import plotsize
+from orchestrator.core.wave import wave
 from orchestrator.serve.picture import Latest, Picture, level_of, transfer_rate
 
 JOB = ("host", "dir", "plotter", "k", "level")
@@ -55,7 +53,7 @@ def families(p: Picture) -> List[Family]:
     for h, x in running:
         key = (h.name, x.to_dir, x.to_host)
         rates[key] = rates.get(key, 0.0) + (transfer_rate(h.host_time or st.now, x) or 0.0)
-    model = farm(st, p.hosts)
+    model = p.farm
     w = wave(st, p.hosts)
     # one series per kind of plot the fleet makes: k with its compression
     kinds = sorted({(p.hosts[h.name].k, p.hosts[h.name].compression) for h in st.hosts

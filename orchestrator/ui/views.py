@@ -18,9 +18,9 @@ from rich.text import Text
 
 from orchestrator.core.decisions import human_bytes as _human_bytes
 from orchestrator.core import plotsize
-from orchestrator.core.farm import farm
+from orchestrator.core.farm import Farm, farm
 from orchestrator.core.state import FleetState, Host
-from orchestrator.core.failures import backoff
+from orchestrator.core import failures
 from orchestrator.core.wave import wave
 from orchestrator.core.outlook import judge
 from orchestrator.core.scheduler import host_clock, phase_str
@@ -52,7 +52,9 @@ def job_state(job) -> str:
 
 
 def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None,
-                  deadline: Optional[str] = None) -> Table:
+                  model: Optional[Farm] = None, deadline: Optional[str] = None) -> Table:
+    """The fleet in a few rows; `model`: the pass's farm (computed when not given);
+    `deadline`: replot_deadline, for the replot wave's verdict."""
     up = [h for h in state.hosts if h.reachable]
     jobs = [j for h in up for j in h.jobs]
     by_phase = {}
@@ -60,7 +62,7 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
         major = "?" if j.phase is None else j.phase[0]
         by_phase[major] = by_phase.get(major, 0) + 1
     waiting = [p for h in up for p in h.plots]
-    model = farm(state, hosts)
+    model = farm(state, hosts) if model is None else model
     kinds = sorted({(hosts[h.name].k, hosts[h.name].compression) for h in state.hosts
                     if h.name in hosts and hosts[h.name].is_plotter},
                    key=lambda kc: (kc[0], plotsize.label(kc[1])))
@@ -163,17 +165,14 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
 
 
 def dead_table(state: FleetState, hosts: Mapping[str, Host],
-               now: Optional[float] = None) -> Optional[Table]:
-    """Failed jobs with their own error line, and the plotters backed off."""
+               now: Optional[float] = None, backoffs=None) -> Optional[Table]:
+    """Failed jobs with their own error line, and the plotters backed off
+    (`backoffs`: the pass's, core/failures.py; found on `state` when not given)."""
     now = time.time() if now is None else now
     rows = [(h, d) for h in state.hosts for d in h.dead]
-    off = []
-    for h in state.hosts:
-        host = hosts.get(h.name)
-        if host is not None and host.is_plotter and h.reachable:
-            b = backoff(host, h, host_clock(h, state, now), now)
-            if b is not None:
-                off.append(f"{h.name}: {b.reason(now)}")
+    if backoffs is None:
+        backoffs = failures.backoffs(state, hosts, lambda hs: host_clock(hs, state, now), now)
+    off = [f"{b.host}: {b.reason(now)}" for b in backoffs]
     if not rows and not off:
         return None
     t = Table(title="failed jobs", title_style="red",
@@ -232,27 +231,39 @@ def dirs_table(state: FleetState, width: Optional[int] = None) -> Table:
     return t
 
 
-def transfers_table(state: FleetState, now: Optional[float] = None) -> Table:
+def transfers_table(state: FleetState, now: Optional[float] = None, keys=None,
+                    compact: bool = False) -> Table:
+    """Every transfer: the plot by its id, where from and to (a farm dir by
+    its harvester's key when `keys` are given); `compact` (a narrow screen):
+    one "from -> to" column and no byte counts, so no column is crushed."""
     t = Table(title="transfers")
-    for col in ("plot", "from", "to", "progress", "done", "rate", "eta", "status"):
+    cols = (("plot", "route", "progress", "eta", "status") if compact else
+            ("plot", "from", "to", "progress", "done", "rate", "eta", "status"))
+    for col in cols:
         # names wrap, never cut; numbers stay on one line
-        t.add_column(col, no_wrap=col not in ("from", "to", "status", "done"),
-                     overflow="fold" if col in ("from", "to", "status", "done") else "ellipsis")
+        t.add_column(col, no_wrap=col not in ("from", "to", "status", "done", "route"),
+                     overflow="fold" if col in ("from", "to", "status", "done", "route")
+                     else "ellipsis")
     for h in state.hosts:
         for x in h.transfers:
             size = x.size_bytes or 1
             elapsed = max((h.host_time or time.time()) - x.started_at, 1e-3) if x.started_at else None
             rate = x.bytes_done / elapsed if elapsed else None
             eta = (x.size_bytes - x.bytes_done) / rate if rate else None
-            t.add_row(Text(dirtables.plot_label(x.plot)), Text(h.name),
-                      Text(f"{x.to_host}:{x.to_dir}"),
-                      ProgressBar(total=size, completed=x.bytes_done, width=10),
+            k = (keys or {}).get(x.to_host)
+            to = f"{x.to_host}:{k.short('farm', x.to_dir) if k is not None else x.to_dir}"
+            status = Text(x.status + (f" ({x.fault})" if x.fault else
+                                      f" ({x.error})" if x.error else ""),
+                          style={"failed": "red", "copied": "green"}.get(x.status, ""))
+            bar = ProgressBar(total=size, completed=x.bytes_done, width=10)
+            left = human_duration(eta) if x.status == "running" else "-"
+            if compact:
+                t.add_row(Text(dirtables.plot_label(x.plot)), Text(f"{h.name} -> {to}"),
+                          Group(bar, f"{x.bytes_done / size:.0%}"), left, status)
+                continue
+            t.add_row(Text(dirtables.plot_label(x.plot)), Text(h.name), Text(to), bar,
                       f"{human_bytes(x.bytes_done)}/{human_bytes(x.size_bytes)}",
-                      f"{human_bytes(rate)}/s" if rate else "-",
-                      human_duration(eta) if x.status == "running" else "-",
-                      Text(x.status + (f" ({x.fault})" if x.fault else
-                                       f" ({x.error})" if x.error else ""),
-                           style={"failed": "red", "copied": "green"}.get(x.status, "")))
+                      f"{human_bytes(rate)}/s" if rate else "-", left, status)
     return t
 
 
@@ -295,16 +306,20 @@ def down_table(state: FleetState) -> Optional[Table]:
 
 
 def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
-                width: Optional[int] = None, deadline: Optional[str] = None) -> Group:
+                width: Optional[int] = None, model: Optional[Farm] = None,
+                backoffs=None, deadline: Optional[str] = None) -> Group:
     """`status`: the fleet, each plotter's plotting and archiving line, the
     jobs, each plotter's tmp and dst tables, the dirs, the harvester drives.
-    `outlooks` (core/outlook.py) are the pass's; judged here when not given."""
+    `outlooks` (core/outlook.py), `model` (the farm) and `backoffs` are the
+    pass's (core/result.PassResult); for a caller that has no pass, the
+    outlooks are judged on `state` as plot-all --check would."""
     if outlooks is None:
         outlooks = judge(state, hosts, time.time())
+    model = farm(state, hosts) if model is None else model
     keys = dirtables.host_keys(state, hosts)
     wide = width is not None and width >= 120
     columns = JOB_COLUMNS if width is None or width >= 100 else COMPACT_STATUS_JOB_COLUMNS
-    parts = [summary_table(state, hosts, deadline=deadline)]
+    parts = [summary_table(state, hosts, model=model, deadline=deadline)]
     lines = dirtables.status_lines(outlooks, keys)
     if lines is not None:
         parts.append(lines)
@@ -312,8 +327,8 @@ def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
               dirtables.plotter_tables(outlooks, keys, side_by_side=wide),
               dirs_table(state, width)]
     if any(hosts.get(h.name) is not None and hosts[h.name].is_harvester for h in state.hosts):
-        parts.append(dirtables.drives_table(state, hosts, keys=keys))
-    dead = dead_table(state, hosts)
+        parts.append(dirtables.drives_table(state, hosts, keys=keys, model=model))
+    dead = dead_table(state, hosts, backoffs=backoffs)
     if dead is not None:
         parts.append(dead)
     if any(h.transfers for h in state.hosts):
