@@ -62,7 +62,7 @@ def test_a_rule_matching_the_plots_being_made_is_refused_naming_rule_and_plotter
 
 @pytest.mark.parametrize("replot, why", [
     ("old", "replot must be a list of rules"),
-    ([{"made_before": "2999-01-01"}], "rule 1: made_before: 2999-01-01 is not in the past"),
+    ([{"made_before": "2999-01-01"}], "rule 1: made_before: 2999-01-01 is not far enough in the past"),
     ([{"made_before": "last year"}], "rule 1: made_before must be a date YYYY-MM-DD"),
     ([{"k_bellow": 32}], "rule 1: unknown condition 'k_bellow'"),
     ([{"format": "drplot"}], "rule 1: format must be one of v1"),
@@ -81,9 +81,13 @@ def test_the_command_line_says_it_in_one_line_and_exits_2(tmp_path):
     assert "host h1: replot rule 1 (k_below: 30) matches the plots plotter p1 makes" in line
 
 
-def test_made_before_is_today_at_most_and_a_date_yaml_reads_works(tmp_path):
+def test_made_before_is_two_days_back_at_least_and_a_date_yaml_reads_works(tmp_path):
+    # a plotter 26 hours behind in its time zone names a plot made now by yesterday's date
     today = datetime.date.today()
-    assert "is not in the past" in refused(tmp_path, [{"made_before": today + datetime.timedelta(days=1)}])
+    for days in (1, 0, -1):
+        assert "not far enough in the past" in refused(
+            tmp_path, [{"made_before": today - datetime.timedelta(days=days)}])
+    load_inventory(inventory(tmp_path, [{"made_before": today - datetime.timedelta(days=2)}]))
     h = load_inventory(inventory(tmp_path, [{"made_before": datetime.date(2024, 1, 1)}])).host("h1")
     assert h.replot == ({"made_before": "2024-01-01"},)
 

@@ -13,8 +13,10 @@ matches any rule is replaceable.  Conditions:
   format: v1            a proof-of-space v1 plot (`*.plot`: chiapos, chia,
                         madmax, bladebit, Gigahorse); never `.drplot`, which
                         plotfleet never touches, nor PoS2
-  made_before: DATE     the date in its name (YYYY-MM-DD) is before DATE; a
-                        plot whose name has no date never matches
+  made_before: DATE     the date in its name (YYYY-MM-DD) is before DATE, which
+                        is two days back at least (plotters name plots by their
+                        own time zone's date); a plot whose name has no date
+                        never matches
   glob: PATTERN         its path on the harvester (fnmatch)
   pool: solo            made with a pool public key, not a pool contract (the
                         header's memo: 128 bytes with a pool key, 112 with a
@@ -121,9 +123,12 @@ def normalise(rule, today):
             d = _date(value)
             if d is None:
                 return None, "made_before must be a date YYYY-MM-DD, got %r" % (value,)
-            if d > today.isoformat():
-                return None, ("made_before: %s is not in the past: it would match plots "
-                              "made from now on" % d)
+            # a plot is named by its plotter's own date, up to a day behind ours
+            # (time zones span 26 hours): two days back at least, or it may
+            # match plots made from now on
+            if d > (today - datetime.timedelta(days=2)).isoformat():
+                return None, ("made_before: %s is not far enough in the past (two days "
+                              "back at least): it would match plots made from now on" % d)
             out[key] = d
     if "compression_format" in out and "compression_below" not in out:
         return None, "compression_format goes with compression_below"
