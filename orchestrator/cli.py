@@ -243,8 +243,8 @@ def reset(c, host, inventory=None, json_=False):
     with Fleet(plotters) as fleet:
         for h in plotters:
             try:
-                res = fleet.call(h.name, "reset_failures")
-                done[h.name] = {"reset_at": res["reset_at"]}
+                res = fleet.agent(h.name).reset_failures()
+                done[h.name] = {"reset_at": res.reset_at}
                 if not json_:
                     console.print(f"{h.name}: failures reset; it may start jobs again",
                                   markup=False)
@@ -355,14 +355,14 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
                 failed = True
                 continue
             if op == "kill":
-                say(f"killed {t.describe()}: removed {len(res['removed'])} files, "
-                    f"freed {views.human_bytes(res['freed_bytes'])} ({res['freed_bytes']} bytes)")
-                for path in res["removed"]:
+                say(f"killed {t.describe()}: removed {len(res.removed)} files, "
+                    f"freed {views.human_bytes(res.freed_bytes)} ({res.freed_bytes} bytes)")
+                for path in res.removed:
                     say(f"  {path}")
             else:
                 past = {"suspend": "suspended", "resume": "resumed"}[op]
                 say(f"{past} {t.host}: {t.plot_id[:12] if t.plot_id else '?'} "
-                    f"(pid {t.pid}, was {t.state}, now {res['state']})")
+                    f"(pid {t.pid}, was {t.state}, now {res.state})")
     if json_:
         print(json.dumps({"done": [d.to_json() for d in done]}, indent=1))
     for h in state.hosts:      # their jobs were not seen, so not acted on
@@ -652,7 +652,7 @@ def import_plotman(c, file=None, inventory=None, limit=None, path=None):
         raise UserError(f"--path must name a .yaml file, got {path}")
     args = {"path": path} if path else {}
     with Fleet(selected) as fleet:
-        answers = fleet.call_all("read_plotman_config", **args)
+        answers = fleet.on_all(lambda agent: agent.read_plotman_config(**args))
     done, unread = [], {}
     for h in selected:
         got = answers[h.name]
@@ -660,9 +660,9 @@ def import_plotman(c, file=None, inventory=None, limit=None, path=None):
             unread[h.name] = got
             continue
         try:
-            done.append(pm.translate(h.name, got["text"]))
+            done.append(pm.translate(h.name, got.text))
         except pm.PlotmanConfigError as e:
-            unread[h.name] = f"{got['path']}: {e}"
+            unread[h.name] = f"{got.path}: {e}"
     print(pm.inventory_yaml(done, {h.name: pm.connection_vars(h) for h in selected}, unread),
           end="")
     for name, why in unread.items():

@@ -30,6 +30,7 @@ from ..vocab import replot
 from . import probe
 from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets
 from ..statefile import state_dir
+from ..vocab.wire import DirError
 
 REPLACEABLE_SHOWN = 16   # the largest replaceable plots a farm dir lists (one plot's worth)
 FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server
@@ -152,19 +153,20 @@ class Agent:
             if kind == "farm" and d["error"] is None:
                 why = disks.unmounted_farm(p["st_dev"], config)
                 if why:
-                    d["error"], d["error_code"] = why, "not_mounted"
+                    d["error"], d["error_code"] = why, DirError.NOT_MOUNTED
             if kind == "farm" and d["error"] is None and health.get(p["real"], {}).get("until"):
                 h = health[p["real"]]
                 d["set_aside_until"] = h["until"]
-                d["error_code"] = "set_aside"
+                d["error_code"] = DirError.SET_ASIDE
                 d["error"] = "set aside until %s: %s" % (
                     time.strftime("%H:%M", time.localtime(h["until"])), h["error"])
             if kind == "farm":
                 drive_failures += [{"dir": raw, "key": k}
                                    for k in health.get(p["real"], {}).get("failures", [])]
-            if kind == "dst" and d["error_code"] != "not_responding":
+            if kind == "dst" and d["error_code"] != DirError.NOT_RESPONDING:
                 plots += self.finished(disks.plots_in(real, moved_only=True), writing)
-            if kind == "farm" and d["error_code"] not in ("not_responding", "missing", "not_dir"):
+            if kind == "farm" and d["error_code"] not in (DirError.NOT_RESPONDING, DirError.MISSING,
+                                                           DirError.NOT_DIR):
                 farm_plots = disks.plots_in(real)
                 d["plot_count"] = sum(x["plots"] for x in farm_plots)
                 d["plot_bytes"] = sum(x["size_bytes"] for x in farm_plots)
@@ -277,7 +279,8 @@ class Agent:
         made = {os.path.normpath(os.path.expanduser(p)) for p in
                 (made if isinstance(made, (list, tuple)) else ())}
         if made:
-            missing = [p for p, i in probed.items() if i["error_code"] == "missing" and p in made]
+            missing = [p for p, i in probed.items()
+                       if i["error_code"] == DirError.MISSING and p in made]
             for p in missing:
                 try:
                     os.makedirs(p, exist_ok=True)
@@ -329,7 +332,10 @@ class Agent:
         keep = (config or {}).get("dead_keep_s")
         keep = DEAD_KEEP_S if keep is None else float(keep)
         dead = failures.dead_jobs(recs, live, keep, now)
-        run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir))
+        reset = failures.read_reset(state_dir(), log_dir)
+        run = failures.failure_run(recs, live, reset)
+        gpus = {lognames.device_of(r.path) for r in recs} - {None}
+        run["devices"] = {str(d): failures.failure_run(recs, live, reset, d) for d in sorted(gpus)}
         return dead, run, failures.finished_jobs(recs, live, keep, now)
 
 

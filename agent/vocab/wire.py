@@ -335,15 +335,25 @@ def reply(cls, d, op: str):
     return cls(**kw)
 
 
-def code(value) -> ErrorCode:
-    """The ErrorCode an answer names; one this side does not know is an
-    error in strict mode and a plain refusal otherwise (logged)."""
+def member(kind, value, fallback, what: str):
+    """kind(value); a value this side does not know is an error in strict
+    mode and `fallback` otherwise (logged once)."""
     try:
-        return ErrorCode(value)
+        return kind(value)
     except ValueError:
         if strict():
-            raise UnknownKeys("unknown error code %r" % (value,))
-        if ("error code", value) not in _warned:
-            _warned.add(("error code", value))
-            _log.warning("unknown error code %r, taken as refused", value)
-        return ErrorCode.REFUSED
+            raise UnknownKeys("unknown %s %r" % (what, value))
+        if (what, value) not in _warned:
+            _warned.add((what, value))
+            _log.warning("unknown %s %r, taken as %s", what, value, fallback)
+        return fallback
+
+
+def code(value) -> ErrorCode:
+    """The ErrorCode an answer names (an unknown one: a plain refusal)."""
+    return member(ErrorCode, value, ErrorCode.REFUSED, "error code")
+
+
+def dir_error(value) -> Optional[DirError]:
+    """The DirError a snapshot's dir names (an unknown one: unreadable)."""
+    return None if value is None else member(DirError, value, DirError.UNREADABLE, "dir error")

@@ -492,6 +492,14 @@ class _Check:
             raise self.err(key.name, f"must be a list of paths, got {_show(value)}")
         return tuple(self.path(key, p) for p in value)
 
+    def device_list(self, key, value):
+        if (not isinstance(value, list) or not value
+                or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in value)):
+            raise self.err(key.name, f"must be a list of GPU numbers (0, 1, ...), got {_show(value)}")
+        if len(set(value)) != len(value):
+            raise self.err(key.name, f"lists a GPU twice: {_show(value)}")
+        return tuple(value)
+
     def remote_path(self, key, value):
         return None if value is None else self.path(key, value)
 
@@ -637,8 +645,12 @@ def _check_plotter_options(out: dict, plotter: str, err) -> None:
         if disk and not level:
             raise err(disk[0], "needs compress 1 or more (bladebit cannot plot "
                                "uncompressed plots in that mode)")
-        if out.get("cuda_device") is not None and mode != "cudaplot":
-            raise err("cuda_device", f"is for bladebit_mode cudaplot, not {mode}")
+        for gpu in ("cuda_device", "cuda_devices"):
+            if out.get(gpu) not in (None, ()) and mode != "cudaplot":
+                raise err(gpu, f"is for bladebit_mode cudaplot, not {mode}")
+    if out.get("cuda_device") is not None and out.get("cuda_devices"):
+        raise err("cuda_devices", "and cuda_device cannot both be set (cuda_device is the "
+                                  "one-GPU form)")
     if plotter == "pos2":       # chia_rs refuses the others: one line at load instead
         strength = out.get("strength", DEFAULTS["strength"])
         problem = pos2.problem(out.get("k", DEFAULTS["k"]), strength)

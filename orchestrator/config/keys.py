@@ -24,6 +24,7 @@ KINDS = {           # kind -> what the reference calls it
     "int": "integer", "float": "number", "bool": "true/false", "str": "string",
     "choice": "choice", "port": "port", "connection": "choice",
     "path_list": "list of paths", "remote_path": "path (on the host)",
+    "device_list": "list of GPU numbers",
     "controller_path": "path (controller)", "overrides": "mapping",
     "ssh_args": "ssh arguments", "group_int": "integer (group var)",
     "all_urls": "apprise URL or list", "all_log": "path (controller) or false",
@@ -127,6 +128,9 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
             "bladebit, bladebit_cuda or cuda_plot_k32 (unset: found on PATH)", roles=PLOTTER),
         _int("cuda_device", None, "GPU to plot on (bladebit cudaplot --device, "
              "gigahorse -g; unset: the plotter's 0)", 0, roles=PLOTTER),
+        Key("cuda_devices", "device_list", (), "GPUs to plot on, one job on each, pinned "
+            "with the plotter's own flag (bladebit cudaplot --device, gigahorse -g); "
+            "cuda_device is the one-GPU form: set one of them", roles=PLOTTER),
         Key("disk_128", "bool", False, "bladebit cudaplot --disk-128 (128 GiB RAM, uses "
             "tmp_dirs)", roles=PLOTTER),
         Key("disk_16", "bool", False, "bladebit cudaplot --disk-16 (16 GiB RAM, uses "

@@ -41,14 +41,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
+from orchestrator.core.decisions import WaitKind
+from orchestrator.core.events import EventKind
 from orchestrator.core.farm import farm
-from orchestrator.core.scheduler import phase_str
-from orchestrator.core.state import Host, HostState
+from orchestrator.core.state import Host, HostState, phase_str
 from orchestrator.core.wave import wave
 
 HOST_DOWN_M = 10.0          # alert_host_down_m's default
 FARM_FREE_PLOTS = 10        # alert_farm_free_plots's default
-COPY_KINDS = ("copy_conflict", "copy_mismatch")
+COPY_KINDS = (EventKind.COPY_CONFLICT, EventKind.COPY_MISMATCH)
 FARM = ""                   # the scope of the farm-wide alert in `held`
 
 
@@ -149,7 +150,7 @@ def conditions(result, hosts: Mapping[str, Host], config,
     replotted: Dict[str, int] = dict(memory.get("replotted") or {})
     held: Dict[str, list] = {k: list(v) for k, v in (memory.get("held") or {}).items()}
     backed = {w.host: w for w in result.waits
-              if w.subject == "plotter" and w.blocked and w.reason.startswith("backed off")}
+              if w.kind is WaitKind.BACKED_OFF}
     alerts: List[Alert] = []
     for hs in state.hosts:
         name = hs.name

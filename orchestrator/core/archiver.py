@@ -56,7 +56,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from agent.vocab.names import PARTIAL_SUFFIX  # the one temp name rule, both sides
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
-                      human_bytes)
+                                         WaitKind, human_bytes)
 from orchestrator.core import replot
 from orchestrator.core.farm import Farm, farm as farm_model
 from orchestrator.core.state import (FleetState, Host, HostState, Plot, Transfer,
@@ -403,7 +403,8 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
                 continue                # already farmed where it is
             name = _base(p.path)
             if p.error:                 # e.g. a header naming another plot
-                waits.append(Wait(host.name, name, f"not archived: {p.error}"))
+                waits.append(Wait(host.name, name, f"not archived: {p.error}",
+                                  kind=WaitKind.NOT_ARCHIVED))
                 continue
             waiting_names.add(name)
             if p.path in checked:
@@ -417,7 +418,7 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
                     notes.append(note)
                     waits.append(Wait(host.name, name, f"transfer to {t.to_host}:{t.to_dir} "
                                                        f"failed: {t.error}; the drive's record "
-                                                       f"comes first"))
+                                                       f"comes first", kind=WaitKind.IN_TRANSFER))
                     continue
             full = _full_copy(farm, p, host)
             if full is not None:
@@ -432,7 +433,8 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
         if host.is_plotter and hs is not None and not hs.reachable:
             # its plots and transfers are unknown this pass: say so, the rest go on
             waits.append(Wait(name, "plots", f"not archived this pass: unreachable: "
-                                             f"{hs.error or 'no answer'}"))
+                                             f"{hs.error or 'no answer'}",
+                              kind=WaitKind.UNREACHABLE))
     transfers, placed_waits = _assign(queues, farm, running, by_name,
                                       "no reachable harvester" if asked
                                       else "no harvester in this run")
@@ -497,14 +499,16 @@ def _copied(t: Transfer, host: Host, hs: HostState, by_name, farm: _Farm):
     target = by_name.get(t.to_host)
     if target is None or not target.reachable:
         why = target.error if target is not None else "not in this run"
-        return Wait(host.name, name, f"copied to {t.to_host}, which is unreachable: {why}")
+        return Wait(host.name, name, f"copied to {t.to_host}, which is unreachable: {why}",
+                    kind=WaitKind.IN_TRANSFER)
     drive = farm.find(t.to_host, t.to_dir)
     mine = [p for p in target.partials if _base(p.final_name) == name]
     # the partial on the drive it was sent to first (an older one may linger elsewhere)
     mine.sort(key=lambda p: farm.find(t.to_host, posixpath.dirname(p.path)) is not drive)
     for p in mine:
         if p.receiving:
-            return Wait(host.name, name, f"copied, but {t.to_host} still shows it receiving")
+            return Wait(host.name, name, f"copied, but {t.to_host} still shows it receiving",
+                        kind=WaitKind.IN_TRANSFER)
         if p.size_bytes < size:
             return None
         return Promote(t.to_host, p.path, size, host.name, t.plot)
@@ -529,7 +533,7 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], by_name, no_farm: str
             if running.get(host.name, 0) >= host.max_transfers_per_plotter:
                 busy = f"plotter busy: {running.get(host.name, 0)}/{host.max_transfers_per_plotter} transfers"
                 for p, _ in queue[pos[qi]:]:
-                    waits.append(Wait(host.name, _base(p.path), busy))
+                    waits.append(Wait(host.name, _base(p.path), busy, kind=WaitKind.PLOTTER_BUSY))
                 continue
             plot, failed = queue[pos[qi]]
             pos[qi] += 1
@@ -610,7 +614,7 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
     size = plot.size_bytes
 
     def stay(reason: str) -> Wait:
-        return Wait(host.name, name, reason)
+        return Wait(host.name, name, reason, kind=WaitKind.NO_DRIVE)
 
     if name in farm.receiving:      # e.g. sent by hand or by a plotter that lost track
         return stay(f"{farm.receiving[name]} is receiving it already")

@@ -1,6 +1,6 @@
 """Immutable data the whole controller shares.
 
-An agent snapshot (JSON, see agent/__init__.py) becomes a HostState; all
+An agent snapshot (agent/vocab/wire.py's SnapshotReply) becomes a HostState; all
 HostStates of one pass form a FleetState.  Scheduler, archiver and views only
 ever read these; nothing here does I/O.
 """
@@ -9,12 +9,26 @@ from __future__ import annotations
 import posixpath
 
 from dataclasses import dataclass, field, asdict
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
+from agent.vocab import wire
+from agent.vocab.wire import DirError
 from orchestrator.core import plotsize
 from orchestrator.core.plotsize import Compression
 
-Phase = Tuple[int, int]
+class Phase(NamedTuple):
+    """A job's progress with plotman's numbering (DESIGN.md); a tuple, so it
+    compares and orders as one.  None where unknown: shown `?:?`."""
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return phase_str(self)
+
+
+def phase_str(p: Optional[Tuple[int, int]]) -> str:
+    """The one way a phase is written: `2:3`, or `?:?` while unknown."""
+    return "?:?" if p is None else f"{p[0]}:{p[1]}"
 
 
 def expected_plot_bytes(k: int, compression: Optional[Compression] = None,
@@ -59,6 +73,7 @@ class Job(_Compressed):
     compress: int = 0                   # compression level (0: uncompressed) ...
     compress_format: Optional[str] = None   # ... of this format: bladebit | gigahorse
     wrapper_pid: Optional[int] = None   # `chia plotters ...` running this plotter binary
+    device: Optional[int] = None        # the GPU its argv pins it to (None: the plotter's 0)
     count: int = 1                  # plots it was asked for (-n); 0: without end
     plots_done: int = 0             # plots it has finished (its log's markers)
     paused: Optional[str] = None    # why the agent suspended it (no room), else None
@@ -100,6 +115,9 @@ class Failures:
     last_at: float = 0.0            # host clock: when the newest failure ended
     last_log: Optional[str] = None
     reset_at: float = 0.0
+    # per GPU ("1": {count, last_error, last_at}) of a host with cuda_devices:
+    # the jobs pinned to it, from their log names
+    devices: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -161,8 +179,7 @@ class Dir:
     plot_count: int = 0             # farm dirs: finished plots on it
     plot_bytes: int = 0
     error: Optional[str] = None     # why it cannot be used (None: it can)
-    error_code: Optional[str] = None    # missing | not_dir | read_only | not_writable |
-                                        # not_mounted | not_responding | set_aside | unreadable
+    error_code: Optional[DirError] = None   # why, as a kind (agent/vocab/wire.py)
     resolved: Optional[str] = None  # the path as the host resolves it (`~` expanded there)
     set_aside_until: Optional[float] = None     # host clock: after failed transfers
     mount: Optional[str] = None     # the mount point it is on, e.g. /mnt/hdd07
@@ -288,10 +305,13 @@ def _tuple(cls, items):
 
 
 def _known(cls, d: dict) -> dict:
-    names = cls.__dataclass_fields__.keys()
-    out = {k: v for k, v in d.items() if k in names}
+    # a key this controller does not know: an error under the tests, a
+    # logged warning in production, never dropped silently (wire.known)
+    out = wire.known(cls.__dataclass_fields__.keys(), d, f"snapshot {cls.__name__}")
     if out.get("phase") is not None:
-        out["phase"] = tuple(out["phase"])
+        out["phase"] = Phase(*out["phase"])
+    if out.get("error_code") is not None:
+        out["error_code"] = wire.dir_error(out["error_code"])
     if "tmp_files" in out:
         out["tmp_files"] = tuple(out["tmp_files"])
     if out.get("bound_to") is not None:
@@ -316,7 +336,8 @@ def _replot(snap: dict) -> Replot:
 
 
 def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
-    """Build a HostState from an agent's snapshot dict (unknown keys ignored)."""
+    """Build a HostState from an agent's snapshot dict (its records' unknown
+    keys as wire.known says)."""
     return HostState(
         name=name, roles=tuple(roles), reachable=True,
         jobs=_tuple(Job, snap.get("jobs")),
@@ -338,6 +359,23 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
 
 def unreachable(name: str, roles, error: str) -> HostState:
     return HostState(name=name, roles=tuple(roles), reachable=False, error=error)
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How one host is reached: all a Session (remote/session.py) knows of it.
+    Every value comes from its Host (`Host.ssh`), defaults from config/keys.py."""
+    address: str
+    port: int
+    user: Optional[str]
+    key_file: Optional[str]
+    connection: str                 # ssh | local
+    python: str
+    host_key_checking: bool
+    known_hosts_file: Optional[str]
+    proxy_jump: Optional[str]
+    connect_timeout_s: float
+    request_timeout_s: float
 
 
 @dataclass(frozen=True)
@@ -384,6 +422,7 @@ class Host:
     strength: int = 2                           # PoS2 plot strength (pos2)
     executable: Optional[str] = None            # the plotter's binary (chia, chia_plot, ...)
     cuda_device: Optional[int] = None           # cudaplot --device, Gigahorse -g
+    cuda_devices: Tuple[int, ...] = ()          # one job per GPU, each pinned to its own
     disk_128: bool = False                      # cudaplot hybrid modes
     disk_16: bool = False
     nobitfield: bool = False                    # chia -e
@@ -433,6 +472,10 @@ class Host:
             return plotsize.compression(plotsize.POS2, self.strength)
         fmt = {"bladebit": plotsize.BLADEBIT, "gigahorse": plotsize.GIGAHORSE}.get(self.plotter)
         return plotsize.compression(fmt, self.compress)
+
+    @property
+    def ssh(self) -> SshTarget:
+        return SshTarget(**{f: getattr(self, f) for f in SshTarget.__dataclass_fields__})
 
     @property
     def is_plotter(self) -> bool:

@@ -17,6 +17,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
 from orchestrator.core import plotsize
+from orchestrator.core.state import phase_str
 from orchestrator.core.wave import wave
 from orchestrator.serve.picture import Latest, Picture, level_of, transfer_rate
 
@@ -71,7 +72,7 @@ def families(p: Picture) -> List[Family]:
                "seconds each job has run, labelled with its phase major:minor",
                JOB + ("plot_id", "phase"),
                tuple((job_labels(h, j) + (j.plot_id or f"pid{j.pid}",
-                                          "?:?" if j.phase is None else f"{j.phase[0]}:{j.phase[1]}"),
+                                          phase_str(j.phase)),
                       float(j.elapsed_s)) for h, j in jobs)),
         Family("plotfleet_dir_free_bytes", "gauge", "free bytes of each configured dir",
                ("host", "dir", "kind"),

@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 
 from orchestrator.core import plotsize
 from orchestrator.core.decisions import human_bytes
+from orchestrator.core.state import phase_str
 from orchestrator.core.wave import wave
 from orchestrator.serve.picture import Picture, transfer_rate
 from orchestrator.ui import dirtables, eventline
@@ -167,7 +168,7 @@ def render(p: Optional[Picture], refresh: float, task: str) -> str:
     rows = []
     for h in st.hosts:
         for j in sorted(h.jobs, key=lambda j: j.started_at):
-            phase = "?:?" if j.phase is None else f"{j.phase[0]}:{j.phase[1]}"
+            phase = phase_str(j.phase)
             state = "stalled" if j.stalled else j.state
             rows.append(f'<tr data-job="{escape(h.name)}:{j.pid}">'
                         f'{_td("plot", escape((j.plot_id or "?")[:8]))}{_td("host", escape(h.name))}'

@@ -19,11 +19,11 @@ from rich.text import Text
 from orchestrator.core.decisions import human_bytes as _human_bytes
 from orchestrator.core import plotsize
 from orchestrator.core.farm import Farm, farm
-from orchestrator.core.state import FleetState, Host
+from orchestrator.core.state import FleetState, Host, phase_str
 from orchestrator.core import failures
 from orchestrator.core.wave import wave
 from orchestrator.core.outlook import judge
-from orchestrator.core.scheduler import host_clock, phase_str
+from orchestrator.core.scheduler import host_clock
 from orchestrator.ui import dirtables
 
 
@@ -44,6 +44,12 @@ def plot_kind(k: int, compression) -> str:
     """k and level as one short label: "k32" (uncompressed), "k32 C7", "k32 GH C7",
     "v2 k28 s2"."""
     return plotsize.kind_label(k, compression)
+
+
+def _k_cell(k: int, compression) -> str:
+    """The jobs table's k column: "32", "32 C7", and a PoS2 job whole: "v2 k28 s2"."""
+    kind = plot_kind(k, compression)
+    return kind[1:] if kind.startswith("k") else kind
 
 
 def job_state(job) -> str:
@@ -146,7 +152,7 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
             st = job_state(j)
             style = {"suspended": "yellow", "stalled": "red"}.get(st, "")
             cells = {"plot id": Text((j.plot_id or "?")[:8]), "host": Text(h.name),
-                     "k": plot_kind(j.k, j.compression)[1:],
+                     "k": _k_cell(j.k, j.compression),
                      "tmp": Text(tail(j.tmp_dir, path_width, "tmp", h.name)),
                      "dst": Text(tail(j.dst_dir, path_width, "dst", h.name)),
                      "wall": human_duration(j.elapsed_s), "phase": _progress(j),
@@ -155,7 +161,7 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
             t.add_row(*(cells[c] for c in columns))
         for d in h.dead:
             cells = {"plot id": Text((d.plot_id or "?")[:8]), "host": Text(h.name),
-                     "phase": phase_str(d.phase) if d.phase else "?:?",
+                     "phase": phase_str(d.phase),
                      "k": str(d.k) if d.k else "",
                      "tmp": Text(tail(d.tmp_dir, path_width, "tmp", h.name)),
                      "tmp size": human_bytes(d.tmp_bytes), "pid": "-",
@@ -185,7 +191,7 @@ def dead_table(state: FleetState, hosts: Mapping[str, Host],
         left = f"{len(d.tmp_files)} files, {human_bytes(d.tmp_bytes)}" if d.tmp_files else "-"
         err = "killed on request" if d.killed else (d.error or "no error line in its log")
         t.add_row(Text((d.plot_id or "?")[:8]), Text(h.name),
-                  phase_str(d.phase) if d.phase else "?:?",
+                  phase_str(d.phase),
                   f"{human_duration(ago)} ago" if ago is not None else "-", left,
                   Text(err, style="" if d.killed else "red"))
     return t
