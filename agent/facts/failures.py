@@ -207,13 +207,16 @@ def finished_jobs(recs, live, keep_s, now):
     return out
 
 
-def failure_run(recs, live, reset_at):
+def failure_run(recs, live, reset_at, device=None):
     """{"count", "last_error", "last_at", "last_log", "reset_at"}: the failed
-    jobs in a row, newest first, back to the newest finished plot."""
+    jobs in a row, newest first, back to the newest finished plot (`device`:
+    of the jobs pinned to that GPU only, their log names say which)."""
     count, last = 0, None
     for r in recs:
         if r.started <= reset_at:
             break
+        if device is not None and lognames.device_of(r.path) != device:
+            continue
         if r.path in live.logs:
             continue
         info = r.info

@@ -299,7 +299,15 @@ class ProcScanner:
             "wrapper_pid": wrapper.pid if wrapper is not None else None,
             "count": plot_count(i.get("num")), "plots_done": done,
             "log_complete": src.tail.complete if src.tail is not None else True,
+            "device": _int_or_none(i.get("device")),
         }
+
+
+def _int_or_none(v):
+    try:
+        return int(v) if v is not None else None
+    except ValueError:
+        return None
 
 
 def plot_count(num):

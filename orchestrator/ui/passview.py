@@ -16,6 +16,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from orchestrator.core.events import EventKind
 from orchestrator.ui import dirtables, eventline, views
 
 WAIT_ROWS = 12      # the live region shows this many waits at most
@@ -94,7 +95,8 @@ class PassPrinter:
                  for w in pending[:WAIT_ROWS]]
         if len(pending) > WAIT_ROWS:
             waits.append(Text(f"... and {len(pending) - WAIT_ROWS} more waits"))
-        head = [views.summary_table(result.state, self.hosts, note=result.backpressure,
+        # the fleet as this pass left it: it agrees with the events printed above it
+        head = [views.summary_table(result.after, self.hosts, note=result.backpressure,
                                     model=result.farm)]
         if lines is not None:
             head.append(lines)
@@ -113,7 +115,7 @@ def left_running(state, events=(), started=()) -> str:
             jobs[(h.name, j.log_file or str(j.pid))] = \
                 f"{h.name} {(j.plot_id or '')[:8] or 'pid %d' % j.pid}"
     for e in events:
-        if e.kind == "job_started":
+        if e.kind == EventKind.JOB_STARTED:
             jobs.setdefault((e.host, e.subject), f"{e.host} pid {e.pid}")
     for host, log in started:
         name = (log or "").rsplit("/", 1)[-1].rsplit(".log", 1)[0]
@@ -121,7 +123,7 @@ def left_running(state, events=(), started=()) -> str:
     moves = [f"{dirtables.plot_label(t.plot)} {h.name} -> {t.to_host}"
              for h in hosts for t in h.transfers if t.status == "running"]
     moves += [f"{eventline.plot_id(e.to_json())} {e.host} -> {e.to_host}"
-              for e in events if e.kind == "transfer_started"]
+              for e in events if e.kind == EventKind.TRANSFER_STARTED]
     if not jobs and not moves:
         return "stopped (Ctrl-C); no job or transfer was running"
 
