@@ -147,6 +147,7 @@ class ReplotSet:
     plot_id: str
     plot: str                       # the new plot's file name
     dir: str                        # the farm dir (resolved) its room is on
+    drive: Optional[str] = None     # the drive's claim key on its harvester
     deletions: Tuple[Deleted, ...] = ()
     freed: int = 0
     need: int = 0
