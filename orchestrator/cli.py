@@ -114,15 +114,21 @@ def status(c, inventory=None, limit=None, json_=False, fresh=False):
             raise Exit(code=code)
     inv, selected, hosts = load(inventory, limit)
     from orchestrator.core.outlook import status_json
+    from orchestrator.core.wave import wave
     from orchestrator.plotloop import look
     with Fleet(selected) as fleet:
         seen = look(fleet, hosts)       # what a pass would decide now, applying nothing
     state = seen.state
     if json_:
-        print(json.dumps(status_json(state, seen.outlooks), indent=1))
+        doc = status_json(state, seen.outlooks)
+        w = wave(state, hosts, inv.controller.replot_deadline)
+        if w.active:
+            doc["replot"] = w.to_json()
+        print(json.dumps(doc, indent=1))
     else:
         console.print(views.status_view(state, hosts, seen.outlooks, width=console.width,
-                                        model=seen.farm, backoffs=seen.backoffs))
+                                        model=seen.farm, backoffs=seen.backoffs,
+                                        deadline=inv.controller.replot_deadline))
     _exit_for(state)
 
 

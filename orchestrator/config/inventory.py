@@ -13,6 +13,7 @@ host they are an error.
 """
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import math
@@ -30,6 +31,7 @@ import jinja2.meta
 import yaml
 from jinja2.nativetypes import NativeEnvironment
 
+from agent.vocab import replot as replot_rules
 from agent.vocab.plotters.chiapos import max_buckets as chiapos_max_buckets
 
 from orchestrator.config import hostpattern
@@ -102,7 +104,33 @@ def load_inventory(path) -> Inventory:
     controller = _controller(source, parsed.group_vars["all"], magic, base_dir)
     hosts = tuple(_host(source, name, parsed.merged(name, of_host[name]), of_host[name],
                         magic, base_dir) for name in parsed.host_order)
+    _refuse_rules_matching_new_plots(source, hosts)
     return Inventory(source, hosts, groups, controller)
+
+
+def _made_by(p: Host) -> str:
+    level = p.compression
+    return f"k{p.k} {plotsize.label(level)} plots"
+
+
+def _refuse_rules_matching_new_plots(source: str, hosts) -> None:
+    """A new plot must never be replaced by the next one: a replot rule of
+    any harvester that could match what any plotter of the inventory makes
+    now is one line naming the rule and the plotter."""
+    plotters = [h for h in hosts if h.is_plotter]
+    for h in hosts:
+        for i, rule in enumerate(h.replot if h.is_harvester else (), 1):
+            for p in plotters:
+                level = p.compression
+                fmt = "pos2" if p.plotter == "pos2" else "v1"
+                pool = "contract" if p.pool_contract else "solo" if p.pool_key else None
+                if replot_rules.made_now(rule, p.k, level.level if level else 0,
+                                         level.format if level else None, fmt, pool):
+                    raise InventoryError(
+                        source, h.name, "replot",
+                        f"rule {i} ({replot_rules.describe(rule)}) matches the plots plotter "
+                        f"{p.name} makes now ({_made_by(p)}): a new plot would be replaced "
+                        f"by the next one")
 
 
 # ---- reading ---------------------------------------------------------------
@@ -541,6 +569,25 @@ class _Check:
         if not isinstance(value, str) or not value:
             raise self.err(key.name, f"must be a non-empty string, got {_show(value)}")
         return str(value)
+
+    def all_date(self, key, value):
+        d = replot_rules._date(value)
+        if d is None:
+            raise self.err(key.name, f"must be a date YYYY-MM-DD, got {_show(value)}")
+        return d
+
+    def replot_rules(self, key, value):
+        if value is None:
+            return ()               # `replot:` left empty: nothing is replaceable
+        if not isinstance(value, list):
+            raise self.err(key.name, f"must be a list of rules, got {_show(value)}")
+        out = []
+        for i, rule in enumerate(value, 1):
+            typed, why = replot_rules.normalise(rule, datetime.date.today())
+            if why:
+                raise self.err(key.name, f"rule {i}: {why}")
+            out.append(typed)
+        return tuple(out)
 
     def all_urls(self, key, value):
         urls = [value] if isinstance(value, str) else value

@@ -83,7 +83,9 @@ class FarmBudget:
         model = farm(state, hosts) if model is None else model
         self.enabled = model.asked
         self.down = list(model.down)
-        self.free = model.room
+        # replotting: what old plots hold is room too, while any is left
+        self.replaceable = model.replaceable
+        self.free = model.room + self.replaceable
         self.drives = len(model.drives)
         self.observed = model.observed      # sizes learnt from the farm (Gigahorse levels)
         self.pending_bytes = 0
@@ -119,7 +121,9 @@ class FarmBudget:
         s = "" if self.drives == 1 else "s"
         down = f" ({len(self.down)} harvester(s) unreachable: {'; '.join(self.down[:3])})" \
             if self.down else ""
-        return (f"farm full: {human_bytes(self.free)} free on {self.drives} drive{s}, "
+        old = f" (with {human_bytes(self.replaceable)} of old plots to replace)" \
+            if self.replaceable else ""
+        return (f"farm full: {human_bytes(self.free)} free{old} on {self.drives} drive{s}, "
                 f"{self.pending_count} plots ({human_bytes(self.pending_bytes)}) already "
                 f"headed there{down}")
 
