@@ -19,16 +19,21 @@ from . import mounts
 from . import drive_health
 
 from . import failures
+from . import joblogs
 
-from ..vocab import lognames
+from ..vocab import lognames, names
 
 from . import plotfile
+
+from . import claim_record, ledger
+from ..vocab import replot
 
 from . import probe
 from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets
 from ..statefile import state_dir
 from ..vocab.wire import DirError
 
+REPLACEABLE_SHOWN = 16   # the largest replaceable plots a farm dir lists (one plot's worth)
 FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server
 
 DEAD_KEEP_S = 86400.0   # dead_keep_h's default: a dead job without leftovers stays a day
@@ -97,6 +102,7 @@ class Agent:
         self.prober = probe.Prober()
         self._rsync_version = None
         self._headers = {}      # plot path -> ((size, mtime), header error)
+        self._pools = {}        # farm plot path -> ((size, mtime), pool kind)
 
     def reap(self):
         self.children = [p for p in self.children if p.poll() is None]
@@ -160,16 +166,25 @@ class Agent:
                                    for k in health.get(p["real"], {}).get("failures", [])]
             if kind == "dst" and d["error_code"] != DirError.NOT_RESPONDING:
                 plots += self.finished(disks.plots_in(real, moved_only=True), writing)
+                plots += [_not_a_plot(path, what) for path, what in disks.not_regular(real)]
             if kind == "farm" and d["error_code"] not in (DirError.NOT_RESPONDING, DirError.MISSING,
                                                            DirError.NOT_DIR):
                 farm_plots = disks.plots_in(real)
                 d["plot_count"] = sum(x["plots"] for x in farm_plots)
                 d["plot_bytes"] = sum(x["size_bytes"] for x in farm_plots)
                 d["plot_kinds"] = disks.plot_kinds(farm_plots)
+                d["replaceable"] = self.replaceable(farm_plots, c.get("replot"))
             dirs.append(d)
 
+        bound = ledger.bindings() if plots else {}     # replotting: the drive each is bound to
+        for x in plots:
+            b = bound.get(os.path.basename(x["path"]))
+            x["bound_to"] = [b["to_host"], b["to_dir"]] if b else None
         logs = _log_entries(config)     # one listing of log_dir per snapshot
+        joblogs.remember([j["log_file"] for j in all_jobs], now)    # held by a plot job
         dead, failed, finished = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
+        pending = sorted(self.logs.pending | {j["log_file"] for j in jobs
+                                              if j.pop("log_complete", True) is False})
         return {
             "host_time": now,
             "last_start": max([j["started_at"] for j in jobs] +
@@ -185,7 +200,49 @@ class Agent:
             "conflicts": drive_health.conflicts(set(farm)),
             "drive_failures": drive_failures,
             "rsync_version": self.rsync_version(),
+            "logs_pending": pending,
+            "replot": self.replot_ledger(config, farm, now),
         }
+
+    def replaceable(self, farm_plots, rules):
+        """{"count", "bytes", "plots": the REPLACEABLE_SHOWN largest, oldest
+        first}: the farm plots a replot rule matches (agent/vocab/replot.py)."""
+        if not rules:
+            return {"count": 0, "bytes": 0, "plots": []}
+        header = replot.needs_header(rules)
+        found = []
+        for p in farm_plots:
+            pool = self._pool(p) if header else None
+            hit = replot.first_match(rules, p["path"], pool)
+            if hit is None:
+                continue
+            facts = replot.name_facts(os.path.basename(p["path"]))
+            found.append({"path": p["path"], "size_bytes": p["size_bytes"], "k": p["k"],
+                          "level": p["compress"], "date": facts["date"],
+                          "rule": "rule %d (%s)" % (hit[0] + 1, replot.describe(hit[1]))})
+        found.sort(key=lambda x: (-x["size_bytes"], x["date"] or "9999", x["k"], x["level"],
+                                  x["path"]))
+        return {"count": len(found), "bytes": sum(x["size_bytes"] for x in found),
+                "plots": found[:REPLACEABLE_SHOWN]}
+
+    def _pool(self, plot):
+        version = (plot["size_bytes"], plot["mtime"])
+        seen = self._pools.get(plot["path"])
+        if seen is None or seen[0] != version:
+            try:
+                with open(plot["path"], "rb") as f:
+                    kind = replot.pool_of_header(f.read(plotfile.HEADER_BYTES))
+            except OSError:
+                kind = None
+            if len(self._pools) > 100000:
+                self._pools.clear()
+            seen = self._pools[plot["path"]] = (version, kind)
+        return seen[1]
+
+    def replot_ledger(self, config, farm, now):
+        if not farm:
+            return {"sets": [], "deletes_last_hour": 0, "stopped": []}
+        return ledger.snapshot(list(farm), claim_record.claimed_plots(config, now), now)
 
     def finished(self, plots, writing):
         """The finished plots among plot-named files in a dst dir: not one
@@ -286,6 +343,17 @@ class Agent:
         gpus = {lognames.device_of(r.path) for r in recs} - {None}
         run["devices"] = {str(d): failures.failure_run(recs, live, reset, d) for d in sorted(gpus)}
         return dead, run, failures.finished_jobs(recs, live, keep, now)
+
+
+def _not_a_plot(path, what):
+    """A plot-named entry that is no regular file: listed with why, so its row
+    says it, and never archived (the controller sends no plot with an error)."""
+    p = names.parse(path)
+    return {"path": path, "size_bytes": 0, "k": p.k if p else 0,
+            "plot_id": p.plot_id if p else None, "mtime": 0.0,
+            "format": p.format if p else None, "plots": 1,
+            "compress": 0, "compress_format": None,
+            "error": "not a regular file (%s): never sent" % what}
 
 
 def parse_rsync_version(text):

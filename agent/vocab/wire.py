@@ -19,7 +19,7 @@ A leaf: standard library only, Python 3.8.
 """
 import logging
 import os
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 from typing import Optional
 
@@ -49,6 +49,7 @@ class ErrorCode(str, Enum):
     DRIVE_ERROR = "drive_error"             # the dir cannot take files
     UNREADABLE = "unreadable"               # a file could not be read
     MISSING = "missing"                     # a file asked for is not there
+    REPLOT_REFUSED = "replot_refused"       # a replot deletion's check failed: nothing deleted
 
     def __str__(self):
         return self.value
@@ -87,6 +88,7 @@ class Config(TypedDict, total=False):
     drive_cooldown_s: float
     drive_fail_window_s: float
     dir_timeout_s: float
+    replot: list            # the harvester's replot rules (agent/vocab/replot.py)
 
 
 class Limits(TypedDict, total=False):
@@ -153,6 +155,11 @@ class SnapshotReply:
       finished lists the job logs that finished their plot within
       dead_keep_s (log_file, plot_id, ended_at): a controller that started
       a job and missed its end between two polls still knows its plot.
+    - Reading logs stops at the request's deadline (a third of its time is
+      kept for the rest): logs_pending names the logs not read to their end;
+      their jobs' phases may lag, and a dead job or failure they tell of is
+      reported once they are read (the next requests go on where this one
+      stopped).
     - transfers[].fault (drive | plotter | network | unknown), fatal and
       error (rsync's most specific line) for a failed transfer; a partial
       counts as receiving while an rsync has it (facts/procs.py).
@@ -170,6 +177,9 @@ class SnapshotReply:
     conflicts: list
     drive_failures: list
     rsync_version: Optional[list]
+    logs_pending: Optional[list] = None     # logs not read to their end by the deadline:
+                                            # what they say is left out until they are
+    replot: Optional[dict] = None   # {sets, deletes_last_hour, stopped}: facts/ledger.py
 
 
 @dataclass(frozen=True)
@@ -239,7 +249,28 @@ class CleanPartialReply:
 
 @dataclass(frozen=True)
 class ReserveDriveReply:
+    """The drive's claim (agent/ops/claims.py), and what replotting deleted
+    under it (agent/ops/replot.py): space_ok false when deleting gave no
+    space back (the drive then stops replotting; space_error says why)."""
     drive: str
+    holder: Optional[str] = None
+    expires_at: Optional[float] = None
+    deleted: list = field(default_factory=list)    # [{name, path, size_bytes, rule}]
+    freed: int = 0
+    space_ok: bool = True
+    space_error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class BindReplotReply:
+    plot: str
+    to_host: str
+    to_dir: str
+
+
+@dataclass(frozen=True)
+class ReleaseDriveReply:
+    released: int
 
 
 @dataclass(frozen=True)

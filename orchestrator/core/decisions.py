@@ -60,6 +60,10 @@ class StartTransfer:
     reason: str
     dest_dir: Optional[str] = None   # to_dir as the harvester resolves it (`~` expanded)
     fsync: bool = False      # both rsyncs know --fsync (>= 3.2.4)
+    # replotting (core/replot.py): the old plots deleted, under the drive's
+    # claim, to make room for this one, and the plot's id they are for
+    deletions: Tuple = ()
+    plot_id: Optional[str] = None
 
     def describe(self) -> str:
         return (f"{self.from_host}:{self.plot} -> {self.to_host}:{self.to_dir} "

@@ -36,6 +36,11 @@ class EventKind(str, Enum):
     TRANSFER_STARTED = "transfer_started"
     PROMOTE_FAILED = "promote_failed"
     REQUEST_FAILED = "request_failed"
+    # replotting (core/replot.py, agent/ops/replot.py)
+    REPLOT_DELETED = "replot_deleted"       # an old plot deleted for a new one: name, size,
+                                            # the rule, the plot it made room for
+    REPLOT_REFUSED = "replot_refused"       # nothing deleted, and why
+    REPLOT_SPACE_MISSING = "replot_space_missing"   # deleting gave no space back: stopped there
     # under --check: what would be done (nothing was changed)
     WOULD_START_JOB = "would_start_job"
     WOULD_CLEAN_DEAD = "would_clean_dead"
@@ -43,6 +48,7 @@ class EventKind(str, Enum):
     WOULD_PROMOTE = "would_promote"
     WOULD_CLEAN_PARTIAL = "would_clean_partial"
     WOULD_TRANSFER = "would_transfer"
+    WOULD_REPLOT_DELETE = "would_replot_delete"
 
     def __str__(self):
         return self.value

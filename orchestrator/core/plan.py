@@ -91,6 +91,8 @@ class Plan:
                 "waits": [asdict(w) for w in self.waits],
                 "cleanups": [asdict(c) for c in self.cleanups],
                 "transfers": [asdict(t) for t in self.transfers],
+                # replotting: the old plots each transfer deletes for its plot first
+                "deletions": [asdict(d) for t in self.transfers for d in t.deletions],
                 "promotes": [asdict(p) for p in self.promotes],
                 "cleans": [asdict(c) for c in self.cleans],
                 "drive_failures": [asdict(n) for n in self.notes]}

@@ -121,6 +121,56 @@ class Failures:
 
 
 @dataclass(frozen=True)
+class OldPlot:
+    """A farm plot a replot rule matches (agent/vocab/replot.py)."""
+    path: str
+    size_bytes: int
+    k: int = 0
+    level: int = 0
+    date: Optional[str] = None      # YYYY-MM-DD from its name
+    rule: str = ""                  # "rule 1 (made_before: 2024-01-01)"
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """One plot a replot set deleted."""
+    name: str
+    path: str
+    size_bytes: int
+    rule: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReplotSet:
+    """One new plot's set of deletions in a harvester's ledger (agent/facts/ledger.py)."""
+    plot_id: str
+    plot: str                       # the new plot's file name
+    dir: str                        # the farm dir (resolved) its room is on
+    drive: Optional[str] = None     # the drive's claim key on its harvester
+    deletions: Tuple[Deleted, ...] = ()
+    freed: int = 0
+    need: int = 0
+    at: float = 0.0
+    holder: Optional[str] = None
+    from_host: Optional[str] = None     # the plotter the new plot comes from
+    space_ok: Optional[bool] = None
+    arrived: bool = False
+    pending: bool = False           # not arrived, not released: its room is its plot's
+    claimed: bool = False           # a live claim holds it: its transfer is under way
+    released_at: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Replot:
+    """A harvester's replot records: its ledger, the deletions of the last
+    hour, and the drives where replotting stopped (dir, why)."""
+    sets: Tuple[ReplotSet, ...] = ()
+    deletes_last_hour: int = 0
+    stopped: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Dir:
     path: str
     kind: str                       # tmp | tmp2 | dst | farm | log
@@ -136,6 +186,9 @@ class Dir:
     mount: Optional[str] = None     # the mount point it is on, e.g. /mnt/hdd07
     disk: Optional[str] = None      # what is mounted there, e.g. sdh1 (tmpfs, a NAS share)
     plot_kinds: Tuple[Tuple, ...] = ()  # farm dirs: (k, level, format, count, median size)
+    replaceable_count: int = 0      # farm dirs: plots a replot rule matches ...
+    replaceable_bytes: int = 0
+    replaceable: Tuple[OldPlot, ...] = ()   # ... the largest of them, oldest first
 
 
 @dataclass(frozen=True)
@@ -151,6 +204,7 @@ class Plot(_Compressed):
     compress_format: Optional[str] = None
     format: str = "v1"              # agent/vocab/formats.py: v1 | pos2 | pos2_group | drplot
     plots: int = 1                  # plots the file holds (a PoS2 group: from its header)
+    bound_to: Optional[Tuple[str, str]] = None  # replotting: (harvester, dir) it is bound to
 
 
 @dataclass(frozen=True)
@@ -215,6 +269,8 @@ class HostState:
     conflicts: Tuple[Conflict, ...] = ()
     drive_failures: Tuple[DriveFailure, ...] = ()
     rsync_version: Optional[Tuple[int, ...]] = None
+    logs_pending: Tuple[str, ...] = ()      # logs the agent has not read to their end yet
+    replot: Replot = Replot()
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -227,6 +283,7 @@ class HostState:
             p["kind"] = plotsize.kind_label(plot.k, plot.compression)
         for j in d["jobs"] + d["dead"]:
             j["phase"] = None if j["phase"] is None else list(j["phase"])
+        d["replot"]["stopped"] = [{"dir": p, "why": w} for p, w in self.replot.stopped]
         return d
 
 
@@ -259,9 +316,25 @@ def _known(cls, d: dict) -> dict:
         out["error_code"] = wire.dir_error(out["error_code"])
     if "tmp_files" in out:
         out["tmp_files"] = tuple(out["tmp_files"])
+    if out.get("bound_to") is not None:
+        out["bound_to"] = tuple(out["bound_to"])
     if "plot_kinds" in out:
         out["plot_kinds"] = tuple(tuple(x) for x in out["plot_kinds"] or ())
+    if cls is Dir and isinstance(d.get("replaceable"), dict):
+        r = d["replaceable"]
+        out["replaceable_count"] = int(r.get("count") or 0)
+        out["replaceable_bytes"] = int(r.get("bytes") or 0)
+        out["replaceable"] = _tuple(OldPlot, r.get("plots"))
+    if cls is ReplotSet:
+        out["deletions"] = _tuple(Deleted, out.get("deletions"))
     return out
+
+
+def _replot(snap: dict) -> Replot:
+    r = snap.get("replot") or {}
+    return Replot(sets=_tuple(ReplotSet, r.get("sets")),
+                  deletes_last_hour=int(r.get("deletes_last_hour") or 0),
+                  stopped=tuple((s.get("dir"), s.get("why")) for s in r.get("stopped") or ()))
 
 
 def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
@@ -282,6 +355,8 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         conflicts=_tuple(Conflict, snap.get("conflicts")),
         drive_failures=_tuple(DriveFailure, snap.get("drive_failures")),
         rsync_version=tuple(snap["rsync_version"]) if snap.get("rsync_version") else None,
+        logs_pending=tuple(snap.get("logs_pending") or ()),
+        replot=_replot(snap),
     )
 
 
@@ -389,6 +464,9 @@ class Host:
     drive_cooldown_m: float = 30.0              # a drive set aside gets nothing for this long
     drive_fail_window_m: float = 30.0           # two failed transfers this close: set aside
     dir_timeout_s: float = 3.0                  # a dir silent this long is not responding
+    # replotting (agent/vocab/replot.py): rules naming replaceable farm plots
+    replot: Tuple[dict, ...] = field(default=(), compare=False, hash=False)
+    replot_max_deletes_per_hour: int = 60
 
     @property
     def compression(self) -> Optional[Compression]:
@@ -439,4 +517,5 @@ class Host:
             "drive_cooldown_s": self.drive_cooldown_m * 60.0,
             "drive_fail_window_s": self.drive_fail_window_m * 60.0,
             "dir_timeout_s": self.dir_timeout_s,
+            "replot": [dict(r) for r in self.replot],
         }

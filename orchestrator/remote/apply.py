@@ -10,7 +10,9 @@ what would be done.
 """
 from __future__ import annotations
 
+import os
 import posixpath
+import socket
 import time
 import uuid
 from dataclasses import asdict
@@ -244,20 +246,90 @@ def clean_partial(fleet, c: CleanPartial, check: bool) -> Outcome:
                  dir=posixpath.dirname(c.partial), why=c.reason)
 
 
-def transfer(fleet, hosts: Mapping[str, Host], t: StartTransfer, check: bool) -> Outcome:
+# who holds the drive claims this controller run takes (agent/ops/claims.py)
+HOLDER = f"controller:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def replot_args(harvester: Host, t: StartTransfer) -> dict:
+    """The replot part of a claim: the deletions planned for this plot."""
+    if not t.deletions:
+        return {}
+    return {"plot_id": t.plot_id, "from_host": t.from_host,
+            "max_deletes_per_hour": harvester.replot_max_deletes_per_hour,
+            "deletions": [{"path": d.path, "size_bytes": d.size_bytes} for d in t.deletions]}
+
+
+def _deletion_facts(t: StartTransfer, path: str, size: int, rule: str) -> dict:
+    return dict(dir=posixpath.dirname(path), size_bytes=size, plot_id=t.plot_id,
+                why=f"{rule}, room for {posixpath.basename(t.plot)}")
+
+
+def _replot_refused(t: StartTransfer, host: str, why: str, e=None) -> Failed:
+    name = posixpath.basename(t.plot)
+    return _failed(t, EventKind.REPLOT_REFUSED, host, name,
+                   f"{host}: nothing deleted for {name}: {why}", e, plot_id=t.plot_id, why=why)
+
+
+def verified_on_plotter(fleet, t: StartTransfer) -> Optional[Failed]:
+    """Before anything is deleted for it, the new plot is checked on its
+    plotter: its header names it (id, k), its size is the one planned, its
+    digest reads.  (The proof check of the plot-check issue joins here.)
+    None when it holds, else the Failed outcome saying why."""
+    name = posixpath.basename(t.plot)
+    d = _call(lambda: fleet.agent(t.from_host).digest(path=t.plot, spec=copycheck.spec()),
+              t, t.from_host, f"digest of {name}", name, {"dir": posixpath.dirname(t.plot)})
+    if isinstance(d, Failed):
+        return d
+    why = d.header_error or (
+        f"size {d.size} is not the {t.size_bytes} planned" if d.size != t.size_bytes
+        else f"its header names plot {d.header.get('plot_id')}"
+        if d.header.get("plot_id") != t.plot_id else None)
+    return _replot_refused(t, t.from_host, f"{name} not verified: {why}") if why else None
+
+
+def bind(fleet, t: StartTransfer) -> Optional[Failed]:
+    """The plotter binds the plot to this drive before anything is deleted
+    for it (agent/ops/replot.py bind_replot): another controller, or a later
+    pass, that chose another harvester for it is refused there."""
+    try:
+        fleet.agent(t.from_host).bind_replot(plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
+                                             holder=HOLDER)
+    except (AgentError, SessionError) as e:
+        return _replot_refused(t, t.from_host, str(e), e)
+    return None
+
+
+def transfer(fleet, hosts: Mapping[str, Host], t: StartTransfer, check: bool,
+             gone: Tuple[str, ...] = ()) -> Outcome:
+    """Claim the drive, make the plot's room there when the plan says so
+    (replotting: the harvester deletes the old plots named, after checking
+    each again), then start the transfer.  `gone`: ids of plots whose room the
+    harvester still keeps though their plotter no longer has them."""
     name = posixpath.basename(t.plot)
     if check:
-        return _done(t, EventKind.WOULD_TRANSFER, t.from_host, name, f"would transfer: {t.describe()}",
-                     **_move_facts(t))
+        return Outcome(t, tuple(
+            Event(EventKind.WOULD_REPLOT_DELETE, d.host, posixpath.basename(d.path),
+                  f"would delete on {d.describe()}",
+                  **_deletion_facts(t, d.path, d.size_bytes, d.rule)) for d in t.deletions) + (
+            Event(EventKind.WOULD_TRANSFER, t.from_host, name, f"would transfer: {t.describe()}",
+                  **_move_facts(t)),))
+    if t.deletions:
+        refused = verified_on_plotter(fleet, t) or bind(fleet, t)
+        if refused is not None:
+            return refused
     # claim the drive on the harvester first: another controller may have
-    # chosen it in the same moment
+    # chosen it in the same moment; replotting's deletions happen there,
+    # under that claim, right before the transfer starts
     try:
-        fleet.agent(t.to_host).reserve_drive(
+        claim = fleet.agent(t.to_host).reserve_drive(
             to_dir=t.to_dir, plot=t.plot, size_bytes=t.size_bytes,
-            reserve_bytes=hosts[t.to_host].farm_reserve_bytes)
+            reserve_bytes=hosts[t.to_host].farm_reserve_bytes, holder=HOLDER, gone=list(gone),
+            **replot_args(hosts[t.to_host], t))
     except AgentError as e:
         if e.code is ErrorCode.EXISTS:  # the final name is taken there: is it this plot?
             return NameTaken(t, ())
+        if t.deletions:
+            return _replot_refused(t, t.to_host, str(e), e)
         return _failed(t, EventKind.CLAIM_FAILED, t.to_host, t.to_dir,
                        f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}", e,
                        dir=t.to_dir, why=str(e))
@@ -265,13 +337,32 @@ def transfer(fleet, hosts: Mapping[str, Host], t: StartTransfer, check: bool) ->
         return _failed(t, EventKind.CLAIM_FAILED, t.to_host, t.to_dir,
                        f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}", e,
                        dir=t.to_dir, why=str(e))
+    deleted = tuple(
+        Event(EventKind.REPLOT_DELETED, t.to_host, d["name"],
+              f"replot: deleted {t.to_host}:{d['path']} ({human_bytes(d['size_bytes'])}, "
+              f"{d['rule']}) to make room for {name}",
+              **_deletion_facts(t, d["path"], d["size_bytes"], d["rule"]))
+        for d in claim.deleted)
+    if not claim.space_ok:
+        # the deletions gave no space back: no transfer there; the drive stops replotting
+        return Failed(t, deleted + (Event(
+            EventKind.REPLOT_SPACE_MISSING, t.to_host, t.to_dir,
+            f"{t.to_host}:{t.to_dir}: {claim.space_error}; {name} is not sent there",
+            failed=True, dir=t.to_dir, plot_id=t.plot_id, why=claim.space_error),),
+            None, claim.space_error or "")
     args = transfer_args(hosts[t.from_host], hosts[t.to_host], t)
     res = _call(lambda: fleet.agent(t.from_host).start_transfer(**args),
                 t, t.from_host, "transfer", name, _move_facts(t))
     if isinstance(res, Failed):
-        return res
-    return _done(t, EventKind.TRANSFER_STARTED, t.from_host, name,
-                 f"transfer: {t.describe()} (pid {res.pid})", **_move_facts(t, pid=res.pid))
+        # nothing is coming: the drive is free for the next plot now, not in CLAIM_S
+        try:
+            fleet.agent(t.to_host).release_drive(to_dir=t.to_dir, plot=t.plot)
+        except (AgentError, SessionError):
+            pass        # the claim expires by itself (agent/facts/claim_record.py)
+        return Failed(t, deleted + res.events, res.code, res.error) if deleted else res
+    return Outcome(t, deleted + (Event(
+        EventKind.TRANSFER_STARTED, t.from_host, name,
+        f"transfer: {t.describe()} (pid {res.pid})", **_move_facts(t, pid=res.pid)),))
 
 
 def apply(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Tuple[Outcome, ...]:
@@ -285,5 +376,6 @@ def apply(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Tuple[Ou
     out += [promote(fleet, p, check) for p in plan.promotes]
     out += [remove_source(fleet, r) for r in plan.removals]
     out += [clean_partial(fleet, c, check) for c in plan.cleans]
-    out += [transfer(fleet, hosts, t, check) for t in plan.transfers]
+    gone = dict(plan.archive.gone) if plan.archive is not None else {}
+    out += [transfer(fleet, hosts, t, check, gone.get(t.to_host, ())) for t in plan.transfers]
     return tuple(out)

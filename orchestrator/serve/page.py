@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 from orchestrator.core import plotsize
 from orchestrator.core.decisions import human_bytes
 from orchestrator.core.state import phase_str
+from orchestrator.core.wave import wave
 from orchestrator.serve.picture import Picture, transfer_rate
 from orchestrator.ui import dirtables, eventline
 
@@ -116,12 +117,16 @@ def summary(p: Picture) -> dict:
     st = p.state
     up = [h for h in st.hosts if h.reachable]
     model = p.farm
-    return {"hosts-up": len(up), "hosts-down": len(st.hosts) - len(up),
-            "jobs": sum(len(h.jobs) for h in up),
-            "plots-waiting": sum(len(h.plots) for h in up),
-            "transfers": sum(1 for h in up for x in h.transfers if x.status == "running"),
-            "drives": len(model.drives), "farm-dirs": sum(len(d.dirs) for d in model.drives),
-            "farm-free": human_bytes(model.room)}
+    fig = {"hosts-up": len(up), "hosts-down": len(st.hosts) - len(up),
+           "jobs": sum(len(h.jobs) for h in up),
+           "plots-waiting": sum(len(h.plots) for h in up),
+           "transfers": sum(1 for h in up for x in h.transfers if x.status == "running"),
+           "drives": len(model.drives), "farm-dirs": sum(len(d.dirs) for d in model.drives),
+           "farm-free": human_bytes(model.room)}
+    w = wave(st, p.hosts)
+    if w.active:                # the replot wave
+        fig.update({"replot-old": w.old, "replot-new": w.new, "replot-24h": w.replaced_24h})
+    return fig
 
 
 def render(p: Optional[Picture], refresh: float, task: str) -> str:
@@ -135,7 +140,8 @@ def render(p: Optional[Picture], refresh: float, task: str) -> str:
     fig = summary(p)
     labels = {"hosts-up": "hosts up", "hosts-down": "hosts down", "jobs": "jobs",
               "plots-waiting": "plots waiting", "transfers": "transfers", "drives": "farm drives",
-              "farm-dirs": "farm dirs", "farm-free": "farm free"}
+              "farm-dirs": "farm dirs", "farm-free": "farm free", "replot-old": "old plots left",
+              "replot-new": "new plots", "replot-24h": "replaced in 24 h"}
     cards = "".join(
         f'<div>{labels[k]}<b data-fig="{k}"{" class=bad" if k == "hosts-down" and v else ""}>'
         f'{escape(str(v))}</b></div>' for k, v in fig.items())

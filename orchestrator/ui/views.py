@@ -21,6 +21,7 @@ from orchestrator.core import plotsize
 from orchestrator.core.farm import Farm, farm
 from orchestrator.core.state import FleetState, Host, phase_str
 from orchestrator.core import failures
+from orchestrator.core.wave import wave
 from orchestrator.core.outlook import judge
 from orchestrator.core.scheduler import host_clock
 from orchestrator.ui import dirtables
@@ -57,8 +58,9 @@ def job_state(job) -> str:
 
 
 def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None,
-                  model: Optional[Farm] = None) -> Table:
-    """The fleet in a few rows; `model`: the pass's farm (computed when not given)."""
+                  model: Optional[Farm] = None, deadline: Optional[str] = None) -> Table:
+    """The fleet in a few rows; `model`: the pass's farm (computed when not given);
+    `deadline`: replot_deadline, for the replot wave's verdict."""
     up = [h for h in state.hosts if h.reachable]
     jobs = [j for h in up for j in h.jobs]
     by_phase = {}
@@ -92,6 +94,9 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
                       f"(after reserve), room for {fits}")
     if model.kinds:
         t.add_row("farm plots", ", ".join(f"{n} x {kind}" for kind, n in model.kinds))
+    w = wave(state, hosts, deadline)
+    if w.active:                # the replot wave: where it stands
+        t.add_row("replot", Text(w.line()[len("replot: "):], style="red" if w.behind else ""))
     if note:
         t.add_row("note", Text(note, style="yellow"))
     return t
@@ -308,7 +313,7 @@ def down_table(state: FleetState) -> Optional[Table]:
 
 def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
                 width: Optional[int] = None, model: Optional[Farm] = None,
-                backoffs=None) -> Group:
+                backoffs=None, deadline: Optional[str] = None) -> Group:
     """`status`: the fleet, each plotter's plotting and archiving line, the
     jobs, each plotter's tmp and dst tables, the dirs, the harvester drives.
     `outlooks` (core/outlook.py), `model` (the farm) and `backoffs` are the
@@ -320,7 +325,7 @@ def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
     keys = dirtables.host_keys(state, hosts)
     wide = width is not None and width >= 120
     columns = JOB_COLUMNS if width is None or width >= 100 else COMPACT_STATUS_JOB_COLUMNS
-    parts = [summary_table(state, hosts, model=model)]
+    parts = [summary_table(state, hosts, model=model, deadline=deadline)]
     lines = dirtables.status_lines(outlooks, keys)
     if lines is not None:
         parts.append(lines)
