@@ -1,8 +1,8 @@
-"""`python -m agent serve | snapshot --config JSON | plot-chiapos ... | transfer SPEC`"""
+"""`python -m agent serve | snapshot --config JSON | plot-chiapos ... | transfer SPEC | check SPEC`"""
 import json
 import sys
 
-USAGE = "usage: python -m agent serve | snapshot --config JSON | plot-chiapos ... | transfer SPEC"
+USAGE = "usage: python -m agent serve | snapshot --config JSON | plot-chiapos ... | transfer SPEC | check SPEC"
 
 
 def main(argv):
@@ -25,6 +25,12 @@ def main(argv):
     if cmd == "plot-chiapos":
         from .launch.chiapos import main as plot
         return plot(rest)
+    if cmd == "check":
+        from .launch.check import run as check
+        if len(rest) != 1:
+            print("check: needs one JSON spec", file=sys.stderr)
+            return 2
+        return check(rest[0])
     if cmd == "transfer":
         from .launch.transfer import run
         if len(rest) != 1:

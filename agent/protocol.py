@@ -79,6 +79,10 @@ OPS = {
     "list_logs": {"config": CONFIG},
     "read_plotman_config": {"path": opt("str")},
     "guard_room": {"config": CONFIG, "plot_bytes": opt("int")},
+    "start_check": {"config": CONFIG, "plot": Arg("str"), "settings": opt("dict"),
+                    "max_running": opt("int")},
+    "quarantine_plot": {"config": CONFIG, "plot": Arg("str"), "reason": Arg("str")},
+    "release_plot": {"config": CONFIG, "plot": Arg("str"), "delete": opt("bool")},
 }
 
 

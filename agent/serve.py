@@ -19,7 +19,7 @@ import psutil
 from . import deadline, protocol
 from .facts.procs import PSUTIL_ERRORS
 from .facts.snapshot import Agent
-from .ops import claims, jobs, logs, plotman_config, room, transfers
+from .ops import checks, claims, jobs, logs, plotman_config, room, transfers
 from .ops.common import ActionError
 from .watchdog import Watchdog
 
@@ -91,6 +91,8 @@ OPS = {
     "read_log": logs.read_log, "list_logs": logs.list_logs,
     "read_plotman_config": plotman_config.read_plotman_config,
     "guard_room": room.guard_room,
+    "start_check": checks.start_check, "quarantine_plot": checks.quarantine_plot,
+    "release_plot": checks.release_plot,
 }
 assert set(OPS) == set(protocol.OPS), "every op declared in protocol.py, and only those"
 

@@ -247,12 +247,13 @@ def archive(c, inventory=None, limit=None, check=False, json_=False):
     with Fleet(selected) as fleet:
         state = fleet.gather()
         out = Outcome()
-        decision = archive_step(fleet, hosts, state, out, check)
-    waits = [w.describe() for w in decision.waits]
+        proofs, decision = archive_step(fleet, hosts, state, out, check)
+    all_waits = proofs.waits + decision.waits
+    waits = [w.describe() for w in all_waits]
     if json_:
         print(json.dumps({"actions": out.lines + waits,
                           "events": [e.to_json() for e in out.events],
-                          "waits": [asdict(w) for w in decision.waits]}))
+                          "waits": [asdict(w) for w in all_waits]}))
     else:
         console.print(views.action_log(out.events, waits, empty="nothing to archive"))
     _exit_for(state)

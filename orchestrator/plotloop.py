@@ -20,6 +20,7 @@ from agent.facts.logparse import analyze_log
 
 from orchestrator.remote import apply as apply_mod
 from orchestrator.core.archiver import archive
+from orchestrator.core.checker import checks
 from orchestrator.core.failures import cleanups
 from orchestrator.core.decisions import Wait
 from orchestrator.core.events import Event
@@ -216,10 +217,13 @@ def _id_in(path: str, ids) -> bool:
 
 def archive_step(fleet, hosts: Mapping[str, Host], state: FleetState, out, check: bool):
     """The archive half of a pass (plot-all's, and the `archive` task's):
-    decide from the state, carry it out; the decision, for its waits."""
+    decide from the state, carry it out; (the proof checks' decision, the
+    archive decision), for their waits."""
+    proofs = checks(state, hosts)
+    apply_mod.proof_checks(fleet, proofs, out, check)
     decision = archive(state, hosts)
     apply_mod.archive(fleet, hosts, decision, out, check)
-    return decision
+    return proofs, decision
 
 
 def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
@@ -244,15 +248,18 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
     tracker.started.update((host, log) for host, _pid, log in out.started)
     cleans, clean_waits = cleanups(state, hosts, lambda hs: host_clock(hs, state, now))
     apply_mod.clean_dead(fleet, hosts, cleans, out, check)
-    arch = archive_step(fleet, hosts, state, out, check)
+    proofs, arch = archive_step(fleet, hosts, state, out, check)
+    waits = decision.waits + clean_waits + proofs.waits + arch.waits
     decisions = {"starts": [asdict(s) for s in decision.starts],
-                 "waits": [asdict(w) for w in decision.waits + clean_waits + arch.waits],
+                 "waits": [asdict(w) for w in waits],
+                 "checks": [asdict(c) for c in proofs.starts],
+                 "quarantines": [asdict(q) for q in proofs.quarantines],
                  "cleanups": [asdict(c) for c in cleans],
                  "transfers": [asdict(t) for t in arch.transfers],
                  "promotes": [asdict(p) for p in arch.promotes],
                  "cleans": [asdict(c) for c in arch.cleans],
                  "drive_failures": [asdict(n) for n in arch.notes]}
-    return PassResult(state, tuple(out.events), decision.waits + clean_waits + arch.waits,
+    return PassResult(state, tuple(out.events), waits,
                       decision.waits, decision.backpressure, decisions,
                       outlook(state, hosts, decision, arch, out.events))
 

@@ -176,9 +176,13 @@ def dead_jobs(recs, live, keep_s, now):
     return out
 
 
-def failure_run(recs, live, reset_at):
+def failure_run(recs, live, reset_at, quarantined=None):
     """{"count", "last_error", "last_at", "last_log", "reset_at"}: the failed
-    jobs in a row, newest first, back to the newest finished plot."""
+    jobs in a row, newest first, back to the newest finished plot that is
+    not in quarantine (`quarantined`: plot id -> why): a plot that failed
+    its proof check is a failure of the job that made it.  A multi-plot
+    log counts by its last plot."""
+    quarantined = quarantined or {}
     count, last = 0, None
     for r in recs:
         if r.started <= reset_at:
@@ -188,13 +192,14 @@ def failure_run(recs, live, reset_at):
         info = r.info
         if info is None or info["killed"]:
             continue
-        if info["finished"]:
+        bad = quarantined.get(info["plot_id"]) if info["finished"] else None
+        if info["finished"] and bad is None:
             break
-        if live.runs(r, info):
+        if bad is None and live.runs(r, info):
             continue
         count += 1
         if last is None:
-            last = (r, info)
+            last = (r, dict(info, error="plot quarantined: %s" % bad) if bad else info)
     return {"count": count, "last_error": last[1]["error"] if last else None,
             "last_at": last[0].ended if last else 0.0,
             "last_log": last[0].path if last else None, "reset_at": reset_at}

@@ -12,6 +12,7 @@ import time
 
 import psutil
 
+from . import checks
 from . import compression
 from . import disks
 from . import mounts
@@ -152,7 +153,7 @@ class Agent:
                 drive_failures += [{"dir": raw, "key": k}
                                    for k in health.get(p["real"], {}).get("failures", [])]
             if kind == "dst" and d["error_code"] != "not_responding":
-                plots += [self.checked(x) for x in disks.plots_in(real)]
+                plots += [self.proven(self.checked(x)) for x in disks.plots_in(real)]
             if kind == "farm" and d["error_code"] not in ("not_responding", "missing", "not_dir"):
                 farm_plots = disks.plots_in(real)
                 d["plot_count"] = len(farm_plots)
@@ -160,8 +161,13 @@ class Agent:
                 d["plot_kinds"] = disks.plot_kinds(farm_plots)
             dirs.append(d)
 
+        quarantine = checks.quarantined(
+            [raw for kind, raw, _ in cdirs
+             if kind == "dst" and probed[_key(raw)]["error_code"] != "not_responding"])
         logs = _log_entries(config)     # one listing of log_dir per snapshot
-        dead, failed = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
+        dead, failed = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now,
+                                        {q["plot_id"]: q["reason"] for q in quarantine
+                                         if q["plot_id"]})
         return {
             "host_time": now,
             "last_start": max([j["started_at"] for j in jobs] +
@@ -170,6 +176,9 @@ class Agent:
             "dirs": dirs,
             "plots": plots,
             "transfers": read_transfers(config),
+            "checks": [dict(checks.public(r), plot=r["plot"]) for r in checks.running(
+                [r for k, _, r in cdirs if k in ("dst", "farm")])],
+            "quarantine": quarantine,
             "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
             "dead": dead,
             "failures": failed,
@@ -196,6 +205,14 @@ class Agent:
             seen = self._headers[plot["path"]] = (version, error, level)
         plot["error"] = seen[1]
         plot["compress"], plot["compress_format"] = seen[2]
+        return plot
+
+    def proven(self, plot):
+        """A finished plot with `check`: its proof check's record (status
+        running | interrupted | passed | failed | not_checked | released,
+        ratio, the prover's error, cost), or None before its check."""
+        rec = checks.read(plot["path"], plot["size_bytes"], plot["mtime"])
+        plot["check"] = None if rec is None else checks.public(rec)
         return plot
 
     def probe_dirs(self, config):
@@ -245,8 +262,9 @@ class Agent:
                         "receiving": receiving})
         return out
 
-    def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now):
-        """(dead jobs, failures in a row) from the host's job logs."""
+    def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now, quarantined=None):
+        """(dead jobs, failures in a row) from the host's job logs; a plot in
+        quarantine (`quarantined`: plot id -> why) is a failure of its job."""
         log_dir = (config or {}).get("log_dir")
         none = {"count": 0, "last_error": None, "last_at": 0.0, "last_log": None,
                 "reset_at": 0.0}
@@ -261,7 +279,8 @@ class Agent:
         keep = (config or {}).get("dead_keep_s")
         keep = DEAD_KEEP_S if keep is None else float(keep)
         dead = failures.dead_jobs(recs, live, keep, now)
-        run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir))
+        run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir),
+                                   quarantined or {})
         return dead, run
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from ..facts import disks, drive_health, plotfile
+from ..facts import checks, disks, drive_health, plotfile
 from ..facts.procs import maybe_receiving, rsync_targets
 from ..facts.snapshot import FRESH_S, read_transfers, transfers_dir
 from ..launch.transfer import write_state
@@ -215,7 +215,8 @@ def remove_plot(agent, config, plot, proof):
         raise ActionError("the copy does not hold this plot's bytes (%s): %s kept"
                           % (why, path), code="mismatch")
     os.remove(path)
-    for extra in (transfer_state_path(path), transfer_state_path(path)[:-5] + ".progress",
+    for extra in (checks.record_path(path), checks.record_path(path)[:-5] + ".log",
+                  transfer_state_path(path), transfer_state_path(path)[:-5] + ".progress",
                   transfer_state_path(path)[:-5] + ".runner.log"):
         try:
             os.remove(extra)

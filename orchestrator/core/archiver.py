@@ -32,6 +32,9 @@ an ArchiveDecision:
   a partial beside a conflict (a file of its final name with other bytes).
 - waits: every plot not moved, and why.
 
+A plot goes nowhere before its proof check is over (Plot.proven, see
+checker.py): a plot that failed it never reaches a farm drive.
+
 Drives that report an error (missing, read-only, not mounted, not
 responding, set aside after failed transfers) take nothing, and a drive
 holding a conflict for a plot's name is never chosen for that plot.
@@ -377,6 +380,8 @@ def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
                 waits.append(Wait(host.name, name, f"not archived: {p.error}"))
                 continue
             waiting_names.add(name)
+            if not p.proven:
+                continue                # its proof check first (checker.py says why)
             if p.path in checked:
                 continue
             t = eff.get(p.path)

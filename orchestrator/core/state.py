@@ -112,6 +112,58 @@ class Dir:
 
 
 @dataclass(frozen=True)
+class Check:
+    """A plot's proof check (agent/launch/check.py), as its plotter reports it."""
+    status: str                     # running | interrupted | passed | failed |
+                                    # not_checked | released (by the farmer)
+    method: Optional[str] = None    # chiapos | command | chia_rs
+    ratio: Optional[float] = None   # valid proofs per challenge (last round)
+    proofs: Optional[int] = None
+    challenges: Optional[int] = None
+    error: Optional[str] = None     # the prover's own words, or why not checked
+    seconds: Optional[float] = None
+    bytes_read: Optional[int] = None
+    started_at: float = 0.0
+    finished_at: Optional[float] = None
+    pid: Optional[int] = None
+    plot: Optional[str] = None      # in HostState.checks: the plot it checks
+
+    @property
+    def done(self) -> bool:
+        """Its plot may be archived: it passed, could not be checked (and
+        says why), or the farmer released it."""
+        return self.status in ("passed", "not_checked", "released")
+
+    def summary(self) -> str:
+        """One line: the ratio found, or the prover's (or the tool's) words."""
+        if self.status == "passed":
+            return f"passed: {self.proofs}/{self.challenges} proofs (ratio {self.ratio:.2f})"
+        if self.status == "running":
+            return "checking"
+        if self.status == "not_checked":
+            return f"not checked: {self.error}"
+        if self.status == "released":
+            return f"released by the farmer (was: {self.error})"
+        return f"{self.status}: {self.error}"
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A plot that failed its check, waiting in `<dst>/quarantine/` for the
+    farmer: never archived, never deleted by plotfleet."""
+    path: str
+    size_bytes: int
+    dst_dir: str
+    reason: str                     # the prover's words, or the ratio found
+    k: int = 0
+    plot_id: Optional[str] = None
+    mtime: float = 0.0
+    ratio: Optional[float] = None
+    method: Optional[str] = None
+    quarantined_at: float = 0.0
+
+
+@dataclass(frozen=True)
 class Plot(_Compressed):
     """A finished plot file waiting in a dst dir (or on a farm dir)."""
     path: str
@@ -122,6 +174,12 @@ class Plot(_Compressed):
     error: Optional[str] = None     # its header contradicts its name, or it is unreadable
     compress: int = 0               # from its header, else its name
     compress_format: Optional[str] = None
+    check: Optional[Check] = None   # its proof check; None: not checked yet
+
+    @property
+    def proven(self) -> bool:
+        """Its check is over and lets it be archived."""
+        return self.check is not None and self.check.done
 
 
 @dataclass(frozen=True)
@@ -185,6 +243,8 @@ class HostState:
     conflicts: Tuple[Conflict, ...] = ()
     drive_failures: Tuple[DriveFailure, ...] = ()
     rsync_version: Optional[Tuple[int, ...]] = None
+    checks: Tuple[Check, ...] = ()          # proof checks running (dst and farm plots)
+    quarantine: Tuple[Quarantined, ...] = ()
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -217,6 +277,13 @@ def _tuple(cls, items):
     return tuple(cls(**_known(cls, i)) for i in items or ())
 
 
+def _plot(d: dict) -> Plot:
+    out = _known(Plot, d)
+    if out.get("check") is not None:
+        out["check"] = Check(**_known(Check, out["check"]))
+    return Plot(**out)
+
+
 def _known(cls, d: dict) -> dict:
     names = cls.__dataclass_fields__.keys()
     out = {k: v for k, v in d.items() if k in names}
@@ -235,7 +302,7 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         name=name, roles=tuple(roles), reachable=True,
         jobs=_tuple(Job, snap.get("jobs")),
         dirs=_tuple(Dir, snap.get("dirs")),
-        plots=_tuple(Plot, snap.get("plots")),
+        plots=tuple(_plot(p) for p in snap.get("plots") or ()),
         transfers=_tuple(Transfer, snap.get("transfers")),
         partials=_tuple(Partial, snap.get("partials")),
         dead=_tuple(DeadJob, snap.get("dead")),
@@ -245,6 +312,8 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         conflicts=_tuple(Conflict, snap.get("conflicts")),
         drive_failures=_tuple(DriveFailure, snap.get("drive_failures")),
         rsync_version=tuple(snap["rsync_version"]) if snap.get("rsync_version") else None,
+        checks=_tuple(Check, snap.get("checks")),
+        quarantine=_tuple(Quarantined, snap.get("quarantine")),
     )
 
 
@@ -318,6 +387,12 @@ class Host:
     failure_backoff_m: float = 60.0             # then no new job for this long
     clean_after_m: float = 5.0                  # a failed job's temp files go once they rest
     kill_after_m: float = 1.0                   # kill of a dead job: its files must rest
+    # proof checks of new plots
+    check_challenges: int = 30
+    check_min_ratio: float = 0.3
+    check_challenges_v2: int = 4
+    check_command: Optional[str] = None
+    check_parallel: int = 1
     # harvesting and transfers
     farm_dirs: Tuple[str, ...] = ()
     transfer: str = "ssh"                       # ssh | local

@@ -239,6 +239,42 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     return None
 
 
+def proof_checks(fleet, decision, out: Outcome, check: bool) -> None:
+    """Start the proof checks and quarantine the plots that failed theirs
+    (core/checker.py decided); a refusal is a failed event, the rest go on."""
+    for q in decision.quarantines:
+        name = posixpath.basename(q.plot)
+        if check:
+            out.add("would_quarantine", q.host, name, f"would quarantine {q.describe()}")
+            continue
+        res = _call(fleet, q.host, "quarantine_plot", out, f"quarantine of {name}", name,
+                    plot=q.plot, reason=q.reason)
+        if res is not None:
+            out.fail("plot_quarantined", q.host, name,
+                     f"{q.host}: {name} failed its proof check and waits in "
+                     f"{posixpath.dirname(res['path'])}: {q.reason} (never archived; "
+                     f"`plotfleet release` is the farmer's call)")
+    for s in decision.starts:
+        name = posixpath.basename(s.plot)
+        if check:
+            out.add("would_check", s.host, name, f"would check {s.describe()}")
+            continue
+        try:
+            res = fleet.call(s.host, "start_check", plot=s.plot, settings=s.settings(),
+                             max_running=s.max_running)
+        except AgentError as e:
+            if e.code in ("busy", "exists"):    # another controller's check: next pass
+                continue
+            out.fail("check_failed_to_start", s.host, name,
+                     f"{s.host}: proof check of {name} did not start: {e}")
+            continue
+        except SessionError as e:
+            out.fail("check_failed_to_start", s.host, name,
+                     f"{s.host}: proof check of {name} did not start: {e}")
+            continue
+        out.add("check_started", s.host, name, f"proof check: {s.describe()} (pid {res['pid']})")
+
+
 def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: bool) -> None:
     for n in decision.notes:
         if check:

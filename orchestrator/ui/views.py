@@ -274,6 +274,34 @@ def copy_problems_table(state: FleetState) -> Optional[Table]:
     return t
 
 
+def checks_table(state: FleetState, now: Optional[float] = None) -> Optional[Table]:
+    """Proof checks: the quarantine (why, in the prover's words or as the
+    ratio found), the checks running, and plots archived unchecked (why)."""
+    now = time.time() if now is None else now
+    rows = [(h.name, q.path, "quarantine", q.reason, "red")
+            for h in state.hosts for q in h.quarantine]
+    for h in state.hosts:
+        for c in h.checks:
+            took = (h.host_time or now) - c.started_at if c.started_at else None
+            rows.append((h.name, c.plot or "?", "checking",
+                         f"for {human_duration(took)}" if took is not None else "", ""))
+        for p in h.plots:
+            if p.check is not None and p.check.status == "not_checked":
+                rows.append((h.name, p.path, "not checked", p.check.error or "", "yellow"))
+    if not rows:
+        return None
+    t = Table(title="proof checks", title_style="red" if any(r[2] == "quarantine" for r in rows)
+              else "", caption="release a quarantined plot: plotfleet release [--delete] PLOT"
+              if any(r[2] == "quarantine" for r in rows) else None, caption_justify="left")
+    t.add_column("host", no_wrap=True)
+    t.add_column("plot", overflow="fold", ratio=1)
+    t.add_column("state", no_wrap=True)
+    t.add_column("why", ratio=2)
+    for host, path, what, why, style in rows:
+        t.add_row(Text(host), Text(path), Text(what, style=style), Text(why, style=style))
+    return t
+
+
 def down_table(state: FleetState) -> Optional[Table]:
     down = [h for h in state.hosts if not h.reachable]
     if not down:
@@ -330,6 +358,9 @@ def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
     problems = copy_problems_table(state)
     if problems is not None:
         parts.append(problems)
+    proofs = checks_table(state)
+    if proofs is not None:
+        parts.append(proofs)
     down = down_table(state)
     if down is not None:
         parts.append(down)

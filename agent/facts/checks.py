@@ -1,0 +1,113 @@
+"""Proof checks and the quarantine, as the host sees them.
+
+A check's record (agent/launch/check.py writes it) lives in
+~/.plotfleet/checks/, one per plot path; it belongs to that file only while
+the file keeps the size and mtime it was checked at (a plot made again
+under the same name is checked again).  A check whose runner died while
+"running" reads "interrupted", and is started again.
+
+The quarantine is `<dst>/quarantine/`: a plot that failed its check waits
+there, never archived, never deleted by plotfleet, with `<plot>.json`
+beside it saying why (its own record, so the reason survives the state
+dir).  Only the farmer's `plotfleet release` moves it on.
+"""
+import hashlib
+import json
+import os
+
+import psutil
+
+from . import disks
+from ..statefile import state_dir
+
+QUARANTINE = "quarantine"
+DONE = ("passed", "failed", "not_checked", "released")
+
+
+def checks_dir():
+    return os.path.join(state_dir(), "checks")
+
+
+def record_path(plot_path):
+    """The record of the check of the file at `plot_path` (a plot's name and
+    a hash of its dir: its copy on a farm drive has a record of its own)."""
+    real = disks.expand(plot_path)
+    tag = hashlib.sha256(os.path.dirname(real).encode("utf-8", "surrogateescape")).hexdigest()
+    return os.path.join(checks_dir(), "%s.%s.json" % (os.path.basename(real), tag[:12]))
+
+
+def quarantine_dir(dst_dir):
+    return os.path.join(disks.expand(dst_dir), QUARANTINE)
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+        return rec if isinstance(rec, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid, started_at):
+    if not pid:
+        return False
+    try:
+        p = psutil.Process(pid)
+        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() <= started_at + 5
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def public(rec):
+    """A record as the snapshot carries it."""
+    keys = ("status", "method", "ratio", "proofs", "challenges", "error", "seconds",
+            "bytes_read", "started_at", "finished_at", "pid")
+    return {k: rec.get(k) for k in keys}
+
+
+def read(plot_path, size=None, mtime=None):
+    """The check record of this file as it is now, or None (never checked,
+    or checked as another file of that name)."""
+    rec = load(record_path(plot_path))
+    if rec is None or disks.expand(rec.get("plot") or "") != disks.expand(plot_path):
+        return None
+    if size is not None and rec.get("size_bytes") not in (None, size):
+        return None
+    if mtime is not None and rec.get("mtime") is not None and abs(rec["mtime"] - mtime) > 1e-3:
+        return None
+    if rec.get("status") == "running" and not _alive(rec.get("pid"), rec.get("started_at", 0)):
+        rec = load(record_path(plot_path)) or rec     # it may just have ended
+        if rec.get("status") == "running":
+            rec = dict(rec, status="interrupted", error="the check ended without a result")
+    return rec
+
+
+def running(dirs):
+    """Records of checks running on plots under `dirs` (expanded)."""
+    out = []
+    try:
+        names = sorted(n for n in os.listdir(checks_dir()) if n.endswith(".json"))
+    except OSError:
+        return out
+    for n in names:
+        rec = load(os.path.join(checks_dir(), n))
+        if not rec or rec.get("status") != "running" or not rec.get("plot"):
+            continue
+        if disks.inside(rec["plot"], dirs) and _alive(rec.get("pid"), rec.get("started_at", 0)):
+            out.append(rec)
+    return out
+
+
+def quarantined(dst_dirs):
+    """Plots waiting in the quarantine of each dst dir, each with why."""
+    out = []
+    for raw in dst_dirs:
+        q = quarantine_dir(raw)
+        for p in disks.plots_in(q):
+            why = load(p["path"] + ".json") or {}
+            p.update(dst_dir=raw, reason=why.get("reason") or "no reason recorded",
+                     ratio=why.get("ratio"), method=why.get("method"),
+                     quarantined_at=why.get("at") or p["mtime"])
+            out.append(p)
+    return out

@@ -1,0 +1,256 @@
+"""The detached proof check of one plot: `python -m agent check SPEC_JSON`.
+
+A plot copied byte for byte is still worthless if it was bad from the
+start (GPU plotters make such plots: bladebit #403, #418).  So before a plot
+is archived its plotter asks the prover itself for proofs:
+
+- v1 plots (chiapos' header, bladebit's v2 header): chiapos' DiskProver,
+  `challenges` challenges derived from the plot id (the same plot gets the
+  same challenges, a re-check fresh ones); every quality found is fetched as
+  a full proof and validated with chiapos' Verifier.  Any exception of the
+  prover fails the plot, in the prover's own words ("Invalid size for
+  deltas: 47187").  A ratio of valid proofs per challenge below `min_ratio`
+  is checked once more with fresh challenges, and fails the plot only if
+  the second round is as poor: good plots vary (a few percent of fresh k18
+  plots give under 0.7), `chia plots check` itself fails only 0 proofs.
+- plots chiapos cannot read (Gigahorse's format, or no chiapos here):
+  `command`, a template such as `bladebit_cuda check -n {n} {path}`, whose
+  summary line is read (bladebit's "N / M (x%) valid proofs found", chia's
+  "Proofs N / M"); without one, or when it cannot run or says nothing
+  readable, the plot is "not checked" with the reason, never blocked.
+
+The record, ~/.plotfleet/checks/<key>.json, goes running -> passed | failed
+| not_checked, with the ratio, the prover's error, the seconds taken and the
+bytes read (the process's rchar: what a check costs next to a full read).
+It runs at nice 19 and idle I/O priority: a check never slows the plotting
+or the copies around it.
+"""
+import hashlib
+import json
+import os
+import re
+import shlex
+import struct
+import subprocess
+import sys
+import time
+
+from ..facts import plotfile
+
+COMMAND_TIMEOUT_S = 3600.0
+# summaries of the check tools a farmer may name in check_command
+_SUMMARIES = (
+    # bladebit's `check` (src/commands/CmdPlotCheck.cpp):
+    #   "%llu / %llu (%.2lf%%) valid proofs found."
+    re.compile(r"(\d+)\s*/\s*(\d+)\s*\([\d.]+%\)\s*valid proofs found"),
+    # `chia plots check` (chia/plotting/check_plots.py): "Proofs 27 / 30, 0.9"
+    re.compile(r"Proofs\s+(\d+)\s*/\s*(\d+)"),
+)
+
+
+def challenges(plot_id, round_, n):
+    """`n` challenges from the plot id; each round a fresh set."""
+    return [hashlib.sha256(b"plotfleet check" + plot_id + struct.pack(">II", round_, i)).digest()
+            for i in range(n)]
+
+
+def read_bytes():
+    """Bytes this process has read so far (rchar: page cache hits included)."""
+    try:
+        with open("/proc/self/io") as f:
+            for line in f:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class ProverError(Exception):
+    """The prover raised: the plot fails, in the prover's own words."""
+
+
+def prove_v1(path, round_, n):
+    """Valid full proofs found over `n` challenges of `round_` (ProverError
+    when the prover raises)."""
+    from chiapos import DiskProver, Verifier
+    try:
+        prover = DiskProver(path)
+        verifier = Verifier()
+        plot_id, k = prover.get_id(), prover.get_size()
+        found = 0
+        for ch in challenges(plot_id, round_, n):
+            for i, quality in enumerate(prover.get_qualities_for_challenge(ch)):
+                proof = prover.get_full_proof(ch, i)
+                if verifier.validate_proof(plot_id, k, ch, proof) == quality:
+                    found += 1
+    except Exception as e:          # the prover's own words, whatever it raises
+        raise ProverError(_words(e))
+    return found
+
+
+def _words(e):
+    text = str(e).strip().splitlines()
+    return text[0] if text and text[0] else type(e).__name__
+
+
+def parse_summary(text):
+    """(proofs, challenges) from a check tool's output: its last summary line."""
+    found = None
+    for line in (text or "").splitlines():
+        for rx in _SUMMARIES:
+            m = rx.search(line)
+            if m:
+                found = (int(m.group(1)), int(m.group(2)))
+    return found
+
+
+def command_argv(template, path, n):
+    """The check tool's argv: the template split like a shell would, then
+    {n} and {path} filled in each word (the path stays one word)."""
+    return [w.replace("{n}", str(n)).replace("{path}", path) for w in shlex.split(template)]
+
+
+class NotChecked(Exception):
+    """The plot could not be checked: why (it is archived as before)."""
+
+
+def run_command(template, path, n):
+    """(proofs, challenges) from the farmer's check tool, or NotChecked."""
+    try:
+        argv = command_argv(template, path, n)
+    except ValueError as e:
+        raise NotChecked("check_command %r: %s" % (template, e))
+    if not argv:
+        raise NotChecked("check_command is empty")
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT_S)
+    except FileNotFoundError:
+        raise NotChecked("check_command: %s: not found" % argv[0])
+    except subprocess.TimeoutExpired:
+        raise NotChecked("check_command: %s gave no answer in %ds" % (argv[0], COMMAND_TIMEOUT_S))
+    except OSError as e:
+        raise NotChecked("check_command: %s: %s" % (argv[0], e.strerror or e))
+    out = proc.stdout.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        last = [line.strip() for line in out.splitlines() if line.strip()]
+        raise NotChecked("check_command: %s exited %d%s" % (
+            argv[0], proc.returncode, (": " + last[-1][:200]) if last else ""))
+    summary = parse_summary(out)
+    if summary is None or summary[1] <= 0:
+        raise NotChecked("check_command: no summary in %s's output (expected 'N / M ... valid "
+                         "proofs found' or 'Proofs N / M')" % argv[0])
+    return summary
+
+
+def method_for(path, have_chiapos):
+    """How this plot is checked: "chiapos", "command", or why not (a str
+    starting "not checked")."""
+    try:
+        with open(path, "rb") as f:
+            header = plotfile.read_header(f.read(plotfile.HEADER_BYTES))
+    except OSError as e:
+        return None, "cannot read: %s" % (e.strerror or e)
+    if header["format"] in ("v1", "v2"):
+        if have_chiapos:
+            return "chiapos", None
+        return None, "chiapos is not installed on this host"
+    return None, "chiapos cannot read this plot's format"
+
+
+def _have_chiapos():
+    try:
+        import chiapos  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def decide(rounds, min_ratio):
+    """(status, ratio) of the last round's (proofs, challenges): a round
+    below min_ratio is followed by one more, so a plot fails only when two
+    sets of challenges found it that poor."""
+    proofs, n = rounds[-1]
+    ratio = proofs / float(n) if n else 0.0
+    return ("passed" if ratio >= min_ratio else "failed"), ratio
+
+
+def check(spec):
+    """The check's result fields (status, method, ratio, error, rounds)."""
+    path, n = spec["plot"], int(spec.get("challenges") or 30)
+    min_ratio = float(spec.get("min_ratio") if spec.get("min_ratio") is not None else 0.3)
+    command = spec.get("command")
+    method, why = method_for(path, _have_chiapos())
+    if method is None and why.startswith("cannot read"):
+        return {"status": "failed", "method": None, "error": why}
+    if method is None and not command:
+        return {"status": "not_checked", "method": None, "error": why}
+    prove = (lambda r: prove_v1(path, r, n)) if method == "chiapos" else \
+        (lambda r: run_command(command, path, n))
+    rounds = []
+    try:
+        for r in range(2):
+            got = prove(r)
+            rounds.append(got if isinstance(got, tuple) else (got, n))
+            status, ratio = decide(rounds, min_ratio)
+            if status == "passed":
+                break
+    except ProverError as e:
+        return {"status": "failed", "method": method or "command", "error": str(e),
+                "rounds": rounds}
+    except NotChecked as e:
+        return {"status": "not_checked", "method": "command", "error": str(e),
+                "rounds": rounds}
+    status, ratio = decide(rounds, min_ratio)
+    out = {"status": status, "method": method or "command", "ratio": round(ratio, 4),
+           "proofs": rounds[-1][0], "challenges": rounds[-1][1], "rounds": rounds,
+           "error": None}
+    if status == "failed":
+        out["error"] = "%d valid proofs in %d challenges (ratio %.2f, min %.2f), twice" % (
+            rounds[-1][0], rounds[-1][1], ratio, min_ratio)
+    return out
+
+
+def low_priority():
+    """nice 19 and the idle I/O class: the check takes what nothing else wants."""
+    try:
+        os.nice(19 - os.nice(0))
+    except OSError:
+        pass
+    try:
+        import psutil
+        psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
+    except Exception:       # no ionice on this platform: nice alone
+        pass
+
+
+def write_record(spec, **fields):
+    rec = {"plot": spec["plot"], "size_bytes": spec.get("size_bytes"),
+           "mtime": spec.get("mtime"), "challenges_asked": spec.get("challenges")}
+    rec.update(fields)
+    tmp = spec["state_file"] + ".%d.tmp" % os.getpid()
+    with open(tmp, "w") as f:
+        json.dump(rec, f)
+    os.replace(tmp, spec["state_file"])     # readers never see half a record
+
+
+def run(spec_json):
+    spec = json.loads(spec_json)
+    low_priority()
+    base = dict(pid=os.getpid(), started_at=time.time())
+    write_record(spec, status="running", **base)
+    before, t0 = read_bytes(), time.monotonic()
+    try:
+        result = check(spec)
+    except Exception as e:      # a bug here must not leave "running" forever
+        result = {"status": "not_checked", "method": None,
+                  "error": "check crashed: %s: %s" % (type(e).__name__, _words(e))}
+    write_record(spec, seconds=round(time.monotonic() - t0, 3),
+                 bytes_read=read_bytes() - before, finished_at=time.time(),
+                 **dict(base, **result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1]))

@@ -1,0 +1,130 @@
+"""Proof checks: start the detached check of a plot (agent/launch/check.py),
+move a plot that failed it into its dst dir's quarantine, and release a
+quarantined plot on the farmer's own command (back to be archived, or
+deleted).  plotfleet never deletes a quarantined plot by itself: only
+`release` with delete=True, which only the `plotfleet release --delete`
+command sends."""
+import json
+import os
+import sys
+import time
+
+from ..facts import checks, disks, plotfile
+from ..launch.check import write_record
+from .common import ActionError, _agent_env, _spawn, check_inside, host_lock
+
+CHECK_KEYS = frozenset(("challenges", "min_ratio", "challenges_v2", "command"))
+
+
+def _a_plot(path):
+    if not path.endswith(".plot") or not os.path.isfile(path):
+        raise ActionError("no such plot: %s" % path, code="vanished")
+    return path
+
+
+def start_check(agent, config, plot, settings=None, max_running=1):
+    """Start the check of one plot in a dst dir (or, for `plotfleet check`,
+    on a farm drive): at most `max_running` checks at once under this
+    host's dirs, one per plot."""
+    path = _a_plot(check_inside(plot, disks.dirs_of(config, "dst", "farm")))
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - CHECK_KEYS)
+    if unknown:
+        raise ActionError("check settings have unknown keys: %s" % ", ".join(unknown),
+                          code="bad_request")
+    st = os.stat(path)
+    os.makedirs(checks.checks_dir(), exist_ok=True)
+    state_file = checks.record_path(path)
+    spec = dict(settings, plot=path, size_bytes=st.st_size, mtime=st.st_mtime,
+                state_file=state_file)
+    runner_log = state_file[:-5] + ".log"
+    with host_lock():
+        busy = checks.running(disks.dirs_of(config, "dst", "farm"))
+        if any(disks.expand(r["plot"]) == path for r in busy):
+            raise ActionError("check of %s already running" % path, code="exists")
+        if len(busy) >= max(1, int(max_running)):
+            raise ActionError("%d checks running already (at most %d)" % (len(busy), max_running),
+                              code="busy")
+        try:
+            os.remove(runner_log)       # an earlier attempt's
+        except OSError:
+            pass
+        started = time.time()
+        proc = _spawn([sys.executable, "-m", "agent", "check", json.dumps(spec)], runner_log,
+                      _agent_env())
+        agent.children.append(proc)
+        write_record(spec, status="running", pid=proc.pid, started_at=started)
+    return {"pid": proc.pid}
+
+
+def _forget(path):
+    for extra in (checks.record_path(path), checks.record_path(path)[:-5] + ".log"):
+        try:
+            os.remove(extra)
+        except OSError:
+            pass
+
+
+def quarantine_plot(agent, config, plot, reason):
+    """Move a plot whose check failed into `<its dst>/quarantine/`, with
+    `<plot>.json` beside it saying why.  Only a plot whose own check record
+    failed: a controller's mistake never quarantines a good plot."""
+    path = _a_plot(check_inside(plot, disks.dirs_of(config, "dst")))
+    st = os.stat(path)
+    rec = checks.read(path, st.st_size, st.st_mtime)
+    if rec is None or rec.get("status") != "failed":
+        raise ActionError("%s has no failed check: not quarantined" % path, code="refused")
+    qdir = os.path.join(os.path.dirname(path), checks.QUARANTINE)
+    dest = os.path.join(qdir, os.path.basename(path))
+    with host_lock():
+        os.makedirs(qdir, exist_ok=True)
+        if os.path.lexists(dest):
+            raise ActionError("%s is already in quarantine" % dest, code="exists")
+        why = {"reason": reason, "ratio": rec.get("ratio"), "method": rec.get("method"),
+               "error": rec.get("error"), "at": time.time(), "from": path,
+               "check": checks.public(rec)}
+        with open(dest + ".json.tmp", "w") as f:
+            json.dump(why, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(dest + ".json.tmp", dest + ".json")
+        os.rename(path, dest)           # same dir tree: a rename, the bytes stay put
+        plotfile.fsync_dir(qdir)
+        plotfile.fsync_dir(os.path.dirname(path))
+        _forget(path)
+    return {"path": dest, "reason": reason}
+
+
+def release_plot(agent, config, plot, delete=False):
+    """The farmer's decision on a quarantined plot: back into its dst dir,
+    to be archived without another check, or (delete) removed for good."""
+    dsts = disks.dirs_of(config, "dst")
+    path = check_inside(plot, dsts)
+    if os.path.basename(os.path.dirname(path)) != checks.QUARANTINE:
+        raise ActionError("not in a quarantine: %s" % path, code="refused")
+    path = _a_plot(path)
+    why = path + ".json"
+    with host_lock():
+        if delete:
+            os.remove(path)
+            for extra in (why, why + ".tmp"):
+                try:
+                    os.remove(extra)
+                except OSError:
+                    pass
+            return {"removed": path}
+        back = os.path.join(os.path.dirname(os.path.dirname(path)), os.path.basename(path))
+        if os.path.lexists(back):
+            raise ActionError("%s exists: %s left in quarantine" % (back, path), code="exists")
+        reason = (checks.load(why) or {}).get("reason")
+        os.rename(path, back)
+        st = os.stat(back)
+        os.makedirs(checks.checks_dir(), exist_ok=True)
+        write_record({"plot": back, "size_bytes": st.st_size, "mtime": st.st_mtime,
+                      "state_file": checks.record_path(back)},
+                     status="released", error=reason, finished_at=time.time())
+        try:
+            os.remove(why)
+        except OSError:
+            pass
+    return {"path": back, "released": True}

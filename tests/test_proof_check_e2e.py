@@ -1,0 +1,94 @@
+"""Plots proven before they farm, end to end: real sshd, real chiapos k18
+plots made by the agent's own plotter (their logs in log_dir), real rsync,
+a real apprise alert over HTTP, driven through the real `plotfleet` command.
+
+A bad plot here is a good plot with a third of its middle overwritten with
+random bytes: its header, name and size are intact and its copy would be
+byte-identical, so only asking the prover for proofs finds it.
+"""
+import json
+import os
+import time
+from pathlib import Path
+
+from tests.cli import plotfleet, status_json
+from tests.test_failures_e2e import hand_plot
+from tests.test_notify_e2e import inbox  # noqa: F401,F811  (an HTTP server for apprise)
+from tests.test_unattended_e2e import with_controller
+
+
+def corrupt_middle(path):
+    """A third of the plot's middle overwritten with random bytes."""
+    n = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.seek(n // 3)
+        f.write(os.urandom(n // 3))
+    assert os.path.getsize(path) == n
+
+
+def plots_in(d):
+    return sorted(n for n in os.listdir(d) if n.endswith(".plot"))
+
+
+def pass_until(inv, done, timeout=90.0):
+    """`plot-all --once --plots 0` passes (no job started) until done(doc)."""
+    end = time.time() + timeout
+    outs = []
+    while True:
+        r = plotfleet("plot-all", "--inventory", inv, "--once", "--plots", 0, "--json",
+                      timeout=60)
+        assert "Traceback" not in r.stderr, r.stderr
+        outs.append(json.loads(r.stdout.splitlines()[-1]))
+        if done(outs[-1]):
+            return outs
+        assert time.time() < end, json.dumps(outs[-1])[-3000:]
+        time.sleep(0.5)
+
+
+def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archived(
+        ssh_fleet, tmp_path, inbox):
+    fleet = ssh_fleet(n_plotters=1, n_harvesters=1)
+    h = fleet.hosts["plotter1"]
+    farm = fleet.hosts["harvester1"].dirs["farm"]
+    dst = h.dirs["dst"][0]
+    hand_plot(h, "good.log")
+    [good] = plots_in(dst)
+    hand_plot(h, "bad.log")
+    [bad] = [n for n in plots_in(dst) if n != good]
+    corrupt_middle(os.path.join(dst, bad))
+    # nothing tuned: check_challenges, check_min_ratio, check_parallel as they come
+    inv = with_controller(fleet.write_inventory(tmp_path / "inv.yaml", global_stagger_m=0,
+                                                polling_time_s=1),
+                          notify=[inbox.url], app_log=str(tmp_path / "plotfleet.log"))
+
+    outs = pass_until(inv, lambda d: any(n.endswith(good) for f in farm for n in os.listdir(f))
+                      and os.path.exists(os.path.join(dst, "quarantine", bad)))
+    events = [e for o in outs for e in o["events"]]
+    kinds = [e["kind"] for e in events]
+    # one check at a time (check_parallel 1), each plot checked once
+    assert kinds.count("check_started") == 2, kinds
+    [q] = [e for e in events if e["kind"] == "plot_quarantined"]
+    assert q["subject"] == bad and "Invalid size for deltas" in q["detail"], q
+    # the good one went to the farm, byte for byte; the bad one never did
+    assert plots_in(dst) == [] and not any(bad in os.listdir(f) for f in farm)
+    qdir = Path(dst, "quarantine")
+    assert sorted(os.listdir(qdir)) == [bad, bad + ".json"]
+    assert not any(e["kind"] == "transfer_started" and e["subject"] == bad for e in events)
+
+    # status says why, in the prover's words, and counts it as a failure
+    r, doc = status_json(inv)
+    host = next(x for x in doc["hosts"] if x["name"] == "plotter1")
+    [entry] = host["quarantine"]
+    assert entry["path"] == str(qdir / bad)
+    assert entry["reason"].startswith("Invalid size for deltas: "), entry
+    assert host["failures"]["count"] == 1, host["failures"]
+    assert host["failures"]["last_error"] == "plot quarantined: " + entry["reason"]
+    text = plotfleet("status", "--inventory", inv).stdout
+    [row] = [line for line in text.splitlines() if entry["reason"] in line]
+    assert "proof checks" in text and "quarantine" in row, text
+
+    # one alert for that plot, however many passes see it
+    pass_until(inv, lambda d: True)
+    posts = inbox.take()
+    mine = [p for p in posts if bad in p["message"]]
+    assert len(mine) == 1 and "Invalid size for deltas" in mine[0]["message"], posts
