@@ -81,6 +81,9 @@ OPS = {
     "guard_room": {"config": CONFIG, "plot_bytes": opt("int")},
     "start_check": {"config": CONFIG, "plot": Arg("str"), "settings": opt("dict"),
                     "max_running": opt("int")},
+    "start_drive_check": {"config": CONFIG, "farm_dir": Arg("str"), "sample": opt("int"),
+                          "settings": opt("dict")},
+    "read_checks": {"config": CONFIG, "plots": Arg("list")},
     "quarantine_plot": {"config": CONFIG, "plot": Arg("str"), "reason": Arg("str")},
     "release_plot": {"config": CONFIG, "plot": Arg("str"), "delete": opt("bool")},
 }

@@ -92,7 +92,8 @@ OPS = {
     "read_plotman_config": plotman_config.read_plotman_config,
     "guard_room": room.guard_room,
     "start_check": checks.start_check, "quarantine_plot": checks.quarantine_plot,
-    "release_plot": checks.release_plot,
+    "release_plot": checks.release_plot, "start_drive_check": checks.start_drive_check,
+    "read_checks": checks.read_checks,
 }
 assert set(OPS) == set(protocol.OPS), "every op declared in protocol.py, and only those"
 

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 
-from ..facts import plotfile
+from ..facts import checks, plotfile
 
 COMMAND_TIMEOUT_S = 3600.0
 # summaries of the check tools a farmer may name in check_command
@@ -176,9 +176,9 @@ def decide(rounds, min_ratio):
     return ("passed" if ratio >= min_ratio else "failed"), ratio
 
 
-def check(spec):
+def check(spec, path):
     """The check's result fields (status, method, ratio, error, rounds)."""
-    path, n = spec["plot"], int(spec.get("challenges") or 30)
+    n = int(spec.get("challenges") or 30)
     min_ratio = float(spec.get("min_ratio") if spec.get("min_ratio") is not None else 0.3)
     command = spec.get("command")
     method, why = method_for(path, _have_chiapos())
@@ -225,30 +225,39 @@ def low_priority():
         pass
 
 
-def write_record(spec, **fields):
-    rec = {"plot": spec["plot"], "size_bytes": spec.get("size_bytes"),
-           "mtime": spec.get("mtime"), "challenges_asked": spec.get("challenges")}
+def write_record(path, **fields):
+    """The check record of the plot at `path` (its size and mtime now, so
+    a file made again under that name is not taken for this one)."""
+    try:
+        st = os.stat(path)
+        rec = {"plot": path, "size_bytes": st.st_size, "mtime": st.st_mtime}
+    except OSError:
+        rec = {"plot": path}
     rec.update(fields)
-    tmp = spec["state_file"] + ".%d.tmp" % os.getpid()
+    state_file = checks.record_path(path)
+    tmp = state_file + ".%d.tmp" % os.getpid()
     with open(tmp, "w") as f:
         json.dump(rec, f)
-    os.replace(tmp, spec["state_file"])     # readers never see half a record
+    os.replace(tmp, state_file)     # readers never see half a record
 
 
 def run(spec_json):
+    """Check each of spec["plots"] in turn (one drive's plots at a time for
+    `plotfleet check`; one new plot on a plotter)."""
     spec = json.loads(spec_json)
     low_priority()
-    base = dict(pid=os.getpid(), started_at=time.time())
-    write_record(spec, status="running", **base)
-    before, t0 = read_bytes(), time.monotonic()
-    try:
-        result = check(spec)
-    except Exception as e:      # a bug here must not leave "running" forever
-        result = {"status": "not_checked", "method": None,
-                  "error": "check crashed: %s: %s" % (type(e).__name__, _words(e))}
-    write_record(spec, seconds=round(time.monotonic() - t0, 3),
-                 bytes_read=read_bytes() - before, finished_at=time.time(),
-                 **dict(base, **result))
+    for path in spec["plots"]:
+        base = dict(pid=os.getpid(), started_at=time.time())
+        write_record(path, status="running", **base)
+        before, t0 = read_bytes(), time.monotonic()
+        try:
+            result = check(spec, path)
+        except Exception as e:      # a bug here must not leave "running" forever
+            result = {"status": "not_checked", "method": None,
+                      "error": "check crashed: %s: %s" % (type(e).__name__, _words(e))}
+        write_record(path, seconds=round(time.monotonic() - t0, 3),
+                     bytes_read=read_bytes() - before, finished_at=time.time(),
+                     **dict(base, **result))
     return 0
 
 

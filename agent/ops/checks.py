@@ -6,6 +6,7 @@ deleted).  plotfleet never deletes a quarantined plot by itself: only
 command sends."""
 import json
 import os
+import random
 import sys
 import time
 
@@ -22,39 +23,71 @@ def _a_plot(path):
     return path
 
 
-def start_check(agent, config, plot, settings=None, max_running=1):
-    """Start the check of one plot in a dst dir (or, for `plotfleet check`,
-    on a farm drive): at most `max_running` checks at once under this
-    host's dirs, one per plot."""
-    path = _a_plot(check_inside(plot, disks.dirs_of(config, "dst", "farm")))
+def _settings(settings):
     settings = dict(settings or {})
     unknown = sorted(set(settings) - CHECK_KEYS)
     if unknown:
         raise ActionError("check settings have unknown keys: %s" % ", ".join(unknown),
                           code="bad_request")
-    st = os.stat(path)
+    return settings
+
+
+def _launch(agent, config, paths, settings, max_running):
+    """Spawn one runner checking `paths` in turn, under the host lock: at
+    most `max_running` runners under this host's dirs, one per plot."""
     os.makedirs(checks.checks_dir(), exist_ok=True)
-    state_file = checks.record_path(path)
-    spec = dict(settings, plot=path, size_bytes=st.st_size, mtime=st.st_mtime,
-                state_file=state_file)
-    runner_log = state_file[:-5] + ".log"
+    runner_log = checks.record_path(paths[0])[:-5] + ".log"
     with host_lock():
         busy = checks.running(disks.dirs_of(config, "dst", "farm"))
-        if any(disks.expand(r["plot"]) == path for r in busy):
-            raise ActionError("check of %s already running" % path, code="exists")
-        if len(busy) >= max(1, int(max_running)):
-            raise ActionError("%d checks running already (at most %d)" % (len(busy), max_running),
-                              code="busy")
+        if any(disks.expand(r["plot"]) in paths for r in busy):
+            raise ActionError("check of %s already running" % paths[0], code="exists")
+        runners = {r.get("pid") for r in busy}
+        if len(runners) >= max(1, int(max_running)):
+            raise ActionError("%d checks running already (at most %d)"
+                              % (len(runners), max_running), code="busy")
         try:
             os.remove(runner_log)       # an earlier attempt's
         except OSError:
             pass
         started = time.time()
+        spec = dict(settings, plots=paths)
         proc = _spawn([sys.executable, "-m", "agent", "check", json.dumps(spec)], runner_log,
                       _agent_env())
         agent.children.append(proc)
-        write_record(spec, status="running", pid=proc.pid, started_at=started)
-    return {"pid": proc.pid}
+        for p in paths:         # visible at once: queued behind the first
+            write_record(p, status="running", pid=proc.pid, started_at=started)
+    return {"pid": proc.pid, "plots": paths}
+
+
+def start_check(agent, config, plot, settings=None, max_running=1):
+    """Start the check of one plot in a dst dir: at most `max_running`
+    checks at once on this host."""
+    path = _a_plot(check_inside(plot, disks.dirs_of(config, "dst")))
+    return _launch(agent, config, [path], _settings(settings), max_running)
+
+
+def start_drive_check(agent, config, farm_dir, sample=0, settings=None):
+    """`plotfleet check`: check the plots of one farm dir (a random `sample`
+    of them, 0: all) in one runner, at idle priority; nothing is moved.
+    One at a time per host: the controller starts the next drive after."""
+    real = check_inside(farm_dir, disks.dirs_of(config, "farm"))
+    plots = sorted(p["path"] for p in disks.plots_in(real))
+    if sample and len(plots) > sample:
+        plots = sorted(random.sample(plots, int(sample)))
+    if not plots:
+        return {"pid": None, "plots": []}
+    return _launch(agent, config, plots, _settings(settings), 1)
+
+
+def read_checks(agent, config, plots):
+    """{path: the check record of each plot (or None)} under dst or farm dirs."""
+    dirs = disks.dirs_of(config, "dst", "farm")
+    out = {}
+    for p in plots:
+        path = check_inside(p, dirs)
+        rec = checks.read(path)
+        out[p] = None if rec is None else checks.public(rec)
+    return {"checks": out}
 
 
 def _forget(path):
@@ -118,11 +151,8 @@ def release_plot(agent, config, plot, delete=False):
             raise ActionError("%s exists: %s left in quarantine" % (back, path), code="exists")
         reason = (checks.load(why) or {}).get("reason")
         os.rename(path, back)
-        st = os.stat(back)
         os.makedirs(checks.checks_dir(), exist_ok=True)
-        write_record({"plot": back, "size_bytes": st.st_size, "mtime": st.st_mtime,
-                      "state_file": checks.record_path(back)},
-                     status="released", error=reason, finished_at=time.time())
+        write_record(back, status="released", error=reason, finished_at=time.time())
         try:
             os.remove(why)
         except OSError:

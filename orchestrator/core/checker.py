@@ -77,7 +77,7 @@ def _plotter(host: Host, hs: HostState):
     quarantines: List[Quarantine] = []
     waits: List[Wait] = []
     own_farm = [d.rstrip("/") for d in host.farm_dirs]
-    running = sum(1 for c in hs.checks if c.status == "running")
+    running = len({c.pid for c in hs.checks if c.status == "running"})     # runners
     for p in sorted(hs.plots, key=lambda p: (p.mtime, p.path)):     # oldest first
         name = posixpath.basename(p.path)
         if p.error or posixpath.dirname(p.path).rstrip("/") in own_farm:
