@@ -181,8 +181,9 @@ def test_passed_not_checked_and_released_plots_are_archived_and_interrupted_chec
     plots = (plot_file(n=1), plot_file(n=2, check=Check("not_checked", error="no chiapos")),
              plot_file(n=3, check=Check("released", error="ratio 0.1")),
              plot_file(n=4, check=Check("interrupted")))
-    st = fleet(host_state(P, plots=plots), host_state(H, free={"/f0": 10 ** 15}))
-    moved = {t.plot for t in archive(st, inventory(replace(P, max_transfers_per_plotter=9), H))
+    h = replace(H, farm_dirs=("/f0", "/f1", "/f2", "/f3"))     # a drive each
+    st = fleet(host_state(P, plots=plots), host_state(h))
+    moved = {t.plot for t in archive(st, inventory(replace(P, max_transfers_per_plotter=9), h))
              .transfers}
     assert moved == {p.path for p in plots[:3]}
     [again] = checks(st, HOSTS).starts
