@@ -20,7 +20,7 @@ from rich.console import Console
 from orchestrator.core import plotcmd as commands
 
 from orchestrator.ui import views
-from orchestrator.errors import UserError, one_line
+from orchestrator.errors import AgentError, SessionError, UserError, one_line
 from orchestrator.remote.fleet import Fleet
 from orchestrator.config.inventory import load_inventory
 
@@ -235,6 +235,59 @@ def reset(c, host, inventory=None, json_=False):
         print(json.dumps({"reset": done}, indent=1))
     if failed:
         raise Exit(code=UNREACHABLE_EXIT)
+
+
+@task(positional=["plot"], auto_shortflags=False,
+      help=helps("inventory", "limit", "json",
+                 plot="the quarantined plot: its path, file name or plot id (8+ hex digits)",
+                 delete="remove it for good instead of archiving it"))
+@one_line_errors
+def release(c, plot, inventory=None, limit=None, delete=False, json_=False):
+    """A quarantined plot, on the farmer's word: archived anyway, or (--delete) removed."""
+    from orchestrator.remote import proofs
+    inv, selected, hosts = load(inventory, limit)
+    plotters = [h for h in selected if h.is_plotter]
+    with Fleet(plotters) as fleet:
+        state = fleet.gather()
+        try:
+            host, q, res = proofs.release(fleet, state, plot, delete)
+        except (AgentError, SessionError) as e:
+            errors.print(f"plotfleet: release {plot}: {one_line(e)}", markup=False)
+            raise Exit(code=1)
+    if json_:
+        print(json.dumps({"host": host, "plot": q.path, "reason": q.reason, **res}))
+    elif delete:
+        console.print(f"{host}: deleted {q.path} (quarantined: {q.reason})")
+    else:
+        console.print(f"{host}: {q.path} released to {res['path']}: the next pass archives "
+                      f"it unchecked (quarantined: {q.reason})")
+
+
+@task(name="check", help=helps("inventory", "limit", "json",
+                               sample="check N random plots per drive (default: all)"))
+@one_line_errors
+def check_farm(c, inventory=None, limit=None, sample=None, json_=False):
+    """Check plots already on harvester drives, one drive at a time per harvester, at idle
+    priority: bad ones are reported, never moved.  Exit 1 when one is bad."""
+    from orchestrator.remote import proofs
+    n = 0 if sample is None else number_flag("--sample", sample, int, 1, 10 ** 7)
+    inv, selected, hosts = load(inventory, limit)
+    harvesters = [h for h in selected if h.is_harvester]
+    if not harvesters:
+        raise UserError(f"check: no harvester in {'--limit ' + limit if limit else 'the inventory'}")
+    with Fleet(harvesters) as fleet:
+        report = proofs.check_farm(fleet, harvesters, n)
+    if json_:
+        print(json.dumps({"checks": [{"host": x.host, "path": x.path,
+                                      "check": asdict(x.check) if x.check else None}
+                                     for x in report.checks],
+                          "errors": [{"where": w, "error": e} for w, e in report.errors]}))
+    else:
+        console.print(views.farm_check_view(report))
+    if report.errors:
+        raise Exit(code=UNREACHABLE_EXIT)
+    if any(x.bad for x in report.checks):
+        raise Exit(code=1)
 
 
 @task(help=helps("inventory", "limit", "json", "check"))
@@ -510,7 +563,7 @@ def history(c, inventory=None, since=None, host=None, json_=False):
 
 
 ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard,
-                reset, keys, history)
+                reset, keys, history, release, check_farm)
 @task(positional=["action"], auto_shortflags=False,
       help=helps("inventory", "limit", action="install | status | logs | uninstall",
                  name="unit name: plotfleet-NAME.service (default: the inventory's file name)"))

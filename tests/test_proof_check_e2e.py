@@ -45,8 +45,12 @@ def pass_until(inv, done, timeout=90.0):
         time.sleep(0.5)
 
 
+def on_farm(farm, name):
+    return [os.path.join(f, name) for f in farm if name in os.listdir(f)]
+
+
 def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archived(
-        ssh_fleet, tmp_path, inbox):
+        ssh_fleet, tmp_path, inbox, k18_plots):
     fleet = ssh_fleet(n_plotters=1, n_harvesters=1)
     h = fleet.hosts["plotter1"]
     farm = fleet.hosts["harvester1"].dirs["farm"]
@@ -56,29 +60,34 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
     hand_plot(h, "bad.log")
     [bad] = [n for n in plots_in(dst) if n != good]
     corrupt_middle(os.path.join(dst, bad))
+    [other] = k18_plots.copy_to(tmp_path / "other", 1)     # a bad one made elsewhere
+    corrupt_middle(other)
+    os.rename(other, os.path.join(dst, other.name))
     # nothing tuned: check_challenges, check_min_ratio, check_parallel as they come
     inv = with_controller(fleet.write_inventory(tmp_path / "inv.yaml", global_stagger_m=0,
                                                 polling_time_s=1),
                           notify=[inbox.url], app_log=str(tmp_path / "plotfleet.log"))
 
-    outs = pass_until(inv, lambda d: any(n.endswith(good) for f in farm for n in os.listdir(f))
-                      and os.path.exists(os.path.join(dst, "quarantine", bad)))
+    qdir = Path(dst, "quarantine")
+    outs = pass_until(inv, lambda d: on_farm(farm, good) and qdir.is_dir()
+                      and len(plots_in(qdir)) == 2)
     events = [e for o in outs for e in o["events"]]
     kinds = [e["kind"] for e in events]
     # one check at a time (check_parallel 1), each plot checked once
-    assert kinds.count("check_started") == 2, kinds
-    [q] = [e for e in events if e["kind"] == "plot_quarantined"]
-    assert q["subject"] == bad and "Invalid size for deltas" in q["detail"], q
-    # the good one went to the farm, byte for byte; the bad one never did
-    assert plots_in(dst) == [] and not any(bad in os.listdir(f) for f in farm)
-    qdir = Path(dst, "quarantine")
-    assert sorted(os.listdir(qdir)) == [bad, bad + ".json"]
-    assert not any(e["kind"] == "transfer_started" and e["subject"] == bad for e in events)
+    assert kinds.count("check_started") == 3, kinds
+    quarantined = {e["subject"]: e for e in events if e["kind"] == "plot_quarantined"}
+    assert set(quarantined) == {bad, other.name}
+    assert "Invalid size for deltas" in quarantined[bad]["detail"]
+    # the good one went to the farm, byte for byte; the bad ones never did
+    assert plots_in(dst) == [] and not on_farm(farm, bad) and not on_farm(farm, other.name)
+    assert sorted(os.listdir(qdir)) == sorted([bad, bad + ".json", other.name,
+                                               other.name + ".json"])
+    assert not any(e["kind"] == "transfer_started" and e["subject"] != good for e in events)
 
     # status says why, in the prover's words, and counts it as a failure
     r, doc = status_json(inv)
     host = next(x for x in doc["hosts"] if x["name"] == "plotter1")
-    [entry] = host["quarantine"]
+    [entry] = [q for q in host["quarantine"] if q["path"].endswith(bad)]
     assert entry["path"] == str(qdir / bad)
     assert entry["reason"].startswith("Invalid size for deltas: "), entry
     assert host["failures"]["count"] == 1, host["failures"]
@@ -92,3 +101,27 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
     posts = inbox.take()
     mine = [p for p in posts if bad in p["message"]]
     assert len(mine) == 1 and "Invalid size for deltas" in mine[0]["message"], posts
+
+    # the farmer's call: one deleted, the other archived anyway
+    r = plotfleet("release", "--delete", other.name[-69:-53], "--inventory", inv)
+    assert r.returncode == 0 and "deleted" in r.stdout, r.stdout + r.stderr
+    assert sorted(os.listdir(qdir)) == [bad, bad + ".json"]
+    r = plotfleet("release", bad[:20], "--inventory", inv)
+    assert r.returncode == 2 and "no quarantined plot matches" in r.stderr, r.stderr
+    r = plotfleet("release", bad, "--inventory", inv)
+    assert r.returncode == 0 and "released" in r.stdout, r.stdout + r.stderr
+    outs = pass_until(inv, lambda d: on_farm(farm, bad))
+    assert not any(e["kind"] == "check_started" for o in outs for e in o["events"])
+
+    # on the farm: the check finds the bad one and leaves it where it is
+    before = {p: os.stat(p).st_mtime_ns for f in farm for p in map(str, Path(f).iterdir())}
+    r = plotfleet("check", "--inventory", inv, "--json", timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    found = {os.path.basename(x["path"]): x["check"] for x in json.loads(r.stdout)["checks"]}
+    assert found[good]["status"] == "passed" and found[good]["ratio"] >= 0.3
+    assert found[bad]["status"] == "failed"
+    assert found[bad]["error"].startswith("Invalid size for deltas: ")
+    assert {p: os.stat(p).st_mtime_ns for f in farm for p in map(str, Path(f).iterdir())} \
+        == before
+    text = plotfleet("check", "--inventory", inv, "--sample", 1).stdout
+    assert "farm check" in text

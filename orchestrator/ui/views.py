@@ -302,6 +302,37 @@ def checks_table(state: FleetState, now: Optional[float] = None) -> Optional[Tab
     return t
 
 
+def farm_check_view(report) -> Group:
+    """`plotfleet check`: the bad plots in the prover's words, then a count
+    per harvester (passed, bad, not checked), then what could not be asked."""
+    parts = []
+    bad = [x for x in report.checks if x.bad]
+    if bad:
+        t = Table(title="bad plots (left where they are)", title_style="red")
+        for col in ("host", "plot", "why"):
+            t.add_column(col, overflow="fold")
+        for x in bad:
+            t.add_row(Text(x.host), Text(x.path), Text(x.check.error or "", style="red"))
+        parts.append(t)
+    t = Table(title="farm check")
+    for col in ("host", "checked", "passed", "bad", "not checked", "bytes read", "time"):
+        t.add_column(col, justify="left" if col == "host" else "right")
+    for host in dict.fromkeys(x.host for x in report.checks):
+        mine = [x.check for x in report.checks if x.host == host and x.check is not None]
+        count = lambda s: sum(1 for c in mine if c.status == s)
+        t.add_row(Text(host), str(len(mine)), str(count("passed")),
+                  Text(str(count("failed")), style="red" if count("failed") else ""),
+                  str(len(mine) - count("passed") - count("failed")),
+                  human_bytes(sum(c.bytes_read or 0 for c in mine)),
+                  seconds(sum(c.seconds or 0 for c in mine)))
+    if not report.checks:
+        t.add_row(Text("no plots on the drives asked"), "", "", "", "", "", "")
+    parts.append(t)
+    for where, why in report.errors:
+        parts.append(Text(f"{where}: not checked: {why}", style="red"))
+    return Group(*parts)
+
+
 def down_table(state: FleetState) -> Optional[Table]:
     down = [h for h in state.hosts if not h.reachable]
     if not down:
