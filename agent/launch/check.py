@@ -22,7 +22,8 @@ is archived its plotter asks the prover itself for proofs:
 The record, ~/.plotfleet/checks/<key>.json, goes running -> passed | failed
 | not_checked, with the ratio, the prover's error, the seconds taken and the
 bytes read (the process's rchar: what a check costs next to a full read).
-It runs at nice 19 and idle I/O priority: a check never slows the plotting
+The record also counts the read calls, what a check costs on a disk that
+seeks.  It runs at nice 19 and idle I/O priority: a check never slows the plotting
 or the copies around it.
 """
 import hashlib
@@ -54,16 +55,18 @@ def challenges(plot_id, round_, n):
             for i in range(n)]
 
 
-def read_bytes():
-    """Bytes this process has read so far (rchar: page cache hits included)."""
+def io_counts():
+    """(bytes read, read calls) of this process so far: /proc/self/io's
+    rchar (page cache hits included) and syscr; (0, 0) where there is none."""
+    got = {}
     try:
         with open("/proc/self/io") as f:
             for line in f:
-                if line.startswith("rchar:"):
-                    return int(line.split()[1])
+                key, _, value = line.partition(":")
+                got[key] = int(value)
     except (OSError, ValueError):
         pass
-    return 0
+    return got.get("rchar", 0), got.get("syscr", 0)
 
 
 class ProverError(Exception):
@@ -249,15 +252,16 @@ def run(spec_json):
     for path in spec["plots"]:
         base = dict(pid=os.getpid(), started_at=time.time())
         write_record(path, status="running", **base)
-        before, t0 = read_bytes(), time.monotonic()
+        before, t0 = io_counts(), time.monotonic()
         try:
             result = check(spec, path)
         except Exception as e:      # a bug here must not leave "running" forever
             result = {"status": "not_checked", "method": None,
                       "error": "check crashed: %s: %s" % (type(e).__name__, _words(e))}
+        after = io_counts()
         write_record(path, seconds=round(time.monotonic() - t0, 3),
-                     bytes_read=read_bytes() - before, finished_at=time.time(),
-                     **dict(base, **result))
+                     bytes_read=after[0] - before[0], reads=after[1] - before[1],
+                     finished_at=time.time(), **dict(base, **result))
     return 0
 
 

@@ -123,6 +123,7 @@ class Check:
     error: Optional[str] = None     # the prover's own words, or why not checked
     seconds: Optional[float] = None
     bytes_read: Optional[int] = None
+    reads: Optional[int] = None     # read calls (each may be a seek on a disk)
     started_at: float = 0.0
     finished_at: Optional[float] = None
     pid: Optional[int] = None
