@@ -18,6 +18,8 @@ acts.
 import threading
 import time
 
+from .vocab.wire import ErrorCode
+
 NO_DEADLINE_WAIT_S = 60.0   # a request without timeout_s (old controller) waits this long at most
 
 _now = threading.local()
@@ -25,7 +27,7 @@ _now = threading.local()
 
 class DeadlineExpired(Exception):
     """The request's deadline passed before it was carried out (nothing was done)."""
-    code = "deadline_expired"
+    code = ErrorCode.DEADLINE_EXPIRED
 
 
 def begin(arrival, timeout_s):

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Mapping, Optional, Set, Tuple
 
-from agent.facts.logparse import analyze_log
+from agent.vocab.logread import analyze_log
 
 from orchestrator.remote import apply as apply_mod
 from orchestrator.core.archiver import archive

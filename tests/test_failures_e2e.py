@@ -211,7 +211,7 @@ def test_plots_n_ends_naming_the_error(ssh_fleet, tmp_path, scenario):
 def failed_by_hand(host, n):
     """n failed jobs in host's log dir, run by hand (as another controller would
     have): the logs alone tell the next controller about them."""
-    from agent.facts.lognames import new_log_name
+    from agent.vocab.lognames import new_log_name
     for i in range(n):
         log = Path(host.dirs["log"], new_log_name("chiapos", time.time() - 60 + i))
         with open(log, "w") as out:

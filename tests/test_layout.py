@@ -45,6 +45,38 @@ def test_the_agent_imports_nothing_of_the_controller():
                                "jinja2", "yaml", "tenacity")) == []
 
 
+def test_core_and_config_import_only_the_vocabulary_of_the_agent():
+    # the agent's facts, ops and launchers are its own; what a plot, a format
+    # or a plotter is lives in agent/vocab, shared by both sides
+    agent_internals = [m for m in ("agent." + p.name for p in (REPO / "agent").iterdir()
+                                   if p.is_dir() and p.name not in ("vocab", "__pycache__"))]
+    agent_internals += ["agent." + p.stem for p in (REPO / "agent").glob("*.py")
+                        if p.stem != "__init__"]
+    found = offenders("orchestrator/core", agent_internals) + offenders(
+        "orchestrator/config", agent_internals)
+    assert found == []
+    bare = [f"{path.relative_to(REPO)} imports agent" for folder in ("orchestrator/core",
+                                                                     "orchestrator/config")
+            for path in sorted((REPO / folder).rglob("*.py"))
+            for mod in imports(path) if mod == "agent"]
+    assert bare == []
+
+
+def test_the_vocabulary_is_a_leaf_of_the_standard_library():
+    import sys
+    allowed = set(sys.stdlib_module_names)
+    found = []
+    for path in sorted((REPO / "agent/vocab").rglob("*.py")):
+        for mod in imports(path):
+            top = mod.split(".")[0] if mod else ""
+            if top == "agent":
+                if not (mod == "agent.vocab" or mod.startswith("agent.vocab.")):
+                    found.append(f"{path.relative_to(REPO)} imports {mod}")
+            elif top and top not in allowed:
+                found.append(f"{path.relative_to(REPO)} imports {mod}")
+    assert found == []
+
+
 def test_the_check_itself_sees_a_forbidden_import(tmp_path):
     core = tmp_path / "orchestrator/core"
     core.mkdir(parents=True)

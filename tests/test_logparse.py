@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from agent.facts.logparse import LogTail, analyze_log
+from agent.facts.logparse import LogTail
+from agent.vocab.logread import analyze_log
 from tests.agent_helpers import (
     BLADEBIT_CUDA_LOG, BLADEBIT_CUDA_TIMES, BLADEBIT_DISK_LOG, BLADEBIT_DISK_TIMES,
     BLADEBIT_RAM_LOG, BLADEBIT_RAM_TIMES, DST_A, MADMAX_LOG, MADMAX_TIMES, PID_A, ROOT,

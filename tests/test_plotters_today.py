@@ -17,9 +17,11 @@ import time
 
 import pytest
 
-from agent.facts import compression, plotfile
-from agent.facts.logparse import LogState, analyze_plots
-from agent.facts.procs import ProcScanner, classify
+from agent.facts import plotfile
+from agent.facts.procs import ProcScanner
+from agent.vocab import compression
+from agent.vocab.logread import LogState, analyze_plots
+from agent.vocab.plotters import classify
 from orchestrator.core import plotsize
 from orchestrator.core.farm import farm
 from orchestrator.core.plotcmd import build_argv

@@ -2,11 +2,8 @@
 import os
 import re
 
-from . import compression
-
-PLOT_FILE = re.compile(
-    r"^plot-k(\d+)-(?:c\d+-)?\d{4}-\d\d-\d\d-\d\d-\d\d-([0-9a-fA-F]{64})\.plot$")
-PARTIAL_SUFFIX = ".plotfleet-tmp"
+from ..vocab import compression, names
+from ..vocab.names import PARTIAL_SUFFIX  # noqa: F401  (the one temp name rule)
 KINDS = ("tmp", "tmp2", "dst", "log", "farm")
 
 
@@ -84,11 +81,6 @@ def inside(path, dirs):
     return any(p == d or p.startswith(d.rstrip(os.sep) + os.sep) for d in dirs)
 
 
-def parse_plot_name(name):
-    m = PLOT_FILE.match(name)
-    return (int(m.group(1)), m.group(2).lower()) if m else (0, None)
-
-
 def dir_info(path, kind, probed, mount=(None, None)):
     """The snapshot's entry for one configured dir, from its probe and the
     (mount point, disk) it is on."""
@@ -138,10 +130,11 @@ def plots_in(path):
     """Finished plots (`*.plot`) directly in `path`."""
     out = []
     for name, st in _files_ending(path, ".plot"):
-        k, pid = parse_plot_name(name)
+        p = names.parse(name)
         level, fmt = compression.from_name(name)
         out.append({"path": os.path.join(path, name), "size_bytes": st.st_size,
-                    "k": k, "plot_id": pid, "mtime": st.st_mtime,
+                    "k": p.k if p else 0, "plot_id": p.plot_id if p else None,
+                    "mtime": st.st_mtime,
                     "compress": level, "compress_format": fmt})
     return out
 

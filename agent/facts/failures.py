@@ -16,8 +16,8 @@ second controller reads the same count.
 import hashlib
 import os
 
-from . import lognames
-from .logparse import analyze_log
+from ..vocab import lognames
+from ..vocab.logread import analyze_log
 
 MAX_READ = 64 << 20     # a log is never read past this
 HEAD = 16 << 10         # every plotter names its plot id within this

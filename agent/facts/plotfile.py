@@ -14,74 +14,17 @@ bytes and one `block` at each offset (taken modulo the room left), so a
 copy that differs anywhere the controller happened to look, or at its ends
 (where a cut-off transfer leaves its zeros), or in length, differs here.
 
-Headers (checked against the file name: a file that calls itself another
-plot is not that plot):
-  v1 (chiapos, `chia plots create`, madmax): "Proof of Space Plot" (19 bytes),
-     plot id (32), k (1), format description length (2, big-endian) + text,
-     memo length (2) + memo
-  v2 (bladebit, compressed plots; bladebit's PlotWriter::BeginPlotInternal):
-     "PLOT" (4: the uint32 0x544F4C50 little-endian), version (4,
-     little-endian, 2), plot id (32), k (1), memo length (2, big-endian) +
-     memo, flags (4, little-endian; bit 0: compressed), compression level
-     (1, only when compressed), table pointers ...
-  A v1 plot is uncompressed (level 0).
-Another format (Gigahorse's, say) skips the header check; digests still apply.
+Headers and what they declare are read by the format specs, agent/vocab/formats.py.
 """
 import hashlib
 import os
 import struct
 
-from . import compression
-from .disks import PARTIAL_SUFFIX, parse_plot_name
+from ..vocab import compression
+from ..vocab.digest import same  # noqa: F401  (compared where digests are)
+from ..vocab.formats import HEADER_BYTES, header_problem, read_header
 
-V1_MAGIC = b"Proof of Space Plot"
-V2_MAGIC = b"PLOT"
-V2_COMPRESSED = 1
-HEADER_BYTES = 256      # a v2 header up to its level: 44 + memo (at most 128) + 5
 READ_CHUNK = 1 << 20
-
-
-def read_header(data):
-    """{"format", "plot_id", "k", "version", "compress", "compress_format"}
-    from a file's first bytes; "format" None when the agent does not know it
-    (and "compress" None when the header is cut before the level)."""
-    if data[:len(V1_MAGIC)] == V1_MAGIC and len(data) >= 52:
-        return {"format": "v1", "plot_id": data[19:51].hex(), "k": data[51], "version": 1,
-                "compress": 0, "compress_format": None}
-    if data[:4] == V2_MAGIC and len(data) >= 41:
-        version = struct.unpack("<I", data[4:8])[0]
-        level = None
-        if len(data) >= 43:
-            memo_end = 43 + struct.unpack(">H", data[41:43])[0]
-            if len(data) >= memo_end + 4:
-                flags = struct.unpack("<I", data[memo_end:memo_end + 4])[0]
-                if not flags & V2_COMPRESSED:
-                    level = 0
-                elif len(data) > memo_end + 4:
-                    level = data[memo_end + 4]
-        lvl, fmt = compression.from_level(level, compression.BLADEBIT)
-        return {"format": "v2", "plot_id": data[8:40].hex(), "k": data[40],
-                "version": version, "compress": None if level is None else lvl,
-                "compress_format": fmt}
-    return {"format": None, "plot_id": None, "k": None, "version": None,
-            "compress": None, "compress_format": None}
-
-
-def header_problem(path, header):
-    """One line when the header contradicts the file name, else None (also
-    None for a format the agent does not know)."""
-    if header["format"] is None:
-        return None
-    name = os.path.basename(path)
-    if name.endswith(PARTIAL_SUFFIX):
-        name = name[:-len(PARTIAL_SUFFIX)]
-    k, plot_id = parse_plot_name(name)
-    if plot_id is None:
-        return None
-    if header["plot_id"] != plot_id or header["k"] != k:
-        return "header says k%s id %s, name says k%d id %s" % (
-            header["k"], header["plot_id"][:16], k, plot_id[:16])
-    return None
 
 
 def check_header(path):
@@ -140,16 +83,6 @@ def digest(path, spec):
     return {"size": size, "sha256": h.hexdigest(),
             "method": "full" if ranges is None else "sampled", "bytes_read": read,
             "header": read_header(head)}
-
-
-def same(a, b):
-    """Do two digests (one per host, same spec) show the same bytes?  When
-    not, what differs, in words."""
-    if a["size"] != b["size"]:
-        return False, "size %d != %d" % (a["size"], b["size"])
-    if a["sha256"] != b["sha256"]:
-        return False, "content differs (%s digest, same size %d)" % (a["method"], a["size"])
-    return True, None
 
 
 def fsync_file(path):

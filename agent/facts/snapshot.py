@@ -13,7 +13,7 @@ import time
 import psutil
 
 from . import checks
-from . import compression
+from ..vocab import compression
 from . import disks
 from . import mounts
 
@@ -21,7 +21,7 @@ from . import drive_health
 
 from . import failures
 
-from . import lognames
+from ..vocab import lognames
 
 from . import plotfile
 

@@ -155,7 +155,7 @@ def method_for(path, have_chiapos):
             header = plotfile.read_header(f.read(plotfile.HEADER_BYTES))
     except OSError as e:
         return None, "cannot read: %s" % (e.strerror or e)
-    if header["format"] in ("v1", "v2"):
+    if header["format"] in ("v1", "bladebit"):
         if have_chiapos:
             return "chiapos", None
         return None, "chiapos is not installed on this host"

@@ -10,8 +10,13 @@ import random
 import sys
 import time
 
+from typing import Optional
+
 from ..facts import checks, disks, plotfile
 from ..launch.check import write_record
+from ..protocol import op
+from ..vocab import wire
+from ..vocab.wire import ErrorCode
 from .common import ActionError, _agent_env, _spawn, check_inside, host_lock
 
 CHECK_KEYS = frozenset(("challenges", "min_ratio", "challenges_v2", "command"))
@@ -19,7 +24,7 @@ CHECK_KEYS = frozenset(("challenges", "min_ratio", "challenges_v2", "command"))
 
 def _a_plot(path):
     if not path.endswith(".plot") or not os.path.isfile(path):
-        raise ActionError("no such plot: %s" % path, code="vanished")
+        raise ActionError("no such plot: %s" % path, code=ErrorCode.VANISHED)
     return path
 
 
@@ -28,7 +33,7 @@ def _settings(settings):
     unknown = sorted(set(settings) - CHECK_KEYS)
     if unknown:
         raise ActionError("check settings have unknown keys: %s" % ", ".join(unknown),
-                          code="bad_request")
+                          code=ErrorCode.BAD_REQUEST)
     return settings
 
 
@@ -40,11 +45,11 @@ def _launch(agent, config, paths, settings, max_running):
     with host_lock():
         busy = checks.running(disks.dirs_of(config, "dst", "farm"))
         if any(disks.expand(r["plot"]) in paths for r in busy):
-            raise ActionError("check of %s already running" % paths[0], code="exists")
+            raise ActionError("check of %s already running" % paths[0], code=ErrorCode.EXISTS)
         runners = {r.get("pid") for r in busy}
         if len(runners) >= max(1, int(max_running)):
             raise ActionError("%d checks running already (at most %d)"
-                              % (len(runners), max_running), code="busy")
+                              % (len(runners), max_running), code=ErrorCode.BUSY)
         try:
             os.remove(runner_log)       # an earlier attempt's
         except OSError:
@@ -59,14 +64,18 @@ def _launch(agent, config, paths, settings, max_running):
     return {"pid": proc.pid, "plots": paths}
 
 
-def start_check(agent, config, plot, settings=None, max_running=1):
+@op(wire.CheckStartedReply)
+def start_check(agent, config: wire.Config, plot: str, settings: Optional[dict] = None,
+                max_running: Optional[int] = 1):
     """Start the check of one plot in a dst dir: at most `max_running`
     checks at once on this host."""
     path = _a_plot(check_inside(plot, disks.dirs_of(config, "dst")))
     return _launch(agent, config, [path], _settings(settings), max_running)
 
 
-def start_drive_check(agent, config, farm_dir, sample=0, settings=None):
+@op(wire.CheckStartedReply)
+def start_drive_check(agent, config: wire.Config, farm_dir: str, sample: Optional[int] = 0,
+                      settings: Optional[dict] = None):
     """`plotfleet check`: check the plots of one farm dir (a random `sample`
     of them, 0: all) in one runner, at idle priority; nothing is moved.
     One at a time per host: the controller starts the next drive after."""
@@ -79,7 +88,8 @@ def start_drive_check(agent, config, farm_dir, sample=0, settings=None):
     return _launch(agent, config, plots, _settings(settings), 1)
 
 
-def read_checks(agent, config, plots):
+@op(wire.ReadChecksReply)
+def read_checks(agent, config: wire.Config, plots: list):
     """{path: the check record of each plot (or None)} under dst or farm dirs."""
     dirs = disks.dirs_of(config, "dst", "farm")
     out = {}
@@ -98,7 +108,8 @@ def _forget(path):
             pass
 
 
-def quarantine_plot(agent, config, plot, reason):
+@op(wire.QuarantineReply)
+def quarantine_plot(agent, config: wire.Config, plot: str, reason: str):
     """Move a plot whose check failed into `<its dst>/quarantine/`, with
     `<plot>.json` beside it saying why.  Only a plot whose own check record
     failed: a controller's mistake never quarantines a good plot."""
@@ -106,13 +117,13 @@ def quarantine_plot(agent, config, plot, reason):
     st = os.stat(path)
     rec = checks.read(path, st.st_size, st.st_mtime)
     if rec is None or rec.get("status") != "failed":
-        raise ActionError("%s has no failed check: not quarantined" % path, code="refused")
+        raise ActionError("%s has no failed check: not quarantined" % path, code=ErrorCode.REFUSED)
     qdir = os.path.join(os.path.dirname(path), checks.QUARANTINE)
     dest = os.path.join(qdir, os.path.basename(path))
     with host_lock():
         os.makedirs(qdir, exist_ok=True)
         if os.path.lexists(dest):
-            raise ActionError("%s is already in quarantine" % dest, code="exists")
+            raise ActionError("%s is already in quarantine" % dest, code=ErrorCode.EXISTS)
         why = {"reason": reason, "ratio": rec.get("ratio"), "method": rec.get("method"),
                "error": rec.get("error"), "at": time.time(), "from": path,
                "check": checks.public(rec)}
@@ -128,13 +139,14 @@ def quarantine_plot(agent, config, plot, reason):
     return {"path": dest, "reason": reason}
 
 
-def release_plot(agent, config, plot, delete=False):
+@op(wire.ReleaseReply)
+def release_plot(agent, config: wire.Config, plot: str, delete: Optional[bool] = False):
     """The farmer's decision on a quarantined plot: back into its dst dir,
     to be archived without another check, or (delete) removed for good."""
     dsts = disks.dirs_of(config, "dst")
     path = check_inside(plot, dsts)
     if os.path.basename(os.path.dirname(path)) != checks.QUARANTINE:
-        raise ActionError("not in a quarantine: %s" % path, code="refused")
+        raise ActionError("not in a quarantine: %s" % path, code=ErrorCode.REFUSED)
     path = _a_plot(path)
     why = path + ".json"
     with host_lock():
@@ -148,7 +160,7 @@ def release_plot(agent, config, plot, delete=False):
             return {"removed": path}
         back = os.path.join(os.path.dirname(os.path.dirname(path)), os.path.basename(path))
         if os.path.lexists(back):
-            raise ActionError("%s exists: %s left in quarantine" % (back, path), code="exists")
+            raise ActionError("%s exists: %s left in quarantine" % (back, path), code=ErrorCode.EXISTS)
         reason = (checks.load(why) or {}).get("reason")
         os.rename(path, back)
         os.makedirs(checks.checks_dir(), exist_ok=True)

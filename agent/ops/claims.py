@@ -11,6 +11,7 @@ expires.
 """
 import os
 import time
+from typing import Optional
 
 from ..facts import disks
 
@@ -19,6 +20,9 @@ from ..facts import drive_health
 from .. import statefile
 from .common import ActionError, check_inside, host_lock
 from ..facts.probe import probe_one
+from ..protocol import op
+from ..vocab import wire
+from ..vocab.wire import ErrorCode
 
 CLAIM_S = 120.0
 
@@ -44,7 +48,9 @@ def _alive(claim, now, farm=()):
     return now - claim["at"] < CLAIM_S or _growing(partial, now)
 
 
-def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
+@op(wire.ReserveDriveReply)
+def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes: int,
+                  reserve_bytes: Optional[int] = 0):
     """Claim the drive of `to_dir` for `plot`: refused (code "drive_error")
     when the dir cannot take files, ("exists") when a file already holds the
     plot's final name there (the controller then compares it), ("busy") while
@@ -59,10 +65,10 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
         (p for p in probes.values() if p["real"] == target), None) or probe_one(target)
     why = probed["error"] or disks.unmounted_farm(probed["st_dev"], config)
     if why:
-        raise ActionError("%s: %s" % (target, why), code="drive_error")
+        raise ActionError("%s: %s" % (target, why), code=ErrorCode.DRIVE_ERROR)
     dev = probed["st_dev"]
     if os.path.lexists(os.path.join(target, plot)):
-        raise ActionError("%s already holds %s" % (target, plot), code="exists")
+        raise ActionError("%s already holds %s" % (target, plot), code=ErrorCode.EXISTS)
     same_drive = disks.farm_dirs_on(config, dev)
     # one machine may serve several inventory hosts (tests): a drive is the
     # device as seen through this host's farm dirs
@@ -73,7 +79,7 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
         claim = claims.get(key)
         if claim and claim["plot"] != plot:
             raise ActionError("drive busy: %s is on its way to %s" % (claim["plot"], claim["dir"]),
-                              code="busy")
+                              code=ErrorCode.BUSY)
         have = 0
         for d in same_drive:
             for path, final, size, mtime in disks.partials_in(d):
@@ -81,13 +87,13 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
                     have = max(have, size)
                 elif now - mtime < CLAIM_S:
                     raise ActionError("drive busy: %s is still arriving in %s" % (final, d),
-                                      code="busy")
+                                      code=ErrorCode.BUSY)
         vfs = os.statvfs(target)
         free = vfs.f_bavail * vfs.f_frsize
         need = int(size_bytes) - have + int(reserve_bytes or 0)
         if free < need:
             raise ActionError("no room on %s: %d bytes free, %d needed" % (target, free, need),
-                              code="no_room")
+                              code=ErrorCode.NO_ROOM)
         claims[key] = {"plot": plot, "dir": target, "at": now}
         statefile.save(NAME, claims)
     return {"drive": key}
@@ -95,7 +101,9 @@ def reserve_drive(agent, config, to_dir, plot, size_bytes, reserve_bytes=0):
 
 
 
-def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=None):
+@op(wire.NoteDriveFailureReply)
+def note_drive_failure(agent, config: wire.Config, to_dir: str, key: str, at: float, error: str,
+                       fatal: Optional[bool] = False, plot: Optional[str] = None):
     """A transfer into this farm dir failed by the drive's fault (the
     plotter's rsync said so): keep it in the drive's record, and end that
     plot's claim on the drive (its transfer is over)."""
@@ -104,7 +112,7 @@ def note_drive_failure(agent, config, to_dir, key, at, error, fatal=False, plot=
     if real not in farm:
         raise ActionError("not a farm dir: %s" % to_dir)
     if not isinstance(key, str) or not key:
-        raise ActionError("bad failure key: %r" % (key,), code="bad_request")
+        raise ActionError("bad failure key: %r" % (key,), code=ErrorCode.BAD_REQUEST)
     with host_lock():
         added = drive_health.record_failure(real, key, float(at), error, bool(fatal))
         if plot:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from .. import deadline
 from ..facts import disks
 from ..statefile import state_dir
+from ..vocab.wire import ErrorCode
 from ..watchdog import critical
 
 AGENT_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,11 +28,12 @@ CLEAN_QUIET_S = 300.0   # clean_after_m's default, for automatic clean-up
 
 class ActionError(Exception):
     """A refusal: the message is the one line the controller shows; `code`
-    tells callers what kind of refusal it is without reading the message."""
+    (vocab/wire.py's ErrorCode) tells callers what kind of refusal it is
+    without reading the message."""
 
-    def __init__(self, message, code="refused"):
+    def __init__(self, message, code=ErrorCode.REFUSED):
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)
 
 
 def check_inside(path, dirs):

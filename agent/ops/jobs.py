@@ -6,17 +6,22 @@ import re
 import signal
 import sys
 import time
+from typing import Optional
 
 import psutil
 
-from ..facts import disks, failures, lognames
-from ..facts.logparse import KILLED_MARK, analyze_log
+from ..facts import disks, failures
+from ..vocab import lognames
+from ..vocab.logread import KILLED_MARK, analyze_log
 from ..facts.procs import PSUTIL_ERRORS, held_open, open_paths
 from ..statefile import state_dir
 from . import carried_out, room
 from .. import deadline
 from .common import (CLEAN_QUIET_S, KILL_QUIET_S, PLOT_ID, ActionError, _agent_env, _log_dir,
                      _spawn, check_inside, host_lock)
+from ..protocol import op
+from ..vocab import wire
+from ..vocab.wire import ErrorCode
 
 
 def check_limits(jobs, limits, tmp_real, now, last_start=0.0):
@@ -39,14 +44,17 @@ def check_limits(jobs, limits, tmp_real, now, last_start=0.0):
 REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
-def start_job(agent, config, argv, plotter=None, k=None, tmp_dir=None, dst_dir=None,
-              limits=None, request_id=None, nice=None):
+@op(wire.StartJobReply)
+def start_job(agent, config: wire.Config, argv: list, tmp_dir: str, dst_dir: str,
+              plotter: Optional[str] = None, k: Optional[int] = None,
+              limits: Optional[wire.Limits] = None, request_id: Optional[str] = None,
+              nice: Optional[int] = None):
     """Start one plot job; with `request_id`, at most once: asked again with the
     same id (its answer was lost), it answers what it did the first time."""
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         raise ActionError("argv must be a non-empty list of strings")
     if request_id is not None and not (isinstance(request_id, str) and REQUEST_ID.match(request_id)):
-        raise ActionError("bad request_id: %r" % (request_id,), code="bad_request")
+        raise ActionError("bad request_id: %r" % (request_id,), code=ErrorCode.BAD_REQUEST)
     cdirs = disks.config_dirs(config)
     tmps = [r for kd, _, r in cdirs if kd == "tmp"]
     dsts = [r for kd, _, r in cdirs if kd == "dst"]
@@ -152,13 +160,18 @@ def _signal(agent, config, pid, sig, state, started_at=None):
     return {"pid": j["pid"], "state": state}
 
 
-def suspend(agent, config, pid, started_at=None):
+@op(wire.JobStateReply)
+def suspend(agent, config: wire.Config, pid: int, started_at: Optional[float] = None):
+    """SIGSTOP a job of this host's dirs.  `started_at` as the snapshot
+    reported it: a pid now held by a later process is refused."""
     out = _signal(agent, config, pid, signal.SIGSTOP, "suspended", started_at)
     room.forget(out["pid"])     # the operator's now: not resumed when room frees up
     return out
 
 
-def resume(agent, config, pid, started_at=None):
+@op(wire.JobStateReply)
+def resume(agent, config: wire.Config, pid: int, started_at: Optional[float] = None):
+    """SIGCONT a job, as suspend checks it."""
     out = _signal(agent, config, pid, signal.SIGCONT, "running", started_at)
     room.forget(out["pid"])
     return out
@@ -264,7 +277,9 @@ def _refuse_if_running(agent, config, plot_id):
             raise ActionError("plot %s belongs to running job pid %d" % (plot_id, j["pid"]))
 
 
-def kill(agent, config, plot_id=None, pid=None, started_at=None):
+@op(wire.RemovedFilesReply)
+def kill(agent, config: wire.Config, plot_id: Optional[str] = None, pid: Optional[int] = None,
+         started_at: Optional[float] = None):
     """End a job (pid given) and remove its temp files; or (no pid) remove a
     dead job's, only when no process holds them and they rest kill_quiet_s.
 
@@ -321,7 +336,8 @@ def kill(agent, config, plot_id=None, pid=None, started_at=None):
     return _remove(files)
 
 
-def clean_dead(agent, config, plot_id, log_file):
+@op(wire.RemovedFilesReply)
+def clean_dead(agent, config: wire.Config, plot_id: str, log_file: str):
     """Remove a failed job's temp files: only files named for its plot id,
     only in the tmp and tmp2 dirs its log names (and this host configures),
     only when no process holds any of them and none changed in the last
@@ -351,6 +367,7 @@ def clean_dead(agent, config, plot_id, log_file):
     return _remove(files)
 
 
-def reset_failures(agent, config):
+@op(wire.ResetReply)
+def reset_failures(agent, config: wire.Config):
     """The operator's reset: failed jobs so far no longer hold this plotter back."""
     return {"reset_at": failures.write_reset(state_dir(), _log_dir(config), time.time())}

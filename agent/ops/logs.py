@@ -1,11 +1,17 @@
 """Job logs read on request (logs, analyze)."""
 import os
+from typing import Optional
 
 from ..facts.procs import held_open
 from .common import ActionError, _log_dir, check_inside
+from ..protocol import op
+from ..vocab import wire
 
 
-def read_log(agent, config, path, offset=0, max_bytes=65536):
+@op(wire.ReadLogReply)
+def read_log(agent, config: wire.Config, path: str, offset: Optional[int] = 0,
+             max_bytes: Optional[int] = 65536):
+    """Up to max_bytes (at most 4 MiB) of a log of log_dir from `offset`."""
     p = check_inside(path, [_log_dir(config)])
     offset, max_bytes = max(0, int(offset or 0)), min(max(1, int(max_bytes or 65536)), 4 << 20)
     try:
@@ -19,7 +25,8 @@ def read_log(agent, config, path, offset=0, max_bytes=65536):
             "size": size}
 
 
-def list_logs(agent, config):
+@op(wire.ListLogsReply)
+def list_logs(agent, config: wire.Config):
     """Every *.log of log_dir; `live` when a job still writes it (a job's
     log, or a file some process holds open)."""
     d = _log_dir(config)

@@ -9,8 +9,12 @@ appdirs.user_config_dir("plotman") + "/plotman.yaml": $XDG_CONFIG_HOME (or
 """
 import os
 import sys
+from typing import Optional
 
 from .common import ActionError
+from ..protocol import op
+from ..vocab import wire
+from ..vocab.wire import ErrorCode
 
 MAX_BYTES = 1 << 20
 
@@ -23,7 +27,9 @@ def default_path():
     return os.path.join(base, "plotman", "plotman.yaml")
 
 
-def read_plotman_config(agent, path=None):
+@op(wire.PlotmanConfigReply)
+def read_plotman_config(agent, path: Optional[str] = None):
+    """A plotman.yaml (default: plotman's own path), read only; see above."""
     path = os.path.expanduser(path) if path else default_path()
     # the name rule holds for what a symlink points at too: a plotman.yaml
     # linked to /etc/shadow is not read
@@ -31,19 +37,19 @@ def read_plotman_config(agent, path=None):
     for name in (path, real):
         if not name.endswith((".yaml", ".yml")):
             raise ActionError("%s is not a .yaml file" % name if name == path else
-                              "%s links to %s, not a .yaml file" % (path, real), code="bad_request")
+                              "%s links to %s, not a .yaml file" % (path, real), code=ErrorCode.BAD_REQUEST)
     try:
         st = os.stat(path)
     except OSError as e:
-        raise ActionError("cannot read %s: %s" % (path, e.strerror), code="missing")
+        raise ActionError("cannot read %s: %s" % (path, e.strerror), code=ErrorCode.MISSING)
     if not os.path.isfile(path):
-        raise ActionError("%s is not a file" % path, code="bad_request")
+        raise ActionError("%s is not a file" % path, code=ErrorCode.BAD_REQUEST)
     if st.st_size > MAX_BYTES:
         raise ActionError("%s is %d bytes, more than a config (%d)" % (
-            path, st.st_size, MAX_BYTES), code="refused")
+            path, st.st_size, MAX_BYTES), code=ErrorCode.REFUSED)
     try:
         with open(path, "rb") as f:
             text = f.read(MAX_BYTES).decode("utf-8", "replace")
     except OSError as e:
-        raise ActionError("cannot read %s: %s" % (path, e.strerror), code="missing")
+        raise ActionError("cannot read %s: %s" % (path, e.strerror), code=ErrorCode.MISSING)
     return {"path": os.path.abspath(path), "text": text}

@@ -18,6 +18,7 @@ record (`forget`), so the operator's word is the last.
 import os
 import signal
 import time
+from typing import Optional
 
 import psutil
 
@@ -25,6 +26,8 @@ from .. import statefile
 from ..facts import disks
 from ..facts.procs import PSUTIL_ERRORS
 from .common import host_lock
+from ..protocol import op
+from ..vocab import wire
 
 RECORD = "room-suspended.json"
 # a dst in this state would lose the plot at its final copy: the job waits
@@ -112,7 +115,8 @@ def _needs(jobs, dsts, plot_bytes):
     return out
 
 
-def guard_room(agent, config, plot_bytes=None):
+@op(wire.GuardRoomReply)
+def guard_room(agent, config: wire.Config, plot_bytes: Optional[int] = None):
     """Suspend the multi-plot jobs whose dst cannot take their plot, resume
     the ones this agent suspended that now fit.  -> {"suspended": [..],
     "resumed": [..]}, each {pid, plot_id, dst_dir, reason}."""

@@ -5,12 +5,16 @@ import json
 import os
 import sys
 import time
+from typing import Optional
 
 from ..facts import checks, disks, drive_health, plotfile
 from ..facts.procs import maybe_receiving, rsync_targets
 from ..facts.snapshot import FRESH_S, read_transfers, transfers_dir
 from ..launch.transfer import write_state
 from .common import ActionError, _agent_env, _spawn, check_inside, host_lock
+from ..protocol import op
+from ..vocab import wire
+from ..vocab.wire import ErrorCode
 
 
 def _plot_in_dst(config, plot):
@@ -26,8 +30,12 @@ def transfer_state_path(plot_path):
     return os.path.join(transfers_dir(), os.path.basename(plot_path) + ".json")
 
 
-def start_transfer(agent, config, plot, to_host, to_dir, mode="ssh", ssh=None,
-                   bwlimit_kbps=0, dest_dir=None, fsync=False, farm_dirs=None):
+@op(wire.TransferStartedReply)
+def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
+                   to_host: Optional[str] = None, mode: Optional[str] = "ssh",
+                   ssh: Optional[wire.SshTarget] = None, bwlimit_kbps: Optional[int] = 0,
+                   dest_dir: Optional[str] = None, fsync: Optional[bool] = False,
+                   farm_dirs: Optional[list] = None):
     """Start the detached rsync of one plot.  `dest_dir` is to_dir as the
     harvester resolved it; a local copy only ever goes into one of
     `farm_dirs`, the harvester's own (resolved) farm dirs."""
@@ -100,16 +108,16 @@ DIGEST_LIMITS = {"edge": 64 << 20, "block": 16 << 20, "offsets": 4096}
 def _spec(spec):
     """A digest spec from the controller, checked (digests read what it says)."""
     if not isinstance(spec, dict):
-        raise ActionError("digest spec must be an object", code="bad_request")
+        raise ActionError("digest spec must be an object", code=ErrorCode.BAD_REQUEST)
     try:
         edge, block = int(spec["edge"]), int(spec["block"])
         offsets = [int(o) for o in spec.get("offsets") or ()]
         full_below = int(spec.get("full_below") or 0)
     except (KeyError, TypeError, ValueError):
-        raise ActionError("bad digest spec: %r" % (spec,), code="bad_request")
+        raise ActionError("bad digest spec: %r" % (spec,), code=ErrorCode.BAD_REQUEST)
     if not (0 < edge <= DIGEST_LIMITS["edge"] and 0 < block <= DIGEST_LIMITS["block"]
             and len(offsets) <= DIGEST_LIMITS["offsets"] and full_below >= 0):
-        raise ActionError("digest spec out of bounds: %r" % (spec,), code="bad_request")
+        raise ActionError("digest spec out of bounds: %r" % (spec,), code=ErrorCode.BAD_REQUEST)
     return {"edge": edge, "block": block, "offsets": offsets, "full_below": full_below}
 
 
@@ -117,16 +125,17 @@ def _digest(path, spec):
     try:
         return plotfile.digest(path, spec)
     except OSError as e:
-        raise ActionError("cannot read %s: %s" % (path, e.strerror or e), code="unreadable")
+        raise ActionError("cannot read %s: %s" % (path, e.strerror or e), code=ErrorCode.UNREADABLE)
 
 
 def _expect(expect):
     if not isinstance(expect, dict) or not isinstance(expect.get("sha256"), str):
-        raise ActionError("expect must carry the source's digest", code="bad_request")
+        raise ActionError("expect must carry the source's digest", code=ErrorCode.BAD_REQUEST)
     return dict(expect, spec=_spec(expect.get("spec")), size=int(expect["size"]))
 
 
-def digest(agent, config, path, spec):
+@op(wire.DigestReply)
+def digest(agent, config: wire.Config, path: str, spec: dict):
     """The digest of a plot in a dst dir (plotter) or of a plot or transfer
     temp file in a farm dir (harvester), under the controller's spec."""
     real = check_inside(path, disks.dirs_of(config, "dst", "farm"))
@@ -151,11 +160,12 @@ def _confirm_final(config, final, expect):
         detail = "%s holds other bytes than the plot of that name: %s" % (final, why)
         with host_lock():
             drive_health.record_conflict(final, why)
-        raise ActionError(detail, code="conflict")
+        raise ActionError(detail, code=ErrorCode.CONFLICT)
     return have
 
 
-def promote(agent, config, partial, expect):
+@op(wire.PromoteReply)
+def promote(agent, config: wire.Config, partial: str, expect: dict):
     """Give a complete copy its final name: only when its bytes match the
     source's digest (`expect`: {"size", "sha256", "spec"}), its header its
     name, and only once its data and then the rename are on disk.
@@ -178,7 +188,7 @@ def promote(agent, config, partial, expect):
             drive_health.clear(_drive_dirs(config, final))
         return dict(have, path=final, size_bytes=have["size"], already=True)
     if not os.path.exists(path):
-        raise ActionError("no such partial: %s" % path, code="vanished")
+        raise ActionError("no such partial: %s" % path, code=ErrorCode.VANISHED)
     path = _partial(agent, config, partial)
     have = _digest(path, expect["spec"])
     ok, why = plotfile.same(have, expect)
@@ -186,12 +196,12 @@ def promote(agent, config, partial, expect):
     if not ok or problem:
         os.remove(path)
         raise ActionError("copy %s differs from its source: %s: removed, to be sent again"
-                          % (path, why or problem), code="mismatch")
+                          % (path, why or problem), code=ErrorCode.MISMATCH)
     plotfile.fsync_file(path)
     with host_lock():
         if os.path.lexists(final):      # appeared meanwhile: never overwritten
             raise ActionError("%s appeared while promoting: left as it is" % final,
-                              code="conflict")
+                              code=ErrorCode.CONFLICT)
         os.rename(path, final)
         plotfile.fsync_dir(os.path.dirname(final))
         drive_health.clear(_drive_dirs(config, final))
@@ -203,7 +213,8 @@ def _durable(path):
     plotfile.fsync_dir(os.path.dirname(path))
 
 
-def remove_plot(agent, config, plot, proof):
+@op(wire.RemovePlotReply)
+def remove_plot(agent, config: wire.Config, plot: str, proof: dict):
     """Delete a source plot once a harvester showed a copy under its final
     name with the same bytes: `proof` is that copy's digest ({"size",
     "sha256", "spec"}), and this host computes its own to compare."""
@@ -213,7 +224,7 @@ def remove_plot(agent, config, plot, proof):
     ok, why = plotfile.same(mine, proof)
     if not ok:
         raise ActionError("the copy does not hold this plot's bytes (%s): %s kept"
-                          % (why, path), code="mismatch")
+                          % (why, path), code=ErrorCode.MISMATCH)
     os.remove(path)
     for extra in (checks.record_path(path), checks.record_path(path)[:-5] + ".log",
                   transfer_state_path(path), transfer_state_path(path)[:-5] + ".progress",
@@ -225,10 +236,12 @@ def remove_plot(agent, config, plot, proof):
     return {"removed": path, "size_bytes": mine["size"]}
 
 
-def clean_partial(agent, config, partial):
+@op(wire.CleanPartialReply)
+def clean_partial(agent, config: wire.Config, partial: str):
+    """Remove a transfer temp file on a farm dir that no rsync writes."""
     path = _partial(agent, config, partial)
     try:
         os.remove(path)
     except FileNotFoundError:
-        raise ActionError("no such partial: %s" % path, code="vanished")
+        raise ActionError("no such partial: %s" % path, code=ErrorCode.VANISHED)
     return {"removed": path}

@@ -30,14 +30,14 @@ import jinja2.meta
 import yaml
 from jinja2.nativetypes import NativeEnvironment
 
-from agent.launch.chiapos import max_buckets as chiapos_max_buckets
+from agent.vocab.plotters.chiapos import max_buckets as chiapos_max_buckets
 
 from orchestrator.config import hostpattern
 from orchestrator.config.controller import ControllerConfig
 from orchestrator.config.keys import BUCKETS, CONTROLLER_KEYS, K_RULES, KEYS, Key
 from orchestrator.errors import InventoryError
 from orchestrator.core import plotsize
-from orchestrator.core.plotters import PLOTTERS
+from agent.vocab.plotters import PLOTTERS
 from orchestrator.core.state import Host
 
 ROLE_GROUPS = {"plotters": "plotter", "harvesters": "harvester"}

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-from orchestrator.core.plotters import PLOTTERS
+from agent.vocab.plotters import PLOTTERS
 
 ANY = ("plotter", "harvester")
 PLOTTER = ("plotter",)

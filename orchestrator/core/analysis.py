@@ -11,8 +11,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from agent.facts import lognames
-from agent.facts.logparse import analyze_plots
+from agent.vocab import lognames
+from agent.vocab.logread import analyze_plots
 from orchestrator.core import plotsize
 
 PHASES = ("p1", "p2", "p3", "p4", "total")

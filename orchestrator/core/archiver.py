@@ -56,7 +56,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from agent.facts.disks import PARTIAL_SUFFIX  # the one temp name rule, both sides
+from agent.vocab.names import PARTIAL_SUFFIX  # the one temp name rule, both sides
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
                       human_bytes)
 from orchestrator.core.farm import farm as farm_model

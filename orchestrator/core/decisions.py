@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from agent.facts.plotfile import same
+from agent.vocab.digest import same
 
 
 def human_bytes(n: float) -> str:

@@ -7,9 +7,11 @@ through the one quoting filter `q` (shlex.quote) and a path with spaces stays
 one argument.  Templates see the host's merged inventory vars, overridden by
 its validated fields (k, threads, buckets, buffer_mib, farmer_key, pool_key,
 pool_contract, bladebit_mode, plotter, count, ...) and tmp_dir, tmp2_dir, dst_dir,
-host (the name), and `exe`: the plotter's program (its `executable`, else
+host (the name), `exe`: the plotter's program (its `executable`, else
 the PLOTTERS table's name: bladebit_cuda for cudaplot, cuda_plot_k<k> for
-Gigahorse).  Undefined names are errors (StrictUndefined).
+Gigahorse), and `f`: the plotter's flags by field (`{{ f.tmp_dir }}` is
+bladebit's `-t1`), from the same table the agent reads a running job's argv
+with (agent/vocab/plotters/).  Undefined names are errors (StrictUndefined).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Optional, Tuple
 import jinja2
 
 from orchestrator.errors import InventoryError, UserError
-from orchestrator.core.plotters import PLOTTERS
+from agent.vocab.plotters import PLOTTERS
 from orchestrator.core.state import Host
 
 _TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
@@ -76,11 +78,27 @@ def program(host: Host) -> Optional[str]:
     return p.executable.format(k=host.k)
 
 
+class _Flags:
+    """`f.<field>` in a template: the flag that sets that field."""
+
+    def __init__(self, spec):
+        self._spec = spec
+
+    def __getattr__(self, name):
+        if name.startswith("_") or self._spec is None:
+            raise AttributeError(name)
+        try:
+            return self._spec.flag(name)
+        except KeyError as e:
+            raise AttributeError(str(e)) from None
+
+
 def _context(host: Host, tmp_dir: str, dst_dir: str, tmp2_dir: Optional[str]) -> dict:
     ctx = dict(host.vars)
     for name in _FIELDS:
         ctx[name] = getattr(host, name)
     ctx["exe"] = program(host)
+    ctx["f"] = _Flags(PLOTTERS.get(host.plotter))
     ctx.update(host=host.name, tmp_dir=tmp_dir, dst_dir=dst_dir, tmp2_dir=tmp2_dir)
     return ctx
 

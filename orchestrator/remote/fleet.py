@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, Optional, Tuple
 
-from agent.protocol import OPS
+from agent.protocol import declared
 from orchestrator.errors import AgentError, SessionError, one_line
 from orchestrator.core.state import FleetState, Host, HostState, host_state_from_snapshot, unreachable
 from orchestrator.remote import wheelhouse
@@ -125,7 +125,7 @@ class Fleet:
         The host's own config (its dirs and thresholds) goes with every op
         that takes one: callers never pass it."""
         session = self.session(host_name)
-        if "config" in OPS.get(op, ()):
+        if op in declared() and "config" in declared()[op].args:
             args = dict(args, config=session.host.agent_config())
         return session.request(op, timeout=timeout, **args)
 

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Mapping, Tuple
 
-from agent.facts.logparse import LogState, analyze_log
+from agent.vocab.logread import LogState, analyze_log
 from agent.facts.procs import held_open
 from orchestrator.core.analysis import Collected, add_log
 from orchestrator.errors import one_line

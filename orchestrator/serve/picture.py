@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Mapping, Optional, Tuple
 
+from agent.vocab import names
 from orchestrator.core import plotsize
 from orchestrator.core.events import Event
 from orchestrator.core.state import FleetState, Host
 
 RECENT = 50         # events kept for the page
-_K = re.compile(r"plot-k(\d+)-")
 
 
 def level_of(record) -> str:
@@ -83,9 +82,9 @@ class Latest:
                         for p in (decisions or {}).get("promotes", ())}
             for e in events:
                 if e.kind == "copy_promoted":
-                    m = _K.match(e.subject)
+                    p = names.parse(e.subject)
                     key = (e.host, farm_dir.get((e.host, e.subject), ""),
-                           m.group(1) if m else "", "")
+                           str(p.k) if p and p.k else "", "")
                     self._archived[key] = self._archived.get(key, 0) + 1
             self._events = (self._events + tuple((now, e) for e in events))[-RECENT:]
             number = 1 if self._picture is None else self._picture.number + 1

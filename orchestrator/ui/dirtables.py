@@ -10,7 +10,6 @@ archiver's own verdicts; nothing is judged here.
 """
 from __future__ import annotations
 
-import re
 from typing import Dict, Mapping, Optional, Sequence
 
 from rich import box
@@ -19,6 +18,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from agent.vocab import names
 from orchestrator.core import plotsize
 from orchestrator.core.decisions import human_bytes
 from orchestrator.core.farm import farm
@@ -92,15 +92,7 @@ def keys_caption(state: FleetState, keys: Mapping[str, HostKeys],
 
 # ---------------------------------------------------------------- first line
 
-PLOT_ID = re.compile(r"-([0-9a-fA-F]{64})\.plot$")
-
-
-def plot_label(path: Optional[str]) -> str:
-    """A plot as plotman names one: the first 8 of its id (else its file name)."""
-    if not path:
-        return "-"
-    m = PLOT_ID.search(path)
-    return m.group(1)[:8].lower() if m else path.rsplit("/", 1)[-1]
+plot_label = names.label      # a plot as plotman names one: the first 8 of its id
 
 
 def _farm(keys: Mapping[str, HostKeys], host: str, path: str) -> str:

@@ -5,22 +5,22 @@ so a level never travels without its format.  Read from:
 - the plot's name: bladebit writes `plot-k32-c07-...` (always two digits,
   PlotTools::GenPlotFileName "plot-k32-c%02u-"), Gigahorse `plot-k32-c7-...`
   and `plot-k32-c18-...` (no padding; chia-gigahorse issues #9, #237);
-- the header: bladebit's v2 header carries its level (plotfile.py);
+- the header: bladebit's v2 header carries its level (formats.py);
 - the command line: bladebit `--compress N` / `-z N`, Gigahorse `-C N`.
 Uncompressed is (0, None).
 """
-import re
+from . import names
 
 BLADEBIT, GIGAHORSE = "bladebit", "gigahorse"
-_NAME = re.compile(r"plot-k\d+-c(\d+)-\d{4}-")
 
 
 def from_name(name):
-    """(level, format) a plot file name tells, (0, None) when it tells none."""
-    m = _NAME.search(name or "")
-    if not m:
+    """(level, format) a plot file name (or a line naming one) tells, (0,
+    None) when it tells none."""
+    p = names.find(name or "")
+    if p is None or p.format != "v1" or p.level is None:
         return 0, None
-    digits = m.group(1)
+    digits = p.level
     level = int(digits)
     if level == 0:
         return 0, None
