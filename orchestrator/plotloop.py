@@ -21,7 +21,7 @@ from agent.vocab.logread import analyze_log
 from orchestrator.remote import apply as apply_mod
 from orchestrator.core.archiver import archive
 from orchestrator.core.checker import checks
-from orchestrator.core.failures import cleanups
+from orchestrator.core.failures import bad_plot_holds, cleanups
 from orchestrator.core.decisions import Wait
 from orchestrator.core.events import Event
 from orchestrator.core.outlook import outlook, status_json
@@ -242,6 +242,8 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
         if stray:
             apply_mod.guard_room(fleet, hosts, out, names=stray)
     now = time.time()
+    holds = bad_plot_holds(state, hosts, lambda hs: host_clock(hs, state, now), now)
+    apply_mod.hold_jobs(fleet, holds, out, check)
     decision = schedule(state, hosts, now, max_new=tracker.remaining)
     apply_mod.start_jobs(fleet, hosts, decision.starts, out, check)
     tracker.unanswered += tuple(out.unanswered)
@@ -253,6 +255,7 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
     decisions = {"starts": [asdict(s) for s in decision.starts],
                  "waits": [asdict(w) for w in waits],
                  "checks": [asdict(c) for c in proofs.starts],
+                 "holds": [asdict(h) for h in holds],
                  "quarantines": [asdict(q) for q in proofs.quarantines],
                  "cleanups": [asdict(c) for c in cleans],
                  "transfers": [asdict(t) for t in arch.transfers],

@@ -125,3 +125,52 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
         == before
     text = plotfleet("check", "--inventory", inv, "--sample", 1).stdout
     assert "farm check" in text
+
+
+def test_an_endless_job_that_keeps_making_bad_plots_is_suspended_with_why(ssh_fleet,
+                                                                          tmp_path):
+    """A GPU job making plots without end is never restarted, so a back-off
+    would never reach it.  Here every plot "fails" because the farmer asks
+    for more proofs than any plot gives (check_min_ratio 5): after
+    max_failures of them in a row, in quarantine, the job is suspended and
+    says why; nothing is deleted."""
+    fleet = ssh_fleet(n_plotters=1)
+    h = fleet.hosts["plotter1"]
+    dst = h.dirs["dst"][0]
+    inv = fleet.write_inventory(tmp_path / "inv.yaml", count=0, global_max_jobs=1,
+                                global_stagger_m=0, polling_time_s=0.5, check_min_ratio=5,
+                                max_failures=2)
+    job = None
+    try:
+        end = time.time() + 150
+        while True:
+            r = plotfleet("plot-all", "--inventory", inv, "--once", "--json", timeout=60)
+            assert "Traceback" not in r.stderr, r.stderr
+            doc = json.loads(r.stdout.splitlines()[-1])
+            [host] = doc["hosts"]
+            job = (host["jobs"] or [job])[0]
+            if job and job["state"] == "suspended":
+                break
+            assert time.time() < end, json.dumps(host)[-3000:]
+            time.sleep(0.5)
+        assert job["paused"].startswith("making bad plots: 2 in a row failed their proof "
+                                        "check (max_failures 2), last: plot quarantined: "), job
+        assert "ratio" in job["paused"] and "plotfleet reset plotter1" in job["paused"]
+        assert host["failures"]["quarantined"] >= 2
+        quarantined = plots_in(os.path.join(dst, "quarantine"))
+        assert len(quarantined) >= 2 and all(q["reason"].endswith("min 5.00), twice")
+                                             for q in host["quarantine"])
+        # it stays suspended: the next pass neither resumes nor restarts it
+        r = plotfleet("plot-all", "--inventory", inv, "--once", "--json", timeout=60)
+        [host] = json.loads(r.stdout.splitlines()[-1])["hosts"]
+        assert [j["state"] for j in host["jobs"]] == ["suspended"]
+        assert not json.loads(r.stdout.splitlines()[-1])["decisions"]["starts"]
+    finally:
+        if job:
+            import psutil
+            try:
+                p = psutil.Process(job["pid"])
+                p.kill()
+                p.resume()
+            except psutil.Error:
+                pass

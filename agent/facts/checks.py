@@ -28,12 +28,52 @@ def checks_dir():
     return os.path.join(state_dir(), "checks")
 
 
+def _tag(path):
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def passed_path(dir_real):
+    """When the newest plot that passed its check in this dir was made."""
+    return os.path.join(checks_dir(), "passed.%s" % _tag(dir_real))
+
+
+def note_passed(plot_path, mtime):
+    """A plot of this dir passed: bad plots before it are no longer "in a row"."""
+    path = passed_path(os.path.dirname(disks.expand(plot_path)))
+    if mtime <= last_passed([os.path.dirname(disks.expand(plot_path))]):
+        return
+    tmp = path + ".%d.tmp" % os.getpid()
+    with open(tmp, "w") as f:
+        f.write("%.6f\n" % mtime)
+    os.replace(tmp, path)
+
+
+def last_passed(dirs_real):
+    best = 0.0
+    for d in dirs_real:
+        try:
+            with open(passed_path(d)) as f:
+                best = max(best, float(f.read().strip() or 0))
+        except (OSError, ValueError):
+            pass
+    return best
+
+
+def bad_in_row(quarantine, dst_real, reset_at):
+    """(how many, the newest) of the quarantined plots made after the newest
+    plot that passed in these dst dirs (and after the operator's reset): an
+    endless job's bad plots in a row, which its log alone cannot tell."""
+    since = max(last_passed(dst_real), reset_at)
+    bad = sorted((q for q in quarantine if q["mtime"] > since), key=lambda q: -q["mtime"])
+    return len(bad), (bad[0] if bad else None)
+
+
 def record_path(plot_path):
     """The record of the check of the file at `plot_path` (a plot's name and
     a hash of its dir: its copy on a farm drive has a record of its own)."""
     real = disks.expand(plot_path)
-    tag = hashlib.sha256(os.path.dirname(real).encode("utf-8", "surrogateescape")).hexdigest()
-    return os.path.join(checks_dir(), "%s.%s.json" % (os.path.basename(real), tag[:12]))
+    return os.path.join(checks_dir(), "%s.%s.json" % (os.path.basename(real),
+                                                      _tag(os.path.dirname(real))))
 
 
 def quarantine_dir(dst_dir):

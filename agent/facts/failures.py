@@ -183,7 +183,7 @@ def failure_run(recs, live, reset_at, quarantined=None):
     its proof check is a failure of the job that made it.  A multi-plot
     log counts by its last plot."""
     quarantined = quarantined or {}
-    count, last = 0, None
+    count, bad, last = 0, 0, None
     for r in recs:
         if r.started <= reset_at:
             break
@@ -192,14 +192,16 @@ def failure_run(recs, live, reset_at, quarantined=None):
         info = r.info
         if info is None or info["killed"]:
             continue
-        bad = quarantined.get(info["plot_id"]) if info["finished"] else None
-        if info["finished"] and bad is None:
+        reason = quarantined.get(info["plot_id"]) if info["finished"] else None
+        if info["finished"] and reason is None:
             break
-        if bad is None and live.runs(r, info):
+        if reason is None and live.runs(r, info):
             continue
         count += 1
+        bad += 1 if reason is not None else 0
         if last is None:
-            last = (r, dict(info, error="plot quarantined: %s" % bad) if bad else info)
+            last = (r, dict(info, error="plot quarantined: %s" % reason) if reason else info)
     return {"count": count, "last_error": last[1]["error"] if last else None,
             "last_at": last[0].ended if last else 0.0,
-            "last_log": last[0].path if last else None, "reset_at": reset_at}
+            "last_log": last[0].path if last else None, "reset_at": reset_at,
+            "quarantined": bad}

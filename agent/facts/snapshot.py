@@ -166,8 +166,7 @@ class Agent:
              if kind == "dst" and probed[_key(raw)]["error_code"] != "not_responding"])
         logs = _log_entries(config)     # one listing of log_dir per snapshot
         dead, failed = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now,
-                                        {q["plot_id"]: q["reason"] for q in quarantine
-                                         if q["plot_id"]})
+                                        quarantine)
         return {
             "host_time": now,
             "last_start": max([j["started_at"] for j in jobs] +
@@ -262,12 +261,12 @@ class Agent:
                         "receiving": receiving})
         return out
 
-    def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now, quarantined=None):
+    def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now, quarantine=()):
         """(dead jobs, failures in a row) from the host's job logs; a plot in
-        quarantine (`quarantined`: plot id -> why) is a failure of its job."""
+        `quarantine` is a failure of the job that made it."""
         log_dir = (config or {}).get("log_dir")
         none = {"count": 0, "last_error": None, "last_at": 0.0, "last_log": None,
-                "reset_at": 0.0}
+                "reset_at": 0.0, "quarantined": 0}
         if not log_dir:
             return [], none
         log_dir = disks.expand(log_dir)
@@ -279,8 +278,15 @@ class Agent:
         keep = (config or {}).get("dead_keep_s")
         keep = DEAD_KEEP_S if keep is None else float(keep)
         dead = failures.dead_jobs(recs, live, keep, now)
-        run = failures.failure_run(recs, live, failures.read_reset(state_dir(), log_dir),
-                                   quarantined or {})
+        reset_at = failures.read_reset(state_dir(), log_dir)
+        run = failures.failure_run(recs, live, reset_at, {q["plot_id"]: q["reason"]
+                                                          for q in quarantine if q["plot_id"]})
+        # an endless job's log never ends: its bad plots are counted from the
+        # quarantine, back to the newest plot that passed its check
+        n, newest = checks.bad_in_row(quarantine, disks.dirs_of(config, "dst"), reset_at)
+        if n > run["count"]:
+            run.update(count=n, last_error="plot quarantined: %s" % newest["reason"],
+                       last_at=newest["quarantined_at"], last_log=None, quarantined=n)
         return dead, run
 
 

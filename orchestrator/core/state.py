@@ -90,6 +90,7 @@ class Failures:
     last_at: float = 0.0            # host clock: when the newest failure ended
     last_log: Optional[str] = None
     reset_at: float = 0.0
+    quarantined: int = 0            # of them, plots that failed their proof check
 
 
 @dataclass(frozen=True)

@@ -239,6 +239,18 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     return None
 
 
+def hold_jobs(fleet, holds, out: Outcome, check: bool) -> None:
+    """Suspend the multi-plot jobs that keep making bad plots, with why."""
+    for h in holds:
+        subject = (h.plot_id or str(h.pid))[:12]
+        if check:
+            out.add("would_suspend_job", h.host, subject, f"would suspend {h.describe()}")
+            continue
+        if _call(fleet, h.host, "suspend", out, f"suspend of pid {h.pid}", subject, pid=h.pid,
+                 started_at=h.started_at, reason=h.reason) is not None:
+            out.fail("job_suspended_bad_plots", h.host, subject, f"suspended {h.describe()}")
+
+
 def proof_checks(fleet, decision, out: Outcome, check: bool) -> None:
     """Start the proof checks and quarantine the plots that failed theirs
     (core/checker.py decided); a refusal is a failed event, the rest go on."""
