@@ -188,3 +188,40 @@ def test_passed_not_checked_and_released_plots_are_archived_and_interrupted_chec
     assert moved == {p.path for p in plots[:3]}
     [again] = checks(st, HOSTS).starts
     assert again.plot == plots[3].path and again.reason == "its last check was interrupted"
+
+
+def test_status_metrics_and_the_web_page_say_why_a_plot_is_in_quarantine():
+    from prometheus_client.parser import text_string_to_metric_families
+    from rich.console import Console
+    from orchestrator.core.state import Quarantined
+    from orchestrator.serve.page import render
+    from orchestrator.ui.views import status_view
+    from tests.serve_helpers import get
+    from tests.test_serve import serving
+    why = "Invalid size for deltas: 47187"
+    q = Quarantined("/d0/quarantine/plot-k32-2024-01-01-00-00-" + "cd" * 32 + ".plot",
+                    108_000_000_000, "/d0", why, k=32, plot_id="cd" * 32)
+    waiting = plot_file(n=3, check=Check("passed", "chiapos", 0.8, 24, 30))
+    hs = replace(host_state(P, plots=(waiting,)), quarantine=(q,), checks=(RUNNING,))
+    st = fleet(hs, host_state(H))
+    con = Console(width=220, record=True)
+    con.print(status_view(st, HOSTS))
+    text = con.export_text()
+    [row] = [line for line in text.splitlines() if why in line]
+    assert "quarantine" in row and "checking" in text and "plotfleet release" in text
+    s = serving(HOSTS)
+    with s as latest:
+        pic = latest.update(st, seconds=0.1)
+        _, body, _ = get(s.url + "metrics")
+    fams = {fam.name: fam for fam in text_string_to_metric_families(body.decode())}
+    [sample] = fams["plotfleet_plots_quarantined"].samples
+    assert sample.labels["reason"] == why and sample.value == 1.0
+    [ratio] = fams["plotfleet_plot_check_ratio"].samples
+    assert ratio.value == 0.8 and ratio.labels["status"] == "passed"
+    html = render(pic, 10, "plot-all")
+    assert f'data-quarantined="{q.path.rsplit("/", 1)[-1]}"' in html and why in html
+    assert 'data-checking="x.plot"' in html
+    # status --json carries the check of each waiting plot, for whoever decides on it
+    doc = st.to_json()
+    assert doc["hosts"][0]["plots"][0]["check"]["status"] == "passed"
+    assert doc["hosts"][0]["quarantine"][0]["reason"] == why
