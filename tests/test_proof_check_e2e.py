@@ -90,8 +90,10 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
     [entry] = [q for q in host["quarantine"] if q["path"].endswith(bad)]
     assert entry["path"] == str(qdir / bad)
     assert entry["reason"].startswith("Invalid size for deltas: "), entry
-    assert host["failures"]["count"] == 1, host["failures"]
-    assert host["failures"]["last_error"] == "plot quarantined: " + entry["reason"]
+    # two bad plots since the last good one: a back-off count of 2
+    assert host["failures"]["count"] == 2 and host["failures"]["quarantined"] == 2
+    assert host["failures"]["last_error"].startswith("plot quarantined: Invalid size for "
+                                                     "deltas: "), host["failures"]
     text = plotfleet("status", "--inventory", inv).stdout
     [row] = [line for line in text.splitlines() if entry["reason"] in line]
     assert "proof checks" in text and "quarantine" in row, text
@@ -101,6 +103,16 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
     posts = inbox.take()
     mine = [p for p in posts if bad in p["message"]]
     assert len(mine) == 1 and "Invalid size for deltas" in mine[0]["message"], posts
+
+    # analyze: the check results per plotter, device and level
+    r = plotfleet("analyze", "--inventory", inv, "--limit", "plotter1", "--json")
+    checks = json.loads(r.stdout)["checks"]
+    [row] = checks["plotter"]
+    assert (row["key"], row["checked"], row["passed"], row["failed"]) == \
+        ("plotter1 chiapos", 3, 1, 2), checks
+    assert [r["key"] for r in checks["device"]] == ["plotter1 cpu"]
+    assert [r["key"] for r in checks["level"]] == ["C0"] and row["mean_bytes_read"] > 0
+    assert "proof checks by plotter" in plotfleet("analyze", "--inventory", inv).stdout
 
     # the farmer's call: one deleted, the other archived anyway
     r = plotfleet("release", "--delete", other.name[-69:-53], "--inventory", inv)

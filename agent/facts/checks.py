@@ -68,6 +68,53 @@ def bad_in_row(quarantine, dst_real, reset_at):
     return len(bad), (bad[0] if bad else None)
 
 
+HISTORY_MAX = 4 << 20      # the history file is halved past this
+
+
+def history_path():
+    return os.path.join(checks_dir(), "history.jsonl")
+
+
+def add_history(rec):
+    """One finished check, appended: what `analyze` reports per plotter,
+    device and level after the plot itself is long archived."""
+    path = history_path()
+    line = json.dumps(rec) + "\n"
+    try:
+        if os.path.getsize(path) > HISTORY_MAX:     # keep the newer half
+            with open(path) as f:
+                lines = f.readlines()
+            tmp = path + ".%d.tmp" % os.getpid()
+            with open(tmp, "w") as f:
+                f.writelines(lines[len(lines) // 2:])
+            os.replace(tmp, path)
+    except OSError:
+        pass
+    with open(path, "a") as f:
+        f.write(line)
+
+
+def history(dirs_real):
+    """The finished checks of plots in `dirs_real` (or their quarantine)."""
+    out = []
+    try:
+        with open(history_path()) as f:
+            lines = f.readlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue        # a line cut by a crash
+        d = os.path.dirname(rec.get("plot") or "")
+        if os.path.basename(d) == QUARANTINE:
+            d = os.path.dirname(d)
+        if isinstance(rec, dict) and d in dirs_real:
+            out.append(rec)
+    return out
+
+
 def record_path(plot_path):
     """The record of the check of the file at `plot_path` (a plot's name and
     a hash of its dir: its copy on a farm drive has a record of its own)."""

@@ -37,6 +37,7 @@ import sys
 import time
 
 from ..facts import checks, plotfile
+from ..vocab import compression
 
 COMMAND_TIMEOUT_S = 3600.0
 # summaries of the check tools a farmer may name in check_command
@@ -162,6 +163,19 @@ def method_for(path, have_chiapos):
     return None, "chiapos cannot read this plot's format"
 
 
+def level_of(path):
+    """(k, compression level, its format) from the plot's header, else its name."""
+    try:
+        with open(path, "rb") as f:
+            h = plotfile.read_header(f.read(plotfile.HEADER_BYTES))
+    except OSError:
+        h = {"k": None, "compress": None, "compress_format": None}
+    if h.get("compress") is None:
+        level, fmt = compression.from_name(os.path.basename(path))
+        return h.get("k"), level, fmt
+    return h.get("k"), h["compress"], h["compress_format"]
+
+
 def _have_chiapos():
     try:
         import chiapos  # noqa: F401
@@ -264,9 +278,16 @@ def run(spec_json):
                 checks.note_passed(path, os.stat(path).st_mtime)
             except OSError:
                 pass
-        write_record(path, seconds=round(time.monotonic() - t0, 3),
-                     bytes_read=after[0] - before[0], reads=after[1] - before[1],
-                     finished_at=time.time(), **dict(base, **result))
+        cost = dict(seconds=round(time.monotonic() - t0, 3), bytes_read=after[0] - before[0],
+                    reads=after[1] - before[1], finished_at=time.time())
+        write_record(path, **dict(base, **dict(cost, **result)))
+        k, level, fmt = level_of(path)
+        try:
+            checks.add_history(dict(cost, plot=path, k=k, compress=level, compress_format=fmt,
+                                    **{x: result.get(x) for x in ("status", "method", "ratio",
+                                                                  "error")}))
+        except OSError:
+            pass
     return 0
 
 

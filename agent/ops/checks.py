@@ -108,6 +108,12 @@ def _forget(path):
             pass
 
 
+@op(wire.CheckHistoryReply)
+def check_history(agent, config: wire.Config):
+    """The finished checks of this host's new plots (dst dirs), for `analyze`."""
+    return {"checks": checks.history(disks.dirs_of(config, "dst"))}
+
+
 @op(wire.QuarantineReply)
 def quarantine_plot(agent, config: wire.Config, plot: str, reason: str):
     """Move a plot whose check failed into `<its dst>/quarantine/`, with

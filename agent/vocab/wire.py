@@ -280,6 +280,12 @@ class ReadChecksReply:
 
 
 @dataclass(frozen=True)
+class CheckHistoryReply:
+    checks: list            # [{plot, k, compress, compress_format, status, method,
+                            #   ratio, error, seconds, bytes_read, reads, finished_at}]
+
+
+@dataclass(frozen=True)
 class QuarantineReply:
     path: str               # where the plot waits now
     reason: str

@@ -440,6 +440,21 @@ def analyze_view(rep: dict) -> Group:
             for key, n in counts.items():
                 failed.add_row(grouping, Text(key), str(n))
         parts.append(failed)
+    for grouping, rows in (rep.get("checks") or {}).items():
+        if not rows:
+            continue
+        t = Table(title=f"proof checks by {grouping}")
+        for col in (grouping, "checked", "passed", "quarantined", "not checked",
+                    "median ratio", "mean time", "mean read"):
+            t.add_column(col, justify="left" if col == grouping else "right")
+        for r in rows:
+            t.add_row(Text(r["key"]), str(r["checked"]), str(r["passed"]),
+                      Text(str(r["failed"]), style="red" if r["failed"] else ""),
+                      str(r["not_checked"]),
+                      "-" if r["median_ratio"] is None else f"{r['median_ratio']:.2f}",
+                      "-" if r["mean_seconds"] is None else seconds(r["mean_seconds"]),
+                      human_bytes(r["mean_bytes_read"]))
+        parts.append(t)
     if rep["unreadable"]:
         bad = Table(title="not analysed", title_style="red")
         bad.add_column("log", no_wrap=True)     # the name is what one looks for
