@@ -1,8 +1,10 @@
-"""`python -m agent serve | snapshot --config JSON | plot-chiapos ... | transfer SPEC | check SPEC`"""
+"""`python -m agent serve | snapshot --config JSON | plot-chiapos ... | plot-pos2 ... |
+transfer SPEC | check SPEC`"""
 import json
 import sys
 
-USAGE = "usage: python -m agent serve | snapshot --config JSON | plot-chiapos ... | transfer SPEC | check SPEC"
+USAGE = ("usage: python -m agent serve | snapshot --config JSON | plot-chiapos ... | "
+         "plot-pos2 ... | transfer SPEC | check SPEC")
 
 
 def main(argv):
@@ -31,6 +33,9 @@ def main(argv):
             print("check: needs one JSON spec", file=sys.stderr)
             return 2
         return check(rest[0])
+    if cmd == "plot-pos2":
+        from .launch.pos2 import main as plot
+        return plot(rest)
     if cmd == "transfer":
         from .launch.transfer import run
         if len(rest) != 1:

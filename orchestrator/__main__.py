@@ -1,4 +1,4 @@
 """`python -m orchestrator <task>`: the plotfleet console script without installing."""
-from orchestrator.serve.instant import main
+from orchestrator.main import main
 
 main()

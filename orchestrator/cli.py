@@ -13,18 +13,19 @@ import os
 import sys
 import time
 
-from invoke import Collection, Exit, Program, Task, task
-from invoke.parser import Argument, ParseError
+from invoke import Collection, Exit, Task, task
+from invoke.parser import Argument
 from rich.console import Console
+from rich.text import Text
 
 from orchestrator.core import plotcmd as commands
 
+from orchestrator import exitcodes
 from orchestrator.ui import views
 from orchestrator.errors import AgentError, SessionError, UserError, one_line
 from orchestrator.remote.fleet import Fleet
 from orchestrator.config.inventory import load_inventory
 
-UNREACHABLE_EXIT = 4
 # no markup in what is printed: it is full of paths and host messages, and a
 # dir named `tmp[/x]` must print as it is (styles come from rich Text)
 console = Console(markup=False)
@@ -35,9 +36,21 @@ def _inventory_path(inventory):
     return inventory or os.environ.get("PLOTFLEET_INVENTORY") or "inventory.yaml"
 
 
+def read_inventory(inventory):
+    """The inventory the flags name; a missing one says where one comes from."""
+    path = _inventory_path(inventory)
+    if not os.path.exists(path):
+        how = ("" if inventory else
+               f" ($PLOTFLEET_INVENTORY is {os.environ['PLOTFLEET_INVENTORY']!r})"
+               if os.environ.get("PLOTFLEET_INVENTORY") else " (the default)")
+        raise UserError(f"{path}: inventory not found{how}: name one with --inventory PATH or "
+                        f"$PLOTFLEET_INVENTORY; inventory.example.yaml shows one")
+    return load_inventory(path)
+
+
 def load(inventory, limit):
     """(Inventory, selected hosts, name -> Host) or a one-line UserError."""
-    inv = load_inventory(_inventory_path(inventory))
+    inv = read_inventory(inventory)
     selected = inv.select(limit)
     for h in selected:          # a broken plotter_command fails before any host is touched
         if h.is_plotter:
@@ -69,7 +82,7 @@ def number_flag(flag, value, kind, lo, hi):
 
 def _exit_for(state):
     if any(not h.reachable for h in state.hosts):
-        raise Exit(code=UNREACHABLE_EXIT)
+        raise Exit(code=exitcodes.UNREACHABLE)
 
 
 def helps(*keys, **extra):
@@ -83,6 +96,7 @@ COMMON_HELP = {
     "json": "print one JSON document instead of tables",
     "check": "show the decisions, change nothing",
 }
+VERBOSE_HELP = "each event's full line (paths whole, every reason) instead of its short one"
 SERVE_HELP = ("HOST:PORT: serve /metrics, /status.json and a web page, read-only "
               "(127.0.0.1 unless told; other addresses need serve_token)")
 
@@ -131,7 +145,7 @@ def deploy(c, inventory=None, limit=None, json_=False, prepare=False, wheelhouse
             for name, (ok, line) in rows.items():
                 console.print(f"{name}: {line}", soft_wrap=True)    # one line, however long
         if not all(ok for ok, _ in rows.values()):
-            raise Exit(code=1)
+            raise Exit(code=exitcodes.FAILED)
         return
     with Fleet(selected, wheelhouse=wheels) as fleet:
         fleet.open()
@@ -153,14 +167,14 @@ def _poll_interval(selected):
                                   once="run one pass and exit",
                                   plots="start at most N jobs, return when their plots are archived (multi-plot "
                                         "jobs, count != 1: N plots; the jobs keep running)",
-                                  serve=SERVE_HELP))
+                                  serve=SERVE_HELP, verbose=VERBOSE_HELP))
 @one_line_errors
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False,
-             serve=None):
+             serve=None, verbose=False):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
     from orchestrator.plotloop import RunTracker, Unattended, run_pass
     from orchestrator.serve.server import Serving
-    from orchestrator.ui.passview import PassPrinter
+    from orchestrator.ui.passview import PassPrinter, left_running
     if plots is not None:
         plots = number_flag("--plots", plots, int, 0, 10 ** 6)
     inv, selected, hosts = load(inventory, limit)
@@ -168,18 +182,18 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                                                   for h in selected))
     has_harvesters = any(h.is_harvester for h in selected)
     interval = _poll_interval(selected)
-    state = None
+    state, events = None, ()
     end = None
     # the server listens (or refuses, one line) before any host is touched
     with Serving(serve, _inventory_path(inventory), limit, inv.controller, hosts, "plot-all",
                  refresh=interval) as latest, \
-            Fleet(selected) as fleet, PassPrinter(console, hosts) as printer, \
+            Fleet(selected) as fleet, PassPrinter(console, hosts, verbose=verbose) as printer, \
             Unattended(inv.controller, check) as unattended:
         try:
             while True:
                 began = time.monotonic()
                 result = run_pass(fleet, hosts, check, tracker)
-                state = result.state
+                state, events = result.state, result.events
                 latest.update(state, result.events, time.monotonic() - began, result.decisions)
                 tracker.learn(state, fleet, hosts)
                 unattended.after(result, hosts)
@@ -196,8 +210,8 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                     break
                 time.sleep(interval if plots is None else min(interval, 2.0))
         except KeyboardInterrupt:
-            console.print("stopped; jobs and transfers keep running on the hosts")
-            return
+            errors.print(left_running(state, events), soft_wrap=True)
+            raise Exit(code=exitcodes.INTERRUPTED)
     if once or check:
         _exit_for(state)
     if end is not None and end.code:
@@ -234,7 +248,7 @@ def reset(c, host, inventory=None, json_=False):
     if json_:
         print(json.dumps({"reset": done}, indent=1))
     if failed:
-        raise Exit(code=UNREACHABLE_EXIT)
+        raise Exit(code=exitcodes.UNREACHABLE)
 
 
 @task(positional=["plot"], auto_shortflags=False,
@@ -285,14 +299,14 @@ def check_farm(c, inventory=None, limit=None, sample=None, json_=False):
     else:
         console.print(views.farm_check_view(report))
     if report.errors:
-        raise Exit(code=UNREACHABLE_EXIT)
+        raise Exit(code=exitcodes.UNREACHABLE)
     if any(x.bad for x in report.checks):
         raise Exit(code=1)
 
 
-@task(help=helps("inventory", "limit", "json", "check"))
+@task(help=helps("inventory", "limit", "json", "check", verbose=VERBOSE_HELP))
 @one_line_errors
-def archive(c, inventory=None, limit=None, check=False, json_=False):
+def archive(c, inventory=None, limit=None, check=False, json_=False, verbose=False):
     """One archiving pass: move finished plots to harvester drives."""
     from orchestrator.plotloop import archive_step
     from orchestrator.remote.apply import Outcome
@@ -308,7 +322,17 @@ def archive(c, inventory=None, limit=None, check=False, json_=False):
                           "events": [e.to_json() for e in out.events],
                           "waits": [asdict(w) for w in all_waits]}))
     else:
-        console.print(views.action_log(out.events, waits, empty="nothing to archive"))
+        from orchestrator.ui import eventline
+        from orchestrator.ui.passview import PassPrinter
+        printer = PassPrinter(console, hosts, verbose=verbose)
+        printer.print(printer.lines(out.events, state, time.strftime("%H:%M:%S")))
+        places = eventline.places_for(state, hosts)
+        for w in all_waits:
+            console.print(eventline.wait_text(w, places, printer.marks,
+                                              console.width if printer.tty else None),
+                          soft_wrap=not printer.tty)
+        if not out.events and not waits:
+            console.print("nothing to archive")
     _exit_for(state)
 
 
@@ -368,7 +392,7 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
                 print(json.dumps({"would": [dict(t.to_json(), op=op) for t in chosen]}, indent=1))
             return state
         if confirm and not confirm(chosen):
-            raise Exit("plotfleet: aborted, nothing changed", code=1)
+            raise Exit("plotfleet: aborted, nothing changed", code=exitcodes.FAILED)
         done = act(fleet, hosts, chosen, op)
         for d in done:
             t, res = d.target, d.result
@@ -392,7 +416,7 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
         if not h.reachable:
             errors.print(f"{h.name}: unreachable, not included: {h.error}", markup=False)
     if failed:
-        raise Exit(code=1)
+        raise Exit(code=exitcodes.FAILED)
     _exit_for(state)
     return state
 
@@ -459,7 +483,7 @@ def analyze(c, inventory=None, limit=None, logs=None, json_=False, csv=False):
     else:
         console.print(views.analyze_view(rep))
     if col.down:
-        raise Exit(code=UNREACHABLE_EXIT)
+        raise Exit(code=exitcodes.UNREACHABLE)
 
 
 @task(positional=["plot_id"], help=helps("inventory", "limit", plot_id="plot id prefix",
@@ -480,7 +504,7 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
         except KeyboardInterrupt:
             pass
         except (SessionError, AgentError) as e:     # the host went away mid-read
-            raise Exit(f"plotfleet: {host}: {one_line(e)}", code=1)
+            raise Exit(f"plotfleet: {host}: {one_line(e)}", code=exitcodes.FAILED)
 
 
 @task(help=helps("inventory", "limit", plot="also run the plot-all loop (autostart)",
@@ -500,12 +524,14 @@ def dashboard(c, inventory=None, limit=None, plot=False, refresh=None, serve=Non
                       on_poll=latest.update)
 
 
-@task(help=helps("json"))
+@task(help=helps("json", inventory="check this inventory's keys first (a wrong one: one line, exit 2)"))
 @one_line_errors
-def keys(c, json_=False):
+def keys(c, inventory=None, json_=False):
     """Every inventory key: type, default, limits and what it does."""
     from rich.table import Table
     from orchestrator.config.keys import KINDS, reference
+    if inventory is not None:
+        read_inventory(inventory)
     rows = reference()
     if json_:
         print(json.dumps(rows, indent=1))
@@ -536,17 +562,24 @@ def _duration_flag(flag, value):
     return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
+HISTORY_LINES = 50         # `history` without -n: the newest this many
+
+
 @task(auto_shortflags=False,        # -h is --help
       help=helps("inventory", "json",
                  since="only what is this recent: 30m, 2h, 1d, 1w or seconds",
-                 host="only this host: a name or a glob (p*)"))
+                 host="only this host: a name or a glob (p*)",
+                 n=f"how many, the newest (default {HISTORY_LINES}; --json: all; 0: all)",
+                 verbose=VERBOSE_HELP))
 @one_line_errors
-def history(c, inventory=None, since=None, host=None, json_=False):
-    """What plot-all did, oldest first, from the application log (app_log)."""
+def history(c, inventory=None, since=None, host=None, json_=False, n=None, verbose=False):
+    """What plot-all did for this inventory's hosts, newest last, from its application log."""
     from orchestrator.remote import applog
-    from orchestrator.ui.history import history_table
+    from orchestrator.ui import eventline
+    from orchestrator.ui.history import history_lines
     after = None if since is None else time.time() - _duration_flag("--since", since)
-    inv = load_inventory(_inventory_path(inventory))
+    count = None if n is None else number_flag("-n", n, int, 0, 10 ** 9)
+    inv = read_inventory(inventory)
     path = inv.controller.app_log
     if path is None or not applog.files(path):
         say = errors.print if json_ else console.print
@@ -555,15 +588,32 @@ def history(c, inventory=None, since=None, host=None, json_=False):
         if json_:
             print("[]")
         return
-    records = applog.read(path, since=after, host=host)
+    names = {h.name for h in inv.hosts}
+    # another inventory's controller may share the log: its hosts are not ours
+    records = [r for r in applog.read(path, since=after, host=host)
+               if r.get("host") in names or not r.get("host")]
+    if count is None and not json_:
+        count = HISTORY_LINES
+    shown = records[-count:] if count else records
     if json_:
-        print(json.dumps(records, indent=1))
-    else:
-        console.print(history_table(records))
+        print(json.dumps(shown, indent=1))
+        return
+    tty = console.is_terminal
+    if len(shown) < len(records):
+        console.print(Text(f"the newest {len(shown)} of {len(records)} events (-n 0: all)",
+                           style="dim"))
+    places = eventline.places_for(None, {h.name: h for h in inv.hosts})
+    if not verbose:
+        for line in places.key_lines():
+            console.print(Text(line, style="dim"), soft_wrap=True)
+    for text in history_lines(shown, places, eventline.marks_for(stream=console.file),
+                              console.width if tty else None, verbose):
+        console.print(text, no_wrap=True, overflow="crop") if tty else \
+            console.print(text, soft_wrap=True)
+    if not records:
+        console.print("no events" + (" in that time" if since else ""))
 
 
-ns = Collection(status, deploy, plot_all, archive, suspend, resume, kill, analyze, logs, dashboard,
-                reset, keys, history, release, check_farm)
 @task(positional=["action"], auto_shortflags=False,
       help=helps("inventory", "limit", action="install | status | logs | uninstall",
                  name="unit name: plotfleet-NAME.service (default: the inventory's file name)"))
@@ -590,32 +640,15 @@ def service(c, action, inventory=None, limit=None, name=None):
     for line in lines:
         console.print(line, soft_wrap=True)
     if not ok:
-        raise Exit(code=1)
-
-
-class _Program(Program):
-    """invoke's Program, with a bad flag or task as a one-line error, exit 2."""
-
-    def parse_core(self, argv):
-        try:
-            super().parse_core(argv)
-        except ParseError as e:
-            raise Exit(f"plotfleet: {e}", code=UserError.exit_code)
-
-    def parse_tasks(self):
-        try:
-            super().parse_tasks()
-        except ParseError as e:
-            raise Exit(f"plotfleet: {e}", code=UserError.exit_code)
+        raise Exit(code=exitcodes.FAILED)
 
 
 @task(name="notify-test", help=helps("inventory"))
 @one_line_errors
 def notify_test(c, inventory=None):
     """Send one test message to every apprise URL in the inventory's `notify`."""
-    from orchestrator.config.inventory import load_inventory
     from orchestrator.remote import notify
-    inv = load_inventory(_inventory_path(inventory))
+    inv = read_inventory(inventory)
     if not inv.controller.notify:
         raise UserError(f"{inv.path}: no notify URLs (set notify: under all.vars)")
     failed = False
@@ -623,21 +656,42 @@ def notify_test(c, inventory=None):
         console.print(d.line(), soft_wrap=True)
         failed = failed or not d.ok
     if failed:
-        raise Exit(code=1)
+        raise Exit(code=exitcodes.FAILED)
 
 
-ns.add_task(service)
-ns.add_task(notify_test)
-program = _Program(namespace=ns, name="plotfleet", binary="plotfleet", version="0.1.0")
+class OptionalFileTask(Task):
+    """Its positional may be left out (program.py fills in "")."""
+
+    def get_arguments(self, *a, **kw):
+        args = super().get_arguments(*a, **kw)
+        for x in args:
+            if x.positional:
+                x.optional = True
+        return args
 
 
-@task(name="import-plotman", help=helps(
-    "inventory", "limit", path="plotman.yaml on each host (default: plotman's own, "
-                               "$XDG_CONFIG_HOME or ~/.config, /plotman/plotman.yaml)"))
+@task(name="import-plotman", klass=OptionalFileTask, positional=["file"], help=helps(
+    "inventory", "limit",
+    file="a plotman.yaml on this machine: translated here, no inventory needed",
+    path="without FILE: plotman.yaml on each inventory host, read over SSH (default: "
+         "plotman's own, $XDG_CONFIG_HOME or ~/.config, /plotman/plotman.yaml)"))
 @one_line_errors
-def import_plotman(c, inventory=None, limit=None, path=None):
-    """Print an inventory translated from each host's plotman.yaml (read over SSH)."""
+def import_plotman(c, file=None, inventory=None, limit=None, path=None):
+    """Print an inventory translated from a plotman.yaml (this machine's, or each host's)."""
     from orchestrator.config import plotman_import as pm
+    if file:        # a farmer coming from plotman has no inventory yet
+        from agent.ops.common import ActionError
+        from agent.ops.plotman_config import read_plotman_config
+        try:
+            got = read_plotman_config(None, file)      # the agent's own narrow reader
+            done = [pm.translate("localhost", got["text"])]
+        except ActionError as e:
+            raise UserError(str(e)) from None
+        except pm.PlotmanConfigError as e:
+            raise UserError(f"{file}: {e}") from None
+        print(pm.inventory_yaml(done, {"localhost": {"ansible_connection": "local"}}, {}),
+              end="")
+        return
     inv, selected, hosts = load(inventory, limit)
     if path is not None and not path.endswith((".yaml", ".yml")):
         raise UserError(f"--path must name a .yaml file, got {path}")
@@ -659,29 +713,30 @@ def import_plotman(c, inventory=None, limit=None, path=None):
     for name, why in unread.items():
         errors.print(f"plotfleet: {name}: {why}")
     if unread:
-        raise Exit(code=UNREACHABLE_EXIT)
+        raise Exit(code=exitcodes.UNREACHABLE)
 
 
-ns.add_task(import_plotman)
+# every task, once, by what a farmer does with it (`plotfleet --help` lists them so)
+GROUPS = (
+    ("run", (plot_all, dashboard, archive, service)),
+    ("look", (status, logs, analyze, history, keys, check_farm)),
+    ("act", (suspend, resume, kill, reset, release, deploy, notify_test)),
+    ("migrate", (import_plotman,)),
+)
+ns = Collection(*(t for _, tasks in GROUPS for t in tasks))
 
 
-def _help_first(argv):
-    """`plotfleet TASK --help` as `plotfleet --help TASK`: invoke would feed
-    --help to a task's missing positional (kill, logs) and run the task."""
-    args = argv[1:]
-    if args and args[0] in ns.task_names and ("--help" in args or "-h" in args):
-        return [argv[0], "--help", args[0]]
-    return argv
-
-
-def main():
+def run(argv) -> None:
+    """Run the command line (orchestrator/main.py calls this)."""
+    from orchestrator.program import PlotfleetProgram
+    program = PlotfleetProgram(ns, GROUPS, COMMON_HELP)
     try:
         try:
-            program.run(_help_first(sys.argv))
+            program.run(argv)
         finally:
             sys.stdout.flush()      # here, not at exit: a closed pipe is caught below
     except BrokenPipeError:
         # the reader left (`status --json | head -1`): stop quietly, as rich
         # does for tables; stdout goes to /dev/null so the exit flush is silent
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+        sys.exit(exitcodes.FAILED)

@@ -1,4 +1,5 @@
 """The errors a user sees as one line (never a traceback)."""
+from orchestrator import exitcodes
 
 
 def one_line(exc: BaseException) -> str:
@@ -9,7 +10,7 @@ def one_line(exc: BaseException) -> str:
 
 class UserError(Exception):
     """Bad input: inventory, flags, templates.  Exit status 2, nothing changed."""
-    exit_code = 2
+    exit_code = exitcodes.USAGE
 
 
 class InventoryError(UserError):

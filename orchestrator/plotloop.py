@@ -18,6 +18,7 @@ from typing import Dict, Mapping, Optional, Set, Tuple
 
 from agent.vocab.logread import analyze_log
 
+from orchestrator import exitcodes
 from orchestrator.remote import apply as apply_mod
 from orchestrator.core.archiver import archive
 from orchestrator.core.checker import checks
@@ -157,9 +158,9 @@ class RunTracker:
             return None
         failed = [_failed_line(host, d) for (host, _), (kind, d) in outcomes.items()
                   if kind == "failed"]
-        code = UNREACHABLE if any(not h.reachable for h in state.hosts) else 1
+        code = exitcodes.UNREACHABLE if any(not h.reachable for h in state.hosts) else exitcodes.FAILED
         if len(self.started) >= self.limit:
-            return RunEnd(0) if not failed else RunEnd(code, tuple(failed), len(failed))
+            return RunEnd(exitcodes.OK) if not failed else RunEnd(code, tuple(failed), len(failed))
         # fewer than N started: can any plotter of the run still start one?
         lines = _all_blocked(state, waits, run_hosts, idle=False)
         if lines is None:
@@ -173,15 +174,13 @@ class RunTracker:
         archived (the jobs keep running); stuck when no plotter of the run has
         a job and each is blocked (backed off after failures, or never fits)."""
         if len(self.made) >= self.limit:
-            return None if self._archiving(state, with_harvesters, self.made) else RunEnd(0)
+            return None if self._archiving(state, with_harvesters, self.made) else RunEnd(exitcodes.OK)
         lines = _all_blocked(state, waits, run_hosts, idle=True)
         if lines is None:
             return None
-        code = UNREACHABLE if any(not h.reachable for h in state.hosts) else 1
+        code = exitcodes.UNREACHABLE if any(not h.reachable for h in state.hosts) else exitcodes.FAILED
         return RunEnd(code, tuple(lines or ["no plotter in this run"]))
 
-
-UNREACHABLE = 4
 
 
 def _all_blocked(state: FleetState, waits, run_hosts, idle: bool):

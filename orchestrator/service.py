@@ -4,8 +4,8 @@
 inventory (and --limit), reloads the user manager and enables it now.  A
 user unit starts at boot only with lingering (`loginctl enable-linger`);
 install says whether it is on.  Where no user manager answers (systemd
-missing, a container, no login session), install says so plainly, leaves
-the unit file written and prints it to copy; nothing is half-enabled.
+missing, a container, no login session), install says so plainly, writes
+nothing and prints the unit to copy; nothing is half-installed.
 """
 from __future__ import annotations
 
@@ -102,8 +102,22 @@ def lingering() -> Optional[bool]:
     return out.strip().endswith("=yes")
 
 
+def _elsewhere(unit: Unit, why: str) -> List[str]:
+    return [f"could not enable {unit.name}: {why}",
+            "no systemd user manager answers here; install this unit where one runs "
+            f"(as {unit.path}, then `systemctl --user enable --now {unit.name}`):",
+            "", unit.text]
+
+
 def install(unit: Unit) -> Tuple[bool, List[str]]:
     """(enabled, lines to show)."""
+    # asked first: where no manager answers, nothing is written (a unit left
+    # behind would be a service that never runs)
+    rc, out = systemctl("show-environment")
+    if rc != 0:
+        return False, ["wrote nothing"] + _elsewhere(
+            unit, out.splitlines()[0] if out else f"exit {rc}")
+    existed = os.path.exists(unit.path)
     os.makedirs(os.path.dirname(unit.path), exist_ok=True)
     tmp = unit.path + ".tmp"
     with open(tmp, "w") as f:
@@ -114,12 +128,11 @@ def install(unit: Unit) -> Tuple[bool, List[str]]:
     if rc == 0:
         rc, out = systemctl("enable", "--now", unit.name)
     if rc != 0:
-        first = out.splitlines()[0] if out else f"exit {rc}"
-        lines += [f"could not enable {unit.name}: {first}",
-                  "no systemd user manager answers here; install this unit where one runs "
-                  f"(as {unit.path}, then `systemctl --user enable --now {unit.name}`):",
-                  "", unit.text]
-        return False, lines
+        if not existed:         # nothing half-installed
+            os.remove(unit.path)
+            systemctl("daemon-reload")
+            lines = [f"removed {unit.path} again"]
+        return False, lines + _elsewhere(unit, out.splitlines()[0] if out else f"exit {rc}")
     lines.append(f"enabled and started {unit.name}")
     linger = lingering()
     if linger is False:

@@ -1,6 +1,7 @@
 """Run the real command line (`python -m orchestrator`, what `plotfleet` runs)."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,12 @@ def plotfleet(*args, timeout=120, input=None, env=None):
     return subprocess.run([sys.executable, "-m", "orchestrator", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, cwd=REPO,
                           input=input if input is not None else "", env=e)
+
+
+def started_line(host, text):
+    """`21:29:48 ▶ plotter1 chiapos k18 tmp0 → dst (pid 8489)` (ASCII `>` and
+    `->` without a UTF-8 locale) is in `text`: one job started on `host`."""
+    return re.search(rf"(▶|>) {re.escape(host)} \S+ k\d+ .*(→|->) .*\(pid \d+\)", text)
 
 
 def status_json(inventory, *extra):

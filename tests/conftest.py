@@ -52,6 +52,13 @@ def k18_plots(tmp_path_factory):
     return PlotCache(tmp_path_factory.mktemp("k18-plots"))
 
 
+@pytest.fixture(scope="session")
+def v2_plots(tmp_path_factory):
+    """Real PoS2 k=18 plots (chia_rs through the pos2 launcher), made once per session."""
+    from tests.pos2plots import V2Cache
+    return V2Cache(tmp_path_factory.mktemp("v2-plots"))
+
+
 @pytest.fixture
 def tmpfs():
     """Separate small filesystems (one device each: harvester drives), unmounted after."""

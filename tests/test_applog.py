@@ -4,6 +4,7 @@ Real files, PassResults built from the dataclasses (tests/factories.py), and
 the real command line reading back what AppLog wrote."""
 import io
 import json
+import re
 import os
 import time
 
@@ -15,7 +16,9 @@ from orchestrator.core.decisions import Wait
 from orchestrator.core.events import Event
 from orchestrator.plotloop import PassResult
 from orchestrator.remote.applog import AppLog, files, read
-from orchestrator.ui.history import history_table
+from orchestrator.ui import eventline
+from orchestrator.ui.dirtables import HostKeys
+from orchestrator.ui.history import history_lines
 from tests import factories as f
 from tests.cli import plotfleet
 
@@ -183,20 +186,22 @@ def test_read_skips_what_is_not_a_record_and_filters(tmp_path):
     assert read(str(tmp_path / "missing.log")) == []
 
 
-def test_the_table_shows_local_time_host_kind_and_detail_failed_in_red():
-    recs = [{"at": f.NOW, "kind": "job_started", "host": "p1", "detail": "p1: tmp[/x] ok",
-             "failed": False},
+def test_history_lines_are_plot_alls_lines_dated_failed_in_red():
+    recs = [{"at": f.NOW, "kind": "job_started", "host": "p1", "subject": "/t0/l.log",
+             "detail": "p1: tmp[/x] ok", "failed": False, "dir": "/t/tmp[/x]", "to_dir": "/d",
+             "what": "chiapos k18", "pid": 12},
             {"at": f.NOW + 1, "kind": "transfer_failed", "host": "h1", "detail": "h1: boom",
              "failed": True}]
-    t = history_table(recs)
-    cells = [c._cells for c in t.columns]
-    assert [c.plain for c in cells[0]] == [
-        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.NOW + i)) for i in (0, 1)]
-    assert [c.plain for c in cells[3]] == ["p1: tmp[/x] ok", "h1: boom"]     # not markup
-    assert [c.style for c in cells[3]] == ["", "red"]
+    places = eventline.Places({"p1": HostKeys(f.plotter("p1", tmp_dirs=("/t/tmp[/x]",)), None)})
+    lines = history_lines(recs, places, eventline.ASCII)
+    day = [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.NOW + i)) for i in (0, 1)]
+    assert [t.plain for t in lines] == [
+        f"{day[0]} > p1 chiapos k18 x] -> d (pid 12)",           # not markup
+        f"{day[1]} x h1 transfer failed: boom"]
+    assert [t.style for t in lines] == ["", "red"]
     out = io.StringIO()
-    Console(file=out, width=200).print(t)
-    assert "tmp[/x]" in out.getvalue()
+    Console(file=out, width=200).print(lines[0])
+    assert "x] -> d" in out.getvalue()
 
 
 # ---- plotfleet history: the real CLI ------------------------------------------
@@ -205,7 +210,12 @@ def test_the_table_shows_local_time_host_kind_and_detail_failed_in_red():
 def logged(tmp_path):
     """An inventory whose app_log AppLog filled: 3 days old, 1 hour old, just now."""
     inv = tmp_path / "inv.yaml"
-    inv.write_text("all:\n  vars: {app_log: state/plotfleet.log, app_log_max_bytes: 4096}\n")
+    # its hosts: p1, p2, h1; another inventory's controller logs `other` to the same file
+    inv.write_text("all:\n  vars: {app_log: state/plotfleet.log, app_log_max_bytes: 4096}\n"
+                   "  children:\n    plotters:\n      hosts:\n"
+                   + "".join(f"        {p}: {{tmp_dirs: [/t0], dst_dirs: [/d0], log_dir: /l}}\n"
+                             for p in ("p1", "p2"))
+                   + "    harvesters:\n      hosts:\n        h1: {farm_dirs: [/f1]}\n")
     cfg = ControllerConfig(app_log=str(tmp_path / "state" / "plotfleet.log"),
                            app_log_max_bytes=4096)
     now = time.time()
@@ -213,6 +223,7 @@ def logged(tmp_path):
         log.record(result([started("p1", 0)]), now=now - 3 * 86400)
         for n in range(40):        # enough to rotate: history reads the backups too
             log.record(result([started("p2", n)]), now=now - 3600 + n)
+        log.record(result([started("other", 99)]), now=now - 1)
         log.record(result([Event("transfer_failed", "h1", "z.plot", "h1: disk gone", True)],
                           waits=[Wait("p1", "plotter", "backed off", blocked=True)]), now=now)
     assert len(files(cfg.app_log)) > 1
@@ -224,7 +235,7 @@ def test_history_json_is_every_record_oldest_first(logged):
     r = plotfleet("history", "--inventory", inv, "--json")
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
-    assert got == read(cfg.app_log)
+    assert got == [r for r in read(cfg.app_log) if r["host"] != "other"]
     assert [g["kind"] for g in got] == ["job_started"] * 41 + ["transfer_failed", "blocked"]
     assert got[0]["detail"] == "p1: started job 0 in /t0"
 
@@ -245,14 +256,24 @@ def test_history_since_and_host(logged):
     assert kinds("--host", "[h]?") == [("h1", "transfer_failed")]
 
 
-def test_history_table(logged):
+def test_history_prints_its_hosts_lines_newest_last(logged):
     inv, _ = logged
     r = plotfleet("history", "--inventory", inv, "--since", "2h", "--host", "h1")
     assert r.returncode == 0, r.stderr
-    assert "h1: disk gone" in r.stdout and "transfer_failed" in r.stdout
-    assert "p2" not in r.stdout and "history (1 event)" in r.stdout
-    for col in ("time", "host", "kind", "detail"):
-        assert col in r.stdout
+    [line] = [x for x in r.stdout.splitlines() if not x.startswith("key ")]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (✗|x) h1 z.plot transfer failed: "
+                        r"disk gone", line), r.stdout
+    r = plotfleet("history", "--inventory", inv, "-n", "3")
+    lines = [x for x in r.stdout.splitlines() if not x.startswith("key ")]
+    assert lines[0] == "the newest 3 of 43 events (-n 0: all)", r.stdout
+    assert [x.split(" ", 3)[3] for x in lines[1:]] == [
+        "p2 t0 job started · started job 39 in /t0",     # an event logged without its facts
+        "h1 z.plot transfer failed: disk gone",
+        "p1 plotter blocked · backed off"], r.stdout      # newest last
+    r = plotfleet("history", "--inventory", inv, "-n", "0")
+    assert " other " not in r.stdout and len(r.stdout.splitlines()) == 43     # (no dir key here)
+    r = plotfleet("history", "--inventory", inv, "--json", "-n", "2")
+    assert [g["kind"] for g in json.loads(r.stdout)] == ["transfer_failed", "blocked"]
 
 
 @pytest.mark.parametrize("bad", ["1x", "yesterday", "-1d", "1 d h", ""])

@@ -88,12 +88,19 @@ def test_dirs_named_like_markup_print_as_they_are_and_plot_all_goes_on(ssh_fleet
                                     "plotter1": {"tmp_dirs": [tmp], "dst_dirs": [dst],
                                                  "log_dir": log},
                                     "harvester1": {"farm_dirs": [farm]}})
-    wide = {"COLUMNS": "600"}           # rows on one line each, to find the paths in them
+    wide = {"COLUMNS": "600", "LANG": "C.UTF-8"}    # rows on one line each, to find the paths in them
     r = plotfleet("plot-all", "--inventory", inv, "--plots", 1, timeout=180, env=wide)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Traceback" not in r.stderr and r.stderr == ""
-    assert f"tmp {tmp} -> dst {dst}" in r.stdout            # the start, as it is
-    assert f"-> harvester1:{farm}" in r.stdout               # the transfer, as it is
+    # each event on one line: dirs by their suffix after the key line, as they are
+    # (`tmp[/x]` is the dir x] in tmp[: its key is `{root}/tmp[/`)
+    assert f"key plotter1: tmp {p.root}/tmp[/ · dst {p.root}/" in r.stdout, r.stdout
+    assert f"key harvester1: farm {hv.root}/farm[/" in r.stdout, r.stdout
+    assert "chiapos k18 x] → dst[bold] (pid " in r.stdout, r.stdout
+    assert "plotter1:dst[bold] → harvester1:red] (" in r.stdout, r.stdout
+    assert "spread: harvester1:red] has " in r.stdout, r.stdout
+    r = plotfleet("plot-all", "--inventory", inv, "--once", "--check", "-v", env=wide)
+    assert f"would start on plotter1: chiapos k18 tmp {tmp} -> dst {dst}" in r.stdout, r.stdout
     assert len([f for f in os.listdir(farm) if f.endswith(".plot")]) == 1
     r = plotfleet("status", "--inventory", inv, env=wide)
     assert r.returncode == 0, r.stdout + r.stderr

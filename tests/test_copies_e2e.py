@@ -233,9 +233,9 @@ def test_farm_dirs_under_home_are_resolved_on_the_harvester(ssh_fleet, tmp_path,
     name = f"plotfleet-test-farm-{uuid.uuid4().hex[:8]}"
     home = Path(os.path.expanduser("~"))   # the hosts' HOME: see tests/sshhosts.py
     try:
+        (home / name).mkdir()       # (create_dirs makes only dirs inside the inventory's folder)
         inv = fleet.write_inventory(tmp_path / "inv.yaml", extra_vars_per_host={
-            "harvester1": {"farm_dirs": [f"~/{name}"], "create_dirs": True,
-                           "require_mounted_farm": False}})
+            "harvester1": {"farm_dirs": [f"~/{name}"], "require_mounted_farm": False}})
         plots = give_plots(fleet, k18_plots, per_plotter=1)
         [pid] = plots.ids
         def farmed():

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from tests.cli import REPO
+from tests.cli import REPO, started_line
 from tests.test_control_e2e import ID_A, end, start_job
 
 
@@ -136,7 +136,7 @@ def test_dashboard_plot_starts_jobs_and_ctrl_c_quits(ssh_fleet, tmp_path, tmux):
     h = fleet.hosts["plotter1"]
     inv = fleet.write_inventory(tmp_path / "inventory.yaml")
     t = tmux(dashboard_cmd(inv, "--plot"))
-    t.wait(lambda s: "started on plotter1" in s)
+    t.wait(lambda s: started_line("plotter1", s))
     assert os.listdir(h.dirs["log"])
     # the job runs, finishes, and its plot shows as waiting in dst
     t.wait(lambda s: re.search(r"plots waiting +[1-9]", s), timeout=60)

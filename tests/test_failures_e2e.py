@@ -15,6 +15,7 @@ error, and the clean-up removes exactly the failed jobs' temp files.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.cli import REPO, plotfleet, status_json
+from tests.cli import REPO, plotfleet, started_line, status_json
 
 # chiapos at k=18 with 64 buckets and chia's small-k stripe: dies in phase 1
 BUCKETS_64 = ("plotfleet-chiapos -k {{ k }} -t {{ tmp_dir | q }} -2 {{ tmp2_dir | q }}"
@@ -101,7 +102,7 @@ def test_failures_show_back_off_clear_and_are_cleaned_up(ssh_fleet, tmp_path, sc
 
     # the first failure: shown with the plotter's own words, no back-off yet
     r = plotfleet("plot-all", "--inventory", inv, "--once")
-    assert r.returncode == 0 and "started on plotter1" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and started_line("plotter1", r.stdout), r.stdout + r.stderr
     doc = wait_dead(inv, 1)
     [dead] = doc["dead"]
     assert dead["error"] == error, dead
@@ -118,7 +119,7 @@ def test_failures_show_back_off_clear_and_are_cleaned_up(ssh_fleet, tmp_path, sc
     assert " ".join(r.stdout.split()).count(" ".join(error.split())) == 1, r.stdout
 
     r = plotfleet("plot-all", "--inventory", inv, "--once")
-    assert "started on plotter1" in r.stdout and "backed off" not in r.stdout, r.stdout
+    assert started_line("plotter1", r.stdout) and "backed off" not in r.stdout, r.stdout
     doc = wait_dead(inv, 2)
     assert doc["failures"]["count"] == 2
 
@@ -153,12 +154,12 @@ def test_failures_show_back_off_clear_and_are_cleaned_up(ssh_fleet, tmp_path, sc
     time.sleep(1.5)                                   # 0.02 m: the files rest
     r = plotfleet("plot-all", "--inventory", inv, "--once", "--check")
     assert r.returncode == 0
-    assert r.stdout.count("would clean up after plotter1: failed job") == \
+    assert r.stdout.count(" would clean up plotter1 job ") == \
         len([d for d in doc["dead"] if d["tmp_files"]])
     assert tree(h.root) == before
     r = plotfleet("plot-all", "--inventory", inv, "--once")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("cleaned up after plotter1: failed job") == \
+    assert len(re.findall(r" plotter1 job [0-9a-f]{8} cleaned up \(", r.stdout)) == \
         len([d for d in doc["dead"] if d["tmp_files"]])
     after = tree(h.root)
     assert after == {p: v for p, v in before.items() if p not in failed_files}
@@ -171,10 +172,10 @@ def test_failures_show_back_off_clear_and_are_cleaned_up(ssh_fleet, tmp_path, sc
     hand_plot(h)
     assert host_doc(inv)["failures"]["count"] == 0
     r = plotfleet("plot-all", "--inventory", inv, "--once")
-    assert "started on plotter1" in r.stdout and "backed off" not in r.stdout, r.stdout
+    assert started_line("plotter1", r.stdout) and "backed off" not in r.stdout, r.stdout
     wait_dead(inv, 3)
     r = plotfleet("plot-all", "--inventory", inv, "--once")   # 1 in a row: not backed off
-    assert "started on plotter1" in r.stdout, r.stdout
+    assert started_line("plotter1", r.stdout), r.stdout
     wait_dead(inv, 4)
     r = plotfleet("plot-all", "--inventory", inv, "--once")
     assert "backed off: 2 failed jobs in a row" in r.stdout
@@ -183,7 +184,7 @@ def test_failures_show_back_off_clear_and_are_cleaned_up(ssh_fleet, tmp_path, sc
     assert r.returncode == 0 and "plotter1: failures reset" in r.stdout, r.stderr
     assert host_doc(inv)["failures"]["count"] == 0
     r = plotfleet("plot-all", "--inventory", inv, "--once")
-    assert "started on plotter1" in r.stdout, r.stdout
+    assert started_line("plotter1", r.stdout), r.stdout
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))

@@ -3,6 +3,8 @@ session, becomes inventory YAML that loads and schedules as plotman would;
 what cannot be carried over is listed with the reason."""
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -11,7 +13,7 @@ from orchestrator.config.inventory import load_inventory
 from orchestrator.config.plotman_import import PlotmanConfigError, translate
 from orchestrator.core.scheduler import schedule
 from tests.agent_helpers import AgentProc
-from tests.cli import plotfleet
+from tests.cli import REPO, plotfleet
 from tests.factories import NOW, fleet, host_state, job
 
 DEFAULT_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "plotman",
@@ -135,3 +137,26 @@ def test_import_over_ssh_loads_and_schedules_as_plotman(ssh_fleet, tmp_path):
     many = [job(tmp="/mnt/tmp/00", phase=(4, 0), pid=10 + i) for i in range(12)]
     assert starts(*many)[1] == ["max jobs 12/12"]
     assert starts(job(tmp="/mnt/tmp/00", phase=(4, 0), age_s=600))[1] == ["stagger 600s/1800s"]
+
+
+def test_a_local_plotman_yaml_is_translated_without_an_inventory(tmp_path):
+    # a farmer coming from plotman: no inventory yet, plotman.yaml in this folder
+    shutil.copy(DEFAULT_YAML, tmp_path / "plotman.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "PLOTFLEET_INVENTORY"}
+    run = lambda *a: subprocess.run(      # noqa: E731
+        [sys.executable, "-m", "orchestrator", "import-plotman", *a], cwd=tmp_path,
+        env=dict(env, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=60)
+    r = run("plotman.yaml")                 # a relative path, as typed
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "inventory.yaml").write_text(r.stdout)
+    inv = load_inventory(str(tmp_path / "inventory.yaml"))
+    [h] = inv.hosts
+    assert (h.name, h.connection) == ("localhost", "local")
+    assert list(h.tmp_dirs) == ["/mnt/tmp/00", "/mnt/tmp/01", "/mnt/tmp/02", "/mnt/tmp/03"]
+    assert "# not translated:" in r.stdout
+    for bad, why in (("nope.yaml", "cannot read nope.yaml"),
+                     ("inventory.yaml", "inventory.yaml: ")):     # YAML, but not plotman's
+        r = run(bad)
+        assert r.returncode == 2 and r.stdout == "", (bad, r.stdout)
+        [line] = r.stderr.strip().splitlines()
+        assert why in line and "Traceback" not in r.stderr, (bad, line)

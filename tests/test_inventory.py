@@ -288,7 +288,7 @@ def load_error(tmp_path, monkeypatch, text):
     ({"tmp_dirs": "/mnt/tmp"}, "host plotter03: tmp_dirs must be a list of paths, got '/mnt/tmp'"),
     ({"dst_dirs": "[/d, '']"}, "host plotter03: dst_dirs must be a path, got ''"),
     ({"plotter": "plotman"},
-     "host plotter03: plotter must be one of chia, madmax, bladebit, chiapos, gigahorse, got 'plotman'"),
+     "host plotter03: plotter must be one of chia, madmax, bladebit, chiapos, gigahorse, pos2, got 'plotman'"),
     ({"plotter": "chia"}, "host plotter03: k 18 is not allowed for plotter chia"
                           " (chia plots create refuses k < 25; use plotter chiapos for small plots)"),
     ({"plotter": "bladebit", "k": "30"},
@@ -459,3 +459,29 @@ def test_a_local_host_runs_the_agent_with_the_controllers_interpreter(tmp_path):
     assert hosts["here"].python == sys.executable
     assert hosts["there"].python == "/opt/py/bin/python3"
     assert hosts["remote"].python == "python3"
+
+
+@pytest.mark.parametrize("k, strength, why", [
+    (18, 16, "strength must be 2 to 15 at k18, got 16"),     # chia_rs 0.53 refuses 16, 17
+    (20, 18, "strength must be 2 to 17 at k20, got 18"),
+    (18, 1, "strength must be at least 2, got 1"),
+    (19, 2, "k must be even, 18 to 32, for PoS2 plots, got 19"),
+    (34, 2, "k 34 is not allowed for plotter pos2"),
+])
+def test_pos2_strength_is_checked_per_k_at_load(tmp_path, monkeypatch, k, strength, why):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inventory.yaml").write_text(plotter_with(plotter="pos2", k=k, strength=strength))
+    with pytest.raises(InventoryError) as e:
+        load_inventory("inventory.yaml")
+    assert str(e.value).startswith("inventory.yaml: host plotter03: " + why), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_pos2_takes_its_strength_and_has_no_buckets(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inventory.yaml").write_text(plotter_with(plotter="pos2", k=20, strength=4))
+    h = load_inventory("inventory.yaml").host("plotter03")
+    assert (h.k, h.strength, h.compression.label()) == (20, 4, "v2 s4")
+    (tmp_path / "inventory.yaml").write_text(plotter_with(plotter="chiapos", k=18, strength=4))
+    with pytest.raises(InventoryError, match="host plotter03: strength is for plotter pos2, not chiapos$"):
+        load_inventory("inventory.yaml")

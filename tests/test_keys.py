@@ -16,7 +16,7 @@ from orchestrator.errors import InventoryError
 from tests.cli import plotfleet
 
 REPO = Path(__file__).resolve().parent.parent
-NOT_FROM_INVENTORY = {"name", "groups", "roles", "vars", "source"}
+NOT_FROM_INVENTORY = {"name", "groups", "roles", "vars", "source", "inventory_dir"}
 NUMERIC = [k for k in KEYS.values() if k.kind in ("int", "float", "port")]
 
 

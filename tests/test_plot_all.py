@@ -81,7 +81,9 @@ def test_plots_n_on_three_plotters_staggered_and_finished(ssh_fleet, tmp_path):
         assert all(g >= 3 - 1 for g in gaps), (name, gaps)   # log clock has 1 s resolution
         assert not [f for f in os.listdir(h.dirs["tmp"][0])], "temp files left behind"
     assert total == 6
-    assert "started on plotter1" in r.stdout
+    # one line per start: the plotter, what runs, its dirs by key (no UTF-8 locale asked: ASCII)
+    assert re.search(r"^\S+ \S+ (▶|>) plotter1 chiapos k18 \S+ (→|->) \S+ \(pid \d+\)",
+                     r.stdout, re.M), r.stdout
 
 
 def test_hand_started_job_counts_and_phase_gating_blocks(ssh_fleet, tmp_path):
@@ -117,7 +119,7 @@ def test_check_changes_nothing(ssh_fleet, tmp_path):
     before = tree()
     r = plotfleet("plot-all", "--inventory", inv, "--check")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("would start on") == 2
+    assert r.stdout.count(" would start plotter") == 2, r.stdout
     time.sleep(1)
     assert tree() == before
     for n, h in fleet.hosts.items():

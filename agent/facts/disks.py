@@ -2,7 +2,7 @@
 import os
 import re
 
-from ..vocab import compression, names
+from ..vocab import compression, formats, names
 from ..vocab.names import PARTIAL_SUFFIX  # noqa: F401  (the one temp name rule)
 KINDS = ("tmp", "tmp2", "dst", "log", "farm")
 
@@ -126,26 +126,57 @@ def _files_ending(path, suffix):
                 continue
 
 
-def plots_in(path):
-    """Finished plots (`*.plot`) directly in `path`."""
+_HEADERS = {}       # path -> ((size, mtime), PoS2 header or None): read once per version
+
+
+def _pos2_header(path, st):
+    version = (st.st_size, st.st_mtime)
+    seen = _HEADERS.get(path)
+    if seen is None or seen[0] != version:
+        try:
+            with open(path, "rb") as f:
+                h = formats.read_header(f.read(formats.HEADER_BYTES))
+        except OSError:
+            h = None
+        if len(_HEADERS) > 20000:
+            _HEADERS.clear()
+        seen = _HEADERS[path] = (version, h if h and h["format"] == "pos2" else None)
+    return seen[1]
+
+
+def plots_in(path, moved_only=False):
+    """Finished plots directly in `path`, of every format (`moved_only`: the
+    formats plotfleet archives, for dst dirs).  "plots" is how many plots the
+    file holds (a PoS2 group, from its header); a PoS2 plot's strength is its
+    level (compression.POS2)."""
     out = []
-    for name, st in _files_ending(path, ".plot"):
+    for name, st in _files_ending(path, names.SUFFIXES):
         p = names.parse(name)
+        if p is None or (moved_only and p.format not in names.MOVED):
+            continue
+        full = os.path.join(path, name)
+        k, count = p.k, 1
         level, fmt = compression.from_name(name)
-        out.append({"path": os.path.join(path, name), "size_bytes": st.st_size,
-                    "k": p.k if p else 0, "plot_id": p.plot_id if p else None,
-                    "mtime": st.st_mtime,
-                    "compress": level, "compress_format": fmt})
+        if p.format in ("pos2", "pos2_group"):
+            h = _pos2_header(full, st)
+            level, fmt = (h["strength"] if h else 0), compression.POS2
+            count = max(h["group_size"], 1) if h else 1
+        elif p.format == "drplot":
+            k = 32          # DrPlotter makes k32 plots; its name says only its level
+        out.append({"path": full, "size_bytes": st.st_size, "k": k,
+                    "plot_id": p.plot_id, "mtime": st.st_mtime, "format": p.format,
+                    "plots": count, "compress": level, "compress_format": fmt})
     return out
 
 
 def plot_kinds(plots):
-    """[[k, level, format, count, median size]] of plots (what a farm dir
-    holds, by kind): the controller learns sizes it has no table for."""
+    """[[k, level, format, count, median size of one plot]] of plots (what a
+    farm dir holds, by kind): the controller learns sizes it has no table for."""
     groups = {}
     for p in plots:
-        groups.setdefault((p["k"], p["compress"], p["compress_format"]), []).append(
-            p["size_bytes"])
+        n = p.get("plots") or 1
+        groups.setdefault((p["k"], p["compress"], p["compress_format"]), []).extend(
+            [p["size_bytes"] // n] * n)
     out = []
     for (k, level, fmt), sizes in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1],
                                                                         g[0][2] or "")):
@@ -165,7 +196,7 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 
 def _id_files(dirs):
     """(path, name, size) of the regular files in `dirs` named with a plot id,
-    never a finished *.plot; files that vanish mid-scan are skipped."""
+    never a finished plot; files that vanish mid-scan are skipped."""
     for d in dict.fromkeys(dirs):
         if not responsive(d):
             continue
@@ -176,7 +207,7 @@ def _id_files(dirs):
         with it:
             for e in it:
                 n = e.name
-                if n.endswith(".plot") or not HEX64.search(n):
+                if names.is_plot(n) or not HEX64.search(n):
                     continue
                 try:
                     if e.is_file(follow_symlinks=False):

@@ -22,7 +22,7 @@ import struct
 
 from ..vocab import compression
 from ..vocab.digest import same  # noqa: F401  (compared where digests are)
-from ..vocab.formats import HEADER_BYTES, header_problem, read_header
+from ..vocab.formats import HEADER_BYTES, extent_problem, header_problem, read_header
 
 READ_CHUNK = 1 << 20
 
@@ -32,16 +32,34 @@ def check_header(path):
     return inspect(path)[0]
 
 
+def _reader(f):
+    def read_at(offset, n):
+        f.seek(offset)
+        return f.read(n)
+    return read_at
+
+
 def inspect(path):
-    """(header_problem, (level, format)) of the file at `path`: the level its
-    header tells, else its name's (OSError when unreadable)."""
+    """(problem, (level, format)) of the file at `path`: its header
+    contradicting its name, or the file not as long as its header declares;
+    the level its header tells, else its name's (OSError when unreadable)."""
     with open(path, "rb") as f:
         header = read_header(f.read(HEADER_BYTES))
+        problem = header_problem(path, header) or extent_problem(
+            header, _reader(f), os.fstat(f.fileno()).st_size)
     if header["compress"] is not None:
         level = (header["compress"], header["compress_format"])
     else:
         level = compression.from_name(os.path.basename(path))
-    return header_problem(path, header), level
+    return problem, level
+
+
+def extent_error(path):
+    """One line when the file at `path` is not as long as its header declares
+    (a torn copy with a whole header), else None (OSError when unreadable)."""
+    with open(path, "rb") as f:
+        header = read_header(f.read(HEADER_BYTES))
+        return extent_problem(header, _reader(f), os.fstat(f.fileno()).st_size)
 
 
 def _ranges(size, spec):

@@ -97,12 +97,29 @@ def _all_pids():
         return []
 
 
-def held_open(dirs):
+def _writable(pid, fd):
+    """Is fd `fd` of `pid` open for writing (O_WRONLY or O_RDWR)?  True when
+    that cannot be read: not ours to rule out."""
+    try:
+        with open("%s/%d/fdinfo/%s" % (PROC, pid, fd), "rb") as f:
+            for line in f:
+                if line.startswith(b"flags:"):
+                    return int(line.split()[1], 8) & 3 != 0
+    except (OSError, ValueError, IndexError):
+        pass
+    return True
+
+
+def held_open(dirs, writing=False):
     """{path: {pids}} of the files directly or deeper in `dirs` that some
-    process (other than this agent) holds open: one walk of the process table.
+    process (other than this agent) holds open (`writing`: open for writing):
+    one walk of the process table.
 
     A log held open belongs to a live job whatever its stdout is (a file, a
-    pipe through tee, a terminal); a temp file held open is being written."""
+    pipe through tee, a terminal); a temp file held open is being written; a
+    plot-named file open for writing is a plot its plotter has not finished
+    (chia_rs writes under the final name), while one open for reading (an
+    rsync sending it, a harvester) is whole."""
     prefixes = tuple(d.rstrip(os.sep) + os.sep for d in dict.fromkeys(dirs) if d)
     out = {}
     if not prefixes:
@@ -112,8 +129,8 @@ def held_open(dirs):
         for pid in _all_pids():
             if pid == me:
                 continue
-            for target in _fd_targets(pid).values():
-                if target.startswith(prefixes):
+            for fd, target in _fd_targets(pid).items():
+                if target.startswith(prefixes) and (not writing or _writable(pid, fd)):
                     out.setdefault(target, set()).add(pid)
         return out
     for p in psutil.process_iter():
@@ -121,7 +138,8 @@ def held_open(dirs):
             if p.pid == me:
                 continue
             for f in p.open_files():
-                if f.path.startswith(prefixes):
+                if f.path.startswith(prefixes) and (not writing
+                                                    or getattr(f, "mode", "w") != "r"):
                     out.setdefault(f.path, set()).add(p.pid)
         except PSUTIL_ERRORS:
             continue

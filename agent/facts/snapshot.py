@@ -75,13 +75,14 @@ class Held:
     """Which files under some dirs a process holds open: the process table
     is walked once, and only if someone asks."""
 
-    def __init__(self, dirs):
+    def __init__(self, dirs, writing=False):
         self.dirs = dirs
+        self.writing = writing
         self._paths = None
 
     def __contains__(self, path):
         if self._paths is None:
-            self._paths = held_open(self.dirs)
+            self._paths = held_open(self.dirs, self.writing)
         return path in self._paths
 
 
@@ -115,6 +116,10 @@ class Agent:
         c = config or {}
         probed = self.probe_dirs(config)
         cdirs = disks.config_dirs(config)
+        # transfer records before the process table: a record that says
+        # "copied" then means its rsync had ended before the scan, so its
+        # partial is never seen as still receiving
+        transfers = read_transfers(config)
         all_jobs, rsyncs = self.all_jobs()
         jobs = _own_jobs(all_jobs, cdirs)
         stall = float(c.get("stall_after_s") or 1800.0)
@@ -135,6 +140,7 @@ class Agent:
             farm, float(c.get("drive_fail_window_s") or drive_health.WINDOW_S),
             float(c.get("drive_cooldown_s") or drive_health.COOLDOWN_S), now)
         dirs, plots, drive_failures = [], [], []
+        writing = Held([r for k, _, r in cdirs if k == "dst"], writing=True)
         table = mounts.table()
         for kind, raw, real in cdirs:
             p = probed[_key(raw)]
@@ -153,10 +159,11 @@ class Agent:
                 drive_failures += [{"dir": raw, "key": k}
                                    for k in health.get(p["real"], {}).get("failures", [])]
             if kind == "dst" and d["error_code"] != "not_responding":
-                plots += [self.proven(self.checked(x)) for x in disks.plots_in(real)]
+                plots += [self.proven(x) for x in
+                          self.finished(disks.plots_in(real, moved_only=True), writing)]
             if kind == "farm" and d["error_code"] not in ("not_responding", "missing", "not_dir"):
                 farm_plots = disks.plots_in(real)
-                d["plot_count"] = len(farm_plots)
+                d["plot_count"] = sum(x["plots"] for x in farm_plots)
                 d["plot_bytes"] = sum(x["size_bytes"] for x in farm_plots)
                 d["plot_kinds"] = disks.plot_kinds(farm_plots)
             dirs.append(d)
@@ -174,7 +181,7 @@ class Agent:
             "jobs": jobs,
             "dirs": dirs,
             "plots": plots,
-            "transfers": read_transfers(config),
+            "transfers": transfers,
             "checks": [dict(checks.public(r), plot=r["plot"]) for r in checks.running(
                 [r for k, _, r in cdirs if k in ("dst", "farm")])],
             "quarantine": quarantine,
@@ -185,6 +192,12 @@ class Agent:
             "drive_failures": drive_failures,
             "rsync_version": self.rsync_version(),
         }
+
+    def finished(self, plots, writing):
+        """The finished plots among plot-named files in a dst dir: not one
+        that a process holds open for writing (its plotter is still at it),
+        each `checked`."""
+        return [self.checked(p) for p in plots if p["path"] not in writing]
 
     def checked(self, plot):
         """A finished plot with `error` set when its header contradicts its
@@ -217,15 +230,19 @@ class Agent:
     def probe_dirs(self, config):
         """{expanded configured path: probe} of every configured dir; a dir
         that does not answer within dir_timeout_s is not responding, and kept
-        away from until it does.  Missing dirs are made first when create_dirs
-        is set (demos only: on a real host a missing dir is usually an
-        unmounted drive, and creating it would fill the root disk instead)."""
+        away from until it does.  Missing dirs listed in create_dirs (those
+        inside the inventory's own folder, a demo's) are made first; any other
+        missing dir stays missing: on a real host it is usually an unmounted
+        drive, and creating it would fill the root disk instead."""
         c = config or {}
         timeout = float(c.get("dir_timeout_s") or probe.PROBE_TIMEOUT_S)
         paths = disks.configured_paths(config)
         probed = self.prober.probe(paths, timeout)
-        if c.get("create_dirs"):
-            missing = [p for p, i in probed.items() if i["error_code"] == "missing"]
+        made = c.get("create_dirs") or ()
+        made = {os.path.normpath(os.path.expanduser(p)) for p in
+                (made if isinstance(made, (list, tuple)) else ())}
+        if made:
+            missing = [p for p, i in probed.items() if i["error_code"] == "missing" and p in made]
             for p in missing:
                 try:
                     os.makedirs(p, exist_ok=True)

@@ -11,7 +11,7 @@ from typing import Optional
 import psutil
 
 from ..facts import disks, failures
-from ..vocab import lognames
+from ..vocab import lognames, plotters
 from ..vocab.logread import KILLED_MARK, analyze_log
 from ..facts.procs import PSUTIL_ERRORS, held_open, open_paths
 from ..statefile import state_dir
@@ -41,6 +41,7 @@ def check_limits(jobs, limits, tmp_real, now, last_start=0.0):
     return None
 
 
+LAUNCHERS = dict(plotters.LAUNCHERS.values())
 REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
@@ -70,8 +71,8 @@ def start_job(agent, config: wire.Config, argv: list, tmp_dir: str, dst_dir: str
     log_dir = disks.expand(log_dir)
     os.makedirs(log_dir, exist_ok=True)
     env = None
-    if argv[0] == "plotfleet-chiapos":
-        argv = [sys.executable, "-m", "agent", "plot-chiapos"] + argv[1:]
+    if argv[0] in LAUNCHERS:      # the agent's own launchers (chiapos, pos2)
+        argv = [sys.executable, "-m", "agent", LAUNCHERS[argv[0]]] + argv[1:]
         env = _agent_env()
     with host_lock():
         done = carried_out.lookup(request_id)

@@ -8,6 +8,7 @@ import time
 from typing import Optional
 
 from ..facts import checks, disks, drive_health, plotfile
+from ..vocab import names
 from ..facts.procs import maybe_receiving, rsync_targets
 from ..facts.snapshot import FRESH_S, read_transfers, transfers_dir
 from ..launch.transfer import write_state
@@ -19,7 +20,7 @@ from ..vocab.wire import ErrorCode
 
 def _plot_in_dst(config, plot):
     path = check_inside(plot, disks.dirs_of(config, "dst"))
-    if not path.endswith(".plot"):
+    if not names.is_moved(path):
         raise ActionError("not a plot: %s" % plot)
     if not os.path.isfile(path):
         raise ActionError("no such plot: %s" % plot)
@@ -95,7 +96,7 @@ def _receiving(agent, path):
 
 def _partial(agent, config, partial):
     path = check_inside(partial, disks.dirs_of(config, "farm"))
-    if not path.endswith(".plot" + disks.PARTIAL_SUFFIX):
+    if not names.is_partial(path):
         raise ActionError("not a transfer temp file: %s" % partial)
     if _receiving(agent, path):
         raise ActionError("still being received: %s" % path)
@@ -134,15 +135,22 @@ def _expect(expect):
     return dict(expect, spec=_spec(expect.get("spec")), size=int(expect["size"]))
 
 
+def _extent_error(path):
+    try:
+        return plotfile.extent_error(path)
+    except OSError as e:
+        raise ActionError("cannot read %s: %s" % (path, e.strerror or e), code=ErrorCode.UNREADABLE)
+
+
 @op(wire.DigestReply)
 def digest(agent, config: wire.Config, path: str, spec: dict):
     """The digest of a plot in a dst dir (plotter) or of a plot or transfer
     temp file in a farm dir (harvester), under the controller's spec."""
     real = check_inside(path, disks.dirs_of(config, "dst", "farm"))
-    if not (real.endswith(".plot") or real.endswith(".plot" + disks.PARTIAL_SUFFIX)):
+    if not (names.is_moved(real) or names.is_partial(real)):
         raise ActionError("not a plot: %s" % path)
     d = _digest(real, _spec(spec))
-    d["header_error"] = plotfile.header_problem(real, d["header"])
+    d["header_error"] = plotfile.header_problem(real, d["header"]) or _extent_error(real)
     return d
 
 
@@ -176,7 +184,7 @@ def promote(agent, config: wire.Config, partial: str, expect: dict):
     after a controller died), with other bytes it is a conflict."""
     expect = _expect(expect)
     path = check_inside(partial, disks.dirs_of(config, "farm"))
-    if not path.endswith(".plot" + disks.PARTIAL_SUFFIX):
+    if not names.is_partial(path):
         raise ActionError("not a transfer temp file: %s" % partial)
     final = path[:-len(disks.PARTIAL_SUFFIX)]
     if os.path.lexists(final):
@@ -192,7 +200,8 @@ def promote(agent, config: wire.Config, partial: str, expect: dict):
     path = _partial(agent, config, partial)
     have = _digest(path, expect["spec"])
     ok, why = plotfile.same(have, expect)
-    problem = plotfile.header_problem(final, have["header"]) if ok else None
+    problem = (plotfile.header_problem(final, have["header"]) or _extent_error(path)) if ok \
+        else None
     if not ok or problem:
         os.remove(path)
         raise ActionError("copy %s differs from its source: %s: removed, to be sent again"

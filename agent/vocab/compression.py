@@ -12,6 +12,9 @@ Uncompressed is (0, None).
 from . import names
 
 BLADEBIT, GIGAHORSE = "bladebit", "gigahorse"
+# A PoS2 plot is not compressed, but its strength sets its kind as a level
+# does (a k28 s3 plot is not a k28 s2 plot): it travels the same way.
+POS2 = "pos2"
 
 
 def from_name(name):

@@ -88,7 +88,7 @@ def _read_pos2(data):
     return {"format": "pos2", "plot_id": data[5:37].hex(), "k": data[37], "version": data[4],
             "strength": data[38], "group_size": group_size, "meta_group": meta_group,
             "chunk_index_offset": index_at, "chunks_pos": POS2_FIXED + memo_len,
-            "compress": 0, "compress_format": None}
+            "compress": data[38], "compress_format": compression.POS2}
 
 
 # Rice coding of the chunk sizes (chia-pos2 ChunkCompressor.hpp gsz_*): each
@@ -200,6 +200,27 @@ def read_header(data):
             if got is not None:
                 return got
     return _unknown()
+
+
+# read_header's "format" -> its spec
+_BY_HEADER = {"v1": "v1", "v2": "bladebit", "pos2": "pos2"}
+
+
+def extent_problem(header, read_at, size):
+    """One line when a file of `size` bytes is not as long as its header
+    declares (a torn or unfinished file under a plot's name), else None (also
+    None for a format whose extent is not read here)."""
+    spec = FORMATS.get(_BY_HEADER.get(header["format"]))
+    if spec is None or spec.extent is None:
+        return None
+    declared = spec.extent(header, read_at, size)
+    if declared == 0:
+        return "unfinished: its header does not yet say where it ends (its writer never finished it)"
+    if declared is None:
+        return "torn: %d bytes cannot hold what its header declares" % size
+    if declared != size:
+        return "%d bytes, its header declares %d" % (size, declared)
+    return None
 
 
 def header_problem(path, header):

@@ -9,7 +9,7 @@ import re
 import time
 
 _NAME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d_\d\d_\d\d)\.(\d{6})_[\w.-]+\.log$")
-PLOTTERS = ("chiapos", "chia", "madmax", "bladebit", "gigahorse", "pos2")
+from .plotters import PLOTTERS
 
 
 def new_log_name(plotter, now=None):

@@ -14,6 +14,7 @@ import time
 from . import compression, names
 from .plotters import PLOTTERS, detect as detect_plotter
 from .plotters import gigahorse as _gigahorse
+from .plotters import pos2 as _pos2
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 HEX64 = re.compile(r"\b([0-9a-fA-F]{64})\b")
@@ -177,6 +178,8 @@ class LogState:
             self._madmax(line)
         elif fam == "gigahorse":
             self._gigahorse(line)
+        elif fam == "pos2":
+            self._pos2(line)
         else:
             self._bladebit(line)
         for m in FINISHED.get(fam, ()):
@@ -281,6 +284,24 @@ class LogState:
                         earlier["finished"], earlier["phase"] = True, [5, 2]
             return
         self._madmax(line)
+
+    def _pos2(self, line):
+        """The pos2 launcher's own lines (plotters/pos2.py)."""
+        if line.startswith(_pos2.START):
+            m = re.search(r"strength (\d+)", line)
+            if m:
+                self._level(compression.from_level(m.group(1), compression.POS2))
+            m = re.search(r"plot\(s\) into (.+)$", line)
+            if m:
+                self.dst_dir = m.group(1).strip()
+        elif line.startswith((_pos2.PLOTTING, _pos2.WROTE)):
+            p = names.find(line)
+            if p is not None:
+                self.k = p.k
+                self._new_plot(p.plot_id)
+            m = re.search(r"in " + NUM + " s$", line)
+            if m and line.startswith(_pos2.WROTE):
+                self.total_s = float(m.group(1))
 
     def _bladebit(self, line):
         if " Compression Level" in line:

@@ -79,6 +79,23 @@ def find(text):
     return None
 
 
+# the formats plotfleet moves from a plotter to a farm; DrPlotter's plots are
+# counted on a farm drive and never touched
+MOVED = ("v1", "pos2", "pos2_group")
+
+
+def is_moved(name):
+    """Is this a finished plot's name that plotfleet archives?"""
+    p = None if (name or "").endswith(PARTIAL_SUFFIX) else parse(name)
+    return p is not None and p.format in MOVED
+
+
+def is_partial(name):
+    """Is this a transfer temp name of a plot plotfleet archives?"""
+    p = parse(name) if (name or "").endswith(PARTIAL_SUFFIX) else None
+    return p is not None and p.format in MOVED
+
+
 def is_plot(name):
     """Is this a finished plot's file name (any format)?"""
     return not (name or "").endswith(PARTIAL_SUFFIX) and parse(name) is not None

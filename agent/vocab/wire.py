@@ -82,7 +82,7 @@ class Config(TypedDict, total=False):
     dead_keep_s: float
     kill_quiet_s: float
     clean_quiet_s: float
-    create_dirs: bool
+    create_dirs: list           # the dirs it may make when missing (inside the inventory's folder)
     require_mounted_farm: bool
     drive_cooldown_s: float
     drive_fail_window_s: float
@@ -142,7 +142,8 @@ class SnapshotReply:
       (plots, logs, partials, temp files) are absolute and resolved.
     - Only jobs whose tmp or dst dir lies inside the configured dirs, and only
       transfers whose source plot does, are reported (hosts may share a machine).
-    - plots are the *.plot files of dst dirs; farm dirs report plot_count,
+    - plots are the finished plots of dst dirs (any format plotfleet moves:
+      agent/vocab/names.py; "format", and "plots" a file holds); farm dirs report plot_count,
       plot_bytes and plot_kinds ([[k, level, format, count, median size]])
       instead.  jobs[].phase is null while no line of the job's log was read;
       jobs[].paused says why the agent suspended it for room (ops/room.py).

@@ -37,7 +37,7 @@ from orchestrator.config.controller import ControllerConfig
 from orchestrator.config.keys import BUCKETS, CONTROLLER_KEYS, K_RULES, KEYS, Key
 from orchestrator.errors import InventoryError
 from orchestrator.core import plotsize
-from agent.vocab.plotters import PLOTTERS
+from agent.vocab.plotters import PLOTTERS, pos2
 from orchestrator.core.state import Host
 
 ROLE_GROUPS = {"plotters": "plotter", "harvesters": "harvester"}
@@ -420,7 +420,7 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
         if default is not None and f not in out:
             out[f] = dict(default) if isinstance(default, dict) else default
     return Host(name=name, groups=frozenset(group_names), roles=roles, vars=v,
-                source=source, **out)
+                source=source, inventory_dir=base_dir, **out)
 
 
 def _controller(source: str, all_vars: dict, magic: dict, base_dir: str) -> ControllerConfig:
@@ -592,6 +592,11 @@ def _check_plotter_options(out: dict, plotter: str, err) -> None:
                                "uncompressed plots in that mode)")
         if out.get("cuda_device") is not None and mode != "cudaplot":
             raise err("cuda_device", f"is for bladebit_mode cudaplot, not {mode}")
+    if plotter == "pos2":       # chia_rs refuses the others: one line at load instead
+        strength = out.get("strength", DEFAULTS["strength"])
+        problem = pos2.problem(out.get("k", DEFAULTS["k"]), strength)
+        if problem:
+            raise err(*problem)
     exe = out.get("executable")
     if exe is not None:
         if p.executable is None:

@@ -120,6 +120,8 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
             choices=("ramplot", "diskplot", "cudaplot"), roles=PLOTTER),
         _int("compress", 0, "compression level (bladebit 0-7, 9; gigahorse 1-20)", 0,
              roles=PLOTTER),
+        _int("strength", 2, "PoS2 plot strength (plotter pos2): 2 to k-3; each step "
+             "doubles the plotting time", 2, roles=PLOTTER),
         Key("executable", "str", None, "the plotter's program: a path to chia, chia_plot, "
             "bladebit, bladebit_cuda or cuda_plot_k32 (unset: found on PATH)", roles=PLOTTER),
         _int("cuda_device", None, "GPU to plot on (bladebit cudaplot --device, "

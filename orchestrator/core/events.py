@@ -15,6 +15,10 @@ job_suspended_no_room, job_resumed_room (agent/ops/room.py), and with
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Optional
+
+# what `to_json` always carries; the facts below only when known
+BASE = ("kind", "host", "subject", "detail", "failed")
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,20 @@ class Event:
     kind: str
     host: str
     subject: str            # what it is about: a plot, a job, a dir
-    detail: str             # one line, as shown
+    detail: str             # one line, as shown (`-v`, and wherever facts are missing)
     failed: bool = False
+    # the facts a one-line rendering is made of (ui/eventline.py): the plot's
+    # id, the dir on `host` it is about, the other end (a start's dst, a
+    # transfer's farm dir), size, pid, what ran, and the cause alone
+    plot_id: Optional[str] = None
+    dir: Optional[str] = None
+    to_host: Optional[str] = None
+    to_dir: Optional[str] = None
+    size_bytes: Optional[int] = None
+    pid: Optional[int] = None
+    what: Optional[str] = None      # "chiapos k18"
+    why: Optional[str] = None       # the reason or error, without the rest of `detail`
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The five base keys always, each fact only when known."""
+        return {k: v for k, v in asdict(self).items() if k in BASE or v is not None}

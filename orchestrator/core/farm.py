@@ -57,6 +57,11 @@ class Farm:
     def plot_bytes(self, k: int, compression: Optional[Compression] = None) -> int:
         return expected_plot_bytes(k, compression, self.observed)
 
+    def estimate(self, k: int, compression: Optional[Compression] = None) -> plotsize.Estimate:
+        """A plot's size with where it comes from (`assumed`: no plot of the
+        kind seen yet, a planning figure)."""
+        return plotsize.estimate(k, compression, self.observed)
+
     def fits(self, k: int, compression: Optional[Compression] = None) -> int:
         return self.room // self.plot_bytes(k, compression)
 
@@ -97,7 +102,8 @@ def farm(state: FleetState, hosts: Mapping[str, Host]) -> Farm:
             g["dirs"].append(d.path)
             g["plots"] += d.plot_count
             for k, level, fmt, count, _ in d.plot_kinds:
-                name = f"k{k} {plotsize.label(plotsize.compression(fmt, level))}"
+                c = plotsize.compression(fmt, level)
+                name = plotsize.kind_label(k, c) if c is not None else f"k{k} C0"
                 kinds[name] = kinds.get(name, 0) + int(count)
             g["resolved"][d.path] = d.resolved or d.path
         for device, g in own.items():

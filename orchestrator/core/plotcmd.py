@@ -32,7 +32,7 @@ _TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates
 _FIELDS = ("k", "threads", "buckets", "buffer_mib", "farmer_key", "pool_key",
            "pool_contract", "bladebit_mode", "plotter", "tmp_dirs", "dst_dirs", "log_dir",
            "compress", "cuda_device", "disk_128", "disk_16", "nobitfield",
-           "exclude_final_dir", "n_buckets3", "rmulti2", "count")
+           "exclude_final_dir", "n_buckets3", "rmulti2", "count", "strength")
 
 
 def _q(value) -> str:

@@ -18,6 +18,13 @@ Sizes:
 - Gigahorse levels: no published table; the median size of plots of that k
   and level already on the fleet, else (said so in `source`) the
   uncompressed size, which is never smaller than a compressed plot.
+- PoS2 (Compression("pos2", strength): a strength sets a kind as a level
+  does): the median size of v2 plots of that k and strength seen on the
+  fleet, else of that k at any strength, else CHIP-48's figure (about
+  0.92 GiB a k28 plot, doubling per k) with a margin, and `assumed` says so.
+  chia_rs.expected_plot_size(k) is not a file's size (7.1 GiB at k28, 4.8 MB
+  at k18 where chia_rs 0.53 writes 0.65 MB).  For planning room only: a v2
+  plot is never called short by it (its header says how long it is).
 """
 from __future__ import annotations
 
@@ -26,8 +33,10 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 GiB = 1 << 30
-BLADEBIT, GIGAHORSE = "bladebit", "gigahorse"
-FORMATS = (BLADEBIT, GIGAHORSE)
+BLADEBIT, GIGAHORSE, POS2 = "bladebit", "gigahorse", "pos2"
+FORMATS = (BLADEBIT, GIGAHORSE, POS2)
+CHIP48_K28_GIB = 0.92           # CHIP-48: a k28 PoS2 plot, about 0.92 GiB
+CHIP48_MARGIN = 1.25            # room planned for an unseen size, never a size check
 CHIA_FACTOR = 0.78005
 
 # docs.chia.net/k-sizes: plot size in GiB by compression level, k32..k35
@@ -54,6 +63,8 @@ class Compression:
     level: int                  # > 0
 
     def label(self) -> str:
+        if self.format == POS2:
+            return f"v2 s{self.level}"
         return f"C{self.level}" if self.format == BLADEBIT else f"GH C{self.level}"
 
 
@@ -72,7 +83,16 @@ def label(c: Optional[Compression]) -> str:
     return c.label() if c is not None else "C0"
 
 
+def kind_label(k, c: Optional[Compression]) -> str:
+    """k and level as one short label: "k32" (uncompressed), "k32 C7",
+    "k32 GH C7", and a PoS2 plot's format, k and strength: "v2 k28 s2"."""
+    if c is not None and c.format == POS2:
+        return f"v2 k{k} s{c.level}"
+    return f"k{k}" if c is None else f"k{k} {c.label()}"
+
+
 def level_problem(fmt: str, level: int) -> Optional[str]:
+    # PoS2's strength depends on k: agent/vocab/plotters/pos2.problem
     """Why `level` is no level of that format (for the inventory), else None."""
     if fmt == BLADEBIT and level != 0 and level not in BLADEBIT_LEVELS:
         return f"bladebit makes levels 0-7 and 9 (there is no C8), got {level}"
@@ -101,12 +121,34 @@ def table_bytes(k: int, level: int) -> Optional[int]:
 class Estimate:
     bytes: int
     source: str                 # where the number comes from, for the views
+    assumed: bool = False       # no plot of the kind seen, no table: a planning figure
 
 
 Observed = Mapping[Tuple[int, Optional[Compression]], Tuple[int, ...]]
 
 
+def pos2_assumed_bytes(k: int) -> int:
+    """CHIP-48's size of a v2 plot of k, with the planning margin."""
+    return int(CHIP48_K28_GIB * GiB * 2.0 ** (k - 28) * CHIP48_MARGIN)
+
+
+def _pos2(k: int, c: Compression, observed: Observed) -> Estimate:
+    seen = observed.get((k, c)) or ()
+    if seen:
+        return Estimate(int(statistics.median(seen)),
+                        f"median of {len(seen)} {kind_label(k, c)} plot{'s' if len(seen) > 1 else ''} seen")
+    near = [s for (kk, cc), sizes in observed.items() if kk == k and cc is not None
+            and cc.format == POS2 for s in sizes]
+    if near:
+        return Estimate(int(statistics.median(near)),
+                        f"median of {len(near)} v2 k{k} plot{'s' if len(near) > 1 else ''} seen")
+    return Estimate(pos2_assumed_bytes(k), f"no {kind_label(k, c)} plot seen yet: CHIP-48's "
+                    f"size assumed (+{round((CHIP48_MARGIN - 1) * 100)}%)", assumed=True)
+
+
 def estimate(k: int, c: Optional[Compression] = None, observed: Optional[Observed] = None) -> Estimate:
+    if c is not None and c.format == POS2:
+        return _pos2(k, c, observed or {})
     if c is None:
         return Estimate(uncompressed_bytes(k), "Chia's formula")
     if c.format == BLADEBIT:
@@ -118,7 +160,7 @@ def estimate(k: int, c: Optional[Compression] = None, observed: Optional[Observe
         return Estimate(int(statistics.median(seen)),
                         f"median of {len(seen)} {c.label()} k{k} plot{'s' if len(seen) > 1 else ''} seen")
     return Estimate(uncompressed_bytes(k),
-                    f"no {c.label()} k{k} plot seen yet: uncompressed size assumed")
+                    f"no {c.label()} k{k} plot seen yet: uncompressed size assumed", assumed=True)
 
 
 def plot_bytes(k: int, c: Optional[Compression] = None, observed: Optional[Observed] = None) -> int:

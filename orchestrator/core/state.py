@@ -6,6 +6,8 @@ ever read these; nothing here does I/O.
 """
 from __future__ import annotations
 
+import posixpath
+
 from dataclasses import dataclass, field, asdict
 from typing import Optional, Tuple
 
@@ -174,8 +176,10 @@ class Plot(_Compressed):
     plot_id: Optional[str] = None
     mtime: float = 0.0
     error: Optional[str] = None     # its header contradicts its name, or it is unreadable
-    compress: int = 0               # from its header, else its name
+    compress: int = 0               # from its header, else its name (PoS2: its strength)
     compress_format: Optional[str] = None
+    format: str = "v1"              # agent/vocab/formats.py: v1 | pos2 | pos2_group | drplot
+    plots: int = 1                  # plots the file holds (a PoS2 group: from its header)
     check: Optional[Check] = None   # its proof check; None: not checked yet
 
     @property
@@ -253,8 +257,10 @@ class HostState:
         d["roles"] = list(self.roles)
         for j, job in zip(d["jobs"], self.jobs):
             j["compression"] = plotsize.label(job.compression)
+            j["kind"] = plotsize.kind_label(job.k, job.compression)
         for p, plot in zip(d["plots"], self.plots):
             p["compression"] = plotsize.label(plot.compression)
+            p["kind"] = plotsize.kind_label(plot.k, plot.compression)
         for j in d["jobs"] + d["dead"]:
             j["phase"] = None if j["phase"] is None else list(j["phase"])
         return d
@@ -335,6 +341,7 @@ class Host:
     roles: Tuple[str, ...] = ()                 # "plotter", "harvester"
     vars: dict = field(default_factory=dict, compare=False, hash=False)
     source: str = "inventory.yaml"              # file it came from, for errors
+    inventory_dir: str = ""                     # its folder, absolute (create_dirs makes dirs only there)
     # connection
     address: str = "localhost"
     port: int = 22
@@ -352,7 +359,7 @@ class Host:
     tmp2_dir: Optional[str] = None
     dst_dirs: Tuple[str, ...] = ()
     log_dir: Optional[str] = None
-    plotter: str = "chia"                       # chia | madmax | bladebit | chiapos | gigahorse
+    plotter: str = "chia"                       # chia | madmax | bladebit | chiapos | gigahorse | pos2
     k: int = 32
     threads: int = 2
     buckets: int = 128
@@ -363,6 +370,7 @@ class Host:
     count: int = 1                              # plots per job (-n); 0: without end
     bladebit_mode: str = "ramplot"              # ramplot | diskplot | cudaplot
     compress: int = 0                           # compression level (bladebit, gigahorse)
+    strength: int = 2                           # PoS2 plot strength (pos2)
     executable: Optional[str] = None            # the plotter's binary (chia, chia_plot, ...)
     cuda_device: Optional[int] = None           # cudaplot --device, Gigahorse -g
     disk_128: bool = False                      # cudaplot hybrid modes
@@ -413,6 +421,8 @@ class Host:
     @property
     def compression(self) -> Optional[Compression]:
         """The level this host's plots are made at, with its format."""
+        if self.plotter == "pos2":      # its strength sets its kind as a level does
+            return plotsize.compression(plotsize.POS2, self.strength)
         fmt = {"bladebit": plotsize.BLADEBIT, "gigahorse": plotsize.GIGAHORSE}.get(self.plotter)
         return plotsize.compression(fmt, self.compress)
 
@@ -423,6 +433,18 @@ class Host:
     @property
     def is_harvester(self) -> bool:
         return "harvester" in self.roles
+
+    def creatable_dirs(self) -> Tuple[str, ...]:
+        """With create_dirs, the configured dirs inside the inventory's own
+        folder (a demo's ./demo/...), which the agent makes when missing; a dir
+        anywhere else (/mnt/...) is a drive to mount, never made on the root disk."""
+        if not self.create_dirs or not self.inventory_dir:
+            return ()
+        base = self.inventory_dir.rstrip("/") + "/"
+        dirs = (*self.tmp_dirs, *self.dst_dirs, *self.farm_dirs,
+                *(d for d in (self.tmp2_dir, self.log_dir) if d))
+        return tuple(d for d in dict.fromkeys(dirs)
+                     if posixpath.normpath(d).startswith(base))
 
     def agent_config(self) -> dict:
         """What the agent needs to know about this host's dirs."""
@@ -436,7 +458,7 @@ class Host:
             "dead_keep_s": self.dead_keep_h * 3600.0,
             "kill_quiet_s": self.kill_after_m * 60.0,
             "clean_quiet_s": self.clean_after_m * 60.0,
-            "create_dirs": self.create_dirs,
+            "create_dirs": list(self.creatable_dirs()),
             "require_mounted_farm": self.require_mounted_farm,
             "drive_cooldown_s": self.drive_cooldown_m * 60.0,
             "drive_fail_window_s": self.drive_fail_window_m * 60.0,

@@ -91,15 +91,16 @@ class AppLog:
         clocks = {h.name: h.host_time for h in state.hosts if h.reachable and h.host_time}
         down = {h.name for h in state.hosts if not h.reachable}
 
-        def line(kind, host, subject, detail, failed):
+        def line(kind, host, subject, detail, failed, **facts):
             t = clocks.get(host)
             return {"at": round(at, 3), "host_time": None if t is None else round(t + since, 3),
                     "kind": kind, "host": host, "subject": subject, "detail": detail,
-                    "failed": bool(failed)}
+                    "failed": bool(failed), **facts}
 
         out = []
         for e in result.events:
-            out.append(line(e.kind, e.host, e.subject, e.detail, e.failed))
+            # the event's facts too: `history` draws the line plot-all drew
+            out.append(line(**e.to_json()))
             self._last[(e.host, e.subject)] = ("event", e.kind, e.detail)
         blocked = set()
         for w in result.waits:
@@ -108,7 +109,8 @@ class AppLog:
             blocked.add((w.host, w.subject))
             said = ("blocked", w.reason)
             if self._last.get((w.host, w.subject)) != said:
-                out.append(line("blocked", w.host, w.subject, w.describe(), False))
+                out.append(line("blocked", w.host, w.subject, w.describe(), False,
+                                why=w.reason))
                 self._last[(w.host, w.subject)] = said
         for key, said in list(self._last.items()):
             # a block that ended is logged again if it comes back (an

@@ -42,11 +42,11 @@ class Outcome:
     started: List[tuple] = field(default_factory=list)    # (host, pid, log_file)
     unanswered: List[Unanswered] = field(default_factory=list)
 
-    def add(self, kind: str, host: str, subject: str, detail: str) -> None:
-        self.events.append(Event(kind, host, subject, detail))
+    def add(self, kind: str, host: str, subject: str, detail: str, **facts) -> None:
+        self.events.append(Event(kind, host, subject, detail, **facts))
 
-    def fail(self, kind: str, host: str, subject: str, detail: str) -> None:
-        self.events.append(Event(kind, host, subject, detail, failed=True))
+    def fail(self, kind: str, host: str, subject: str, detail: str, **facts) -> None:
+        self.events.append(Event(kind, host, subject, detail, failed=True, **facts))
 
     @property
     def lines(self) -> List[str]:
@@ -54,11 +54,12 @@ class Outcome:
 
 
 def _call(fleet, host: str, op: str, out: Outcome, what: str, subject: str = "",
-          **args) -> Optional[dict]:
+          facts: Optional[dict] = None, **args) -> Optional[dict]:
     try:
         return fleet.call(host, op, **args)
     except (AgentError, SessionError) as e:
-        out.fail("request_failed", host, subject or what, f"{host}: {what} failed: {e}")
+        out.fail("request_failed", host, subject or what, f"{host}: {what} failed: {e}",
+                 why=f"{what} failed: {e}", **(facts or {}))
         return None
 
 
@@ -84,7 +85,8 @@ def guard_room(fleet, hosts: Mapping[str, Host], out: Outcome, names=None) -> No
             for j in items:
                 verb = "suspended" if kind == "job_suspended_no_room" else "resumed"
                 out.add(kind, h.name, (j.get("plot_id") or str(j["pid"]))[:12],
-                        f"{h.name}: job pid {j['pid']} {verb}: {j['reason']}")
+                        f"{h.name}: job pid {j['pid']} {verb}: {j['reason']}",
+                        plot_id=j.get("plot_id"), pid=j["pid"], why=j["reason"])
 
 
 def start_args(h: Host, s: StartJob) -> dict:
@@ -97,32 +99,40 @@ def start_args(h: Host, s: StartJob) -> dict:
                 nice=h.nice, request_id=uuid.uuid4().hex)
 
 
+def _job_facts(s: StartJob, **more) -> dict:
+    return dict(dir=s.tmp_dir, to_dir=s.dst_dir, what=f"{s.plotter} k{s.k}", **more)
+
+
 def _started(out: Outcome, s: StartJob, res: dict) -> None:
     out.started.append((s.host, res["pid"], res["log_file"]))
+    facts = _job_facts(s, pid=res["pid"], why=s.reason)
     if res.get("replayed"):
         out.add("job_started", s.host, res["log_file"],
                 f"started on {s.host} (its answer was lost, the host remembers it): "
-                f"{s.describe()} (pid {res['pid']})")
+                f"{s.describe()} (pid {res['pid']})", **facts)
     else:
         out.add("job_started", s.host, res["log_file"],
-                f"started on {s.host}: {s.describe()} (pid {res['pid']})")
+                f"started on {s.host}: {s.describe()} (pid {res['pid']})", **facts)
 
 
 def start_jobs(fleet, hosts: Mapping[str, Host], starts, out: Outcome, check: bool) -> None:
     for s in starts:
         if check:
-            out.add("would_start_job", s.host, s.tmp_dir, f"would start on {s.host}: {s.describe()}")
+            out.add("would_start_job", s.host, s.tmp_dir, f"would start on {s.host}: {s.describe()}",
+                    **_job_facts(s, why=s.reason))
             continue
         args = start_args(hosts[s.host], s)
         try:
             res = fleet.call(s.host, "start_job", **args)
         except LostReply as e:
             out.fail("job_start_unanswered", s.host, s.tmp_dir,
-                     f"{s.host}: start job got no answer ({e}); asking again next pass")
+                     f"{s.host}: start job got no answer ({e}); asking again next pass",
+                     **_job_facts(s, why=f"no answer ({e}); asking again next pass"))
             out.unanswered.append(Unanswered(s, args, time.time()))
             continue
         except (AgentError, SessionError) as e:
-            out.fail("job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}")
+            out.fail("job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}",
+                     **_job_facts(s, why=str(e)))
             continue
         _started(out, s, res)
 
@@ -144,7 +154,9 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
             else:
                 out.fail("job_start_unanswered", s.host, s.tmp_dir,
                          f"{s.host}: start job still unanswered after {ASK_AGAIN_S:g}s, "
-                         f"no longer asked: {e}")
+                         f"no longer asked: {e}",
+                         **_job_facts(s, why=f"still unanswered after {ASK_AGAIN_S:g}s, "
+                                             f"no longer asked: {e}"))
             continue
         except AgentError as e:
             if e.code == "deadline_expired" and now - u.sent_at < ASK_AGAIN_S:
@@ -152,7 +164,8 @@ def ask_again(fleet, unanswered, out: Outcome, now: Optional[float] = None
                 # may still be finishing it: only its record can tell
                 still.append(u)
             else:
-                out.fail("job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}")
+                out.fail("job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}",
+                         **_job_facts(s, why=str(e)))
             continue
         _started(out, s, res)
     return tuple(still)
@@ -163,15 +176,16 @@ def clean_dead(fleet, hosts: Mapping[str, Host], cleans, out: Outcome, check: bo
     the job's own tmp dirs, nothing holds them, nothing changed lately)."""
     for c in cleans:
         if check:
-            out.add("would_clean_dead", c.host, c.plot_id, f"would clean up after {c.describe()}")
+            out.add("would_clean_dead", c.host, c.plot_id, f"would clean up after {c.describe()}",
+                    plot_id=c.plot_id, size_bytes=c.size_bytes, why=c.error)
             continue
         res = _call(fleet, c.host, "clean_dead", out, f"clean-up of {c.plot_id[:8]}", c.plot_id,
-                    plot_id=c.plot_id,
-                    log_file=c.log_file)
+                    {"plot_id": c.plot_id}, plot_id=c.plot_id, log_file=c.log_file)
         if res is not None:
             out.add("cleaned_dead", c.host, c.plot_id,
                     f"cleaned up after {c.describe()}: removed {len(res['removed'])} files, "
-                    f"{human_bytes(res['freed_bytes'])}")
+                    f"{human_bytes(res['freed_bytes'])}", plot_id=c.plot_id,
+                    size_bytes=res["freed_bytes"], why=f"{len(res['removed'])} files removed")
 
 
 def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
@@ -181,6 +195,11 @@ def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
                 bwlimit_kbps=plotter.transfer_bwlimit_kbps, farm_dirs=list(harvester.farm_dirs),
                 ssh={"host": harvester.address, "port": harvester.port, "user": harvester.user,
                      "key": plotter.transfer_ssh_key, "known_hosts": plotter.transfer_known_hosts})
+
+
+def _move_facts(t: StartTransfer, **more) -> dict:
+    return dict(dir=posixpath.dirname(t.plot), to_host=t.to_host, to_dir=t.to_dir,
+                size_bytes=t.size_bytes, why=t.reason, **more)
 
 
 def _resend(p: Promote, hosts: Mapping[str, Host], why: str) -> StartTransfer:
@@ -197,45 +216,54 @@ def promote(fleet, hosts: Mapping[str, Host], p: Promote, out: Outcome) -> Optio
     start again when the copy was lost or did not match."""
     name = posixpath.basename(p.plot)
     spec = copycheck.spec()
+    at = dict(dir=posixpath.dirname(p.partial), size_bytes=p.size_bytes)     # the copy
     src = _call(fleet, p.from_host, "digest", out, f"digest of {name}", name,
-                path=p.plot, spec=spec)
+                {"dir": posixpath.dirname(p.plot)}, path=p.plot, spec=spec)
     if src is None:
         return None
     if src.get("header_error"):
         out.fail("plot_header_mismatch", p.from_host, name,
-                 f"{p.from_host}: {name} not archived: {src['header_error']}")
+                 f"{p.from_host}: {name} not archived: {src['header_error']}",
+                 dir=posixpath.dirname(p.plot), why=f"not archived: {src['header_error']}")
         return None
     try:
         res = fleet.call(p.host, "promote", partial=p.partial, expect=copycheck.expect(src, spec))
     except AgentError as e:
         if e.code == "vanished":        # copy lost (drive swapped, file deleted)
             out.add("copy_vanished", p.host, name,
-                    f"{p.host}: the copy of {name} vanished before its promote: sending it again")
+                    f"{p.host}: the copy of {name} vanished before its promote: sending it again",
+                    why="vanished before its promote: sending it again", **at)
             return _resend(p, hosts, "copy vanished")
         if e.code == "mismatch":
-            out.fail("copy_mismatch", p.host, name, f"{p.host}: {e}")
+            out.fail("copy_mismatch", p.host, name, f"{p.host}: {e}", why=str(e), **at)
             return _resend(p, hosts, "the copy there did not match its source")
         if e.code == "conflict":
             out.fail("copy_conflict", p.host, name,
                      f"{p.host}: conflict: {e}; {name} stays on {p.from_host} and goes to "
-                     f"another drive")
+                     f"another drive", why=f"{e}; stays on {p.from_host}, goes to another drive",
+                     **at)
             return None
-        out.fail("promote_failed", p.host, name, f"{p.host}: promote failed: {e}")
+        out.fail("promote_failed", p.host, name, f"{p.host}: promote failed: {e}",
+                 why=str(e), **at)
         return None
     except SessionError as e:
-        out.fail("promote_failed", p.host, name, f"{p.host}: promote failed: {e}")
+        out.fail("promote_failed", p.host, name, f"{p.host}: promote failed: {e}",
+                 why=str(e), **at)
         return None
     try:
         rm = remove_after_promote(p, src, dict(res, spec=spec))
     except ValueError as e:
-        out.fail("copy_mismatch", p.host, name, str(e))
+        out.fail("copy_mismatch", p.host, name, str(e), why=str(e), **at)
         return None
     how = f"{res['method']} digest, {human_bytes(res['bytes_read'])} read on each side"
     out.add("copy_confirmed" if res.get("already") else "copy_promoted", p.host, name,
-            f"{'confirmed' if res.get('already') else 'promoted'}: {p.describe()} ({how})")
+            f"{'confirmed' if res.get('already') else 'promoted'}: {p.describe()} ({how})",
+            why=f"{res['method']} digest", **at)
     if _call(fleet, rm.host, "remove_plot", out, "remove source", name,
-             plot=rm.plot, proof=rm.proof) is not None:
-        out.add("source_removed", rm.host, name, f"removed source: {rm.describe()}")
+             {"dir": posixpath.dirname(rm.plot)}, plot=rm.plot, proof=rm.proof) is not None:
+        out.add("source_removed", rm.host, name, f"removed source: {rm.describe()}",
+                dir=posixpath.dirname(rm.plot), size_bytes=rm.confirmed_size,
+                why=f"copy verified by {rm.proof.get('method', '?')} digest")
     return None
 
 
@@ -291,34 +319,38 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
     for n in decision.notes:
         if check:
             out.add("would_record_drive_failure", n.host, n.to_dir,
-                    f"would record on {n.host}: {n.describe()}")
+                    f"would record on {n.host}: {n.describe()}", dir=n.to_dir, why=n.error)
             continue
         if _call(fleet, n.host, "note_drive_failure", out, f"record for {n.to_dir}", n.to_dir,
-                 to_dir=n.to_dir, key=n.key, at=n.at,
+                 {"dir": n.to_dir}, to_dir=n.to_dir, key=n.key, at=n.at,
                  error=n.error, fatal=n.fatal, plot=n.plot) is not None:
             out.fail("drive_failure_recorded", n.host, n.to_dir,
-                     f"drive failure recorded: {n.describe()}")
+                     f"drive failure recorded: {n.describe()}", dir=n.to_dir,
+                     why=("fatal for the drive: " if n.fatal else "") + n.error)
     # finish what arrived first: a promoted plot frees its drive for the next
     resend = []
     for p in decision.promotes:
         if check:
             out.add("would_promote", p.host, posixpath.basename(p.plot),
-                    f"would check and promote: {p.describe()}")
+                    f"would check and promote: {p.describe()}", dir=posixpath.dirname(p.partial),
+                    size_bytes=p.size_bytes, why=p.reason)
             continue
         again = promote(fleet, hosts, p, out)
         if again is not None:
             resend.append(again)
     for c in decision.cleans:
         if check:
-            out.add("would_clean_partial", c.host, c.partial, f"would clean: {c.describe()}")
+            out.add("would_clean_partial", c.host, c.partial, f"would clean: {c.describe()}",
+                    dir=posixpath.dirname(c.partial), why=c.reason)
             continue
         if _call(fleet, c.host, "clean_partial", out, "clean", c.partial,
-                 partial=c.partial) is not None:
-            out.add("partial_cleaned", c.host, c.partial, f"cleaned: {c.describe()}")
+                 {"dir": posixpath.dirname(c.partial)}, partial=c.partial) is not None:
+            out.add("partial_cleaned", c.host, c.partial, f"cleaned: {c.describe()}",
+                    dir=posixpath.dirname(c.partial), why=c.reason)
     for t in tuple(decision.transfers) + tuple(resend):
         if check:
             out.add("would_transfer", t.from_host, posixpath.basename(t.plot),
-                    f"would transfer: {t.describe()}")
+                    f"would transfer: {t.describe()}", **_move_facts(t))
             continue
         # claim the drive on the harvester first: another controller may have
         # chosen it in the same moment
@@ -334,15 +366,18 @@ def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: boo
                     "a file of its name is already there: compared first"), out)
             else:
                 out.fail("claim_failed", t.to_host, t.to_dir,
-                         f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
+                         f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}",
+                         dir=t.to_dir, why=str(e))
             continue
         except SessionError as e:
             out.fail("claim_failed", t.to_host, t.to_dir,
-                     f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}")
+                     f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}",
+                     dir=t.to_dir, why=str(e))
             continue
         res = _call(fleet, t.from_host, "start_transfer", out, "transfer",
-                    posixpath.basename(t.plot),
+                    posixpath.basename(t.plot), _move_facts(t),
                     **transfer_args(hosts[t.from_host], hosts[t.to_host], t))
         if res is not None:
             out.add("transfer_started", t.from_host, posixpath.basename(t.plot),
-                    f"transfer: {t.describe()} (pid {res['pid']})")
+                    f"transfer: {t.describe()} (pid {res['pid']})",
+                    **_move_facts(t, pid=res["pid"]))

@@ -1,7 +1,7 @@
 """Instant `status`: answered by a running plot-all / dashboard --serve of
 the same inventory and --limit on this machine, with no new SSH session.
 
-This is the `plotfleet` entry point.  `plotfleet status ...` is looked at
+orchestrator/main.py asks here first: `plotfleet status ...` is looked at
 before orchestrator.cli is imported (fabric, invoke and jinja2 alone cost
 about 300 ms): if a controller of the same inventory file (resolved path) and
 --limit is serving, its latest pass is printed (the table is rendered by the
@@ -21,6 +21,7 @@ import threading
 import time
 from typing import List, Optional
 
+from orchestrator import exitcodes
 from orchestrator.serve import discovery
 
 TIMEOUT_S = 2.0     # a controller that does not answer this fast is not waited for
@@ -140,17 +141,16 @@ def answer(inventory: Optional[str], limit: Optional[str], json_: bool) -> Optio
         sys.stdout.flush()
     except BrokenPipeError:     # as cli.main: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    return 4 if unreachable else 0
+        return exitcodes.FAILED
+    return exitcodes.UNREACHABLE if unreachable else exitcodes.OK
 
 
-def main():
+def try_answer(argv: List[str]) -> Optional[int]:
+    """The exit code when a running controller answered `status` (already
+    printed), else None: the CLI runs the task."""
     global TRIED
-    args = parse(sys.argv[1:])
-    if args is not None and not args["fresh"]:
-        TRIED = True
-        code = answer(args["inventory"], args["limit"], args["json"])
-        if code is not None:
-            sys.exit(code)
-    from orchestrator.cli import main as cold
-    cold()
+    args = parse(argv)
+    if args is None or args["fresh"]:
+        return None
+    TRIED = True
+    return answer(args["inventory"], args["limit"], args["json"])

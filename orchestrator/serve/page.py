@@ -12,6 +12,7 @@ import time
 from html import escape
 from typing import Iterable, Optional
 
+from orchestrator.core import plotsize
 from orchestrator.core.decisions import human_bytes
 from orchestrator.core.farm import farm
 from orchestrator.serve.picture import Picture, transfer_rate
@@ -104,6 +105,8 @@ def render(p: Optional[Picture], refresh: float, task: str) -> str:
             f'{_td("why", escape(h.error or "unknown"))}</tr>' for h in down), ""))
 
     def _kind(j) -> str:       # k with its compression, a level never without its format
+        if j.compression is not None and j.compression.format == plotsize.POS2:
+            return plotsize.kind_label(j.k, j.compression)
         return str(j.k) if j.compression is None else f"{j.k} {j.compression.label()}"
 
     rows = []

@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.core.outlook import judge
-from orchestrator.ui import dirtables, views
+from orchestrator.ui import dirtables, eventline, views
 from orchestrator.core.state import FleetState
 
 WIDE = 200          # from here on jobs and the side tables sit side by side
@@ -105,9 +105,11 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
         jobs.size = jobs_size
         mid.split_column(jobs, side)
     shown = list(log)[-max(log_size - 2, 1):]      # the newest lines that fit
-    bottom = Layout(Panel(Text("\n".join(shown) or "no actions yet", no_wrap=True,
-                               overflow="ellipsis"),
-                          title="actions (q quits)"), name="log", size=log_size)
+    places, marks = eventline.places_for(state, hosts), eventline.marks_for()
+    text = Text("\n").join(eventline.render(e, stamp, places, marks, width - 4)
+                           for stamp, e in shown) if shown else Text("no actions yet")
+    text.no_wrap, text.overflow = True, "ellipsis"
+    bottom = Layout(Panel(text, title="actions (q quits)"), name="log", size=log_size)
     root = Layout()
     summary = views.summary_table(state, hosts, note=note)
     top = Group(lines, summary) if lines is not None else summary     # why-not lines first
@@ -166,7 +168,7 @@ class Poller(threading.Thread):
             if self.after is not None:
                 self.after(result, self.hosts)
             state, note = result.state, result.backpressure
-            lines = [e.detail for e in result.events]
+            lines = eventline.fold([e.to_json() for e in result.events])
             events, decisions = result.events, result.decisions
             outlooks = result.outlooks
         else:
@@ -178,7 +180,7 @@ class Poller(threading.Thread):
         with self.lock:
             self.state, self.note, self.polled_at = state, note, time.time()
             self.outlooks = outlooks
-            self.log.extend(f"{stamp} {line}" for line in lines)
+            self.log.extend((stamp, e) for e in lines)
             self.version += 1
 
     def run(self) -> None:
@@ -187,8 +189,10 @@ class Poller(threading.Thread):
                 self.poll_once()
             except Exception as e:       # show it and keep polling: never a dead screen
                 with self.lock:
-                    self.log.append(f"{time.strftime('%H:%M:%S')} poll failed: "
-                                    f"{type(e).__name__}: {e}")
+                    self.log.append((time.strftime('%H:%M:%S'), {
+                        "kind": "poll_failed", "host": "controller", "subject": "", "failed": True,
+                        "detail": f"poll failed: {type(e).__name__}: {e}",
+                        "why": f"{type(e).__name__}: {e}"}))
                     self.version += 1
             self.stop.wait(self.refresh)
 

@@ -50,12 +50,12 @@ class HostKeys:
     to), else from the dirs it reported; `short(kind, path)` matches a path
     as the host reported it (resolved, trailing slash) to its configured dir."""
 
-    def __init__(self, host: Optional[Host], hs: HostState):
+    def __init__(self, host: Optional[Host], hs: Optional[HostState]):
         self.keys: Dict[str, DirKey] = {}
         self.index: Dict[str, PathIndex] = {}
         for kind, attr in KINDS:
             paths = list(getattr(host, attr)) if host is not None else []
-            if not paths:
+            if not paths and hs is not None:
                 paths = [d.path for d in hs.dirs if d.kind == kind]
             self.keys[kind] = dir_key(paths)
             self.index[kind] = PathIndex(paths)
@@ -227,7 +227,7 @@ def plot_kinds_str(kinds) -> str:
     always with its format) where compressed."""
     out = []
     for k, comp, n in kinds:
-        out.append(f"{n}×k{k}" + (f" {comp.label()}" if comp is not None else ""))
+        out.append(f"{n}×{plotsize.kind_label(k, comp)}")
     return " ".join(out) or "-"
 
 

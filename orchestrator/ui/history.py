@@ -1,15 +1,19 @@
-"""`plotfleet history`: the application log's records as a table.
+"""`plotfleet history`: the application log's records as the event lines
+plot-all prints (ui/eventline.py), dated, newest last; the records of one
+pass (same `at`) folded as plot-all folds them.
 
 Every value from the log (host names, paths, messages) goes in as Text,
 never as markup.
 """
 from __future__ import annotations
 
+import itertools
 import time
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional
 
-from rich.table import Table
 from rich.text import Text
+
+from orchestrator.ui import eventline
 
 
 def stamp(at) -> str:
@@ -20,14 +24,14 @@ def stamp(at) -> str:
         return "?"
 
 
-def history_table(records: Iterable[dict], title: Optional[str] = None) -> Table:
-    records = list(records)
-    n = len(records)
-    t = Table(title=title or f"history ({n} event{'' if n == 1 else 's'})")
-    for col in ("time", "host", "kind", "detail"):
-        t.add_column(col, overflow="fold", no_wrap=col == "time")
-    for r in records:
-        style = "red" if r.get("failed") else "yellow" if r.get("kind") == "blocked" else ""
-        t.add_row(Text(stamp(r.get("at"))), Text(str(r.get("host", ""))),
-                  Text(str(r.get("kind", ""))), Text(str(r.get("detail", "")), style=style))
-    return t
+def history_lines(records: Iterable[dict], places: eventline.Places,
+                  marks: eventline.Marks = eventline.UTF8, width: Optional[int] = None,
+                  verbose: bool = False) -> List[Text]:
+    out = []
+    for at, group in itertools.groupby(records, key=lambda r: r.get("at")):
+        for r in eventline.fold(list(group)):
+            text = eventline.render(r, stamp(at), places, marks, width, verbose)
+            if r.get("kind") == "blocked" and not r.get("failed"):
+                text.stylize("yellow")
+            out.append(text)
+    return out

@@ -16,22 +16,23 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from orchestrator.core.events import Event
-from orchestrator.ui import dirtables, views
+from orchestrator.ui import dirtables, eventline, views
 
 WAIT_ROWS = 12      # the live region shows this many waits at most
 
 
-def event_text(e: Event, stamp: str) -> Text:
-    return Text(f"{stamp} {e.detail}", style="red" if e.failed else "")
-
-
 class PassPrinter:
-    def __init__(self, console: Console, hosts: Mapping, tty: Optional[bool] = None):
+    """`verbose`: each event's full `detail` line instead of its short one."""
+
+    def __init__(self, console: Console, hosts: Mapping, tty: Optional[bool] = None,
+                 verbose: bool = False, marks: Optional[eventline.Marks] = None):
         self.console, self.hosts = console, hosts
         self.tty = console.is_terminal if tty is None else tty
+        self.verbose = verbose
+        self.marks = marks or eventline.marks_for(stream=console.file)
         self.live: Optional[Live] = None
         self.said: Dict[Tuple[str, str], str] = {}   # (host, subject) -> reason last printed
+        self.keys_said: Tuple[str, ...] = ()          # the key lines last printed
 
     def __enter__(self):
         if self.tty:
@@ -45,11 +46,33 @@ class PassPrinter:
             self.live.stop()
             self.live = None
 
+    def lines(self, events, state, stamp: str) -> list:
+        """The key lines when they changed (whole: they name the dirs), then
+        one line per event (folded), each cut to the terminal's width."""
+        places = eventline.places_for(state, self.hosts)
+        out = []
+        keys = tuple(places.key_lines())
+        if events and keys != self.keys_said and not self.verbose:
+            out.extend(Text(k, style="dim") for k in keys)
+            self.keys_said = keys
+        width = self.console.width if self.tty else None    # a log line is never cut
+        for e in eventline.fold([e.to_json() for e in events]):
+            text = eventline.render(e, stamp, places, self.marks, width, self.verbose)
+            text.no_wrap = width is not None and not self.verbose
+            out.append(text)
+        return out
+
+    def print(self, texts) -> None:
+        for text in texts:
+            if text.no_wrap:
+                self.console.print(text, no_wrap=True, overflow="crop")
+            else:       # the terminal wraps it: a copy of it is one line
+                self.console.print(text, soft_wrap=True)
+
     def show(self, result) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        wrap = not self.tty         # a log line is never cut in two
-        for e in result.events:
-            self.console.print(event_text(e, stamp), soft_wrap=wrap)
+        # a log (journal, file) has no screen to date it: each line carries its day
+        stamp = time.strftime("%H:%M:%S" if self.tty else "%Y-%m-%d %H:%M:%S")
+        self.print(self.lines(result.events, result.state, stamp))
         if self.live is not None:
             self.live.update(self._region(result, stamp), refresh=True)
             return
@@ -66,7 +89,8 @@ class PassPrinter:
         lines = dirtables.status_lines(result.outlooks, dirtables.host_keys(
             result.state, self.hosts)) if result.outlooks else None
         pending = [w for w in result.waits if lines is None or w.subject != "plotter"]
-        waits = [Text(w.describe(), style="yellow" if w.blocked else "dim")
+        places = eventline.places_for(result.state, self.hosts)
+        waits = [eventline.wait_text(w, places, self.marks, self.console.width)
                  for w in pending[:WAIT_ROWS]]
         if len(pending) > WAIT_ROWS:
             waits.append(Text(f"... and {len(pending) - WAIT_ROWS} more waits"))
@@ -74,3 +98,27 @@ class PassPrinter:
         if lines is not None:
             head.append(lines)
         return Group(*head, Text(f"pass {stamp}: {len(result.events)} events"), *waits)
+
+
+def left_running(state, events=()) -> str:
+    """What a Ctrl-C leaves running on the hosts, on one line: the jobs
+    (by plot id once they have one, else pid) and the transfers the last
+    pass saw, with those it started itself."""
+    jobs = [f"{h.name} {(j.plot_id or '')[:8] or 'pid %d' % j.pid}"
+            for h in (state.hosts if state is not None else ()) for j in h.jobs]
+    jobs += [f"{e.host} pid {e.pid}" for e in events if e.kind == "job_started"]
+    moves = [f"{dirtables.plot_label(t.plot)} {h.name} -> {t.to_host}"
+             for h in (state.hosts if state is not None else ()) for t in h.transfers
+             if t.status == "running"]
+    moves += [f"{eventline.plot_id(e.to_json())} {e.host} -> {e.to_host}"
+              for e in events if e.kind == "transfer_started"]
+    if not jobs and not moves:
+        return "stopped (Ctrl-C); no job or transfer was running"
+
+    def some(what, items):
+        n = len(items)
+        shown = ", ".join(items[:6]) + (f", +{n - 6} more" if n > 6 else "")
+        return f"{n} {what}{'' if n == 1 else 's'} ({shown})"
+    parts = [some("job", jobs)] if jobs else []
+    parts += [some("transfer", moves)] if moves else []
+    return f"stopped (Ctrl-C); left running on the hosts: {' and '.join(parts)}"

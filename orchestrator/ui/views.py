@@ -40,8 +40,9 @@ def human_duration(s: Optional[float]) -> str:
 
 
 def plot_kind(k: int, compression) -> str:
-    """k and level as one short label: "k32" (uncompressed), "k32 C7", "k32 GH C7"."""
-    return f"k{k}" if compression is None else f"k{k} {compression.label()}"
+    """k and level as one short label: "k32" (uncompressed), "k32 C7", "k32 GH C7",
+    "v2 k28 s2"."""
+    return plotsize.kind_label(k, compression)
 
 
 def job_state(job) -> str:
@@ -61,7 +62,9 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
     kinds = sorted({(hosts[h.name].k, hosts[h.name].compression) for h in state.hosts
                     if h.name in hosts and hosts[h.name].is_plotter},
                    key=lambda kc: (kc[0], plotsize.label(kc[1])))
-    fits = ", ".join(f"{model.fits(k, c)} x {plot_kind(k, c)}" for k, c in kinds) or "-"
+    fits = ", ".join(f"{model.fits(k, c)} x {plot_kind(k, c)}"
+                     + (" (size assumed)" if model.estimate(k, c).assumed else "")
+                     for k, c in kinds) or "-"
 
     t = Table(title="fleet", show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
@@ -342,23 +345,6 @@ def down_table(state: FleetState) -> Optional[Table]:
     t.add_column("reason")
     for h in down:
         t.add_row(Text(h.name), Text(h.error or "unknown", style="red"))
-    return t
-
-
-def action_log(events: Iterable, waits: Iterable[str] = (), title: str = "actions",
-               empty: str = "nothing to do") -> Table:
-    """One row per event (failures in red), then the waits, as written."""
-    t = Table(title=title, show_header=False)
-    t.add_column()
-    rows = 0
-    for e in events:
-        t.add_row(Text(e.detail, style="red" if e.failed else ""))
-        rows += 1
-    for line in waits:
-        t.add_row(Text(line, style="dim"))
-        rows += 1
-    if not rows:
-        t.add_row(Text(empty))
     return t
 
 

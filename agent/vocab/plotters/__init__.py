@@ -8,11 +8,14 @@ orchestrator/core/templates/<name>.j2, and tests.
 tables the templates write it with.
 """
 from .. import compression
-from . import bladebit, chia, chiapos, gigahorse, madmax
+from . import bladebit, chia, chiapos, gigahorse, madmax, pos2
 from .base import PlotterSpec, argv_table, base_name, parse_flags
 
 PLOTTERS = {s.name: s for s in (chia.SPEC, madmax.SPEC, bladebit.SPEC, chiapos.SPEC,
-                                gigahorse.SPEC)}
+                                gigahorse.SPEC, pos2.SPEC)}
+# the agent's own launchers: `python -m agent <verb>` (the templates write <program>)
+LAUNCHERS = {"chiapos": ("plotfleet-chiapos", "plot-chiapos"),
+             "pos2": ("plotfleet-pos2", "plot-pos2")}
 # the spec whose rules a log family follows (chiapos reads like chia)
 LOG_FAMILY = {"chiapos": "chia"}
 
@@ -23,7 +26,7 @@ def spec(name):
 
 def detect(line):
     """The plotter a log line names (its banner, its own markers), else None."""
-    for name in ("gigahorse", "madmax", "bladebit", "chia"):
+    for name in ("pos2", "gigahorse", "madmax", "bladebit", "chia"):
         for m in PLOTTERS[name].signatures:
             if m in line:
                 return name
@@ -55,10 +58,11 @@ def classify(argv):
         info = _bladebit(argv[1:])
     else:
         for i, a in enumerate(argv[:4]):
-            if a == "plot-chiapos" and i >= 1 and (argv[i - 1] == "agent"
-                                                   or argv[i - 1].endswith("__main__.py")):
-                opts, _ = parse_flags(argv[i + 1:], argv_table(chiapos.SPEC))
-                info = dict(opts, plotter="chiapos")
+            launched = next((n for n, (_, verb) in LAUNCHERS.items() if a == verb), None)
+            if launched and i >= 1 and (argv[i - 1] == "agent"
+                                        or argv[i - 1].endswith("__main__.py")):
+                opts, _ = parse_flags(argv[i + 1:], argv_table(PLOTTERS[launched]))
+                info = dict(opts, plotter=launched)
                 break
             if base_name(a) in ("chia", "chia.exe") and argv[i + 1:i + 3] == ["plots", "create"]:
                 opts, _ = parse_flags(argv[i + 3:], argv_table(chia.SPEC))
@@ -75,6 +79,10 @@ def classify(argv):
         info["k"] = 32
     if info["plotter"] == "chia" and "tmp_dir" in info and "tmp2_dir" not in info:
         info["tmp2_dir"] = None
+    if info["plotter"] == "pos2":      # a PoS2 plot's strength travels as its level
+        info["compress"], info["compress_format"] = compression.from_level(
+            info.pop("strength", 2), compression.POS2)
+        return info
     if "compress_gh" in info:
         level = compression.from_level(info.pop("compress_gh"), compression.GIGAHORSE)
     else:
