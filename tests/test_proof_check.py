@@ -67,6 +67,17 @@ def test_a_good_plot_passes_with_its_ratio_and_a_corrupt_one_fails_in_the_prover
     assert broken["error"].startswith("Invalid size for deltas: "), broken
 
 
+def test_a_pos2_plot_is_checked_by_chia_rs_with_full_proofs_of_a_sample(v2_plots, tmp_path):
+    [made] = v2_plots.get(1)
+    plot = shutil.copy(made, tmp_path)
+    ok = launcher.check({"challenges_v2": 2}, plot)
+    assert ok["status"] == "passed" and ok["method"] == "chia_rs" and ok["ratio"] >= 0.3, ok
+    corrupt_middle(plot)
+    broken = launcher.check({}, plot)
+    assert broken == {"status": "failed", "method": "chia_rs", "rounds": [],
+                      "error": "qualities_for_challenge() failed"}
+
+
 def test_the_same_plot_gets_the_same_challenges_and_a_recheck_fresh_ones():
     pid = bytes(range(32))
     assert launcher.challenges(pid, 0, 30) == launcher.challenges(pid, 0, 30)

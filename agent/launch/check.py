@@ -93,6 +93,35 @@ def prove_v1(path, round_, n):
     return found
 
 
+def prove_v2(path, round_, n, n_full):
+    """Qualities found over `n` challenges of `round_` in a PoS2 plot (or
+    group), the first `n_full` of them solved into full proofs and validated
+    (each costs seconds of CPU at k28: a sample, not all).  ProverError when
+    the prover raises or a full proof does not validate."""
+    import chia_rs
+    try:
+        prover = chia_rs.Prover(path)
+        k, strength = prover.size(), prover.get_strength()
+        group, meta = prover.plot_group_id(), prover.get_meta_group()
+        found, full = 0, 0
+        for i, ch in enumerate(challenges(bytes(group), round_, n)):
+            chains = prover.get_qualities_for_challenge(ch)
+            found += len(chains)
+            for c in chains[:max(0, n_full - full)]:
+                proof = chia_rs.solve_proof(c.chain, prover.plot_id_for_index(c.plot_index),
+                                            strength, k)
+                quality = chia_rs.validate_proof_v2(group, c.plot_index, k, strength, meta, ch,
+                                                    proof)
+                if quality is None or bytes(quality) != bytes(c.chain.get_string(strength)):
+                    raise ProverError("the full proof of challenge %d does not validate" % i)
+                full += 1
+    except ProverError:
+        raise
+    except Exception as e:          # the prover's own words, whatever it raises
+        raise ProverError(_words(e))
+    return found
+
+
 def _words(e):
     text = str(e).strip().splitlines()
     return text[0] if text and text[0] else type(e).__name__
@@ -148,19 +177,32 @@ def run_command(template, path, n):
     return summary
 
 
-def method_for(path, have_chiapos):
-    """How this plot is checked: "chiapos", "command", or why not (a str
-    starting "not checked")."""
+def method_for(path, have):
+    """(the prover that checks this plot: "chiapos" | "chia_rs", None), or
+    (None, why no prover here can); `have(module)` says which are installed."""
     try:
         with open(path, "rb") as f:
             header = plotfile.read_header(f.read(plotfile.HEADER_BYTES))
     except OSError as e:
         return None, "cannot read: %s" % (e.strerror or e)
     if header["format"] in ("v1", "bladebit"):
-        if have_chiapos:
+        if have("chiapos"):
             return "chiapos", None
         return None, "chiapos is not installed on this host"
+    if header["format"] == "pos2":
+        if have("chia_rs"):
+            return "chia_rs", None
+        return None, "chia_rs (>= 0.53, with its PoS2 Prover) is not installed on this host"
     return None, "chiapos cannot read this plot's format"
+
+
+def plots_in_file(path):
+    """How many plots the file holds (a PoS2 group: its header's group size)."""
+    try:
+        with open(path, "rb") as f:
+            return int(plotfile.read_header(f.read(plotfile.HEADER_BYTES)).get("group_size") or 1)
+    except (OSError, TypeError, ValueError):
+        return 1
 
 
 def level_of(path):
@@ -176,12 +218,13 @@ def level_of(path):
     return h.get("k"), h["compress"], h["compress_format"]
 
 
-def _have_chiapos():
+def _have(module):
+    """Whether this host's Python has the prover `module` (chia_rs: with PoS2's Prover)."""
     try:
-        import chiapos  # noqa: F401
-        return True
+        m = __import__(module)
     except ImportError:
         return False
+    return module != "chia_rs" or hasattr(m, "Prover")
 
 
 def decide(rounds, min_ratio):
@@ -198,13 +241,19 @@ def check(spec, path):
     n = int(spec.get("challenges") or 30)
     min_ratio = float(spec.get("min_ratio") if spec.get("min_ratio") is not None else 0.3)
     command = spec.get("command")
-    method, why = method_for(path, _have_chiapos())
+    method, why = method_for(path, _have)
     if method is None and why.startswith("cannot read"):
         return {"status": "failed", "method": None, "error": why}
     if method is None and not command:
         return {"status": "not_checked", "method": None, "error": why}
-    prove = (lambda r: prove_v1(path, r, n)) if method == "chiapos" else \
-        (lambda r: run_command(command, path, n))
+    if method == "chiapos":
+        prove = lambda r: prove_v1(path, r, n)     # noqa: E731
+    elif method == "chia_rs":
+        n_full = int(spec.get("challenges_v2") if spec.get("challenges_v2") is not None else 4)
+        per = plots_in_file(path)       # a group answers for each of its plots
+        prove = lambda r: (prove_v2(path, r, n, n_full), n * per)   # noqa: E731
+    else:
+        prove = lambda r: run_command(command, path, n)     # noqa: E731
     rounds = []
     try:
         for r in range(2):

@@ -15,7 +15,7 @@ from typing import Optional
 from ..facts import checks, disks, plotfile
 from ..launch.check import write_record
 from ..protocol import op
-from ..vocab import wire
+from ..vocab import names, wire
 from ..vocab.wire import ErrorCode
 from .common import ActionError, _agent_env, _spawn, check_inside, host_lock
 
@@ -23,7 +23,7 @@ CHECK_KEYS = frozenset(("challenges", "min_ratio", "challenges_v2", "command"))
 
 
 def _a_plot(path):
-    if not path.endswith(".plot") or not os.path.isfile(path):
+    if names.parse(os.path.basename(path)) is None or not os.path.isfile(path):
         raise ActionError("no such plot: %s" % path, code=ErrorCode.VANISHED)
     return path
 
