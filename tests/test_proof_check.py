@@ -236,3 +236,24 @@ def test_status_metrics_and_the_web_page_say_why_a_plot_is_in_quarantine():
     doc = st.to_json()
     assert doc["hosts"][0]["plots"][0]["check"]["status"] == "passed"
     assert doc["hosts"][0]["quarantine"][0]["reason"] == why
+
+
+def test_a_plot_whose_check_keeps_dying_fails_instead_of_being_checked_for_ever(
+        tmp_path, good, monkeypatch):
+    """A runner killed mid-check (the prover crashed on the plot, or the host
+    rebooted) leaves "running" behind: read as interrupted and tried again,
+    and after GIVE_UP such tries the plot fails, to be quarantined."""
+    import subprocess
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    from agent.facts import checks as facts
+    os.makedirs(facts.checks_dir())
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for attempt in range(1, facts.GIVE_UP + 1):
+        launcher.write_record(good, status="running", pid=dead.pid, started_at=1.0,
+                              attempts=attempt)
+        rec = facts.read(good)
+        if attempt < facts.GIVE_UP:
+            assert rec["status"] == "interrupted"
+        else:
+            assert rec["status"] == "failed" and "ended without a result 3 times" in rec["error"]

@@ -21,6 +21,7 @@ from . import disks
 from ..statefile import state_dir
 
 QUARANTINE = "quarantine"
+GIVE_UP = 3         # checks of one plot that ended without a result: it fails
 DONE = ("passed", "failed", "not_checked", "released")
 
 
@@ -165,7 +166,12 @@ def read(plot_path, size=None, mtime=None):
         return None
     if rec.get("status") == "running" and not _alive(rec.get("pid"), rec.get("started_at", 0)):
         rec = load(record_path(plot_path)) or rec     # it may just have ended
-        if rec.get("status") == "running":
+        if rec.get("status") == "running" and (rec.get("attempts") or 1) >= GIVE_UP:
+            # a plot that kills the prover every time must not be checked for
+            # ever (nor archived): it fails, the farmer may release it
+            rec = dict(rec, status="failed", error="its check ended without a result %d times "
+                                                   "(the prover died on this plot?)" % GIVE_UP)
+        elif rec.get("status") == "running":
             rec = dict(rec, status="interrupted", error="the check ended without a result")
     return rec
 

@@ -313,7 +313,8 @@ def run(spec_json):
     spec = json.loads(spec_json)
     low_priority()
     for path in spec["plots"]:
-        base = dict(pid=os.getpid(), started_at=time.time())
+        base = dict(pid=os.getpid(), started_at=time.time(),
+                    attempts=(spec.get("attempts") or {}).get(path, 1))
         write_record(path, status="running", **base)
         before, t0 = io_counts(), time.monotonic()
         try:

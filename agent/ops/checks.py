@@ -55,12 +55,18 @@ def _launch(agent, config, paths, settings, max_running):
         except OSError:
             pass
         started = time.time()
-        spec = dict(settings, plots=paths)
+        attempts = {}
+        for p in paths:         # a check that died before is tried again, a few times
+            prev = checks.read(p)
+            attempts[p] = ((prev.get("attempts") or 1) + 1
+                           if prev and prev.get("status") == "interrupted" else 1)
+        spec = dict(settings, plots=paths, attempts=attempts)
         proc = _spawn([sys.executable, "-m", "agent", "check", json.dumps(spec)], runner_log,
                       _agent_env())
         agent.children.append(proc)
         for p in paths:         # visible at once: queued behind the first
-            write_record(p, status="running", pid=proc.pid, started_at=started)
+            write_record(p, status="running", pid=proc.pid, started_at=started,
+                         attempts=attempts[p])
     return {"pid": proc.pid, "plots": paths}
 
 
