@@ -2,7 +2,7 @@
 means for a k32 plot next to the transfer it comes before.
 
     python3 bench/bench_check.py [--dir /var/tmp/plotfleet-bench-check]
-                                 [--ks 18,22,25] [--survey 20]
+                                 [--ks 18,22,25] [--survey 20] [--v2-ks 24,28]
                                  [--disk-mbps 250] [--seek-ms 8] [--net-mbps 110]
 
 For each k, a real chiapos plot (made once into --dir with the agent's own
@@ -19,6 +19,10 @@ random bytes: how fast a bad one fails.
 
 Then --survey fresh k18 plots, good and corrupted, for the ratios the
 check sees (min_ratio's default 0.3 against what good plots give).
+
+With --v2-ks, PoS2 plots (chia_rs, made once with the agent's
+`plot-pos2`): the qualities of 30 challenges alone, then with the 4 full
+proofs a plotter's check solves and validates (check_challenges_v2).
 
 Last, an extrapolation to a k32 plot (101.4 GiB) on a --disk-mbps drive
 with --seek-ms seeks, sent over a --net-mbps link: the check's bytes and
@@ -45,19 +49,24 @@ sys.path.insert(0, REPO)
 K32_BYTES = 108_836_000_000          # chia's k32 plot: 101.4 GiB
 
 
-def plot_for(d, k):
-    have = sorted(glob.glob(os.path.join(d, "plots", "plot-k%d-*.plot" % k)))
+def plot_for(d, k, v2=False):
+    """A real plot of size k in d (chiapos; `v2`: PoS2 through chia_rs), made once."""
+    if v2:
+        d = os.path.join(d, "v2")
+    have = sorted(glob.glob(os.path.join(d, "plots", "plot-k%d-*.plot%s" % (k, "2" if v2 else ""))))
     if have:
         return have[0]
     os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
-    print("making a k%d plot with chiapos (once; kept in %s) ..." % (k, d), flush=True)
+    print("making a k%d %s plot (once; kept in %s) ..." % (k, "PoS2" if v2 else "chiapos", d),
+          flush=True)
+    make = ["plot-pos2", "-k", str(k)] if v2 else ["plot-chiapos", "-k", str(k), "-b", "1000",
+                                                    "-r", "2"]
     with open(os.path.join(d, "plot-k%d.log" % k), "w") as log:
-        subprocess.run([sys.executable, "-m", "agent", "plot-chiapos", "-k", str(k),
-                        "-t", os.path.join(d, "tmp"), "-d", os.path.join(d, "plots"),
-                        "-b", "1000", "-r", "2"], cwd=REPO, stdout=log,
-                       stderr=subprocess.STDOUT, check=True,
+        subprocess.run([sys.executable, "-m", "agent"] + make +
+                       ["-t", os.path.join(d, "tmp"), "-d", os.path.join(d, "plots")],
+                       cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=True,
                        env=dict(os.environ, PYTHONPATH=REPO))
-    return plot_for(d, k)
+    return plot_for(os.path.dirname(d) if v2 else d, k, v2)
 
 
 def evict(path):
@@ -71,12 +80,13 @@ def children_inblock():
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_inblock * 512
 
 
-def run_check(path, home):
+def run_check(path, home, **settings):
     """The plotter's own runner on `path`, cold: its record and what the disk gave."""
     evict(path)
     before = children_inblock()
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "agent", "check", json.dumps({"plots": [path]})],
+    subprocess.run([sys.executable, "-m", "agent", "check",
+                    json.dumps(dict(settings, plots=[path]))],
                    cwd=REPO, check=True, env=dict(os.environ, PYTHONPATH=REPO, HOME=home))
     wall = time.monotonic() - t0
     from agent.facts import checks
@@ -161,6 +171,7 @@ def main(argv=None):
     ap.add_argument("--dir", default="/var/tmp/plotfleet-bench-check")
     ap.add_argument("--ks", default="18,22,25")
     ap.add_argument("--survey", type=int, default=20)
+    ap.add_argument("--v2-ks", default="", help="PoS2 plots to check too, e.g. 24,28")
     ap.add_argument("--disk-mbps", type=float, default=250.0)
     ap.add_argument("--seek-ms", type=float, default=8.0)
     ap.add_argument("--net-mbps", type=float, default=110.0, help="MB/s (1 Gbit/s: ~110)")
@@ -178,20 +189,21 @@ def main(argv=None):
             badrec = run_check(corrupted(path, a.dir), home)
             rows.append((k, size, chk, whole, badrec))
         print()
-        print("%-4s %-11s | %-52s | %-36s | %s" % (
-            "k", "plot", "check (30 challenges, cold)", "full read (baseline, cold)",
-            "corrupted copy"))
+        print("%-4s %-11s | %-62s | %-36s | %s" % (
+            "k", "plot", "check (30 challenges, cold; wall at nice 19 / CPU)",
+            "full read (baseline, cold)", "corrupted copy"))
         for k, size, c, w, b in rows:
-            print("k%-3d %-11s | %6.2fs %5s %-8s read %-11s %6d calls disk %-10s | "
+            print("k%-3d %-11s | %6.2fs/%5.2fs %5s %-8s read %-11s %6d calls disk %-10s | "
                   "%6.2fs read %-11s %6d calls disk %-9s | %s in %.2fs" % (
-                      k, mib(size), c["seconds"], c["status"], "%d/30" % (c["proofs"] or 0),
+                      k, mib(size), c["seconds"], c["cpu_seconds"], c["status"],
+                      "%d/30" % (c["proofs"] or 0),
                       mib(c["bytes_read"]), c["reads"], mib(c["disk_bytes"]),
                       w["seconds"], mib(w["bytes_read"]), w["reads"], mib(w["disk_bytes"]),
                       b["status"] + (": " + b["error"] if b["error"] else ""), b["seconds"]))
         for k, size, c, w, b in rows:
-            print("k%d: the check asked for %.1f%% of the plot's bytes and took %.0f%% of a "
-                  "full read's time" % (k, 100.0 * c["bytes_read"] / size,
-                                        100.0 * c["seconds"] / max(w["seconds"], 1e-9)))
+            print("k%d: the check asked for %.1f%% of the plot's bytes (%s) and took %.0f%% of "
+                  "a full read's time" % (k, 100.0 * c["bytes_read"] / size, mib(c["bytes_read"]),
+                                          100.0 * c["seconds"] / max(w["seconds"], 1e-9)))
         if len(rows) >= 2:
             a0, b0 = fit([r[0] for r in rows], [r[2]["bytes_read"] for r in rows])
             a1, b1 = fit([r[0] for r in rows], [r[2]["reads"] for r in rows])
@@ -208,6 +220,19 @@ def main(argv=None):
             print("  the check costs %.1f%% of the transfer it comes before, and runs while "
                   "the previous plot is sent" % (100.0 * check32 / (K32_BYTES /
                                                                     (a.net_mbps * 1e6))))
+        for k in [int(x) for x in a.v2_ks.split(",") if x]:
+            path = plot_for(a.dir, k, v2=True)
+            size = os.path.getsize(path)
+            q = run_check(path, home, challenges_v2=0)
+            full = run_check(path, home, challenges_v2=4)
+            whole = full_read(path)
+            print()
+            print("PoS2 k%d (%s): qualities of 30 challenges %.2fs wall, %.2fs CPU (%d found, "
+                  "read %s in %d calls); with 4 full proofs solved and validated %.2fs wall, "
+                  "%.2fs CPU; full read %.2fs"
+                  % (k, mib(size), q["seconds"], q["cpu_seconds"], q["proofs"] or 0,
+                     mib(q["bytes_read"]), q["reads"], full["seconds"], full["cpu_seconds"],
+                     whole["seconds"]))
         if a.survey:
             good, bad = survey(a.survey, home)
             ratios = sorted(g["ratio"] for g in good)

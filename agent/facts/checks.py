@@ -150,7 +150,7 @@ def _alive(pid, started_at):
 def public(rec):
     """A record as the snapshot carries it."""
     keys = ("status", "method", "ratio", "proofs", "challenges", "error", "seconds",
-            "bytes_read", "reads", "started_at", "finished_at", "pid")
+            "bytes_read", "reads", "cpu_seconds", "started_at", "finished_at", "pid")
     return {k: rec.get(k) for k in keys}
 
 

@@ -127,6 +127,7 @@ class Check:
     seconds: Optional[float] = None
     bytes_read: Optional[int] = None
     reads: Optional[int] = None     # read calls (each may be a seek on a disk)
+    cpu_seconds: Optional[float] = None
     started_at: float = 0.0
     finished_at: Optional[float] = None
     pid: Optional[int] = None
