@@ -9,7 +9,9 @@ kinds: job_started, job_start_unanswered, job_start_failed, cleaned_dead,
 clean_failed, drive_failure_recorded, copy_promoted, copy_confirmed,
 copy_mismatch, copy_vanished, copy_conflict, source_removed, partial_cleaned,
 transfer_started, transfer_failed, promote_failed, request_failed,
-job_suspended_no_room, job_resumed_room (agent/ops/room.py), and with
+job_suspended_no_room, job_resumed_room (agent/ops/room.py),
+check_started, check_failed_to_start, plot_quarantined,
+job_suspended_bad_plots (proof checks: core/checker.py), and with
 --check the same kinds prefixed `would_` (nothing was changed).
 """
 from __future__ import annotations

@@ -272,11 +272,13 @@ def hold_jobs(fleet, holds, out: Outcome, check: bool) -> None:
     for h in holds:
         subject = (h.plot_id or str(h.pid))[:12]
         if check:
-            out.add("would_suspend_job", h.host, subject, f"would suspend {h.describe()}")
+            out.add("would_suspend_job", h.host, subject, f"would suspend {h.describe()}",
+                    pid=h.pid, plot_id=h.plot_id, why=h.reason)
             continue
         if _call(fleet, h.host, "suspend", out, f"suspend of pid {h.pid}", subject, pid=h.pid,
                  started_at=h.started_at, reason=h.reason) is not None:
-            out.fail("job_suspended_bad_plots", h.host, subject, f"suspended {h.describe()}")
+            out.fail("job_suspended_bad_plots", h.host, subject, f"suspended {h.describe()}",
+                     pid=h.pid, plot_id=h.plot_id, why=h.reason)
 
 
 def proof_checks(fleet, decision, out: Outcome, check: bool) -> None:
@@ -284,8 +286,10 @@ def proof_checks(fleet, decision, out: Outcome, check: bool) -> None:
     (core/checker.py decided); a refusal is a failed event, the rest go on."""
     for q in decision.quarantines:
         name = posixpath.basename(q.plot)
+        facts = dict(dir=posixpath.dirname(q.plot), why=q.reason)
         if check:
-            out.add("would_quarantine", q.host, name, f"would quarantine {q.describe()}")
+            out.add("would_quarantine", q.host, name, f"would quarantine {q.describe()}",
+                    **facts)
             continue
         res = _call(fleet, q.host, "quarantine_plot", out, f"quarantine of {name}", name,
                     plot=q.plot, reason=q.reason)
@@ -293,11 +297,12 @@ def proof_checks(fleet, decision, out: Outcome, check: bool) -> None:
             out.fail("plot_quarantined", q.host, name,
                      f"{q.host}: {name} failed its proof check and waits in "
                      f"{posixpath.dirname(res['path'])}: {q.reason} (never archived; "
-                     f"`plotfleet release` is the farmer's call)")
+                     f"`plotfleet release` is the farmer's call)", **facts)
     for s in decision.starts:
         name = posixpath.basename(s.plot)
+        at = dict(dir=posixpath.dirname(s.plot))
         if check:
-            out.add("would_check", s.host, name, f"would check {s.describe()}")
+            out.add("would_check", s.host, name, f"would check {s.describe()}", **at)
             continue
         try:
             res = fleet.call(s.host, "start_check", plot=s.plot, settings=s.settings(),
@@ -306,13 +311,14 @@ def proof_checks(fleet, decision, out: Outcome, check: bool) -> None:
             if e.code in ("busy", "exists"):    # another controller's check: next pass
                 continue
             out.fail("check_failed_to_start", s.host, name,
-                     f"{s.host}: proof check of {name} did not start: {e}")
+                     f"{s.host}: proof check of {name} did not start: {e}", why=str(e), **at)
             continue
         except SessionError as e:
             out.fail("check_failed_to_start", s.host, name,
-                     f"{s.host}: proof check of {name} did not start: {e}")
+                     f"{s.host}: proof check of {name} did not start: {e}", why=str(e), **at)
             continue
-        out.add("check_started", s.host, name, f"proof check: {s.describe()} (pid {res['pid']})")
+        out.add("check_started", s.host, name, f"proof check: {s.describe()} (pid {res['pid']})",
+                pid=res["pid"], **at)
 
 
 def archive(fleet, hosts: Mapping[str, Host], decision, out: Outcome, check: bool) -> None:
