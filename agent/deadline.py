@@ -6,7 +6,7 @@ monotonic clock, plus that.  No wall clock of either machine is compared, so a
 host whose clock is off by hours (or jumps under NTP) keeps the same
 deadlines.  The agent's deadline falls after the controller's by the time the
 line spent on the wire; the controller sends a little less than it waits
-(orchestrator/session.py) so a refusal still finds it listening, and an op
+(orchestrator/remote/session.py) so a refusal still finds it listening, and an op
 that acts also carries an id, so an act done just as the controller gave up
 is found by that id when it asks again (carried_out.py).
 

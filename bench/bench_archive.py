@@ -25,8 +25,8 @@ one run, measures:
    Both plotfleet runs verify every copy, as they always do: the plotter
    digests its source, the harvester digests the copy and promotes it only
    when they match, and the plotter digests its source again before
-   deleting it (agent/plotfile.py `digest`, spec from
-   orchestrator/copycheck.py `spec()`).  The figures are compared with the
+   deleting it (agent/facts/plotfile.py `digest`, spec from
+   orchestrator/core/copycheck.py `spec()`).  The figures are compared with the
    target of a 2.5x speed-up for the warm loop (4 drives, 2 plots each).
 
 2. the verification cost per plot: `digest(path, spec())` called directly

@@ -113,14 +113,16 @@ def status(c, inventory=None, limit=None, json_=False, fresh=False):
         if code is not None:
             raise Exit(code=code)
     inv, selected, hosts = load(inventory, limit)
-    from orchestrator.core.outlook import judge, status_json
+    from orchestrator.core.outlook import status_json
+    from orchestrator.plotloop import look
     with Fleet(selected) as fleet:
-        state = fleet.gather()
-    outlooks = judge(state, hosts, time.time())     # what a pass would decide now
+        seen = look(fleet, hosts)       # what a pass would decide now, applying nothing
+    state = seen.state
     if json_:
-        print(json.dumps(status_json(state, outlooks), indent=1))
+        print(json.dumps(status_json(state, seen.outlooks), indent=1))
     else:
-        console.print(views.status_view(state, hosts, outlooks, width=console.width))
+        console.print(views.status_view(state, hosts, seen.outlooks, width=console.width,
+                                        model=seen.farm, backoffs=seen.backoffs))
     _exit_for(state)
 
 
@@ -172,9 +174,10 @@ def _poll_interval(selected):
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False,
              serve=None, verbose=False):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
-    from orchestrator.plotloop import RunTracker, Unattended, run_pass
+    from orchestrator.plotloop import Loop, RunTracker
     from orchestrator.serve.server import Serving
     from orchestrator.ui.passview import PassPrinter, left_running
+    from orchestrator.unattended import Unattended
     if plots is not None:
         plots = number_flag("--plots", plots, int, 0, 10 ** 6)
     inv, selected, hosts = load(inventory, limit)
@@ -184,25 +187,23 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
     interval = _poll_interval(selected)
     state, events = None, ()
     end = None
+
+    def say(result):
+        if json_:
+            print(json.dumps({**result.to_json(), "actions": [
+                e.detail for e in result.events] + [w.describe() for w in result.waits]}),
+                flush=True)
+        else:
+            printer.show(result)
     # the server listens (or refuses, one line) before any host is touched
     with Serving(serve, _inventory_path(inventory), limit, inv.controller, hosts, "plot-all",
                  refresh=interval) as latest, \
             Fleet(selected) as fleet, PassPrinter(console, hosts, verbose=verbose) as printer, \
-            Unattended(inv.controller, check) as unattended:
+            Unattended(inv.controller, check, hosts) as unattended:
         try:
-            while True:
-                began = time.monotonic()
-                result = run_pass(fleet, hosts, check, tracker)
+            for result in Loop(fleet, hosts, tracker, check,
+                               observers=(latest.observe, unattended, say)):
                 state, events = result.state, result.events
-                latest.update(state, result.events, time.monotonic() - began, result.decisions)
-                tracker.learn(state, fleet, hosts)
-                unattended.after(result, hosts)
-                if json_:
-                    print(json.dumps({**result.to_json(), "actions": [
-                        e.detail for e in result.events] + [w.describe() for w in result.waits]}),
-                        flush=True)
-                else:
-                    printer.show(result)
                 if once or check:
                     break
                 end = tracker.verdict(state, result.plotter_waits, selected, has_harvesters)
@@ -308,30 +309,29 @@ def check_farm(c, inventory=None, limit=None, sample=None, json_=False):
 @one_line_errors
 def archive(c, inventory=None, limit=None, check=False, json_=False, verbose=False):
     """One archiving pass: move finished plots to harvester drives."""
-    from orchestrator.plotloop import archive_step
-    from orchestrator.remote.apply import Outcome
+    from orchestrator.core.plan import archive_plan
+    from orchestrator.plotloop import carry_out
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
         state = fleet.gather()
-        out = Outcome()
-        proofs, decision = archive_step(fleet, hosts, state, out, check)
-    all_waits = proofs.waits + decision.waits
-    waits = [w.describe() for w in all_waits]
+        plan = archive_plan(state, hosts)
+        done = carry_out(fleet, hosts, plan, check)
+    waits = [w.describe() for w in plan.waits]
     if json_:
-        print(json.dumps({"actions": out.lines + waits,
-                          "events": [e.to_json() for e in out.events],
-                          "waits": [asdict(w) for w in all_waits]}))
+        print(json.dumps({"actions": [e.detail for e in done.events] + waits,
+                          "events": [e.to_json() for e in done.events],
+                          "waits": [asdict(w) for w in plan.waits]}))
     else:
         from orchestrator.ui import eventline
         from orchestrator.ui.passview import PassPrinter
         printer = PassPrinter(console, hosts, verbose=verbose)
-        printer.print(printer.lines(out.events, state, time.strftime("%H:%M:%S")))
+        printer.print(printer.lines(done.events, state, time.strftime("%H:%M:%S")))
         places = eventline.places_for(state, hosts)
-        for w in all_waits:
+        for w in plan.waits:
             console.print(eventline.wait_text(w, places, printer.marks,
                                               console.width if printer.tty else None),
                           soft_wrap=not printer.tty)
-        if not out.events and not waits:
+        if not done.events and not waits:
             console.print("nothing to archive")
     _exit_for(state)
 
@@ -512,16 +512,18 @@ def logs(c, plot_id, inventory=None, limit=None, follow=False):
 @one_line_errors
 def dashboard(c, inventory=None, limit=None, plot=False, refresh=None, serve=None):
     """Full-screen live view of the fleet; q or Ctrl-C quits."""
-    from orchestrator.plotloop import Unattended
+    from orchestrator.plotloop import Loop, RunTracker
     from orchestrator.serve.server import Serving
     from orchestrator.ui.dashboard import run_dashboard
+    from orchestrator.unattended import Unattended
     every = 2.0 if refresh is None else number_flag("--refresh", refresh, float, 0.1, 3600)
     inv, selected, hosts = load(inventory, limit)
     with Serving(serve, _inventory_path(inventory), limit, inv.controller, hosts, "dashboard",
                  refresh=max(every, 5.0)) as latest, \
-            Fleet(selected) as fleet, Unattended(inv.controller, check=not plot) as unattended:
-        run_dashboard(fleet, hosts, plot=plot, refresh=every, after=unattended.after,
-                      on_poll=latest.update)
+            Fleet(selected) as fleet, Unattended(inv.controller, not plot, hosts) as unattended:
+        loop = Loop(fleet, hosts, RunTracker(limit=None), plot=plot,
+                    observers=(unattended, latest.observe))
+        run_dashboard(loop.step, hosts, refresh=every)
 
 
 @task(help=helps("json", inventory="check this inventory's keys first (a wrong one: one line, exit 2)"))
@@ -574,7 +576,7 @@ HISTORY_LINES = 50         # `history` without -n: the newest this many
 @one_line_errors
 def history(c, inventory=None, since=None, host=None, json_=False, n=None, verbose=False):
     """What plot-all did for this inventory's hosts, newest last, from its application log."""
-    from orchestrator.remote import applog
+    from orchestrator.unattended import applog
     from orchestrator.ui import eventline
     from orchestrator.ui.history import history_lines
     after = None if since is None else time.time() - _duration_flag("--since", since)
@@ -647,7 +649,7 @@ def service(c, action, inventory=None, limit=None, name=None):
 @one_line_errors
 def notify_test(c, inventory=None):
     """Send one test message to every apprise URL in the inventory's `notify`."""
-    from orchestrator.remote import notify
+    from orchestrator.unattended import notify
     inv = read_inventory(inventory)
     if not inv.controller.notify:
         raise UserError(f"{inv.path}: no notify URLs (set notify: under all.vars)")

@@ -1,4 +1,4 @@
-"""The application log (orchestrator/remote/applog.py) and `plotfleet history`.
+"""The application log (orchestrator.unattended.applog.py) and `plotfleet history`.
 
 Real files, PassResults built from the dataclasses (tests/factories.py), and
 the real command line reading back what AppLog wrote."""
@@ -15,7 +15,7 @@ from orchestrator.config.controller import ControllerConfig
 from orchestrator.core.decisions import Wait
 from orchestrator.core.events import Event
 from orchestrator.plotloop import PassResult
-from orchestrator.remote.applog import AppLog, files, read
+from orchestrator.unattended.applog import AppLog, files, read
 from orchestrator.ui import eventline
 from orchestrator.ui.dirtables import HostKeys
 from orchestrator.ui.history import history_lines

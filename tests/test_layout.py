@@ -86,3 +86,63 @@ def test_the_check_itself_sees_a_forbidden_import(tmp_path):
     assert found == ["orchestrator/core/_layout_probe.py imports orchestrator.ui",
                      "orchestrator/core/_layout_probe.py imports orchestrator.ui.views",
                      "orchestrator/core/_layout_probe.py imports rich.table"]
+
+
+FACES = ("orchestrator/ui", "orchestrator/serve", "orchestrator/unattended")
+FACE_FORBIDDEN = ("orchestrator.remote", "orchestrator.plotloop", "orchestrator.cli")
+
+
+def test_the_faces_observe_a_pass_and_reach_no_host():
+    # the terminal, the web server, the log and the alerts are handed each
+    # pass's result (plotloop.Loop); none gathers, plans or applies itself
+    assert offenders("orchestrator/ui", FACE_FORBIDDEN) == []
+    assert offenders("orchestrator/unattended", FACE_FORBIDDEN) == []
+    assert offenders("orchestrator/serve", FACE_FORBIDDEN) == []
+
+
+def test_no_module_of_the_core_imports_upward():
+    up = [f for path in sorted((REPO / "orchestrator/core").rglob("*.py"))
+          for mod in imports(path)
+          if mod and mod.startswith("orchestrator")
+          # the package's two leaves: its errors and its exit codes
+          and not mod.startswith(("orchestrator.core", "orchestrator.errors",
+                                  "orchestrator.exitcodes"))
+          for f in [f"{path.relative_to(REPO)} imports {mod}"]]
+    assert up == []
+
+
+def _decision_types():
+    """Every class core/decisions.py and core/plan.py define: what core decides."""
+    names = set()
+    for rel in ("orchestrator/core/decisions.py", "orchestrator/core/plan.py"):
+        tree = ast.parse((REPO / rel).read_text())
+        names |= {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    return names
+
+
+def decisions_made(folder: str, names, root: Path = REPO):
+    out = []
+    for path in sorted((root / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(
+                    f, ast.Attribute) else None
+                if name in names:
+                    out.append(f"{path.relative_to(root)}:{node.lineno} makes {name}")
+    return out
+
+
+def test_remote_carries_out_decisions_and_makes_none():
+    names = _decision_types()
+    assert {"StartJob", "StartTransfer", "Promote", "RemoveSource", "Plan"} <= names
+    assert decisions_made("orchestrator/remote", names) == []
+
+
+def test_the_decision_check_itself_sees_a_decision_made(tmp_path):
+    remote = tmp_path / "orchestrator/remote"
+    remote.mkdir(parents=True)
+    (remote / "probe.py").write_text("from orchestrator.core import decisions as d\n"
+                                     "def again(p):\n    return d.StartTransfer(p.host)\n")
+    assert decisions_made("orchestrator/remote", _decision_types(), tmp_path) == [
+        "orchestrator/remote/probe.py:3 makes StartTransfer"]

@@ -13,7 +13,7 @@ pytest.importorskip("apprise")
 from orchestrator.core.scheduler import schedule
 from orchestrator.core.state import Failures
 from orchestrator.plotloop import PassResult
-from orchestrator.remote.notify import Notifier, test as notify_test
+from orchestrator.unattended.notify import Notifier, test as notify_test
 from tests.factories import NOW, fleet, harvester, host_state, inventory, plotter, replace
 
 ERR = "InvalidValueException: Triggering bucket too early"

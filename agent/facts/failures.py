@@ -176,6 +176,20 @@ def dead_jobs(recs, live, keep_s, now):
     return out
 
 
+def finished_jobs(recs, live, keep_s, now):
+    """The snapshot's `finished` entries: each job log that finished its plot
+    within keep_s, with the plot id it names, so a controller that started
+    the job and missed its end between two polls still knows its plot."""
+    out = []
+    for r in recs:
+        if r.path in live.logs or now - r.ended > keep_s:
+            continue
+        info = r.info
+        if info is not None and info["finished"] and info["plot_id"]:
+            out.append({"log_file": r.path, "plot_id": info["plot_id"], "ended_at": r.ended})
+    return out
+
+
 def failure_run(recs, live, reset_at, quarantined=None):
     """{"count", "last_error", "last_at", "last_log", "reset_at"}: the failed
     jobs in a row, newest first, back to the newest finished plot that is

@@ -172,8 +172,8 @@ class Agent:
             [raw for kind, raw, _ in cdirs
              if kind == "dst" and probed[_key(raw)]["error_code"] != "not_responding"])
         logs = _log_entries(config)     # one listing of log_dir per snapshot
-        dead, failed = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now,
-                                        quarantine)
+        dead, failed, finished = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id,
+                                                  now, quarantine)
         return {
             "host_time": now,
             "last_start": max([j["started_at"] for j in jobs] +
@@ -187,6 +187,7 @@ class Agent:
             "quarantine": quarantine,
             "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
             "dead": dead,
+            "finished": finished,
             "failures": failed,
             "conflicts": drive_health.conflicts(set(farm)),
             "drive_failures": drive_failures,
@@ -279,13 +280,13 @@ class Agent:
         return out
 
     def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now, quarantine=()):
-        """(dead jobs, failures in a row) from the host's job logs; a plot in
-        `quarantine` is a failure of the job that made it."""
+        """(dead jobs, failures in a row, finished jobs) from the host's job
+        logs; a plot in `quarantine` is a failure of the job that made it."""
         log_dir = (config or {}).get("log_dir")
         none = {"count": 0, "last_error": None, "last_at": 0.0, "last_log": None,
                 "reset_at": 0.0, "quarantined": 0}
         if not log_dir:
-            return [], none
+            return [], none, []
         log_dir = disks.expand(log_dir)
         recs = failures.records(log_dir, entries, self.logs)
         # every job on the machine counts: a hand-started job may write here
@@ -304,7 +305,7 @@ class Agent:
         if n > run["count"]:
             run.update(count=n, last_error="plot quarantined: %s" % newest["reason"],
                        last_at=newest["quarantined_at"], last_log=None, quarantined=n)
-        return dead, run
+        return dead, run, failures.finished_jobs(recs, live, keep, now)
 
 
 def parse_rsync_version(text):

@@ -129,7 +129,8 @@ class EndAgentReply:
 @dataclass(frozen=True)
 class SnapshotReply:
     """What the host sees; each record's fields are orchestrator/core/state.py's
-    (Job, Dir, Plot, Transfer, Partial, DeadJob, Failures, Conflict, DriveFailure).
+    (Job, Dir, Plot, Transfer, Partial, DeadJob, FinishedJob, Failures, Conflict,
+    DriveFailure).
 
     - Every configured dir is probed first, each in its own thread, for
       dir_timeout_s (facts/probe.py): dirs[].error / error_code (DirError)
@@ -148,7 +149,10 @@ class SnapshotReply:
       instead.  jobs[].phase is null while no line of the job's log was read;
       jobs[].paused says why the agent suspended it for room (ops/room.py).
     - dead lists failed jobs (facts/failures.py); failures counts those in a
-      row, newest first, back to a finished plot or the operator's reset.
+      row, newest first, back to a finished plot or the operator's reset;
+      finished lists the job logs that finished their plot within
+      dead_keep_s (log_file, plot_id, ended_at): a controller that started
+      a job and missed its end between two polls still knows its plot.
     - transfers[].fault (drive | plotter | network | unknown), fatal and
       error (rsync's most specific line) for a failed transfer; a partial
       counts as receiving while an rsync has it (facts/procs.py).
@@ -161,6 +165,7 @@ class SnapshotReply:
     transfers: list
     partials: list
     dead: list
+    finished: list
     failures: dict
     conflicts: list
     drive_failures: list

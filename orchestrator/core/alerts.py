@@ -5,7 +5,7 @@ state, events and waits) and says what is wrong NOW, one `Alert` per thing,
 each under a key that stays the same pass after pass while the thing lasts.
 `transitions()` compares two such sets by key: what started, what resolved.
 `message()` puts everything of one pass into one message.  Sending, and
-keeping the memory and the active set across restarts, is remote/notify.py's.
+keeping the memory and the active set across restarts, is unattended/notify.py's.
 
 The memory `conditions()` takes and returns is plain JSON (it is persisted):
 
@@ -116,7 +116,7 @@ def _farm_alert(result, hosts: Mapping[str, Host], free_plots: int,
     ks = [h.k for h in hosts.values() if h.is_plotter]
     if not ks:
         return []
-    model = farm(result.state, hosts)
+    model = result.farm if getattr(result, "farm", None) is not None else farm(result.state, hosts)
     if not model.asked:
         return []
     if model.down:          # its room is not known: as it was

@@ -39,12 +39,13 @@ Drives that report an error (missing, read-only, not mounted, not
 responding, set aside after failed transfers) take nothing, and a drive
 holding a conflict for a plot's name is never chosen for that plot.
 
-Contract with the apply layer: `archive` never removes a source itself (a
-snapshot cannot prove a copy).  Apply has both hosts digest the same random
-ranges, sends each Promote with the source's digest (the harvester renames
-only a matching copy), and only then issues
-`actions.remove_after_promote(promote, source, copy)`, which refuses digests
-that differ; the plotter compares once more before it deletes.  A
+Contract with apply and follow-up: `archive` never removes a source itself
+(a snapshot cannot prove a copy).  Apply (remote/apply.py) has both hosts
+digest the same random ranges and sends each Promote with the source's
+digest (the harvester renames only a matching copy); only its Promoted
+outcome lets core/followup.py decide the source's removal, through
+`decisions.remove_after_promote(promote, source, copy)`, which refuses
+digests that differ; the plotter compares once more before it deletes.  A
 controller killed between the two leaves a "copied" transfer whose partial
 is gone: archive promotes again, and the harvester confirms the final file
 (same bytes) or reports a conflict.
@@ -59,7 +60,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from agent.vocab.names import PARTIAL_SUFFIX  # the one temp name rule, both sides
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
                       human_bytes)
-from orchestrator.core.farm import farm as farm_model
+from orchestrator.core.farm import Farm, farm as farm_model
 from orchestrator.core.state import (FleetState, Host, HostState, Plot, Transfer,
                                     expected_plot_bytes)
 from orchestrator.core.paths import PathIndex
@@ -116,14 +117,15 @@ class _Drive:
 class _Farm:
     """The reachable harvesters' drives, kept sorted by room for fast picks."""
 
-    def __init__(self, state: FleetState, hosts: Mapping[str, Host], by_name: Dict[str, HostState]):
+    def __init__(self, state: FleetState, hosts: Mapping[str, Host], by_name: Dict[str, HostState],
+                 model: Optional[Farm] = None):
         self.drives: List[_Drive] = []
         self.by_dir: Dict[Tuple[str, str], _Drive] = {}
         self.index: Dict[str, PathIndex] = {}
         self.by_address: Dict[str, List[_Drive]] = {}
         self.receiving: Dict[str, str] = {}        # plot name -> where it is arriving
         self.holding: Dict[str, List[_Drive]] = {}  # plot name -> drives with an idle partial
-        model = farm_model(state, hosts)
+        model = farm_model(state, hosts) if model is None else model
         for d in model.drives:
             drive = _Drive(d.host, d.device, d.dirs[0], d.room, len(self.drives))
             drive.dirs = list(d.dirs)
@@ -328,9 +330,12 @@ def _local_drives(farm: _Farm, host: Host) -> List[_Drive]:
     return own + [d for d in farm.by_address.get(host.address, ()) if d.host != host.name]
 
 
-def archive(state: FleetState, hosts: Mapping[str, Host]) -> ArchiveDecision:
+def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] = None
+            ) -> ArchiveDecision:
+    """Where this pass sends, promotes and cleans (the module's docstring);
+    `model`: the pass's farm, when it was computed already."""
     by_name = {hs.name: hs for hs in state.hosts}
-    farm = _Farm(state, hosts, by_name)
+    farm = _Farm(state, hosts, by_name, model)
     plotters = [(h, by_name[n]) for n, h in hosts.items()
                 if h.is_plotter and n in by_name and by_name[n].reachable]
     any_harvester = any(h.is_harvester for h in hosts.values())

@@ -1,5 +1,5 @@
 """How a copy is compared with its source: the digest spec the controller
-draws for each check (agent/plotfile.py computes it on both hosts).
+draws for each check (agent/facts/plotfile.py computes it on both hosts).
 
 Offsets are drawn afresh, from the OS's randomness, for every check, so no
 copy can be made (or torn) to pass by matching fixed places.  Files under

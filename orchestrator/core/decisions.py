@@ -1,5 +1,7 @@
 """What the scheduler and archiver decide: frozen data, carried out by apply.
 
+A pass's decisions together are its Plan (core/plan.py).
+
 Each action names its host and says in `describe()`, on one line, what it
 does and why, for the action log.  `Wait` is the decision to do nothing
 somewhere, with a reason a person can act on.
@@ -37,6 +39,11 @@ class StartJob:
     def describe(self) -> str:
         return f"{self.plotter} k{self.k} tmp {self.tmp_dir} -> dst {self.dst_dir} ({self.reason})"
 
+    def facts(self, **more) -> dict:
+        """The facts of this start's events (core/events.py; ui/ draws them)."""
+        return dict(dir=self.tmp_dir, to_dir=self.dst_dir, what=f"{self.plotter} k{self.k}",
+                    **more)
+
 
 @dataclass(frozen=True)
 class StartTransfer:
@@ -67,6 +74,9 @@ class Promote:
     from_host: str           # plotter holding the source
     plot: str                # source path there
     reason: str = "copied"
+    # a copy lost or not matching is sent again; not when the promote only
+    # compares a file that stood under the final name (the next pass decides)
+    resend: bool = True
 
     def describe(self) -> str:
         return (f"{self.host}:{self.partial} -> {os.path.basename(self.plot)} "

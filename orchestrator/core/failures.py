@@ -2,7 +2,7 @@
 failing, and clean up after a failed job once its temp files rest.
 
 Pure: every fact comes from the hosts (each agent counts its plotter's
-failures in a row from its own logs, see agent/failures.py), every
+failures in a row from its own logs, see agent/facts/failures.py), every
 threshold from the inventory (max_failures, failure_backoff_m,
 clean_after_m).  A restarted controller, or a second one, decides the same.
 """
@@ -51,6 +51,19 @@ def backoff(host: Host, hs: HostState, host_now: Optional[float],
     if left <= 0:
         return None
     return BackedOff(host.name, f.count, host.max_failures, f.last_error, now + left)
+
+
+def backoffs(state: FleetState, hosts: Mapping[str, Host], host_clock,
+             now: float) -> Tuple[BackedOff, ...]:
+    """Every reachable plotter backed off now, in the state's order."""
+    out = []
+    for hs in state.hosts:
+        host = hosts.get(hs.name)
+        if host is not None and host.is_plotter and hs.reachable:
+            b = backoff(host, hs, host_clock(hs), now)
+            if b is not None:
+                out.append(b)
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ with plotman's keys and meanings:
   heading there, ties to the one fewest jobs head to.
 - at most one new job per plotter per pass, `max_new` per pass overall.
 
-Failures (orchestrator/failures.py): a plotter whose last max_failures jobs
+Failures (core/failures.py): a plotter whose last max_failures jobs
 failed in a row gets no job for failure_backoff_m after the last failure;
 its wait says how many, the last error and when the next try comes, and is
 `blocked`, as is a plotter on which no tmp dir could ever hold a job.
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from orchestrator.core.decisions import StartJob, Wait, human_bytes
-from orchestrator.core.farm import farm
+from orchestrator.core.farm import Farm, farm
 from orchestrator.core.paths import PathIndex, norm
 from orchestrator.core.plotcmd import build_argv
 from orchestrator.core.failures import backoff
@@ -83,8 +83,8 @@ def host_clock(hs: HostState, state: FleetState, now: float) -> Optional[float]:
 class FarmBudget:
     """Room left on the farm (core/farm.py) after everything already headed for it."""
 
-    def __init__(self, state: FleetState, hosts: Mapping[str, Host]):
-        model = farm(state, hosts)
+    def __init__(self, state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] = None):
+        model = farm(state, hosts) if model is None else model
         self.enabled = model.asked
         self.down = list(model.down)
         self.free = model.room
@@ -342,10 +342,11 @@ def _judge(host: Host, hs: HostState, host_now: Optional[float]):
 # ---------------------------------------------------------------- the fleet
 
 def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
-             max_new: Optional[int] = None) -> Decision:
-    """Which plot jobs to start in this pass, and why every other plotter waits."""
+             max_new: Optional[int] = None, model: Optional[Farm] = None) -> Decision:
+    """Which plot jobs to start in this pass, and why every other plotter waits.
+    `model`: the pass's farm (core/farm.py), when it was computed already."""
     by_name = {hs.name: hs for hs in state.hosts}
-    budget = FarmBudget(state, hosts)
+    budget = FarmBudget(state, hosts, model)
     starts: List[StartJob] = []
     waits: List[Wait] = []
     backpressure: Optional[str] = None

@@ -84,6 +84,14 @@ class DeadJob:
 
 
 @dataclass(frozen=True)
+class FinishedJob:
+    """A job log that finished its plot lately (within dead_keep_h)."""
+    log_file: str
+    plot_id: str
+    ended_at: float = 0.0           # host clock: when its log was last written
+
+
+@dataclass(frozen=True)
 class Failures:
     """A plotter's failed jobs in a row, newest back to its newest finished
     plot (or the operator's reset), as its logs show them."""
@@ -244,6 +252,7 @@ class HostState:
     transfers: Tuple[Transfer, ...] = ()
     partials: Tuple[Partial, ...] = ()
     dead: Tuple[DeadJob, ...] = ()
+    finished: Tuple[FinishedJob, ...] = ()
     failures: Failures = Failures()
     host_time: float = 0.0
     last_start: float = 0.0         # host clock: newest job start, finished ones too
@@ -315,6 +324,7 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         transfers=_tuple(Transfer, snap.get("transfers")),
         partials=_tuple(Partial, snap.get("partials")),
         dead=_tuple(DeadJob, snap.get("dead")),
+        finished=_tuple(FinishedJob, snap.get("finished")),
         failures=Failures(**_known(Failures, snap.get("failures") or {})),
         host_time=snap.get("host_time", 0.0),
         last_start=snap.get("last_start", 0.0),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from agent.protocol import declared
 from orchestrator.errors import AgentError, SessionError, one_line
@@ -128,6 +128,17 @@ class Fleet:
         if op in declared() and "config" in declared()[op].args:
             args = dict(args, config=session.host.agent_config())
         return session.request(op, timeout=timeout, **args)
+
+    def call_each(self, requests: Sequence[Tuple[str, str, dict]]) -> List[object]:
+        """Many (host, op, args) requests in parallel, in order: each reply, or
+        the SessionError / AgentError it raised (partial failure as data)."""
+        def one(req):
+            host, op, args = req
+            try:
+                return self.call(host, op, **args)
+            except (SessionError, AgentError) as e:
+                return e
+        return self._map(one, list(requests))
 
     def call_all(self, op: str, **args) -> Dict[str, object]:
         """One op on every host in parallel: {host: its result, or the one-line

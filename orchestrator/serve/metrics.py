@@ -16,7 +16,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
-from orchestrator.core.farm import farm
 from orchestrator.core import plotsize
 from orchestrator.serve.picture import Latest, Picture, level_of, transfer_rate
 
@@ -53,7 +52,7 @@ def families(p: Picture) -> List[Family]:
     for h, x in running:
         key = (h.name, x.to_dir, x.to_host)
         rates[key] = rates.get(key, 0.0) + (transfer_rate(h.host_time or st.now, x) or 0.0)
-    model = farm(st, p.hosts)
+    model = p.farm
     # one series per kind of plot the fleet makes: k with its compression
     kinds = sorted({(p.hosts[h.name].k, p.hosts[h.name].compression) for h in st.hosts
                     if h.name in p.hosts and p.hosts[h.name].is_plotter},

@@ -14,7 +14,6 @@ from typing import Iterable, Optional
 
 from orchestrator.core import plotsize
 from orchestrator.core.decisions import human_bytes
-from orchestrator.core.farm import farm
 from orchestrator.serve.picture import Picture, transfer_rate
 
 CSS = """
@@ -70,7 +69,7 @@ def summary(p: Picture) -> dict:
     """The page's headline figures (each shown with its data-fig name)."""
     st = p.state
     up = [h for h in st.hosts if h.reachable]
-    model = farm(st, p.hosts)
+    model = p.farm
     return {"hosts-up": len(up), "hosts-down": len(st.hosts) - len(up),
             "jobs": sum(len(h.jobs) for h in up),
             "plots-waiting": sum(len(h.plots) for h in up),
@@ -149,7 +148,7 @@ def render(p: Optional[Picture], refresh: float, task: str) -> str:
     out.append("<h2>proof checks</h2>" + _table(("host", "~plot", "why"), rows,
                                                 "no check running, no plot in quarantine"))
 
-    model = farm(st, p.hosts)
+    model = p.farm
     rows = []
     for d in sorted(model.drives, key=lambda d: (d.host, d.dirs[0])):
         used = (d.total_bytes - d.free_bytes) / d.total_bytes if d.total_bytes else 0.0

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 from agent.vocab import names
-from orchestrator.core import plotsize
+from orchestrator.core import failures, plotsize
 from orchestrator.core.events import Event
+from orchestrator.core.farm import Farm, farm
+from orchestrator.core.scheduler import host_clock
 from orchestrator.core.state import FleetState, Host
 
 RECENT = 50         # events kept for the page
@@ -46,6 +48,9 @@ class Picture:
     events: Tuple[Tuple[float, Event], ...] = ()     # recent, oldest first
     failed: Mapping[tuple, int] = field(default_factory=dict)    # (host, dir, plotter, k, level)
     archived: Mapping[tuple, int] = field(default_factory=dict)  # (host, dir, k, level)
+    farm: Optional[Farm] = None     # the pass's farm model (core/farm.py)
+    outlooks: tuple = ()            # the pass's plotter outlooks (core/outlook.py)
+    backoffs: tuple = ()            # the plotters backed off (core/failures.py)
 
 
 class Latest:
@@ -66,9 +71,20 @@ class Latest:
         with self._lock:
             return self._picture
 
+    def observe(self, result) -> Picture:
+        """Take one pass (core/result.PassResult): the loop's observer."""
+        return self.update(result.state, result.events, result.seconds, result.decisions,
+                           result.farm, result.outlooks, result.backoffs)
+
     def update(self, state: FleetState, events: Iterable[Event] = (), seconds: float = 0.0,
-               decisions: Optional[dict] = None) -> Picture:
+               decisions: Optional[dict] = None, model: Optional[Farm] = None,
+               outlooks: tuple = (), backoffs: Optional[tuple] = None) -> Picture:
+        """`model`, `backoffs`: the pass's; computed here, once, when not given."""
         now = time.time()
+        model = farm(state, self.hosts) if model is None else model
+        if backoffs is None:
+            backoffs = failures.backoffs(state, self.hosts,
+                                         lambda hs: host_clock(hs, state, now), now)
         events = tuple(events)
         with self._lock:
             for h in state.hosts:
@@ -89,7 +105,8 @@ class Latest:
             self._events = (self._events + tuple((now, e) for e in events))[-RECENT:]
             number = 1 if self._picture is None else self._picture.number + 1
             self._picture = Picture(state, self.hosts, number, now, seconds, self._events,
-                                    dict(self._failed), dict(self._archived))
+                                    dict(self._failed), dict(self._archived), model,
+                                    tuple(outlooks), tuple(backoffs))
             return self._picture
 
 

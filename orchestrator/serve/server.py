@@ -131,7 +131,9 @@ def _table_text(p, query) -> str:
                       color_system={"standard": "standard", "256": "256",
                                     "truecolor": "truecolor"}.get(color),
                       no_color=arg("no_color") == "1", force_jupyter=False)
-    console.print(views.status_view(p.state, p.hosts))
+    # the pass's own outlooks and farm: nothing is judged in this thread
+    console.print(views.status_view(p.state, p.hosts, p.outlooks, model=p.farm,
+                                    backoffs=p.backoffs))
     return out.getvalue()
 
 

@@ -1,8 +1,8 @@
 """dashboard: a full-screen rich Live view over the persistent sessions.
 
-A poller thread gathers every `refresh` seconds (a warm poll is one round
-trip per host) and, with --plot, runs a plot-all pass instead (plotman's
-interactive mode with autostart).  The main thread only draws and reads
+A poller thread runs the loop's pass (plotloop.Loop.step) every `refresh`
+seconds: a look at the fleet (a warm poll is one round trip per host) or,
+with --plot, a plot-all pass (plotman's interactive mode with autostart).  The main thread only draws and reads
 keys, so q, Ctrl-C and terminal resizes are answered at once even while a
 slow host holds up a poll.  Jobs keep running on the hosts after quitting.
 """
@@ -27,6 +27,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.core.farm import farm
 from orchestrator.core.outlook import judge
 from orchestrator.ui import dirtables, eventline, views
 from orchestrator.core.state import FleetState
@@ -43,16 +44,18 @@ def _light(table: Table) -> Table:
     return table
 
 
-def drives_table(state: FleetState, hosts, bar_width: int = 12, keys=None) -> Table:
-    return dirtables.drives_table(state, hosts, bar_width, keys)
+def drives_table(state: FleetState, hosts, bar_width: int = 12, keys=None, model=None) -> Table:
+    return dirtables.drives_table(state, hosts, bar_width, keys, model)
 
 
 def render(state: FleetState, hosts, log, note=None, width=80, height=24,
-           polled_at=None, outlooks=None) -> Layout:
+           polled_at=None, outlooks=None, model=None, backoffs=None) -> Layout:
     """The whole screen; every panel crops rather than fails when space is short.
-    `outlooks`: the pass's (core/outlook.py); judged on `state` when not given."""
+    `outlooks`, `model` (the farm), `backoffs`: the pass's (core/result.py);
+    for a caller without a pass, the outlooks are judged on `state`."""
     if outlooks is None:
         outlooks = judge(state, hosts, time.time())
+    model = farm(state, hosts) if model is None else model
     keys = dirtables.host_keys(state, hosts)
     title = "plotfleet"
     if polled_at:
@@ -80,10 +83,10 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     split = COMPACT <= width and not wide
     region = width * 2 // 5 if wide else width // 2 if split else width
     left = [dirtables.plotter_tables(outlooks, keys, side_by_side=region >= 110)]
-    right = [_light(drives_table(state, hosts, bar_width=8, keys=keys))]
+    right = [_light(drives_table(state, hosts, bar_width=8, keys=keys, model=model))]
     if any(h.transfers for h in state.hosts):
         right.append(_light(views.transfers_table(state)))
-    dead = views.dead_table(state, hosts)
+    dead = views.dead_table(state, hosts, backoffs=backoffs)
     if dead is not None:
         left.insert(0, _light(dead))          # failures before dirs and space
     down = views.down_table(state)
@@ -111,7 +114,7 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     text.no_wrap, text.overflow = True, "ellipsis"
     bottom = Layout(Panel(text, title="actions (q quits)"), name="log", size=log_size)
     root = Layout()
-    summary = views.summary_table(state, hosts, note=note)
+    summary = views.summary_table(state, hosts, note=note, model=model)
     top = Group(lines, summary) if lines is not None else summary     # why-not lines first
     root.split_column(Layout(Panel(top, title=title), name="top", size=top_size), mid, bottom)
     return root
@@ -140,47 +143,26 @@ def keys():
 
 
 class Poller(threading.Thread):
-    """Gathers (or runs plot-all passes) in the background; the latest result
-    is read by the drawing thread."""
+    """Runs the loop's passes (plotloop.Loop.step: a plot-all pass, or a
+    look without --plot) in the background; the latest result is read by the
+    drawing thread.  It gathers, schedules and archives nothing itself."""
 
-    def __init__(self, fleet, hosts, plot: bool, refresh: float, after=None, on_poll=None):
+    def __init__(self, step, refresh: float):
         super().__init__(name="dashboard-poll", daemon=True)
-        self.after = after          # each plot-all pass, to the app log and the notifier
-        self.on_poll = on_poll      # each poll (state, events, seconds, decisions): --serve
-        from orchestrator.plotloop import RunTracker
-        self.fleet, self.hosts, self.plot, self.refresh = fleet, hosts, plot, refresh
-        self.tracker = RunTracker(limit=None)
+        self.step, self.refresh = step, refresh
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.state = FleetState(())
-        self.note = None
+        self.result = None          # the latest core/result.PassResult
         self.polled_at = None
         self.version = 0
         self.log = collections.deque(maxlen=200)
-        self.outlooks = None        # the last plot-all pass's; None: judged on the state
 
     def poll_once(self) -> None:
-        from orchestrator.plotloop import run_pass
         stamp = time.strftime("%H:%M:%S")
-        began = time.monotonic()
-        if self.plot:
-            result = run_pass(self.fleet, self.hosts, False, self.tracker)
-            if self.after is not None:
-                self.after(result, self.hosts)
-            state, note = result.state, result.backpressure
-            lines = eventline.fold([e.to_json() for e in result.events])
-            events, decisions = result.events, result.decisions
-            outlooks = result.outlooks
-        else:
-            state, note, lines = self.fleet.gather(), None, []
-            events, decisions = (), None
-            outlooks = judge(state, self.hosts, time.time())
-        if self.on_poll is not None:
-            self.on_poll(state, events, time.monotonic() - began, decisions)
+        result = self.step()
         with self.lock:
-            self.state, self.note, self.polled_at = state, note, time.time()
-            self.outlooks = outlooks
-            self.log.extend((stamp, e) for e in lines)
+            self.result, self.polled_at = result, time.time()
+            self.log.extend((stamp, e) for e in eventline.fold([e.to_json() for e in result.events]))
             self.version += 1
 
     def run(self) -> None:
@@ -198,26 +180,33 @@ class Poller(threading.Thread):
 
     def view(self):
         with self.lock:
-            return (self.version, self.state, self.note, list(self.log), self.polled_at,
-                    self.outlooks)
+            return self.version, self.result, list(self.log), self.polled_at
 
 
-def run_dashboard(fleet, hosts, plot=False, refresh=2.0, console=None, after=None,
-                  on_poll=None) -> None:
+def screen(result, hosts, log, width, height, polled_at) -> Layout:
+    """The screen for the latest pass (an empty fleet before the first)."""
+    if result is None:
+        return render(FleetState(()), hosts, log, None, width, height, polled_at, ())
+    return render(result.state, hosts, log, result.backpressure, width, height, polled_at,
+                  result.outlooks, result.farm, result.backoffs)
+
+
+def run_dashboard(step, hosts, refresh=2.0, console=None) -> None:
+    """`step`: one pass of the loop (plotloop.Loop.step), run every `refresh` s."""
     console = console or Console()
-    poller = Poller(fleet, hosts, plot, refresh, after, on_poll)
+    poller = Poller(step, refresh)
     poller.start()
     try:
         with keys() as key, Live(console=console, screen=True, auto_refresh=False) as live:
             drawn, drawn_at = None, 0.0
             while True:
-                version, state, note, log, polled_at, outlooks = poller.view()
+                version, result, log, polled_at = poller.view()
                 size = console.size
                 now = time.monotonic()
                 # redraw on news, on a resize, and each second (elapsed times move)
                 if (version, size) != drawn or now - drawn_at >= 1.0:
-                    live.update(render(state, hosts, log, note, size.width, size.height,
-                                       polled_at, outlooks), refresh=True)
+                    live.update(screen(result, hosts, log, size.width, size.height, polled_at),
+                                refresh=True)
                     drawn, drawn_at = (version, size), now
                 if key() in ("q", "Q"):
                     return

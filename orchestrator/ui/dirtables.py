@@ -21,7 +21,7 @@ from rich.text import Text
 from agent.vocab import names
 from orchestrator.core import plotsize
 from orchestrator.core.decisions import human_bytes
-from orchestrator.core.farm import farm
+from orchestrator.core.farm import Farm, farm
 from orchestrator.core.outlook import PlotterOutlook
 from orchestrator.core.paths import PathIndex
 from orchestrator.core.scheduler import phase_str
@@ -244,11 +244,13 @@ def _merge_kinds(dirs) -> list:
 
 
 def drives_table(state: FleetState, hosts: Mapping[str, Host], bar_width: int = 12,
-                 keys: Optional[Mapping[str, HostKeys]] = None) -> Table:
+                 keys: Optional[Mapping[str, HostKeys]] = None, model: Optional[Farm] = None
+                 ) -> Table:
     """Harvester drives grouped by harvester: dirs on one disk share a row;
-    a drive that takes nothing says why (read-only, not mounted, set aside)."""
+    a drive that takes nothing says why (read-only, not mounted, set aside).
+    `model`: the pass's farm (computed when not given)."""
     keys = keys or host_keys(state, hosts)
-    model = farm(state, hosts)
+    model = farm(state, hosts) if model is None else model
     shown = FleetState(tuple(hs for hs in state.hosts
                              if hosts.get(hs.name) is not None and hosts[hs.name].is_harvester))
     t = Table(title="harvester drives", expand=True, caption_justify="left",

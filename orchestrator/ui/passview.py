@@ -94,7 +94,8 @@ class PassPrinter:
                  for w in pending[:WAIT_ROWS]]
         if len(pending) > WAIT_ROWS:
             waits.append(Text(f"... and {len(pending) - WAIT_ROWS} more waits"))
-        head = [views.summary_table(result.state, self.hosts, note=result.backpressure)]
+        head = [views.summary_table(result.state, self.hosts, note=result.backpressure,
+                                    model=result.farm)]
         if lines is not None:
             head.append(lines)
         return Group(*head, Text(f"pass {stamp}: {len(result.events)} events"), *waits)

@@ -18,9 +18,9 @@ from rich.text import Text
 
 from orchestrator.core.decisions import human_bytes as _human_bytes
 from orchestrator.core import plotsize
-from orchestrator.core.farm import farm
+from orchestrator.core.farm import Farm, farm
 from orchestrator.core.state import FleetState, Host
-from orchestrator.core.failures import backoff
+from orchestrator.core import failures
 from orchestrator.core.outlook import judge
 from orchestrator.core.scheduler import host_clock, phase_str
 from orchestrator.ui import dirtables
@@ -50,7 +50,9 @@ def job_state(job) -> str:
     return "stalled" if job.stalled and not job.paused else job.state
 
 
-def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None) -> Table:
+def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None,
+                  model: Optional[Farm] = None) -> Table:
+    """The fleet in a few rows; `model`: the pass's farm (computed when not given)."""
     up = [h for h in state.hosts if h.reachable]
     jobs = [j for h in up for j in h.jobs]
     by_phase = {}
@@ -58,7 +60,7 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
         major = "?" if j.phase is None else j.phase[0]
         by_phase[major] = by_phase.get(major, 0) + 1
     waiting = [p for h in up for p in h.plots]
-    model = farm(state, hosts)
+    model = farm(state, hosts) if model is None else model
     kinds = sorted({(hosts[h.name].k, hosts[h.name].compression) for h in state.hosts
                     if h.name in hosts and hosts[h.name].is_plotter},
                    key=lambda kc: (kc[0], plotsize.label(kc[1])))
@@ -158,17 +160,14 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
 
 
 def dead_table(state: FleetState, hosts: Mapping[str, Host],
-               now: Optional[float] = None) -> Optional[Table]:
-    """Failed jobs with their own error line, and the plotters backed off."""
+               now: Optional[float] = None, backoffs=None) -> Optional[Table]:
+    """Failed jobs with their own error line, and the plotters backed off
+    (`backoffs`: the pass's, core/failures.py; found on `state` when not given)."""
     now = time.time() if now is None else now
     rows = [(h, d) for h in state.hosts for d in h.dead]
-    off = []
-    for h in state.hosts:
-        host = hosts.get(h.name)
-        if host is not None and host.is_plotter and h.reachable:
-            b = backoff(host, h, host_clock(h, state, now), now)
-            if b is not None:
-                off.append(f"{h.name}: {b.reason(now)}")
+    if backoffs is None:
+        backoffs = failures.backoffs(state, hosts, lambda hs: host_clock(hs, state, now), now)
+    off = [f"{b.host}: {b.reason(now)}" for b in backoffs]
     if not rows and not off:
         return None
     t = Table(title="failed jobs", title_style="red",
@@ -349,16 +348,20 @@ def down_table(state: FleetState) -> Optional[Table]:
 
 
 def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
-                width: Optional[int] = None) -> Group:
+                width: Optional[int] = None, model: Optional[Farm] = None,
+                backoffs=None) -> Group:
     """`status`: the fleet, each plotter's plotting and archiving line, the
     jobs, each plotter's tmp and dst tables, the dirs, the harvester drives.
-    `outlooks` (core/outlook.py) are the pass's; judged here when not given."""
+    `outlooks` (core/outlook.py), `model` (the farm) and `backoffs` are the
+    pass's (core/result.PassResult); for a caller that has no pass, the
+    outlooks are judged on `state` as plot-all --check would."""
     if outlooks is None:
         outlooks = judge(state, hosts, time.time())
+    model = farm(state, hosts) if model is None else model
     keys = dirtables.host_keys(state, hosts)
     wide = width is not None and width >= 120
     columns = JOB_COLUMNS if width is None or width >= 100 else COMPACT_STATUS_JOB_COLUMNS
-    parts = [summary_table(state, hosts)]
+    parts = [summary_table(state, hosts, model=model)]
     lines = dirtables.status_lines(outlooks, keys)
     if lines is not None:
         parts.append(lines)
@@ -366,8 +369,8 @@ def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
               dirtables.plotter_tables(outlooks, keys, side_by_side=wide),
               dirs_table(state, width)]
     if any(hosts.get(h.name) is not None and hosts[h.name].is_harvester for h in state.hosts):
-        parts.append(dirtables.drives_table(state, hosts, keys=keys))
-    dead = dead_table(state, hosts)
+        parts.append(dirtables.drives_table(state, hosts, keys=keys, model=model))
+    dead = dead_table(state, hosts, backoffs=backoffs)
     if dead is not None:
         parts.append(dead)
     if any(h.transfers for h in state.hosts):

@@ -24,7 +24,7 @@ BINARIES = ("bladebit", "bladebit_cuda", "bladebit.exe", "bladebit_cuda.exe")
 # bladebit, every mode of v1..v3 (ramplot = v1's only mode).  DESIGN.md's
 # table for v1, plus what v3 prints, read from bladebit's sources
 # (src/plotmem, src/plotdisk, cuda/CudaPlotter.cu, CudaPlotPhase2/3.cu) and
-# real logs (tests/test_plotters_logs.py names them):
+# real logs (tests/test_plotters_today.py names them):
 #   ramplot   "Running Phase N" -> N:0, "Forward propagating to table N" -> 1:N,
 #             "Prunning table N" -> 2:(7-N), "Compressing tables N and N+1" -> 3:N,
 #             "Writing P7/C1/C2/C3" -> 4:1..4:4, "Finished Phase N in" -> (N+1):0,

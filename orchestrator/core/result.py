@@ -1,0 +1,37 @@
+"""One pass, as data: what it saw, decided and did, and the view every face
+shows of it, computed once in the pass.
+
+plotloop.py builds a PassResult per pass; the CLI, the dashboard, the web
+server, the application log and the alerts only read it: none of them
+gathers, schedules or archives on its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from orchestrator.core.decisions import Wait
+from orchestrator.core.events import Event
+from orchestrator.core.failures import BackedOff
+from orchestrator.core.farm import Farm
+from orchestrator.core.outlook import status_json
+from orchestrator.core.state import FleetState
+
+
+@dataclass(frozen=True)
+class PassResult:
+    state: FleetState
+    events: Tuple[Event, ...]       # what was done (or tried and failed)
+    waits: Tuple[Wait, ...]         # everything not done, and why
+    plotter_waits: Tuple[Wait, ...]  # the scheduler's, one per plotter not started on
+    backpressure: Optional[str]
+    decisions: dict = field(default_factory=dict)   # what was decided, as JSON
+    outlooks: tuple = ()            # core/outlook.py: each plotter's dirs and lines
+    farm: Optional[Farm] = None     # core/farm.py: the drives, their room
+    backoffs: Tuple[BackedOff, ...] = ()    # the plotters backed off after failures
+    seconds: float = 0.0            # how long the pass took
+
+    def to_json(self) -> dict:
+        """plot-all --json: the status document, the decisions, the events."""
+        return {**status_json(self.state, self.outlooks), "decisions": self.decisions,
+                "events": [e.to_json() for e in self.events]}
