@@ -257,3 +257,27 @@ def test_a_plot_whose_check_keeps_dying_fails_instead_of_being_checked_for_ever(
             assert rec["status"] == "interrupted"
         else:
             assert rec["status"] == "failed" and "ended without a result 3 times" in rec["error"]
+
+
+def test_only_an_endless_job_whose_plots_keep_failing_is_held_and_the_plan_says_so():
+    from orchestrator.core.failures import HoldJob
+    from orchestrator.core.plan import plan
+    from orchestrator.core.state import Failures
+    from tests.factories import NOW, job
+    endless = job(pid=41, count=0, plot_id="ef" * 32)
+    one = job(pid=42, count=1)
+    bad = Failures(count=2, last_error="plot quarantined: Invalid size for deltas: 9",
+                   last_at=NOW - 60, quarantined=2)
+    hs = replace(host_state(P, jobs=(endless, one)), failures=bad)
+    p = plan(fleet(hs, host_state(H)), HOSTS, NOW)
+    assert p.holds == (HoldJob("p1", 41, endless.started_at, "ef" * 32,
+                               "making bad plots: 2 in a row failed their proof check "
+                               "(max_failures 2), last: plot quarantined: Invalid size for "
+                               "deltas: 9; `plotfleet reset p1`, then `plotfleet resume`"),)
+    assert p.to_json()["holds"][0]["pid"] == 41
+    # failed jobs that are not bad plots, or one bad plot, hold nothing
+    for f in (replace(bad, quarantined=0), replace(bad, count=1, quarantined=1)):
+        assert plan(fleet(replace(hs, failures=f), host_state(H)), HOSTS, NOW).holds == ()
+    # the back-off is over: nothing either (the job suspended before stays so)
+    late = replace(bad, last_at=NOW - P.failure_backoff_m * 60 - 1)
+    assert plan(fleet(replace(hs, failures=late), host_state(H)), HOSTS, NOW).holds == ()
