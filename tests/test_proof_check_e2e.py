@@ -186,3 +186,26 @@ def test_an_endless_job_that_keeps_making_bad_plots_is_suspended_with_why(ssh_fl
                 p.resume()
             except psutil.Error:
                 pass
+
+
+def test_a_plot_no_prover_reads_is_archived_not_checked_when_check_command_fails(
+        ssh_fleet, tmp_path, k18_plots):
+    """A plot chiapos cannot read (its header is not chiapos' nor bladebit's,
+    as Gigahorse's is not) and a check_command that is not installed: the
+    plot is archived, said `not checked: <why>`, never held."""
+    fleet = ssh_fleet(n_plotters=1, n_harvesters=1)
+    dst = fleet.hosts["plotter1"].dirs["dst"][0]
+    farm = fleet.hosts["harvester1"].dirs["farm"]
+    [plot] = k18_plots.copy_to(tmp_path / "made", 1)
+    with open(plot, "r+b") as f:
+        f.write(b"GH-compressed-plot!")
+    os.rename(plot, os.path.join(dst, plot.name))
+    inv = fleet.write_inventory(tmp_path / "inv.yaml", global_stagger_m=0, polling_time_s=1,
+                                check_command="bladebit_cuda_not_here check -n {n} {path}")
+    outs = pass_until(inv, lambda d: on_farm(farm, plot.name), timeout=60)
+    seen = [p["check"] for o in outs for h in o["hosts"] for p in h["plots"] if p["check"]]
+    why = "check_command: bladebit_cuda_not_here: not found"
+    assert seen and seen[-1]["status"] == "not_checked" and seen[-1]["error"] == why, seen
+    [sent] = [e for o in outs for e in o["events"] if e["kind"] == "transfer_started"]
+    assert sent["why"].endswith("; not checked: " + why), sent
+    assert not os.path.exists(os.path.join(dst, "quarantine"))

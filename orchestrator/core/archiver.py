@@ -523,6 +523,8 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], by_name, no_farm: str
                 farm.take(drive, need)
                 running[host.name] = running.get(host.name, 0) + 1
                 local = host.transfer == "local"
+                if plot.check is not None and plot.check.status != "passed":
+                    why += f"; {plot.check.summary()}"     # not checked, or released
                 transfers.append(StartTransfer(
                     host.name, plot.path, plot.size_bytes, drive.host, to_dir,
                     "local" if local else "ssh", why,
