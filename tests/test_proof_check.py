@@ -36,9 +36,10 @@ def bad(k18_plots, tmp_path):
 
 
 def impostor(tmp_path, good):
-    """A plot in a format chiapos cannot read (its header is not chiapos'
-    nor bladebit's, as Gigahorse's is not): named and sized like the plot."""
-    p = tmp_path / "other" / os.path.basename(good)
+    """A plot in a format chiapos cannot read, named as Gigahorse names its
+    compressed plots (level 15) and with a header that is not chiapos' nor
+    bladebit's, as Gigahorse's is not."""
+    p = tmp_path / "other" / os.path.basename(good).replace("plot-k18-", "plot-k18-c15-")
     p.parent.mkdir()
     shutil.copyfile(good, p)
     with open(p, "r+b") as f:
@@ -90,6 +91,11 @@ def test_a_plot_chiapos_cannot_read_is_not_checked_without_a_command(tmp_path, g
     res = launcher.check({}, other)
     assert res == {"status": "not_checked", "method": None,
                    "error": "chiapos cannot read this plot's format"}
+    # the same bytes under a plain v1 name: a torn header, which chiapos judges
+    torn = shutil.copy(other, tmp_path / os.path.basename(good))
+    assert launcher.check({}, torn) == {
+        "status": "failed", "method": "chiapos", "rounds": [],
+        "error": "Invalid plot header magic: " + b"GH-compressed-plot!".hex()}
 
 
 @pytest.mark.parametrize("command, why", [

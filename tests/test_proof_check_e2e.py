@@ -196,10 +196,11 @@ def test_a_plot_no_prover_reads_is_archived_not_checked_when_check_command_fails
     fleet = ssh_fleet(n_plotters=1, n_harvesters=1)
     dst = fleet.hosts["plotter1"].dirs["dst"][0]
     farm = fleet.hosts["harvester1"].dirs["farm"]
-    [plot] = k18_plots.copy_to(tmp_path / "made", 1)
-    with open(plot, "r+b") as f:
+    [made] = k18_plots.copy_to(tmp_path / "made", 1)
+    with open(made, "r+b") as f:
         f.write(b"GH-compressed-plot!")
-    os.rename(plot, os.path.join(dst, plot.name))
+    plot = Path(dst, made.name.replace("plot-k18-", "plot-k18-c15-"))    # Gigahorse's name
+    os.rename(made, plot)
     inv = fleet.write_inventory(tmp_path / "inv.yaml", global_stagger_m=0, polling_time_s=1,
                                 check_command="bladebit_cuda_not_here check -n {n} {path}")
     outs = pass_until(inv, lambda d: on_farm(farm, plot.name), timeout=60)

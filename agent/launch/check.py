@@ -87,7 +87,7 @@ def prove_v1(path, round_, n):
     when the prover raises)."""
     from chiapos import DiskProver, Verifier
     try:
-        prover = DiskProver(path)
+        prover = DiskProver(str(path))
         verifier = Verifier()
         plot_id, k = prover.get_id(), prover.get_size()
         found = 0
@@ -108,7 +108,7 @@ def prove_v2(path, round_, n, n_full):
     the prover raises or a full proof does not validate."""
     import chia_rs
     try:
-        prover = chia_rs.Prover(path)
+        prover = chia_rs.Prover(str(path))
         k, strength = prover.size(), prover.get_strength()
         group, meta = prover.plot_group_id(), prover.get_meta_group()
         found, full = 0, 0
@@ -187,13 +187,15 @@ def run_command(template, path, n):
 
 def method_for(path, have):
     """(the prover that checks this plot: "chiapos" | "chia_rs", None), or
-    (None, why no prover here can); `have(module)` says which are installed."""
-    try:
-        with open(path, "rb") as f:
-            header = plotfile.read_header(f.read(plotfile.HEADER_BYTES))
-    except OSError as e:
-        return None, "cannot read: %s" % (e.strerror or e)
-    if header["format"] in ("v1", "bladebit"):
+    (None, why no prover here can); `have(module)` says which are installed.
+    A `.plot` whose header no format here reads is chiapos' to judge unless
+    its name says it is Gigahorse's (a torn v1 header fails in chiapos' words,
+    "Invalid plot header magic"); OSError when the file cannot be read."""
+    with open(path, "rb") as f:
+        header = plotfile.read_header(f.read(plotfile.HEADER_BYTES))
+    name = os.path.basename(path)
+    v1_name = name.endswith(".plot") and compression.from_name(name)[1] != compression.GIGAHORSE
+    if header["format"] in ("v1", "bladebit") or (header["format"] is None and v1_name):
         if have("chiapos"):
             return "chiapos", None
         return None, "chiapos is not installed on this host"
@@ -249,9 +251,11 @@ def check(spec, path):
     n = int(spec.get("challenges") or 30)
     min_ratio = float(spec.get("min_ratio") if spec.get("min_ratio") is not None else 0.3)
     command = spec.get("command")
-    method, why = method_for(path, _have)
-    if method is None and why.startswith("cannot read"):
-        return {"status": "failed", "method": None, "error": why}
+    try:
+        method, why = method_for(path, _have)
+    except OSError as e:        # the prover could not open it either
+        return {"status": "failed", "method": None, "error": "cannot read: %s"
+                % (e.strerror or e)}
     if method is None and not command:
         return {"status": "not_checked", "method": None, "error": why}
     if method == "chiapos":
