@@ -313,6 +313,7 @@ def write_record(path, **fields):
         rec = {"plot": path}
     rec.update(fields)
     state_file = checks.record_path(path)
+    os.makedirs(os.path.dirname(state_file), exist_ok=True)
     tmp = state_file + ".%d.tmp" % os.getpid()
     with open(tmp, "w") as f:
         json.dump(rec, f)
