@@ -287,3 +287,21 @@ def test_only_an_endless_job_whose_plots_keep_failing_is_held_and_the_plan_says_
     # the back-off is over: nothing either (the job suspended before stays so)
     late = replace(bad, last_at=NOW - P.failure_backoff_m * 60 - 1)
     assert plan(fleet(replace(hs, failures=late), host_state(H)), HOSTS, NOW).holds == ()
+
+
+def test_a_plots_run_whose_plot_was_quarantined_ends_failed_naming_why():
+    """plot-all --plots 1: the job finished, its plot failed its check: the
+    run is over (nothing more will come) and says so, exit 1."""
+    from orchestrator.core.run import RunTracker
+    from orchestrator.core.state import Quarantined
+    pid = "ab" * 32
+    q = Quarantined(f"/d0/quarantine/plot-k32-2024-01-01-00-00-{pid}.plot", 1, "/d0",
+                    "Invalid size for deltas: 9", plot_id=pid)
+    st = fleet(replace(host_state(P), quarantine=(q,)), host_state(H))
+    t = RunTracker(limit=1)
+    t.started.add(("p1", "/log/a.log"))
+    t.plot_ids[("p1", "/log/a.log")] = pid
+    end = t.verdict(st, (), [P, H], True)
+    assert end is not None and end.code == 1
+    assert end.lines == ("p1: plot abababab failed its proof check and waits in quarantine: "
+                         "Invalid size for deltas: 9",)
