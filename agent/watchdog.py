@@ -3,7 +3,7 @@
 The agent serves one controller over one channel.  When that channel closes
 (stdin EOF), its parent (sshd, or the local controller) is gone, or the
 controller that abandoned it asks a new agent to end it (SIGTERM, see
-serve.end_agent), nobody will read its answers any more.  The serving loop
+ops/lifecycle.end_agent), nobody will read its answers any more.  The serving loop
 then stops after the request in hand; if that request is stuck (a lock, a
 hung disk), the watchdog ends the process GRACE_S later, so agents never pile
 up on a host whose controller keeps reconnecting.

@@ -114,15 +114,21 @@ def status(c, inventory=None, limit=None, json_=False, fresh=False):
             raise Exit(code=code)
     inv, selected, hosts = load(inventory, limit)
     from orchestrator.core.outlook import status_json
+    from orchestrator.core.wave import wave
     from orchestrator.plotloop import look
     with Fleet(selected) as fleet:
         seen = look(fleet, hosts)       # what a pass would decide now, applying nothing
     state = seen.state
     if json_:
-        print(json.dumps(status_json(state, seen.outlooks), indent=1))
+        doc = status_json(state, seen.outlooks)
+        w = wave(state, hosts, inv.controller.replot_deadline)
+        if w.active:
+            doc["replot"] = w.to_json()
+        print(json.dumps(doc, indent=1))
     else:
         console.print(views.status_view(state, hosts, seen.outlooks, width=console.width,
-                                        model=seen.farm, backoffs=seen.backoffs))
+                                        model=seen.farm, backoffs=seen.backoffs,
+                                        deadline=inv.controller.replot_deadline))
     _exit_for(state)
 
 
@@ -211,7 +217,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                     break
                 time.sleep(interval if plots is None else min(interval, 2.0))
         except KeyboardInterrupt:
-            errors.print(left_running(state, events), soft_wrap=True)
+            errors.print(left_running(state, events, sorted(tracker.started)), soft_wrap=True)
             raise Exit(code=exitcodes.INTERRUPTED)
     if once or check:
         _exit_for(state)
@@ -237,8 +243,8 @@ def reset(c, host, inventory=None, json_=False):
     with Fleet(plotters) as fleet:
         for h in plotters:
             try:
-                res = fleet.call(h.name, "reset_failures")
-                done[h.name] = {"reset_at": res["reset_at"]}
+                res = fleet.agent(h.name).reset_failures()
+                done[h.name] = {"reset_at": res.reset_at}
                 if not json_:
                     console.print(f"{h.name}: failures reset; it may start jobs again",
                                   markup=False)
@@ -270,11 +276,11 @@ def release(c, plot, inventory=None, limit=None, delete=False, json_=False):
             errors.print(f"plotfleet: release {plot}: {one_line(e)}", markup=False)
             raise Exit(code=1)
     if json_:
-        print(json.dumps({"host": host, "plot": q.path, "reason": q.reason, **res}))
+        print(json.dumps({"host": host, "plot": q.path, "reason": q.reason, **asdict(res)}))
     elif delete:
         console.print(f"{host}: deleted {q.path} (quarantined: {q.reason})")
     else:
-        console.print(f"{host}: {q.path} released to {res['path']}: the next pass archives "
+        console.print(f"{host}: {q.path} released to {res.path}: the next pass archives "
                       f"it unchecked (quarantined: {q.reason})")
 
 
@@ -402,14 +408,14 @@ def _control(inventory, limit, plot_id, all_, check, json_, op, include_dead=Fal
                 failed = True
                 continue
             if op == "kill":
-                say(f"killed {t.describe()}: removed {len(res['removed'])} files, "
-                    f"freed {views.human_bytes(res['freed_bytes'])} ({res['freed_bytes']} bytes)")
-                for path in res["removed"]:
+                say(f"killed {t.describe()}: removed {len(res.removed)} files, "
+                    f"freed {views.human_bytes(res.freed_bytes)} ({res.freed_bytes} bytes)")
+                for path in res.removed:
                     say(f"  {path}")
             else:
                 past = {"suspend": "suspended", "resume": "resumed"}[op]
                 say(f"{past} {t.host}: {t.plot_id[:12] if t.plot_id else '?'} "
-                    f"(pid {t.pid}, was {t.state}, now {res['state']})")
+                    f"(pid {t.pid}, was {t.state}, now {res.state})")
     if json_:
         print(json.dumps({"done": [d.to_json() for d in done]}, indent=1))
     for h in state.hosts:      # their jobs were not seen, so not acted on
@@ -699,7 +705,7 @@ def import_plotman(c, file=None, inventory=None, limit=None, path=None):
         raise UserError(f"--path must name a .yaml file, got {path}")
     args = {"path": path} if path else {}
     with Fleet(selected) as fleet:
-        answers = fleet.call_all("read_plotman_config", **args)
+        answers = fleet.on_all(lambda agent: agent.read_plotman_config(**args))
     done, unread = [], {}
     for h in selected:
         got = answers[h.name]
@@ -707,9 +713,9 @@ def import_plotman(c, file=None, inventory=None, limit=None, path=None):
             unread[h.name] = got
             continue
         try:
-            done.append(pm.translate(h.name, got["text"]))
+            done.append(pm.translate(h.name, got.text))
         except pm.PlotmanConfigError as e:
-            unread[h.name] = f"{got['path']}: {e}"
+            unread[h.name] = f"{got.path}: {e}"
     print(pm.inventory_yaml(done, {h.name: pm.connection_vars(h) for h in selected}, unread),
           end="")
     for name, why in unread.items():

@@ -1,4 +1,6 @@
 """The errors a user sees as one line (never a traceback)."""
+from agent.vocab import wire
+from agent.vocab.wire import ErrorCode
 from orchestrator import exitcodes
 
 
@@ -23,7 +25,21 @@ class InventoryError(UserError):
 
 
 class SessionError(Exception):
-    """A host could not be reached or its agent failed; its row says why."""
+    """A host could not be reached or its agent failed; its row says why.
+    Callers tell the kinds apart by type, never by the message."""
+
+
+class HostKeyRefused(SessionError):
+    """The host's key is not in known_hosts and host_key_checking is on."""
+
+
+class BastionFailed(SessionError):
+    """A ProxyJump hop failed; the message names it.  `transient` as the
+    hop's own error was (a refused bastion key or login is final)."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 class LostReply(SessionError):
@@ -32,11 +48,23 @@ class LostReply(SessionError):
     request_id finds out without doing it twice."""
 
 
-class AgentError(Exception):
-    """The agent answered ok=false: a one-line reason and a code saying what
-    kind of refusal it is (refused, bad_request, unknown_op, deadline_expired,
-    internal), so no caller matches on the message."""
+class AgentExited(LostReply):
+    """The agent's process ended (or never started) before it answered its
+    hello: its deployed files may be broken, not the link.  (One that ends
+    later leaves a plain LostReply: that request may have been carried out.)"""
 
-    def __init__(self, message: str, code: str = "refused"):
+
+class BadReply(LostReply):
+    """The agent answered something that is not the declared reply (not
+    JSON, not a response object, another request's id, a reply lacking a
+    field of agent/vocab/wire.py's dataclass)."""
+
+
+class AgentError(Exception):
+    """The agent answered ok=false: a one-line reason and a code
+    (agent/vocab/wire.py's ErrorCode) saying what kind of refusal it is, so
+    no caller matches on the message."""
+
+    def __init__(self, message: str, code=ErrorCode.REFUSED):
         super().__init__(message)
-        self.code = code
+        self.code = wire.code(code)

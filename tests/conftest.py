@@ -21,6 +21,9 @@ collect_ignore_glob = ["data/*"]
 _HOME = tempfile.mkdtemp(prefix=f"plotfleet-home-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
 os.environ["HOME"] = _HOME
 atexit.register(shutil.rmtree, _HOME, True)
+# a key or error code one side of the agent's wire does not know is an error
+# here (in production a logged warning): agent/vocab/wire.py
+os.environ["PLOTFLEET_STRICT_WIRE"] = "1"
 
 
 @pytest.fixture

@@ -137,12 +137,12 @@ class PageReader(HTMLParser):
             row[self._cell] = row.get(self._cell, "") + data.strip()
 
 
-def chromium(url: str, width: int, height: int, shot: Path) -> str:
+def chromium(url: str, width: int, height: int, shot: Path, extra=()) -> str:
     """The DOM headless chromium built from url at that window size, and a
     screenshot of it saved at `shot`."""
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--window-size={width},{height}"]
+             "--hide-scrollbars", f"--window-size={width},{height}", *extra]
     shot.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="plotfleet-chromium-") as profile:
         dom = subprocess.run([CHROMIUM, *flags, f"--user-data-dir={profile}", "--dump-dom", url],

@@ -38,7 +38,8 @@ def refused(path):
 
 def test_the_table_has_a_controller_section_of_exactly_these_keys():
     assert set(CONTROLLER_KEYS) == {"notify", "app_log", "app_log_max_bytes", "app_log_backups",
-                                    "alert_host_down_m", "alert_farm_free_plots", "serve_token"}
+                                    "alert_host_down_m", "alert_farm_free_plots", "serve_token",
+                                        "replot_deadline"}
     for name in CONTROLLER_KEYS:
         assert KEYS[name].attr is None and KEYS[name].roles == ("controller",)
 

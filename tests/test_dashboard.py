@@ -154,3 +154,38 @@ def test_dashboard_plot_starts_jobs_and_ctrl_c_quits(ssh_fleet, tmp_path, tmux):
         time.sleep(0.1)
     time.sleep(1.0)
     assert set(os.listdir(h.dirs["log"])) == started
+
+
+def test_dashboard_on_the_demo_in_80x24_then_200x50(tmp_path, tmux):
+    """The README's demo (`dashboard --plot`) in a real terminal: at 80x24 the
+    plotting and archiving line, the jobs, the drives and the actions all on
+    screen; at 200x50 the fleet table and the tmp and dst tables too."""
+    import shutil
+    shutil.copy(REPO / "inventory.example.yaml", tmp_path / "inventory.yaml")
+    cmd = " ".join(shlex.quote(str(a)) for a in (
+        "env", "-u", "COLUMNS", "-u", "LINES", "LANG=C.UTF-8", f"PYTHONPATH={REPO}",
+        sys.executable, "-m", "orchestrator", "dashboard", "--plot", "-i",
+        tmp_path / "inventory.yaml", "--refresh", "0.5"))
+    t = tmux(f"cd {shlex.quote(str(tmp_path))} && {cmd}", width=80, height=24)
+    try:
+        small = t.wait(lambda s: re.search(r"^[0-9a-f]{8}\s+localhost\s+\d:\d", s, re.M)
+                       and "farm1, farm2" in s and " ▶ localhost chiapos k18 " in s, timeout=60)
+        lines = small.splitlines()
+        assert len(lines) == 24 and max(map(len, lines)) <= 80
+        flat = " ".join(small.split())
+        assert "localhost plotting" in flat and "archiving" in flat, small
+        at = [small.index(x) for x in ("plotting", "jobs", "harvester drives", "actions")]
+        assert at == sorted(at), small
+        t.resize(200, 50)
+        big = t.wait(lambda s: "fleet" in s and "phases" in s and "inbound" in s
+                     and "farm1, farm2" in s)
+        assert max(map(len, big.splitlines())) <= 200 and "plots waiting" in big, big
+        print("80x24:\n" + small + "\n200x50:\n" + big)
+    finally:
+        t.run("send-keys", "-t", "dash", "q")
+        assert t.exit_status() == "EXIT=0"
+    deadline = time.time() + 60         # the jobs it started end on their own (k18)
+    while any(f"{tmp_path}/demo/tmp" in " ".join(p.info["cmdline"] or [])
+              for p in psutil.process_iter(["cmdline"])):
+        assert time.time() < deadline
+        time.sleep(0.2)

@@ -231,7 +231,7 @@ def test_the_plotting_line_says_what_the_pass_did_with_its_start():
     got = {o.host: o for o in outlook(state, hosts, decision, arch, events)}
     keys = host_keys(state, hosts)
     assert str(plotting_text(got["p3"], keys["p3"])) == \
-        "started 2026-12-02T00_40_00.123456_chia: tmp 00 -> dst 00"
+        "started a job: tmp 00 -> dst 00"
     assert got[LONG].plotting == "failed"
     assert str(plotting_text(got[LONG], keys[LONG])) == f"{LONG}: start job failed: tmp dir vanished"
     # nothing applied (status): the same start is only due

@@ -88,6 +88,19 @@ def test_the_check_itself_sees_a_forbidden_import(tmp_path):
                      "orchestrator/core/_layout_probe.py imports rich.table"]
 
 
+def test_one_plot_name_pattern_in_the_code():
+    """Plot names are read by agent/vocab/names.py alone: no other source
+    spells a plot-name pattern (`plot-k` next to a regex digit class)."""
+    import re
+    found = []
+    for folder in ("agent", "orchestrator"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if re.search(r"plot-k[^\s\"']*\\d|drplot-\(", line):
+                    found.append(f"{path.relative_to(REPO)}:{n}")
+    assert {f.rsplit(":", 1)[0] for f in found} == {"agent/vocab/names.py"}, found
+
+
 FACES = ("orchestrator/ui", "orchestrator/serve", "orchestrator/unattended")
 FACE_FORBIDDEN = ("orchestrator.remote", "orchestrator.plotloop", "orchestrator.cli")
 
@@ -146,3 +159,50 @@ def test_the_decision_check_itself_sees_a_decision_made(tmp_path):
                                      "def again(p):\n    return d.StartTransfer(p.host)\n")
     assert decisions_made("orchestrator/remote", _decision_types(), tmp_path) == [
         "orchestrator/remote/probe.py:3 makes StartTransfer"]
+
+
+# the transport's own handshake (hello, end_agent) lives in the session; every
+# other request goes through the typed client made from the declarations
+OP_NAMERS = {"orchestrator/remote/client.py", "orchestrator/remote/session.py"}
+REQUESTS = ("call", "call_all", "request", "raw", "_request", "_send", "getattr")
+
+
+def string_op_names(folder: str, ops, root: Path = REPO):
+    """Calls that name an agent op as a string (fleet.call(h, "snapshot"),
+    getattr(client, "kill")), outside the client and the session."""
+    out = []
+    for path in sorted((root / folder).rglob("*.py")):
+        rel = str(path.relative_to(root))
+        if rel in OP_NAMERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), rel)):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name not in REQUESTS:
+                continue
+            for a in node.args:
+                if isinstance(a, ast.Constant) and a.value in ops:
+                    out.append(f"{rel}:{node.lineno} names op {a.value}")
+    return out
+
+
+def test_only_the_client_names_an_agent_op():
+    from agent.protocol import declared
+    ops = set(declared())
+    assert string_op_names("orchestrator", ops) == []
+    # errors are told apart by type and code, never by their message
+    for path in sorted((REPO / "orchestrator").rglob("*.py")):
+        text = path.read_text()
+        assert 'startswith(("agent exited"' not in text and 'code == "' not in text, path
+
+
+def test_the_op_check_itself_sees_a_string_op_name(tmp_path):
+    remote = tmp_path / "orchestrator/remote"
+    remote.mkdir(parents=True)
+    (remote / "probe.py").write_text('fleet.call(h, "snapshot")\nf(h, "snapshot")\n'
+                                     'getattr(client, "kill")()\n')
+    assert string_op_names("orchestrator", {"snapshot", "kill"}, tmp_path) == [
+        "orchestrator/remote/probe.py:1 names op snapshot",
+        "orchestrator/remote/probe.py:3 names op kill"]

@@ -127,3 +127,38 @@ def test_torn_impostor_and_unfinished_v2_files_never_reach_a_farm(ssh_fleet, tmp
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_a_running_v2_job_is_shown_and_no_final_name_exists_until_it_is_done(ssh_fleet, tmp_path):
+    fleet = ssh_fleet(n_plotters=1)
+    p = fleet.hosts["plotter1"]
+    # strength 9 at k18: over a minute of work, stopped once it has started
+    inv = fleet.write_inventory(tmp_path / "inv.yaml", plotter="pos2", k=18, strength=9)
+    r = plotfleet("plot-all", "--inventory", inv, "--once", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    deadline = time.monotonic() + 30
+    while True:
+        _, doc = status_json(inv)
+        jobs = doc["hosts"][0]["jobs"]
+        if jobs and jobs[0]["phase"] == [1, 0]:
+            break
+        assert time.monotonic() < deadline, jobs
+        time.sleep(0.3)
+    job = jobs[0]
+    os.kill(job["pid"], 19)                 # SIGSTOP: it stays mid-plot
+    try:
+        assert (job["plotter"], job["kind"], job["k"]) == ("pos2", "v2 k18 s9", 18)
+        # chia_rs plots in memory, then writes: only ever to the temp name
+        temp = os.listdir(p.dirs["tmp"][0])
+        assert set(temp) <= {f"plot-k18-{job['plot_id']}.plot2.tmp"}, temp
+        assert os.listdir(p.dirs["dst"][0]) == []       # no final name while it works
+        r = plotfleet("status", "--inventory", inv)
+        assert "v2 k18 s9" in r.stdout, r.stdout
+        r = plotfleet("kill", "--inventory", inv, job["plot_id"][:8], "--yes", timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert os.listdir(p.dirs["tmp"][0]) == [] and os.listdir(p.dirs["dst"][0]) == []
+    finally:
+        try:
+            os.kill(job["pid"], 9)
+        except ProcessLookupError:
+            pass

@@ -190,17 +190,20 @@ def finished_jobs(recs, live, keep_s, now):
     return out
 
 
-def failure_run(recs, live, reset_at, quarantined=None):
-    """{"count", "last_error", "last_at", "last_log", "reset_at"}: the failed
-    jobs in a row, newest first, back to the newest finished plot that is
-    not in quarantine (`quarantined`: plot id -> why): a plot that failed
-    its proof check is a failure of the job that made it.  A multi-plot
-    log counts by its last plot."""
+def failure_run(recs, live, reset_at, device=None, quarantined=None):
+    """{"count", "last_error", "last_at", "last_log", "reset_at", "quarantined"}:
+    the failed jobs in a row, newest first, back to the newest finished plot
+    that is not in quarantine (`device`: of the jobs pinned to that GPU only,
+    their log names say which; `quarantined`: plot id -> why: a plot that
+    failed its proof check is a failure of the job that made it).  A
+    multi-plot log counts by its last plot."""
     quarantined = quarantined or {}
     count, bad, last = 0, 0, None
     for r in recs:
         if r.started <= reset_at:
             break
+        if device is not None and lognames.device_of(r.path) != device:
+            continue
         if r.path in live.logs:
             continue
         info = r.info

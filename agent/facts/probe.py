@@ -14,6 +14,7 @@ import stat as stat_mod
 import threading
 import time
 
+from ..vocab.wire import DirError
 from . import disks
 
 PROBE_TIMEOUT_S = 3.0       # dir_timeout_s's default
@@ -30,7 +31,7 @@ def probe_one(path):
         out["real"] = real
         st = os.stat(real)
         if not stat_mod.S_ISDIR(st.st_mode):
-            return dict(out, error_code="not_dir", error="not a directory")
+            return dict(out, error_code=DirError.NOT_DIR, error="not a directory")
         out["st_dev"] = st.st_dev
         vfs = os.statvfs(real)
         out["total_bytes"] = vfs.f_blocks * vfs.f_frsize
@@ -38,15 +39,15 @@ def probe_one(path):
         with os.scandir(real) as it:        # a dead mount may answer stat, not readdir
             next(it, None)
     except FileNotFoundError:
-        return dict(out, error_code="missing", error="missing")
+        return dict(out, error_code=DirError.MISSING, error="missing")
     except NotADirectoryError:
-        return dict(out, error_code="not_dir", error="not a directory")
+        return dict(out, error_code=DirError.NOT_DIR, error="not a directory")
     except OSError as e:
-        return dict(out, error_code="unreadable", error="unreadable: %s" % (e.strerror or e))
+        return dict(out, error_code=DirError.UNREADABLE, error="unreadable: %s" % (e.strerror or e))
     if vfs.f_flag & os.ST_RDONLY:
-        return dict(out, error_code="read_only", error="read-only file system")
+        return dict(out, error_code=DirError.READ_ONLY, error="read-only file system")
     if not os.access(real, os.W_OK | os.X_OK):
-        return dict(out, error_code="not_writable", error="not writable by %s" % _user())
+        return dict(out, error_code=DirError.NOT_WRITABLE, error="not writable by %s" % _user())
     return out
 
 
@@ -94,12 +95,12 @@ class Prober:
                 with self._lock:
                     since = self._stuck.get(p, (None, now))[1]
                 info = {"real": p, "st_dev": None, "total_bytes": 0, "free_bytes": 0,
-                        "error_code": "not_responding",
+                        "error_code": DirError.NOT_RESPONDING,
                         "error": "not responding (no answer for %.0fs)" % max(
                             timeout, time.time() - since)}
             out[p] = info
         disks.set_unresponsive(p for p, i in out.items()
-                               if i["error_code"] == "not_responding")
+                               if i["error_code"] == DirError.NOT_RESPONDING)
         return out
 
     def _run(self, path, results):

@@ -280,7 +280,15 @@ class ProcScanner:
             "compress": level[0], "compress_format": level[1],
             "wrapper_pid": wrapper.pid if wrapper is not None else None,
             "count": plot_count(i.get("num")), "plots_done": done,
+            "device": _int_or_none(i.get("device")),
         }
+
+
+def _int_or_none(v):
+    try:
+        return int(v) if v is not None else None
+    except ValueError:
+        return None
 
 
 def plot_count(num):

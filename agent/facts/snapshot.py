@@ -25,10 +25,15 @@ from ..vocab import lognames
 
 from . import plotfile
 
+from . import claim_record, ledger
+from ..vocab import replot
+
 from . import probe
 from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets
 from ..statefile import state_dir
+from ..vocab.wire import DirError
 
+REPLACEABLE_SHOWN = 16   # the largest replaceable plots a farm dir lists (one plot's worth)
 FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server
 
 DEAD_KEEP_S = 86400.0   # dead_keep_h's default: a dead job without leftovers stays a day
@@ -97,6 +102,7 @@ class Agent:
         self.prober = probe.Prober()
         self._rsync_version = None
         self._headers = {}      # plot path -> ((size, mtime), header error)
+        self._pools = {}        # farm plot path -> ((size, mtime), pool kind)
 
     def reap(self):
         self.children = [p for p in self.children if p.poll() is None]
@@ -148,29 +154,35 @@ class Agent:
             if kind == "farm" and d["error"] is None:
                 why = disks.unmounted_farm(p["st_dev"], config)
                 if why:
-                    d["error"], d["error_code"] = why, "not_mounted"
+                    d["error"], d["error_code"] = why, DirError.NOT_MOUNTED
             if kind == "farm" and d["error"] is None and health.get(p["real"], {}).get("until"):
                 h = health[p["real"]]
                 d["set_aside_until"] = h["until"]
-                d["error_code"] = "set_aside"
+                d["error_code"] = DirError.SET_ASIDE
                 d["error"] = "set aside until %s: %s" % (
                     time.strftime("%H:%M", time.localtime(h["until"])), h["error"])
             if kind == "farm":
                 drive_failures += [{"dir": raw, "key": k}
                                    for k in health.get(p["real"], {}).get("failures", [])]
-            if kind == "dst" and d["error_code"] != "not_responding":
+            if kind == "dst" and d["error_code"] != DirError.NOT_RESPONDING:
                 plots += [self.proven(x) for x in
                           self.finished(disks.plots_in(real, moved_only=True), writing)]
-            if kind == "farm" and d["error_code"] not in ("not_responding", "missing", "not_dir"):
+            if kind == "farm" and d["error_code"] not in (DirError.NOT_RESPONDING, DirError.MISSING,
+                                                           DirError.NOT_DIR):
                 farm_plots = disks.plots_in(real)
                 d["plot_count"] = sum(x["plots"] for x in farm_plots)
                 d["plot_bytes"] = sum(x["size_bytes"] for x in farm_plots)
                 d["plot_kinds"] = disks.plot_kinds(farm_plots)
+                d["replaceable"] = self.replaceable(farm_plots, c.get("replot"))
             dirs.append(d)
 
+        bound = ledger.bindings() if plots else {}     # replotting: the drive each is bound to
+        for x in plots:
+            b = bound.get(os.path.basename(x["path"]))
+            x["bound_to"] = [b["to_host"], b["to_dir"]] if b else None
         quarantine = checks.quarantined(
             [raw for kind, raw, _ in cdirs
-             if kind == "dst" and probed[_key(raw)]["error_code"] != "not_responding"])
+             if kind == "dst" and probed[_key(raw)]["error_code"] != DirError.NOT_RESPONDING])
         logs = _log_entries(config)     # one listing of log_dir per snapshot
         dead, failed, finished = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id,
                                                   now, quarantine)
@@ -192,7 +204,48 @@ class Agent:
             "conflicts": drive_health.conflicts(set(farm)),
             "drive_failures": drive_failures,
             "rsync_version": self.rsync_version(),
+            "replot": self.replot_ledger(config, farm, now),
         }
+
+    def replaceable(self, farm_plots, rules):
+        """{"count", "bytes", "plots": the REPLACEABLE_SHOWN largest, oldest
+        first}: the farm plots a replot rule matches (agent/vocab/replot.py)."""
+        if not rules:
+            return {"count": 0, "bytes": 0, "plots": []}
+        header = replot.needs_header(rules)
+        found = []
+        for p in farm_plots:
+            pool = self._pool(p) if header else None
+            hit = replot.first_match(rules, p["path"], pool)
+            if hit is None:
+                continue
+            facts = replot.name_facts(os.path.basename(p["path"]))
+            found.append({"path": p["path"], "size_bytes": p["size_bytes"], "k": p["k"],
+                          "level": p["compress"], "date": facts["date"],
+                          "rule": "rule %d (%s)" % (hit[0] + 1, replot.describe(hit[1]))})
+        found.sort(key=lambda x: (-x["size_bytes"], x["date"] or "9999", x["k"], x["level"],
+                                  x["path"]))
+        return {"count": len(found), "bytes": sum(x["size_bytes"] for x in found),
+                "plots": found[:REPLACEABLE_SHOWN]}
+
+    def _pool(self, plot):
+        version = (plot["size_bytes"], plot["mtime"])
+        seen = self._pools.get(plot["path"])
+        if seen is None or seen[0] != version:
+            try:
+                with open(plot["path"], "rb") as f:
+                    kind = replot.pool_of_header(f.read(plotfile.HEADER_BYTES))
+            except OSError:
+                kind = None
+            if len(self._pools) > 100000:
+                self._pools.clear()
+            seen = self._pools[plot["path"]] = (version, kind)
+        return seen[1]
+
+    def replot_ledger(self, config, farm, now):
+        if not farm:
+            return {"sets": [], "deletes_last_hour": 0, "stopped": []}
+        return ledger.snapshot(list(farm), claim_record.claimed_plots(config, now), now)
 
     def finished(self, plots, writing):
         """The finished plots among plot-named files in a dst dir: not one
@@ -243,7 +296,8 @@ class Agent:
         made = {os.path.normpath(os.path.expanduser(p)) for p in
                 (made if isinstance(made, (list, tuple)) else ())}
         if made:
-            missing = [p for p, i in probed.items() if i["error_code"] == "missing" and p in made]
+            missing = [p for p, i in probed.items()
+                       if i["error_code"] == DirError.MISSING and p in made]
             for p in missing:
                 try:
                     os.makedirs(p, exist_ok=True)
@@ -297,14 +351,17 @@ class Agent:
         keep = DEAD_KEEP_S if keep is None else float(keep)
         dead = failures.dead_jobs(recs, live, keep, now)
         reset_at = failures.read_reset(state_dir(), log_dir)
-        run = failures.failure_run(recs, live, reset_at, {q["plot_id"]: q["reason"]
-                                                          for q in quarantine if q["plot_id"]})
+        bad = {q["plot_id"]: q["reason"] for q in quarantine if q["plot_id"]}
+        run = failures.failure_run(recs, live, reset_at, quarantined=bad)
         # an endless job's log never ends: its bad plots are counted from the
         # quarantine, back to the newest plot that passed its check
         n, newest = checks.bad_in_row(quarantine, disks.dirs_of(config, "dst"), reset_at)
         if n > run["count"]:
             run.update(count=n, last_error="plot quarantined: %s" % newest["reason"],
                        last_at=newest["quarantined_at"], last_log=None, quarantined=n)
+        gpus = {lognames.device_of(r.path) for r in recs} - {None}
+        run["devices"] = {str(d): failures.failure_run(recs, live, reset_at, d, bad)
+                          for d in sorted(gpus)}
         return dead, run, failures.finished_jobs(recs, live, keep, now)
 
 

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from ..vocab.plotters.chiapos import MIN_BUCKETS, MIN_STRIPE, max_buckets, stripe_for
+from ..vocab.plotters.chiapos import MIN_BUCKETS, MIN_STRIPE, SPEC, max_buckets, stripe_for
 
 
 def plot_filename(k, plot_id_hex, now=None):
@@ -28,17 +28,19 @@ def plot_filename(k, plot_id_hex, now=None):
 
 
 def parse(argv):
+    # its flags are the spec's (agent/vocab/plotters/chiapos.py), spelt once
+    f = SPEC.flag
     p = argparse.ArgumentParser(prog="plot-chiapos")
-    p.add_argument("-k", type=int, default=32)
-    p.add_argument("-t", dest="tmp", required=True)
-    p.add_argument("-2", dest="tmp2")
-    p.add_argument("-d", dest="dst", required=True)
-    p.add_argument("-b", dest="buffer", type=int, default=3389)
-    p.add_argument("-u", dest="buckets", type=int, default=None)   # the most k allows
-    p.add_argument("-r", dest="threads", type=int, default=2)
-    p.add_argument("--stripe", type=int, default=None)
-    p.add_argument("--id", dest="plot_id")
-    p.add_argument("-n", dest="count", type=int, default=1)      # 0: without end
+    p.add_argument(f("k"), dest="k", type=int, default=32)
+    p.add_argument(f("tmp_dir"), dest="tmp", required=True)
+    p.add_argument(f("tmp2_dir"), dest="tmp2")
+    p.add_argument(f("dst_dir"), dest="dst", required=True)
+    p.add_argument(f("buffer"), dest="buffer", type=int, default=3389)
+    p.add_argument(f("buckets"), dest="buckets", type=int, default=None)   # the most k allows
+    p.add_argument(f("threads"), dest="threads", type=int, default=2)
+    p.add_argument(f("stripe"), dest="stripe", type=int, default=None)
+    p.add_argument(f("plot_id"), dest="plot_id")
+    p.add_argument(f("num"), dest="count", type=int, default=1)      # 0: without end
     return p.parse_args(argv)
 
 

@@ -26,13 +26,15 @@ TMP_SUFFIX = ".tmp"
 
 
 def parse(argv):
+    # its flags are the spec's (agent/vocab/plotters/pos2.py), spelt once
+    f = pos2.SPEC.flag
     p = argparse.ArgumentParser(prog="plot-pos2")
-    p.add_argument("-k", type=int, default=28)
-    p.add_argument("-s", dest="strength", type=int, default=2)
-    p.add_argument("-t", dest="tmp", required=True)
-    p.add_argument("-d", dest="dst", required=True)
-    p.add_argument("--id", dest="plot_id")
-    p.add_argument("-n", dest="count", type=int, default=1)      # 0: without end
+    p.add_argument(f("k"), dest="k", type=int, default=28)
+    p.add_argument(f("strength"), dest="strength", type=int, default=2)
+    p.add_argument(f("tmp_dir"), dest="tmp", required=True)
+    p.add_argument(f("dst_dir"), dest="dst", required=True)
+    p.add_argument(f("plot_id"), dest="plot_id")
+    p.add_argument(f("num"), dest="count", type=int, default=1)      # 0: without end
     return p.parse_args(argv)
 
 

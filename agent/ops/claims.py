@@ -1,68 +1,78 @@
-"""Drive claims on a harvester: one transfer into a drive at a time, even when
-two controllers decide at once.
+"""Drive claims on a harvester: one writer into a drive at a time, even when
+two controllers decide at once; and the deletions replotting makes under a
+claim (agent/ops/replot.py, the ledger in agent/facts/ledger.py).
 
-The controller claims the target drive here before the plotter starts its
-rsync.  A claim is taken under the host lock and refused while another plot's
-claim is alive, or another plot's partial is still growing on that drive.  A
-claim lives CLAIM_S after it was taken and then for as long as its partial
-keeps growing; it ends when the plot arrives under its final name.  Nothing
-needs releasing: a controller killed mid-pass leaves a claim that simply
-expires.
+The claim record and its lifetime: agent/facts/claim_record.py.
 """
 import os
 import time
 from typing import Optional
 
-from ..facts import disks
-
-from ..facts import drive_health
-
+from ..facts import disks, drive_health
+from ..facts import claim_record, ledger as ledger_mod
+from ..facts.probe import probe_one
 from .. import statefile
 from .common import ActionError, check_inside, host_lock
-from ..facts.probe import probe_one
 from ..protocol import op
 from ..vocab import wire
 from ..vocab.wire import ErrorCode
 
-CLAIM_S = 120.0
+CLAIM_S, NAME = claim_record.CLAIM_S, claim_record.NAME     # the record: facts/claim_record.py
 
 
-NAME = "drive-claims.json"
+def _probe(agent, config, to_dir, target):
+    probes = agent.probe_dirs(config)
+    return probes.get(os.path.normpath(os.path.expanduser(to_dir))) or next(
+        (p for p in probes.values() if p["real"] == target), None) or probe_one(target)
 
 
-def _growing(path, now):
-    try:
-        return now - os.stat(path).st_mtime < CLAIM_S
-    except OSError:
-        return False
+def _set_aside(config, same_drive, dev, now):
+    c = config or {}
+    state = drive_health.drive_state(
+        {d: dev for d in same_drive},
+        float(c.get("drive_fail_window_s") or drive_health.WINDOW_S),
+        float(c.get("drive_cooldown_s") or drive_health.COOLDOWN_S), now)
+    for d in same_drive:
+        if state.get(d, {}).get("until"):
+            return "set aside after failed transfers: %s" % state[d]["error"]
+    return None
 
 
-def _alive(claim, now, farm=()):
-    final = os.path.join(claim["dir"], claim["plot"])
-    dirs = [d for d in (claim["dir"],) + tuple(farm) if disks.responsive(d)]
-    if not disks.responsive(claim["dir"]):
-        return False                       # its drive is not responding: nothing arrives there
-    if any(os.path.exists(os.path.join(d, claim["plot"])) for d in dirs):
-        return False                       # arrived (here or elsewhere): the drive is free again
-    partial = final + disks.PARTIAL_SUFFIX
-    return now - claim["at"] < CLAIM_S or _growing(partial, now)
+def _release(ledger, gone, claims, farm, now):
+    """Sets whose plot a controller found on no plotter (every plotter
+    answered, no transfer names it): their room is anyone's now."""
+    claimed = {p["plot"] for c in claims.values() for p in claim_record.plots(c)}
+    changed = False
+    for pid in gone:
+        e = ledger.get(pid) if isinstance(pid, str) else None
+        if e and ledger_mod.pending(e, farm) and e.get("plot") not in claimed:
+            e["released_at"] = now
+            changed = True
+    if changed:
+        statefile.save(ledger_mod.NAME, ledger, durable=True)
 
 
 @op(wire.ReserveDriveReply)
 def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes: int,
-                  reserve_bytes: Optional[int] = 0):
+                  reserve_bytes: Optional[int] = 0, holder: Optional[str] = None,
+                  plot_id: Optional[str] = None, deletions: Optional[list] = None,
+                  max_deletes_per_hour: Optional[int] = None, gone: Optional[list] = None,
+                  from_host: Optional[str] = None):
     """Claim the drive of `to_dir` for `plot`: refused (code "drive_error")
     when the dir cannot take files, ("exists") when a file already holds the
     plot's final name there (the controller then compares it), ("busy") while
-    another plot is on its way, ("no_room") without room."""
+    another plot is on its way, ("no_room") without room.
+
+    With `deletions` ([{"path", "size_bytes", "rule"}], replotting), the
+    plots named are deleted under the claim to make room for this one, after
+    every check in agent/ops/replot.py; refused as a whole otherwise."""
+    from . import replot            # the deletions made under a claim
     farm = disks.dirs_of(config, "farm")
     target = check_inside(to_dir, farm)
     plot = os.path.basename(plot)
     # every farm dir afresh, each within dir_timeout_s: a dead mount among
     # them must not hang the claim (nor the ones below, which then skip it)
-    probes = agent.probe_dirs(config)
-    probed = probes.get(os.path.normpath(os.path.expanduser(to_dir))) or next(
-        (p for p in probes.values() if p["real"] == target), None) or probe_one(target)
+    probed = _probe(agent, config, to_dir, target)
     why = probed["error"] or disks.unmounted_farm(probed["st_dev"], config)
     if why:
         raise ActionError("%s: %s" % (target, why), code=ErrorCode.DRIVE_ERROR)
@@ -74,11 +84,14 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
     # device as seen through this host's farm dirs
     key = "%d:%s" % (dev, ",".join(sorted(same_drive)))
     now = time.time()
+    holder = holder or "controller:unnamed"
     with host_lock():
-        claims = {k: c for k, c in statefile.load(NAME).items() if _alive(c, now, farm)}
+        claims = {k: c for k, c in statefile.load(NAME).items()
+                  if claim_record.alive(c, now, farm)}
         claim = claims.get(key)
-        if claim and claim["plot"] != plot:
-            raise ActionError("drive busy: %s is on its way to %s" % (claim["plot"], claim["dir"]),
+        if claim and all(p["plot"] != plot for p in claim_record.plots(claim)):
+            raise ActionError("drive busy: %s is on its way to %s (claimed by %s)"
+                              % (claim_record.plots(claim)[0]["plot"], claim["dir"], claim.get("holder")),
                               code=ErrorCode.BUSY)
         have = 0
         for d in same_drive:
@@ -88,17 +101,43 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
                 elif now - mtime < CLAIM_S:
                     raise ActionError("drive busy: %s is still arriving in %s" % (final, d),
                                       code=ErrorCode.BUSY)
+        try:
+            ledger = ledger_mod.load(strict=bool(deletions))
+        except ledger_mod.Unreadable as e:
+            raise ActionError(str(e), code=ErrorCode.REPLOT_REFUSED)
+        _release(ledger, gone or [], claims, farm, now)
+        need = int(size_bytes) - have
+
+        before = next((p.get("deletions") or [] for p in claim_record.plots(claim or {})
+                       if p["plot"] == plot), [])
+
+        def save_claim(deleted):
+            entry = {"plot": plot, "plot_id": plot_id, "deletions": before + deleted}
+            claims[key] = {"holder": holder, "dir": target, "plots": [entry],
+                           "taken_at": (claim or {}).get("taken_at", now), "renewed_at": now,
+                           "expires_at": now + CLAIM_S}
+            statefile.save(NAME, claims, durable=bool(deleted))
+
+        made = replot.make_room(agent, config, ledger, claims, target, same_drive, key, plot,
+                                plot_id, need, int(reserve_bytes or 0), deletions or [],
+                                holder, from_host, max_deletes_per_hour, now, save_claim)
+        if not made["space_ok"]:
+            # the deletions did not give their space back: no transfer goes
+            # there on this claim (the controller says why and stops)
+            return dict(made, drive=key, holder=holder, expires_at=None)
         vfs = os.statvfs(target)
         free = vfs.f_bavail * vfs.f_frsize
-        need = int(size_bytes) - have + int(reserve_bytes or 0)
-        if free < need:
-            raise ActionError("no room on %s: %d bytes free, %d needed" % (target, free, need),
+        # room freed for other plots, still waiting for them, is theirs
+        held = replot.held_for_others(ledger, same_drive, plot, farm)
+        if free - held < need + int(reserve_bytes or 0) and not made["deleted"]:
+            raise ActionError("no room on %s: %d bytes free, %d kept for plots whose room was "
+                              "made earlier, %d needed" % (target, free, held,
+                                                           need + int(reserve_bytes or 0)),
                               code=ErrorCode.NO_ROOM)
-        claims[key] = {"plot": plot, "dir": target, "at": now}
-        statefile.save(NAME, claims)
-    return {"drive": key}
-
-
+        save_claim([d["name"] for d in made["deleted"]])
+    return {"drive": key, "holder": holder, "expires_at": now + CLAIM_S,
+            "deleted": made["deleted"], "freed": made["freed"], "space_ok": made["space_ok"],
+            "space_error": made["space_error"]}
 
 
 @op(wire.NoteDriveFailureReply)
@@ -119,7 +158,8 @@ def note_drive_failure(agent, config: wire.Config, to_dir: str, key: str, at: fl
             name = os.path.basename(plot)
             claims = statefile.load(NAME)
             left = {k: c for k, c in claims.items()
-                    if not (c.get("plot") == name and c.get("dir") == real)}
+                    if not (c.get("dir") == real and any(p["plot"] == name
+                                                         for p in claim_record.plots(c)))}
             if len(left) != len(claims):
                 statefile.save(NAME, left)
     return {"recorded": added}

@@ -42,6 +42,15 @@ def check_limits(jobs, limits, tmp_real, now, last_start=0.0):
 
 
 LAUNCHERS = dict(plotters.LAUNCHERS.values())
+
+
+def _device(argv):
+    """The GPU a job's argv pins it to (its plotter's own flag), else None."""
+    try:
+        info = plotters.classify(list(argv))
+        return int(info["device"]) if isinstance(info, dict) and "device" in info else None
+    except (TypeError, ValueError):
+        return None
 REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
@@ -83,7 +92,8 @@ def start_job(agent, config: wire.Config, argv: list, tmp_dir: str, dst_dir: str
         if why:
             raise ActionError(why)
         deadline.check("start_job")     # the last moment: the controller still listens
-        log_path = os.path.join(log_dir, lognames.new_log_name(plotter or "plot"))
+        log_path = os.path.join(log_dir, lognames.new_log_name(plotter or "plot",
+                                                               device=_device(argv)))
         try:
             proc = _spawn(argv, log_path, env)
         except OSError as e:

@@ -28,6 +28,7 @@ from ..facts.procs import PSUTIL_ERRORS
 from .common import host_lock
 from ..protocol import op
 from ..vocab import wire
+from ..vocab.wire import DirError
 
 RECORD = "room-suspended.json"
 # jobs suspended on the controller's decision, with why (making bad plots):
@@ -35,7 +36,8 @@ RECORD = "room-suspended.json"
 HELD = "held-suspended.json"
 # a dst in this state would lose the plot at its final copy: the job waits
 # (its temp files kept) until the drive is back; not_responding is unknown
-CANNOT_TAKE = ("missing", "read_only", "not_writable", "not_dir", "unreadable")
+CANNOT_TAKE = (DirError.MISSING, DirError.READ_ONLY, DirError.NOT_WRITABLE, DirError.NOT_DIR,
+               DirError.UNREADABLE)
 
 
 def _entries(name=RECORD):

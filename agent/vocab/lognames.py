@@ -12,10 +12,22 @@ _NAME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d_\d\d_\d\d)\.(\d{6})_[\w.-]+\.log$")
 from .plotters import PLOTTERS
 
 
-def new_log_name(plotter, now=None):
+def new_log_name(plotter, now=None, device=None):
+    """`<local start>.<us>_<plotter>.log`; a job pinned to a GPU:
+    `..._gpu<N>_<plotter>.log`, so its failures count against that GPU."""
     now = time.time() if now is None else now
     stamp = time.strftime("%Y-%m-%dT%H_%M_%S", time.localtime(now))
-    return "%s.%06d_%s.log" % (stamp, int((now % 1) * 1e6), plotter)
+    gpu = "gpu%d_" % device if device is not None else ""
+    return "%s.%06d_%s%s.log" % (stamp, int((now % 1) * 1e6), gpu, plotter)
+
+
+_GPU = re.compile(r"_gpu(\d+)_[A-Za-z0-9]+\.log$")
+
+
+def device_of(name):
+    """The GPU a job log's name says its job was pinned to, else None."""
+    m = _GPU.search(os.path.basename(name or ""))
+    return int(m.group(1)) if m else None
 
 
 def started_at(name):

@@ -53,20 +53,61 @@ VAGUE = ("std::exception",)
 # what `plotfleet kill` appends to the log of a job it ended: not a failure
 KILLED_MARK = "plotfleet: killed on request"
 MAX_ERROR = 300
+MAX_EARLY = 5000        # lines kept while no line has named the plotter
+# `chia plotters bladebit|madmax` prefixes the plotter's stderr lines
+# (bladebit issue #389)
+WRAPPED = "STDERR: "
+
+
+# every plotter's failure lines (plotters/<name>.py)
+FATAL_HEADERS = tuple(h for s in PLOTTERS.values() for h in s.fatal_headers)
+CRASH_MARKS = tuple(m for s in PLOTTERS.values() for m in s.crash_marks)
+CAUSE_MARKS = tuple(dict.fromkeys(m for s in PLOTTERS.values() for m in s.cause_marks))
+# a backtrace frame: `./bladebit(+0xcf8cb)[0x55a6a165d8cb]`,
+# `/lib/x86_64-linux-gnu/libc.so.6(__clone+0x40)[0x7f..]` (bladebit issue #260)
+FRAME = re.compile(r"^\S*\([^()\s]*\)\s*\[0x[0-9a-fA-F]+\]$")
+CPP_RECURSIVE = "terminate called recursively"
 
 
 class ErrorLine:
-    """Follows a log line by line; `.text` is its last meaningful error line."""
+    """Follows a log line by line; `.text` is its last meaningful error line.
+
+    A failure header whose message is on the next line (bladebit's
+    `Fatal Error:`) is shown with that message; a crash banner
+    (`*** Crashed! ***`) with the last line the plotter printed before it,
+    never a backtrace frame; a C++ terminate whose what() is empty with the
+    plotter's own `... failed with: ...` line before it (Gigahorse: the CUDA
+    error), while a what() that says something is kept whole."""
 
     def __init__(self):
         self.text = None
         self.in_traceback = False
         self.cpp_type = None
+        self.header = None      # a fatal header waiting for its message
+        self.cause = None       # the last `... failed with: ...` line
+        self.last = None        # the last line that was no error and no frame
 
     def feed(self, line):
         s = line.strip()
         if not s:
             return
+        if FRAME.match(s):
+            return
+        if self.header is not None:
+            self._set("%s %s" % (self.header, s))
+            self.header = None
+            return
+        head = next((h for h in FATAL_HEADERS if s.endswith(h)), None)
+        if head is not None and s[:-len(head)].strip() in ("", "*** Panic!!! ***"):
+            self.header = "Fatal Error:"
+            return
+        if any(m in s for m in CRASH_MARKS):
+            self._set("crashed after: %s" % self.last if self.last else "crashed")
+            return
+        if s.startswith(CPP_RECURSIVE):
+            return
+        if any(m in s for m in CAUSE_MARKS):
+            self.cause = s
         if s.startswith(TRACEBACK):
             self.in_traceback = True
             return
@@ -86,11 +127,18 @@ class ErrorLine:
         m = CPP_WHAT.match(line)
         if m:
             what = m.group(1).strip()
-            self._set("%s: %s" % (self.cpp_type, what) if self.cpp_type else what)
+            if not what and self.cause:
+                self._set(self.cause)       # the empty what() says nothing: its cause
+            elif not what:
+                self._set("terminated: %s" % (self.cpp_type or "C++ exception"))
+            else:
+                self._set("%s: %s" % (self.cpp_type, what) if self.cpp_type else what)
             self.cpp_type = None
             return
         if ERROR_WORDS.search(s) and not any(s.endswith(v) for v in VAGUE):
             self._set(s)
+        else:
+            self.last = s
 
     def _set(self, text):
         self.text = text if len(text) <= MAX_ERROR else text[:MAX_ERROR - 1] + "\u2026"
@@ -136,6 +184,7 @@ class LogState:
         self.errors = ErrorLine()
         self.killed = False
         self.compress, self.compress_format = 0, None
+        self._early = []        # lines read before the plotter was known
 
     @property
     def plots_done(self):
@@ -156,6 +205,8 @@ class LogState:
 
     def feed(self, line):
         line = clean_line(line)
+        if line.startswith(WRAPPED):
+            line = line[len(WRAPPED):]
         if not line.strip():
             return
         self.lines += 1
@@ -166,7 +217,17 @@ class LogState:
         if self.plotter is None:
             self.plotter = detect_plotter(line)
             if self.plotter is None:
+                # kept until a line names the plotter, then read in order: a
+                # log found mid-run may name it late (a crash frame, a copy line)
+                self._early.append(line)
+                del self._early[:-MAX_EARLY]
                 return
+            early, self._early = self._early, []
+            for e in early:
+                self._read(e)
+        self._read(line)
+
+    def _read(self, line):
         fam = "chia" if self.plotter == "chiapos" else self.plotter
         ph = phase_of(line, "gigahorse_plot" if fam == "gigahorse" else fam)
         self._before = self.phase       # the plot this line may end keeps its phase
@@ -231,6 +292,10 @@ class LogState:
             self.start_time = _ctime(line)
 
     def _madmax(self, line):
+        if "CUDA plotter" in line:
+            m = _gigahorse.BANNER_K.search(line)
+            if m:
+                self.k = int(m.group(1))
         if "Plot Name:" in line:
             p = names.find(line)
             if p is not None and p.k:

@@ -19,7 +19,7 @@ A leaf: standard library only, Python 3.8.
 """
 import logging
 import os
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 from typing import Optional
 
@@ -49,6 +49,7 @@ class ErrorCode(str, Enum):
     DRIVE_ERROR = "drive_error"             # the dir cannot take files
     UNREADABLE = "unreadable"               # a file could not be read
     MISSING = "missing"                     # a file asked for is not there
+    REPLOT_REFUSED = "replot_refused"       # a replot deletion's check failed: nothing deleted
 
     def __str__(self):
         return self.value
@@ -87,6 +88,7 @@ class Config(TypedDict, total=False):
     drive_cooldown_s: float
     drive_fail_window_s: float
     dir_timeout_s: float
+    replot: list            # the harvester's replot rules (agent/vocab/replot.py)
 
 
 class Limits(TypedDict, total=False):
@@ -178,6 +180,7 @@ class SnapshotReply:
     # <dst>/quarantine/ ({path, size_bytes, dst_dir, reason, ratio, ...})
     checks: Optional[list] = None
     quarantine: Optional[list] = None
+    replot: Optional[dict] = None   # {sets, deletes_last_hour, stopped}: facts/ledger.py
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,23 @@ class CleanPartialReply:
 
 @dataclass(frozen=True)
 class ReserveDriveReply:
+    """The drive's claim (agent/ops/claims.py), and what replotting deleted
+    under it (agent/ops/replot.py): space_ok false when deleting gave no
+    space back (the drive then stops replotting; space_error says why)."""
     drive: str
+    holder: Optional[str] = None
+    expires_at: Optional[float] = None
+    deleted: list = field(default_factory=list)    # [{name, path, size_bytes, rule}]
+    freed: int = 0
+    space_ok: bool = True
+    space_error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class BindReplotReply:
+    plot: str
+    to_host: str
+    to_dir: str
 
 
 @dataclass(frozen=True)
@@ -355,15 +374,25 @@ def reply(cls, d, op: str):
     return cls(**kw)
 
 
-def code(value) -> ErrorCode:
-    """The ErrorCode an answer names; one this side does not know is an
-    error in strict mode and a plain refusal otherwise (logged)."""
+def member(kind, value, fallback, what: str):
+    """kind(value); a value this side does not know is an error in strict
+    mode and `fallback` otherwise (logged once)."""
     try:
-        return ErrorCode(value)
+        return kind(value)
     except ValueError:
         if strict():
-            raise UnknownKeys("unknown error code %r" % (value,))
-        if ("error code", value) not in _warned:
-            _warned.add(("error code", value))
-            _log.warning("unknown error code %r, taken as refused", value)
-        return ErrorCode.REFUSED
+            raise UnknownKeys("unknown %s %r" % (what, value))
+        if (what, value) not in _warned:
+            _warned.add((what, value))
+            _log.warning("unknown %s %r, taken as %s", what, value, fallback)
+        return fallback
+
+
+def code(value) -> ErrorCode:
+    """The ErrorCode an answer names (an unknown one: a plain refusal)."""
+    return member(ErrorCode, value, ErrorCode.REFUSED, "error code")
+
+
+def dir_error(value) -> Optional[DirError]:
+    """The DirError a snapshot's dir names (an unknown one: unreadable)."""
+    return None if value is None else member(DirError, value, DirError.UNREADABLE, "dir error")

@@ -28,6 +28,7 @@ class ControllerConfig:
     alert_host_down_m: float = KEYS["alert_host_down_m"].default
     alert_farm_free_plots: int = KEYS["alert_farm_free_plots"].default
     serve_token: Optional[str] = KEYS["serve_token"].default
+    replot_deadline: Optional[str] = None           # YYYY-MM-DD
 
     @property
     def state_dir(self) -> str:

@@ -13,6 +13,7 @@ host they are an error.
 """
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import math
@@ -30,6 +31,7 @@ import jinja2.meta
 import yaml
 from jinja2.nativetypes import NativeEnvironment
 
+from agent.vocab import replot as replot_rules
 from agent.vocab.plotters.chiapos import max_buckets as chiapos_max_buckets
 
 from orchestrator.config import hostpattern
@@ -102,7 +104,33 @@ def load_inventory(path) -> Inventory:
     controller = _controller(source, parsed.group_vars["all"], magic, base_dir)
     hosts = tuple(_host(source, name, parsed.merged(name, of_host[name]), of_host[name],
                         magic, base_dir) for name in parsed.host_order)
+    _refuse_rules_matching_new_plots(source, hosts)
     return Inventory(source, hosts, groups, controller)
+
+
+def _made_by(p: Host) -> str:
+    level = p.compression
+    return f"k{p.k} {plotsize.label(level)} plots"
+
+
+def _refuse_rules_matching_new_plots(source: str, hosts) -> None:
+    """A new plot must never be replaced by the next one: a replot rule of
+    any harvester that could match what any plotter of the inventory makes
+    now is one line naming the rule and the plotter."""
+    plotters = [h for h in hosts if h.is_plotter]
+    for h in hosts:
+        for i, rule in enumerate(h.replot if h.is_harvester else (), 1):
+            for p in plotters:
+                level = p.compression
+                fmt = "pos2" if p.plotter == "pos2" else "v1"
+                pool = "contract" if p.pool_contract else "solo" if p.pool_key else None
+                if replot_rules.made_now(rule, p.k, level.level if level else 0,
+                                         level.format if level else None, fmt, pool):
+                    raise InventoryError(
+                        source, h.name, "replot",
+                        f"rule {i} ({replot_rules.describe(rule)}) matches the plots plotter "
+                        f"{p.name} makes now ({_made_by(p)}): a new plot would be replaced "
+                        f"by the next one")
 
 
 # ---- reading ---------------------------------------------------------------
@@ -474,6 +502,14 @@ class _Check:
             raise self.err(key.name, f"must be a list of paths, got {_show(value)}")
         return tuple(self.path(key, p) for p in value)
 
+    def device_list(self, key, value):
+        if (not isinstance(value, list) or not value
+                or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in value)):
+            raise self.err(key.name, f"must be a list of GPU numbers (0, 1, ...), got {_show(value)}")
+        if len(set(value)) != len(value):
+            raise self.err(key.name, f"lists a GPU twice: {_show(value)}")
+        return tuple(value)
+
     def remote_path(self, key, value):
         return None if value is None else self.path(key, value)
 
@@ -544,6 +580,25 @@ class _Check:
             raise self.err(key.name, f"must be a non-empty string, got {_show(value)}")
         return str(value)
 
+    def all_date(self, key, value):
+        d = replot_rules._date(value)
+        if d is None:
+            raise self.err(key.name, f"must be a date YYYY-MM-DD, got {_show(value)}")
+        return d
+
+    def replot_rules(self, key, value):
+        if value is None:
+            return ()               # `replot:` left empty: nothing is replaceable
+        if not isinstance(value, list):
+            raise self.err(key.name, f"must be a list of rules, got {_show(value)}")
+        out = []
+        for i, rule in enumerate(value, 1):
+            typed, why = replot_rules.normalise(rule, datetime.date.today())
+            if why:
+                raise self.err(key.name, f"rule {i}: {why}")
+            out.append(typed)
+        return tuple(out)
+
     def all_urls(self, key, value):
         urls = [value] if isinstance(value, str) else value
         if not isinstance(urls, list):
@@ -600,8 +655,12 @@ def _check_plotter_options(out: dict, plotter: str, err) -> None:
         if disk and not level:
             raise err(disk[0], "needs compress 1 or more (bladebit cannot plot "
                                "uncompressed plots in that mode)")
-        if out.get("cuda_device") is not None and mode != "cudaplot":
-            raise err("cuda_device", f"is for bladebit_mode cudaplot, not {mode}")
+        for gpu in ("cuda_device", "cuda_devices"):
+            if out.get(gpu) not in (None, ()) and mode != "cudaplot":
+                raise err(gpu, f"is for bladebit_mode cudaplot, not {mode}")
+    if out.get("cuda_device") is not None and out.get("cuda_devices"):
+        raise err("cuda_devices", "and cuda_device cannot both be set (cuda_device is the "
+                                  "one-GPU form)")
     if plotter == "pos2":       # chia_rs refuses the others: one line at load instead
         strength = out.get("strength", DEFAULTS["strength"])
         problem = pos2.problem(out.get("k", DEFAULTS["k"]), strength)

@@ -17,17 +17,19 @@ PLOTTER = ("plotter",)
 HARVESTER = ("harvester",)
 CONTROLLER = ("controller",)    # read from all.vars only, into Inventory.controller
 # kinds of the controller-wide keys (all.vars only: refused on a group or host)
-CONTROLLER_KINDS = ("all_urls", "all_log", "all_int", "all_float", "all_str")
+CONTROLLER_KINDS = ("all_urls", "all_log", "all_int", "all_float", "all_str", "all_date")
 # kinds that set no Host field of their own
 NO_FIELD = ("ssh_args", "group_int") + CONTROLLER_KINDS
 KINDS = {           # kind -> what the reference calls it
     "int": "integer", "float": "number", "bool": "true/false", "str": "string",
     "choice": "choice", "port": "port", "connection": "choice",
     "path_list": "list of paths", "remote_path": "path (on the host)",
+    "device_list": "list of GPU numbers",
     "controller_path": "path (controller)", "overrides": "mapping",
     "ssh_args": "ssh arguments", "group_int": "integer (group var)",
     "all_urls": "apprise URL or list", "all_log": "path (controller) or false",
     "all_int": "integer", "all_float": "number", "all_str": "string",
+    "replot_rules": "list of rules", "all_date": "date YYYY-MM-DD",
 }
 
 
@@ -126,6 +128,9 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
             "bladebit, bladebit_cuda or cuda_plot_k32 (unset: found on PATH)", roles=PLOTTER),
         _int("cuda_device", None, "GPU to plot on (bladebit cudaplot --device, "
              "gigahorse -g; unset: the plotter's 0)", 0, roles=PLOTTER),
+        Key("cuda_devices", "device_list", (), "GPUs to plot on, one job on each, pinned "
+            "with the plotter's own flag (bladebit cudaplot --device, gigahorse -g); "
+            "cuda_device is the one-GPU form: set one of them", roles=PLOTTER),
         Key("disk_128", "bool", False, "bladebit cudaplot --disk-128 (128 GiB RAM, uses "
             "tmp_dirs)", roles=PLOTTER),
         Key("disk_16", "bool", False, "bladebit cudaplot --disk-16 (16 GiB RAM, uses "
@@ -215,6 +220,15 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         _float("drive_fail_window_m", 30.0, "two failed transfers this close: set aside", 0,
                roles=HARVESTER),
     )),
+    ("replotting", (
+        Key("replot", "replot_rules", (), "rules naming the farm plots a new plot may replace,"
+            " each a mapping whose conditions all hold: k_below, compression_below (with"
+            " compression_format for compressed plots), format: v1, made_before: YYYY-MM-DD"
+            " (in the past), glob, pool: solo; a rule matching the plots a plotter makes now"
+            " is refused (unset: nothing is replaced)", roles=HARVESTER),
+        _int("replot_max_deletes_per_hour", 60, "plots replotting may delete per hour on the"
+             " harvester, counted from its own records", 0, roles=HARVESTER),
+    )),
     ("dirs", (
         Key("create_dirs", "bool", False, "make missing dirs (demos; never for mounts)"),
         _float("dir_timeout_s", 3.0, "a dir silent this long is not responding", 0.1),
@@ -236,6 +250,9 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         Key("alert_farm_free_plots", "all_int", 10,
             "alert when the farm has room for this few plots", minimum=0, roles=CONTROLLER),
         Key("serve_token", "all_str", None, "token the web server asks for (unset: none)",
+            roles=CONTROLLER),
+        Key("replot_deadline", "all_date", None, "the date old plots must be gone by (the"
+            " replot wave's views say on track or behind; unset: no deadline)",
             roles=CONTROLLER),
     )),
 )

@@ -24,7 +24,12 @@ Conditions (key: what):
     host_down:HOST           unreachable for alert_host_down_m or longer
     drive:HOST:PATH          a dir that reports an error, or was set aside
     plots_dropped:HOST       a harvester's farm plot count fell since the
-                             last pass (one pass, then it resolves)
+                             last pass by more than its replot ledger's new
+                             deletions explain (one pass, then it resolves)
+    replot_stopped:HOST:DIR  deleting gave no space back: replotting stopped
+                             on that drive (agent/ops/replot.py says why)
+    replot_behind            the replot wave will not make replot_deadline
+                             at the last 24 h's rate
     farm_full                the farm holds alert_farm_free_plots or fewer
                              more plots (of the plotters' largest k)
     copy_conflict:HOST:PLOT  a copy conflict or mismatch this pass (one
@@ -38,13 +43,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
+from orchestrator.core.decisions import WaitKind
+from orchestrator.core.events import EventKind
 from orchestrator.core.farm import farm
-from orchestrator.core.scheduler import phase_str
-from orchestrator.core.state import Host, HostState
+from orchestrator.core.state import Host, HostState, phase_str
+from orchestrator.core.wave import wave
 
 HOST_DOWN_M = 10.0          # alert_host_down_m's default
 FARM_FREE_PLOTS = 10        # alert_farm_free_plots's default
-COPY_KINDS = ("copy_conflict", "copy_mismatch")
+COPY_KINDS = (EventKind.COPY_CONFLICT, EventKind.COPY_MISMATCH)
 FARM = ""                   # the scope of the farm-wide alert in `held`
 
 
@@ -147,9 +154,10 @@ def conditions(result, hosts: Mapping[str, Host], config,
     now = state.now
     down_since: Dict[str, float] = dict(memory.get("down_since") or {})
     farm_plots: Dict[str, int] = dict(memory.get("farm_plots") or {})
+    replotted: Dict[str, int] = dict(memory.get("replotted") or {})
     held: Dict[str, list] = {k: list(v) for k, v in (memory.get("held") or {}).items()}
     backed = {w.host: w for w in result.waits
-              if w.subject == "plotter" and w.blocked and w.reason.startswith("backed off")}
+              if w.kind is WaitKind.BACKED_OFF}
     alerts: List[Alert] = []
     for hs in state.hosts:
         name = hs.name
@@ -172,21 +180,35 @@ def conditions(result, hosts: Mapping[str, Host], config,
         if host is not None and host.is_harvester:
             count = sum(d.plot_count for d in hs.dirs if d.kind == "farm")
             before = farm_plots.get(name)
-            if before is not None and count < before:
+            # the ledger's deletions since the last pass explain that much of a drop
+            deleted = sum(len(s.deletions) for s in hs.replot.sets)
+            explained = max(0, deleted - replotted.get(name, deleted))
+            replotted[name] = deleted
+            if before is not None and count < before - explained:
                 gone = ", ".join(f"{d.path} ({d.error})" for d in hs.dirs
                                  if d.kind == "farm" and d.error)
                 alerts.append(Alert(f"plots_dropped:{name}", name, "farm plots",
                                     f"{name}: farm plot count dropped from {before} to "
-                                    f"{count} ({count - before})"
-                                    + (f"; unusable: {gone}" if gone else "")))
+                                    f"{count} ({count - before}"
+                                    + (f", {explained} of them replotted" if explained else "")
+                                    + ")" + (f"; unusable: {gone}" if gone else "")))
+            for path, why in hs.replot.stopped:
+                alerts.append(Alert(f"replot_stopped:{name}:{path}", name, path,
+                                    f"{name}: replotting stopped on {path}: {why}"))
             farm_plots[name] = count
     alerts += _farm_alert(result, hosts, free_plots, held)
+    deadline = _setting(config, "replot_deadline", None)
+    w = wave(state, hosts, deadline) if deadline else None
+    if w is not None and w.behind:
+        alerts.append(Alert("replot_behind", FARM, "replot",
+                            f"replot wave behind for {deadline}: {w.verdict}"))
     for e in result.events:
         if e.kind in COPY_KINDS:
             alerts.append(Alert(f"{e.kind}:{e.host}:{e.subject}", e.host, e.subject,
                                 e.detail))
     return frozenset(_by_key(alerts).values()), {
-        "down_since": down_since, "farm_plots": farm_plots, "held": held}
+        "down_since": down_since, "farm_plots": farm_plots, "held": held,
+        "replotted": replotted}
 
 
 def _by_key(alerts: Iterable[Alert]) -> "OrderedDict[str, Alert]":

@@ -59,7 +59,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from agent.vocab.names import PARTIAL_SUFFIX  # the one temp name rule, both sides
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
-                      human_bytes)
+                                         WaitKind, human_bytes)
+from orchestrator.core import replot
 from orchestrator.core.farm import Farm, farm as farm_model
 from orchestrator.core.state import (FleetState, Host, HostState, Plot, Transfer,
                                     expected_plot_bytes)
@@ -77,6 +78,9 @@ class ArchiveDecision:
     cleans: Tuple[CleanPartial, ...]
     waits: Tuple[Wait, ...]
     notes: Tuple[NoteDriveFailure, ...] = ()
+    # replotting: harvester -> ids of plots whose room waits in its ledger but
+    # that are on no plotter (told with its next claim: the room is anyone's)
+    gone: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
 
 
 def failure_key(plotter: str, t: Transfer) -> str:
@@ -97,7 +101,7 @@ def _base(path: str) -> str:
 class _Drive:
     """One harvester disk, with what this pass has already sent to it."""
     __slots__ = ("host", "device", "dirs", "room", "busy", "order", "partials", "resolved",
-                 "conflicts")
+                 "conflicts", "model", "held")
 
     def __init__(self, host: str, device: str, first_dir: str, room: int, order: int):
         self.host, self.device, self.dirs = host, device, [first_dir]
@@ -105,6 +109,8 @@ class _Drive:
         self.partials: Dict[str, Tuple[str, int]] = {}     # plot name -> (path, size)
         self.resolved: Dict[str, str] = {}      # dir -> as the harvester resolves it
         self.conflicts: Dict[str, str] = {}     # plot name -> what the file there is
+        self.model = None           # core/farm.py's Drive
+        self.held: Dict[str, int] = {}          # plot name -> room replotting made for it
 
     @property
     def key(self):
@@ -118,7 +124,14 @@ class _Farm:
     """The reachable harvesters' drives, kept sorted by room for fast picks."""
 
     def __init__(self, state: FleetState, hosts: Mapping[str, Host], by_name: Dict[str, HostState],
-                 model: Optional[Farm] = None):
+                 model: Optional[Farm] = None, led: Optional[replot.Ledger] = None):
+        self.hosts = hosts
+        self.ledger = led or replot.Ledger()
+        # replotting this pass: deletions per harvester (its last hour's
+        # first), and the old plots already chosen
+        self.deletes_done: Dict[str, int] = {hs.name: hs.replot.deletes_last_hour
+                                             for hs in state.hosts}
+        self.taken: set = set()
         self.drives: List[_Drive] = []
         self.by_dir: Dict[Tuple[str, str], _Drive] = {}
         self.index: Dict[str, PathIndex] = {}
@@ -130,6 +143,10 @@ class _Farm:
             drive = _Drive(d.host, d.device, d.dirs[0], d.room, len(self.drives))
             drive.dirs = list(d.dirs)
             drive.resolved = dict(d.resolved)
+            drive.model = d
+            for path in set(d.resolved.values()) | set(d.dirs):
+                drive.held.update(self.ledger.held.get((d.host, path), {}))
+            drive.room -= sum(drive.held.values())   # theirs until they arrive
             self.drives.append(drive)
             self.by_address.setdefault(hosts[d.host].address, []).append(drive)
         for name, host in hosts.items():
@@ -170,6 +187,10 @@ class _Farm:
             found = self.index[host].find(path)
             d = self.by_dir.get((host, posixpath.normpath(found))) if found else None
         return d
+
+    def room_for(self, drive: _Drive, name: str) -> int:
+        """The drive's room for plot `name` (with the room made for it)."""
+        return drive.room + drive.held.get(name, 0)
 
     def sending(self, drive: _Drive, remaining: int) -> None:
         """A transfer is (or will be) writing `remaining` more bytes to drive."""
@@ -335,9 +356,12 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
     """Where this pass sends, promotes and cleans (the module's docstring);
     `model`: the pass's farm, when it was computed already."""
     by_name = {hs.name: hs for hs in state.hosts}
-    farm = _Farm(state, hosts, by_name, model)
     plotters = [(h, by_name[n]) for n, h in hosts.items()
                 if h.is_plotter and n in by_name and by_name[n].reachable]
+    present = {h.name: {_base(p.path) for p in hs.plots} |
+               {_base(t.plot) for t in hs.transfers if t.status == "running"}
+               for h, hs in plotters}
+    farm = _Farm(state, hosts, by_name, model, replot.ledger(state, hosts, present))
     any_harvester = any(h.is_harvester for h in hosts.values())
     asked = any(hs.name in hosts and hosts[hs.name].is_harvester for hs in state.hosts)
     transfers, promotes, cleans, waits, notes = [], [], [], [], []
@@ -382,7 +406,8 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
                 continue                # already farmed where it is
             name = _base(p.path)
             if p.error:                 # e.g. a header naming another plot
-                waits.append(Wait(host.name, name, f"not archived: {p.error}"))
+                waits.append(Wait(host.name, name, f"not archived: {p.error}",
+                                  kind=WaitKind.NOT_ARCHIVED))
                 continue
             waiting_names.add(name)
             if not p.proven:
@@ -398,7 +423,7 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
                     notes.append(note)
                     waits.append(Wait(host.name, name, f"transfer to {t.to_host}:{t.to_dir} "
                                                        f"failed: {t.error}; the drive's record "
-                                                       f"comes first"))
+                                                       f"comes first", kind=WaitKind.IN_TRANSFER))
                     continue
             full = _full_copy(farm, p, host)
             if full is not None:
@@ -413,7 +438,8 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
         if host.is_plotter and hs is not None and not hs.reachable:
             # its plots and transfers are unknown this pass: say so, the rest go on
             waits.append(Wait(name, "plots", f"not archived this pass: unreachable: "
-                                             f"{hs.error or 'no answer'}"))
+                                             f"{hs.error or 'no answer'}",
+                              kind=WaitKind.UNREACHABLE))
     transfers, placed_waits = _assign(queues, farm, running, by_name,
                                       "no reachable harvester" if asked
                                       else "no harvester in this run")
@@ -438,7 +464,7 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
                                            f"stale: {final} waits on no plotter and no "
                                            f"transfer is sending it"))
     return ArchiveDecision(tuple(transfers), tuple(promotes), tuple(cleans), tuple(waits),
-                           tuple(notes))
+                           tuple(notes), tuple(sorted(farm.ledger.gone.items())))
 
 
 def _note(host: Host, t: Transfer, by_name) -> Optional[NoteDriveFailure]:
@@ -478,14 +504,16 @@ def _copied(t: Transfer, host: Host, hs: HostState, by_name, farm: _Farm):
     target = by_name.get(t.to_host)
     if target is None or not target.reachable:
         why = target.error if target is not None else "not in this run"
-        return Wait(host.name, name, f"copied to {t.to_host}, which is unreachable: {why}")
+        return Wait(host.name, name, f"copied to {t.to_host}, which is unreachable: {why}",
+                    kind=WaitKind.IN_TRANSFER)
     drive = farm.find(t.to_host, t.to_dir)
     mine = [p for p in target.partials if _base(p.final_name) == name]
     # the partial on the drive it was sent to first (an older one may linger elsewhere)
     mine.sort(key=lambda p: farm.find(t.to_host, posixpath.dirname(p.path)) is not drive)
     for p in mine:
         if p.receiving:
-            return Wait(host.name, name, f"copied, but {t.to_host} still shows it receiving")
+            return Wait(host.name, name, f"copied, but {t.to_host} still shows it receiving",
+                        kind=WaitKind.IN_TRANSFER)
         if p.size_bytes < size:
             return None
         return Promote(t.to_host, p.path, size, host.name, t.plot)
@@ -510,7 +538,7 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], by_name, no_farm: str
             if running.get(host.name, 0) >= host.max_transfers_per_plotter:
                 busy = f"plotter busy: {running.get(host.name, 0)}/{host.max_transfers_per_plotter} transfers"
                 for p, _ in queue[pos[qi]:]:
-                    waits.append(Wait(host.name, _base(p.path), busy))
+                    waits.append(Wait(host.name, _base(p.path), busy, kind=WaitKind.PLOTTER_BUSY))
                 continue
             plot, failed = queue[pos[qi]]
             pos[qi] += 1
@@ -523,13 +551,18 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], by_name, no_farm: str
                 farm.take(drive, need)
                 running[host.name] = running.get(host.name, 0) + 1
                 local = host.transfer == "local"
+                if verdict.deletions:
+                    farm.deletes_done[drive.host] = (farm.deletes_done.get(drive.host, 0)
+                                                     + len(verdict.deletions))
+                    farm.taken.update(d.path for d in verdict.deletions)
                 if plot.check is not None and plot.check.status != "passed":
                     why += f"; {plot.check.summary()}"     # not checked, or released
                 transfers.append(StartTransfer(
                     host.name, plot.path, plot.size_bytes, drive.host, to_dir,
                     "local" if local else "ssh", why,
                     dest_dir=drive.resolved.get(to_dir) or to_dir,
-                    fsync=_fsync(hs, by_name.get(drive.host), local)))
+                    fsync=_fsync(hs, by_name.get(drive.host), local),
+                    deletions=verdict.deletions, plot_id=plot.plot_id))
             if pos[qi] < len(queue):
                 still.append(qi)
         live = still
@@ -542,6 +575,43 @@ class _Placement:
     to_dir: str
     need: int               # bytes it will take there (less when resuming)
     reason: str
+    deletions: tuple = ()   # replotting: the old plots that make its room
+
+
+def _room_made(farm: _Farm, name: str, size: int, candidates) -> Optional[_Placement]:
+    """A plot whose room replotting made earlier goes there first."""
+    if name not in farm.ledger.sets:
+        return None
+    where, s = farm.ledger.sets[name]
+    drive = farm.find(where, s.dir)
+    if drive is None or drive.busy or name in drive.conflicts or \
+            (candidates is not None and drive not in candidates):
+        return None
+    to_dir = next((d for d, real in drive.resolved.items() if real == s.dir), drive.dirs[0])
+    need = size - drive.partials.get(name, ("", 0))[1]
+    if farm.room_for(drive, name) < need:
+        return None
+    return _Placement(drive, to_dir, need, f"replot: the room made for it on {drive.label()} "
+                                           f"({len(s.deletions)} old plot(s) deleted earlier)")
+
+
+def _replace_old(farm: _Farm, plot: Plot, candidates):
+    """core/replot.py's choice among the idle drives, or why there is none."""
+    name = _base(plot.path)
+    options = []
+    bound = farm.find(*plot.bound_to) if plot.bound_to else None
+    if plot.bound_to and name not in farm.ledger.sets and (bound is None or bound.busy):
+        where = ":".join(plot.bound_to)
+        return (f"bound to {where}, where deletions were begun for it, which cannot take it "
+                f"now: nothing is deleted for it elsewhere")
+    for d in (candidates if candidates is not None else farm.drives):
+        if d.busy or name in d.conflicts or d.model is None or (bound and d is not bound):
+            continue
+        m = d.model
+        need = plot.size_bytes - d.partials.get(name, ("", 0))[1]
+        options.append(replot.Option(d, farm.hosts[d.host], d.dirs[0], need, d.room,
+                                     m.free_bytes < m.reserve_bytes, m.old, m.stopped, d.order))
+    return replot.choose(name, options, farm.ledger, farm.deletes_done, farm.taken)
 
 
 def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_farm: str,
@@ -551,7 +621,7 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
     size = plot.size_bytes
 
     def stay(reason: str) -> Wait:
-        return Wait(host.name, name, reason)
+        return Wait(host.name, name, reason, kind=WaitKind.NO_DRIVE)
 
     if name in farm.receiving:      # e.g. sent by hand or by a plotter that lost track
         return stay(f"{farm.receiving[name]} is receiving it already")
@@ -572,12 +642,15 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
             need = size - drive.partials.get(name, ("", 0))[1]
             if drive.busy:
                 return stay(f"retry to {where} waits: drive busy")
-            if drive.room >= need:
+            if farm.room_for(drive, name) >= need:
                 return _Placement(drive, failed.to_dir, need,
                                   f"retry after failure: {failed.error or 'transfer failed'}")
             drive = None            # no room there any more: elsewhere
     local = host.transfer == "local"
     candidates = _local_drives(farm, host) if local else None
+    made = _room_made(farm, name, size, candidates)
+    if made is not None:
+        return made
     if not farm.drives or (local and not candidates):
         return stay("no reachable harvester on this machine (transfer: local)"
                     if local and farm.drives else no_farm)
@@ -600,10 +673,17 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
     else:
         pick = farm.best(size, host.fill, name)
         any_room = farm.any_room(size)
+    if pick is None and not any_room:
+        choice = _replace_old(farm, plot, candidates)
+        if isinstance(choice, replot.Choice):
+            d = choice.drive
+            return _Placement(d, choice.to_dir, size - d.partials.get(name, ("", 0))[1],
+                              choice.reason, choice.deletions)
     if pick is None:
+        why = f"; replot: {choice}" if not any_room and choice else ""
         return stay("all drives busy" if any_room else
                     f"no drive with room for {human_bytes(size)} (+ reserve); most room: "
-                    f"{farm.roomiest(candidates)}")
+                    f"{farm.roomiest(candidates)}{why}")
     return _Placement(pick, pick.dirs[0], size,
                       f"{host.fill}: {pick.label()} has {human_bytes(pick.room)} free "
                       f"(after reserve)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Optional, Tuple
 
 from agent.vocab.digest import same
@@ -35,9 +36,12 @@ class StartJob:
     k: int
     argv: Tuple[str, ...]
     reason: str
+    device: Optional[int] = None   # the GPU it is pinned to (cuda_devices)
 
     def describe(self) -> str:
-        return f"{self.plotter} k{self.k} tmp {self.tmp_dir} -> dst {self.dst_dir} ({self.reason})"
+        gpu = f" GPU {self.device}" if self.device is not None else ""
+        return (f"{self.plotter} k{self.k}{gpu} tmp {self.tmp_dir} -> dst {self.dst_dir} "
+                f"({self.reason})")
 
     def facts(self, **more) -> dict:
         """The facts of this start's events (core/events.py; ui/ draws them)."""
@@ -56,6 +60,10 @@ class StartTransfer:
     reason: str
     dest_dir: Optional[str] = None   # to_dir as the harvester resolves it (`~` expanded)
     fsync: bool = False      # both rsyncs know --fsync (>= 3.2.4)
+    # replotting (core/replot.py): the old plots deleted, under the drive's
+    # claim, to make room for this one, and the plot's id they are for
+    deletions: Tuple = ()
+    plot_id: Optional[str] = None
 
     def describe(self) -> str:
         return (f"{self.from_host}:{self.plot} -> {self.to_host}:{self.to_dir} "
@@ -143,6 +151,28 @@ class CleanDead:
                 f"({human_bytes(self.size_bytes)}){why}")
 
 
+class WaitKind(str, Enum):
+    """What kind of wait it is, for the code that tells them apart (alerts,
+    --plots); `reason` is for people and says it in full."""
+    # a plotter (subject "plotter")
+    RULE = "rule"                   # one of plotman's rules holds: stagger, max jobs, tmp, dst
+    BACKED_OFF = "backed_off"       # failed jobs in a row (blocked)
+    NEVER_FITS = "never_fits"       # no tmp dir could ever hold a job (blocked)
+    UNREACHABLE = "unreachable"     # the host did not answer this pass
+    FARM_FULL = "farm_full"
+    PLOT_LIMIT = "plot_limit"       # --plots N: this run's new jobs all started
+    # a plot
+    NOT_ARCHIVED = "not_archived"   # it cannot go as it is (its header names another plot)
+    IN_TRANSFER = "in_transfer"     # copied or on its way; the harvester has the next word
+    NO_DRIVE = "no_drive"           # no drive takes it now (busy, full, unreachable, none)
+    PLOTTER_BUSY = "plotter_busy"   # max_transfers_per_plotter reached
+    # a failed job's temp files
+    CLEAN_UP = "clean_up"
+
+    def __str__(self):
+        return self.value
+
+
 @dataclass(frozen=True)
 class Wait:
     """Nothing done for `subject` on `host` (a plotter, a plot, ...), because `reason`.
@@ -154,6 +184,7 @@ class Wait:
     subject: str
     reason: str
     blocked: bool = False
+    kind: WaitKind = WaitKind.RULE
 
     def describe(self) -> str:
         return f"{self.host}: {self.subject}: waiting: {self.reason}"

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Tuple
 
-from orchestrator.core.decisions import CleanDead, Wait
+from orchestrator.core.decisions import CleanDead, Wait, WaitKind
 from orchestrator.core.state import FleetState, Host, HostState
 
 
@@ -38,19 +38,40 @@ def _minutes(s: float) -> str:
     return f"{s / 60:.0f}m" if s >= 60 else f"{s:.0f}s"
 
 
+def _backed_off(name: str, host: Host, count: int, last_at: float, last_error,
+                host_now: Optional[float], now: float) -> Optional[BackedOff]:
+    if count < host.max_failures:
+        return None
+    host_now = now if host_now is None else host_now
+    left = last_at + host.failure_backoff_m * 60.0 - host_now
+    if left <= 0:
+        return None
+    return BackedOff(name, count, host.max_failures, last_error, now + left)
+
+
 def backoff(host: Host, hs: HostState, host_now: Optional[float],
             now: float) -> Optional[BackedOff]:
     """Whether this plotter is backed off now: max_failures failed jobs in a
     row, the last one less than failure_backoff_m ago (host clock).  A
-    finished plot, or the operator's reset, ends it."""
+    finished plot, or the operator's reset, ends it.  A plotter with
+    cuda_devices backs off GPU by GPU (device_backoff): it is backed off
+    only when every one of its GPUs is."""
+    if host.cuda_devices:
+        offs = [device_backoff(host, hs, d, host_now, now) for d in host.cuda_devices]
+        if all(offs):
+            return min(offs, key=lambda o: o.next_try)
+        return None
     f = hs.failures
-    if f.count < host.max_failures:
-        return None
-    host_now = now if host_now is None else host_now
-    left = f.last_at + host.failure_backoff_m * 60.0 - host_now
-    if left <= 0:
-        return None
-    return BackedOff(host.name, f.count, host.max_failures, f.last_error, now + left)
+    return _backed_off(host.name, host, f.count, f.last_at, f.last_error, host_now, now)
+
+
+def device_backoff(host: Host, hs: HostState, device: int, host_now: Optional[float],
+                   now: float) -> Optional[BackedOff]:
+    """Whether one GPU of a plotter is backed off: its own jobs' failures in a
+    row (their log names say their GPU), so a failing GPU holds no other up."""
+    f = (hs.failures.devices or {}).get(str(device)) or {}
+    return _backed_off(f"{host.name} GPU {device}", host, int(f.get("count") or 0),
+                       float(f.get("last_at") or 0.0), f.get("last_error"), host_now, now)
 
 
 def backoffs(state: FleetState, hosts: Mapping[str, Host], host_clock,
@@ -122,13 +143,14 @@ def cleanups(state: FleetState, hosts: Mapping[str, Host],
             subject = f"failed job {d.plot_id[:8]}"
             if not (d.tmp_dir or d.tmp2_dir):
                 waits.append(Wait(hs.name, subject, "its log names no tmp dir: "
-                                  "clean it with `plotfleet kill`"))
+                                  "clean it with `plotfleet kill`", kind=WaitKind.CLEAN_UP))
                 continue
             rest = host.clean_after_m * 60.0
             age = (now - d.changed_at) if now is not None and d.changed_at else rest
             if age < rest:
                 waits.append(Wait(hs.name, subject, f"clean-up once its temp files rest "
-                                  f"{_minutes(rest)} (changed {_minutes(max(age, 0))} ago)"))
+                                  f"{_minutes(rest)} (changed {_minutes(max(age, 0))} ago)",
+                                  kind=WaitKind.CLEAN_UP))
                 continue
             cleans.append(CleanDead(hs.name, d.plot_id, d.log_file, len(d.tmp_files),
                                     d.tmp_bytes, d.error))

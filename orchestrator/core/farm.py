@@ -16,7 +16,7 @@ from typing import Dict, Mapping, Optional, Tuple
 
 from orchestrator.core import plotsize
 from orchestrator.core.plotsize import Compression
-from orchestrator.core.state import FleetState, Host, expected_plot_bytes
+from orchestrator.core.state import FleetState, Host, OldPlot, expected_plot_bytes
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,12 @@ class Drive:
     reserve_bytes: int              # the harvester's farm_reserve_bytes
     plot_count: int
     resolved: Dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # replotting: bytes of the plots a replot rule matches here, the largest
+    # of them (core/replot.py picks among these), why replotting stopped here
+    replaceable_bytes: int = 0
+    replaceable_count: int = 0
+    old: Tuple[OldPlot, ...] = field(default=(), compare=False, hash=False)
+    stopped: Optional[str] = None
 
     @property
     def room(self) -> int:
@@ -53,6 +59,11 @@ class Farm:
     @property
     def room(self) -> int:
         return sum(max(0, d.room) for d in self.drives)
+
+    @property
+    def replaceable(self) -> int:
+        """Bytes replotting may still free (drives where it is not stopped)."""
+        return sum(d.replaceable_bytes for d in self.drives if not d.stopped)
 
     def plot_bytes(self, k: int, compression: Optional[Compression] = None) -> int:
         return expected_plot_bytes(k, compression, self.observed)
@@ -91,6 +102,7 @@ def farm(state: FleetState, hosts: Mapping[str, Host]) -> Farm:
             down.append(f"{hs.name}: {hs.error}")
             continue
         own: Dict[str, dict] = {}
+        stopped = dict(hs.replot.stopped)
         for d in hs.dirs:
             if d.kind != "farm":
                 continue
@@ -98,8 +110,15 @@ def farm(state: FleetState, hosts: Mapping[str, Host]) -> Farm:
                 unusable.append((hs.name, d.path, d.error))
                 continue
             g = own.setdefault(d.device, {"dirs": [], "free": d.free_bytes,
-                                          "total": d.total_bytes, "plots": 0, "resolved": {}})
+                                          "total": d.total_bytes, "plots": 0, "resolved": {},
+                                          "old_bytes": 0, "old_count": 0, "old": [],
+                                          "stopped": None})
             g["dirs"].append(d.path)
+            if host.replot:
+                g["old_bytes"] += d.replaceable_bytes
+                g["old_count"] += d.replaceable_count
+                g["old"] += d.replaceable
+            g["stopped"] = g["stopped"] or stopped.get(d.resolved or d.path)
             g["plots"] += d.plot_count
             for k, level, fmt, count, _ in d.plot_kinds:
                 c = plotsize.compression(fmt, level)
@@ -108,6 +127,7 @@ def farm(state: FleetState, hosts: Mapping[str, Host]) -> Farm:
             g["resolved"][d.path] = d.resolved or d.path
         for device, g in own.items():
             drives.append(Drive(hs.name, device, tuple(g["dirs"]), g["free"], g["total"],
-                                host.farm_reserve_bytes, g["plots"], g["resolved"]))
+                                host.farm_reserve_bytes, g["plots"], g["resolved"],
+                                g["old_bytes"], g["old_count"], tuple(g["old"]), g["stopped"]))
     return Farm(tuple(drives), tuple(unusable), tuple(down), asked, observed(state),
                 tuple(sorted(kinds.items())))

@@ -23,9 +23,10 @@ import posixpath
 from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Tuple
 
+from agent.vocab.wire import ErrorCode
 from orchestrator.core.archiver import PARTIAL_SUFFIX
 from orchestrator.core.decisions import Promote, StartJob, StartTransfer, remove_after_promote
-from orchestrator.core.events import Event
+from orchestrator.core.events import Event, EventKind
 from orchestrator.core.outcomes import (CopyLost, Failed, NameTaken, Outcome, Promoted, Started,
                                         Unanswered)
 from orchestrator.core.plan import AskAgain, Plan
@@ -65,7 +66,7 @@ def follow_up(outcomes: Iterable[Outcome], hosts: Mapping[str, Host], now: float
             host = a.start.host if isinstance(a, AskAgain) else a.host
             started.append((host, o.pid, o.log_file))
         elif isinstance(o, Unanswered) and isinstance(a, StartJob):
-            events.append(Event("job_start_unanswered", a.host, a.tmp_dir,
+            events.append(Event(EventKind.JOB_START_UNANSWERED, a.host, a.tmp_dir,
                                 f"{a.host}: start job got no answer ({o.error}); "
                                 f"asking again next pass", failed=True,
                                 **a.facts(why=f"no answer ({o.error}); asking again next pass")))
@@ -74,15 +75,15 @@ def follow_up(outcomes: Iterable[Outcome], hosts: Mapping[str, Host], now: float
             s = a.start
             # a try that expired did nothing, but the agent that got the first
             # one may still be finishing it: only its record can tell
-            waiting = isinstance(o, Unanswered) or o.code == "deadline_expired"
+            waiting = isinstance(o, Unanswered) or o.code is ErrorCode.DEADLINE_EXPIRED
             if waiting and now - a.sent_at < ASK_AGAIN_S:
                 asks.append(a)
             elif isinstance(o, Unanswered):
                 why = f"still unanswered after {ASK_AGAIN_S:g}s, no longer asked: {o.error}"
-                events.append(Event("job_start_unanswered", s.host, s.tmp_dir,
+                events.append(Event(EventKind.JOB_START_UNANSWERED, s.host, s.tmp_dir,
                                     f"{s.host}: start job {why}", failed=True, **s.facts(why=why)))
             else:
-                events.append(Event("job_start_failed", s.host, s.tmp_dir,
+                events.append(Event(EventKind.JOB_START_FAILED, s.host, s.tmp_dir,
                                     f"{s.host}: start job failed: {o.error}", failed=True,
                                     **s.facts(why=o.error)))
         elif isinstance(o, NameTaken):
@@ -93,7 +94,7 @@ def follow_up(outcomes: Iterable[Outcome], hosts: Mapping[str, Host], now: float
             try:
                 removals.append(remove_after_promote(a, o.source, o.copy))
             except ValueError as e:
-                events.append(Event("copy_mismatch", a.host, posixpath.basename(a.plot), str(e),
+                events.append(Event(EventKind.COPY_MISMATCH, a.host, posixpath.basename(a.plot), str(e),
                                     failed=True, why=str(e), dir=posixpath.dirname(a.partial),
                                     size_bytes=a.size_bytes))
     return FollowUp(Plan(promotes=tuple(promotes), removals=tuple(removals),

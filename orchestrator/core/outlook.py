@@ -17,6 +17,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from orchestrator.core.archiver import ArchiveDecision, archive, archive_order, dst_ranks
 from orchestrator.core.decisions import StartJob, StartTransfer
+from orchestrator.core.events import EventKind
 from orchestrator.core.paths import PathIndex
 from orchestrator.core.scheduler import Decision, TmpVerdict, schedule, tmp_verdicts
 from orchestrator.core.state import FleetState, Host, HostState, Phase
@@ -182,9 +183,9 @@ def start_outcomes(events: Iterable) -> Tuple[Dict[str, str], Dict[str, str]]:
     start failed), from the pass's job_started / job_start_* events."""
     started, failed = {}, {}
     for e in events:
-        if e.kind == "job_started":
+        if e.kind == EventKind.JOB_STARTED:
             started[e.host] = e.subject
-        elif e.kind in ("job_start_failed", "job_start_unanswered"):
+        elif e.kind in (EventKind.JOB_START_FAILED, EventKind.JOB_START_UNANSWERED):
             failed[e.host] = e.detail
     return started, failed
 

@@ -101,6 +101,8 @@ class Plan:
                 "checks": [asdict(c) for c in self.checks],
                 "quarantines": [asdict(q) for q in self.quarantines],
                 "transfers": [asdict(t) for t in self.transfers],
+                # replotting: the old plots each transfer deletes for its plot first
+                "deletions": [asdict(d) for t in self.transfers for d in t.deletions],
                 "promotes": [asdict(p) for p in self.promotes],
                 "cleans": [asdict(c) for c in self.cleans],
                 "drive_failures": [asdict(n) for n in self.notes]}

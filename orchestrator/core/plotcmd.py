@@ -31,7 +31,7 @@ _TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates
 # Host fields a template may use, on top of the raw merged vars.
 _FIELDS = ("k", "threads", "buckets", "buffer_mib", "farmer_key", "pool_key",
            "pool_contract", "bladebit_mode", "plotter", "tmp_dirs", "dst_dirs", "log_dir",
-           "compress", "cuda_device", "disk_128", "disk_16", "nobitfield",
+           "compress", "cuda_device", "cuda_devices", "disk_128", "disk_16", "nobitfield",
            "exclude_final_dir", "n_buckets3", "rmulti2", "count", "strength")
 
 

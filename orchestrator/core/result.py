@@ -31,6 +31,13 @@ class PassResult:
     backoffs: Tuple[BackedOff, ...] = ()    # the plotters backed off after failures
     seconds: float = 0.0            # how long the pass took
 
+    @property
+    def after(self) -> FleetState:
+        """The snapshot with this pass's own actions applied
+        (core/projection.py): what a summary under its events shows."""
+        from orchestrator.core.projection import after_actions
+        return after_actions(self.state, self.events)
+
     def to_json(self) -> dict:
         """plot-all --json: the status document, the decisions, the events."""
         return {**status_json(self.state, self.outlooks), "decisions": self.decisions,

@@ -41,16 +41,16 @@ With no harvesters in the run (none in the inventory, or left out by
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from orchestrator.core.decisions import StartJob, Wait, human_bytes
+from orchestrator.core.decisions import StartJob, Wait, WaitKind, human_bytes
 from orchestrator.core.farm import Farm, farm
 from orchestrator.core.paths import PathIndex, norm
 from orchestrator.core.plotcmd import build_argv
-from orchestrator.core.failures import backoff
+from orchestrator.core.failures import backoff, device_backoff
 from orchestrator.core.state import (Dir, FleetState, Host, HostState, Job, Phase,
-                    expected_plot_bytes, expected_tmp_bytes)
+                                     expected_plot_bytes, expected_tmp_bytes, phase_str)
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,6 @@ class Decision:
     starts: Tuple[StartJob, ...]
     waits: Tuple[Wait, ...]
     backpressure: Optional[str]
-
-
-def phase_str(p: Optional[Phase]) -> str:
-    return "?:?" if p is None else f"{p[0]}:{p[1]}"
 
 
 def job_age_s(job: Job, host_now: Optional[float]) -> float:
@@ -87,7 +83,9 @@ class FarmBudget:
         model = farm(state, hosts) if model is None else model
         self.enabled = model.asked
         self.down = list(model.down)
-        self.free = model.room
+        # replotting: what old plots hold is room too, while any is left
+        self.replaceable = model.replaceable
+        self.free = model.room + self.replaceable
         self.drives = len(model.drives)
         self.observed = model.observed      # sizes learnt from the farm (Gigahorse levels)
         self.pending_bytes = 0
@@ -123,7 +121,9 @@ class FarmBudget:
         s = "" if self.drives == 1 else "s"
         down = f" ({len(self.down)} harvester(s) unreachable: {'; '.join(self.down[:3])})" \
             if self.down else ""
-        return (f"farm full: {human_bytes(self.free)} free on {self.drives} drive{s}, "
+        old = f" (with {human_bytes(self.replaceable)} of old plots to replace)" \
+            if self.replaceable else ""
+        return (f"farm full: {human_bytes(self.free)} free{old} on {self.drives} drive{s}, "
                 f"{self.pending_count} plots ({human_bytes(self.pending_bytes)}) already "
                 f"headed there{down}")
 
@@ -289,10 +289,10 @@ def blocked(host: Host, hs: HostState, host_now: Optional[float],
     back-off ends): backed off after failures, or nothing could ever fit."""
     off = backoff(host, hs, host_now, now)
     if off is not None:
-        return Wait(host.name, "plotter", off.reason(now), blocked=True)
+        return Wait(host.name, "plotter", off.reason(now), blocked=True, kind=WaitKind.BACKED_OFF)
     never = never_fits(host, hs)
     if never is not None:
-        return Wait(host.name, "plotter", never, blocked=True)
+        return Wait(host.name, "plotter", never, blocked=True, kind=WaitKind.NEVER_FITS)
     return None
 
 
@@ -310,7 +310,7 @@ def judge_plotter(host: Host, hs: HostState, host_now: Optional[float], now: flo
 def _judge(host: Host, hs: HostState, host_now: Optional[float]):
     """The StartJob plotman's rules allow now, or the Wait naming the rule that holds."""
     def wait(reason: str) -> Wait:
-        return Wait(host.name, "plotter", reason)
+        return Wait(host.name, "plotter", reason, kind=WaitKind.RULE)
 
     jobs = hs.jobs
     ages = [job_age_s(j, host_now) for j in jobs]
@@ -322,8 +322,10 @@ def _judge(host: Host, hs: HostState, host_now: Optional[float]):
         stagger = host.global_stagger_m * 60.0
         if youngest < stagger:
             return wait(f"stagger {int(youngest)}s/{int(stagger)}s")
-    # multi-plot jobs run on: keep global_max_jobs of them (0: one) going
-    most = host.global_max_jobs or (1 if host.count != 1 else 0)
+    # multi-plot jobs run on: keep global_max_jobs of them (0: one, or one
+    # per GPU of cuda_devices) going; global_max_jobs caps GPU jobs too
+    most = host.global_max_jobs or (len(host.cuda_devices) if host.cuda_devices
+                                    else (1 if host.count != 1 else 0))
     if most and len(jobs) >= most:
         return wait(f"max jobs {len(jobs)}/{most}")
     tmp, why_tmp = _pick_tmp(host, hs, _group(jobs, PathIndex(host.tmp_dirs), "tmp_dir"))
@@ -333,10 +335,38 @@ def _judge(host: Host, hs: HostState, host_now: Optional[float]):
     if dst is None:
         return wait(why_dst)
     dst_dir, room = dst
+    device, why_gpu = _pick_device(host, hs, host_now)
+    if why_gpu is not None:
+        return wait(why_gpu)
+    pinned = host if device is None else replace(host, cuda_device=device, cuda_devices=())
+    gpu = f", GPU {device} free" if device is not None else ""
     return StartJob(host=host.name, tmp_dir=tmp, dst_dir=dst_dir, tmp2_dir=host.tmp2_dir,
                     plotter=host.plotter, k=host.k,
-                    argv=build_argv(host, tmp, dst_dir),
-                    reason=f"tmp {tmp} {why_tmp}, dst {dst_dir} {human_bytes(room)} free")
+                    argv=build_argv(pinned, tmp, dst_dir),
+                    reason=f"tmp {tmp} {why_tmp}, dst {dst_dir} {human_bytes(room)} free{gpu}",
+                    device=device)
+
+
+def _pick_device(host: Host, hs: HostState, host_now: Optional[float]):
+    """(GPU, None) for a plotter with cuda_devices: the first listed GPU with
+    no job on it (a job's GPU is read back from its argv, so one started by
+    hand counts; a job that names none runs on the plotter's GPU 0) and not
+    backed off; (None, why) when there is none; (None, None) without
+    cuda_devices."""
+    if not host.cuda_devices:
+        return None, None
+    busy = {0 if j.device is None else j.device for j in hs.jobs}
+    why = []
+    for d in host.cuda_devices:
+        if d in busy:
+            why.append(f"GPU {d} busy")
+            continue
+        off = device_backoff(host, hs, d, host_now, host_now or 0.0)
+        if off is not None:
+            why.append(f"GPU {d} backed off ({off.count} failed jobs in a row)")
+            continue
+        return d, None
+    return None, "no GPU free: " + ", ".join(why)
 
 
 # ---------------------------------------------------------------- the fleet
@@ -355,7 +385,8 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
         if not host.is_plotter or hs is None:
             continue
         if not hs.reachable:
-            waits.append(Wait(name, "plotter", f"unreachable: {hs.error or 'no answer'}"))
+            waits.append(Wait(name, "plotter", f"unreachable: {hs.error or 'no answer'}",
+                              kind=WaitKind.UNREACHABLE))
             continue
         stop = blocked(host, hs, host_clock(hs, state, now), now)
         if stop is not None:
@@ -364,13 +395,14 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
         full = budget.blocks(host.k, host.compression)
         if full:
             backpressure = backpressure or full
-            waits.append(Wait(name, "plotter", "farm full"))
+            waits.append(Wait(name, "plotter", "farm full", kind=WaitKind.FARM_FULL))
             continue
         verdict = judge_plotter(host, hs, host_clock(hs, state, now), now)
         if isinstance(verdict, Wait):
             waits.append(verdict)
         elif max_new is not None and len(starts) >= max_new:
-            waits.append(Wait(name, "plotter", f"plot limit reached: {max_new} new jobs allowed"))
+            waits.append(Wait(name, "plotter", f"plot limit reached: {max_new} new jobs allowed",
+                              kind=WaitKind.PLOT_LIMIT))
         else:
             starts.append(verdict)
             budget.add(budget.plot_bytes(verdict.k, host.compression))

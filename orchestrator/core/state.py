@@ -1,6 +1,6 @@
 """Immutable data the whole controller shares.
 
-An agent snapshot (JSON, see agent/__init__.py) becomes a HostState; all
+An agent snapshot (agent/vocab/wire.py's SnapshotReply) becomes a HostState; all
 HostStates of one pass form a FleetState.  Scheduler, archiver and views only
 ever read these; nothing here does I/O.
 """
@@ -9,12 +9,26 @@ from __future__ import annotations
 import posixpath
 
 from dataclasses import dataclass, field, asdict
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
+from agent.vocab import wire
+from agent.vocab.wire import DirError
 from orchestrator.core import plotsize
 from orchestrator.core.plotsize import Compression
 
-Phase = Tuple[int, int]
+class Phase(NamedTuple):
+    """A job's progress with plotman's numbering (DESIGN.md); a tuple, so it
+    compares and orders as one.  None where unknown: shown `?:?`."""
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return phase_str(self)
+
+
+def phase_str(p: Optional[Tuple[int, int]]) -> str:
+    """The one way a phase is written: `2:3`, or `?:?` while unknown."""
+    return "?:?" if p is None else f"{p[0]}:{p[1]}"
 
 
 def expected_plot_bytes(k: int, compression: Optional[Compression] = None,
@@ -59,6 +73,7 @@ class Job(_Compressed):
     compress: int = 0                   # compression level (0: uncompressed) ...
     compress_format: Optional[str] = None   # ... of this format: bladebit | gigahorse
     wrapper_pid: Optional[int] = None   # `chia plotters ...` running this plotter binary
+    device: Optional[int] = None        # the GPU its argv pins it to (None: the plotter's 0)
     count: int = 1                  # plots it was asked for (-n); 0: without end
     plots_done: int = 0             # plots it has finished (its log's markers)
     paused: Optional[str] = None    # why the agent suspended it (no room), else None
@@ -101,6 +116,58 @@ class Failures:
     last_log: Optional[str] = None
     reset_at: float = 0.0
     quarantined: int = 0            # of them, plots that failed their proof check
+    # per GPU ("1": {count, last_error, last_at}) of a host with cuda_devices:
+    # the jobs pinned to it, from their log names
+    devices: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class OldPlot:
+    """A farm plot a replot rule matches (agent/vocab/replot.py)."""
+    path: str
+    size_bytes: int
+    k: int = 0
+    level: int = 0
+    date: Optional[str] = None      # YYYY-MM-DD from its name
+    rule: str = ""                  # "rule 1 (made_before: 2024-01-01)"
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """One plot a replot set deleted."""
+    name: str
+    path: str
+    size_bytes: int
+    rule: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReplotSet:
+    """One new plot's set of deletions in a harvester's ledger (agent/facts/ledger.py)."""
+    plot_id: str
+    plot: str                       # the new plot's file name
+    dir: str                        # the farm dir (resolved) its room is on
+    deletions: Tuple[Deleted, ...] = ()
+    freed: int = 0
+    need: int = 0
+    at: float = 0.0
+    holder: Optional[str] = None
+    from_host: Optional[str] = None     # the plotter the new plot comes from
+    space_ok: Optional[bool] = None
+    arrived: bool = False
+    pending: bool = False           # not arrived, not released: its room is its plot's
+    claimed: bool = False           # a live claim holds it: its transfer is under way
+    released_at: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Replot:
+    """A harvester's replot records: its ledger, the deletions of the last
+    hour, and the drives where replotting stopped (dir, why)."""
+    sets: Tuple[ReplotSet, ...] = ()
+    deletes_last_hour: int = 0
+    stopped: Tuple[Tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,13 +180,15 @@ class Dir:
     plot_count: int = 0             # farm dirs: finished plots on it
     plot_bytes: int = 0
     error: Optional[str] = None     # why it cannot be used (None: it can)
-    error_code: Optional[str] = None    # missing | not_dir | read_only | not_writable |
-                                        # not_mounted | not_responding | set_aside | unreadable
+    error_code: Optional[DirError] = None   # why, as a kind (agent/vocab/wire.py)
     resolved: Optional[str] = None  # the path as the host resolves it (`~` expanded there)
     set_aside_until: Optional[float] = None     # host clock: after failed transfers
     mount: Optional[str] = None     # the mount point it is on, e.g. /mnt/hdd07
     disk: Optional[str] = None      # what is mounted there, e.g. sdh1 (tmpfs, a NAS share)
     plot_kinds: Tuple[Tuple, ...] = ()  # farm dirs: (k, level, format, count, median size)
+    replaceable_count: int = 0      # farm dirs: plots a replot rule matches ...
+    replaceable_bytes: int = 0
+    replaceable: Tuple[OldPlot, ...] = ()   # ... the largest of them, oldest first
 
 
 @dataclass(frozen=True)
@@ -174,6 +243,10 @@ class Quarantined:
     ratio: Optional[float] = None
     method: Optional[str] = None
     quarantined_at: float = 0.0
+    format: str = "v1"              # as Plot's
+    plots: int = 1
+    compress: int = 0
+    compress_format: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +262,7 @@ class Plot(_Compressed):
     compress_format: Optional[str] = None
     format: str = "v1"              # agent/vocab/formats.py: v1 | pos2 | pos2_group | drplot
     plots: int = 1                  # plots the file holds (a PoS2 group: from its header)
+    bound_to: Optional[Tuple[str, str]] = None  # replotting: (harvester, dir) it is bound to
     check: Optional[Check] = None   # its proof check; None: not checked yet
 
     @property
@@ -261,6 +335,7 @@ class HostState:
     rsync_version: Optional[Tuple[int, ...]] = None
     checks: Tuple[Check, ...] = ()          # proof checks running (dst and farm plots)
     quarantine: Tuple[Quarantined, ...] = ()
+    replot: Replot = Replot()
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -273,6 +348,7 @@ class HostState:
             p["kind"] = plotsize.kind_label(plot.k, plot.compression)
         for j in d["jobs"] + d["dead"]:
             j["phase"] = None if j["phase"] is None else list(j["phase"])
+        d["replot"]["stopped"] = [{"dir": p, "why": w} for p, w in self.replot.stopped]
         return d
 
 
@@ -303,19 +379,39 @@ def _plot(d: dict) -> Plot:
 
 
 def _known(cls, d: dict) -> dict:
-    names = cls.__dataclass_fields__.keys()
-    out = {k: v for k, v in d.items() if k in names}
+    # a key this controller does not know: an error under the tests, a
+    # logged warning in production, never dropped silently (wire.known)
+    out = wire.known(cls.__dataclass_fields__.keys(), d, f"snapshot {cls.__name__}")
     if out.get("phase") is not None:
-        out["phase"] = tuple(out["phase"])
+        out["phase"] = Phase(*out["phase"])
+    if out.get("error_code") is not None:
+        out["error_code"] = wire.dir_error(out["error_code"])
     if "tmp_files" in out:
         out["tmp_files"] = tuple(out["tmp_files"])
+    if out.get("bound_to") is not None:
+        out["bound_to"] = tuple(out["bound_to"])
     if "plot_kinds" in out:
         out["plot_kinds"] = tuple(tuple(x) for x in out["plot_kinds"] or ())
+    if cls is Dir and isinstance(d.get("replaceable"), dict):
+        r = d["replaceable"]
+        out["replaceable_count"] = int(r.get("count") or 0)
+        out["replaceable_bytes"] = int(r.get("bytes") or 0)
+        out["replaceable"] = _tuple(OldPlot, r.get("plots"))
+    if cls is ReplotSet:
+        out["deletions"] = _tuple(Deleted, out.get("deletions"))
     return out
 
 
+def _replot(snap: dict) -> Replot:
+    r = snap.get("replot") or {}
+    return Replot(sets=_tuple(ReplotSet, r.get("sets")),
+                  deletes_last_hour=int(r.get("deletes_last_hour") or 0),
+                  stopped=tuple((s.get("dir"), s.get("why")) for s in r.get("stopped") or ()))
+
+
 def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
-    """Build a HostState from an agent's snapshot dict (unknown keys ignored)."""
+    """Build a HostState from an agent's snapshot dict (its records' unknown
+    keys as wire.known says)."""
     return HostState(
         name=name, roles=tuple(roles), reachable=True,
         jobs=_tuple(Job, snap.get("jobs")),
@@ -333,11 +429,29 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         rsync_version=tuple(snap["rsync_version"]) if snap.get("rsync_version") else None,
         checks=_tuple(Check, snap.get("checks")),
         quarantine=_tuple(Quarantined, snap.get("quarantine")),
+        replot=_replot(snap),
     )
 
 
 def unreachable(name: str, roles, error: str) -> HostState:
     return HostState(name=name, roles=tuple(roles), reachable=False, error=error)
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How one host is reached: all a Session (remote/session.py) knows of it.
+    Every value comes from its Host (`Host.ssh`), defaults from config/keys.py."""
+    address: str
+    port: int
+    user: Optional[str]
+    key_file: Optional[str]
+    connection: str                 # ssh | local
+    python: str
+    host_key_checking: bool
+    known_hosts_file: Optional[str]
+    proxy_jump: Optional[str]
+    connect_timeout_s: float
+    request_timeout_s: float
 
 
 @dataclass(frozen=True)
@@ -384,6 +498,7 @@ class Host:
     strength: int = 2                           # PoS2 plot strength (pos2)
     executable: Optional[str] = None            # the plotter's binary (chia, chia_plot, ...)
     cuda_device: Optional[int] = None           # cudaplot --device, Gigahorse -g
+    cuda_devices: Tuple[int, ...] = ()          # one job per GPU, each pinned to its own
     disk_128: bool = False                      # cudaplot hybrid modes
     disk_16: bool = False
     nobitfield: bool = False                    # chia -e
@@ -428,6 +543,9 @@ class Host:
     drive_cooldown_m: float = 30.0              # a drive set aside gets nothing for this long
     drive_fail_window_m: float = 30.0           # two failed transfers this close: set aside
     dir_timeout_s: float = 3.0                  # a dir silent this long is not responding
+    # replotting (agent/vocab/replot.py): rules naming replaceable farm plots
+    replot: Tuple[dict, ...] = field(default=(), compare=False, hash=False)
+    replot_max_deletes_per_hour: int = 60
 
     @property
     def compression(self) -> Optional[Compression]:
@@ -436,6 +554,10 @@ class Host:
             return plotsize.compression(plotsize.POS2, self.strength)
         fmt = {"bladebit": plotsize.BLADEBIT, "gigahorse": plotsize.GIGAHORSE}.get(self.plotter)
         return plotsize.compression(fmt, self.compress)
+
+    @property
+    def ssh(self) -> SshTarget:
+        return SshTarget(**{f: getattr(self, f) for f in SshTarget.__dataclass_fields__})
 
     @property
     def is_plotter(self) -> bool:
@@ -474,4 +596,5 @@ class Host:
             "drive_cooldown_s": self.drive_cooldown_m * 60.0,
             "drive_fail_window_s": self.drive_fail_window_m * 60.0,
             "dir_timeout_s": self.dir_timeout_s,
+            "replot": [dict(r) for r in self.replot],
         }

@@ -10,17 +10,21 @@ what would be done.
 """
 from __future__ import annotations
 
+import os
 import posixpath
+import socket
 import time
 import uuid
-from typing import List, Mapping, Optional, Tuple, Union
+from dataclasses import asdict
+from typing import Callable, List, Mapping, Optional, Tuple, TypeVar, Union
 
+from agent.vocab.wire import ErrorCode, Limits, SshTarget, StartJobReply
 from orchestrator.core import copycheck
 from orchestrator.core.checker import Quarantine, StartCheck
 from orchestrator.core.failures import HoldJob
 from orchestrator.core.decisions import (CleanDead, CleanPartial, NoteDriveFailure, Promote,
                                          RemoveSource, StartJob, StartTransfer, human_bytes)
-from orchestrator.core.events import Event
+from orchestrator.core.events import Event, EventKind
 from orchestrator.core.outcomes import (CopyLost, Failed, NameTaken, Outcome, Promoted, Started,
                                         Unanswered)
 from orchestrator.core.plan import AskAgain, GuardRoom, Plan
@@ -29,41 +33,46 @@ from orchestrator.errors import AgentError, LostReply, SessionError
 from orchestrator.core.state import Host
 
 
-def _done(action, kind: str, host: str, subject: str, detail: str, **facts) -> Outcome:
+R = TypeVar("R")
+
+
+def _done(action, kind: EventKind, host: str, subject: str, detail: str, **facts) -> Outcome:
     return Outcome(action, (Event(kind, host, subject, detail, **facts),))
 
 
-def _failed(action, kind: str, host: str, subject: str, detail: str, e=None,
+def _failed(action, kind: EventKind, host: str, subject: str, detail: str, e=None,
             **facts) -> Failed:
     return Failed(action, (Event(kind, host, subject, detail, failed=True, **facts),),
                   getattr(e, "code", None), str(e) if e is not None else detail)
 
 
-def _call(fleet, action, host: str, op: str, what: str, subject: str,
-          facts: Optional[dict] = None, **args) -> Union[dict, Failed]:
-    """The reply, or the Failed outcome saying `what` failed."""
+def _call(ask: Callable[[], R], action, host: str, what: str, subject: str,
+          facts: Optional[dict] = None) -> Union[R, Failed]:
+    """ask() (one request through the typed client): its reply, or the Failed
+    outcome saying `what` failed (its cause replaces the facts' reason)."""
     try:
-        return fleet.call(host, op, **args)
+        return ask()
     except (AgentError, SessionError) as e:
-        return _failed(action, "request_failed", host, subject, f"{host}: {what} failed: {e}", e,
-                       why=f"{what} failed: {e}", **(facts or {}))
+        return _failed(action, EventKind.REQUEST_FAILED, host, subject,
+                       f"{host}: {what} failed: {e}", e,
+                       **dict(facts or {}, why=f"{what} failed: {e}"))
 
 
 def guard_room(fleet, guards: Tuple[GuardRoom, ...]) -> List[Outcome]:
     """Every guard at once (agent/ops/room.py decides which jobs, on the
     host); what each did becomes events.  A failed one says nothing: the
     snapshot that follows says what is wrong."""
-    replies = fleet.call_each([(g.host, "guard_room", {"plot_bytes": g.plot_bytes})
-                               for g in guards])
+    replies = fleet.each([(g.host, lambda agent, g=g: agent.guard_room(plot_bytes=g.plot_bytes))
+                          for g in guards])
     out = []
     for g, res in zip(guards, replies):
         if isinstance(res, Exception):
             out.append(Failed(g, (), getattr(res, "code", None), str(res)))
             continue
         events = []
-        for kind, items in (("job_suspended_no_room", res.get("suspended", ())),
-                            ("job_resumed_room", res.get("resumed", ()))):
-            verb = "suspended" if kind == "job_suspended_no_room" else "resumed"
+        for kind, items in ((EventKind.JOB_SUSPENDED_NO_ROOM, res.suspended),
+                            (EventKind.JOB_RESUMED_ROOM, res.resumed)):
+            verb = "suspended" if kind is EventKind.JOB_SUSPENDED_NO_ROOM else "resumed"
             for j in items:
                 events.append(Event(kind, g.host, (j.get("plot_id") or str(j["pid"]))[:12],
                                     f"{g.host}: job pid {j['pid']} {verb}: {j['reason']}",
@@ -76,34 +85,34 @@ def start_args(h: Host, s: StartJob) -> dict:
     """The start_job request for one decision, with a fresh request id."""
     return dict(argv=list(s.argv), plotter=s.plotter, k=s.k,
                 tmp_dir=s.tmp_dir, dst_dir=s.dst_dir,
-                limits={"global_max_jobs": h.global_max_jobs,
-                        "tmpdir_max_jobs": tmp_rules(h, s.tmp_dir)[0],
-                        "global_stagger_s": h.global_stagger_m * 60.0},
+                limits=Limits(global_max_jobs=h.global_max_jobs,
+                              tmpdir_max_jobs=tmp_rules(h, s.tmp_dir)[0],
+                              global_stagger_s=h.global_stagger_m * 60.0),
                 nice=h.nice, request_id=uuid.uuid4().hex)
 
 
-def _started(action, s: StartJob, res: dict) -> Started:
-    if res.get("replayed"):
+def _started(action, s: StartJob, res: StartJobReply) -> Started:
+    if res.replayed:
         line = (f"started on {s.host} (its answer was lost, the host remembers it): "
-                f"{s.describe()} (pid {res['pid']})")
+                f"{s.describe()} (pid {res.pid})")
     else:
-        line = f"started on {s.host}: {s.describe()} (pid {res['pid']})"
-    return Started(action, (Event("job_started", s.host, res["log_file"], line,
-                                  **s.facts(pid=res["pid"], why=s.reason)),),
-                   res["pid"], res["log_file"])
+        line = f"started on {s.host}: {s.describe()} (pid {res.pid})"
+    return Started(action, (Event(EventKind.JOB_STARTED, s.host, res.log_file, line,
+                                  **s.facts(pid=res.pid, why=s.reason)),),
+                   res.pid, res.log_file)
 
 
 def start_job(fleet, hosts: Mapping[str, Host], s: StartJob, check: bool) -> Outcome:
     if check:
-        return _done(s, "would_start_job", s.host, s.tmp_dir, f"would start on {s.host}: {s.describe()}",
+        return _done(s, EventKind.WOULD_START_JOB, s.host, s.tmp_dir, f"would start on {s.host}: {s.describe()}",
                      **s.facts(why=s.reason))
     args = start_args(hosts[s.host], s)
     try:
-        res = fleet.call(s.host, "start_job", **args)
+        res = fleet.agent(s.host).start_job(**args)
     except LostReply as e:
         return Unanswered(s, (), args, time.time(), str(e))
     except (AgentError, SessionError) as e:
-        return _failed(s, "job_start_failed", s.host, s.tmp_dir, f"{s.host}: start job failed: {e}", e,
+        return _failed(s, EventKind.JOB_START_FAILED, s.host, s.tmp_dir, f"{s.host}: start job failed: {e}", e,
                        **s.facts(why=str(e)))
     return _started(s, s, res)
 
@@ -112,7 +121,7 @@ def ask_again(fleet, a: AskAgain) -> Outcome:
     """The lost start sent again with its request id (core/followup.py
     decides whether to keep asking)."""
     try:
-        res = fleet.call(a.start.host, "start_job", **a.args)
+        res = fleet.agent(a.start.host).start_job(**a.args)
     except (LostReply, SessionError) as e:
         return Unanswered(a, (), a.args, a.sent_at, str(e))
     except AgentError as e:
@@ -124,29 +133,29 @@ def clean_dead(fleet, c: CleanDead, check: bool) -> Outcome:
     """Clean up after a failed job; the agent re-checks every guard (plot id,
     the job's own tmp dirs, nothing holds them, nothing changed lately)."""
     if check:
-        return _done(c, "would_clean_dead", c.host, c.plot_id, f"would clean up after {c.describe()}",
+        return _done(c, EventKind.WOULD_CLEAN_DEAD, c.host, c.plot_id, f"would clean up after {c.describe()}",
                      plot_id=c.plot_id, size_bytes=c.size_bytes, why=c.error)
-    res = _call(fleet, c, c.host, "clean_dead", f"clean-up of {c.plot_id[:8]}", c.plot_id,
-                {"plot_id": c.plot_id}, plot_id=c.plot_id, log_file=c.log_file)
+    res = _call(lambda: fleet.agent(c.host).clean_dead(plot_id=c.plot_id, log_file=c.log_file),
+                c, c.host, f"clean-up of {c.plot_id[:8]}", c.plot_id, {"plot_id": c.plot_id})
     if isinstance(res, Failed):
         return res
-    return _done(c, "cleaned_dead", c.host, c.plot_id,
-                 f"cleaned up after {c.describe()}: removed {len(res['removed'])} files, "
-                 f"{human_bytes(res['freed_bytes'])}", plot_id=c.plot_id,
-                 size_bytes=res["freed_bytes"], why=f"{len(res['removed'])} files removed")
+    return _done(c, EventKind.CLEANED_DEAD, c.host, c.plot_id,
+                 f"cleaned up after {c.describe()}: removed {len(res.removed)} files, "
+                 f"{human_bytes(res.freed_bytes)}", plot_id=c.plot_id,
+                 size_bytes=res.freed_bytes, why=f"{len(res.removed)} files removed")
 
 
 def note_drive_failure(fleet, n: NoteDriveFailure, check: bool) -> Outcome:
     if check:
-        return _done(n, "would_record_drive_failure", n.host, n.to_dir,
+        return _done(n, EventKind.WOULD_RECORD_DRIVE_FAILURE, n.host, n.to_dir,
                      f"would record on {n.host}: {n.describe()}", dir=n.to_dir, why=n.error)
-    res = _call(fleet, n, n.host, "note_drive_failure", f"record for {n.to_dir}", n.to_dir,
-                {"dir": n.to_dir}, to_dir=n.to_dir, key=n.key, at=n.at, error=n.error,
-                fatal=n.fatal, plot=n.plot)
+    res = _call(lambda: fleet.agent(n.host).note_drive_failure(
+                    to_dir=n.to_dir, key=n.key, at=n.at, error=n.error, fatal=n.fatal, plot=n.plot),
+                n, n.host, f"record for {n.to_dir}", n.to_dir, {"dir": n.to_dir})
     if isinstance(res, Failed):
         return res
     # done, and a failure all the same: the drive failed a transfer
-    return Outcome(n, (Event("drive_failure_recorded", n.host, n.to_dir,
+    return Outcome(n, (Event(EventKind.DRIVE_FAILURE_RECORDED, n.host, n.to_dir,
                              f"drive failure recorded: {n.describe()}", failed=True, dir=n.to_dir,
                              why=("fatal for the drive: " if n.fatal else "") + n.error),))
 
@@ -157,13 +166,14 @@ def hold_job(fleet, h: HoldJob, check: bool) -> Outcome:
     subject = (h.plot_id or str(h.pid))[:12]
     facts = dict(pid=h.pid, plot_id=h.plot_id, why=h.reason)
     if check:
-        return _done(h, "would_suspend_job", h.host, subject, f"would suspend {h.describe()}",
-                     **facts)
-    res = _call(fleet, h, h.host, "suspend", f"suspend of pid {h.pid}", subject, facts,
-                pid=h.pid, started_at=h.started_at, reason=h.reason)
+        return _done(h, EventKind.WOULD_SUSPEND_JOB, h.host, subject,
+                     f"would suspend {h.describe()}", **facts)
+    res = _call(lambda: fleet.agent(h.host).suspend(pid=h.pid, started_at=h.started_at,
+                                                     reason=h.reason),
+                h, h.host, f"suspend of pid {h.pid}", subject, facts)
     if isinstance(res, Failed):
         return res
-    return Outcome(h, (Event("job_suspended_bad_plots", h.host, subject,
+    return Outcome(h, (Event(EventKind.JOB_SUSPENDED_BAD_PLOTS, h.host, subject,
                              f"suspended {h.describe()}", failed=True, **facts),))
 
 
@@ -173,15 +183,15 @@ def quarantine(fleet, q: Quarantine, check: bool) -> Outcome:
     name = posixpath.basename(q.plot)
     facts = dict(dir=posixpath.dirname(q.plot), why=q.reason)
     if check:
-        return _done(q, "would_quarantine", q.host, name, f"would quarantine {q.describe()}",
-                     **facts)
-    res = _call(fleet, q, q.host, "quarantine_plot", f"quarantine of {name}", name, facts,
-                plot=q.plot, reason=q.reason)
+        return _done(q, EventKind.WOULD_QUARANTINE, q.host, name,
+                     f"would quarantine {q.describe()}", **facts)
+    res = _call(lambda: fleet.agent(q.host).quarantine_plot(plot=q.plot, reason=q.reason),
+                q, q.host, f"quarantine of {name}", name, facts)
     if isinstance(res, Failed):
         return res
-    return Outcome(q, (Event("plot_quarantined", q.host, name,
+    return Outcome(q, (Event(EventKind.PLOT_QUARANTINED, q.host, name,
                              f"{q.host}: {name} failed its proof check and waits in "
-                             f"{posixpath.dirname(res['path'])}: {q.reason} (never archived; "
+                             f"{posixpath.dirname(res.path)}: {q.reason} (never archived; "
                              f"`plotfleet release` is the farmer's call)", failed=True,
                              **facts),))
 
@@ -192,20 +202,21 @@ def start_check(fleet, s: StartCheck, check: bool) -> Outcome:
     name = posixpath.basename(s.plot)
     at = dict(dir=posixpath.dirname(s.plot))
     if check:
-        return _done(s, "would_check", s.host, name, f"would check {s.describe()}", **at)
+        return _done(s, EventKind.WOULD_CHECK, s.host, name, f"would check {s.describe()}",
+                     **at)
     try:
-        res = fleet.call(s.host, "start_check", plot=s.plot, settings=s.settings(),
-                         max_running=s.max_running)
+        res = fleet.agent(s.host).start_check(plot=s.plot, settings=s.settings(),
+                                              max_running=s.max_running)
     except AgentError as e:
         if e.code in ("busy", "exists"):
             return Failed(s, (), e.code, str(e))
-        return _failed(s, "check_failed_to_start", s.host, name,
+        return _failed(s, EventKind.CHECK_FAILED_TO_START, s.host, name,
                        f"{s.host}: proof check of {name} did not start: {e}", e, why=str(e), **at)
     except SessionError as e:
-        return _failed(s, "check_failed_to_start", s.host, name,
+        return _failed(s, EventKind.CHECK_FAILED_TO_START, s.host, name,
                        f"{s.host}: proof check of {name} did not start: {e}", e, why=str(e), **at)
-    return _done(s, "check_started", s.host, name,
-                 f"proof check: {s.describe()} (pid {res['pid']})", pid=res["pid"], **at)
+    return _done(s, EventKind.CHECK_STARTED, s.host, name,
+                 f"proof check: {s.describe()} (pid {res.pid})", pid=res.pid, **at)
 
 
 def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
@@ -213,8 +224,8 @@ def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
     return dict(plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
                 dest_dir=t.dest_dir or t.to_dir, fsync=t.fsync, mode=t.mode,
                 bwlimit_kbps=plotter.transfer_bwlimit_kbps, farm_dirs=list(harvester.farm_dirs),
-                ssh={"host": harvester.address, "port": harvester.port, "user": harvester.user,
-                     "key": plotter.transfer_ssh_key, "known_hosts": plotter.transfer_known_hosts})
+                ssh=SshTarget(host=harvester.address, port=harvester.port, user=harvester.user,
+                              key=plotter.transfer_ssh_key, known_hosts=plotter.transfer_known_hosts))
 
 
 def _move_facts(t: StartTransfer, **more) -> dict:
@@ -230,96 +241,184 @@ def promote(fleet, p: Promote, check: bool) -> Outcome:
     name = posixpath.basename(p.plot)
     at = dict(dir=posixpath.dirname(p.partial), size_bytes=p.size_bytes)     # the copy
     if check:
-        return _done(p, "would_promote", p.host, name, f"would check and promote: {p.describe()}",
+        return _done(p, EventKind.WOULD_PROMOTE, p.host, name, f"would check and promote: {p.describe()}",
                      dir=posixpath.dirname(p.partial), size_bytes=p.size_bytes, why=p.reason)
     spec = copycheck.spec()
-    src = _call(fleet, p, p.from_host, "digest", f"digest of {name}", name,
-                {"dir": posixpath.dirname(p.plot)}, path=p.plot, spec=spec)
-    if isinstance(src, Failed):
-        return src
-    if src.get("header_error"):
-        return _failed(p, "plot_header_mismatch", p.from_host, name,
-                       f"{p.from_host}: {name} not archived: {src['header_error']}",
-                       dir=posixpath.dirname(p.plot), why=f"not archived: {src['header_error']}")
+    digest = _call(lambda: fleet.agent(p.from_host).digest(path=p.plot, spec=spec),
+                   p, p.from_host, f"digest of {name}", name, {"dir": posixpath.dirname(p.plot)})
+    if isinstance(digest, Failed):
+        return digest
+    if digest.header_error:
+        return _failed(p, EventKind.PLOT_HEADER_MISMATCH, p.from_host, name,
+                       f"{p.from_host}: {name} not archived: {digest.header_error}",
+                       dir=posixpath.dirname(p.plot), why=f"not archived: {digest.header_error}")
+    src = asdict(digest)
     try:
-        res = fleet.call(p.host, "promote", partial=p.partial, expect=copycheck.expect(src, spec))
+        res = fleet.agent(p.host).promote(partial=p.partial, expect=copycheck.expect(src, spec))
     except AgentError as e:
-        if e.code == "vanished":        # copy lost (drive swapped, file deleted)
-            return CopyLost(p, (Event("copy_vanished", p.host, name,
+        if e.code is ErrorCode.VANISHED:    # copy lost (drive swapped, file deleted)
+            return CopyLost(p, (Event(EventKind.COPY_VANISHED, p.host, name,
                                       f"{p.host}: the copy of {name} vanished before its "
                                       f"promote: sending it again",
                                       why="vanished before its promote: sending it again",
                                       **at),), "copy vanished")
-        if e.code == "mismatch":
-            return CopyLost(p, (Event("copy_mismatch", p.host, name, f"{p.host}: {e}",
+        if e.code is ErrorCode.MISMATCH:
+            return CopyLost(p, (Event(EventKind.COPY_MISMATCH, p.host, name, f"{p.host}: {e}",
                                       failed=True, why=str(e), **at),),
                             "the copy there did not match its source")
-        if e.code == "conflict":
-            return _failed(p, "copy_conflict", p.host, name,
+        if e.code is ErrorCode.CONFLICT:
+            return _failed(p, EventKind.COPY_CONFLICT, p.host, name,
                            f"{p.host}: conflict: {e}; {name} stays on {p.from_host} and goes to "
                            f"another drive", e,
                            why=f"{e}; stays on {p.from_host}, goes to another drive", **at)
-        return _failed(p, "promote_failed", p.host, name, f"{p.host}: promote failed: {e}", e,
+        return _failed(p, EventKind.PROMOTE_FAILED, p.host, name, f"{p.host}: promote failed: {e}", e,
                        why=str(e), **at)
     except SessionError as e:
-        return _failed(p, "promote_failed", p.host, name, f"{p.host}: promote failed: {e}", e,
+        return _failed(p, EventKind.PROMOTE_FAILED, p.host, name, f"{p.host}: promote failed: {e}", e,
                        why=str(e), **at)
-    how = f"{res['method']} digest, {human_bytes(res['bytes_read'])} read on each side"
-    done = "confirmed" if res.get("already") else "promoted"
-    return Promoted(p, (Event(f"copy_{done}", p.host, name, f"{done}: {p.describe()} ({how})",
-                              why=f"{res['method']} digest", **at),),
-                    src, dict(res, spec=spec))
+    how = f"{res.method} digest, {human_bytes(res.bytes_read)} read on each side"
+    done, kind = (("confirmed", EventKind.COPY_CONFIRMED) if res.already
+                  else ("promoted", EventKind.COPY_PROMOTED))
+    return Promoted(p, (Event(kind, p.host, name, f"{done}: {p.describe()} ({how})",
+                              why=f"{res.method} digest", **at),),
+                    src, dict(asdict(res), spec=spec))
 
 
 def remove_source(fleet, r: RemoveSource) -> Outcome:
     name = posixpath.basename(r.plot)
-    res = _call(fleet, r, r.host, "remove_plot", "remove source", name,
-                {"dir": posixpath.dirname(r.plot)}, plot=r.plot, proof=r.proof)
+    res = _call(lambda: fleet.agent(r.host).remove_plot(plot=r.plot, proof=r.proof),
+                r, r.host, "remove source", name, {"dir": posixpath.dirname(r.plot)})
     if isinstance(res, Failed):
         return res
-    return _done(r, "source_removed", r.host, name, f"removed source: {r.describe()}",
+    return _done(r, EventKind.SOURCE_REMOVED, r.host, name, f"removed source: {r.describe()}",
                  dir=posixpath.dirname(r.plot), size_bytes=r.confirmed_size,
                  why=f"copy verified by {r.proof.get('method', '?')} digest")
 
 
 def clean_partial(fleet, c: CleanPartial, check: bool) -> Outcome:
     if check:
-        return _done(c, "would_clean_partial", c.host, c.partial, f"would clean: {c.describe()}",
+        return _done(c, EventKind.WOULD_CLEAN_PARTIAL, c.host, c.partial, f"would clean: {c.describe()}",
                      dir=posixpath.dirname(c.partial), why=c.reason)
-    res = _call(fleet, c, c.host, "clean_partial", "clean", c.partial,
-                {"dir": posixpath.dirname(c.partial)}, partial=c.partial)
+    res = _call(lambda: fleet.agent(c.host).clean_partial(partial=c.partial),
+                c, c.host, "clean", c.partial, {"dir": posixpath.dirname(c.partial)})
     if isinstance(res, Failed):
         return res
-    return _done(c, "partial_cleaned", c.host, c.partial, f"cleaned: {c.describe()}",
+    return _done(c, EventKind.PARTIAL_CLEANED, c.host, c.partial, f"cleaned: {c.describe()}",
                  dir=posixpath.dirname(c.partial), why=c.reason)
 
 
-def transfer(fleet, hosts: Mapping[str, Host], t: StartTransfer, check: bool) -> Outcome:
+# who holds the drive claims this controller run takes (agent/ops/claims.py)
+HOLDER = f"controller:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def replot_args(harvester: Host, t: StartTransfer) -> dict:
+    """The replot part of a claim: the deletions planned for this plot."""
+    if not t.deletions:
+        return {}
+    return {"plot_id": t.plot_id, "from_host": t.from_host,
+            "max_deletes_per_hour": harvester.replot_max_deletes_per_hour,
+            "deletions": [{"path": d.path, "size_bytes": d.size_bytes} for d in t.deletions]}
+
+
+def _deletion_facts(t: StartTransfer, path: str, size: int, rule: str) -> dict:
+    return dict(dir=posixpath.dirname(path), size_bytes=size, plot_id=t.plot_id,
+                why=f"{rule}, room for {posixpath.basename(t.plot)}")
+
+
+def _replot_refused(t: StartTransfer, host: str, why: str, e=None) -> Failed:
+    name = posixpath.basename(t.plot)
+    return _failed(t, EventKind.REPLOT_REFUSED, host, name,
+                   f"{host}: nothing deleted for {name}: {why}", e, plot_id=t.plot_id, why=why)
+
+
+def verified_on_plotter(fleet, t: StartTransfer) -> Optional[Failed]:
+    """Before anything is deleted for it, the new plot is checked on its
+    plotter: its header names it (id, k), its size is the one planned, its
+    digest reads.  (The proof check of the plot-check issue joins here.)
+    None when it holds, else the Failed outcome saying why."""
+    name = posixpath.basename(t.plot)
+    d = _call(lambda: fleet.agent(t.from_host).digest(path=t.plot, spec=copycheck.spec()),
+              t, t.from_host, f"digest of {name}", name, {"dir": posixpath.dirname(t.plot)})
+    if isinstance(d, Failed):
+        return d
+    why = d.header_error or (
+        f"size {d.size} is not the {t.size_bytes} planned" if d.size != t.size_bytes
+        else f"its header names plot {d.header.get('plot_id')}"
+        if d.header.get("plot_id") != t.plot_id else None)
+    return _replot_refused(t, t.from_host, f"{name} not verified: {why}") if why else None
+
+
+def bind(fleet, t: StartTransfer) -> Optional[Failed]:
+    """The plotter binds the plot to this drive before anything is deleted
+    for it (agent/ops/replot.py bind_replot): another controller, or a later
+    pass, that chose another harvester for it is refused there."""
+    try:
+        fleet.agent(t.from_host).bind_replot(plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
+                                             holder=HOLDER)
+    except (AgentError, SessionError) as e:
+        return _replot_refused(t, t.from_host, str(e), e)
+    return None
+
+
+def transfer(fleet, hosts: Mapping[str, Host], t: StartTransfer, check: bool,
+             gone: Tuple[str, ...] = ()) -> Outcome:
+    """Claim the drive, make the plot's room there when the plan says so
+    (replotting: the harvester deletes the old plots named, after checking
+    each again), then start the transfer.  `gone`: ids of plots whose room the
+    harvester still keeps though their plotter no longer has them."""
     name = posixpath.basename(t.plot)
     if check:
-        return _done(t, "would_transfer", t.from_host, name, f"would transfer: {t.describe()}",
-                     **_move_facts(t))
+        return Outcome(t, tuple(
+            Event(EventKind.WOULD_REPLOT_DELETE, d.host, posixpath.basename(d.path),
+                  f"would delete on {d.describe()}",
+                  **_deletion_facts(t, d.path, d.size_bytes, d.rule)) for d in t.deletions) + (
+            Event(EventKind.WOULD_TRANSFER, t.from_host, name, f"would transfer: {t.describe()}",
+                  **_move_facts(t)),))
+    if t.deletions:
+        refused = verified_on_plotter(fleet, t) or bind(fleet, t)
+        if refused is not None:
+            return refused
     # claim the drive on the harvester first: another controller may have
-    # chosen it in the same moment
+    # chosen it in the same moment; replotting's deletions happen there,
+    # under that claim, right before the transfer starts
     try:
-        fleet.call(t.to_host, "reserve_drive", to_dir=t.to_dir, plot=t.plot,
-                   size_bytes=t.size_bytes, reserve_bytes=hosts[t.to_host].farm_reserve_bytes)
+        claim = fleet.agent(t.to_host).reserve_drive(
+            to_dir=t.to_dir, plot=t.plot, size_bytes=t.size_bytes,
+            reserve_bytes=hosts[t.to_host].farm_reserve_bytes, holder=HOLDER, gone=list(gone),
+            **replot_args(hosts[t.to_host], t))
     except AgentError as e:
-        if e.code == "exists":      # the final name is taken there: is it this plot?
+        if e.code is ErrorCode.EXISTS:  # the final name is taken there: is it this plot?
             return NameTaken(t, ())
-        return _failed(t, "claim_failed", t.to_host, t.to_dir,
+        if t.deletions:
+            return _replot_refused(t, t.to_host, str(e), e)
+        return _failed(t, EventKind.CLAIM_FAILED, t.to_host, t.to_dir,
                        f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}", e,
                        dir=t.to_dir, why=str(e))
     except SessionError as e:
-        return _failed(t, "claim_failed", t.to_host, t.to_dir,
+        return _failed(t, EventKind.CLAIM_FAILED, t.to_host, t.to_dir,
                        f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}", e,
                        dir=t.to_dir, why=str(e))
-    res = _call(fleet, t, t.from_host, "start_transfer", "transfer", name, _move_facts(t),
-                **transfer_args(hosts[t.from_host], hosts[t.to_host], t))
+    deleted = tuple(
+        Event(EventKind.REPLOT_DELETED, t.to_host, d["name"],
+              f"replot: deleted {t.to_host}:{d['path']} ({human_bytes(d['size_bytes'])}, "
+              f"{d['rule']}) to make room for {name}",
+              **_deletion_facts(t, d["path"], d["size_bytes"], d["rule"]))
+        for d in claim.deleted)
+    if not claim.space_ok:
+        # the deletions gave no space back: no transfer there; the drive stops replotting
+        return Failed(t, deleted + (Event(
+            EventKind.REPLOT_SPACE_MISSING, t.to_host, t.to_dir,
+            f"{t.to_host}:{t.to_dir}: {claim.space_error}; {name} is not sent there",
+            failed=True, dir=t.to_dir, plot_id=t.plot_id, why=claim.space_error),),
+            None, claim.space_error or "")
+    args = transfer_args(hosts[t.from_host], hosts[t.to_host], t)
+    res = _call(lambda: fleet.agent(t.from_host).start_transfer(**args),
+                t, t.from_host, "transfer", name, _move_facts(t))
     if isinstance(res, Failed):
-        return res
-    return _done(t, "transfer_started", t.from_host, name,
-                 f"transfer: {t.describe()} (pid {res['pid']})", **_move_facts(t, pid=res["pid"]))
+        return Failed(t, deleted + res.events, res.code, res.error) if deleted else res
+    return Outcome(t, deleted + (Event(
+        EventKind.TRANSFER_STARTED, t.from_host, name,
+        f"transfer: {t.describe()} (pid {res.pid})", **_move_facts(t, pid=res.pid)),))
 
 
 def apply(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Tuple[Outcome, ...]:
@@ -336,5 +435,6 @@ def apply(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Tuple[Ou
     out += [promote(fleet, p, check) for p in plan.promotes]
     out += [remove_source(fleet, r) for r in plan.removals]
     out += [clean_partial(fleet, c, check) for c in plan.cleans]
-    out += [transfer(fleet, hosts, t, check) for t in plan.transfers]
+    gone = dict(plan.archive.gone) if plan.archive is not None else {}
+    out += [transfer(fleet, hosts, t, check, gone.get(t.to_host, ())) for t in plan.transfers]
     return tuple(out)

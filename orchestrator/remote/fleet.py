@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
-from agent.protocol import declared
 from orchestrator.errors import AgentError, SessionError, one_line
 from orchestrator.core.state import FleetState, Host, HostState, host_state_from_snapshot, unreachable
 from orchestrator.remote import wheelhouse
+from orchestrator.remote.client import AgentClient
 from orchestrator.remote.session import Session
+
+T = TypeVar("T")
 
 
 class Fleet:
@@ -26,9 +28,10 @@ class Fleet:
                  wheelhouse: Optional[str] = None):
         self.hosts = list(hosts)
         self.sessions: Dict[str, Session] = {
-            h.name: Session(h, agent_dir=agent_dir, request_timeout_s=request_timeout_s,
+            h.name: Session(h.ssh, agent_dir=agent_dir, request_timeout_s=request_timeout_s,
                             wheelhouse=wheelhouse)
             for h in self.hosts}
+        self._config = {h.name: h.agent_config() for h in self.hosts}
         self.errors: Dict[str, Optional[str]] = {}     # last open(): host -> reason
         self._unreported: Dict[str, str] = {}
         workers = max(1, min(max_workers, len(self.hosts)))
@@ -101,8 +104,8 @@ class Fleet:
         if fresh:
             return unreachable(h.name, h.roles, fresh)
         try:
-            snap = self.call(h.name, "snapshot")
-            return host_state_from_snapshot(h.name, h.roles, snap)
+            snap = self.agent(h.name).snapshot()
+            return host_state_from_snapshot(h.name, h.roles, vars(snap))
         except SessionError as e:
             return unreachable(h.name, h.roles, one_line(e))
         except AgentError as e:
@@ -120,34 +123,36 @@ class Fleet:
             raise KeyError(f"no host {host_name!r} in this fleet")
         return self.sessions[host_name]
 
-    def call(self, host_name: str, op: str, timeout: Optional[float] = None, **args) -> dict:
-        """One agent op on one host; SessionError / AgentError as Session.request.
-        The host's own config (its dirs and thresholds) goes with every op
-        that takes one: callers never pass it."""
-        session = self.session(host_name)
-        if op in declared() and "config" in declared()[op].args:
-            args = dict(args, config=session.host.agent_config())
-        return session.request(op, timeout=timeout, **args)
+    def agent(self, host_name: str) -> AgentClient:
+        """One host's agent, typed (remote/client.py): `fleet.agent(h).snapshot()`.
+        The host's own config goes with every op that takes one."""
+        return AgentClient(self.session(host_name), self._config[host_name])
 
-    def call_each(self, requests: Sequence[Tuple[str, str, dict]]) -> List[object]:
-        """Many (host, op, args) requests in parallel, in order: each reply, or
-        the SessionError / AgentError it raised (partial failure as data)."""
+    def call(self, host_name: str, op: str, timeout: Optional[float] = None, **args) -> dict:
+        """One agent op by name, its answer the JSON object it is: for tests
+        and debugging; the controller calls `agent(host).<op>(...)`."""
+        return self.agent(host_name).raw(op, timeout=timeout, **args)
+
+    def each(self, asks: Sequence[Tuple[str, Callable[[AgentClient], T]]]
+             ) -> List[Union[T, SessionError, AgentError]]:
+        """Many (host, ask) requests in parallel, in order: each reply, or the
+        SessionError / AgentError it raised (partial failure as data)."""
         def one(req):
-            host, op, args = req
+            host, ask = req
             try:
-                return self.call(host, op, **args)
+                return ask(self.agent(host))
             except (SessionError, AgentError) as e:
                 return e
-        return self._map(one, list(requests))
+        return self._map(one, list(asks))
 
-    def call_all(self, op: str, **args) -> Dict[str, object]:
-        """One op on every host in parallel: {host: its result, or the one-line
-        reason it failed (str)}; a failing host never stops the others."""
+    def on_all(self, ask: Callable[[AgentClient], T]) -> Dict[str, Union[T, str]]:
+        """`ask` of every host's agent in parallel: {host: its reply, or the
+        one-line reason it failed (str)}; a failing host never stops the others."""
         def one(h: Host):
             if self.errors.get(h.name):
                 return self.errors[h.name]
             try:
-                return self.call(h.name, op, **args)
+                return ask(self.agent(h.name))
             except (SessionError, AgentError) as e:
                 return one_line(e)
         return dict(zip((h.name for h in self.hosts), self._map(one, self.hosts)))

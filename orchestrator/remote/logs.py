@@ -34,9 +34,9 @@ def find_log(fleet, state: FleetState, hosts: Mapping[str, Host], prefix: str) -
         for h in state.hosts:
             if not h.reachable or not hosts[h.name].is_plotter:
                 continue
-            for entry in fleet.call(h.name, "list_logs")["logs"]:
-                head = fleet.call(h.name, "read_log", path=entry["path"],
-                                  offset=0, max_bytes=HEAD)["data"]
+            agent = fleet.agent(h.name)
+            for entry in agent.list_logs().logs:
+                head = agent.read_log(path=entry["path"], offset=0, max_bytes=HEAD).data
                 info = analyze_log(head)
                 if info and info["plot_id"] and info["plot_id"].startswith(prefix):
                     found[(h.name, entry["path"])] = info["plot_id"]
@@ -55,16 +55,16 @@ def stream_log(fleet, host: Host, path: str, follow: bool, interval: float = 1.0
     state = LogState()
     pending = ""
     while True:
-        res = fleet.call(host.name, "read_log", path=path, offset=offset, max_bytes=1 << 20)
-        if res["data"]:
-            yield res["data"]
+        res = fleet.agent(host.name).read_log(path=path, offset=offset, max_bytes=1 << 20)
+        if res.data:
+            yield res.data
             if follow:
-                lines = (pending + res["data"]).split("\n")
+                lines = (pending + res.data).split("\n")
                 pending = lines.pop()
                 for line in lines:
                     state.feed(line)
-        grew = res["offset"] != offset
-        offset = res["offset"]
+        grew = res.offset != offset
+        offset = res.offset
         if not grew:
             if not follow or state.finished:
                 return
@@ -92,14 +92,14 @@ def collect_local(folder: str, host: str = "local") -> Collected:
 def _host_logs(fleet, h) -> Collected:
     col = Collected()
     try:
-        logs = fleet.call(h.name, "list_logs")["logs"]
+        logs = fleet.agent(h.name).list_logs().logs
     except Exception as e:
         col.unreadable.append((h.name, f"unreachable: {one_line(e)}"))
         col.down.append(h.name)
         return col
     try:
         col.checks += [check_run(h, rec) for rec in
-                       fleet.call(h.name, "check_history")["checks"]]
+                       fleet.agent(h.name).check_history().checks]
     except Exception as e:
         col.unreadable.append((f"{h.name}: proof checks", one_line(e)))
     for entry in logs:
@@ -132,9 +132,8 @@ def collect_fleet(fleet, hosts) -> Collected:
 def read_whole(fleet, host, path: str, chunk: int = 4 << 20) -> str:
     parts, offset = [], 0
     while True:
-        res = fleet.call(host.name, "read_log", path=path,
-                         offset=offset, max_bytes=chunk)
-        parts.append(res["data"])
-        if res["offset"] >= res["size"] or res["offset"] == offset:
+        res = fleet.agent(host.name).read_log(path=path, offset=offset, max_bytes=chunk)
+        parts.append(res.data)
+        if res.offset >= res.size or res.offset == offset:
             return "".join(parts)
-        offset = res["offset"]
+        offset = res.offset

@@ -33,7 +33,7 @@ def matching(state: FleetState, spec: str) -> List[Tuple[str, Quarantined]]:
     return out
 
 
-def release(fleet, state: FleetState, spec: str, delete: bool) -> Tuple[str, Quarantined, dict]:
+def release(fleet, state: FleetState, spec: str, delete: bool) -> Tuple[str, Quarantined, object]:
     """Release (or delete) the one quarantined plot `spec` names:
     (host, the plot, the agent's answer).  UserError when none or several
     match; AgentError/SessionError when its host refuses or cannot."""
@@ -46,7 +46,7 @@ def release(fleet, state: FleetState, spec: str, delete: bool) -> Tuple[str, Qua
         raise UserError(f"release {spec}: {len(found)} quarantined plots match: "
                         + ", ".join(f"{h}:{q.path}" for h, q in found))
     host, q = found[0]
-    return host, q, fleet.call(host, "release_plot", plot=q.path, delete=delete)
+    return host, q, fleet.agent(host).release_plot(plot=q.path, delete=delete)
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,11 @@ def _one_harvester(fleet, h: Host, hs, sample: int):
     for drive in _drives(hs):
         for farm_dir in drive:
             try:
-                res = fleet.call(h.name, "start_drive_check", farm_dir=farm_dir,
-                                 sample=sample, settings=_settings(h))
-                plots = res["plots"]
+                plots = fleet.agent(h.name).start_drive_check(
+                    farm_dir=farm_dir, sample=sample, settings=_settings(h)).plots
+                got = {}
                 while plots:
-                    got = fleet.call(h.name, "read_checks", plots=plots)["checks"]
+                    got = fleet.agent(h.name).read_checks(plots=plots).checks
                     if all(c is not None and c["status"] != "running" for c in got.values()):
                         break
                     time.sleep(POLL_S)

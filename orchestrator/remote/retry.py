@@ -12,22 +12,11 @@ import paramiko
 from tenacity import (retry_if_exception, stop_after_attempt, stop_after_delay,
                       wait_exponential_jitter, Retrying)
 
+from orchestrator.errors import BastionFailed, HostKeyRefused
+
 # never worth a second try
 _FINAL = (paramiko.AuthenticationException, paramiko.BadHostKeyException,
           paramiko.PasswordRequiredException)
-
-
-class HostKeyRefused(paramiko.SSHException):
-    """The host's key is not in known_hosts and host_key_checking is on."""
-
-
-class BastionFailed(paramiko.SSHException):
-    """A ProxyJump hop failed; the message names it.  `transient` as the
-    hop's own error was (a refused bastion key or login is final)."""
-
-    def __init__(self, message: str, transient: bool):
-        super().__init__(message)
-        self.transient = transient
 
 
 def is_transient(exc: BaseException) -> bool:

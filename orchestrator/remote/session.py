@@ -1,6 +1,6 @@
 """One host: an SSH connection, the deployed agent, and one long-lived channel.
 
-`Session(host).open()` connects (fabric Connection, host keys checked against
+`Session(host.ssh).open()` connects (fabric Connection, host keys checked against
 known_hosts, on every ProxyJump hop too), deploys the agent if needed, and starts ONE
 `python -m agent serve` on one SSH channel (when the agent is already
 deployed, the exec that checks for it is the one that starts it).  Every `request()` after that is a
@@ -39,11 +39,12 @@ import paramiko
 from fabric import Connection
 
 from agent.protocol import PROTOCOL_VERSION
+from agent.vocab.wire import ErrorCode
 from orchestrator.remote import deploy as deploy_mod
 from orchestrator.remote import retry
-from orchestrator.errors import AgentError, LostReply, SessionError, one_line
-from orchestrator.core.state import Host
-from orchestrator.remote.retry import BastionFailed, HostKeyRefused
+from orchestrator.errors import (AgentError, AgentExited, BadReply, BastionFailed, HostKeyRefused,
+                                 LostReply, SessionError, one_line)
+from orchestrator.core.state import SshTarget
 
 STDERR_LINES = 20
 _NO_GREETING = ("Error reading SSH protocol banner", "No existing session",
@@ -65,10 +66,10 @@ class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
                              f"(set host_key_checking: false to accept unknown keys)")
 
 
-def known_hosts_files(host: Host, ssh_config: dict) -> list:
+def known_hosts_files(target: SshTarget, ssh_config: dict) -> list:
     """host's known_hosts_file, else ssh_config's UserKnownHostsFile, else ~/.ssh/known_hosts."""
-    if host.known_hosts_file:
-        files = [host.known_hosts_file]
+    if target.known_hosts_file:
+        files = [target.known_hosts_file]
     else:
         files = ssh_config.get("userknownhostsfile") or ["~/.ssh/known_hosts"]
         if isinstance(files, str):
@@ -76,14 +77,14 @@ def known_hosts_files(host: Host, ssh_config: dict) -> list:
     return [os.path.expanduser(f) for f in files]
 
 
-def _trust(client: paramiko.SSHClient, host: Host, ssh_config: dict):
-    if not host.host_key_checking:
+def _trust(client: paramiko.SSHClient, target: SshTarget, ssh_config: dict):
+    if not target.host_key_checking:
         # Ansible's meaning: accept any key, remember nothing
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         return
-    files = known_hosts_files(host, ssh_config)
+    files = known_hosts_files(target, ssh_config)
     trusted = list(files)
-    if not host.known_hosts_file:       # as ssh does: the machine-wide list counts too
+    if not target.known_hosts_file:     # as ssh does: the machine-wide list counts too
         glob = ssh_config.get("globalknownhostsfile") or ["/etc/ssh/ssh_known_hosts"]
         trusted += glob.split() if isinstance(glob, str) else glob
     for f in trusted:
@@ -99,10 +100,10 @@ def _trust(client: paramiko.SSHClient, host: Host, ssh_config: dict):
 # here, hop by hop: each hop a Connection trusted exactly as the final host
 # (_trust), the next hop reached through its direct-tcpip channel as `sock`.
 
-def jump_hops(host: Host, ssh_config: dict) -> list:
+def jump_hops(target: SshTarget, ssh_config: dict) -> list:
     """The ProxyJump hops, first first: ansible_ssh_common_args' -o ProxyJump
     wins over ~/.ssh/config's (as on ssh's command line); "none" is none."""
-    spec = host.proxy_jump or ssh_config.get("proxyjump") or ""
+    spec = target.proxy_jump or ssh_config.get("proxyjump") or ""
     if spec.strip().lower() == "none":
         return []
     return [hop.strip() for hop in spec.split(",") if hop.strip()]
@@ -118,9 +119,9 @@ def _hop(spec: str, kw: dict) -> Connection:
     return conn
 
 
-def _open_hop(conn: Connection, spec: str, host: Host, sock):
+def _open_hop(conn: Connection, spec: str, target: SshTarget, sock):
     """Open one bastion with its key checked as the host's is; BastionFailed names it."""
-    _trust(conn.client, host, conn.ssh_config)
+    _trust(conn.client, target, conn.ssh_config)
     if sock is not None:
         conn.connect_kwargs["sock"] = sock
     try:
@@ -129,7 +130,7 @@ def _open_hop(conn: Connection, spec: str, host: Host, sock):
         conn.close()
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
-        seen_as = replace(host, address=conn.host, port=conn.port, user=conn.user, key_file=None)
+        seen_as = replace(target, address=conn.host, port=conn.port, user=conn.user, key_file=None)
         raise BastionFailed(f"bastion {spec}: {describe(e, seen_as)}",
                             transient=retry.is_transient(e)) from None
 
@@ -146,17 +147,17 @@ def _tunnel(via: Connection, address: str, port: int, timeout: float):
 
 # --- errors as one line --------------------------------------------------------
 
-def describe(exc: BaseException, host: Host) -> str:
+def describe(exc: BaseException, target: SshTarget) -> str:
     """A short reason for a failed connect, fit for a status row."""
-    t = f"{host.connect_timeout_s:g}s"
-    if isinstance(exc, (HostKeyRefused, SessionError, BastionFailed)):
+    t = f"{target.connect_timeout_s:g}s"
+    if isinstance(exc, SessionError):
         return str(exc)
     if isinstance(exc, paramiko.BadHostKeyException):
-        return (f"host key for {host.address}:{host.port} does not match known_hosts "
+        return (f"host key for {target.address}:{target.port} does not match known_hosts "
                 f"(possible impostor; fix known_hosts if the host was reinstalled)")
     if isinstance(exc, paramiko.AuthenticationException):
-        return f"authentication failed for {host.user or 'user'}@{host.address}" + (
-            f" with key {host.key_file}" if host.key_file else "")
+        return f"authentication failed for {target.user or 'user'}@{target.address}" + (
+            f" with key {target.key_file}" if target.key_file else "")
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
         return "connection refused"
     if isinstance(exc, (socket.timeout, TimeoutError)):
@@ -164,7 +165,7 @@ def describe(exc: BaseException, host: Host) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, socket.gaierror):
-        return f"cannot resolve {host.address}"
+        return f"cannot resolve {target.address}"
     if isinstance(exc, OSError):
         return exc.strerror or str(exc) or type(exc).__name__
     msg = one_line(exc)
@@ -328,7 +329,7 @@ class _ProcessAgent:
 
 def _broken(e: SessionError) -> bool:
     """The agent started and died, or spoke garbage: its files, not the link."""
-    return str(e).startswith(("agent exited", "agent sent a bad answer"))
+    return isinstance(e, (AgentExited, BadReply))
 
 
 def agent_budget(timeout: float) -> float:
@@ -340,12 +341,13 @@ def agent_budget(timeout: float) -> float:
 class Session:
     """A host's agent, reachable by `request(op, **args)`; thread-safe."""
 
-    def __init__(self, host: Host, agent_dir=None, request_timeout_s: Optional[float] = None,
-                 connect_attempts: int = 3, wheelhouse: Optional[str] = None):
-        self.host = host
+    def __init__(self, target: SshTarget, agent_dir=None,
+                 request_timeout_s: Optional[float] = None, connect_attempts: int = 3,
+                 wheelhouse: Optional[str] = None):
+        self.target = target                # how the host is reached: all a session knows
         self.agent_dir = agent_dir
         self.wheelhouse = wheelhouse        # psutil wheels for hosts without psutil
-        self.request_timeout_s = request_timeout_s or host.request_timeout_s
+        self.request_timeout_s = request_timeout_s or target.request_timeout_s
         self.connect_attempts = connect_attempts
         self.conn: Optional[Connection] = None
         self.deployed: Optional[deploy_mod.Deployed] = None
@@ -381,11 +383,11 @@ class Session:
             raise
         except Exception as e:
             self._drop()
-            raise SessionError(describe(e, self.host)) from e
+            raise SessionError(describe(e, self.target)) from e
 
     def _end_abandoned(self):
         """Ask the new agent to end the ones this session gave up on (only those)."""
-        timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
+        timeout = max(self.request_timeout_s, self.target.connect_timeout_s)
         while self._abandoned:
             pid, started_at = self._abandoned[0]
             try:
@@ -395,7 +397,7 @@ class Session:
             self._abandoned.pop(0)
 
     def _connect(self) -> Connection:
-        h = self.host
+        h = self.target
         kw = {"timeout": h.connect_timeout_s, "banner_timeout": h.connect_timeout_s,
               "auth_timeout": h.connect_timeout_s, "channel_timeout": h.connect_timeout_s}
         if h.key_file:
@@ -424,12 +426,12 @@ class Session:
 
     def _runner(self):
         """deploy's runner on the host, connecting first if need be."""
-        if self.host.connection == "local":
+        if self.target.connection == "local":
             return _LocalRunner()
         if self.conn is None:
             # retries fit in one connect timeout: a hung host costs that, once
             self.conn = retry.call(self._connect, attempts=self.connect_attempts,
-                                   max_total_s=self.host.connect_timeout_s)
+                                   max_total_s=self.target.connect_timeout_s)
             try:    # small request/answer packets: do not wait on delayed ACKs
                 self.conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except (AttributeError, OSError):
@@ -440,13 +442,13 @@ class Session:
         """What deploy's probe tells of the host (platform, python, psutil),
         without starting an agent; SessionError if it cannot be asked."""
         with self._lock:
-            timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
+            timeout = max(self.request_timeout_s, self.target.connect_timeout_s)
             with self._dropped_on_failure():
                 return deploy_mod.probe(self._runner(), deploy_mod.agent_bundle(self.agent_dir),
-                                        self.host.python, timeout)
+                                        self.target.python, timeout)
 
     def _spawn(self, cmd: str, timeout: float):
-        if self.host.connection == "local":
+        if self.target.connection == "local":
             return _ProcessAgent(cmd)
         return _ChannelAgent(self.conn.client, cmd, timeout)
 
@@ -455,8 +457,8 @@ class Session:
         torn or overwritten on the host since: deploy it again in its place."""
         self.info = {}
         bundle = deploy_mod.agent_bundle(self.agent_dir)
-        timeout = max(self.request_timeout_s, self.host.connect_timeout_s)
-        python = self.host.python
+        timeout = max(self.request_timeout_s, self.target.connect_timeout_s)
+        python = self.target.python
         runner = self._runner()
         if fresh:
             facts = {k: v for k, v in deploy_mod.probe(runner, bundle, python, timeout).items()
@@ -469,7 +471,7 @@ class Session:
         rid = self._send("hello", {}, timeout)
         status = self._agent.lines.readline(timeout)
         if not status:
-            raise SessionError("cannot start the agent" + self._tail(self._agent, wait=True))
+            raise AgentExited("cannot start the agent" + self._tail(self._agent, wait=True))
         kind, facts = deploy_mod.parse_status(status.decode(errors="replace"), python)
         if kind == "serve":
             try:
@@ -533,25 +535,27 @@ class Session:
         except (OSError, EOFError, paramiko.SSHException) as e:
             agent = self._agent
             self._drop(abandon=True)
-            raise LostReply(f"lost the agent channel ({describe(e, self.host)})" + self._tail(agent)) from None
+            raise LostReply(f"lost the agent channel ({describe(e, self.target)})" + self._tail(agent)) from None
         return self._id
 
     def _receive(self, rid: int, op: str, timeout: float) -> dict:
         agent = self._agent
 
-        def lost(why: str, wait: bool = False) -> LostReply:
+        def lost(why: str, wait: bool = False, kind=LostReply) -> LostReply:
             tail = self._tail(agent, wait)
             self._drop(abandon=True)
-            return LostReply(why + tail)
+            return kind(why + tail)
 
         try:
             raw = agent.lines.readline(timeout)
         except (socket.timeout, TimeoutError):
             raise lost(f"agent did not answer {op} within {timeout:g}s") from None
         except (OSError, EOFError, paramiko.SSHException) as e:
-            raise lost(f"lost the agent channel ({describe(e, self.host)})") from None
+            raise lost(f"lost the agent channel ({describe(e, self.target)})") from None
         if not raw:
-            raise lost("agent exited", wait=True)
+            # before its hello: it could not start (its files); later: the
+            # request may have been carried out, like any other lost reply
+            raise lost("agent exited", wait=True, kind=AgentExited if op == "hello" else LostReply)
         try:
             resp = json.loads(raw)
         except ValueError:
@@ -559,18 +563,19 @@ class Session:
         # whatever the host sends back is checked before it is used: a reply
         # that is JSON but not a response is a broken host, not a traceback
         if not isinstance(resp, dict) or not isinstance(resp.get("ok"), bool):
-            raise lost(f"agent sent a bad answer to {op}: {raw[:80]!r}") from None
+            raise lost(f"agent sent a bad answer to {op}: {raw[:80]!r}", kind=BadReply) from None
         if resp.get("id") != rid:
-            raise lost(f"agent answered request {resp.get('id')!r} instead of {rid}")
+            raise lost(f"agent answered request {resp.get('id')!r} instead of {rid}", kind=BadReply)
         if not resp["ok"]:
             text = str(resp.get("error") or "").strip().splitlines()
             raise AgentError(text[0] if text else f"{op} refused",
-                             code=str(resp.get("code") or "refused"))
+                             code=resp.get("code") or ErrorCode.REFUSED)
         result = resp.get("result")
         if result is None:
             return {}
         if not isinstance(result, dict):
-            raise lost(f"agent answered {op} with a JSON {type(result).__name__}, not an object")
+            raise lost(f"agent answered {op} with a JSON {type(result).__name__}, not an object",
+                       kind=BadReply)
         return result
 
     @staticmethod

@@ -17,6 +17,8 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
 from orchestrator.core import plotsize
+from orchestrator.core.state import phase_str
+from orchestrator.core.wave import wave
 from orchestrator.serve.picture import Latest, Picture, level_of, transfer_rate
 
 JOB = ("host", "dir", "plotter", "k", "level")
@@ -53,6 +55,7 @@ def families(p: Picture) -> List[Family]:
         key = (h.name, x.to_dir, x.to_host)
         rates[key] = rates.get(key, 0.0) + (transfer_rate(h.host_time or st.now, x) or 0.0)
     model = p.farm
+    w = wave(st, p.hosts)
     # one series per kind of plot the fleet makes: k with its compression
     kinds = sorted({(p.hosts[h.name].k, p.hosts[h.name].compression) for h in st.hosts
                     if h.name in p.hosts and p.hosts[h.name].is_plotter},
@@ -69,7 +72,7 @@ def families(p: Picture) -> List[Family]:
                "seconds each job has run, labelled with its phase major:minor",
                JOB + ("plot_id", "phase"),
                tuple((job_labels(h, j) + (j.plot_id or f"pid{j.pid}",
-                                          "?:?" if j.phase is None else f"{j.phase[0]}:{j.phase[1]}"),
+                                          phase_str(j.phase)),
                       float(j.elapsed_s)) for h, j in jobs)),
         Family("plotfleet_dir_free_bytes", "gauge", "free bytes of each configured dir",
                ("host", "dir", "kind"),
@@ -113,6 +116,14 @@ def families(p: Picture) -> List[Family]:
                "plots of size k the usable farm drives still have room for (after reserve)",
                ("k", "level"), tuple(((str(k), plotsize.label(c)), float(model.fits(k, c)))
                                      for k, c in kinds)),
+        Family("plotfleet_replot_old_plots", "gauge",
+               "farm plots a replot rule matches, still to be replaced", ("host",),
+               tuple(((r.host,), float(r.old)) for r in w.harvesters)),
+        Family("plotfleet_replot_new_plots", "gauge", "farm plots no replot rule matches",
+               ("host",), tuple(((r.host,), float(r.new)) for r in w.harvesters)),
+        Family("plotfleet_replot_replaced_24h", "gauge",
+               "old plots deleted for new ones in the last 24 h (the harvesters' ledgers)",
+               ("host",), tuple(((r.host,), float(r.replaced_24h)) for r in w.harvesters)),
         Family("plotfleet_jobs_failed", "counter",
                "jobs seen failed (not killed on request) since this controller started",
                JOB, tuple(sorted((k, float(v)) for k, v in p.failed.items()))),

@@ -14,7 +14,7 @@ from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 from agent.vocab import names
 from orchestrator.core import failures, plotsize
-from orchestrator.core.events import Event
+from orchestrator.core.events import Event, EventKind
 from orchestrator.core.farm import Farm, farm
 from orchestrator.core.scheduler import host_clock
 from orchestrator.core.state import FleetState, Host
@@ -97,7 +97,7 @@ class Latest:
             farm_dir = {(p["host"], posixpath.basename(p["plot"])): posixpath.dirname(p["partial"])
                         for p in (decisions or {}).get("promotes", ())}
             for e in events:
-                if e.kind == "copy_promoted":
+                if e.kind == EventKind.COPY_PROMOTED:
                     p = names.parse(e.subject)
                     key = (e.host, farm_dir.get((e.host, e.subject), ""),
                            str(p.k) if p and p.k else "", "")

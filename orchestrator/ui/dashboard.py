@@ -9,6 +9,7 @@ slow host holds up a poll.  Jobs keep running on the hosts after quitting.
 from __future__ import annotations
 
 import collections
+import io
 import os
 import select
 import sys
@@ -27,6 +28,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.core.decisions import human_bytes
 from orchestrator.core.farm import farm
 from orchestrator.core.outlook import judge
 from orchestrator.ui import dirtables, eventline, views
@@ -48,11 +50,59 @@ def drives_table(state: FleetState, hosts, bar_width: int = 12, keys=None, model
     return dirtables.drives_table(state, hosts, bar_width, keys, model)
 
 
+def fleet_line(state: FleetState, hosts, model, note=None) -> Text:
+    """The fleet summary in one line (a small screen has no rows for a table)."""
+    up = [h for h in state.hosts if h.reachable]
+    down = len(state.hosts) - len(up)
+    waiting = [p for h in up for p in h.plots]
+    n = len(model.drives)
+    t = Text(f"hosts {len(up)} up")
+    if down:
+        t.append(f", {down} down", style="red")
+    t.append(f" · jobs {sum(len(h.jobs) for h in up)} · waiting {len(waiting)} · transfers "
+             f"{sum(1 for h in up for x in h.transfers if x.status == 'running')} · farm "
+             f"{human_bytes(model.room)} free on {n} drive{'' if n == 1 else 's'}")
+    if note:
+        t.append(f" · {note}", style="yellow")
+    return t
+
+
+def _height(renderable, width: int) -> int:
+    """Lines `renderable` takes at `width` (rendered off screen)."""
+    con = Console(width=max(width, 1), file=io.StringIO(), color_system=None, legacy_windows=False)
+    return len(con.render_lines(renderable, con.options, pad=False))
+
+
+def stack(sections, width: int, height: int, name: str) -> Layout:
+    """Sections in priority order, each as tall as it needs while the
+    height lasts; one that does not fit whole is cropped if its title,
+    header and a row still fit (4 lines), else left out with what follows."""
+    parts, left = [], height
+    for i, r in enumerate(sections):
+        if left <= 0:
+            break
+        need = _height(r, width)
+        if need > left and left < 4:
+            break
+        size = min(need, left)
+        parts.append(Layout(r, name=f"{name}{i}", size=size))
+        left -= size
+    col = Layout(name=name)
+    if left > 0:
+        parts.append(Layout(Text(" "), name=f"{name}-rest", size=left))
+    if parts:
+        col.split_column(*parts)
+    return col
+
+
 def render(state: FleetState, hosts, log, note=None, width=80, height=24,
            polled_at=None, outlooks=None, model=None, backoffs=None) -> Layout:
-    """The whole screen; every panel crops rather than fails when space is short.
-    `outlooks`, `model` (the farm), `backoffs`: the pass's (core/result.py);
-    for a caller without a pass, the outlooks are judged on `state`."""
+    """The whole screen; what matters most first: each plotter's plotting and
+    archiving line, the jobs, the transfers, the drives, then what fits
+    (hosts down and failed jobs, the tmp and dst tables); the actions below.
+    From WIDE columns, jobs, transfers and drives on the left, the rest on the
+    right.  `outlooks`, `model` (the farm), `backoffs`: the pass's
+    (core/result.py); for a caller without a pass, the outlooks are judged on `state`."""
     if outlooks is None:
         outlooks = judge(state, hosts, time.time())
     model = farm(state, hosts) if model is None else model
@@ -61,52 +111,45 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     if polled_at:
         title += time.strftime(" · polled %H:%M:%S", time.localtime(polled_at))
     lines = dirtables.status_lines(outlooks, keys, title=None)
-    # the plotting and archiving lines (2 a plotter), the summary (6 rows), the frame
-    top_size = min(8 + 2 * len(outlooks), max(height // 3, 3))
-    log_size = min(10, max(height // 4, 3), max(len(log), 1) + 2)    # no room kept for no news
+    roomy, small = height >= 40, height < 30
+    summary = views.summary_table(state, hosts, note=note, model=model) if roomy else \
+        fleet_line(state, hosts, model, note)
+    # why-not lines first; a small screen keeps its rows for the jobs, transfers, drives
+    top = (lines if small else Group(lines, summary)) if lines is not None else summary
+    # a small screen: the title on a line of its own, no frame
+    top_panel = Group(Text(title, style="bold reverse"), top) if small else Panel(top, title=title)
+    top_size = min(_height(top_panel, width), max(height // 3, 4) if not roomy else height // 2)
+    log_size = 3 if small else min(10, max(height // 6, 4), max(len(log), 1) + 2)
     mid_size = max(height - top_size - log_size, 0)
     wide = width >= WIDE
-    # jobs keep what they need (title, header, rule, rows) before the side tables
-    n_rows = sum(len(h.jobs) + len(h.dead) for h in state.hosts)
-    jobs_size = min(n_rows + 3, max(mid_size - 2, 3))
-    if width >= COMPACT:
+    main_width = width * 3 // 5 if wide else width
+    if main_width >= COMPACT:
         columns = views.JOB_COLUMNS
-        # the other columns take about 75 cells (wide: the side panel takes a third)
-        room = (width * 3 // 5 if wide else width) - 75
-        path_width = max(room // 2, 8)
+        path_width = max((main_width - 75) // 2, 8)    # the other columns take about 75 cells
     else:
         columns, path_width = views.COMPACT_JOB_COLUMNS, None
-    jobs = Layout(_light(views.jobs_table(state, columns, path_width, keys=keys)), name="jobs")
-    # left: what is wrong, then the dirs as the scheduler and archiver see them;
-    # right: the drives, then transfers (their progress is also on each
-    # plotter's archiving line).  Below COMPACT they stack, each cropped.
-    split = COMPACT <= width and not wide
-    region = width * 2 // 5 if wide else width // 2 if split else width
-    left = [dirtables.plotter_tables(outlooks, keys, side_by_side=region >= 110)]
-    right = [_light(drives_table(state, hosts, bar_width=8, keys=keys, model=model))]
+    first = [_light(views.jobs_table(state, columns, path_width, keys=keys))]
     if any(h.transfers for h in state.hosts):
-        right.append(_light(views.transfers_table(state)))
-    dead = views.dead_table(state, hosts, backoffs=backoffs)
-    if dead is not None:
-        left.insert(0, _light(dead))          # failures before dirs and space
-    down = views.down_table(state)
-    if down is not None:
-        left.insert(0, _light(down))          # a host that is down matters most
-    if split:
-        side = Layout(name="side", ratio=1)
-        side.split_row(Layout(Group(*left), name="dirs", ratio=1),
-                       Layout(Padding(Group(*right), (0, 0, 0, 1)), name="farm", ratio=1))
-    else:
-        side = Layout(Group(*left, *right), name="side", ratio=1)
-    mid = Layout(name="mid", size=mid_size)
+        first.append(_light(views.transfers_table(state, keys=keys,
+                                                  compact=main_width < COMPACT)))
+    first.append(_light(drives_table(state, hosts, bar_width=8, keys=keys, model=model)))
+    rest = [t for t in (views.down_table(state), views.dead_table(state, hosts, backoffs=backoffs)) if t is not None]
+    rest = [_light(t) for t in rest]
+    side_width = width - main_width - 2 if wide else width
+    rest.append(dirtables.plotter_tables(outlooks, keys, side_by_side=side_width >= 110))
+    # what the tables leave of the middle goes to the actions, as far as they have lines
+    need = max(sum(_height(r, main_width) for r in first), sum(_height(r, side_width) for r in rest)
+               ) if wide else sum(_height(r, width) for r in first + rest)
+    spare = min(max(mid_size - need, 0), max(len(log) + 2 - log_size, 0))
+    mid_size, log_size = mid_size - spare, log_size + spare
     if wide:
-        jobs.ratio = 3
-        side.ratio = 2
-        side.update(Padding(Group(*left, *right), (0, 0, 0, 2)))
-        mid.split_row(jobs, side)
+        mid = Layout(name="mid", size=mid_size)
+        mid.split_row(stack(first, main_width, mid_size, "main"),
+                      Layout(Padding(stack(rest, side_width, mid_size, "side"), (0, 0, 0, 2)),
+                             name="side", size=width - main_width))
     else:
-        jobs.size = jobs_size
-        mid.split_column(jobs, side)
+        mid = stack(first + rest, width, mid_size, "mid")
+        mid.size = mid_size
     shown = list(log)[-max(log_size - 2, 1):]      # the newest lines that fit
     places, marks = eventline.places_for(state, hosts), eventline.marks_for()
     text = Text("\n").join(eventline.render(e, stamp, places, marks, width - 4)
@@ -114,9 +157,7 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     text.no_wrap, text.overflow = True, "ellipsis"
     bottom = Layout(Panel(text, title="actions (q quits)"), name="log", size=log_size)
     root = Layout()
-    summary = views.summary_table(state, hosts, note=note, model=model)
-    top = Group(lines, summary) if lines is not None else summary     # why-not lines first
-    root.split_column(Layout(Panel(top, title=title), name="top", size=top_size), mid, bottom)
+    root.split_column(Layout(top_panel, name="top", size=top_size), mid, bottom)
     return root
 
 

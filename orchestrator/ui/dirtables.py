@@ -24,7 +24,7 @@ from orchestrator.core.decisions import human_bytes
 from orchestrator.core.farm import Farm, farm
 from orchestrator.core.outlook import PlotterOutlook
 from orchestrator.core.paths import PathIndex
-from orchestrator.core.scheduler import phase_str
+from orchestrator.core.state import phase_str
 from orchestrator.core.state import FleetState, Host, HostState
 from orchestrator.ui.dirkeys import DirKey, dir_key, key_line
 
@@ -37,7 +37,7 @@ def _size(n: Optional[int]) -> str:
 
 def phases_str(phases, max_num: int = 5) -> str:
     """`1:3 2:1 [+2] 4:0`: plotman's compact phases (first and last, the middle elided)."""
-    ps = [phase_str(p) if p is not None else "?:?" for p in phases]
+    ps = [phase_str(p) for p in phases]
     if len(ps) <= max_num:
         return " ".join(ps) or "-"
     first = max_num // 2
@@ -111,8 +111,8 @@ def plotting_text(o: PlotterOutlook, keys: HostKeys) -> Text:
     if o.plotting in ("started", "ready") and o.start is not None:
         where = f"tmp {keys.short('tmp', o.start.tmp_dir)} -> dst {keys.short('dst', o.start.dst_dir)}"
         if o.plotting == "started":
-            log = (o.started_log or "").rsplit("/", 1)[-1].rsplit(".log", 1)[0]
-            return Text(f"started {log or 'a job'}: {where}", style="green")
+            # its plot id comes with its log's first lines: the jobs table names it then
+            return Text(f"started a job: {where}", style="green")
         return Text(f"ready: next job {where}", style="green")
     if o.plotting == "failed":
         return Text(o.plotting_reason or "start failed", style="red")

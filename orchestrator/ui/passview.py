@@ -16,6 +16,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from orchestrator.core.events import EventKind
 from orchestrator.ui import dirtables, eventline, views
 
 WAIT_ROWS = 12      # the live region shows this many waits at most
@@ -94,25 +95,35 @@ class PassPrinter:
                  for w in pending[:WAIT_ROWS]]
         if len(pending) > WAIT_ROWS:
             waits.append(Text(f"... and {len(pending) - WAIT_ROWS} more waits"))
-        head = [views.summary_table(result.state, self.hosts, note=result.backpressure,
+        # the fleet as this pass left it: it agrees with the events printed above it
+        head = [views.summary_table(result.after, self.hosts, note=result.backpressure,
                                     model=result.farm)]
         if lines is not None:
             head.append(lines)
         return Group(*head, Text(f"pass {stamp}: {len(result.events)} events"), *waits)
 
 
-def left_running(state, events=()) -> str:
-    """What a Ctrl-C leaves running on the hosts, on one line: the jobs
-    (by plot id once they have one, else pid) and the transfers the last
-    pass saw, with those it started itself."""
-    jobs = [f"{h.name} {(j.plot_id or '')[:8] or 'pid %d' % j.pid}"
-            for h in (state.hosts if state is not None else ()) for j in h.jobs]
-    jobs += [f"{e.host} pid {e.pid}" for e in events if e.kind == "job_started"]
+def left_running(state, events=(), started=()) -> str:
+    """What a Ctrl-C leaves running on the hosts, on one line: the jobs (by
+    plot id once they have one, else pid or log) and the transfers that the
+    last pass saw, those it started, and the jobs this run started since
+    (`started`: (host, log file); a pass cut short by the Ctrl-C)."""
+    hosts = state.hosts if state is not None else ()
+    jobs: Dict[Tuple[str, str], str] = {}
+    for h in hosts:
+        for j in h.jobs:
+            jobs[(h.name, j.log_file or str(j.pid))] = \
+                f"{h.name} {(j.plot_id or '')[:8] or 'pid %d' % j.pid}"
+    for e in events:
+        if e.kind == EventKind.JOB_STARTED:
+            jobs.setdefault((e.host, e.subject), f"{e.host} pid {e.pid}")
+    for host, log in started:
+        name = (log or "").rsplit("/", 1)[-1].rsplit(".log", 1)[0]
+        jobs.setdefault((host, log), f"{host} {name}")
     moves = [f"{dirtables.plot_label(t.plot)} {h.name} -> {t.to_host}"
-             for h in (state.hosts if state is not None else ()) for t in h.transfers
-             if t.status == "running"]
+             for h in hosts for t in h.transfers if t.status == "running"]
     moves += [f"{eventline.plot_id(e.to_json())} {e.host} -> {e.to_host}"
-              for e in events if e.kind == "transfer_started"]
+              for e in events if e.kind == EventKind.TRANSFER_STARTED]
     if not jobs and not moves:
         return "stopped (Ctrl-C); no job or transfer was running"
 
@@ -120,6 +131,6 @@ def left_running(state, events=()) -> str:
         n = len(items)
         shown = ", ".join(items[:6]) + (f", +{n - 6} more" if n > 6 else "")
         return f"{n} {what}{'' if n == 1 else 's'} ({shown})"
-    parts = [some("job", jobs)] if jobs else []
+    parts = [some("job", list(jobs.values()))] if jobs else []
     parts += [some("transfer", moves)] if moves else []
     return f"stopped (Ctrl-C); left running on the hosts: {' and '.join(parts)}"

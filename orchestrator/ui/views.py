@@ -19,10 +19,11 @@ from rich.text import Text
 from orchestrator.core.decisions import human_bytes as _human_bytes
 from orchestrator.core import plotsize
 from orchestrator.core.farm import Farm, farm
-from orchestrator.core.state import FleetState, Host
+from orchestrator.core.state import FleetState, Host, phase_str
 from orchestrator.core import failures
+from orchestrator.core.wave import wave
 from orchestrator.core.outlook import judge
-from orchestrator.core.scheduler import host_clock, phase_str
+from orchestrator.core.scheduler import host_clock
 from orchestrator.ui import dirtables
 
 
@@ -45,14 +46,21 @@ def plot_kind(k: int, compression) -> str:
     return plotsize.kind_label(k, compression)
 
 
+def _k_cell(k: int, compression) -> str:
+    """The jobs table's k column: "32", "32 C7", and a PoS2 job whole: "v2 k28 s2"."""
+    kind = plot_kind(k, compression)
+    return kind[1:] if kind.startswith("k") else kind
+
+
 def job_state(job) -> str:
     # a job the agent suspended for room is silent by design, not stalled
     return "stalled" if job.stalled and not job.paused else job.state
 
 
 def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None,
-                  model: Optional[Farm] = None) -> Table:
-    """The fleet in a few rows; `model`: the pass's farm (computed when not given)."""
+                  model: Optional[Farm] = None, deadline: Optional[str] = None) -> Table:
+    """The fleet in a few rows; `model`: the pass's farm (computed when not given);
+    `deadline`: replot_deadline, for the replot wave's verdict."""
     up = [h for h in state.hosts if h.reachable]
     jobs = [j for h in up for j in h.jobs]
     by_phase = {}
@@ -86,6 +94,9 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
                       f"(after reserve), room for {fits}")
     if model.kinds:
         t.add_row("farm plots", ", ".join(f"{n} x {kind}" for kind, n in model.kinds))
+    w = wave(state, hosts, deadline)
+    if w.active:                # the replot wave: where it stands
+        t.add_row("replot", Text(w.line()[len("replot: "):], style="red" if w.behind else ""))
     if note:
         t.add_row("note", Text(note, style="yellow"))
     return t
@@ -141,7 +152,7 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
             st = job_state(j)
             style = {"suspended": "yellow", "stalled": "red"}.get(st, "")
             cells = {"plot id": Text((j.plot_id or "?")[:8]), "host": Text(h.name),
-                     "k": plot_kind(j.k, j.compression)[1:],
+                     "k": _k_cell(j.k, j.compression),
                      "tmp": Text(tail(j.tmp_dir, path_width, "tmp", h.name)),
                      "dst": Text(tail(j.dst_dir, path_width, "dst", h.name)),
                      "wall": human_duration(j.elapsed_s), "phase": _progress(j),
@@ -150,7 +161,7 @@ def jobs_table(state: FleetState, columns: Sequence[str] = JOB_COLUMNS,
             t.add_row(*(cells[c] for c in columns))
         for d in h.dead:
             cells = {"plot id": Text((d.plot_id or "?")[:8]), "host": Text(h.name),
-                     "phase": phase_str(d.phase) if d.phase else "?:?",
+                     "phase": phase_str(d.phase),
                      "k": str(d.k) if d.k else "",
                      "tmp": Text(tail(d.tmp_dir, path_width, "tmp", h.name)),
                      "tmp size": human_bytes(d.tmp_bytes), "pid": "-",
@@ -180,7 +191,7 @@ def dead_table(state: FleetState, hosts: Mapping[str, Host],
         left = f"{len(d.tmp_files)} files, {human_bytes(d.tmp_bytes)}" if d.tmp_files else "-"
         err = "killed on request" if d.killed else (d.error or "no error line in its log")
         t.add_row(Text((d.plot_id or "?")[:8]), Text(h.name),
-                  phase_str(d.phase) if d.phase else "?:?",
+                  phase_str(d.phase),
                   f"{human_duration(ago)} ago" if ago is not None else "-", left,
                   Text(err, style="" if d.killed else "red"))
     return t
@@ -226,27 +237,39 @@ def dirs_table(state: FleetState, width: Optional[int] = None) -> Table:
     return t
 
 
-def transfers_table(state: FleetState, now: Optional[float] = None) -> Table:
+def transfers_table(state: FleetState, now: Optional[float] = None, keys=None,
+                    compact: bool = False) -> Table:
+    """Every transfer: the plot by its id, where from and to (a farm dir by
+    its harvester's key when `keys` are given); `compact` (a narrow screen):
+    one "from -> to" column and no byte counts, so no column is crushed."""
     t = Table(title="transfers")
-    for col in ("plot", "from", "to", "progress", "done", "rate", "eta", "status"):
+    cols = (("plot", "route", "progress", "eta", "status") if compact else
+            ("plot", "from", "to", "progress", "done", "rate", "eta", "status"))
+    for col in cols:
         # names wrap, never cut; numbers stay on one line
-        t.add_column(col, no_wrap=col not in ("from", "to", "status", "done"),
-                     overflow="fold" if col in ("from", "to", "status", "done") else "ellipsis")
+        t.add_column(col, no_wrap=col not in ("from", "to", "status", "done", "route"),
+                     overflow="fold" if col in ("from", "to", "status", "done", "route")
+                     else "ellipsis")
     for h in state.hosts:
         for x in h.transfers:
             size = x.size_bytes or 1
             elapsed = max((h.host_time or time.time()) - x.started_at, 1e-3) if x.started_at else None
             rate = x.bytes_done / elapsed if elapsed else None
             eta = (x.size_bytes - x.bytes_done) / rate if rate else None
-            t.add_row(Text(dirtables.plot_label(x.plot)), Text(h.name),
-                      Text(f"{x.to_host}:{x.to_dir}"),
-                      ProgressBar(total=size, completed=x.bytes_done, width=10),
+            k = (keys or {}).get(x.to_host)
+            to = f"{x.to_host}:{k.short('farm', x.to_dir) if k is not None else x.to_dir}"
+            status = Text(x.status + (f" ({x.fault})" if x.fault else
+                                      f" ({x.error})" if x.error else ""),
+                          style={"failed": "red", "copied": "green"}.get(x.status, ""))
+            bar = ProgressBar(total=size, completed=x.bytes_done, width=10)
+            left = human_duration(eta) if x.status == "running" else "-"
+            if compact:
+                t.add_row(Text(dirtables.plot_label(x.plot)), Text(f"{h.name} -> {to}"),
+                          Group(bar, f"{x.bytes_done / size:.0%}"), left, status)
+                continue
+            t.add_row(Text(dirtables.plot_label(x.plot)), Text(h.name), Text(to), bar,
                       f"{human_bytes(x.bytes_done)}/{human_bytes(x.size_bytes)}",
-                      f"{human_bytes(rate)}/s" if rate else "-",
-                      human_duration(eta) if x.status == "running" else "-",
-                      Text(x.status + (f" ({x.fault})" if x.fault else
-                                       f" ({x.error})" if x.error else ""),
-                           style={"failed": "red", "copied": "green"}.get(x.status, "")))
+                      f"{human_bytes(rate)}/s" if rate else "-", left, status)
     return t
 
 
@@ -349,7 +372,7 @@ def down_table(state: FleetState) -> Optional[Table]:
 
 def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
                 width: Optional[int] = None, model: Optional[Farm] = None,
-                backoffs=None) -> Group:
+                backoffs=None, deadline: Optional[str] = None) -> Group:
     """`status`: the fleet, each plotter's plotting and archiving line, the
     jobs, each plotter's tmp and dst tables, the dirs, the harvester drives.
     `outlooks` (core/outlook.py), `model` (the farm) and `backoffs` are the
@@ -361,7 +384,7 @@ def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
     keys = dirtables.host_keys(state, hosts)
     wide = width is not None and width >= 120
     columns = JOB_COLUMNS if width is None or width >= 100 else COMPACT_STATUS_JOB_COLUMNS
-    parts = [summary_table(state, hosts, model=model)]
+    parts = [summary_table(state, hosts, model=model, deadline=deadline)]
     lines = dirtables.status_lines(outlooks, keys)
     if lines is not None:
         parts.append(lines)

@@ -8,8 +8,8 @@ class, one name, everything about it beside it):
   (orchestrator/core/templates/<name>.j2) write argv with the same table
   through `flag(field)`, so a flag is spelt once;
 - its log: banner lines (`signatures`), phase rules, the markers of a
-  finished plot, and how its lines name plot, dirs and timings (`reader`,
-  one of logread.READERS);
+  finished plot, its failure lines, and how its lines name plot, dirs and
+  timings (`reader`: logread.LogState's reader of that name);
 - the plot formats it writes (formats.FORMATS names).
 """
 import re
@@ -46,6 +46,12 @@ class PlotterSpec:
     signatures: Tuple[str, ...] = ()            # log text that names this plotter
     rules: Tuple[Rule, ...] = ()                # phase rules, DESIGN.md "Progress"
     finished: Tuple[str, ...] = ()              # a line with one of these: plot complete
+    # failure lines (logread.ErrorLine): a header whose message is on the next
+    # line; a crash banner before a backtrace; a line naming the cause that a
+    # C++ terminate with an empty what() follows
+    fatal_headers: Tuple[str, ...] = ()
+    crash_marks: Tuple[str, ...] = ()
+    cause_marks: Tuple[str, ...] = ()
     reader: str = "chia"                        # how its log lines name plots and dirs
     formats: Tuple[str, ...] = ("v1",)          # formats.FORMATS it writes
 

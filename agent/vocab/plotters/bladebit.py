@@ -77,11 +77,17 @@ RULES = (
 SIGNATURES = ("Bladebit", "bladebit", "Generating plot ", "Running Phase 1",
               "Plot temporary file:", "Generating F1", "Table 2 completed in")
 FINISHED = ("Finished plotting in", "Finished writing plot", "Completed writing plot")
+# bladebit's Panic()/Fatal() print the header and the message on the next line,
+# and its crash handler a banner before the backtrace (bladebit issues #268,
+# #41, #260: github.com/Chia-Network/bladebit/issues/268)
+FATAL_HEADERS = ("*** Panic!!! *** Fatal Error:", "Fatal Error:")
+CRASH_MARKS = ("*** Crashed! ***",)
 
 SPEC = PlotterSpec(
     "bladebit", (32, 32, "bladebit makes k32 only"),
     (64, 1024, "bladebit diskplot takes 64 to 1024 buckets"), needs_keys=True,
     executable="bladebit", compress_format="bladebit",
-    options=frozenset({"cuda_device", "disk_128", "disk_16"}),
+    options=frozenset({"cuda_device", "cuda_devices", "disk_128", "disk_16"}),
     flags=dict(GLOBAL_FLAGS, **MODE_FLAGS), switches=MODE_SWITCHES, device_flag="--device",
-    signatures=SIGNATURES, rules=RULES, finished=FINISHED, reader="bladebit")
+    signatures=SIGNATURES, rules=RULES, finished=FINISHED, fatal_headers=FATAL_HEADERS,
+    crash_marks=CRASH_MARKS, reader="bladebit")

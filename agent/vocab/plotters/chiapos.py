@@ -6,7 +6,7 @@ from . import chia
 
 FLAGS = {
     "-k": "k", "-t": "tmp_dir", "-2": "tmp2_dir", "-d": "dst_dir", "-r": "threads",
-    "-u": "buckets", "-b": "buffer", "--stripe": None, "--id": "plot_id", "-n": "num",
+    "-u": "buckets", "-b": "buffer", "--stripe": "stripe", "--id": "plot_id", "-n": "num",
 }
 
 # chiapos's own limits (pos_constants.hpp) and the defaults of `chia plots create`

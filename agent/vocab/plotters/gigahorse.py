@@ -49,11 +49,21 @@ COPY_RULES = (
     ("Renamed final plot", None, _fixed((5, 2))),
     (" finished, took", re.compile(r"Copy to .* finished, took"), _fixed((5, 2))),
 )
-SIGNATURES = ("next-gen CUDA plotter", "next-gen plotter", "Compression Level: C")
+# Gigahorse 3.x opens with "Gigahorse 3.0 k32 CUDA plotter - <commit>" and
+# "Plot Format: mmx-v3.0" (chia-gigahorse issue #301); k34 builds and 2.x
+# with "Chia k34 next-gen CUDA plotter - <commit>" (issue #17).  k is read
+# from the banner (BANNER_K) or the plot name.
+SIGNATURES = ("next-gen CUDA plotter", "next-gen plotter", "Compression Level: C",
+              "CUDA plotter - ", "Plot Format: mmx-v")
+BANNER_K = re.compile(r"\bk(\d+) (?:next-gen )?CUDA plotter")
+# its threads report "<who> failed with: CUDA error N: ...", then the C++
+# runtime ends it with an empty what() (issue #301): that line is the cause
+CAUSE_MARKS = (" failed with: ",)
 
 # as a copy line names its plot, LogState marks that plot finished
 SPEC = PlotterSpec(
     "gigahorse", (29, 34, "Gigahorse's GPU plotter makes k29 to k34"), None,
     needs_keys=True, executable="cuda_plot_k{k}", compress_format="gigahorse",
-    options=frozenset({"cuda_device"}), flags=FLAGS, switches=SWITCHES, device_flag="-g",
-    signatures=SIGNATURES, rules=RULES + COPY_RULES, finished=(), reader="gigahorse")
+    options=frozenset({"cuda_device", "cuda_devices"}), flags=FLAGS, switches=SWITCHES, device_flag="-g",
+    signatures=SIGNATURES, rules=RULES + COPY_RULES, finished=(), cause_marks=CAUSE_MARKS,
+    reader="gigahorse")

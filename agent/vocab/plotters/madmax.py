@@ -41,4 +41,5 @@ SPEC = PlotterSpec(
     (16, 65536, "madmax takes 2^4 to 2^16 buckets"), needs_keys=True,
     executable="chia_plot", options=frozenset({"n_buckets3", "rmulti2"}),
     flags=FLAGS, signatures=SIGNATURES, rules=RULES, finished=("Renamed final plot",),
+    cause_marks=(" failed with: ",),       # "thread failed with: std::bad_alloc"
     reader="madmax")
