@@ -148,6 +148,7 @@ class ReplotSet:
     plot_id: str
     plot: str                       # the new plot's file name
     dir: str                        # the farm dir (resolved) its room is on
+    drive: Optional[str] = None     # the drive's claim key on its harvester
     deletions: Tuple[Deleted, ...] = ()
     freed: int = 0
     need: int = 0
@@ -335,6 +336,7 @@ class HostState:
     rsync_version: Optional[Tuple[int, ...]] = None
     checks: Tuple[Check, ...] = ()          # proof checks running (dst and farm plots)
     quarantine: Tuple[Quarantined, ...] = ()
+    logs_pending: Tuple[str, ...] = ()      # logs the agent has not read to their end yet
     replot: Replot = Replot()
 
     def to_json(self) -> dict:
@@ -429,6 +431,7 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         rsync_version=tuple(snap["rsync_version"]) if snap.get("rsync_version") else None,
         checks=_tuple(Check, snap.get("checks")),
         quarantine=_tuple(Quarantined, snap.get("quarantine")),
+        logs_pending=tuple(snap.get("logs_pending") or ()),
         replot=_replot(snap),
     )
 
