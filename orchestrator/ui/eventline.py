@@ -100,6 +100,10 @@ TEMPLATES: Dict[str, tuple] = {
     "job_suspended_no_room": ("note", "{host} job {id} suspended"),
     "job_resumed_room": ("note", "{host} job {id} resumed"),
     "blocked": ("note", "{host} {subject} blocked"),       # the application log's waits
+    "check_started": ("note", "{id} proof check on {at}"),
+    "check_failed_to_start": ("fail", "{id} proof check on {at} did not start"),
+    "plot_quarantined": ("fail", "{id} quarantined on {at}"),
+    "job_suspended_bad_plots": ("fail", "{host} job {id} suspended"),
     # replotting: the subject is the old plot, `plot_id` the new one it made room for
     "replot_deleted": ("note", "{old} deleted on {at} for {id}"),
     "replot_refused": ("fail", "{id} nothing deleted on {host} for it"),
@@ -112,6 +116,9 @@ TEMPLATES: Dict[str, tuple] = {
     "would_clean_dead": ("note", "would clean up {host} job {id}"),
     "would_clean_partial": ("note", "would clean {id} partial on {at}"),
     "would_record_drive_failure": ("note", "would record {at} drive failure"),
+    "would_check": ("note", "would check {id} on {at}"),
+    "would_quarantine": ("note", "would quarantine {id} on {at}"),
+    "would_suspend_job": ("note", "would suspend {host} job {id}"),
 }
 # facts in parentheses, per kind (any kind: size, then pid)
 VERIFIED = {"copy_promoted", "copy_confirmed"}
