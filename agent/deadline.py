@@ -30,15 +30,36 @@ class DeadlineExpired(Exception):
     code = ErrorCode.DEADLINE_EXPIRED
 
 
+READ_RESERVE = 1 / 3        # of a request's time, kept for answering after reading logs
+READ_RESERVE_MIN_S = 1.0
+NO_DEADLINE_READ_S = 5.0    # reading per request without timeout_s (or outside one)
+
+
 def begin(arrival, timeout_s):
     """The request that arrived at `arrival` (time.monotonic()) is being carried out."""
     _now.deadline = None if timeout_s is None else arrival + timeout_s
     _now.timeout_s = timeout_s
+    _now.began = time.monotonic()
+
+
+def reading_over():
+    """Must reading (logs) stop now, so the request is answered in time?  A
+    reader stops between chunks, keeps its offset and goes on with the next
+    request; the answer says what was left unread.  Leaves a third of the
+    request's time (at least READ_RESERVE_MIN_S) for everything else; without
+    a deadline, NO_DEADLINE_READ_S of reading per request; outside a request
+    (a test, a bench), no limit."""
+    left = remaining()
+    if left is not None:
+        return left < max(READ_RESERVE_MIN_S, READ_RESERVE * _now.timeout_s)
+    began = getattr(_now, "began", None)
+    return began is not None and time.monotonic() - began > NO_DEADLINE_READ_S
 
 
 def end():
     _now.deadline = None
     _now.timeout_s = None
+    _now.began = None
 
 
 def remaining():

@@ -24,7 +24,8 @@ from orchestrator import exitcodes
 from orchestrator.ui import views
 from orchestrator.errors import UserError, one_line
 from orchestrator.remote.fleet import Fleet
-from orchestrator.config.inventory import load_inventory
+from orchestrator.config.inventory import load_inventory, unknown_keys_warning
+from orchestrator.ui.eventline import printable
 
 # no markup in what is printed: it is full of paths and host messages, and a
 # dir named `tmp[/x]` must print as it is (styles come from rich Text)
@@ -36,6 +37,9 @@ def _inventory_path(inventory):
     return inventory or os.environ.get("PLOTFLEET_INVENTORY") or "inventory.yaml"
 
 
+STRICT = os.environ.get("PLOTFLEET_STRICT") == "1"     # or --strict, before or after the task
+
+
 def read_inventory(inventory):
     """The inventory the flags name; a missing one says where one comes from."""
     path = _inventory_path(inventory)
@@ -45,7 +49,11 @@ def read_inventory(inventory):
                if os.environ.get("PLOTFLEET_INVENTORY") else " (the default)")
         raise UserError(f"{path}: inventory not found{how}: name one with --inventory PATH or "
                         f"$PLOTFLEET_INVENTORY; inventory.example.yaml shows one")
-    return load_inventory(path)
+    inv = load_inventory(path, strict=STRICT)
+    warning = unknown_keys_warning(inv)
+    if warning:     # other tools' vars load; a typo is named, once
+        errors.print(f"plotfleet: warning: {printable(warning)}", soft_wrap=True)
+    return inv
 
 
 def load(inventory, limit):
@@ -65,7 +73,7 @@ def one_line_errors(fn):
         try:
             return fn(*a, **kw)
         except UserError as e:
-            raise Exit(f"plotfleet: {e}", code=e.exit_code)
+            raise Exit(f"plotfleet: {printable(e)}", code=e.exit_code)
     return wrapper
 
 
@@ -212,7 +220,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                 state, events = result.state, result.events
                 if once or check:
                     break
-                end = tracker.verdict(state, result.plotter_waits, selected, has_harvesters)
+                end = tracker.verdict(state, result.waits, selected, has_harvesters)
                 if end is not None:
                     break
                 time.sleep(interval if plots is None else min(interval, 2.0))
@@ -226,7 +234,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                      f"{end.failed} of them failed; no further progress is possible",
                      markup=False, soft_wrap=True)
         for line in end.lines:      # one line each, however narrow the terminal
-            errors.print(line, markup=False, soft_wrap=True)
+            errors.print(printable(line), markup=False, soft_wrap=True)
         raise Exit(code=end.code)
 
 
@@ -263,12 +271,17 @@ def reset(c, host, inventory=None, json_=False):
 def archive(c, inventory=None, limit=None, check=False, json_=False, verbose=False):
     """One archiving pass: move finished plots to harvester drives."""
     from orchestrator.core.plan import archive_plan
+    from orchestrator.core.result import PassResult
     from orchestrator.plotloop import carry_out
+    from orchestrator.unattended.applog import AppLog
     inv, selected, hosts = load(inventory, limit)
     with Fleet(selected) as fleet:
         state = fleet.gather()
         plan = archive_plan(state, hosts)
         done = carry_out(fleet, hosts, plan, check)
+    if not check:       # in the application log as plot-all's are (`history` shows them)
+        with AppLog(inv.controller) as log:
+            log.record(PassResult(state, done.events, plan.waits, (), None))
     waits = [w.describe() for w in plan.waits]
     if json_:
         print(json.dumps({"actions": [e.detail for e in done.events] + waits,
@@ -681,13 +694,22 @@ GROUPS = (
 ns = Collection(*(t for _, tasks in GROUPS for t in tasks))
 
 
+def _strict(argv):
+    """`--strict` anywhere: unknown inventory keys are an error, for every task."""
+    global STRICT
+    if "--strict" in argv[1:]:
+        STRICT = True
+        argv = [a for a in argv if a != "--strict"]
+    return argv
+
+
 def run(argv) -> None:
     """Run the command line (orchestrator/main.py calls this)."""
     from orchestrator.program import PlotfleetProgram
     program = PlotfleetProgram(ns, GROUPS, COMMON_HELP)
     try:
         try:
-            program.run(argv)
+            program.run(_strict(argv))
         finally:
             sys.stdout.flush()      # here, not at exit: a closed pipe is caught below
     except BrokenPipeError:

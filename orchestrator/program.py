@@ -139,6 +139,8 @@ class PlotfleetProgram(Program):
                  "json": "-j, --json", "check": "-c, --check"}
         for key, flag in flags.items():
             print(f"  {flag:<30}{self.common_help[key]}")
+        print(f"  {'--strict':<30}keys plotfleet does not know in the inventory are an "
+              "error, not a warning")
         print(f"  {'-h, --help [TASK]':<30}this help, or a task's")
         print(f"  {'-V, --version':<30}plotfleet's version")
         print("\nexit codes: " + "; ".join(f"{code} {what.split(':')[0].split(';')[0]}"

@@ -254,7 +254,7 @@ SetEnv HOME={os.environ["HOME"]}
         if h.role == "plotter":
             v.update(tmp_dirs=list(h.dirs["tmp"]), tmp2_dir=h.dirs["tmp2"],
                      dst_dirs=list(h.dirs["dst"]), log_dir=h.dirs["log"],
-                     plotter="chiapos", k=18, threads=2, buckets=32, buffer_mib=300,
+                     plotter="chiapos", k=18, threads=2, buckets=32, buffer=300,
                      # the plotter's own rsync over ssh reaches harvesters with these
                      transfer_ssh_key=self.client_key, transfer_known_hosts=self.known_hosts)
         else:

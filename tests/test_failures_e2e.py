@@ -210,11 +210,14 @@ def test_plots_n_ends_naming_the_error(ssh_fleet, tmp_path, scenario):
 
 
 def failed_by_hand(host, n):
-    """n failed jobs in host's log dir, run by hand (as another controller would
-    have): the logs alone tell the next controller about them."""
+    """n failed jobs in host's log dir, run as another controller would have
+    (its agent notes each job's log in the machine's record, agent/facts/joblogs.py):
+    the logs alone tell the next controller about them."""
+    from agent.facts import joblogs
     from agent.vocab.lognames import new_log_name
     for i in range(n):
         log = Path(host.dirs["log"], new_log_name("chiapos", time.time() - 60 + i))
+        joblogs.remember([os.path.realpath(log)], time.time())
         with open(log, "w") as out:
             subprocess.run(["sh", "-c", "echo 'Error: farmer public key 0x8f3cdeadbeef is not"
                             " a valid BLS G1 element'; exit 1"], stdout=out, stderr=out)
@@ -263,7 +266,7 @@ def test_defaults_plot_end_to_end(ssh_fleet, tmp_path):
                                 polling_time_s=1, require_mounted_farm=False)
     doc = yaml.safe_load(inv.read_text())
     p1 = doc["all"]["children"]["plotters"]["hosts"]["plotter1"]
-    for key in ("threads", "buckets", "buffer_mib"):
+    for key in ("threads", "buckets", "buffer"):
         del p1[key]
     assert {k for k in p1 if k in ("threads", "buckets", "buffer", "buffer_mib")} == set()
     inv.write_text(yaml.safe_dump(doc))

@@ -1,5 +1,6 @@
 """Configured dirs: space, device, finished plots, partial transfers."""
 import os
+import stat
 import re
 
 from ..vocab import compression, formats, names
@@ -120,10 +121,50 @@ def _files_ending(path, suffix):
             if not e.name.endswith(suffix):
                 continue
             try:
-                if e.is_file():
-                    yield e.name, e.stat()
+                if e.is_file(follow_symlinks=False):
+                    yield e.name, e.stat(follow_symlinks=False)
             except OSError:
                 continue
+
+
+def not_regular(path, suffix=names.SUFFIXES):
+    """[(path, what it is)] of the entries directly in `path` named *suffix
+    that are not regular files: shown, never taken for plots."""
+    if not responsive(path):
+        return []
+    out = []
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                if not e.name.endswith(suffix):
+                    continue
+                try:
+                    if not e.is_file(follow_symlinks=False):
+                        out.append((os.path.join(path, e.name), file_kind(e.path)))
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return out
+
+
+def file_kind(path):
+    """"a symlink to X", "a directory", "a device"...: what a path is, in words."""
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        return "unreadable: %s" % (e.strerror or e)
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            return "a symlink to %s" % os.readlink(path)
+        except OSError:
+            return "a symlink"
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISFIFO, "a fifo"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file")):
+        if test(st.st_mode):
+            return what
+    return "not a regular file"
 
 
 _HEADERS = {}       # path -> ((size, mtime), PoS2 header or None): read once per version
@@ -186,9 +227,10 @@ def plot_kinds(plots):
 
 
 def partials_in(path):
-    """[(path, final_name, size, mtime)] of transfer temp files in a farm dir."""
+    """[(path, final_name, size, mtime)] of transfer temp files in a farm dir
+    (a plot's name and the temp suffix: any other file is not plotfleet's)."""
     return [(os.path.join(path, name), name[:-len(PARTIAL_SUFFIX)], st.st_size, st.st_mtime)
-            for name, st in _files_ending(path, PARTIAL_SUFFIX)]
+            for name, st in _files_ending(path, PARTIAL_SUFFIX) if names.is_partial(name)]
 
 
 HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -16,10 +16,11 @@ second controller reads the same count.
 import hashlib
 import os
 
+from . import joblogs
+from .logparse import LogTail
 from ..vocab import lognames
 from ..vocab.logread import analyze_log
 
-MAX_READ = 64 << 20     # a log is never read past this
 HEAD = 16 << 10         # every plotter names its plot id within this
 
 
@@ -59,25 +60,40 @@ def _analyse(path, limit):
 
 
 class LogBook:
-    """Analyses of job logs, kept while the log's size and mtime hold: a
-    warm poll reads only logs that changed, and old logs only their head."""
+    """What each job log in log_dir says, read incrementally: a log is read
+    once, from where the last request stopped (a huge one across requests,
+    each stopping at its deadline), and old logs only their head.
+
+    A log tells of a job when a plotter speaks in it (its banner or its
+    markers), or when a plot job wrote it (joblogs: started by an agent, or
+    seen as a live job's log): any other file in log_dir is not a job, so
+    never a failed one.  A log not read to its end yet says nothing yet
+    (`pending`)."""
 
     def __init__(self):
-        self.full = {}       # path -> ((size, mtime), summary or None)
+        self.tails = {}      # path -> LogTail
         self.heads = {}      # path -> ((size, mtime), plot id or None)
+        self.pending = set()     # logs not read to their end at the last look
 
     def info(self, path, stamp):
-        hit = self.full.get(path)
-        if hit is None or hit[0] != stamp:
-            hit = (stamp, _analyse(path, MAX_READ))
-            self.full[path] = hit
-        return hit[1]
+        tail = self.tails.get(path)
+        if tail is None:
+            tail = self.tails[path] = LogTail(path, lognames.plotter_of(path))
+        tail.poll()
+        if not tail.complete:
+            self.pending.add(path)
+            return None
+        self.pending.discard(path)
+        st = tail.state
+        if st.plotter is None or not (st.spoken or joblogs.wrote(path)):
+            return None
+        return st.summary()
 
     def plot_id(self, path, stamp):
-        """The plot id a log names, reading only its head when not analysed yet."""
-        hit = self.full.get(path)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]["plot_id"] if hit[1] else None
+        """The plot id a log names, reading only its head when not read yet."""
+        tail = self.tails.get(path)
+        if tail is not None and tail.complete and tail.size == stamp[0]:
+            return tail.plot_id
         hit = self.heads.get(path)
         if hit is None or hit[0] != stamp:
             info = _analyse(path, HEAD)
@@ -86,10 +102,11 @@ class LogBook:
         return hit[1]
 
     def prune(self, log_dir, seen):
-        for cache in (self.full, self.heads):
+        for cache in (self.tails, self.heads):
             for p in list(cache):
                 if p not in seen and p.startswith(log_dir + os.sep):
                     del cache[p]
+        self.pending &= set(self.tails)
 
 
 class Record:

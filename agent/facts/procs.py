@@ -1,8 +1,12 @@
 """Plot jobs and rsync transfers found in the process table.
 
-Each pid is classified once per (pid, start time): later scans only read
+A job is classified once per (pid, start time): later scans only read
 /proc/PID/stat of known jobs, so a snapshot stays cheap with hundreds of
-processes.  Any process may vanish or refuse access mid-scan; it is skipped.
+processes.  "Not a job" is never final: a process seen between its fork and
+its exec still runs its parent's argv (an agent starting a job looks like
+`python -m agent serve`), so every scan re-reads the cmdline of the others
+and classifies again whatever has exec'd since.  Any process may vanish or
+refuse access mid-scan; it is skipped.
 """
 import os
 import time
@@ -41,6 +45,13 @@ def _cmdline(pid):
     except OSError:
         return None
     return [a.decode("utf-8", "replace") for a in data.split(b"\0")[:-1]] if data else []
+
+
+def _ps_cmdline(pid):
+    try:
+        return psutil.Process(pid).cmdline()
+    except PSUTIL_ERRORS:
+        return None
 
 
 def _fd_targets(pid):
@@ -163,7 +174,7 @@ class ProcScanner:
     """Keeps classification and log tails across scans (one per agent)."""
 
     def __init__(self):
-        self.known = {}        # pid -> (start ticks, Proc or None for "not ours")
+        self.known = {}        # pid -> (start ticks, Proc, or the argv of one "not ours")
         self.boot = psutil.boot_time()
 
     def _pids(self):
@@ -185,10 +196,15 @@ class ProcScanner:
             start = st[3] if st else None
             known = self.known.get(pid)
             if known is None or known[0] != start:   # new pid, or reused by a new process
-                known = (start, self._classify(pid, start))
-                self.known[pid] = known
+                known = self.known[pid] = (start, self._classify(pid, start))
+            elif not isinstance(known[1], Proc):
+                # not a job when last seen: has it exec'd since (a job's
+                # fork, caught before its exec, has its parent's argv)?
+                argv = _cmdline(pid) if HAVE_PROC else _ps_cmdline(pid)
+                if argv is not None and argv != known[1]:
+                    known = self.known[pid] = (start, self._classify(pid, start, argv))
             entry = known[1]
-            if entry is None:
+            if not isinstance(entry, Proc):
                 continue
             if entry.info == "rsync":
                 if st is None or st[0] not in ("Z", "X"):   # a dead rsync writes nothing
@@ -214,19 +230,21 @@ class ProcScanner:
                 jobs.append(job)
         return jobs, rsyncs
 
-    def _classify(self, pid, start):
-        argv = _cmdline(pid) if HAVE_PROC else None
+    def _classify(self, pid, start, argv=None):
+        """A Proc for a job or an rsync, else the argv it was judged by
+        (None when unreadable: judged again on the next scan)."""
         if argv is None:
-            try:
-                argv = psutil.Process(pid).cmdline()
-            except PSUTIL_ERRORS:
-                return None
+            argv = _cmdline(pid) if HAVE_PROC else None
+        if argv is None:
+            argv = _ps_cmdline(pid)
+        if argv is None:
+            return None
         try:
             info = classify(argv)
         except Exception:  # garbage argv must never break a snapshot
             info = None
         if info is None:
-            return None
+            return argv
         started = self.boot + start / CLK_TCK if start is not None else _create_time(pid)
         return Proc(pid, start, info, argv, started)
 
@@ -280,6 +298,7 @@ class ProcScanner:
             "compress": level[0], "compress_format": level[1],
             "wrapper_pid": wrapper.pid if wrapper is not None else None,
             "count": plot_count(i.get("num")), "plots_done": done,
+            "log_complete": src.tail.complete if src.tail is not None else True,
             "device": _int_or_none(i.get("device")),
         }
 

@@ -19,8 +19,9 @@ from . import mounts
 from . import drive_health
 
 from . import failures
+from . import joblogs
 
-from ..vocab import lognames
+from ..vocab import lognames, names
 
 from . import plotfile
 
@@ -165,6 +166,7 @@ class Agent:
                                    for k in health.get(p["real"], {}).get("failures", [])]
             if kind == "dst" and d["error_code"] != DirError.NOT_RESPONDING:
                 plots += self.finished(disks.plots_in(real, moved_only=True), writing)
+                plots += [_not_a_plot(path, what) for path, what in disks.not_regular(real)]
             if kind == "farm" and d["error_code"] not in (DirError.NOT_RESPONDING, DirError.MISSING,
                                                            DirError.NOT_DIR):
                 farm_plots = disks.plots_in(real)
@@ -179,7 +181,10 @@ class Agent:
             b = bound.get(os.path.basename(x["path"]))
             x["bound_to"] = [b["to_host"], b["to_dir"]] if b else None
         logs = _log_entries(config)     # one listing of log_dir per snapshot
+        joblogs.remember([j["log_file"] for j in all_jobs], now)    # held by a plot job
         dead, failed, finished = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
+        pending = sorted(self.logs.pending | {j["log_file"] for j in jobs
+                                              if j.pop("log_complete", True) is False})
         return {
             "host_time": now,
             "last_start": max([j["started_at"] for j in jobs] +
@@ -195,6 +200,7 @@ class Agent:
             "conflicts": drive_health.conflicts(set(farm)),
             "drive_failures": drive_failures,
             "rsync_version": self.rsync_version(),
+            "logs_pending": pending,
             "replot": self.replot_ledger(config, farm, now),
         }
 
@@ -337,6 +343,17 @@ class Agent:
         gpus = {lognames.device_of(r.path) for r in recs} - {None}
         run["devices"] = {str(d): failures.failure_run(recs, live, reset, d) for d in sorted(gpus)}
         return dead, run, failures.finished_jobs(recs, live, keep, now)
+
+
+def _not_a_plot(path, what):
+    """A plot-named entry that is no regular file: listed with why, so its row
+    says it, and never archived (the controller sends no plot with an error)."""
+    p = names.parse(path)
+    return {"path": path, "size_bytes": 0, "k": p.k if p else 0,
+            "plot_id": p.plot_id if p else None, "mtime": 0.0,
+            "format": p.format if p else None, "plots": 1,
+            "compress": 0, "compress_format": None,
+            "error": "not a regular file (%s): never sent" % what}
 
 
 def parse_rsync_version(text):

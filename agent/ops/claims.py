@@ -2,7 +2,8 @@
 two controllers decide at once; and the deletions replotting makes under a
 claim (agent/ops/replot.py, the ledger in agent/facts/ledger.py).
 
-The claim record and its lifetime: agent/facts/claim_record.py.
+The claim record and its lifetime: agent/facts/claim_record.py.  A claim
+whose transfer could not start is released at once (release_drive).
 """
 import os
 import time
@@ -140,6 +141,28 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
             "space_error": made["space_error"]}
 
 
+def _end_claim(real, plot):
+    """Drop `plot`'s claim on the farm dir `real` (under the host lock): its
+    transfer is over, or never began.  How many claims ended (0 or 1)."""
+    name = os.path.basename(plot)
+    claims = statefile.load(NAME)
+    left = {k: c for k, c in claims.items()
+            if not (c.get("dir") == real and any(p["plot"] == name
+                                                 for p in claim_record.plots(c)))}
+    if len(left) != len(claims):
+        statefile.save(NAME, left)
+    return len(claims) - len(left)
+
+
+@op(wire.ReleaseDriveReply)
+def release_drive(agent, config: wire.Config, to_dir: str, plot: str):
+    """End `plot`'s claim on the drive of `to_dir`: its transfer did not
+    start, and the drive must not wait CLAIM_S for a plot that is not coming."""
+    real = check_inside(to_dir, disks.dirs_of(config, "farm"))
+    with host_lock():
+        return {"released": _end_claim(real, plot)}
+
+
 @op(wire.NoteDriveFailureReply)
 def note_drive_failure(agent, config: wire.Config, to_dir: str, key: str, at: float, error: str,
                        fatal: Optional[bool] = False, plot: Optional[str] = None):
@@ -155,11 +178,5 @@ def note_drive_failure(agent, config: wire.Config, to_dir: str, key: str, at: fl
     with host_lock():
         added = drive_health.record_failure(real, key, float(at), error, bool(fatal))
         if plot:
-            name = os.path.basename(plot)
-            claims = statefile.load(NAME)
-            left = {k: c for k, c in claims.items()
-                    if not (c.get("dir") == real and any(p["plot"] == name
-                                                         for p in claim_record.plots(c)))}
-            if len(left) != len(claims):
-                statefile.save(NAME, left)
+            _end_claim(real, plot)
     return {"recorded": added}

@@ -10,9 +10,9 @@ from typing import Optional
 
 import psutil
 
-from ..facts import disks, failures
+from ..facts import disks, failures, joblogs
 from ..vocab import lognames, plotters
-from ..vocab.logread import KILLED_MARK, analyze_log
+from ..vocab.logread import KILLED_MARK
 from ..facts.procs import PSUTIL_ERRORS, held_open, open_paths
 from ..statefile import state_dir
 from . import carried_out, room
@@ -94,6 +94,7 @@ def start_job(agent, config: wire.Config, argv: list, tmp_dir: str, dst_dir: str
         deadline.check("start_job")     # the last moment: the controller still listens
         log_path = os.path.join(log_dir, lognames.new_log_name(plotter or "plot",
                                                                device=_device(argv)))
+        joblogs.remember([log_path], time.time())     # a job's log, whatever it prints
         try:
             proc = _spawn(argv, log_path, env)
         except OSError as e:
@@ -333,10 +334,10 @@ def kill(agent, config: wire.Config, plot_id: Optional[str] = None, pid: Optiona
     log = j["log_file"]
     if not ids and log:     # it may have named its plot in its last words
         try:
-            with open(log, "rb") as f:
-                info = analyze_log(f.read(failures.MAX_READ))
-            if info and info["plot_id"]:
-                ids.add(info["plot_id"])
+            st = os.stat(log)
+            named = agent.logs.plot_id(log, (st.st_size, st.st_mtime))    # its head only
+            if named:
+                ids.add(named)
         except OSError:
             pass
     _mark_killed(config, log)
@@ -360,10 +361,12 @@ def clean_dead(agent, config: wire.Config, plot_id: str, log_file: str):
     if log in held_open([os.path.dirname(log)]):
         raise ActionError("%s is open: its job is alive" % log)
     try:
-        with open(log, "rb") as f:
-            info = analyze_log(f.read(failures.MAX_READ), lognames.plotter_of(log))
+        st = os.stat(log)
     except OSError as e:
         raise ActionError("cannot read %s: %s" % (log, e.strerror))
+    info = agent.logs.info(log, (st.st_size, st.st_mtime))     # read up to the deadline
+    if log in agent.logs.pending:
+        raise ActionError("%s is not read to its end yet: nothing removed" % log)
     if not info or info["plot_id"] != plot_id or info["finished"]:
         raise ActionError("%s is not the log of failed plot %s" % (log, plot_id))
     configured = disks.dirs_of(config, "tmp", "tmp2")

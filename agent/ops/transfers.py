@@ -3,6 +3,7 @@ plot or a copy, promote a copy that matches its source (harvester), remove
 a source a copy was shown to match (plotter), clean a stale copy."""
 import json
 import os
+import stat
 import sys
 import time
 from typing import Optional
@@ -22,8 +23,17 @@ def _plot_in_dst(config, plot):
     path = check_inside(plot, disks.dirs_of(config, "dst"))
     if not names.is_moved(path):
         raise ActionError("not a plot: %s" % plot)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise ActionError("no such plot: %s" % plot)
+    # as named, and as resolved: a symlink in dst (even to a real plot) is no plot
+    for p in dict.fromkeys((os.path.expanduser(plot), path)):
+        try:
+            regular = stat.S_ISREG(os.lstat(p).st_mode)
+        except OSError as e:
+            raise ActionError("cannot read %s: %s" % (plot, e.strerror or e))
+        if not regular:
+            raise ActionError("not a regular file, not a plot: %s is %s"
+                              % (plot, disks.file_kind(p)))
     return path
 
 

@@ -3,7 +3,8 @@
 A spec says what a plot of that format is called (`suffix`), how its header
 starts (`magic`), what the header holds (`read`: the first bytes -> a dict),
 how many plots one file holds (`plots`), and how long the file says it is
-(`extent(header, read_at, size)`: the declared length, 0 while its writer is
+(`extent(header, read_at, size)`: the declared length, or (least, most or
+None) where a format's writer may end it a little short or pad it; 0 while its writer is
 not done, None when the file cannot hold what its header declares; the spec's
 `extent` is None for a format whose length is not known here).  A file whose
 format has no readable header still gets every digest check.
@@ -176,9 +177,65 @@ def _pos2_extent(header, read_at, size):
     return at + got[0]
 
 
+# -- v1 and bladebit: the length their header declares ---------------------
+
+DECLARED_BYTES = 1024   # a v1 or bladebit header with its table pointers (and sizes)
+
+
+def c3_park_bytes(k):
+    """chiapos EntrySizes::CalculateC3Size: one C3 park (kCheckpoint1Interval
+    = 10000 entries; 8 bits each below k 20, else kC3BitsPerEntry 2.4)."""
+    return 10000 if k < 20 else 3000
+
+
+def _v1_extent(header, read_at, size):
+    """chiapos' phase4.hpp (madmax and bladebit's v1 write the same layout):
+    after the memo, ten big-endian table pointers P1..P7, C1, C2, C3.  C1
+    holds one byte-aligned k-bit entry per C3 park plus a 0 terminator, so
+    the C3 table, which ends the file, is (C2 - C1) / entry - 1 parks.  The
+    last park may be written short (no deltas left after the last C1
+    entry): the least is that park's start plus its 2-byte length.  0 while
+    the pointers are not written yet, None when they make no sense; else
+    (least, None): no upper bound (bytes past the C3 table are never read)."""
+    data = read_at(0, DECLARED_BYTES)
+    try:
+        k = data[51]
+        at = 54 + struct.unpack(">H", data[52:54])[0]
+        at += 2 + struct.unpack(">H", data[at:at + 2])[0]
+        ptrs = struct.unpack(">10Q", data[at:at + 80])
+    except (struct.error, IndexError):
+        return None
+    if not ptrs[9]:
+        return 0
+    entry = (k + 7) // 8
+    parks = (ptrs[8] - ptrs[7]) // entry - 1
+    if list(ptrs) != sorted(ptrs) or ptrs[0] < at + 80 or parks < 1:
+        return None
+    return ptrs[9] + (parks - 1) * c3_park_bytes(k) + 2, None
+
+
+def _bladebit_extent(header, read_at, size):
+    """bladebit's PlotWriter (CmdEndPlot): ten big-endian table pointers, then
+    ten little-endian table sizes, after flags and level; the file ends with
+    its furthest table (written in whole blocks: bytes past it are padding,
+    no upper bound).  0 while the sizes are not written yet."""
+    data = read_at(0, DECLARED_BYTES)
+    try:
+        at = 43 + struct.unpack(">H", data[41:43])[0]
+        flags = struct.unpack("<I", data[at:at + 4])[0]
+        at += 4 + (1 if flags & 1 else 0)
+        ptrs = struct.unpack(">10Q", data[at:at + 80])
+        sizes = struct.unpack("<10Q", data[at + 80:at + 160])
+    except (struct.error, IndexError):
+        return None
+    if not any(sizes):
+        return 0
+    return max(p + n for p, n in zip(ptrs, sizes)), None
+
+
 FORMATS = {f.name: f for f in (
-    PlotFormat("v1", ".plot", b"Proof of Space Plot", _read_v1, lambda h: 1, None),
-    PlotFormat("bladebit", ".plot", b"PLOT", _read_bladebit, lambda h: 1, None),
+    PlotFormat("v1", ".plot", b"Proof of Space Plot", _read_v1, lambda h: 1, _v1_extent),
+    PlotFormat("bladebit", ".plot", b"PLOT", _read_bladebit, lambda h: 1, _bladebit_extent),
     PlotFormat("gigahorse", ".plot", None, None, lambda h: 1, None),
     PlotFormat("pos2", ".plot2", b"pos2", _read_pos2, lambda h: h["group_size"], _pos2_extent),
     PlotFormat("pos2_group", ".gplot", b"pos2", _read_pos2, lambda h: h["group_size"],
@@ -218,8 +275,12 @@ def extent_problem(header, read_at, size):
         return "unfinished: its header does not yet say where it ends (its writer never finished it)"
     if declared is None:
         return "torn: %d bytes cannot hold what its header declares" % size
-    if declared != size:
-        return "%d bytes, its header declares %d" % (size, declared)
+    least, most = declared if isinstance(declared, tuple) else (declared, declared)
+    if size < least:
+        return "short: %d bytes, its header declares %s%d" % (
+            size, "" if least == most else "at least ", least)
+    if most is not None and size > most:
+        return "%d bytes, its header declares %d" % (size, most)
     return None
 
 

@@ -144,11 +144,26 @@ class ErrorLine:
         self.text = text if len(text) <= MAX_ERROR else text[:MAX_ERROR - 1] + "\u2026"
 
 
+# each rule with whether its regex ignores case, worked out once: phase_of
+# runs on every line of every log (re.I's enum arithmetic per line was 40%
+# of a huge log's reading)
+_RULES_CI = {}
+
+
+def _rules(plotter):
+    rules = _RULES_CI.get(plotter)
+    if rules is None:
+        rules = _RULES_CI[plotter] = tuple(
+            (sub, rx, fn, rx is not None and bool(rx.flags & re.I))
+            for sub, rx, fn in RULES.get(plotter, ()))
+    return rules
+
+
 def phase_of(line, plotter):
     """Phase set by this line under `plotter`'s rules, or None."""
     lower = None
-    for sub, rx, fn in RULES.get(plotter, ()):
-        if rx is not None and rx.flags & re.I:
+    for sub, rx, fn, ignore_case in _rules(plotter):
+        if ignore_case:
             if lower is None:
                 lower = line.lower()
             if sub not in lower:
@@ -184,6 +199,7 @@ class LogState:
         self.errors = ErrorLine()
         self.killed = False
         self.compress, self.compress_format = 0, None
+        self.spoken = False     # a plotter's own line (banner or marker) was read
         self._early = []        # lines read before the plotter was known
 
     @property
@@ -214,8 +230,10 @@ class LogState:
             self.killed = True
             return
         self.errors.feed(line)
+        said = detect_plotter(line) if not (self.spoken and self.plotter) else None
+        self.spoken = self.spoken or said is not None
         if self.plotter is None:
-            self.plotter = detect_plotter(line)
+            self.plotter = said
             if self.plotter is None:
                 # kept until a line names the plotter, then read in order: a
                 # log found mid-run may name it late (a crash frame, a copy line)
@@ -233,6 +251,7 @@ class LogState:
         self._before = self.phase       # the plot this line may end keeps its phase
         if ph is not None:
             self.phase = ph
+            self.spoken = True      # a plotter's own marker
         if fam == "chia":
             self._chia(line)
         elif fam == "madmax":

@@ -155,6 +155,11 @@ class SnapshotReply:
       finished lists the job logs that finished their plot within
       dead_keep_s (log_file, plot_id, ended_at): a controller that started
       a job and missed its end between two polls still knows its plot.
+    - Reading logs stops at the request's deadline (a third of its time is
+      kept for the rest): logs_pending names the logs not read to their end;
+      their jobs' phases may lag, and a dead job or failure they tell of is
+      reported once they are read (the next requests go on where this one
+      stopped).
     - transfers[].fault (drive | plotter | network | unknown), fatal and
       error (rsync's most specific line) for a failed transfer; a partial
       counts as receiving while an rsync has it (facts/procs.py).
@@ -172,6 +177,8 @@ class SnapshotReply:
     conflicts: list
     drive_failures: list
     rsync_version: Optional[list]
+    logs_pending: Optional[list] = None     # logs not read to their end by the deadline:
+                                            # what they say is left out until they are
     replot: Optional[dict] = None   # {sets, deletes_last_hour, stopped}: facts/ledger.py
 
 
@@ -259,6 +266,11 @@ class BindReplotReply:
     plot: str
     to_host: str
     to_dir: str
+
+
+@dataclass(frozen=True)
+class ReleaseDriveReply:
+    released: int
 
 
 @dataclass(frozen=True)

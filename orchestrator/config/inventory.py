@@ -23,6 +23,7 @@ import shlex
 import string
 import sys
 from dataclasses import dataclass, field
+import functools
 from functools import lru_cache
 from typing import Dict, List, Optional, Tuple
 
@@ -30,6 +31,7 @@ import jinja2
 import jinja2.meta
 import yaml
 from jinja2.nativetypes import NativeEnvironment
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from agent.vocab import replot as replot_rules
 from agent.vocab.plotters.chiapos import max_buckets as chiapos_max_buckets
@@ -67,6 +69,7 @@ class Inventory:
     hosts: Tuple[Host, ...]
     groups: Dict[str, Tuple[str, ...]] = field(default_factory=dict, hash=False)
     controller: ControllerConfig = field(default_factory=ControllerConfig, hash=False)
+    unknown: Tuple[Tuple[str, str], ...] = ()     # (key, where) plotfleet does not know
 
     def select(self, pattern: Optional[str]) -> Tuple[Host, ...]:
         """Hosts matching an Ansible host pattern (None: all), inventory order."""
@@ -88,9 +91,12 @@ class Inventory:
         return tuple(h for h in self.hosts if h.is_harvester)
 
 
-def load_inventory(path) -> Inventory:
+def load_inventory(path, strict: bool = False) -> Inventory:
+    """The inventory at `path`; keys plotfleet does not know are listed in
+    `Inventory.unknown` (one warning), or with `strict` one InventoryError."""
     source = str(path)
     tree = _read_yaml(source)
+    _check_shape(source, tree)
     parsed = _Parsed(source)
     for name, body in tree.items():
         parsed.group(str(name), body, parent=None if name == "all" else "all")
@@ -105,7 +111,81 @@ def load_inventory(path) -> Inventory:
     hosts = tuple(_host(source, name, parsed.merged(name, of_host[name]), of_host[name],
                         magic, base_dir) for name in parsed.host_order)
     _refuse_rules_matching_new_plots(source, hosts)
-    return Inventory(source, hosts, groups, controller)
+    unknown = _unknown_keys(parsed, groups)
+    if strict and unknown:
+        raise InventoryError(source, None, None, "not plotfleet settings (--strict): "
+                             + _where_list(unknown))
+    return Inventory(source, hosts, groups, controller, unknown)
+
+
+def _unknown_keys(parsed, groups) -> Tuple[Tuple[str, str], ...]:
+    """(key, where) of every key plotfleet does not know, in all.vars and on
+    the plotters' and harvesters' hosts and groups (Ansible's own keys, and
+    other tools' vars on hosts that are neither, are not plotfleet's to judge)."""
+    role_hosts = {h for g in ROLE_GROUPS for h in groups.get(g, ())}
+    out = {}
+
+    def note(mapping, where):
+        for key in mapping:
+            if key not in KEYS and not str(key).startswith("ansible_"):
+                out.setdefault(key, where)
+    note(parsed.group_vars["all"], "all.vars")
+    for g in parsed.group_vars:
+        if g != "all" and role_hosts & set(groups.get(g, ())):
+            note(parsed.group_vars[g], f"group {g}")
+    for h in parsed.host_order:
+        if h in role_hosts:
+            note(parsed.host_vars[h], f"host {h}")
+    return tuple(out.items())
+
+
+def _where_list(unknown) -> str:
+    return ", ".join(f"{_one_line(k)} ({where})" for k, where in unknown)
+
+
+def unknown_keys_warning(inv: "Inventory") -> Optional[str]:
+    """The one warning line naming every key plotfleet does not know, or None."""
+    if not inv.unknown:
+        return None
+    return (f"{inv.path}: not plotfleet settings, ignored (a typo? --strict refuses them): "
+            + _where_list(inv.unknown))
+
+
+# ---- shape: what a YAML document may be before anything reads it -----------
+
+MAX_FILE_BYTES = 16 << 20       # an inventory of thousands of hosts is a few MB
+MAX_DEPTH = 64                  # mappings and lists within each other
+MAX_NODES = 500_000             # values, counting every alias where it is used
+
+
+def _check_shape(source: str, tree) -> None:
+    """One InventoryError for a recursive alias (a value inside itself), a
+    document nested or expanding past sane limits (aliases of aliases grow
+    it exponentially: "billion laughs"), before any of it is walked."""
+    nodes = 0
+    stack = [(tree, 0, ())]          # (value, depth, ids of the containers it is in)
+    while stack:
+        value, depth, inside = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise InventoryError(source, None, None, f"holds more than {MAX_NODES} values"
+                                 " once its aliases are expanded: refused")
+        if not isinstance(value, (dict, list)):
+            continue
+        if id(value) in inside:
+            raise InventoryError(source, None, None, "a YAML alias refers to a mapping"
+                                 " or list it is inside of (recursive anchor): refused")
+        if depth >= MAX_DEPTH:
+            raise InventoryError(source, None, None, f"nested more than {MAX_DEPTH}"
+                                 " levels deep: refused")
+        children = list(value.items()) if isinstance(value, dict) else value
+        for child in children:
+            if isinstance(value, dict):
+                key, child = child
+                if isinstance(key, (dict, list, tuple)):
+                    raise InventoryError(source, None, None,
+                                         f"a mapping key must be a name, got {_show(key)}")
+            stack.append((child, depth + 1, inside + (id(value),)))
 
 
 def _made_by(p: Host) -> str:
@@ -148,8 +228,16 @@ _Loader.add_constructor("!unsafe", lambda loader, node: _Unsafe(loader.construct
 
 def _read_yaml(source: str) -> dict:
     try:
+        if os.path.getsize(source) > MAX_FILE_BYTES:
+            raise InventoryError(source, None, None, f"is {os.path.getsize(source)} bytes,"
+                                 f" more than {MAX_FILE_BYTES}: refused")
         with open(source, encoding="utf-8") as f:
             tree = yaml.load(f, Loader=_Loader)
+    except RecursionError:
+        raise InventoryError(source, None, None, "nested too deep to read: refused") from None
+    except UnicodeDecodeError as e:
+        raise InventoryError(source, None, None, f"is not UTF-8 text ({e.reason} at byte"
+                                                 f" {e.start})") from None
     except FileNotFoundError:
         raise InventoryError(source, None, None, "not found") from None
     except OSError as e:
@@ -309,7 +397,54 @@ def _expand(pattern: str) -> List[str]:
 
 # ---- merging and templating ---------------------------------------------------
 
-_ENV = NativeEnvironment(undefined=jinja2.StrictUndefined)
+MAX_RENDERED = 1 << 20      # a value longer than this is a mistake (or an attack)
+
+
+class _SandboxedNative(SandboxedEnvironment, NativeEnvironment):
+    """Ansible's templating, native types kept (`{{ 4 }}` is the int 4), in
+    jinja2's sandbox: an inventory is data, and one written from a host's
+    files (import-plotman) must never run code here.  A repeat or a power
+    that would build a value past MAX_RENDERED is refused before it is built."""
+
+    intercepted_binops = frozenset(("*", "**"))
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int) \
+                        and len(seq) * n > MAX_RENDERED:
+                    raise SecurityError(f"a value of {len(seq)} x {n} is over the"
+                                        f" {MAX_RENDERED} limit")
+        if operator == "**" and isinstance(left, (int, float)) and isinstance(right, (int, float)) \
+                and abs(right) > 64 and abs(left) > 1:
+            raise SecurityError(f"{left} ** {right} is over the limit")
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja2's own spelling)
+        # 'x'.ljust(10**10), .center, .zfill...: a str/bytes/list method sized by a number
+        if getattr(__obj, "__self__", None).__class__ in (str, bytes, list):
+            _size_ok(args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _size_ok(args, kwargs):
+    for n in list(args) + list(kwargs.values()):
+        if isinstance(n, int) and not isinstance(n, bool) and n > MAX_RENDERED:
+            raise SecurityError(f"a size of {n} is over the {MAX_RENDERED} limit")
+
+
+def _sized(f):
+    """A filter that pads or repeats by a number, refusing absurd sizes."""
+    def guarded(*args, **kwargs):
+        _size_ok(args[1:], kwargs)
+        return f(*args, **kwargs)
+    return guarded
+
+
+_ENV = _SandboxedNative(undefined=jinja2.StrictUndefined)
+for _name in ("center", "indent", "wordwrap", "truncate"):
+    _ENV.filters[_name] = functools.update_wrapper(_sized(_ENV.filters[_name]),
+                                                   _ENV.filters[_name])
 
 
 @lru_cache(maxsize=None)
@@ -361,9 +496,13 @@ def _templated(raw: dict, magic: dict, source: str, host: Optional[str],
             return out
         except InventoryError:
             raise
-        except Exception as e:      # jinja2's errors, or the template's own (1/0)
+        except SecurityError as e:
             raise InventoryError(source, host, stack[-1],
-                                 f"template {value!r}: {_one_line(str(e))}") from None
+                                 f"template {_show(value)} is refused: {_one_line(str(e))}"
+                                 ) from None
+        except Exception as e:      # jinja2's errors, or the template's own (1/0)
+            raise InventoryError(source, host, stack[-1], f"template {_show(value)}: "
+                                 f"{_one_line(str(e)) or type(e).__name__}") from None
 
     for key in sorted(raw, key=lambda k: k not in strict):
         try:

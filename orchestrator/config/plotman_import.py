@@ -24,6 +24,7 @@ What maps to what (plotman's key -> plotfleet's):
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -321,10 +322,35 @@ def inventory_yaml(translations: Sequence[Translation], connections: Mapping[str
     notes += [f"{name}: not read: {why}" for name, why in unread.items()]
     if notes:
         lines.append("# not translated:")
-        lines += [f"#   {n}" for n in notes]
+        # a host's text: one comment line each, whatever newlines it holds
+        lines += ["#   " + json.dumps(n)[1:-1] for n in notes]
     groups: Dict[str, dict] = {}
     for t in translations:
         hosts = groups.setdefault(t.group, {"hosts": {}})["hosts"]
         hosts[t.host] = {**connections.get(t.host, {}), **t.vars}
-    body = yaml.safe_dump(groups, sort_keys=False, default_flow_style=False) if groups else ""
+    body = yaml.dump(_unsafe(groups), Dumper=_Dumper, sort_keys=False,
+                     default_flow_style=False) if groups else ""
     return "\n".join(lines) + "\n" + body
+
+
+class _Verbatim(str):
+    """A host's string that looks like a template: written `!unsafe`, so the
+    inventory loader keeps it as text and never renders it."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Verbatim, lambda d, v: d.represent_scalar("!unsafe", str(v)))
+
+
+def _unsafe(value):
+    """Every string in `value` that jinja2 would read as a template, made _Verbatim."""
+    if isinstance(value, dict):
+        return {k: _unsafe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_unsafe(v) for v in value]
+    if isinstance(value, str) and any(m in value for m in ("{{", "{%", "{#")):
+        return _Verbatim(value)
+    return value

@@ -58,7 +58,7 @@ from agent.vocab.names import PARTIAL_SUFFIX  # the one temp name rule, both sid
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
                                          WaitKind, human_bytes)
 from orchestrator.core import replot
-from orchestrator.core.farm import Farm, farm as farm_model
+from orchestrator.core.farm import Farm, farm as farm_model, settled as farm_settled
 from orchestrator.core.state import (FleetState, Host, HostState, Plot, Transfer,
                                     expected_plot_bytes)
 from orchestrator.core.paths import PathIndex
@@ -174,6 +174,7 @@ class _Farm:
                 else:
                     drive.partials[_base(p.final_name)] = (p.path, p.size_bytes)
                     self.holding.setdefault(_base(p.final_name), []).append(drive)
+        self.settled = farm_settled(state, hosts)     # no room will come by itself
         self.idle: List[Tuple[tuple, _Drive]] = []
         self.all_rooms: List[int] = []
         self._roomiest: Dict[tuple, str] = {}
@@ -402,9 +403,10 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
             if own_farm.find(posixpath.dirname(p.path)):
                 continue                # already farmed where it is
             name = _base(p.path)
-            if p.error:                 # e.g. a header naming another plot
+            if p.error:     # a header naming another plot, short, not a regular file:
+                # the farmer's to look at (i22's plot check: quarantine)
                 waits.append(Wait(host.name, name, f"not archived: {p.error}",
-                                  kind=WaitKind.NOT_ARCHIVED))
+                                  blocked=True, kind=WaitKind.NOT_ARCHIVED))
                 continue
             waiting_names.add(name)
             if p.path in checked:
@@ -673,10 +675,14 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
             return _Placement(d, choice.to_dir, size - d.partials.get(name, ("", 0))[1],
                               choice.reason, choice.deletions)
     if pick is None:
-        why = f"; replot: {choice}" if not any_room and choice else ""
-        return stay("all drives busy" if any_room else
-                    f"no drive with room for {human_bytes(size)} (+ reserve); most room: "
-                    f"{farm.roomiest(candidates)}{why}")
+        if any_room:
+            return stay("all drives busy")
+        why = f"; replot: {choice}" if choice else ""
+        # no drive has room and replot made none: while the farm cannot make
+        # room by itself either, only the farmer can (a run waiting may end)
+        return Wait(host.name, name, f"no drive with room for {human_bytes(size)} (+ reserve);"
+                    f" most room: {farm.roomiest(candidates)}{why}",
+                    blocked=farm.settled, kind=WaitKind.NO_DRIVE)
     return _Placement(pick, pick.dirs[0], size,
                       f"{host.fill}: {pick.label()} has {human_bytes(pick.room)} free "
                       f"(after reserve)")

@@ -131,3 +131,16 @@ def farm(state: FleetState, hosts: Mapping[str, Host]) -> Farm:
                                 g["old_bytes"], g["old_count"], tuple(g["old"]), g["stopped"]))
     return Farm(tuple(drives), tuple(unusable), tuple(down), asked, observed(state),
                 tuple(sorted(kinds.items())))
+
+
+def settled(state: FleetState, hosts: Mapping[str, Host]) -> bool:
+    """Can the farm make no more room by itself?  Every harvester answers,
+    every farm dir is usable (none set aside, missing or unmounted: those may
+    come back), no transfer temp file waits to be cleaned and no farm plot
+    matches a replot rule (replotting frees room).  Then a plot no drive has
+    room for waits for the farmer."""
+    harvesters = [h for h in state.hosts if h.name in hosts and hosts[h.name].is_harvester]
+    return bool(harvesters) and all(
+        h.reachable and not h.partials and all(d.error is None and not d.replaceable_count
+                                               for d in h.dirs if d.kind == "farm")
+        for h in harvesters)

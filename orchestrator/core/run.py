@@ -120,6 +120,10 @@ class RunTracker:
         if any(kind in ("running", "unknown") for kind, _ in outcomes.values()):
             return None
         ids = {v for kind, v in outcomes.values() if kind == "done"}
+        stuck = _archive_stuck(state, waits, ids) if with_harvesters else None
+        if stuck:
+            return RunEnd(UNREACHABLE if any(not h.reachable for h in state.hosts) else FAILED,
+                          tuple(stuck))
         if self._archiving(state, with_harvesters, ids):
             return None
         failed = [_failed_line(host, d) for (host, _), (kind, d) in outcomes.items()
@@ -140,6 +144,10 @@ class RunTracker:
         archived (the jobs keep running); stuck when no plotter of the run has
         a job and each is blocked (backed off after failures, or never fits)."""
         if len(self.made) >= self.limit:
+            stuck = _archive_stuck(state, waits, self.made) if with_harvesters else None
+            if stuck:
+                return RunEnd(UNREACHABLE if any(not h.reachable for h in state.hosts)
+                              else FAILED, tuple(stuck))
             return None if self._archiving(state, with_harvesters, self.made) else RunEnd(OK)
         lines = _all_blocked(state, waits, run_hosts, idle=True)
         if lines is None:
@@ -163,6 +171,31 @@ def _all_blocked(state: FleetState, waits, run_hosts, idle: bool):
             return None
         lines.append(f"{h.name}: {stuck[h.name].reason}")
     return lines
+
+
+def _archive_stuck(state: FleetState, waits, ids):
+    """One line per plotter when every plot of `ids` still on a plotter waits
+    on something only the farmer can change (the archiver's blocked waits: no
+    drive has or will have room, a plot not archived for its own fault) and
+    none is on its way, else None: the fleet may archive them yet."""
+    blocked = {(w.host, w.subject): w for w in waits if w.blocked}
+    lines, waiting = {}, 0
+    for h in state.hosts:
+        if any(_id_in(t.plot, ids) for t in h.transfers if t.status != "failed"):
+            return None
+        for p in h.plots:
+            if p.plot_id not in ids:
+                continue
+            waiting += 1
+            w = blocked.get((h.name, posixpath.basename(p.path)))
+            if w is None:
+                return None
+            n, _ = lines.get(h.name, (0, w.reason))
+            lines[h.name] = (n + 1, w.reason)
+    if not waiting:
+        return None
+    return [f"{host}: {n} plot{'s' if n > 1 else ''} of this run wait{'' if n > 1 else 's'}:"
+            f" {reason}" for host, (n, reason) in lines.items()]
 
 
 def _ids_in(path: str):

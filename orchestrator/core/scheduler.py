@@ -45,7 +45,7 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from orchestrator.core.decisions import StartJob, Wait, WaitKind, human_bytes
-from orchestrator.core.farm import Farm, farm
+from orchestrator.core.farm import Farm, farm, settled as farm_settled
 from orchestrator.core.paths import PathIndex, norm
 from orchestrator.core.plotcmd import build_argv
 from orchestrator.core.failures import backoff, device_backoff
@@ -261,10 +261,14 @@ def _group(jobs: Sequence[Job], index: PathIndex, attr: str) -> Dict[str, List[J
     return out
 
 
-def never_fits(host: Host, hs: HostState) -> Optional[str]:
+def never_fits(host: Host, hs: HostState, fleet_idle: bool = False) -> Optional[str]:
     """Why no job could ever start on this plotter as configured, else None:
-    no tmp or dst dir, or no tmp dir that could hold one job even when empty.
-    (A dir with an error, e.g. missing, may come back: an ordinary wait.)"""
+    no tmp or dst dir, or no tmp dir that could hold one job even when empty;
+    with `fleet_idle` (no job or transfer runs anywhere in the fleet that
+    could free room: hosts may share a disk), no tmp dir with room for one
+    now, counting what clean-up of its failed jobs frees: only the farmer can
+    free the rest.  (A dir with an error, e.g. missing, may come back: an
+    ordinary wait.)"""
     if not host.tmp_dirs:
         return "no tmp_dirs configured"
     if not host.dst_dirs:
@@ -273,24 +277,44 @@ def never_fits(host: Host, hs: HostState) -> Optional[str]:
         return None
     need = expected_tmp_bytes(host.k)
     dirs = PathIndex(host.tmp_dirs).dirs(hs.dirs)
+    if any(dirs.get(p) is None or dirs[p].error for p in host.tmp_dirs):
+        return None
+    why = [f"{p} holds {human_bytes(dirs[p].total_bytes)} in all" for p in host.tmp_dirs
+           if dirs[p].total_bytes < need]
+    if len(why) == len(host.tmp_dirs):
+        return (f"no tmp dir could ever hold a k{host.k} job ({human_bytes(need)}): "
+                + "; ".join(why))
+    return _no_room_ever(host, hs, dirs, need) if fleet_idle else None
+
+
+def _no_room_ever(host: Host, hs: HostState, dirs, need: int) -> Optional[str]:
+    """No tmp dir has room for a job, and nothing the fleet does will make
+    any: its room now plus its failed jobs' temp files (cleaned up) is short."""
+    index = PathIndex(host.tmp_dirs)
+    freed: Dict[str, int] = {}
+    for d in hs.dead:
+        p = index.find(d.tmp_dir)
+        if p is not None:
+            freed[p] = freed.get(p, 0) + d.tmp_bytes
     why = []
     for path in host.tmp_dirs:
         d = dirs.get(path)
-        if d is None or d.error or d.total_bytes >= need:
+        room = d.free_bytes + freed.get(path, 0)
+        if room >= need:
             return None
-        why.append(f"{path} holds {human_bytes(d.total_bytes)} in all")
-    return (f"no tmp dir could ever hold a k{host.k} job ({human_bytes(need)}): "
-            + "; ".join(why))
+        why.append(f"{path} has {human_bytes(d.free_bytes)} free")
+    return (f"no tmp dir can take a k{host.k} job ({human_bytes(need)}) and no job runs "
+            f"that could free room: " + "; ".join(why))
 
 
 def blocked(host: Host, hs: HostState, host_now: Optional[float],
-            now: float) -> Optional[Wait]:
+            now: float, fleet_idle: bool = False) -> Optional[Wait]:
     """The wait of a plotter that gets no job until the operator acts (or its
     back-off ends): backed off after failures, or nothing could ever fit."""
     off = backoff(host, hs, host_now, now)
     if off is not None:
         return Wait(host.name, "plotter", off.reason(now), blocked=True, kind=WaitKind.BACKED_OFF)
-    never = never_fits(host, hs)
+    never = never_fits(host, hs, fleet_idle)
     if never is not None:
         return Wait(host.name, "plotter", never, blocked=True, kind=WaitKind.NEVER_FITS)
     return None
@@ -380,6 +404,11 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
     starts: List[StartJob] = []
     waits: List[Wait] = []
     backpressure: Optional[str] = None
+    # nothing runs anywhere that could free room (an unreachable host may; a
+    # plot waiting in a dst dir, perhaps on a tmp disk, may be archived away)
+    idle = all(hs.reachable and not hs.jobs and not any(p.error is None for p in hs.plots)
+               and not any(t.status == "running" for t in hs.transfers) for hs in state.hosts)
+    settled = farm_settled(state, hosts)
     for name, host in hosts.items():             # inventory order: deterministic
         hs = by_name.get(name)
         if not host.is_plotter or hs is None:
@@ -388,14 +417,16 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
             waits.append(Wait(name, "plotter", f"unreachable: {hs.error or 'no answer'}",
                               kind=WaitKind.UNREACHABLE))
             continue
-        stop = blocked(host, hs, host_clock(hs, state, now), now)
+        stop = blocked(host, hs, host_clock(hs, state, now), now, idle)
         if stop is not None:
             waits.append(stop)
             continue
         full = budget.blocks(host.k, host.compression)
         if full:
             backpressure = backpressure or full
-            waits.append(Wait(name, "plotter", "farm full", kind=WaitKind.FARM_FULL))
+            # full for good when the farm can make no room by itself
+            waits.append(Wait(name, "plotter", "farm full", blocked=settled,
+                              kind=WaitKind.FARM_FULL))
             continue
         verdict = judge_plotter(host, hs, host_clock(hs, state, now), now)
         if isinstance(verdict, Wait):

@@ -269,6 +269,7 @@ class HostState:
     conflicts: Tuple[Conflict, ...] = ()
     drive_failures: Tuple[DriveFailure, ...] = ()
     rsync_version: Optional[Tuple[int, ...]] = None
+    logs_pending: Tuple[str, ...] = ()      # logs the agent has not read to their end yet
     replot: Replot = Replot()
 
     def to_json(self) -> dict:
@@ -354,6 +355,7 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         conflicts=_tuple(Conflict, snap.get("conflicts")),
         drive_failures=_tuple(DriveFailure, snap.get("drive_failures")),
         rsync_version=tuple(snap["rsync_version"]) if snap.get("rsync_version") else None,
+        logs_pending=tuple(snap.get("logs_pending") or ()),
         replot=_replot(snap),
     )
 

@@ -354,6 +354,11 @@ def transfer(fleet, hosts: Mapping[str, Host], t: StartTransfer, check: bool,
     res = _call(lambda: fleet.agent(t.from_host).start_transfer(**args),
                 t, t.from_host, "transfer", name, _move_facts(t))
     if isinstance(res, Failed):
+        # nothing is coming: the drive is free for the next plot now, not in CLAIM_S
+        try:
+            fleet.agent(t.to_host).release_drive(to_dir=t.to_dir, plot=t.plot)
+        except (AgentError, SessionError):
+            pass        # the claim expires by itself (agent/facts/claim_record.py)
         return Failed(t, deleted + res.events, res.code, res.error) if deleted else res
     return Outcome(t, deleted + (Event(
         EventKind.TRANSFER_STARTED, t.from_host, name,

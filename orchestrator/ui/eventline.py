@@ -28,6 +28,19 @@ from orchestrator.core.decisions import human_bytes
 from orchestrator.ui.dirtables import HostKeys, plot_label
 
 FOLD = 5            # more events of one kind in one pass than this: one line
+# what may not reach a one-line output as it is: C0 and C1 controls (a newline
+# in a file name would start a forged line; ESC drives the terminal), DEL,
+# and Unicode's own line and paragraph separators
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text) -> str:
+    """`text` on one line, whatever it holds: controls escaped as Python
+    writes them (a file name `a<newline>b` prints as `a\\nb`)."""
+    return _UNPRINTABLE.sub(lambda m: _NAMED.get(m.group(0)) or
+                            (f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100
+                             else f"\\u{ord(m.group(0)):04x}"), str(text))
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,11 @@ TEMPLATES: Dict[str, tuple] = {
     "job_suspended_no_room": ("note", "{host} job {id} suspended"),
     "job_resumed_room": ("note", "{host} job {id} resumed"),
     "blocked": ("note", "{host} {subject} blocked"),       # the application log's waits
+    # replotting: the subject is the old plot, `plot_id` the new one it made room for
+    "replot_deleted": ("note", "{old} deleted on {at} for {id}"),
+    "replot_refused": ("fail", "{id} nothing deleted on {host} for it"),
+    "replot_space_missing": ("fail", "{at} deleting gave no room for {id}"),
+    "would_replot_delete": ("note", "would delete {old} on {at} for {id}"),
     # --check: what a pass would do
     "would_start_job": ("note", "would start {host} {what} {dir} {arrow} {to_dir}"),
     "would_transfer": ("note", "would send {id} {at} {arrow} {to}"),
@@ -193,14 +211,20 @@ def head(e: Mapping, places: Places, m: Marks) -> tuple:
         mark, template = found
         text = template.format(
             host=host, id=plot_id(e), what=e.get("what") or "", arrow=m.arrow,
-            subject=plot_id(e) or _short_subject(e),
+            subject=plot_id(e) or _short_subject(e), old=_subject_id(e),
             dir=places.short(host, e.get("dir")), to_dir=places.short(host, e.get("to_dir")),
             at=places.at(host, e.get("dir")),
             to=places.at(str(e.get("to_host") or host), e.get("to_dir")))
         if e.get("failed"):
             mark = "fail"
-    text = " ".join(text.split()) + _parens(e)
+    text = " ".join(printable(text).split()) + printable(_parens(e))
     return getattr(m, mark), text
+
+
+def _subject_id(e: Mapping) -> str:
+    """The first 8 of the id in the event's subject (a plot file's name)."""
+    m = _HEX64.search(str(e.get("subject") or ""))
+    return m.group(0)[:8].lower() if m else _short_subject(e)
 
 
 def _short_subject(e: Mapping) -> str:
@@ -233,7 +257,7 @@ def line(e: Mapping, stamp: str, places: Places, m: Marks = UTF8,
     cause after it as far as `width` allows (no width: all of it)."""
     mark, text = head(e, places, m)
     first = f"{stamp} {mark} {text}" if stamp else f"{mark} {text}"
-    cause = places.shorten(why(e))
+    cause = printable(places.shorten(why(e)))
     if not cause:
         return fit(first, width, m)
     sep = ": " if e.get("failed") else f" {m.dot} "
@@ -280,13 +304,14 @@ def render(e: Mapping, stamp: str, places: Places, m: Marks = UTF8,
     summary, or with `verbose` today's full `detail`."""
     style = "red" if e.get("failed") else ""
     if verbose:
-        return Text(f"{stamp} {e.get('detail', '')}" if stamp else str(e.get("detail", "")),
-                    style=style)
+        detail = printable(e.get("detail", ""))
+        return Text(f"{stamp} {detail}" if stamp else detail, style=style)
     if e.get("folded"):
         mark, text = folded_head(e, m)
+        text = printable(text)
         first = f"{stamp} {mark} {text}" if stamp else f"{mark} {text}"
         room = None if width is None else width - len(first) - 2
-        cause = str(e.get("why") or "")
+        cause = printable(e.get("why") or "")
         if cause and (room is None or room >= 8):
             first += ": " + fit(cause, room, m)
         return Text(fit(first, width, m), style=style)
@@ -297,8 +322,8 @@ def wait_text(w, places: Places, m: Marks = UTF8, width: Optional[int] = None) -
     """A wait (core/decisions.Wait) on one line: `localhost 9a2d26e0: plotter busy`."""
     subject = plot_label(w.subject) if w.subject.endswith(".plot") else \
         places.short(w.host, w.subject) if "/" in w.subject else w.subject
-    return Text(fit(f"{w.host} {subject}: {' '.join(w.reason.split())}", width, m),
-                style="yellow" if w.blocked else "dim")
+    return Text(fit(printable(f"{w.host} {subject}: {' '.join(printable(w.reason).split())}"),
+                    width, m), style="yellow" if w.blocked else "dim")
 
 
 def places_for(state, hosts) -> Places:
