@@ -7,6 +7,7 @@ them, a transfer when its source plot does.
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -31,6 +32,7 @@ from ..vocab import replot
 
 from . import probe
 from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets
+from .. import statefile
 from ..statefile import state_dir
 from ..vocab.wire import DirError
 
@@ -316,13 +318,7 @@ class Agent:
     def rsync_version(self):
         """This host's rsync, e.g. [3, 2, 7] (asked once per agent), or None."""
         if self._rsync_version is None:
-            try:
-                out = subprocess.run(["rsync", "--version"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, timeout=10).stdout
-                v = parse_rsync_version(out.decode("utf-8", "replace"))
-            except (OSError, subprocess.SubprocessError):
-                v = None
-            self._rsync_version = list(v) if v else []
+            self._rsync_version = list(rsync_version() or ())
         return self._rsync_version or None
 
     def partials(self, farm, rsyncs, now):
@@ -380,6 +376,38 @@ def _not_a_plot(path, what):
             "format": p.format if p else None, "plots": 1,
             "compress": 0, "compress_format": None,
             "error": "not a regular file (%s): never sent" % what}
+
+
+RSYNC_VERSION = "rsync-version.json"
+
+
+def rsync_version():
+    """(3, 2, 7) for the rsync on PATH, or None.  `rsync --version` is a
+    process start on every new agent's first snapshot (half its time on a
+    bare host): the answer is kept in the state dir for that very binary
+    (path, size, mtime), so a cold `status` asks it once per rsync upgrade."""
+    exe = shutil.which("rsync")
+    if exe is None:
+        return None
+    try:
+        st = os.stat(exe)
+    except OSError:
+        return None
+    key = "%s:%d:%d" % (os.path.realpath(exe), st.st_size, st.st_mtime_ns)
+    rec = statefile.load(RSYNC_VERSION)
+    if rec.get("key") == key and isinstance(rec.get("version"), list):
+        return tuple(rec["version"]) or None
+    try:
+        out = subprocess.run([exe, "--version"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=10).stdout
+        v = parse_rsync_version(out.decode("utf-8", "replace"))
+    except (OSError, subprocess.SubprocessError):
+        return None             # not kept: asked again next time
+    try:
+        statefile.save(RSYNC_VERSION, {"key": key, "version": list(v or ())})
+    except OSError:
+        pass                    # a read-only home: asked again by the next agent
+    return v
 
 
 def parse_rsync_version(text):
