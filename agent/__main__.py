@@ -1,9 +1,10 @@
-"""`python -m agent serve | snapshot --config JSON | plot-chiapos ... | plot-pos2 ... | transfer SPEC`"""
+"""`python -m agent serve | snapshot --config JSON | plot-chiapos ... | plot-pos2 ... |
+transfer SPEC | check SPEC`"""
 import json
 import sys
 
 USAGE = ("usage: python -m agent serve | snapshot --config JSON | plot-chiapos ... | "
-         "plot-pos2 ... | transfer SPEC")
+         "plot-pos2 ... | transfer SPEC | check SPEC")
 
 
 def main(argv):
@@ -26,6 +27,12 @@ def main(argv):
     if cmd == "plot-chiapos":
         from .launch.chiapos import main as plot
         return plot(rest)
+    if cmd == "check":
+        from .launch.check import run as check
+        if len(rest) != 1:
+            print("check: needs one JSON spec", file=sys.stderr)
+            return 2
+        return check(rest[0])
     if cmd == "plot-pos2":
         from .launch.pos2 import main as plot
         return plot(rest)

@@ -22,7 +22,7 @@ from orchestrator.core import plotcmd as commands
 
 from orchestrator import exitcodes
 from orchestrator.ui import views
-from orchestrator.errors import UserError, one_line
+from orchestrator.errors import AgentError, SessionError, UserError, one_line
 from orchestrator.remote.fleet import Fleet
 from orchestrator.config.inventory import load_inventory, unknown_keys_warning
 from orchestrator.ui.eventline import printable
@@ -264,6 +264,59 @@ def reset(c, host, inventory=None, json_=False):
         print(json.dumps({"reset": done}, indent=1))
     if failed:
         raise Exit(code=exitcodes.UNREACHABLE)
+
+
+@task(positional=["plot"], auto_shortflags=False,
+      help=helps("inventory", "limit", "json",
+                 plot="the quarantined plot: its path, file name or plot id (8+ hex digits)",
+                 delete="remove it for good instead of archiving it"))
+@one_line_errors
+def release(c, plot, inventory=None, limit=None, delete=False, json_=False):
+    """A quarantined plot, on the farmer's word: archived anyway, or (--delete) removed."""
+    from orchestrator.remote import proofs
+    inv, selected, hosts = load(inventory, limit)
+    plotters = [h for h in selected if h.is_plotter]
+    with Fleet(plotters) as fleet:
+        state = fleet.gather()
+        try:
+            host, q, res = proofs.release(fleet, state, plot, delete)
+        except (AgentError, SessionError) as e:
+            errors.print(f"plotfleet: release {plot}: {one_line(e)}", markup=False)
+            raise Exit(code=1)
+    if json_:
+        print(json.dumps({"host": host, "plot": q.path, "reason": q.reason, **asdict(res)}))
+    elif delete:
+        console.print(f"{host}: deleted {q.path} (quarantined: {q.reason})")
+    else:
+        console.print(f"{host}: {q.path} released to {res.path}: the next pass archives "
+                      f"it unchecked (quarantined: {q.reason})")
+
+
+@task(name="check", help=helps("inventory", "limit", "json",
+                               sample="check N random plots per drive (default: all)"))
+@one_line_errors
+def check_farm(c, inventory=None, limit=None, sample=None, json_=False):
+    """Check plots already on harvester drives, one drive at a time per harvester, at idle
+    priority: bad ones are reported, never moved.  Exit 1 when one is bad."""
+    from orchestrator.remote import proofs
+    n = 0 if sample is None else number_flag("--sample", sample, int, 1, 10 ** 7)
+    inv, selected, hosts = load(inventory, limit)
+    harvesters = [h for h in selected if h.is_harvester]
+    if not harvesters:
+        raise UserError(f"check: no harvester in {'--limit ' + limit if limit else 'the inventory'}")
+    with Fleet(harvesters) as fleet:
+        report = proofs.check_farm(fleet, harvesters, n)
+    if json_:
+        print(json.dumps({"checks": [{"host": x.host, "path": x.path,
+                                      "check": asdict(x.check) if x.check else None}
+                                     for x in report.checks],
+                          "errors": [{"where": w, "error": e} for w, e in report.errors]}))
+    else:
+        console.print(views.farm_check_view(report))
+    if report.errors:
+        raise Exit(code=exitcodes.UNREACHABLE)
+    if any(x.bad for x in report.checks):
+        raise Exit(code=1)
 
 
 @task(help=helps("inventory", "limit", "json", "check", verbose=VERBOSE_HELP))
@@ -687,8 +740,8 @@ def import_plotman(c, file=None, inventory=None, limit=None, path=None):
 # every task, once, by what a farmer does with it (`plotfleet --help` lists them so)
 GROUPS = (
     ("run", (plot_all, dashboard, archive, service)),
-    ("look", (status, logs, analyze, history, keys)),
-    ("act", (suspend, resume, kill, reset, deploy, notify_test)),
+    ("look", (status, logs, analyze, history, keys, check_farm)),
+    ("act", (suspend, resume, kill, reset, release, deploy, notify_test)),
     ("migrate", (import_plotman,)),
 )
 ns = Collection(*(t for _, tasks in GROUPS for t in tasks))

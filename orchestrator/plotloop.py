@@ -23,9 +23,12 @@ from its logs).
 """
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Iterator, Mapping, Tuple
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Tuple
 
 from orchestrator.core.events import Event
 from orchestrator.core.failures import backoffs
@@ -47,18 +50,49 @@ class Done:
     started: Tuple[Tuple[str, int, str], ...]   # (host, pid, log_file)
 
 
-def carry_out(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Done:
+def carry_out(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool,
+              tracker: Optional[RunTracker] = None) -> Done:
     """Apply the plan, then what core decides follows from its outcomes,
-    until nothing more follows: all within this pass."""
+    until nothing more follows: all within this pass.  The run (`tracker`)
+    learns each round's starts and lost answers as soon as they come, so a
+    Ctrl-C later in the pass still knows them."""
     events, asks, started = [], [], []
     while plan:
         outcomes = apply(fleet, hosts, plan, check)
         more = follow_up(outcomes, hosts, time.time())
+        if tracker is not None:
+            tracker.started.update((host, log) for host, _pid, log in more.started)
+            tracker.unanswered += more.asks
         events += [e for o in outcomes for e in o.events] + list(more.events)
         asks += more.asks
         started += more.started
         plan = more.plan
     return Done(tuple(events), tuple(asks), tuple(started))
+
+
+@contextmanager
+def _actions_finish_first():
+    """A Ctrl-C while a plan is carried out stops the loop once the plan's
+    requests are answered (each bounded by request_timeout_s), so a job
+    started in this pass is known by its log, never half-sent; a second
+    Ctrl-C stops at once.  Only the main thread takes signals (the
+    dashboard's passes run in their own and stop when it quits)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+
+    def later(signum, frame):
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+    old = signal.signal(signal.SIGINT, later)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _result(state: FleetState, hosts: Mapping[str, Host], p: Plan, now: float,
@@ -70,15 +104,14 @@ def _result(state: FleetState, hosts: Mapping[str, Host], p: Plan, now: float,
 
 def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
     """gather -> plan (core) -> apply (remote) -> follow up (core), as data."""
-    before = carry_out(fleet, hosts, plan_before(fleet.hosts, tracker.unanswered), check)
-    tracker.unanswered = before.asks
-    tracker.started.update((host, log) for host, _pid, log in before.started)
+    asks, tracker.unanswered = tracker.unanswered, ()    # asked again: answered or kept
+    with _actions_finish_first():
+        before = carry_out(fleet, hosts, plan_before(fleet.hosts, asks), check, tracker)
     state = fleet.gather()
     now = time.time()
     p = plan(state, hosts, now, max_new=tracker.remaining)
-    done = carry_out(fleet, hosts, p, check)
-    tracker.unanswered += done.asks
-    tracker.started.update((host, log) for host, _pid, log in done.started)
+    with _actions_finish_first():
+        done = carry_out(fleet, hosts, p, check, tracker)
     return _result(state, hosts, p, now, before.events + done.events)
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import os
 from typing import Dict, Optional, Sequence
 
-from orchestrator.core.state import (Dir, FleetState, Host, HostState, Job, Partial, Plot,
+from orchestrator.core.state import (Check, Dir, FleetState, Host, HostState, Job, Partial, Plot,
                                 Transfer, expected_plot_bytes)
 
 NOW = 1_700_000_000.0          # the laptop's clock in these tests
@@ -90,12 +90,16 @@ def fleet(*states: HostState, now: float = NOW) -> FleetState:
     return FleetState(hosts=tuple(states), now=now)
 
 
+PASSED = Check("passed", "chiapos", 0.9, 27, 30)
+
+
 def plot_file(dst: str = "/d0", n: int = 0, k: int = 32, size: Optional[int] = None,
-              mtime: float = NOW - 3600) -> Plot:
+              mtime: float = NOW - 3600, check: Optional[Check] = PASSED) -> Plot:
+    """A finished plot; its proof check passed unless `check` says otherwise."""
     pid = f"{n:064x}"
     return Plot(path=f"{dst}/plot-k{k}-2024-01-01-00-00-{pid}.plot",
                 size_bytes=size if size is not None else expected_plot_bytes(k), k=k,
-                plot_id=pid, mtime=mtime)
+                plot_id=pid, mtime=mtime, check=check)
 
 
 def transfer(plot: Plot, to_host: str = "h1", to_dir: str = "/f0", done: int = 0,

@@ -317,6 +317,18 @@ def make_plot(final_dir: Path, tmp_dir: Path, k: int = 18) -> Path:
     return final_dir / name
 
 
+def prove(paths) -> None:
+    """Run the agent's own proof check (`python -m agent check`, what a
+    plot-all pass starts on a new plot) on these plots now, in this run's
+    HOME, which the test hosts' agents share: a test about archiving starts
+    from plots already proven, as after the pass that checked them."""
+    import json
+    repo = str(Path(__file__).resolve().parent.parent)
+    subprocess.run([sys.executable, "-m", "agent", "check",
+                    json.dumps({"plots": [str(p) for p in paths]})],
+                   cwd=repo, env=dict(os.environ, PYTHONPATH=repo), check=True, timeout=300)
+
+
 class PlotCache:
     def __init__(self, base: Path):
         self.base = base
@@ -327,13 +339,16 @@ class PlotCache:
             self.plots.append(make_plot(self.base / "plots", self.base / "plot-tmp"))
         return self.plots[:n]
 
-    def copy_to(self, dest, n: int = 1) -> List[Path]:
+    def copy_to(self, dest, n: int = 1, proven: bool = False) -> List[Path]:
+        """n plots into dest; `proven`: their proof check run there already."""
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         out = []
         for p in self.get(n):
             shutil.copyfile(p, dest / p.name)
             out.append(dest / p.name)
+        if proven:
+            prove(out)
         return out
 
 

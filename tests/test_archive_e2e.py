@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from tests.cli import REPO, plotfleet, status_json
+from tests.sshhosts import prove
 
 MiB = 1 << 20
 PLOT_ID = re.compile(r"-([0-9a-f]{64})\.plot$")
@@ -57,8 +58,9 @@ class Plots:
         return set(self.digest)
 
 
-def give_plots(fleet, k18_plots, per_plotter, plots=None):
-    """`per_plotter` distinct cached k=18 plots into each plotter's dst dir."""
+def give_plots(fleet, k18_plots, per_plotter, plots=None, proven=True):
+    """`per_plotter` distinct cached k=18 plots into each plotter's dst dir,
+    their proof check already run (`proven`), as the pass before would."""
     plots = plots or Plots()
     plotters = [h for h in fleet.hosts.values() if h.role == "plotter"]
     have = len(plots.digest)
@@ -71,6 +73,9 @@ def give_plots(fleet, k18_plots, per_plotter, plots=None):
         plots.digest[pid] = hashlib.sha256(data).hexdigest()
         plots.size[pid] = len(data)
         plots.origin[pid] = h.name
+    if proven:
+        prove([Path(h.dirs["dst"][0], src.name) for i, src in enumerate(made)
+               for h in [plotters[i // per_plotter]]])
     return plots
 
 

@@ -73,3 +73,15 @@ def test_at_200x50_every_element_and_no_crushed_column():
     [row] = [x for x in lines if re.match(r"[0-9a-f]{8}\s+plotter1\s+harvester1:02\s", x)]
     assert re.search(r"40.0 GiB/101.4 GiB\s+68.3 MiB/s\s+15:21\s+running", row), row
     assert "50.0 GiB" in text and "53.0 GiB" in text                # tmp sizes
+
+
+def test_at_120x40_every_plotman_element_shows():
+    text = screen(120, 40, LOG)
+    flat = " ".join(text.split())
+    lines = text.splitlines()
+    assert len(lines) == 40 and max(map(len, lines)) <= 120
+    for seen in ("plotting", "archiving", "jobs", "transfers", "harvester drives",
+                 "phases", "inbound", "ready", "actions"):
+        assert seen in flat, (seen, text)
+    assert re.search(r"^[0-9a-f]{8}\s+plotter1\s+harvester1:02\s+\S+\s+40.0 GiB/101.4 GiB",
+                     text, re.M), text            # the transfer's columns whole

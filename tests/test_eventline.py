@@ -78,3 +78,13 @@ def test_more_than_five_of_a_kind_in_a_pass_fold_into_one_line():
     text = eventline.render(one, "19:40:00", places(), eventline.UTF8, 80).plain
     assert text == "19:40:00 ✗ 7 x claim failed on hv1: drive busy"
     assert eventline.fold(sends) == sends
+
+
+def test_a_replot_deletion_names_the_old_plot_and_the_new_one_it_made_room_for():
+    old = "plot-k32-2021-04-04-19-00-" + "ab" * 32 + ".plot"
+    e = Event("replot_deleted", "hv1", old, "replot: deleted hv1:/mnt/hdd/farm1/" + old,
+              dir="/mnt/hdd/farm1", plot_id=ID, size_bytes=101 << 30,
+              why=f"og-plots, room for {PLOT}").to_json()
+    line = eventline.line(e, "19:40:00", places(), eventline.UTF8, 80)
+    assert line.startswith("19:40:00 · abababab deleted on hv1:farm1 for 33edc5e6 (101.0 GiB)")
+    assert len(line) <= 80

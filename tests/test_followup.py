@@ -4,6 +4,7 @@ The e2e tests (test_copies_e2e.py, test_archive_e2e.py) show these on real
 hosts; here each rule is pinned on its own, including the ones a real fleet
 rarely shows (a digest that disagrees after a promote, a start unanswered
 for ten minutes)."""
+from agent.vocab.wire import ErrorCode
 from orchestrator.core.decisions import Promote, RemoveSource, StartJob, StartTransfer
 from orchestrator.core.followup import ASK_AGAIN_S, follow_up
 from orchestrator.core.outlook import outlook
@@ -56,8 +57,8 @@ def test_a_lost_start_is_asked_again_until_its_time_is_up():
                      100.0 + ASK_AGAIN_S)
     assert late.asks == () and "no longer asked" in late.events[0].detail
     # a try that expired on the host did nothing: asked again; a refusal is final
-    assert follow_up([Failed(ask, (), "deadline_expired", "late")], HOSTS, 200.0).asks == (ask,)
-    refused = follow_up([Failed(ask, (), "busy", "limits")], HOSTS, 200.0)
+    assert follow_up([Failed(ask, (), ErrorCode.DEADLINE_EXPIRED, "late")], HOSTS, 200.0).asks == (ask,)
+    refused = follow_up([Failed(ask, (), ErrorCode.REFUSED, "limits")], HOSTS, 200.0)
     assert refused.asks == () and refused.events[0].kind == "job_start_failed"
     assert follow_up([Started(ask, (), 42, "/log/a.log")], HOSTS, 200.0).started == (
         ("p1", 42, "/log/a.log"),)
@@ -80,3 +81,4 @@ def test_the_plan_holds_what_the_scheduler_and_archiver_decide_and_guards_before
     assert outlook(state, hosts, p.schedule, p.archive)[0].archiving == "next"
     before = plan_before(hosts.values(), (AskAgain(S, {}, 0.0),))
     assert [g.host for g in before.guards] == ["p1"] and len(before.asks) == 1
+

@@ -346,6 +346,15 @@ def load_error(tmp_path, monkeypatch, text):
      " \"'/opt/my py/bin/python3\""),
     ({"ansible_python_interpreter": "\"  \""},
      "host plotter03: ansible_python_interpreter is empty"),
+    # the farmer's check tool: split like a shell would, on the host
+    ({"check_command": "\"bladebit_cuda check -n {n} '{path}\""},
+     "host plotter03: check_command cannot be parsed (No closing quotation):"
+     " \"bladebit_cuda check -n {n} '{path}\""),
+    ({"check_command": "bladebit_cuda check -n 30"},
+     "host plotter03: check_command must name the plot as {path}, e.g. "
+     "'bladebit_cuda check -n {n} {path}'"),
+    ({"check_min_ratio": "-0.1"}, "host plotter03: check_min_ratio must be at least 0, got -0.1"),
+    ({"check_parallel": "0"}, "host plotter03: check_parallel must be at least 1, got 0"),
 ])
 def test_bad_plotter_settings(tmp_path, monkeypatch, change, message):
     assert load_error(tmp_path, monkeypatch, plotter_with(**change)) == f"inventory.yaml: {message}"

@@ -18,12 +18,14 @@ PAGE = 4096
 
 @pytest.fixture
 def drive(tmp_path, tmpfs, k18_plots):
-    """A farm drive holding 3 old plots and 64 KiB: a fresh agent, its config,
-    the old plots (largest first) and a new plot (name, id, size) to send."""
+    """A farm drive holding 3 old plots and 2 MiB, less than a plot (k=18
+    plots differ by up to 0.7 MiB: one old plot makes room for any new one):
+    a fresh agent, its config, the old plots (largest first) and a new plot
+    (name, id, size) to send."""
     reset_replot_records()
     d, config = host_dirs(tmp_path)
     plots = k18_plots.get(4)
-    size = sum(-(-p.stat().st_size // PAGE) * PAGE for p in plots[:3]) + 64 * 1024
+    size = sum(-(-p.stat().st_size // PAGE) * PAGE for p in plots[:3]) + 2 * 2 ** 20
     tmpfs.mount(d["farm"], str(size))
     config["replot"] = RULES
     olds = sorted(give_old_plots(k18_plots, d["farm"], 3), key=lambda p: -p.stat().st_size)

@@ -20,7 +20,10 @@ from tests.test_archive_e2e import PARTIAL, give_plots
 
 LEDGER = Path(os.environ["HOME"], ".plotfleet", "replot-ledger.json")
 PAGE = 4096
-SLACK = 64 * 1024
+# k=18 plots differ in size by up to ~0.7 MiB (3.6 to 4.3 MiB): 2 MiB left free
+# on each drive (less than a plot) makes one old plot enough for any new one,
+# as with k32 plots, whose sizes hardly differ
+SLACK = 2 * 2 ** 20
 
 
 @pytest.fixture(autouse=True)
@@ -134,10 +137,7 @@ def events_of(stdout):
 
 def test_plot_all_replaces_just_enough_old_plots_and_the_farm_never_shrinks(
         ssh_fleet, tmpfs, tmp_path, k18_plots):
-    # k=18 plots differ in size by up to ~0.7 MiB (3.6 to 4.3 MiB): 2 MiB left
-    # free on each drive (less than a plot) makes one old plot enough for any
-    # new one, as with k32 plots, whose sizes hardly differ
-    fleet, h, olds = full_farm(ssh_fleet, tmpfs, k18_plots, slack=2 * 2 ** 20)
+    fleet, h, olds = full_farm(ssh_fleet, tmpfs, k18_plots)
     drives = h.dirs["farm"]
     before = len(final_plots(drives))
     assert before == 5

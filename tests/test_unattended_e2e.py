@@ -3,6 +3,7 @@
 condition, through a real apprise over real HTTP, with plotting never held
 up by the notifier."""
 import json
+import re
 import time
 
 import yaml
@@ -53,7 +54,10 @@ def test_the_application_log_holds_every_job_copy_and_removal_in_order(ssh_fleet
                                 "--json").stdout)
     assert mine == [x for x in records if x["host"] == "plotter1"]
     table = plotfleet("history", "--inventory", inv, "--host", "plotter1")
-    assert table.stdout.count("job_started") == 2 and "copy_promoted" not in table.stdout
+    # plot-all's own lines, dated: two starts, no promote (that was the harvester's)
+    assert len(re.findall(r"^\S+ \S+ (▶|>) plotter1 chiapos k18 ", table.stdout, re.M)) == 2, \
+        table.stdout
+    assert " promoted on " not in table.stdout
 
 
 def test_a_failing_plotter_alerts_once_and_resolves_once(ssh_fleet, tmp_path, inbox):

@@ -207,11 +207,15 @@ def finished_jobs(recs, live, keep_s, now):
     return out
 
 
-def failure_run(recs, live, reset_at, device=None):
-    """{"count", "last_error", "last_at", "last_log", "reset_at"}: the failed
-    jobs in a row, newest first, back to the newest finished plot (`device`:
-    of the jobs pinned to that GPU only, their log names say which)."""
-    count, last = 0, None
+def failure_run(recs, live, reset_at, device=None, quarantined=None):
+    """{"count", "last_error", "last_at", "last_log", "reset_at", "quarantined"}:
+    the failed jobs in a row, newest first, back to the newest finished plot
+    that is not in quarantine (`device`: of the jobs pinned to that GPU only,
+    their log names say which; `quarantined`: plot id -> why: a plot that
+    failed its proof check is a failure of the job that made it).  A
+    multi-plot log counts by its last plot."""
+    quarantined = quarantined or {}
+    count, bad, last = 0, 0, None
     for r in recs:
         if r.started <= reset_at:
             break
@@ -222,13 +226,16 @@ def failure_run(recs, live, reset_at, device=None):
         info = r.info
         if info is None or info["killed"]:
             continue
-        if info["finished"]:
+        reason = quarantined.get(info["plot_id"]) if info["finished"] else None
+        if info["finished"] and reason is None:
             break
-        if live.runs(r, info):
+        if reason is None and live.runs(r, info):
             continue
         count += 1
+        bad += 1 if reason is not None else 0
         if last is None:
-            last = (r, info)
+            last = (r, dict(info, error="plot quarantined: %s" % reason) if reason else info)
     return {"count": count, "last_error": last[1]["error"] if last else None,
             "last_at": last[0].ended if last else 0.0,
-            "last_log": last[0].path if last else None, "reset_at": reset_at}
+            "last_log": last[0].path if last else None, "reset_at": reset_at,
+            "quarantined": bad}

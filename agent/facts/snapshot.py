@@ -12,6 +12,7 @@ import time
 
 import psutil
 
+from . import checks
 from ..vocab import compression
 from . import disks
 from . import mounts
@@ -165,7 +166,8 @@ class Agent:
                 drive_failures += [{"dir": raw, "key": k}
                                    for k in health.get(p["real"], {}).get("failures", [])]
             if kind == "dst" and d["error_code"] != DirError.NOT_RESPONDING:
-                plots += self.finished(disks.plots_in(real, moved_only=True), writing)
+                plots += [self.proven(x) for x in
+                          self.finished(disks.plots_in(real, moved_only=True), writing)]
                 plots += [_not_a_plot(path, what) for path, what in disks.not_regular(real)]
             if kind == "farm" and d["error_code"] not in (DirError.NOT_RESPONDING, DirError.MISSING,
                                                            DirError.NOT_DIR):
@@ -180,9 +182,13 @@ class Agent:
         for x in plots:
             b = bound.get(os.path.basename(x["path"]))
             x["bound_to"] = [b["to_host"], b["to_dir"]] if b else None
+        quarantine = checks.quarantined(
+            [raw for kind, raw, _ in cdirs
+             if kind == "dst" and probed[_key(raw)]["error_code"] != DirError.NOT_RESPONDING])
         logs = _log_entries(config)     # one listing of log_dir per snapshot
         joblogs.remember([j["log_file"] for j in all_jobs], now)    # held by a plot job
-        dead, failed, finished = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now)
+        dead, failed, finished = self.failed_jobs(config, logs, all_jobs, temp_dirs, by_id, now,
+                                                  quarantine)
         pending = sorted(self.logs.pending | {j["log_file"] for j in jobs
                                               if j.pop("log_complete", True) is False})
         return {
@@ -193,6 +199,9 @@ class Agent:
             "dirs": dirs,
             "plots": plots,
             "transfers": transfers,
+            "checks": [dict(checks.public(r), plot=r["plot"]) for r in checks.running(
+                [r for k, _, r in cdirs if k in ("dst", "farm")])],
+            "quarantine": quarantine,
             "partials": self.partials([r for k, _, r in cdirs if k == "farm"], rsyncs, now),
             "dead": dead,
             "finished": finished,
@@ -270,6 +279,14 @@ class Agent:
         plot["compress"], plot["compress_format"] = seen[2]
         return plot
 
+    def proven(self, plot):
+        """A finished plot with `check`: its proof check's record (status
+        running | interrupted | passed | failed | not_checked | released,
+        ratio, the prover's error, cost), or None before its check."""
+        rec = checks.read(plot["path"], plot["size_bytes"], plot["mtime"])
+        plot["check"] = None if rec is None else checks.public(rec)
+        return plot
+
     def probe_dirs(self, config):
         """{expanded configured path: probe} of every configured dir; a dir
         that does not answer within dir_timeout_s is not responding, and kept
@@ -322,11 +339,12 @@ class Agent:
                         "receiving": receiving})
         return out
 
-    def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now):
-        """(dead jobs, failures in a row, finished jobs) from the host's job logs."""
+    def failed_jobs(self, config, entries, all_jobs, temp_dirs, by_id, now, quarantine=()):
+        """(dead jobs, failures in a row, finished jobs) from the host's job
+        logs; a plot in `quarantine` is a failure of the job that made it."""
         log_dir = (config or {}).get("log_dir")
         none = {"count": 0, "last_error": None, "last_at": 0.0, "last_log": None,
-                "reset_at": 0.0}
+                "reset_at": 0.0, "quarantined": 0}
         if not log_dir:
             return [], none, []
         log_dir = disks.expand(log_dir)
@@ -338,10 +356,18 @@ class Agent:
         keep = (config or {}).get("dead_keep_s")
         keep = DEAD_KEEP_S if keep is None else float(keep)
         dead = failures.dead_jobs(recs, live, keep, now)
-        reset = failures.read_reset(state_dir(), log_dir)
-        run = failures.failure_run(recs, live, reset)
+        reset_at = failures.read_reset(state_dir(), log_dir)
+        bad = {q["plot_id"]: q["reason"] for q in quarantine if q["plot_id"]}
+        run = failures.failure_run(recs, live, reset_at, quarantined=bad)
+        # an endless job's log never ends: its bad plots are counted from the
+        # quarantine, back to the newest plot that passed its check
+        n, newest = checks.bad_in_row(quarantine, disks.dirs_of(config, "dst"), reset_at)
+        if n > run["count"]:
+            run.update(count=n, last_error="plot quarantined: %s" % newest["reason"],
+                       last_at=newest["quarantined_at"], last_log=None, quarantined=n)
         gpus = {lognames.device_of(r.path) for r in recs} - {None}
-        run["devices"] = {str(d): failures.failure_run(recs, live, reset, d) for d in sorted(gpus)}
+        run["devices"] = {str(d): failures.failure_run(recs, live, reset_at, d, bad)
+                          for d in sorted(gpus)}
         return dead, run, failures.finished_jobs(recs, live, keep, now)
 
 

@@ -173,11 +173,16 @@ def _signal(agent, config, pid, sig, state, started_at=None):
 
 
 @op(wire.JobStateReply)
-def suspend(agent, config: wire.Config, pid: int, started_at: Optional[float] = None):
+def suspend(agent, config: wire.Config, pid: int, started_at: Optional[float] = None,
+            reason: Optional[str] = None):
     """SIGSTOP a job of this host's dirs.  `started_at` as the snapshot
-    reported it: a pid now held by a later process is refused."""
+    reported it: a pid now held by a later process is refused.  `reason`
+    (the controller's, e.g. a job making bad plots) is kept and shown until
+    the operator resumes it."""
     out = _signal(agent, config, pid, signal.SIGSTOP, "suspended", started_at)
     room.forget(out["pid"])     # the operator's now: not resumed when room frees up
+    if reason:
+        room.hold(out["pid"], _host_job(agent, config, pid, started_at)["started_at"], reason)
     return out
 
 

@@ -31,14 +31,17 @@ from ..vocab import wire
 from ..vocab.wire import DirError
 
 RECORD = "room-suspended.json"
+# jobs suspended on the controller's decision, with why (making bad plots):
+# shown like the room's, resumed only by the operator
+HELD = "held-suspended.json"
 # a dst in this state would lose the plot at its final copy: the job waits
 # (its temp files kept) until the drive is back; not_responding is unknown
 CANNOT_TAKE = (DirError.MISSING, DirError.READ_ONLY, DirError.NOT_WRITABLE, DirError.NOT_DIR,
                DirError.UNREADABLE)
 
 
-def _entries():
-    rec = statefile.load(RECORD)
+def _entries(name=RECORD):
+    rec = statefile.load(name)
     jobs = rec.get("jobs")
     return jobs if isinstance(jobs, list) else []
 
@@ -51,12 +54,13 @@ def _find(entries, pid, started_at):
 
 
 def paused(jobs):
-    """{pid: reason} of these jobs that the agent suspended for room (for the
-    snapshot: status shows why a job is suspended)."""
-    entries = _entries()
+    """{pid: reason} of these jobs that the agent suspended for room, or held
+    on the controller's word (for the snapshot: status shows why a job is
+    suspended)."""
+    room, held = _entries(), _entries(HELD)
     out = {}
     for j in jobs:
-        e = _find(entries, j["pid"], j["started_at"])
+        e = _find(room, j["pid"], j["started_at"]) or _find(held, j["pid"], j["started_at"])
         if e is not None:
             out[j["pid"]] = e.get("reason") or "no room"
     return out
@@ -65,8 +69,18 @@ def paused(jobs):
 def forget(pid):
     """The operator suspended or resumed `pid`: it is no longer ours to resume."""
     with host_lock():
-        entries = [e for e in _entries() if e.get("pid") != pid]
-        statefile.save(RECORD, {"jobs": entries})
+        for name in (RECORD, HELD):
+            entries = [e for e in _entries(name) if e.get("pid") != pid]
+            statefile.save(name, {"jobs": entries})
+
+
+def hold(pid, started_at, reason):
+    """`pid` was suspended for `reason` (not room): said in the snapshot,
+    never resumed by the room guard; the operator's resume forgets it."""
+    with host_lock():
+        entries = [e for e in _entries(HELD) if e.get("pid") != pid]
+        entries.append({"pid": pid, "started_at": started_at, "reason": reason})
+        statefile.save(HELD, {"jobs": entries})
 
 
 def _signal(pid, sig):

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Optional
 
-from ..facts import disks, drive_health, plotfile
+from ..facts import checks, disks, drive_health, plotfile
 from ..vocab import names
 from ..facts.procs import maybe_receiving, rsync_targets
 from ..facts.snapshot import FRESH_S, read_transfers, transfers_dir
@@ -245,7 +245,8 @@ def remove_plot(agent, config: wire.Config, plot: str, proof: dict):
         raise ActionError("the copy does not hold this plot's bytes (%s): %s kept"
                           % (why, path), code=ErrorCode.MISMATCH)
     os.remove(path)
-    for extra in (transfer_state_path(path), transfer_state_path(path)[:-5] + ".progress",
+    for extra in (checks.record_path(path), checks.record_path(path)[:-5] + ".log",
+                  transfer_state_path(path), transfer_state_path(path)[:-5] + ".progress",
                   transfer_state_path(path)[:-5] + ".runner.log"):
         try:
             os.remove(extra)

@@ -177,6 +177,14 @@ class SnapshotReply:
     conflicts: list
     drive_failures: list
     rsync_version: Optional[list]
+    # proof checks (agent/facts/checks.py): plots[].check is each plot's
+    # check record ({status: running | interrupted | passed | failed |
+    # not_checked | released, ratio, proofs, challenges, error, seconds,
+    # bytes_read, reads, ...}, null before its check); `checks` the checks
+    # running on this host; `quarantine` the plots waiting in
+    # <dst>/quarantine/ ({path, size_bytes, dst_dir, reason, ratio, ...})
+    checks: Optional[list] = None
+    quarantine: Optional[list] = None
     logs_pending: Optional[list] = None     # logs not read to their end by the deadline:
                                             # what they say is left out until they are
     replot: Optional[dict] = None   # {sets, deletes_last_hour, stopped}: facts/ledger.py
@@ -294,6 +302,37 @@ class ListLogsReply:
 class GuardRoomReply:
     suspended: list         # [{pid, plot_id, dst_dir, reason}]
     resumed: list
+
+
+@dataclass(frozen=True)
+class CheckStartedReply:
+    """start_check, start_drive_check: the runner and the plots it checks in turn."""
+    pid: Optional[int]      # None: no plot to check
+    plots: list
+
+
+@dataclass(frozen=True)
+class ReadChecksReply:
+    checks: dict            # path -> its check record, or None
+
+
+@dataclass(frozen=True)
+class CheckHistoryReply:
+    checks: list            # [{plot, k, compress, compress_format, status, method,
+                            #   ratio, error, seconds, bytes_read, reads, finished_at}]
+
+
+@dataclass(frozen=True)
+class QuarantineReply:
+    path: str               # where the plot waits now
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReleaseReply:
+    path: Optional[str] = None      # where a released plot is now
+    released: bool = False
+    removed: Optional[str] = None   # the quarantined plot deleted (--delete)
 
 
 @dataclass(frozen=True)

@@ -560,6 +560,16 @@ def _host(source: str, name: str, raw: dict, groups: List[str], magic: dict,
                       f"cannot be parsed ({e}): {_show(out['python'])}") from None
         if not words:
             raise err("ansible_python_interpreter", "is empty")
+    if out.get("check_command") is not None:
+        # the agent splits it like a shell would: a broken one fails here
+        try:
+            words = shlex.split(out["check_command"])
+        except ValueError as e:
+            raise err("check_command", f"cannot be parsed ({e}): "
+                                       f"{_show(out['check_command'])}") from None
+        if not words or "{path}" not in out["check_command"]:
+            raise err("check_command", "must name the plot as {path}, e.g. "
+                                       "'bladebit_cuda check -n {n} {path}'")
     if out.get("connection") == "local" and "python" not in out:
         # this machine: the controller's own interpreter (its venv has chiapos
         # and psutil), as Ansible's `ansible_playbook_python` for localhost

@@ -190,6 +190,22 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         _int("max_transfers_per_plotter", 1, "transfers at once from one plotter", 1,
              roles=PLOTTER),
     )),
+    ("proof checks", (
+        _int("check_challenges", 30, "challenges a new v1 plot's check asks the prover "
+             "(chiapos DiskProver + Verifier) before it is archived", 1, maximum=10000,
+             roles=PLOTTER),
+        _float("check_min_ratio", 0.3, "valid proofs per challenge below which a plot is "
+               "checked once more, then quarantined (any prover error quarantines it)", 0,
+               maximum=10, roles=PLOTTER),
+        _int("check_challenges_v2", 4, "full proofs a new PoS2 plot's check fetches (its "
+             "qualities are checked for check_challenges challenges)", 0, maximum=1000,
+             roles=PLOTTER),
+        Key("check_command", "str", None, "checks the plots chiapos cannot read, e.g. "
+            "'bladebit_cuda check -n {n} {path}' (its 'N / M valid proofs' line is read; "
+            "unset: such plots are archived as 'not checked')", roles=PLOTTER),
+        _int("check_parallel", 1, "proof checks at once on a plotter (nice 19, idle I/O)",
+             1, maximum=64, roles=PLOTTER),
+    )),
     ("harvesting", (
         Key("farm_dirs", "path_list", (), "drives plots are archived to", roles=HARVESTER,
             required=True),

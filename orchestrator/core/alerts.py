@@ -34,6 +34,8 @@ Conditions (key: what):
                              more plots (of the plotters' largest k)
     copy_conflict:HOST:PLOT  a copy conflict or mismatch this pass (one
     copy_mismatch:HOST:PLOT  pass, then it resolves)
+    quarantined:HOST:PLOT    a plot that failed its proof check, while it
+                             waits in quarantine (one alert per plot)
 """
 from __future__ import annotations
 
@@ -104,6 +106,11 @@ def _own(hs: HostState, backed: Mapping[str, Any]) -> List[Alert]:
             out.append(Alert(f"stalled:{name}:{ident}", name, f"job {jid}",
                              f"{name}: job {jid} stalled in phase {phase_str(j.phase)} "
                              f"(tmp {j.tmp_dir}{idle})"))
+    for q in hs.quarantine:
+        plot = q.path.rsplit("/", 1)[-1]
+        out.append(Alert(f"quarantined:{name}:{plot}", name, plot,
+                         f"{name}: {plot} failed its proof check and is quarantined in "
+                         f"{q.path.rsplit('/', 1)[0]}: {q.reason}"))
     for d in hs.dirs:
         if d.error or d.set_aside_until is not None:
             out.append(Alert(f"drive:{name}:{d.path}", name, d.path,

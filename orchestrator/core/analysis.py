@@ -47,6 +47,60 @@ class Collected:
     unfinished: int = 0
     failed: List[Failed] = field(default_factory=list)
     down: List[str] = field(default_factory=list)        # hosts that could not be asked
+    checks: List["CheckRun"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """One finished proof check of a new plot, with who made the plot."""
+    host: str
+    plotter: str
+    device: str                     # "GPU 0" (cuda_device), else "cpu"
+    level: str                      # C0, C7, GH C7 ...
+    status: str                     # passed | failed | not_checked
+    ratio: Optional[float]
+    seconds: Optional[float]
+    bytes_read: Optional[int]
+    error: Optional[str] = None
+
+
+def check_run(host, rec: dict) -> "CheckRun":
+    """A check history record of `host` (an inventory Host) as a CheckRun."""
+    level = plotsize.label(plotsize.compression(rec.get("compress_format"),
+                                                rec.get("compress") or 0))
+    device = f"GPU {host.cuda_device}" if host.cuda_device is not None else (
+        "GPU" if host.bladebit_mode == "cudaplot" or host.plotter == "gigahorse" else "cpu")
+    return CheckRun(host.name, host.plotter, device, level, str(rec.get("status")),
+                    rec.get("ratio"), rec.get("seconds"), rec.get("bytes_read"),
+                    rec.get("error"))
+
+
+def check_report(checks: List[CheckRun]) -> Dict[str, List[dict]]:
+    """Check results by plotter (host and program), device and level: how
+    many passed, failed (quarantined), were not checked; the median ratio
+    and what a check cost."""
+    keys = {"plotter": lambda c: f"{c.host} {c.plotter}",
+            "device": lambda c: f"{c.host} {c.device}",
+            "level": lambda c: c.level}
+    out: Dict[str, List[dict]] = {}
+    for grouping, key in keys.items():
+        groups: Dict[str, List[CheckRun]] = {}
+        for c in checks:
+            groups.setdefault(key(c), []).append(c)
+        rows = []
+        for k, cs in sorted(groups.items()):
+            ratios = [c.ratio for c in cs if c.ratio is not None]
+            secs = [c.seconds for c in cs if c.seconds is not None]
+            rows.append({"key": k, "checked": len(cs),
+                         "passed": sum(1 for c in cs if c.status == "passed"),
+                         "failed": sum(1 for c in cs if c.status == "failed"),
+                         "not_checked": sum(1 for c in cs if c.status == "not_checked"),
+                         "median_ratio": statistics.median(ratios) if ratios else None,
+                         "mean_seconds": statistics.mean(secs) if secs else None,
+                         "mean_bytes_read": statistics.mean(
+                             [c.bytes_read for c in cs if c.bytes_read is not None] or [0])})
+        out[grouping] = rows
+    return out
 
 
 def add_log(col: Collected, host: str, path: str, text, mtime: float,
@@ -152,6 +206,7 @@ def report(col: Collected) -> dict:
             "unreadable": [{"where": w, "why": y} for w, y in col.unreadable],
             "down": list(col.down),
             "groups": aggregate(col.runs), "plots_per_day": plots_per_day(col.runs),
+            "checks": check_report(col.checks),
             "runs": [{"host": r.host, "log": r.log, "plotter": r.plotter, "k": r.k,
                       "compression": r.compression,
                       "tmp_dir": r.tmp_dir, "finished_at": r.finished_at,

@@ -32,6 +32,9 @@ an ArchiveDecision:
   a partial beside a conflict (a file of its final name with other bytes).
 - waits: every plot not moved, and why.
 
+A plot goes nowhere before its proof check is over (Plot.proven, see
+checker.py): a plot that failed it never reaches a farm drive.
+
 Drives that report an error (missing, read-only, not mounted, not
 responding, set aside after failed transfers) take nothing, and a drive
 holding a conflict for a plot's name is never chosen for that plot.
@@ -409,6 +412,8 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
                                   blocked=True, kind=WaitKind.NOT_ARCHIVED))
                 continue
             waiting_names.add(name)
+            if not p.proven:
+                continue                # its proof check first (checker.py says why)
             if p.path in checked:
                 continue
             t = eff.get(p.path)
@@ -552,6 +557,8 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], by_name, no_farm: str
                     farm.deletes_done[drive.host] = (farm.deletes_done.get(drive.host, 0)
                                                      + len(verdict.deletions))
                     farm.taken.update(d.path for d in verdict.deletions)
+                if plot.check is not None and plot.check.status != "passed":
+                    why += f"; {plot.check.summary()}"     # not checked, or released
                 transfers.append(StartTransfer(
                     host.name, plot.path, plot.size_bytes, drive.host, to_dir,
                     "local" if local else "ssh", why,

@@ -36,6 +36,11 @@ class EventKind(str, Enum):
     TRANSFER_STARTED = "transfer_started"
     PROMOTE_FAILED = "promote_failed"
     REQUEST_FAILED = "request_failed"
+    # proof checks (core/checker.py, agent/launch/check.py)
+    CHECK_STARTED = "check_started"
+    CHECK_FAILED_TO_START = "check_failed_to_start"
+    PLOT_QUARANTINED = "plot_quarantined"           # failed its proof check: in <dst>/quarantine/
+    JOB_SUSPENDED_BAD_PLOTS = "job_suspended_bad_plots"     # an endless job making bad plots
     # replotting (core/replot.py, agent/ops/replot.py)
     REPLOT_DELETED = "replot_deleted"       # an old plot deleted for a new one: name, size,
                                             # the rule, the plot it made room for
@@ -49,6 +54,9 @@ class EventKind(str, Enum):
     WOULD_CLEAN_PARTIAL = "would_clean_partial"
     WOULD_TRANSFER = "would_transfer"
     WOULD_REPLOT_DELETE = "would_replot_delete"
+    WOULD_CHECK = "would_check"
+    WOULD_QUARANTINE = "would_quarantine"
+    WOULD_SUSPEND_JOB = "would_suspend_job"
 
     def __str__(self):
         return self.value

@@ -87,6 +87,42 @@ def backoffs(state: FleetState, hosts: Mapping[str, Host], host_clock,
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class HoldJob:
+    """Suspend a multi-plot job whose plots keep failing their proof check.
+    An endless job is never restarted, so a back-off alone would never
+    reach it; the job stays suspended, with `reason`, until the operator
+    resumes it."""
+    host: str
+    pid: int
+    started_at: float
+    plot_id: Optional[str]
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.host}: job pid {self.pid}: {self.reason}"
+
+
+def bad_plot_holds(state: FleetState, hosts: Mapping[str, Host], host_clock,
+                   now: float) -> Tuple[HoldJob, ...]:
+    """The running multi-plot jobs (count != 1) of plotters backed off for
+    plots that failed their check (max_failures of them in a row)."""
+    out: List[HoldJob] = []
+    for hs in state.hosts:
+        host = hosts.get(hs.name)
+        if host is None or not host.is_plotter or not hs.reachable:
+            continue
+        f = hs.failures
+        if f.quarantined < host.max_failures or backoff(host, hs, host_clock(hs), now) is None:
+            continue
+        reason = (f"making bad plots: {f.quarantined} in a row failed their proof check "
+                  f"(max_failures {host.max_failures}), last: {f.last_error}; "
+                  f"`plotfleet reset {hs.name}`, then `plotfleet resume`")
+        out += [HoldJob(hs.name, j.pid, j.started_at, j.plot_id, reason)
+                for j in hs.jobs if j.count != 1 and j.state == "running"]
+    return tuple(out)
+
+
 def cleanups(state: FleetState, hosts: Mapping[str, Host],
              host_clock) -> Tuple[Tuple[CleanDead, ...], Tuple[Wait, ...]]:
     """The failed jobs whose temp files go now, and why the others wait.

@@ -75,7 +75,7 @@ def follow_up(outcomes: Iterable[Outcome], hosts: Mapping[str, Host], now: float
             s = a.start
             # a try that expired did nothing, but the agent that got the first
             # one may still be finishing it: only its record can tell
-            waiting = isinstance(o, Unanswered) or o.code is ErrorCode.DEADLINE_EXPIRED
+            waiting = isinstance(o, Unanswered) or o.code == ErrorCode.DEADLINE_EXPIRED
             if waiting and now - a.sent_at < ASK_AGAIN_S:
                 asks.append(a)
             elif isinstance(o, Unanswered):

@@ -4,7 +4,8 @@ remote/apply.py carries it out.
 A pass is plan, apply, follow up (plotloop.py):
 
     plan_before(hosts, unanswered)      -> Plan  asks again, guards (before the snapshot)
-    plan(state, hosts, now, max_new)    -> Plan  guards, starts, clean-ups, archiving
+    plan(state, hosts, now, max_new)    -> Plan  guards, holds, starts, clean-ups,
+                                           proof checks and quarantines, archiving
     apply(fleet, hosts, plan, check)    -> outcomes (core/outcomes.py)
     follow_up(outcomes, now)            -> FollowUp (core/followup.py): its Plan is
                                            applied at once, in the same pass
@@ -19,9 +20,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping, Optional, Tuple
 
 from orchestrator.core.archiver import ArchiveDecision, archive
+from orchestrator.core.checker import Quarantine, StartCheck, checks
 from orchestrator.core.decisions import (CleanDead, CleanPartial, NoteDriveFailure, Promote,
                                          RemoveSource, StartJob, StartTransfer, Wait)
-from orchestrator.core.failures import cleanups
+from orchestrator.core.failures import HoldJob, bad_plot_holds, cleanups
 from orchestrator.core.farm import Farm, farm
 from orchestrator.core.scheduler import Decision, host_clock, schedule
 from orchestrator.core.state import FleetState, Host, expected_plot_bytes
@@ -55,8 +57,12 @@ class AskAgain:
 class Plan:
     asks: Tuple[AskAgain, ...] = ()
     guards: Tuple[GuardRoom, ...] = ()
+    holds: Tuple[HoldJob, ...] = ()         # endless jobs making bad plots: suspended
     starts: Tuple[StartJob, ...] = ()
     cleanups: Tuple[CleanDead, ...] = ()
+    # a plot is proven before it moves: the bad ones quarantined, new ones checked
+    quarantines: Tuple[Quarantine, ...] = ()
+    checks: Tuple[StartCheck, ...] = ()
     notes: Tuple[NoteDriveFailure, ...] = ()
     # finish what arrived first: a promoted plot frees its drive for the next
     promotes: Tuple[Promote, ...] = ()
@@ -71,7 +77,8 @@ class Plan:
 
     @property
     def actions(self) -> tuple:
-        return (self.asks + self.guards + self.starts + self.cleanups + self.notes
+        return (self.asks + self.guards + self.holds + self.starts + self.cleanups
+                + self.quarantines + self.checks + self.notes
                 + self.promotes + self.removals + self.cleans + self.transfers)
 
     def __bool__(self) -> bool:
@@ -90,6 +97,9 @@ class Plan:
         return {"starts": [asdict(s) for s in self.starts],
                 "waits": [asdict(w) for w in self.waits],
                 "cleanups": [asdict(c) for c in self.cleanups],
+                "holds": [asdict(h) for h in self.holds],
+                "checks": [asdict(c) for c in self.checks],
+                "quarantines": [asdict(q) for q in self.quarantines],
                 "transfers": [asdict(t) for t in self.transfers],
                 # replotting: the old plots each transfer deletes for its plot first
                 "deletions": [asdict(d) for t in self.transfers for d in t.deletions],
@@ -112,10 +122,14 @@ def plan_before(hosts: Iterable[Host], asks: Iterable[AskAgain]) -> Plan:
 
 def archive_plan(state: FleetState, hosts: Mapping[str, Host],
                  model: Optional[Farm] = None) -> Plan:
-    """The archive half of a pass (plot-all's, and the `archive` task's)."""
+    """The archive half of a pass (plot-all's, and the `archive` task's):
+    new plots proven (checks started, failed ones quarantined), proven ones
+    sent."""
+    proofs = checks(state, hosts)
     arch = archive(state, hosts, model)
-    return Plan(notes=arch.notes, promotes=arch.promotes, cleans=arch.cleans,
-                transfers=arch.transfers, waits=arch.waits, archive=arch, farm=model)
+    return Plan(quarantines=proofs.quarantines, checks=proofs.starts, notes=arch.notes,
+                promotes=arch.promotes, cleans=arch.cleans, transfers=arch.transfers,
+                waits=proofs.waits + arch.waits, archive=arch, farm=model)
 
 
 def plan(state: FleetState, hosts: Mapping[str, Host], now: float,
@@ -126,10 +140,13 @@ def plan(state: FleetState, hosts: Mapping[str, Host], now: float,
     stray = tuple(_guard(hosts[hs.name]) for hs in state.hosts
                   if hs.name in hosts and hosts[hs.name].count == 1
                   and any(j.count != 1 for j in hs.jobs))
+    clock = lambda hs: host_clock(hs, state, now)   # noqa: E731
     decision = schedule(state, hosts, now, max_new=max_new, model=model)
-    cleans, clean_waits = cleanups(state, hosts, lambda hs: host_clock(hs, state, now))
+    cleans, clean_waits = cleanups(state, hosts, clock)
     arch = archive_plan(state, hosts, model)
-    return Plan(guards=stray, starts=decision.starts, cleanups=cleans, notes=arch.notes,
+    return Plan(guards=stray, holds=bad_plot_holds(state, hosts, clock, now),
+                starts=decision.starts, cleanups=cleans, quarantines=arch.quarantines,
+                checks=arch.checks, notes=arch.notes,
                 promotes=arch.promotes, cleans=arch.cleans, transfers=arch.transfers,
                 waits=decision.waits + clean_waits + arch.waits,
                 schedule=decision, archive=arch.archive, farm=model)

@@ -128,6 +128,10 @@ class RunTracker:
             return None
         failed = [_failed_line(host, d) for (host, _), (kind, d) in outcomes.items()
                   if kind == "failed"]
+        # a plot of this run that failed its proof check is a failed job too
+        failed += [f"{h.name}: plot {q.plot_id[:8]} failed its proof check and waits in "
+                   f"quarantine: {q.reason}" for h in state.hosts for q in h.quarantine
+                   if q.plot_id in ids]
         code = UNREACHABLE if any(not h.reachable for h in state.hosts) else FAILED
         if len(self.started) >= self.limit:
             return RunEnd(OK) if not failed else RunEnd(code, tuple(failed), len(failed))

@@ -115,6 +115,7 @@ class Failures:
     last_at: float = 0.0            # host clock: when the newest failure ended
     last_log: Optional[str] = None
     reset_at: float = 0.0
+    quarantined: int = 0            # of them, plots that failed their proof check
     # per GPU ("1": {count, last_error, last_at}) of a host with cuda_devices:
     # the jobs pinned to it, from their log names
     devices: dict = field(default_factory=dict, compare=False, hash=False)
@@ -147,6 +148,7 @@ class ReplotSet:
     plot_id: str
     plot: str                       # the new plot's file name
     dir: str                        # the farm dir (resolved) its room is on
+    drive: Optional[str] = None     # the drive's claim key on its harvester
     deletions: Tuple[Deleted, ...] = ()
     freed: int = 0
     need: int = 0
@@ -191,6 +193,64 @@ class Dir:
 
 
 @dataclass(frozen=True)
+class Check:
+    """A plot's proof check (agent/launch/check.py), as its plotter reports it."""
+    status: str                     # running | interrupted | passed | failed |
+                                    # not_checked | released (by the farmer)
+    method: Optional[str] = None    # chiapos | command | chia_rs
+    ratio: Optional[float] = None   # valid proofs per challenge (last round)
+    proofs: Optional[int] = None
+    challenges: Optional[int] = None
+    error: Optional[str] = None     # the prover's own words, or why not checked
+    seconds: Optional[float] = None
+    bytes_read: Optional[int] = None
+    reads: Optional[int] = None     # read calls (each may be a seek on a disk)
+    cpu_seconds: Optional[float] = None
+    started_at: float = 0.0
+    finished_at: Optional[float] = None
+    pid: Optional[int] = None
+    plot: Optional[str] = None      # in HostState.checks: the plot it checks
+
+    @property
+    def done(self) -> bool:
+        """Its plot may be archived: it passed, could not be checked (and
+        says why), or the farmer released it."""
+        return self.status in ("passed", "not_checked", "released")
+
+    def summary(self) -> str:
+        """One line: the ratio found, or the prover's (or the tool's) words."""
+        if self.status == "passed":
+            return f"passed: {self.proofs}/{self.challenges} proofs (ratio {self.ratio:.2f})"
+        if self.status == "running":
+            return "checking"
+        if self.status == "not_checked":
+            return f"not checked: {self.error}"
+        if self.status == "released":
+            return f"released by the farmer (was: {self.error})"
+        return f"{self.status}: {self.error}"
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A plot that failed its check, waiting in `<dst>/quarantine/` for the
+    farmer: never archived, never deleted by plotfleet."""
+    path: str
+    size_bytes: int
+    dst_dir: str
+    reason: str                     # the prover's words, or the ratio found
+    k: int = 0
+    plot_id: Optional[str] = None
+    mtime: float = 0.0
+    ratio: Optional[float] = None
+    method: Optional[str] = None
+    quarantined_at: float = 0.0
+    format: str = "v1"              # as Plot's
+    plots: int = 1
+    compress: int = 0
+    compress_format: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Plot(_Compressed):
     """A finished plot file waiting in a dst dir (or on a farm dir)."""
     path: str
@@ -204,6 +264,12 @@ class Plot(_Compressed):
     format: str = "v1"              # agent/vocab/formats.py: v1 | pos2 | pos2_group | drplot
     plots: int = 1                  # plots the file holds (a PoS2 group: from its header)
     bound_to: Optional[Tuple[str, str]] = None  # replotting: (harvester, dir) it is bound to
+    check: Optional[Check] = None   # its proof check; None: not checked yet
+
+    @property
+    def proven(self) -> bool:
+        """Its check is over and lets it be archived."""
+        return self.check is not None and self.check.done
 
 
 @dataclass(frozen=True)
@@ -268,6 +334,8 @@ class HostState:
     conflicts: Tuple[Conflict, ...] = ()
     drive_failures: Tuple[DriveFailure, ...] = ()
     rsync_version: Optional[Tuple[int, ...]] = None
+    checks: Tuple[Check, ...] = ()          # proof checks running (dst and farm plots)
+    quarantine: Tuple[Quarantined, ...] = ()
     logs_pending: Tuple[str, ...] = ()      # logs the agent has not read to their end yet
     replot: Replot = Replot()
 
@@ -303,6 +371,13 @@ class FleetState:
 
 def _tuple(cls, items):
     return tuple(cls(**_known(cls, i)) for i in items or ())
+
+
+def _plot(d: dict) -> Plot:
+    out = _known(Plot, d)
+    if out.get("check") is not None:
+        out["check"] = Check(**_known(Check, out["check"]))
+    return Plot(**out)
 
 
 def _known(cls, d: dict) -> dict:
@@ -343,7 +418,7 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         name=name, roles=tuple(roles), reachable=True,
         jobs=_tuple(Job, snap.get("jobs")),
         dirs=_tuple(Dir, snap.get("dirs")),
-        plots=_tuple(Plot, snap.get("plots")),
+        plots=tuple(_plot(p) for p in snap.get("plots") or ()),
         transfers=_tuple(Transfer, snap.get("transfers")),
         partials=_tuple(Partial, snap.get("partials")),
         dead=_tuple(DeadJob, snap.get("dead")),
@@ -354,6 +429,8 @@ def host_state_from_snapshot(name: str, roles, snap: dict) -> HostState:
         conflicts=_tuple(Conflict, snap.get("conflicts")),
         drive_failures=_tuple(DriveFailure, snap.get("drive_failures")),
         rsync_version=tuple(snap["rsync_version"]) if snap.get("rsync_version") else None,
+        checks=_tuple(Check, snap.get("checks")),
+        quarantine=_tuple(Quarantined, snap.get("quarantine")),
         logs_pending=tuple(snap.get("logs_pending") or ()),
         replot=_replot(snap),
     )
@@ -449,6 +526,12 @@ class Host:
     failure_backoff_m: float = 60.0             # then no new job for this long
     clean_after_m: float = 5.0                  # a failed job's temp files go once they rest
     kill_after_m: float = 1.0                   # kill of a dead job: its files must rest
+    # proof checks of new plots
+    check_challenges: int = 30
+    check_min_ratio: float = 0.3
+    check_challenges_v2: int = 4
+    check_command: Optional[str] = None
+    check_parallel: int = 1
     # harvesting and transfers
     farm_dirs: Tuple[str, ...] = ()
     transfer: str = "ssh"                       # ssh | local

@@ -20,6 +20,8 @@ from typing import Callable, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from agent.vocab.wire import ErrorCode, Limits, SshTarget, StartJobReply
 from orchestrator.core import copycheck
+from orchestrator.core.checker import Quarantine, StartCheck
+from orchestrator.core.failures import HoldJob
 from orchestrator.core.decisions import (CleanDead, CleanPartial, NoteDriveFailure, Promote,
                                          RemoveSource, StartJob, StartTransfer, human_bytes)
 from orchestrator.core.events import Event, EventKind
@@ -156,6 +158,65 @@ def note_drive_failure(fleet, n: NoteDriveFailure, check: bool) -> Outcome:
     return Outcome(n, (Event(EventKind.DRIVE_FAILURE_RECORDED, n.host, n.to_dir,
                              f"drive failure recorded: {n.describe()}", failed=True, dir=n.to_dir,
                              why=("fatal for the drive: " if n.fatal else "") + n.error),))
+
+
+def hold_job(fleet, h: HoldJob, check: bool) -> Outcome:
+    """Suspend a multi-plot job that keeps making bad plots, with why (the
+    agent keeps the reason and shows it until the operator resumes it)."""
+    subject = (h.plot_id or str(h.pid))[:12]
+    facts = dict(pid=h.pid, plot_id=h.plot_id, why=h.reason)
+    if check:
+        return _done(h, EventKind.WOULD_SUSPEND_JOB, h.host, subject,
+                     f"would suspend {h.describe()}", **facts)
+    res = _call(lambda: fleet.agent(h.host).suspend(pid=h.pid, started_at=h.started_at,
+                                                     reason=h.reason),
+                h, h.host, f"suspend of pid {h.pid}", subject, facts)
+    if isinstance(res, Failed):
+        return res
+    return Outcome(h, (Event(EventKind.JOB_SUSPENDED_BAD_PLOTS, h.host, subject,
+                             f"suspended {h.describe()}", failed=True, **facts),))
+
+
+def quarantine(fleet, q: Quarantine, check: bool) -> Outcome:
+    """Move a plot that failed its proof check to `<dst>/quarantine/` (the
+    agent refuses unless the plot's own check record failed)."""
+    name = posixpath.basename(q.plot)
+    facts = dict(dir=posixpath.dirname(q.plot), why=q.reason)
+    if check:
+        return _done(q, EventKind.WOULD_QUARANTINE, q.host, name,
+                     f"would quarantine {q.describe()}", **facts)
+    res = _call(lambda: fleet.agent(q.host).quarantine_plot(plot=q.plot, reason=q.reason),
+                q, q.host, f"quarantine of {name}", name, facts)
+    if isinstance(res, Failed):
+        return res
+    return Outcome(q, (Event(EventKind.PLOT_QUARANTINED, q.host, name,
+                             f"{q.host}: {name} failed its proof check and waits in "
+                             f"{posixpath.dirname(res.path)}: {q.reason} (never archived; "
+                             f"`plotfleet release` is the farmer's call)", failed=True,
+                             **facts),))
+
+
+def start_check(fleet, s: StartCheck, check: bool) -> Outcome:
+    """Start a plot's proof check on its plotter.  A host already running
+    as many (another controller's) says busy: nothing to say, next pass."""
+    name = posixpath.basename(s.plot)
+    at = dict(dir=posixpath.dirname(s.plot))
+    if check:
+        return _done(s, EventKind.WOULD_CHECK, s.host, name, f"would check {s.describe()}",
+                     **at)
+    try:
+        res = fleet.agent(s.host).start_check(plot=s.plot, settings=s.settings(),
+                                              max_running=s.max_running)
+    except AgentError as e:
+        if e.code in ("busy", "exists"):
+            return Failed(s, (), e.code, str(e))
+        return _failed(s, EventKind.CHECK_FAILED_TO_START, s.host, name,
+                       f"{s.host}: proof check of {name} did not start: {e}", e, why=str(e), **at)
+    except SessionError as e:
+        return _failed(s, EventKind.CHECK_FAILED_TO_START, s.host, name,
+                       f"{s.host}: proof check of {name} did not start: {e}", e, why=str(e), **at)
+    return _done(s, EventKind.CHECK_STARTED, s.host, name,
+                 f"proof check: {s.describe()} (pid {res.pid})", pid=res.pid, **at)
 
 
 def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
@@ -370,8 +431,11 @@ def apply(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Tuple[Ou
     out: List[Outcome] = [ask_again(fleet, a) for a in plan.asks]
     if plan.guards and not check:
         out += guard_room(fleet, plan.guards)
+    out += [hold_job(fleet, h, check) for h in plan.holds]
     out += [start_job(fleet, hosts, s, check) for s in plan.starts]
     out += [clean_dead(fleet, c, check) for c in plan.cleanups]
+    out += [quarantine(fleet, q, check) for q in plan.quarantines]
+    out += [start_check(fleet, s, check) for s in plan.checks]
     out += [note_drive_failure(fleet, n, check) for n in plan.notes]
     out += [promote(fleet, p, check) for p in plan.promotes]
     out += [remove_source(fleet, r) for r in plan.removals]

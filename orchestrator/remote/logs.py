@@ -10,7 +10,7 @@ from typing import Iterator, Mapping, Tuple
 
 from agent.vocab.logread import LogState, analyze_log
 from agent.facts.procs import held_open
-from orchestrator.core.analysis import Collected, add_log
+from orchestrator.core.analysis import Collected, add_log, check_run
 from orchestrator.errors import one_line
 
 from orchestrator.errors import UserError
@@ -97,6 +97,11 @@ def _host_logs(fleet, h) -> Collected:
         col.unreadable.append((h.name, f"unreachable: {one_line(e)}"))
         col.down.append(h.name)
         return col
+    try:
+        col.checks += [check_run(h, rec) for rec in
+                       fleet.agent(h.name).check_history().checks]
+    except Exception as e:
+        col.unreadable.append((f"{h.name}: proof checks", one_line(e)))
     for entry in logs:
         try:
             text = read_whole(fleet, h, entry["path"])
@@ -120,6 +125,7 @@ def collect_fleet(fleet, hosts) -> Collected:
             col.unfinished += part.unfinished
             col.failed += part.failed
             col.down += part.down
+            col.checks += part.checks
     return col
 
 

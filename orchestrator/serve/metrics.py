@@ -88,6 +88,20 @@ def families(p: Picture) -> List[Family]:
                ("host", "dir", "k", "level"),
                _count((h.name, x.path.rsplit("/", 1)[0], str(x.k or ""), level_of(x))
                       for h in up for x in h.plots)),
+        Family("plotfleet_plots_quarantined", "gauge",
+               "plots waiting in <dst>/quarantine/ after failing their proof check; "
+               "`reason` in the prover's words or as the ratio found",
+               ("host", "dir", "plot", "reason"),
+               tuple(((h.name, q.dst_dir, q.path.rsplit("/", 1)[-1], q.reason), 1.0)
+                     for h in up for q in h.quarantine)),
+        Family("plotfleet_checks_running", "gauge", "proof checks running, by host",
+               ("host",), tuple(((h.name,), float(len(h.checks))) for h in up)),
+        Family("plotfleet_plot_check_ratio", "gauge",
+               "valid proofs per challenge of each waiting plot's proof check",
+               ("host", "plot", "status"),
+               tuple(((h.name, x.path.rsplit("/", 1)[-1], x.check.status),
+                      float(x.check.ratio)) for h in up for x in h.plots
+                     if x.check is not None and x.check.ratio is not None)),
         Family("plotfleet_transfers_active", "gauge", "transfers running, by destination",
                ("host", "dir", "to_host"),
                _count((h.name, x.to_dir, x.to_host) for h, x in running)),

@@ -196,6 +196,16 @@ def render(p: Optional[Picture], refresh: float, task: str) -> str:
     out.append("<h2>transfers</h2>" + _table(("plot", "from → to", "progress", "rate", "status"),
                                              rows, "no transfers"))
 
+    rows = [f'<tr data-quarantined="{escape(q.path.rsplit("/", 1)[-1])}">'
+            f'{_td("host", escape(h.name))}{_td("plot", escape(q.path), True)}'
+            f'{_td("why", f"<span class=bad>{escape(q.reason)}</span>")}</tr>'
+            for h in st.hosts for q in h.quarantine]
+    rows += [f'<tr data-checking="{escape((c.plot or "?").rsplit("/", 1)[-1])}">'
+             f'{_td("host", escape(h.name))}{_td("plot", escape(c.plot or "?"), True)}'
+             f'{_td("why", "checking")}</tr>' for h in st.hosts for c in h.checks]
+    out.append("<h2>proof checks</h2>" + _table(("host", "~plot", "why"), rows,
+                                                "no check running, no plot in quarantine"))
+
     model = p.farm
     rows = []
     for d in sorted(model.drives, key=lambda d: (d.host, d.dirs[0])):

@@ -111,7 +111,7 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     if polled_at:
         title += time.strftime(" · polled %H:%M:%S", time.localtime(polled_at))
     lines = dirtables.status_lines(outlooks, keys, title=None)
-    roomy, small = height >= 40, height < 30
+    roomy, small = height >= 50, height < 30
     summary = views.summary_table(state, hosts, note=note, model=model) if roomy else \
         fleet_line(state, hosts, model, note)
     # why-not lines first; a small screen keeps its rows for the jobs, transfers, drives
@@ -119,8 +119,7 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     # a small screen: the title on a line of its own, no frame
     top_panel = Group(Text(title, style="bold reverse"), top) if small else Panel(top, title=title)
     top_size = min(_height(top_panel, width), max(height // 3, 4) if not roomy else height // 2)
-    log_size = 3 if small else min(10, max(height // 6, 4), max(len(log), 1) + 2)
-    mid_size = max(height - top_size - log_size, 0)
+    mid_size = max(height - top_size - 3, 0)          # the actions: one line at least
     wide = width >= WIDE
     main_width = width * 3 // 5 if wide else width
     if main_width >= COMPACT:
@@ -140,8 +139,9 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
     # what the tables leave of the middle goes to the actions, as far as they have lines
     need = max(sum(_height(r, main_width) for r in first), sum(_height(r, side_width) for r in rest)
                ) if wide else sum(_height(r, width) for r in first + rest)
-    spare = min(max(mid_size - need, 0), max(len(log) + 2 - log_size, 0))
-    mid_size, log_size = mid_size - spare, log_size + spare
+    # the actions come last: what the tables leave, up to 10 lines
+    log_size = 3 + min(max(mid_size - need, 0), max(len(log) - 1, 0), 8)
+    mid_size -= log_size - 3
     if wide:
         mid = Layout(name="mid", size=mid_size)
         mid.split_row(stack(first, main_width, mid_size, "main"),

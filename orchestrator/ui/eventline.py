@@ -100,6 +100,15 @@ TEMPLATES: Dict[str, tuple] = {
     "job_suspended_no_room": ("note", "{host} job {id} suspended"),
     "job_resumed_room": ("note", "{host} job {id} resumed"),
     "blocked": ("note", "{host} {subject} blocked"),       # the application log's waits
+    "check_started": ("note", "{id} proof check on {at}"),
+    "check_failed_to_start": ("fail", "{id} proof check on {at} did not start"),
+    "plot_quarantined": ("fail", "{id} quarantined on {at}"),
+    "job_suspended_bad_plots": ("fail", "{host} job {id} suspended"),
+    # replotting: the subject is the old plot, `plot_id` the new one it made room for
+    "replot_deleted": ("note", "{old} deleted on {at} for {id}"),
+    "replot_refused": ("fail", "{id} nothing deleted on {host} for it"),
+    "replot_space_missing": ("fail", "{at} deleting gave no room for {id}"),
+    "would_replot_delete": ("note", "would delete {old} on {at} for {id}"),
     # --check: what a pass would do
     "would_start_job": ("note", "would start {host} {what} {dir} {arrow} {to_dir}"),
     "would_transfer": ("note", "would send {id} {at} {arrow} {to}"),
@@ -107,6 +116,9 @@ TEMPLATES: Dict[str, tuple] = {
     "would_clean_dead": ("note", "would clean up {host} job {id}"),
     "would_clean_partial": ("note", "would clean {id} partial on {at}"),
     "would_record_drive_failure": ("note", "would record {at} drive failure"),
+    "would_check": ("note", "would check {id} on {at}"),
+    "would_quarantine": ("note", "would quarantine {id} on {at}"),
+    "would_suspend_job": ("note", "would suspend {host} job {id}"),
 }
 # facts in parentheses, per kind (any kind: size, then pid)
 VERIFIED = {"copy_promoted", "copy_confirmed"}
@@ -206,7 +218,7 @@ def head(e: Mapping, places: Places, m: Marks) -> tuple:
         mark, template = found
         text = template.format(
             host=host, id=plot_id(e), what=e.get("what") or "", arrow=m.arrow,
-            subject=plot_id(e) or _short_subject(e),
+            subject=plot_id(e) or _short_subject(e), old=_subject_id(e),
             dir=places.short(host, e.get("dir")), to_dir=places.short(host, e.get("to_dir")),
             at=places.at(host, e.get("dir")),
             to=places.at(str(e.get("to_host") or host), e.get("to_dir")))
@@ -214,6 +226,12 @@ def head(e: Mapping, places: Places, m: Marks) -> tuple:
             mark = "fail"
     text = " ".join(printable(text).split()) + printable(_parens(e))
     return getattr(m, mark), text
+
+
+def _subject_id(e: Mapping) -> str:
+    """The first 8 of the id in the event's subject (a plot file's name)."""
+    m = _HEX64.search(str(e.get("subject") or ""))
+    return m.group(0)[:8].lower() if m else _short_subject(e)
 
 
 def _short_subject(e: Mapping) -> str:

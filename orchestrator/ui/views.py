@@ -299,6 +299,65 @@ def copy_problems_table(state: FleetState) -> Optional[Table]:
     return t
 
 
+def checks_table(state: FleetState, now: Optional[float] = None) -> Optional[Table]:
+    """Proof checks: the quarantine (why, in the prover's words or as the
+    ratio found), the checks running, and plots archived unchecked (why)."""
+    now = time.time() if now is None else now
+    rows = [(h.name, q.path, "quarantine", q.reason, "red")
+            for h in state.hosts for q in h.quarantine]
+    for h in state.hosts:
+        for c in h.checks:
+            took = (h.host_time or now) - c.started_at if c.started_at else None
+            rows.append((h.name, c.plot or "?", "checking",
+                         f"for {human_duration(took)}" if took is not None else "", ""))
+        for p in h.plots:
+            if p.check is not None and p.check.status == "not_checked":
+                rows.append((h.name, p.path, "not checked", p.check.error or "", "yellow"))
+    if not rows:
+        return None
+    t = Table(title="proof checks", title_style="red" if any(r[2] == "quarantine" for r in rows)
+              else "", caption="release a quarantined plot: plotfleet release [--delete] PLOT"
+              if any(r[2] == "quarantine" for r in rows) else None, caption_justify="left")
+    t.add_column("host", no_wrap=True)
+    t.add_column("plot", overflow="fold", ratio=1)
+    t.add_column("state", no_wrap=True)
+    t.add_column("why", ratio=2)
+    for host, path, what, why, style in rows:
+        t.add_row(Text(host), Text(path), Text(what, style=style), Text(why, style=style))
+    return t
+
+
+def farm_check_view(report) -> Group:
+    """`plotfleet check`: the bad plots in the prover's words, then a count
+    per harvester (passed, bad, not checked), then what could not be asked."""
+    parts = []
+    bad = [x for x in report.checks if x.bad]
+    if bad:
+        t = Table(title="bad plots (left where they are)", title_style="red")
+        for col in ("host", "plot", "why"):
+            t.add_column(col, overflow="fold")
+        for x in bad:
+            t.add_row(Text(x.host), Text(x.path), Text(x.check.error or "", style="red"))
+        parts.append(t)
+    t = Table(title="farm check")
+    for col in ("host", "checked", "passed", "bad", "not checked", "bytes read", "time"):
+        t.add_column(col, justify="left" if col == "host" else "right")
+    for host in dict.fromkeys(x.host for x in report.checks):
+        mine = [x.check for x in report.checks if x.host == host and x.check is not None]
+        count = lambda s: sum(1 for c in mine if c.status == s)
+        t.add_row(Text(host), str(len(mine)), str(count("passed")),
+                  Text(str(count("failed")), style="red" if count("failed") else ""),
+                  str(len(mine) - count("passed") - count("failed")),
+                  human_bytes(sum(c.bytes_read or 0 for c in mine)),
+                  seconds(sum(c.seconds or 0 for c in mine)))
+    if not report.checks:
+        t.add_row(Text("no plots on the drives asked"), "", "", "", "", "", "")
+    parts.append(t)
+    for where, why in report.errors:
+        parts.append(Text(f"{where}: not checked: {why}", style="red"))
+    return Group(*parts)
+
+
 def down_table(state: FleetState) -> Optional[Table]:
     down = [h for h in state.hosts if not h.reachable]
     if not down:
@@ -342,6 +401,9 @@ def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
     problems = copy_problems_table(state)
     if problems is not None:
         parts.append(problems)
+    proofs = checks_table(state)
+    if proofs is not None:
+        parts.append(proofs)
     down = down_table(state)
     if down is not None:
         parts.append(down)
@@ -390,6 +452,21 @@ def analyze_view(rep: dict) -> Group:
             for key, n in counts.items():
                 failed.add_row(grouping, Text(key), str(n))
         parts.append(failed)
+    for grouping, rows in (rep.get("checks") or {}).items():
+        if not rows:
+            continue
+        t = Table(title=f"proof checks by {grouping}")
+        for col in (grouping, "checked", "passed", "quarantined", "not checked",
+                    "median ratio", "mean time", "mean read"):
+            t.add_column(col, justify="left" if col == grouping else "right")
+        for r in rows:
+            t.add_row(Text(r["key"]), str(r["checked"]), str(r["passed"]),
+                      Text(str(r["failed"]), style="red" if r["failed"] else ""),
+                      str(r["not_checked"]),
+                      "-" if r["median_ratio"] is None else f"{r['median_ratio']:.2f}",
+                      "-" if r["mean_seconds"] is None else seconds(r["mean_seconds"]),
+                      human_bytes(r["mean_bytes_read"]))
+        parts.append(t)
     if rep["unreadable"]:
         bad = Table(title="not analysed", title_style="red")
         bad.add_column("log", no_wrap=True)     # the name is what one looks for

@@ -1,0 +1,206 @@
+"""Proof checks and the quarantine, as the host sees them.
+
+A check's record (agent/launch/check.py writes it) lives in
+~/.plotfleet/checks/, one per plot path; it belongs to that file only while
+the file keeps the size and mtime it was checked at (a plot made again
+under the same name is checked again).  A check whose runner died while
+"running" reads "interrupted", and is started again.
+
+The quarantine is `<dst>/quarantine/`: a plot that failed its check waits
+there, never archived, never deleted by plotfleet, with `<plot>.json`
+beside it saying why (its own record, so the reason survives the state
+dir).  Only the farmer's `plotfleet release` moves it on.
+"""
+import hashlib
+import json
+import os
+
+import psutil
+
+from . import disks
+from ..statefile import state_dir
+
+QUARANTINE = "quarantine"
+GIVE_UP = 3         # checks of one plot that ended without a result: it fails
+DONE = ("passed", "failed", "not_checked", "released")
+
+
+def checks_dir():
+    return os.path.join(state_dir(), "checks")
+
+
+def _tag(path):
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def passed_path(dir_real):
+    """When the newest plot that passed its check in this dir was made."""
+    return os.path.join(checks_dir(), "passed.%s" % _tag(dir_real))
+
+
+def note_passed(plot_path, mtime):
+    """A plot of this dir passed: bad plots before it are no longer "in a row"."""
+    path = passed_path(os.path.dirname(disks.expand(plot_path)))
+    if mtime <= last_passed([os.path.dirname(disks.expand(plot_path))]):
+        return
+    tmp = path + ".%d.tmp" % os.getpid()
+    with open(tmp, "w") as f:
+        f.write("%.6f\n" % mtime)
+    os.replace(tmp, path)
+
+
+def last_passed(dirs_real):
+    best = 0.0
+    for d in dirs_real:
+        try:
+            with open(passed_path(d)) as f:
+                best = max(best, float(f.read().strip() or 0))
+        except (OSError, ValueError):
+            pass
+    return best
+
+
+def bad_in_row(quarantine, dst_real, reset_at):
+    """(how many, the newest) of the quarantined plots made after the newest
+    plot that passed in these dst dirs (and after the operator's reset): an
+    endless job's bad plots in a row, which its log alone cannot tell."""
+    since = max(last_passed(dst_real), reset_at)
+    bad = sorted((q for q in quarantine if q["mtime"] > since), key=lambda q: -q["mtime"])
+    return len(bad), (bad[0] if bad else None)
+
+
+HISTORY_MAX = 4 << 20      # the history file is halved past this
+
+
+def history_path():
+    return os.path.join(checks_dir(), "history.jsonl")
+
+
+def add_history(rec):
+    """One finished check, appended: what `analyze` reports per plotter,
+    device and level after the plot itself is long archived."""
+    path = history_path()
+    line = json.dumps(rec) + "\n"
+    try:
+        if os.path.getsize(path) > HISTORY_MAX:     # keep the newer half
+            with open(path) as f:
+                lines = f.readlines()
+            tmp = path + ".%d.tmp" % os.getpid()
+            with open(tmp, "w") as f:
+                f.writelines(lines[len(lines) // 2:])
+            os.replace(tmp, path)
+    except OSError:
+        pass
+    with open(path, "a") as f:
+        f.write(line)
+
+
+def history(dirs_real):
+    """The finished checks of plots in `dirs_real` (or their quarantine)."""
+    out = []
+    try:
+        with open(history_path()) as f:
+            lines = f.readlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue        # a line cut by a crash
+        d = os.path.dirname(rec.get("plot") or "")
+        if os.path.basename(d) == QUARANTINE:
+            d = os.path.dirname(d)
+        if isinstance(rec, dict) and d in dirs_real:
+            out.append(rec)
+    return out
+
+
+def record_path(plot_path):
+    """The record of the check of the file at `plot_path` (a plot's name and
+    a hash of its dir: its copy on a farm drive has a record of its own)."""
+    real = disks.expand(plot_path)
+    return os.path.join(checks_dir(), "%s.%s.json" % (os.path.basename(real),
+                                                      _tag(os.path.dirname(real))))
+
+
+def quarantine_dir(dst_dir):
+    return os.path.join(disks.expand(dst_dir), QUARANTINE)
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+        return rec if isinstance(rec, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid, started_at):
+    if not pid:
+        return False
+    try:
+        p = psutil.Process(pid)
+        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() <= started_at + 5
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def public(rec):
+    """A record as the snapshot carries it."""
+    keys = ("status", "method", "ratio", "proofs", "challenges", "error", "seconds",
+            "bytes_read", "reads", "cpu_seconds", "started_at", "finished_at", "pid")
+    return {k: rec.get(k) for k in keys}
+
+
+def read(plot_path, size=None, mtime=None):
+    """The check record of this file as it is now, or None (never checked,
+    or checked as another file of that name)."""
+    rec = load(record_path(plot_path))
+    if rec is None or disks.expand(rec.get("plot") or "") != disks.expand(plot_path):
+        return None
+    if size is not None and rec.get("size_bytes") not in (None, size):
+        return None
+    if mtime is not None and rec.get("mtime") is not None and abs(rec["mtime"] - mtime) > 1e-3:
+        return None
+    if rec.get("status") == "running" and not _alive(rec.get("pid"), rec.get("started_at", 0)):
+        rec = load(record_path(plot_path)) or rec     # it may just have ended
+        if rec.get("status") == "running" and (rec.get("attempts") or 1) >= GIVE_UP:
+            # a plot that kills the prover every time must not be checked for
+            # ever (nor archived): it fails, the farmer may release it
+            rec = dict(rec, status="failed", error="its check ended without a result %d times "
+                                                   "(the prover died on this plot?)" % GIVE_UP)
+        elif rec.get("status") == "running":
+            rec = dict(rec, status="interrupted", error="the check ended without a result")
+    return rec
+
+
+def running(dirs):
+    """Records of checks running on plots under `dirs` (expanded)."""
+    out = []
+    try:
+        names = sorted(n for n in os.listdir(checks_dir()) if n.endswith(".json"))
+    except OSError:
+        return out
+    for n in names:
+        rec = load(os.path.join(checks_dir(), n))
+        if not rec or rec.get("status") != "running" or not rec.get("plot"):
+            continue
+        if disks.inside(rec["plot"], dirs) and _alive(rec.get("pid"), rec.get("started_at", 0)):
+            out.append(rec)
+    return out
+
+
+def quarantined(dst_dirs):
+    """Plots waiting in the quarantine of each dst dir, each with why."""
+    out = []
+    for raw in dst_dirs:
+        q = quarantine_dir(raw)
+        for p in disks.plots_in(q):
+            why = load(p["path"] + ".json") or {}
+            p.update(dst_dir=raw, reason=why.get("reason") or "no reason recorded",
+                     ratio=why.get("ratio"), method=why.get("method"),
+                     quarantined_at=why.get("at") or p["mtime"])
+            out.append(p)
+    return out
