@@ -227,10 +227,9 @@ def plot_kinds(plots):
 
 
 def partials_in(path):
-    """[(path, final_name, size, mtime)] of transfer temp files in a farm dir
-    (a plot's name and the temp suffix: any other file is not plotfleet's)."""
+    """[(path, final_name, size, mtime)] of transfer temp files in a farm dir."""
     return [(os.path.join(path, name), name[:-len(PARTIAL_SUFFIX)], st.st_size, st.st_mtime)
-            for name, st in _files_ending(path, PARTIAL_SUFFIX) if names.is_partial(name)]
+            for name, st in _files_ending(path, PARTIAL_SUFFIX)]
 
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
