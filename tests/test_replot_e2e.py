@@ -15,6 +15,7 @@ from pathlib import Path
 from tests.cli import plotfleet, status_json
 import pytest
 
+from tests.sshhosts import prove
 from tests.replot_helpers import OLD_DATE, RULES, final_plots, old_name, reset_replot_records
 from tests.test_archive_e2e import PARTIAL, give_plots
 
@@ -62,12 +63,15 @@ def full_farm(ssh_fleet, tmpfs, k18_plots, olds=(3, 2), first=0, slack=SLACK, **
 
 def new_plots(fleet, k18_plots, n, first):
     """`n` new plots (today's names) in plotter1's dst dir, skipping the
-    `first` cached plots (the farm's old ones); their names."""
+    `first` cached plots (the farm's old ones), their proof check passed
+    (as after the pass that checked them: nothing is deleted for a plot
+    before that); their names."""
     dst = fleet.hosts["plotter1"].dirs["dst"][0]
     out = []
     for p in k18_plots.get(first + n)[first:]:
         Path(dst, p.name).write_bytes(p.read_bytes())
         out.append(p.name)
+    prove([Path(dst, name) for name in out])
     return out
 
 
