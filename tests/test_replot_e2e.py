@@ -348,3 +348,43 @@ def test_space_that_does_not_come_back_stops_replotting_on_that_drive(
     assert "replot_deleted" not in [e["kind"] for e in again.doc["events"]]
     assert gone(olds) == deleted, "nothing more deleted for it, on any drive"
     assert new in os.listdir(fleet.hosts["plotter1"].dirs["dst"][0])
+
+
+def test_nothing_is_deleted_for_a_plot_whose_proof_check_has_not_passed_on_its_plotter(
+        ssh_fleet, tmpfs, tmp_path, k18_plots):
+    # apply's last word before a deletion asks the plotter itself: a transfer
+    # with deletions for a plot never checked there (a plan from a stale view,
+    # another controller's) is refused, and nothing is deleted
+    from dataclasses import replace
+    from orchestrator.config.inventory import load_inventory
+    from orchestrator.remote.apply import transfer
+    from orchestrator.remote.fleet import Fleet
+    from tests.test_archive_e2e import PLOT_ID
+    fleet, h, olds = full_farm(ssh_fleet, tmpfs, k18_plots, olds=(2, 2))
+    [new] = new_plots(fleet, k18_plots, 1, first=4)
+    inv = fleet.write_inventory(tmp_path / "inv.yaml", replot=RULES)
+    planned = json.loads(plotfleet("plot-all", "--inventory", inv, "--once", "--check",
+                                   "--json").stdout)["decisions"]["transfers"]
+    assert planned and planned[0]["deletions"], "the checked plot gets its deletions"
+    [src] = k18_plots.get(6)[5:]                # another plot, never checked
+    unchecked = Path(fleet.hosts["plotter1"].dirs["dst"][0], src.name)
+    unchecked.write_bytes(src.read_bytes())
+    model = load_inventory(inv)
+    hosts = {x.name: replace(x, connect_timeout_s=5.0) for x in model.hosts}
+    from orchestrator.core.decisions import StartTransfer
+    from orchestrator.core.replot import Deletion
+    p = planned[0]
+    t = StartTransfer(p["from_host"], str(unchecked), unchecked.stat().st_size, p["to_host"],
+                      p["to_dir"], p["mode"], "replot", dest_dir=p["dest_dir"],
+                      deletions=tuple(Deletion(d["host"], d["path"], d["size_bytes"], d["rule"],
+                                               src.name) for d in p["deletions"]),
+                      plot_id=PLOT_ID.search(src.name).group(1))
+    with Fleet(list(hosts.values())) as f:
+        out = transfer(f, hosts, t, check=False)
+    assert [e.kind for e in out.events] == ["replot_refused"], out.events
+    [e] = out.events
+    assert e.failed and \
+        f"{src.name} not verified: its proof check did not pass (never checked)" in e.detail, e
+    assert gone(olds) == [] and ledger() == {}
+    assert unchecked.exists() and not any(src.name in n for d in h.dirs["farm"]
+                                          for n in os.listdir(d))

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from orchestrator.core.archiver import archive
 from orchestrator.core.scheduler import FarmBudget
-from orchestrator.core.state import Deleted, Dir, OldPlot, Partial, Replot, ReplotSet
+from orchestrator.core.state import Check, Deleted, Dir, OldPlot, Partial, Replot, ReplotSet
 from tests.factories import (GiB, NOW, fleet, harvester, host_state, inventory, plot_file,
                              plotter, transfer)
 
@@ -42,6 +42,23 @@ def test_a_full_farm_replaces_the_fewest_old_plots_on_the_best_drive():
     [t] = archive(state, hosts).transfers
     assert t.to_dir == "/f1" and [d.path for d in t.deletions] == ["/f1/c.plot"]
     assert t.deletions[0].for_plot in new.path and t.plot_id == new.plot_id
+
+
+def test_nothing_is_deleted_for_a_plot_whose_proof_check_did_not_pass():
+    # archived as before (not checked, or released by the farmer), but never
+    # at the cost of an old plot: only a plot that passed its check replaces one
+    dirs = [farm_dir("/f0", 10 * GiB, [old("/f0/a.plot", 120 * GiB)])]
+    for check, words in ((Check("not_checked", error="no prover reads this format"),
+                          "not checked: no prover reads this format"),
+                         (Check("released", error="Invalid size for deltas: 47187"),
+                          "released by the farmer (was: Invalid size for deltas: 47187)")):
+        state, hosts, _ = setup(dirs, plots=(plot_file("/d0", n=1, size=PLOT, check=check),))
+        d = archive(state, hosts)
+        assert d.transfers == () and "proof check did not pass" in d.waits[0].reason \
+            and words in d.waits[0].reason, d.waits
+    state, hosts, _ = setup(dirs)           # the same plot, its check passed
+    [t] = archive(state, hosts).transfers
+    assert [x.path for x in t.deletions] == ["/f0/a.plot"]
 
 
 def test_ties_go_to_the_oldest_plots_then_the_lowest_k():

@@ -676,7 +676,12 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
         pick = farm.best(size, host.fill, name)
         any_room = farm.any_room(size)
     if pick is None and not any_room:
-        choice = _replace_old(farm, plot, candidates)
+        # old plots give way only to a plot that passed its proof check: not
+        # to one that could not be checked, nor to a bad one the farmer released
+        choice = (_replace_old(farm, plot, candidates) if plot.check is not None
+                  and plot.check.status == "passed" else
+                  f"nothing is deleted for a plot whose proof check did not pass "
+                  f"({plot.check.summary() if plot.check else 'not checked'})")
         if isinstance(choice, replot.Choice):
             d = choice.drive
             return _Placement(d, choice.to_dir, size - d.partials.get(name, ("", 0))[1],

@@ -334,17 +334,25 @@ def _replot_refused(t: StartTransfer, host: str, why: str, e=None) -> Failed:
 def verified_on_plotter(fleet, t: StartTransfer) -> Optional[Failed]:
     """Before anything is deleted for it, the new plot is checked on its
     plotter: its header names it (id, k), its size is the one planned, its
-    digest reads.  (The proof check of the plot-check issue joins here.)
-    None when it holds, else the Failed outcome saying why."""
+    digest reads, and its proof check passed (read there now, not from the
+    pass's snapshot).  None when it holds, else the Failed outcome saying why."""
     name = posixpath.basename(t.plot)
+    at = {"dir": posixpath.dirname(t.plot)}
     d = _call(lambda: fleet.agent(t.from_host).digest(path=t.plot, spec=copycheck.spec()),
-              t, t.from_host, f"digest of {name}", name, {"dir": posixpath.dirname(t.plot)})
+              t, t.from_host, f"digest of {name}", name, at)
     if isinstance(d, Failed):
         return d
+    proof = _call(lambda: fleet.agent(t.from_host).read_checks(plots=[t.plot]),
+                  t, t.from_host, f"proof check of {name}", name, at)
+    if isinstance(proof, Failed):
+        return proof
+    rec = proof.checks.get(t.plot) or {}
     why = d.header_error or (
         f"size {d.size} is not the {t.size_bytes} planned" if d.size != t.size_bytes
         else f"its header names plot {d.header.get('plot_id')}"
-        if d.header.get("plot_id") != t.plot_id else None)
+        if d.header.get("plot_id") != t.plot_id
+        else f"its proof check did not pass ({rec.get('status') or 'never checked'})"
+        if rec.get("status") != "passed" else None)
     return _replot_refused(t, t.from_host, f"{name} not verified: {why}") if why else None
 
 
