@@ -4,6 +4,7 @@ nothing is deleted.  The drive is a real tmpfs filesystem holding real k=18
 plots named with a 2023 date (old) and a new plot's name to make room for."""
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -92,6 +93,7 @@ def test_more_than_the_plot_needs_or_none_needed_deletes_nothing(drive):
     ("resized", "changed:"),
     ("renamed", "no longer matches a replot rule"),
     ("outside", "outside the farm dirs"),
+    ("hardlink", "has other hard links"),   # unlinking one name frees nothing
 ])
 def test_each_plot_is_checked_again_on_the_host(drive, tmp_path, spoil, why):
     a, d, config, olds, new = drive
@@ -112,6 +114,9 @@ def test_each_plot_is_checked_again_on_the_host(drive, tmp_path, spoil, why):
         fresh = victim.with_name(victim.name.replace("2023-03-04", "2026-01-01"))
         os.rename(victim, fresh)
         victim = fresh
+    elif spoil == "hardlink":
+        Path(d["farm"], "kept").mkdir()
+        os.link(victim, Path(d["farm"], "kept", victim.name))
     elif spoil == "outside":
         victim = tmp_path / victim.name
         victim.write_bytes(b"x" * size)
@@ -172,10 +177,16 @@ def test_a_rule_that_matches_the_plot_in_transfer_deletes_nothing(drive):
 
 def test_space_that_does_not_come_back_stops_replotting_on_the_drive(drive):
     a, d, config, olds, new = drive
-    snap = Path(d["farm"], ".snapshots")
-    snap.mkdir()
-    os.link(olds[0], snap / olds[0].name)   # a snapshot keeps the blocks
-    r = claim(a, d, config, new, olds[:1])
+    # a bind mount of the plot keeps its blocks after the unlink, as a
+    # snapshot does, and no process holds it open (a second hard link is
+    # refused before anything is deleted)
+    snap = Path(d["farm"]).parent / "snapshot-of-plot"
+    snap.touch()
+    subprocess.run(["mount", "--bind", str(olds[0]), str(snap)], check=True)
+    try:
+        r = claim(a, d, config, new, olds[:1])
+    finally:
+        subprocess.run(["umount", str(snap)], check=True)
     assert r["ok"], r
     res = r["result"]
     assert not res["space_ok"] and "replotting stopped on this drive" in res["space_error"]

@@ -81,6 +81,9 @@ def _recheck(want, farm, same_drive, rules, held, named, new_plots):
         _refuse("%s is gone" % path, ErrorCode.VANISHED)
     if not stat.S_ISREG(st.st_mode):
         _refuse("%s is not a regular file" % path)
+    if st.st_nlink > 1:     # its bytes stay under the other name: no room is freed
+        _refuse("%s has other hard links (%d names): deleting it frees nothing"
+                % (path, st.st_nlink))
     name = os.path.basename(real)
     facts = rules_mod.name_facts(name)
     if facts is None:
