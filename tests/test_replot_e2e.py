@@ -326,12 +326,27 @@ def test_a_rule_matching_the_plot_in_transfer_deletes_nothing(ssh_fleet, tmpfs, 
 
 def test_space_that_does_not_come_back_stops_replotting_on_that_drive(
         ssh_fleet, tmpfs, tmp_path, k18_plots):
+    import subprocess
     fleet, h, olds = full_farm(ssh_fleet, tmpfs, k18_plots, olds=(2, 2))
     [new] = new_plots(fleet, k18_plots, 1, first=4)
-    for d, paths in olds.items():      # a snapshot keeps every old plot's blocks
-        Path(d, ".snapshots").mkdir()
-        for p in paths:
-            os.link(p, Path(d, ".snapshots", os.path.basename(p)))
+    # a snapshot keeps every old plot's blocks: a bind mount of each (outside
+    # the farm dirs) holds them after the unlink, and no process has it open
+    # (a second hard link is refused before anything is deleted)
+    snaps = []
+    try:
+        for paths in olds.values():
+            for p in paths:
+                snap = tmp_path / ("snapshot-" + os.path.basename(p))
+                snap.touch()
+                subprocess.run(["mount", "--bind", p, str(snap)], check=True)
+                snaps.append(snap)
+        _space_does_not_come_back(fleet, olds, new, tmp_path)
+    finally:
+        for snap in snaps:
+            subprocess.run(["umount", str(snap)], check=True)
+
+
+def _space_does_not_come_back(fleet, olds, new, tmp_path):
     inv = fleet.write_inventory(tmp_path / "inv.yaml", replot=RULES)
     r = archive(inv)
     kinds = [e["kind"] for e in r.doc["events"]]
