@@ -27,7 +27,7 @@ def long_prefixed_fleet(ssh_fleet):
 def test_status_names_dirs_by_key_and_agrees_with_plot_all_check(ssh_fleet, tmp_path, k18_plots):
     fleet = long_prefixed_fleet(ssh_fleet)
     p1, p2 = fleet.hosts["plotter1"], fleet.hosts["plotter2"]
-    [waiting] = k18_plots.copy_to(p2.dirs["dst"][1], n=1)
+    [waiting] = k18_plots.copy_to(p2.dirs["dst"][1], n=1, proven=True)   # its check passed
     job = start_job(p1, ID_A)           # in phase 1 on tmp 00: it holds that dir
     try:
         inv = fleet.write_inventory(tmp_path / "inventory.yaml", global_stagger_m=0)

@@ -115,6 +115,11 @@ def _dst_rows(host: Host, hs: HostState, arch: ArchiveDecision) -> Tuple[DstRow,
             state, plot, to = "next", t.plot, f"{t.to_host}:{t.to_dir}"
         elif waiting:
             state, (plot, reason) = "waiting", waiting[0]
+        elif any(not p.proven for p in plots):
+            # its plots wait for their proof check first (never "empty")
+            first = next(p for p in plots if not p.proven)
+            state, plot = "checking", first.path
+            reason = first.check.summary() if first.check is not None else "proof check to start"
         elif err:
             state, reason = "error", err
         else:
