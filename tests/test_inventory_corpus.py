@@ -4,6 +4,7 @@ naming the file (exit 2 from the command line) or a correct load.  Keys
 plotfleet does not know are named once, in one warning line; --strict
 makes them an error; other tools' vars on other hosts are not judged."""
 import random
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,6 +12,8 @@ import yaml
 from orchestrator.config.inventory import load_inventory
 from orchestrator.errors import InventoryError
 from tests.cli import plotfleet, status_json
+
+REPO = Path(__file__).resolve().parent.parent
 
 BASE = {"all": {
     "vars": {"global_stagger_m": 0, "polling_time_s": 5},
@@ -148,3 +151,15 @@ def test_unknown_keys_are_named_once_in_one_warning_and_refused_with_strict(ssh_
     assert strict.returncode == 2 and len(strict.stderr.strip().splitlines()) == 1, strict.stderr
     assert "buffer_mib (host plotter1)" in strict.stderr and "--strict" in strict.stderr
     assert strict.stdout == ""
+
+
+def test_a_helper_var_other_values_use_is_not_unknown_an_unused_one_is(tmp_path):
+    """The shipped example's `base: demo` feeds `{{ base }}/tmp0`: a farmer's
+    own helper var, never flagged; the same var used by nothing is."""
+    example = load_inventory(REPO / "inventory.example.yaml")
+    assert example.unknown == ()
+    doc = yaml.safe_load((REPO / "inventory.example.yaml").read_text())
+    doc["all"]["vars"]["spare"] = "x"
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(yaml.safe_dump(doc))
+    assert dict(load_inventory(inv).unknown) == {"spare": "all.vars"}

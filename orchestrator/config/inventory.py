@@ -124,10 +124,13 @@ def _unknown_keys(parsed, groups) -> Tuple[Tuple[str, str], ...]:
     other tools' vars on hosts that are neither, are not plotfleet's to judge)."""
     role_hosts = {h for g in ROLE_GROUPS for h in groups.get(g, ())}
     out = {}
+    used = _referenced({**{f"g{g}": v for g, v in parsed.group_vars.items()},
+                        **{f"h{h}": v for h, v in parsed.host_vars.items()}})
 
     def note(mapping, where):
         for key in mapping:
-            if key not in KEYS and not str(key).startswith("ansible_"):
+            # a helper var that other values' templates use ({{ base }}) is meant
+            if key not in KEYS and key not in used and not str(key).startswith("ansible_"):
                 out.setdefault(key, where)
     note(parsed.group_vars["all"], "all.vars")
     for g in parsed.group_vars:
@@ -137,6 +140,23 @@ def _unknown_keys(parsed, groups) -> Tuple[Tuple[str, str], ...]:
         if h in role_hosts:
             note(parsed.host_vars[h], f"host {h}")
     return tuple(out.items())
+
+
+def _referenced(value) -> set:
+    """Names the templates anywhere in `value` read (parsed, never rendered)."""
+    if isinstance(value, dict):
+        return set().union(set(), *(_referenced(v) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return set().union(set(), *(_referenced(v) for v in value))
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        try:
+            return set(jinja2.meta.find_undeclared_variables(_PARSER.parse(value)))
+        except jinja2.TemplateError:
+            return set()
+    return set()
+
+
+_PARSER = jinja2.Environment()
 
 
 def _where_list(unknown) -> str:
