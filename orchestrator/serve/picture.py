@@ -72,8 +72,11 @@ class Latest:
             return self._picture
 
     def observe(self, result) -> Picture:
-        """Take one pass (core/result.PassResult): the loop's observer."""
-        return self.update(result.state, result.events, result.seconds, result.decisions,
+        """Take one pass (core/result.PassResult): the loop's observer.  The
+        page shows the fleet as the pass left it (a job it started is there,
+        as in the terminal's live region): at k18 a job can start and end
+        between two gathers, and would never appear."""
+        return self.update(result.after, result.events, result.seconds, result.decisions,
                            result.farm, result.outlooks, result.backoffs)
 
     def update(self, state: FleetState, events: Iterable[Event] = (), seconds: float = 0.0,
