@@ -18,6 +18,7 @@ import os
 import psutil
 
 from . import disks
+from .procs import runner_alive
 from ..statefile import state_dir
 
 QUARANTINE = "quarantine"
@@ -137,14 +138,6 @@ def load(path):
         return None
 
 
-def _alive(pid, started_at):
-    if not pid:
-        return False
-    try:
-        p = psutil.Process(pid)
-        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() <= started_at + 5
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
 
 
 def public(rec):
@@ -164,7 +157,7 @@ def read(plot_path, size=None, mtime=None):
         return None
     if mtime is not None and rec.get("mtime") is not None and abs(rec["mtime"] - mtime) > 1e-3:
         return None
-    if rec.get("status") == "running" and not _alive(rec.get("pid"), rec.get("started_at", 0)):
+    if rec.get("status") == "running" and not runner_alive(rec.get("pid"), rec.get("started_at", 0)):
         rec = load(record_path(plot_path)) or rec     # it may just have ended
         if rec.get("status") == "running" and (rec.get("attempts") or 1) >= GIVE_UP:
             # a plot that kills the prover every time must not be checked for
@@ -187,7 +180,7 @@ def running(dirs):
         rec = load(os.path.join(checks_dir(), n))
         if not rec or rec.get("status") != "running" or not rec.get("plot"):
             continue
-        if disks.inside(rec["plot"], dirs) and _alive(rec.get("pid"), rec.get("started_at", 0)):
+        if disks.inside(rec["plot"], dirs) and runner_alive(rec.get("pid"), rec.get("started_at", 0)):
             out.append(rec)
     return out
 

@@ -412,3 +412,16 @@ def maybe_receiving(path, named, idle_dirs, fresh):
     if path in named:
         return True
     return fresh and (None in idle_dirs or os.path.dirname(path) in idle_dirs)
+
+
+def runner_alive(pid, started_at) -> bool:
+    """A detached runner (transfer, check) recorded with its pid and start
+    time is still at work: a reused pid belongs to a process younger than
+    the record."""
+    if not pid:
+        return False
+    try:
+        p = psutil.Process(pid)
+        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() <= started_at + 5
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False

@@ -31,7 +31,7 @@ from . import claim_record, ledger
 from ..vocab import replot
 
 from . import probe
-from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets
+from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets, runner_alive
 from .. import statefile
 from ..statefile import state_dir
 from ..vocab.wire import DirError
@@ -435,15 +435,6 @@ def _log_entries(config):
         return []
 
 
-def _runner_alive(pid, started_at):
-    if not pid:
-        return False
-    try:
-        p = psutil.Process(pid)
-        # a reused pid belongs to a process younger than the record
-        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() <= started_at + 5
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
 
 
 def progress_bytes(path):
@@ -488,7 +479,7 @@ def read_transfers(config):
             continue
         status = rec.get("status", "running")
         error = rec.get("error")
-        if status == "running" and not _runner_alive(rec.get("pid"), rec.get("started_at", 0)):
+        if status == "running" and not runner_alive(rec.get("pid"), rec.get("started_at", 0)):
             rec = read_transfer_record(os.path.join(d, n)) or rec   # it may just have ended
             status, error = rec.get("status", "running"), rec.get("error")
             if status == "running":
