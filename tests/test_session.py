@@ -38,6 +38,40 @@ def test_deploy_uploads_once_per_agent_version(ssh_fleet, fresh_agent):
     shutil.rmtree(os.path.expanduser(f"~/.plotfleet/agent-{first}"), ignore_errors=True)
 
 
+def test_an_agent_folder_remade_without_ok_is_set_aside_not_a_dead_end(ssh_fleet, fresh_agent):
+    """An agent still running from a folder a redeploy set aside used to write
+    its late imports' bytecode back at the old path: agent-<hash>/ without
+    .ok, which every later deploy then failed to rename onto ("Directory not
+    empty"), for good.  Such a folder is never complete, so it is replaced;
+    and a running agent writes no bytecode into its folder."""
+    fleet = ssh_fleet(1)
+    host = fleet.model_host("plotter1")
+    with Session(host, agent_dir=fresh_agent) as s:
+        folder = s.deployed.dir
+        s.request("snapshot", config=host.agent_config())
+    made = {p for p in _tree(folder)}
+    assert any(p.endswith(".pyc") for p in made), "compiled at install"
+    with Session(host, agent_dir=fresh_agent) as s:
+        s.request("snapshot", config=host.agent_config())
+    assert _tree(folder) == made, "the agent wrote into its own folder"
+
+    shutil.rmtree(folder)
+    junk = os.path.join(folder, "agent", "__pycache__")
+    os.makedirs(junk)
+    open(os.path.join(junk, "serve.cpython-311.pyc"), "wb").close()
+    with Session(host, agent_dir=fresh_agent) as s:
+        assert s.deployed.uploaded
+        assert s.request("hello")["pid"] > 0
+    assert os.path.exists(os.path.join(folder, ".ok"))
+    assert not [d for d in os.listdir(os.path.dirname(folder))
+                if d.startswith((".stale-", ".unpack-"))]
+
+
+def _tree(folder):
+    return {os.path.relpath(os.path.join(d, f), folder)
+            for d, _, files in os.walk(folder) for f in files}
+
+
 def _wheel_version(d):
     return d.wheel.split("-")[1]
 

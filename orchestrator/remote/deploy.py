@@ -35,13 +35,27 @@ from orchestrator.remote import wheelhouse
 AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
 BASE = ".plotfleet"                 # under the login user's home
 MIN_PYTHON = (3, 8)
+# The agent never writes bytecode: an agent still running from a folder that a
+# redeploy set aside would otherwise remake agent-<hash>/ at its old path (by a
+# late import) without .ok.  Its .pyc files are compiled at install instead.
+NO_PYC = "PYTHONDONTWRITEBYTECODE=1 "
 
 # Runs on the host with its own interpreter (3.8+): unpack, mark, rename.
 INSTALL_PY = r"""
-import os, shutil, sys, tarfile, tempfile
+import compileall, os, shutil, sys, tarfile, tempfile
 archive, target, version = sys.argv[1:4]
 replace = "replace" in sys.argv[4:]
 tmp = tempfile.mkdtemp(prefix=".unpack-", dir=".")
+
+def set_aside(path):
+    # renamed away first (one step), then deleted: a reader never sees half of it
+    stale = tempfile.mkdtemp(prefix=".stale-", dir=".")
+    try:
+        os.rename(path, os.path.join(stale, "old"))
+    except FileNotFoundError:       # a concurrent deploy set it aside first
+        pass
+    shutil.rmtree(stale, ignore_errors=True)
+
 try:
     with tarfile.open(archive) as t:
         kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
@@ -55,18 +69,25 @@ try:
             why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             sys.stderr.write("psutil from %s does not load on this host: %s\n" % (version, why))
             sys.exit(3)
+    else:   # compiled now: the agent runs without writing bytecode (see serve_command)
+        compileall.compile_dir(tmp, ddir=os.path.abspath(target), quiet=2)
     with open(os.path.join(tmp, "VERSION"), "w") as f:
         f.write(version + "\n")
     open(os.path.join(tmp, ".ok"), "w").close()
-    if replace and os.path.exists(target):  # a copy that answers wrongly: set it aside
-        stale = tempfile.mkdtemp(prefix=".stale-", dir=".")
-        os.rename(target, os.path.join(stale, "old"))
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        os.rename(tmp, target)
-    except OSError:
-        if not os.path.exists(os.path.join(target, ".ok")):
-            raise                   # not a concurrent deploy of the same thing
+    if replace and os.path.exists(target):  # a copy that answers wrongly
+        set_aside(target)
+    for attempt in range(3):
+        try:
+            os.rename(tmp, target)
+            break
+        except OSError:
+            if os.path.exists(os.path.join(target, ".ok")):
+                break               # a concurrent deploy of the same thing
+            # a folder without .ok: half deleted, or remade by an old agent's
+            # late import; never complete, so it is set aside
+            set_aside(target)
+    else:
+        raise OSError("%s: cannot be put in place" % target)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
     os.remove(archive)
@@ -165,7 +186,7 @@ def start_script(bundle: Bundle, python: str, serve: bool = True,
     """
     name, py = f"agent-{bundle.hash}", python_argv(python)
     marker = marker_name(bundle, python)
-    run = (f'cd {name} && PYTHONPATH="$(tail -n 1 ../{marker})" PYTHONUNBUFFERED=1 '
+    run = (f'cd {name} && PYTHONPATH="$(tail -n 1 ../{marker})" {NO_PYC}PYTHONUNBUFFERED=1 '
            f'exec {py} -S -m agent serve')
     lines = [f"mkdir -p ~/{BASE} && cd ~/{BASE} || exit 1"]
     if serve:
@@ -281,7 +302,7 @@ def ready(facts: dict, bundle: Bundle, python_version: str) -> Deployed:
 
 def serve_command(d: Deployed, python: str) -> str:
     """The shell command that runs the agent in the foreground on the host."""
-    env = "PYTHONUNBUFFERED=1 "
+    env = f"{NO_PYC}PYTHONUNBUFFERED=1 "
     if d.vendor_dir:
         env += f"PYTHONPATH={shlex.quote(d.vendor_dir)} "
     return f"cd {shlex.quote(d.dir)} && {env}exec {python_argv(python)} -m agent serve"
