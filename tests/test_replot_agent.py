@@ -233,3 +233,18 @@ def test_an_unreadable_ledger_allows_no_deletion(drive):
     r = claim(a, d, config, new, olds[:1])
     assert not r["ok"] and "cannot be read: no deletion until it is repaired" in r["error"]
     assert olds[0].exists()
+
+
+def test_a_plot_is_never_received_where_a_rule_makes_it_replaceable(drive):
+    """Without any deletion too: the harvester refuses the claim itself, so
+    no controller (an older one, a second one) lands a plot the next one
+    could replace."""
+    a, d, config, olds, new = drive
+    config["replot"] = [{"glob": d["farm"] + "/*"}]
+    r = claim(a, d, config, new, [], deletions=None)
+    assert not r["ok"] and "matches rule 1 (glob: " in r["error"] and \
+        "never sent where it is replaceable" in r["error"], r
+    assert not (STATE / "drive-claims.json").exists() or \
+        new[0] not in (STATE / "drive-claims.json").read_text()
+    config["replot"] = RULES            # made_before: the new plot's date does not match
+    assert claim(a, d, config, new, [], deletions=None, size_bytes=1)["ok"]

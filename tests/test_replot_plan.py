@@ -282,3 +282,41 @@ def test_a_drive_where_replotting_stopped_is_an_alert_saying_why():
                                            events=(), waits=()), hosts, None, None)
     assert [a.text for a in alerts if a.kind == "replot_stopped"] == \
         [f"h1: replotting stopped on /f0: {why}"]
+
+
+def test_a_new_plot_never_lands_where_a_rule_makes_it_replaceable():
+    # /f0 has the most room, but a glob rule covers it: the plot goes to /f1,
+    # never to where the next plot could replace it
+    dirs = [farm_dir("/f0", 5 * PLOT, [old("/f0/a.plot")]), farm_dir("/f1", 2 * PLOT)]
+    state, hosts, [new] = setup(dirs)
+    hosts["h1"] = replace(hosts["h1"], replot=({"glob": "/f0/*"},))
+    [t] = archive(state, hosts).transfers
+    assert t.to_dir == "/f1" and t.deletions == ()
+
+    # one drive, two dirs: the plot lands in the dir the rule does not cover
+    dirs = [farm_dir("/m/old", 5 * PLOT, [old("/m/old/a.plot")], device="sda"),
+            farm_dir("/m/new", 5 * PLOT, device="sda")]
+    state, hosts, _ = setup(dirs)
+    hosts["h1"] = replace(hosts["h1"], replot=({"glob": "/m/old/*"},))
+    [t] = archive(state, hosts).transfers
+    assert t.to_dir == "/m/new"
+
+    # room only where it would be replaceable: it waits, and says why
+    dirs = [farm_dir("/f0", 5 * PLOT, [old("/f0/a.plot")]), farm_dir("/f1", 0)]
+    state, hosts, _ = setup(dirs)
+    hosts["h1"] = replace(hosts["h1"], replot=({"glob": "/f0/*"},))
+    d = archive(state, hosts)
+    assert d.transfers == () and "never goes where a replot rule makes it replaceable" in \
+        d.waits[0].reason and "h1:/f0" in d.waits[0].reason, d.waits
+
+
+def test_a_plot_whose_name_says_an_old_date_is_not_sent_where_that_date_matches():
+    # a plotter whose clock is years behind names its plots by that date: on
+    # a farm with `made_before`, the next plot would replace it
+    dirs = [farm_dir("/f0", 5 * PLOT)]
+    skewed = plot_file("/d0", n=1, size=PLOT)
+    skewed = replace(skewed, path=skewed.path.replace(skewed.path.split("-", 2)[2][:16],
+                                                      "2021-01-02-03-04", 1))
+    state, hosts, _ = setup(dirs, plots=(skewed,))
+    d = archive(state, hosts)
+    assert d.transfers == () and "made_before: 2024-01-01" in d.waits[0].reason, d.waits

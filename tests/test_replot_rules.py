@@ -146,3 +146,14 @@ def test_a_glob_is_judged_where_each_plot_goes_not_at_load(tmp_path):
     # test_replot_agent.py, test_replot_e2e.py)
     h = load_inventory(inventory(tmp_path, [{"glob": "/mnt/old*/*"}])).host("h1")
     assert h.replot == ({"glob": "/mnt/old*/*"},)
+
+
+def test_a_glob_over_every_farm_dir_is_refused_at_load_a_new_plot_could_go_nowhere(tmp_path):
+    why = refused(tmp_path, [{"glob": "/f/*"}])
+    assert "rule 1 (glob: /f/*) matches the plots plotter p1 makes now (k18 C0 plots) in " \
+        "every farm dir of h1: a new plot could go nowhere" in why
+    assert "glob: *" in refused(tmp_path, [{"glob": "*"}])
+    # with a condition the new plots never meet, or over some dirs only: accepted
+    load_inventory(inventory(tmp_path, [{"glob": "*", "made_before": "2023-01-01"}]))
+    load_inventory(inventory(tmp_path, [{"glob": "*", "k_below": 18}]))
+    load_inventory(inventory(tmp_path, [{"glob": "/g/*"}]))

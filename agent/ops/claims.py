@@ -15,6 +15,7 @@ from ..facts.probe import probe_one
 from .. import statefile
 from .common import ActionError, check_inside, host_lock
 from ..protocol import op
+from ..vocab import replot as rules_mod
 from ..vocab import wire
 from ..vocab.wire import ErrorCode
 
@@ -80,6 +81,12 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
     dev = probed["st_dev"]
     if os.path.lexists(os.path.join(target, plot)):
         raise ActionError("%s already holds %s" % (target, plot), code=ErrorCode.EXISTS)
+    hit = rules_mod.first_match((config or {}).get("replot"), os.path.join(target, plot))
+    if hit is not None:         # the next plot could replace it there
+        raise ActionError("the plot in transfer, %s, matches rule %d (%s) itself in %s: a new "
+                          "plot is never sent where it is replaceable, nothing deleted"
+                          % (plot, hit[0] + 1, rules_mod.describe(hit[1]), target),
+                          code=ErrorCode.REPLOT_REFUSED)
     same_drive = disks.farm_dirs_on(config, dev)
     # one machine may serve several inventory hosts (tests): a drive is the
     # device as seen through this host's farm dirs

@@ -165,6 +165,12 @@ def matches(rule, facts, path, pool=None):
     return True
 
 
+def glob_matches(pattern, farm_dir):
+    """Would `pattern` match any plot placed straight in `farm_dir`?"""
+    probe = "plot-k32-2099-01-01-00-00-%s.plot" % ("0" * 64)
+    return fnmatch.fnmatchcase(os.path.join(farm_dir, probe), os.path.expanduser(pattern))
+
+
 def first_match(rules, path, pool=None):
     """(index, rule) of the first rule the plot at `path` matches, else None."""
     facts = name_facts(os.path.basename(path))

@@ -224,13 +224,25 @@ def _refuse_rules_matching_new_plots(source: str, hosts) -> None:
                 level = p.compression
                 fmt = "pos2" if p.plotter == "pos2" else "v1"
                 pool = "contract" if p.pool_contract else "solo" if p.pool_key else None
-                if replot_rules.made_now(rule, p.k, level.level if level else 0,
-                                         level.format if level else None, fmt, pool):
+                args = (p.k, level.level if level else 0, level.format if level else None,
+                        fmt, pool)
+                if replot_rules.made_now(rule, *args):
                     raise InventoryError(
                         source, h.name, "replot",
                         f"rule {i} ({replot_rules.describe(rule)}) matches the plots plotter "
                         f"{p.name} makes now ({_made_by(p)}): a new plot would be replaced "
                         f"by the next one")
+                # a glob over every farm dir: a new plot could land nowhere
+                # (it is never sent where it is replaceable)
+                if "glob" in rule and "made_before" not in rule and h.farm_dirs and \
+                        replot_rules.made_now({k: v for k, v in rule.items() if k != "glob"},
+                                              *args) and \
+                        all(replot_rules.glob_matches(rule["glob"], d) for d in h.farm_dirs):
+                    raise InventoryError(
+                        source, h.name, "replot",
+                        f"rule {i} ({replot_rules.describe(rule)}) matches the plots plotter "
+                        f"{p.name} makes now ({_made_by(p)}) in every farm dir of {h.name}: "
+                        f"a new plot could go nowhere")
 
 
 # ---- reading ---------------------------------------------------------------

@@ -182,6 +182,22 @@ class _Farm:
         self.all_rooms: List[int] = []
         self._roomiest: Dict[tuple, str] = {}
 
+    def landing(self, drive: _Drive, name: str) -> Optional[str]:
+        """The first dir of `drive` where plot `name` would not be replaceable
+        (no replot rule of its harvester matches it there); None: none is.  A
+        new plot never goes where the next one could replace it."""
+        host = self.hosts[drive.host]
+        if not host.replot:
+            return drive.dirs[0]
+        return next((d for d in drive.dirs if replot.new_plot_matches(host, d, name) is None),
+                    None)
+
+    def refused_by_rules(self, drive: _Drive, name: str) -> str:
+        """Why `drive` takes no `name`: the rule it would match there."""
+        host = self.hosts[drive.host]
+        return (f"{drive.label()}: {name} would match "
+                f"{replot.new_plot_matches(host, drive.dirs[0], name)} there")
+
     def find(self, host: str, path: str) -> Optional[_Drive]:
         d = self.by_dir.get((host, posixpath.normpath(path)))
         if d is None and host in self.index:
@@ -225,16 +241,26 @@ class _Farm:
                 while j + 1 < len(self.idle) and self.idle[j + 1][0][0] == room:
                     j += 1                  # same room: the first in inventory order
                 for k in range(j, i - 1, -1):
-                    if name not in self.idle[k][1].conflicts:
+                    if self._takes(self.idle[k][1], name):
                         return self.idle[k][1]
                 i = j + 1
             return None
         for key, drive in reversed(self.idle):
             if key[0] < need:
                 return None
-            if name not in drive.conflicts:
+            if self._takes(drive, name):
                 return drive
         return None
+
+    def _takes(self, drive: _Drive, name: str) -> bool:
+        return name not in drive.conflicts and self.landing(drive, name) is not None
+
+    def refusals(self, need: int, name: str, drives=None) -> List[str]:
+        """The idle drives with room that a replot rule keeps `name` off."""
+        pool = drives if drives is not None else [d for _, d in self.idle]
+        return [self.refused_by_rules(d, name) for d in pool
+                if not d.busy and d.room >= need and name not in d.conflicts
+                and self.landing(d, name) is None]
 
     def any_room(self, need: int) -> bool:
         return bool(self.all_rooms) and self.all_rooms[-1] >= need
@@ -611,7 +637,8 @@ def _replace_old(farm: _Farm, plot: Plot, candidates):
             continue
         m = d.model
         need = plot.size_bytes - d.partials.get(name, ("", 0))[1]
-        options.append(replot.Option(d, farm.hosts[d.host], d.dirs[0], need, d.room,
+        options.append(replot.Option(d, farm.hosts[d.host], farm.landing(d, name) or d.dirs[0],
+                                     need, d.room,
                                      m.free_bytes < m.reserve_bytes, m.old, m.stopped, d.order))
     return replot.choose(name, options, farm.ledger, farm.deletes_done, farm.taken)
 
@@ -633,8 +660,10 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
         # from a reachable harvester, one without room any more, or a harvester
         # that stays down would hold the plot (and, by backpressure, plotting)
         drive = farm.find(failed.to_host, failed.to_dir)
-        if drive is not None and name in drive.conflicts:
-            drive = None
+        if drive is not None and (name in drive.conflicts or
+                                  replot.new_plot_matches(farm.hosts[drive.host],
+                                                          failed.to_dir, name)):
+            drive = None            # (a rule added since would make it replaceable there)
         where = f"{failed.to_host}:{failed.to_dir}"
         if drive is None and failed.to_host not in farm.index:
             down_s = host_time - failed.ended_at if failed.ended_at and host_time else 0.0
@@ -660,12 +689,14 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
     for drive in farm.holding.get(name, ()):
         if (not local or drive in candidates) and not drive.busy and name not in drive.conflicts:
             path, done = drive.partials[name]
+            if replot.new_plot_matches(farm.hosts[drive.host], posixpath.dirname(path), name):
+                continue
             need = size - done
             if drive.room >= need:
                 return _Placement(drive, posixpath.dirname(path), need,
                                   f"resume {human_bytes(done)} already on {drive.label()}")
     if local:
-        fits = [d for d in candidates if d.room >= size and name not in d.conflicts]
+        fits = [d for d in candidates if d.room >= size and farm._takes(d, name)]
         idle = [d for d in fits if not d.busy]
         pick = None
         if idle:
@@ -675,6 +706,10 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
     else:
         pick = farm.best(size, host.fill, name)
         any_room = farm.any_room(size)
+    refused = farm.refusals(size, name, candidates) if pick is None and any_room else []
+    if refused and not any(d.busy and d.room >= size and farm.landing(d, name)
+                           for d in (candidates if local else farm.drives)):
+        any_room = False            # room only where the plot would be replaceable
     if pick is None and not any_room:
         # old plots give way only to a plot that passed its proof check: not
         # to one that could not be checked, nor to a bad one the farmer released
@@ -690,11 +725,15 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
         if any_room:
             return stay("all drives busy")
         why = f"; replot: {choice}" if choice else ""
+        if refused:                 # the farmer's rules, not the drives, keep it waiting
+            reason = ("no drive where it may land: a new plot never goes where a replot "
+                      "rule makes it replaceable: " + "; ".join(refused[:3]) + why)
+        else:
+            reason = (f"no drive with room for {human_bytes(size)} (+ reserve); most room: "
+                      f"{farm.roomiest(candidates)}{why}")
         # no drive has room and replot made none: while the farm cannot make
         # room by itself either, only the farmer can (a run waiting may end)
-        return Wait(host.name, name, f"no drive with room for {human_bytes(size)} (+ reserve);"
-                    f" most room: {farm.roomiest(candidates)}{why}",
-                    blocked=farm.settled, kind=WaitKind.NO_DRIVE)
-    return _Placement(pick, pick.dirs[0], size,
+        return Wait(host.name, name, reason, blocked=farm.settled, kind=WaitKind.NO_DRIVE)
+    return _Placement(pick, farm.landing(pick, name), size,
                       f"{host.fill}: {pick.label()} has {human_bytes(pick.room)} free "
                       f"(after reserve)")
