@@ -494,3 +494,16 @@ def test_pos2_takes_its_strength_and_has_no_buckets(tmp_path, monkeypatch):
     (tmp_path / "inventory.yaml").write_text(plotter_with(plotter="chiapos", k=18, strength=4))
     with pytest.raises(InventoryError, match="host plotter03: strength is for plotter pos2, not chiapos$"):
         load_inventory("inventory.yaml")
+
+
+def test_a_dir_listed_twice_is_one_line(tmp_path):
+    """The same farm dir twice would count its plots twice, and offer each
+    old plot twice to replotting."""
+    from orchestrator.config.inventory import load_inventory
+    from orchestrator.errors import InventoryError
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("all:\n  children:\n    harvesters:\n      hosts:\n"
+                   "        h1: {farm_dirs: [/f, /g, /f/]}\n")
+    with pytest.raises(InventoryError) as e:
+        load_inventory(inv)
+    assert str(e.value) == f"{inv}: host h1: farm_dirs lists /f twice"

@@ -320,3 +320,16 @@ def test_a_plot_whose_name_says_an_old_date_is_not_sent_where_that_date_matches(
     state, hosts, _ = setup(dirs, plots=(skewed,))
     d = archive(state, hosts)
     assert d.transfers == () and "made_before: 2024-01-01" in d.waits[0].reason, d.waits
+
+
+def test_one_dir_under_two_names_is_counted_and_offered_once():
+    # /f0 and a link to it (/alias) are one dir: its old plot is not two plots
+    real = farm_dir("/f0", 10 * GiB, [old("/f0/a.plot")])
+    alias = replace(real, path="/alias", replaceable=(old("/alias/a.plot"),))
+    state, hosts, _ = setup([real, alias], plots=(plot_file("/d0", n=1, size=150 * GiB),))
+    hosts["h1"] = replace(hosts["h1"], farm_dirs=("/f0", "/alias"))
+    from orchestrator.core.farm import farm
+    [drive] = farm(state, hosts).drives
+    assert (drive.plot_count, drive.replaceable_count, len(drive.old)) == (1, 1, 1)
+    d = archive(state, hosts)
+    assert d.transfers == (), "one 100 GiB plot cannot make room for 150 GiB"

@@ -671,7 +671,11 @@ class _Check:
     def path_list(self, key, value):
         if not isinstance(value, list):
             raise self.err(key.name, f"must be a list of paths, got {_show(value)}")
-        return tuple(self.path(key, p) for p in value)
+        paths = tuple(self.path(key, p) for p in value)
+        twice = next((p for i, p in enumerate(paths) if p in paths[:i]), None)
+        if twice is not None:
+            raise self.err(key.name, f"lists {twice} twice")
+        return paths
 
     def device_list(self, key, value):
         if (not isinstance(value, list) or not value

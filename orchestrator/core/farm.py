@@ -114,6 +114,12 @@ def farm(state: FleetState, hosts: Mapping[str, Host]) -> Farm:
                                           "old_bytes": 0, "old_count": 0, "old": [],
                                           "stopped": None})
             g["dirs"].append(d.path)
+            real = d.resolved or d.path
+            if real in g["resolved"].values():
+                # one dir under two names (listed twice, or through a link):
+                # its plots are counted, and offered for deletion, once
+                g["resolved"][d.path] = real
+                continue
             if host.replot:
                 g["old_bytes"] += d.replaceable_bytes
                 g["old_count"] += d.replaceable_count
