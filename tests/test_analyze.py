@@ -215,3 +215,22 @@ def test_analyze_local_madmax_and_bladebit_logs_json_csv(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     r = plotfleet("analyze", "--logs", tmp_path / "nope")
     assert r.returncode == 2 and "not a folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_analyze_groups_pos2_plots_by_format_k_and_strength(tmp_path):
+    """Real PoS2 plots made by chia_rs through the agent's launcher: their
+    group is said as status says it, `v2 k18 s2`."""
+    logs, out = tmp_path / "logs", tmp_path / "dst"
+    logs.mkdir(), out.mkdir()
+    with open(logs / "pos2.log", "w") as f:
+        subprocess.run([sys.executable, "-m", "agent", "plot-pos2", "-k", "18", "-s", "2",
+                        "-t", str(out), "-d", str(out), "-n", "2"], cwd=REPO, stdout=f,
+                       stderr=subprocess.STDOUT, timeout=120, check=True)
+    text = (logs / "pos2.log").read_text()
+    totals = [float(t) for t in re.findall(r"bytes in ([\d.]+) s", text)]
+    r = plotfleet("analyze", "--logs", logs, "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    [g] = rep["groups"]["compression"]
+    assert (g["key"], g["count"]) == ("v2 k18 s2", 2)
+    assert sorted(run["total"] for run in rep["runs"]) == sorted(totals)

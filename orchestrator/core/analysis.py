@@ -29,6 +29,7 @@ class Run:
     times: Tuple[Optional[float], ...]     # p1..p4, total (seconds)
     finished_at: float                     # epoch: start + total from the log, else log mtime
     compression: str = "C0"                # level with its format: C7 (bladebit), GH C7
+    kind: str = ""                         # k with it, as status says: k32 C7, v2 k28 s2
 
 
 @dataclass(frozen=True)
@@ -129,11 +130,19 @@ def add_log(col: Collected, host: str, path: str, text, mtime: float,
     found = []
     for p in reversed(done):
         finished_at = p["start_time"] + p["total_s"] if p["start_time"] else end
-        level = plotsize.label(plotsize.compression(p.get("compress_format"), p.get("compress")))
+        comp = plotsize.compression(p.get("compress_format"), p.get("compress"))
         found.append(Run(host, path, p["plotter"], p["k"] or 0, p["tmp_dir"] or "?",
-                         tuple(p["phase_s"]) + (p["total_s"],), finished_at, level))
+                         tuple(p["phase_s"]) + (p["total_s"],), finished_at,
+                         plotsize.label(comp), _kind(p["k"] or 0, comp)))
         end = finished_at - p["total_s"]
     col.runs.extend(reversed(found))
+
+
+def _kind(k: int, comp) -> str:
+    """k and level: "k32 C0", "k32 GH C7"; a PoS2 plot as status says it, "v2 k28 s2"."""
+    if comp is not None and comp.format == plotsize.POS2:
+        return plotsize.kind_label(k, comp)
+    return f"k{k} {plotsize.label(comp)}"
 
 
 def _p90(xs: List[float]) -> float:
@@ -160,7 +169,7 @@ GROUPINGS = {
     "tmp_dir": lambda r: f"{r.host}:{r.tmp_dir}",
     "plotter": lambda r: r.plotter,
     "k": lambda r: f"k{r.k}",
-    "compression": lambda r: f"k{r.k} {r.compression}",
+    "compression": lambda r: r.kind or f"k{r.k} {r.compression}",
 }
 
 
