@@ -13,13 +13,13 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import psutil
 
 from tests.cli import REPO, plotfleet, status_json
+from tests.sampler import Sampler
 from tests.sshhosts import prove
 
 MiB = 1 << 20
@@ -153,9 +153,10 @@ def archive_until(inv, fleet, plots, want=None, timeout=40.0, pause=0.3):
         time.sleep(pause)
 
 
-class DriveSampler:
+class DriveSampler(Sampler):
     """Samples, every few ms, which partials rsync processes hold open and
     which partials exist, per drive (device)."""
+    every = 0.02
 
     def __init__(self, drives):
         self.dev = {os.stat(d).st_dev: d for d in drives}
@@ -164,53 +165,41 @@ class DriveSampler:
         self.max_parallel = 0                       # most drives receiving at once
         self.final_sizes = {}                       # *.plot on a drive -> smallest size seen
         self.samples = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-
-    def _run(self):
-        while not self._stop.is_set():
-            opened = {}
-            for p in psutil.process_iter(["name"]):
-                if p.info["name"] != "rsync":
-                    continue
+    def sample(self):
+        opened = {}
+        for p in psutil.process_iter(["name"]):
+            if p.info["name"] != "rsync":
+                continue
+            try:
+                files = [f.path for f in p.open_files() if f.path.endswith(PARTIAL)]
+            except psutil.Error:
+                continue
+            for f in files:
                 try:
-                    files = [f.path for f in p.open_files() if f.path.endswith(PARTIAL)]
-                except psutil.Error:
+                    d = self.dev.get(os.stat(f).st_dev)
+                except OSError:
                     continue
-                for f in files:
+                if d:
+                    opened.setdefault(d, set()).add(f)
+        for d, fs in opened.items():
+            self.max_open[d] = max(self.max_open[d], len(fs))
+        for d in self.max_files:
+            try:
+                names = os.listdir(d)
+            except OSError:
+                names = []
+            self.max_files[d] = max(self.max_files[d],
+                                    sum(1 for x in names if x.endswith(PARTIAL)))
+            for x in names:
+                if x.endswith(".plot"):
                     try:
-                        d = self.dev.get(os.stat(f).st_dev)
+                        size = os.path.getsize(os.path.join(d, x))
                     except OSError:
                         continue
-                    if d:
-                        opened.setdefault(d, set()).add(f)
-            for d, fs in opened.items():
-                self.max_open[d] = max(self.max_open[d], len(fs))
-            for d in self.max_files:
-                try:
-                    names = os.listdir(d)
-                except OSError:
-                    names = []
-                self.max_files[d] = max(self.max_files[d],
-                                        sum(1 for x in names if x.endswith(PARTIAL)))
-                for x in names:
-                    if x.endswith(".plot"):
-                        try:
-                            size = os.path.getsize(os.path.join(d, x))
-                        except OSError:
-                            continue
-                        self.final_sizes[x] = min(size, self.final_sizes.get(x, size))
-            self.max_parallel = max(self.max_parallel, len(opened))
-            self.samples += 1
-            time.sleep(0.02)
+                    self.final_sizes[x] = min(size, self.final_sizes.get(x, size))
+        self.max_parallel = max(self.max_parallel, len(opened))
+        self.samples += 1
 
 
 def farm_fleet(ssh_fleet, tmpfs, n_plotters=2, n_harvesters=2, sizes=None, **vars):

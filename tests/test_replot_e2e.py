@@ -8,13 +8,13 @@ before.  The ledger never shows more deletions than arrivals justify.
 """
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
 from tests.cli import plotfleet, status_json
 import pytest
 
+from tests.sampler import Sampler
 from tests.sshhosts import prove
 from tests.replot_helpers import OLD_DATE, RULES, final_plots, old_name, reset_replot_records
 from tests.test_archive_e2e import PARTIAL, give_plots
@@ -103,32 +103,20 @@ def ledger_deletions():
     return sorted(d["path"] for e in ledger().values() for d in e["deletions"])
 
 
-class FarmCount:
+class FarmCount(Sampler):
     """Every 0.2 s: the farm's final plots, and the deletions made for new
     plots that have not arrived yet (the ledger's pending sets)."""
 
     def __init__(self, drives):
         self.drives = drives
         self.samples = []           # (t, final plots, deletions in flight)
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
+        self.t0 = time.monotonic()
 
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-
-    def _run(self):
-        t0 = time.monotonic()
-        while not self._stop.is_set():
-            names = set(final_plots(self.drives))       # listed first, the ledger after:
-            flight = sum(len(e["deletions"]) for e in ledger().values()  # a deletion is in
-                         if e["plot"] not in names)     # the ledger before it happens
-            self.samples.append((round(time.monotonic() - t0, 1), len(names), flight))
-            self._stop.wait(0.2)
+    def sample(self):
+        names = set(final_plots(self.drives))       # listed first, the ledger after:
+        flight = sum(len(e["deletions"]) for e in ledger().values()  # a deletion is in
+                     if e["plot"] not in names)     # the ledger before it happens
+        self.samples.append((round(time.monotonic() - self.t0, 1), len(names), flight))
 
     def lowest(self):
         return min(self.samples, key=lambda s: s[1])
