@@ -121,22 +121,17 @@ def status(c, inventory=None, limit=None, json_=False, fresh=False):
         if code is not None:
             raise Exit(code=code)
     inv, selected, hosts = load(inventory, limit)
-    from orchestrator.core.outlook import status_json
-    from orchestrator.core.wave import wave
     from orchestrator.plotloop import look
     with Fleet(selected) as fleet:
-        seen = look(fleet, hosts)       # what a pass would decide now, applying nothing
+        # what a pass would decide now, applying nothing
+        seen = look(fleet, hosts, inv.controller.replot_deadline)
     state = seen.state
     if json_:
-        doc = status_json(state, seen.outlooks)
-        w = wave(state, hosts, inv.controller.replot_deadline)
-        if w.active:
-            doc["replot"] = w.to_json()
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(seen.status_json(), indent=1))
     else:
         console.print(views.status_view(state, hosts, seen.outlooks, width=console.width,
                                         model=seen.farm, backoffs=seen.backoffs,
-                                        deadline=inv.controller.replot_deadline))
+                                        replot=seen.wave))
     _exit_for(state)
 
 
@@ -216,7 +211,8 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
             Unattended(inv.controller, check, hosts) as unattended:
         try:
             for result in Loop(fleet, hosts, tracker, check,
-                               observers=(latest.observe, unattended, say)):
+                               observers=(latest.observe, unattended, say),
+                               deadline=inv.controller.replot_deadline):
                 state, events = result.state, result.events
                 if once or check:
                     break
@@ -541,7 +537,8 @@ def dashboard(c, inventory=None, limit=None, plot=False, refresh=None, serve=Non
                  refresh=max(every, 5.0)) as latest, \
             Fleet(selected) as fleet, Unattended(inv.controller, not plot, hosts) as unattended:
         loop = Loop(fleet, hosts, RunTracker(limit=None), plot=plot,
-                    observers=(unattended, latest.observe))
+                    observers=(unattended, latest.observe),
+                    deadline=inv.controller.replot_deadline)
         run_dashboard(loop.step, hosts, refresh=every)
 
 

@@ -39,6 +39,7 @@ from orchestrator.core.result import PassResult  # noqa: F401  (re-exported: one
 from orchestrator.core.run import RunEnd, RunTracker  # noqa: F401  (the loop's run, re-exported)
 from orchestrator.core.scheduler import host_clock
 from orchestrator.core.state import FleetState, Host
+from orchestrator.core.wave import wave
 from orchestrator.remote.apply import apply
 
 
@@ -96,14 +97,17 @@ def _actions_finish_first():
 
 
 def _result(state: FleetState, hosts: Mapping[str, Host], p: Plan, now: float,
-            events: Tuple[Event, ...] = ()) -> PassResult:
+            events: Tuple[Event, ...] = (), deadline: Optional[str] = None) -> PassResult:
     return PassResult(state, events, p.waits, p.plotter_waits, p.backpressure, p.to_json(),
                       outlook(state, hosts, p.schedule, p.archive, events), p.farm,
-                      backoffs(state, hosts, lambda hs: host_clock(hs, state, now), now))
+                      backoffs(state, hosts, lambda hs: host_clock(hs, state, now), now),
+                      wave(state, hosts, deadline))
 
 
-def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker) -> PassResult:
-    """gather -> plan (core) -> apply (remote) -> follow up (core), as data."""
+def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker,
+             deadline: Optional[str] = None) -> PassResult:
+    """gather -> plan (core) -> apply (remote) -> follow up (core), as data;
+    `deadline`: replot_deadline, for the replot wave's verdict."""
     asks, tracker.unanswered = tracker.unanswered, ()    # asked again: answered or kept
     with _actions_finish_first():
         before = carry_out(fleet, hosts, plan_before(fleet.hosts, asks), check, tracker)
@@ -112,15 +116,16 @@ def run_pass(fleet, hosts: Mapping[str, Host], check: bool, tracker: RunTracker)
     p = plan(state, hosts, now, max_new=tracker.remaining)
     with _actions_finish_first():
         done = carry_out(fleet, hosts, p, check, tracker)
-    return _result(state, hosts, p, now, before.events + done.events)
+    return _result(state, hosts, p, now, before.events + done.events, deadline)
 
 
-def look(fleet, hosts: Mapping[str, Host]) -> PassResult:
+def look(fleet, hosts: Mapping[str, Host], deadline: Optional[str] = None) -> PassResult:
     """A pass that applies nothing (`status`, the dashboard without --plot):
     the plan on this snapshot, as plot-all --check would make it."""
     state = fleet.gather()
     now = time.time()
-    return replace(_result(state, hosts, plan(state, hosts, now), now), backpressure=None)
+    return replace(_result(state, hosts, plan(state, hosts, now), now, deadline=deadline),
+                   backpressure=None)
 
 
 Observer = Callable[[PassResult], None]
@@ -132,17 +137,19 @@ class Loop:
     every observer, in order; iterating steps for ever."""
 
     def __init__(self, fleet, hosts: Mapping[str, Host], tracker: RunTracker,
-                 check: bool = False, plot: bool = True, observers: Iterable[Observer] = ()):
+                 check: bool = False, plot: bool = True, observers: Iterable[Observer] = (),
+                 deadline: Optional[str] = None):
         self.fleet, self.hosts, self.tracker = fleet, hosts, tracker
+        self.deadline = deadline        # replot_deadline (all.vars)
         self.check, self.plot = check, plot
         self.observers = list(observers)
 
     def step(self) -> PassResult:
         began = time.monotonic()
         if self.plot:
-            result = run_pass(self.fleet, self.hosts, self.check, self.tracker)
+            result = run_pass(self.fleet, self.hosts, self.check, self.tracker, self.deadline)
         else:
-            result = look(self.fleet, self.hosts)
+            result = look(self.fleet, self.hosts, self.deadline)
         result = replace(result, seconds=time.monotonic() - began)
         self.tracker.learn(result.state, hosts=self.hosts)
         for observe in self.observers:

@@ -333,3 +333,36 @@ def test_one_dir_under_two_names_is_counted_and_offered_once():
     assert (drive.plot_count, drive.replaceable_count, len(drive.old)) == (1, 1, 1)
     d = archive(state, hosts)
     assert d.transfers == (), "one 100 GiB plot cannot make room for 150 GiB"
+
+
+def test_every_face_shows_the_passs_wave_with_its_deadline_verdict():
+    """The wave is computed once in the pass, with replot_deadline: plot-all
+    --json, the dashboard (a small screen too), the web page and the metrics
+    say the same verdict."""
+    import io
+    from rich.console import Console
+    from orchestrator.core.result import PassResult
+    from orchestrator.core.wave import wave
+    from orchestrator.serve.metrics import families
+    from orchestrator.serve.page import render as page
+    from orchestrator.serve.picture import Latest
+    from orchestrator.ui.dashboard import screen
+    state, hosts = _wave_state(6, [NOW - 3600])
+    w = wave(state, hosts, "2000-01-01")
+    assert w.behind
+    result = PassResult(state, (), (), (), None, wave=w)
+    doc = result.to_json()
+    assert doc["replot"]["deadline"] == "2000-01-01" and doc["replot"]["behind"]
+    assert doc["replot"]["verdict"] == "behind: needs 6 plots/day, makes 1"
+
+    for width, height in ((80, 24), (200, 50)):
+        out = io.StringIO()
+        Console(file=out, width=width, height=height, color_system=None).print(
+            screen(result, hosts, [], width, height, None))
+        assert "behind: needs 6 plots/day" in out.getvalue().replace("\n", " "), out.getvalue()
+
+    picture = Latest(hosts, "plot-all", "k").observe(result)
+    html = page(picture, 10, "plot-all")
+    assert 'data-fig="replot-verdict" class=bad>behind: needs 6 plots/day, makes 1<' in html
+    fams = {f.name: f for f in families(picture)}
+    assert fams["plotfleet_replot_behind"].samples == (((), 1.0),)

@@ -16,6 +16,7 @@ from orchestrator.core.failures import BackedOff
 from orchestrator.core.farm import Farm
 from orchestrator.core.outlook import status_json
 from orchestrator.core.state import FleetState
+from orchestrator.core.wave import Wave
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class PassResult:
     outlooks: tuple = ()            # core/outlook.py: each plotter's dirs and lines
     farm: Optional[Farm] = None     # core/farm.py: the drives, their room
     backoffs: Tuple[BackedOff, ...] = ()    # the plotters backed off after failures
+    wave: Optional[Wave] = None     # core/wave.py: where replotting stands, with its deadline
     seconds: float = 0.0            # how long the pass took
 
     @property
@@ -38,7 +40,15 @@ class PassResult:
         from orchestrator.core.projection import after_actions
         return after_actions(self.state, self.events)
 
+    def status_json(self) -> dict:
+        """status --json: the fleet, each plotter's outlook, the replot wave
+        (when a harvester has replot rules)."""
+        doc = status_json(self.state, self.outlooks)
+        if self.wave is not None and self.wave.active:
+            doc["replot"] = self.wave.to_json()
+        return doc
+
     def to_json(self) -> dict:
         """plot-all --json: the status document, the decisions, the events."""
-        return {**status_json(self.state, self.outlooks), "decisions": self.decisions,
+        return {**self.status_json(), "decisions": self.decisions,
                 "events": [e.to_json() for e in self.events]}

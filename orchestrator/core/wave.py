@@ -64,7 +64,9 @@ def wave(state: FleetState, hosts: Mapping[str, Host], deadline: Optional[str] =
         host = hosts.get(hs.name)
         if host is None or not host.is_harvester or not host.replot or not hs.reachable:
             continue
-        farm = [d for d in hs.dirs if d.kind == "farm"]
+        # a dir under two names (a link) is one dir: its plots count once
+        farm = list({d.resolved or d.path: d for d in reversed(hs.dirs)
+                     if d.kind == "farm"}.values())
         old = sum(d.replaceable_count for d in farm)
         total = sum(d.plot_count for d in farm)
         since = hs.host_time - DAY_S

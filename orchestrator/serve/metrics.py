@@ -55,7 +55,7 @@ def families(p: Picture) -> List[Family]:
         key = (h.name, x.to_dir, x.to_host)
         rates[key] = rates.get(key, 0.0) + (transfer_rate(h.host_time or st.now, x) or 0.0)
     model = p.farm
-    w = wave(st, p.hosts)
+    w = p.wave if p.wave is not None else wave(st, p.hosts)
     # one series per kind of plot the fleet makes: k with its compression
     kinds = sorted({(p.hosts[h.name].k, p.hosts[h.name].compression) for h in st.hosts
                     if h.name in p.hosts and p.hosts[h.name].is_plotter},
@@ -124,6 +124,12 @@ def families(p: Picture) -> List[Family]:
         Family("plotfleet_replot_replaced_24h", "gauge",
                "old plots deleted for new ones in the last 24 h (the harvesters' ledgers)",
                ("host",), tuple(((r.host,), float(r.replaced_24h)) for r in w.harvesters)),
+        Family("plotfleet_replot_behind", "gauge",
+               "1 if the replot wave will not make replot_deadline at the last 24 h's rate",
+               (), (((), float(w.behind)),) if w.active and w.deadline else ()),
+        Family("plotfleet_replot_days_left", "gauge",
+               "days until the last old plot goes, at the last 24 h's rate", (),
+               (((), float(w.days_left)),) if w.active and w.days_left is not None else ()),
         Family("plotfleet_jobs_failed", "counter",
                "jobs seen failed (not killed on request) since this controller started",
                JOB, tuple(sorted((k, float(v)) for k, v in p.failed.items()))),

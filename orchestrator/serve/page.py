@@ -123,9 +123,11 @@ def summary(p: Picture) -> dict:
            "transfers": sum(1 for h in up for x in h.transfers if x.status == "running"),
            "drives": len(model.drives), "farm-dirs": sum(len(d.dirs) for d in model.drives),
            "farm-free": human_bytes(model.room)}
-    w = wave(st, p.hosts)
-    if w.active:                # the replot wave
+    w = p.wave if p.wave is not None else wave(st, p.hosts)
+    if w.active:                # the replot wave, with its deadline's verdict
         fig.update({"replot-old": w.old, "replot-new": w.new, "replot-24h": w.replaced_24h})
+        if w.verdict:
+            fig["replot-verdict"] = w.verdict
     return fig
 
 
@@ -141,9 +143,13 @@ def render(p: Optional[Picture], refresh: float, task: str) -> str:
     labels = {"hosts-up": "hosts up", "hosts-down": "hosts down", "jobs": "jobs",
               "plots-waiting": "plots waiting", "transfers": "transfers", "drives": "farm drives",
               "farm-dirs": "farm dirs", "farm-free": "farm free", "replot-old": "old plots left",
-              "replot-new": "new plots", "replot-24h": "replaced in 24 h"}
+              "replot-new": "new plots", "replot-24h": "replaced in 24 h",
+              "replot-verdict": "replot " + (f"by {p.wave.deadline}" if p.wave and
+                                             p.wave.deadline else "wave")}
+    bad = {"hosts-down": bool(fig.get("hosts-down")),
+           "replot-verdict": bool(p.wave and p.wave.behind)}
     cards = "".join(
-        f'<div>{labels[k]}<b data-fig="{k}"{" class=bad" if k == "hosts-down" and v else ""}>'
+        f'<div>{labels[k]}<b data-fig="{k}"{" class=bad" if bad.get(k) else ""}>'
         f'{escape(str(v))}</b></div>' for k, v in fig.items())
     out = [head, f'<h1>plotfleet</h1><p class="sub">{escape(task)} · pass {p.number} at '
                  f'<span data-fig="pass-at" data-at="{p.at:.3f}">'

@@ -18,6 +18,7 @@ from orchestrator.core.events import Event, EventKind
 from orchestrator.core.farm import Farm, farm
 from orchestrator.core.scheduler import host_clock
 from orchestrator.core.state import FleetState, Host
+from orchestrator.core.wave import Wave, wave
 
 RECENT = 50         # events kept for the page
 
@@ -51,6 +52,7 @@ class Picture:
     farm: Optional[Farm] = None     # the pass's farm model (core/farm.py)
     outlooks: tuple = ()            # the pass's plotter outlooks (core/outlook.py)
     backoffs: tuple = ()            # the plotters backed off (core/failures.py)
+    wave: Optional[Wave] = None     # where replotting stands, with its deadline (core/wave.py)
 
 
 class Latest:
@@ -77,14 +79,16 @@ class Latest:
         as in the terminal's live region): at k18 a job can start and end
         between two gathers, and would never appear."""
         return self.update(result.after, result.events, result.seconds, result.decisions,
-                           result.farm, result.outlooks, result.backoffs)
+                           result.farm, result.outlooks, result.backoffs, result.wave)
 
     def update(self, state: FleetState, events: Iterable[Event] = (), seconds: float = 0.0,
                decisions: Optional[dict] = None, model: Optional[Farm] = None,
-               outlooks: tuple = (), backoffs: Optional[tuple] = None) -> Picture:
-        """`model`, `backoffs`: the pass's; computed here, once, when not given."""
+               outlooks: tuple = (), backoffs: Optional[tuple] = None,
+               replot: Optional[Wave] = None) -> Picture:
+        """`model`, `backoffs`, `replot`: the pass's; computed here, once, when not given."""
         now = time.time()
         model = farm(state, self.hosts) if model is None else model
+        replot = wave(state, self.hosts) if replot is None else replot
         if backoffs is None:
             backoffs = failures.backoffs(state, self.hosts,
                                          lambda hs: host_clock(hs, state, now), now)
@@ -109,7 +113,7 @@ class Latest:
             number = 1 if self._picture is None else self._picture.number + 1
             self._picture = Picture(state, self.hosts, number, now, seconds, self._events,
                                     dict(self._failed), dict(self._archived), model,
-                                    tuple(outlooks), tuple(backoffs))
+                                    tuple(outlooks), tuple(backoffs), replot)
             return self._picture
 
 

@@ -133,7 +133,7 @@ def _table_text(p, query) -> str:
                       no_color=arg("no_color") == "1", force_jupyter=False)
     # the pass's own outlooks and farm: nothing is judged in this thread
     console.print(views.status_view(p.state, p.hosts, p.outlooks, model=p.farm,
-                                    backoffs=p.backoffs))
+                                    backoffs=p.backoffs, replot=p.wave))
     return out.getvalue()
 
 

@@ -50,7 +50,7 @@ def drives_table(state: FleetState, hosts, bar_width: int = 12, keys=None, model
     return dirtables.drives_table(state, hosts, bar_width, keys, model)
 
 
-def fleet_line(state: FleetState, hosts, model, note=None) -> Text:
+def fleet_line(state: FleetState, hosts, model, note=None, replot=None) -> Text:
     """The fleet summary in one line (a small screen has no rows for a table)."""
     up = [h for h in state.hosts if h.reachable]
     down = len(state.hosts) - len(up)
@@ -62,6 +62,8 @@ def fleet_line(state: FleetState, hosts, model, note=None) -> Text:
     t.append(f" · jobs {sum(len(h.jobs) for h in up)} · waiting {len(waiting)} · transfers "
              f"{sum(1 for h in up for x in h.transfers if x.status == 'running')} · farm "
              f"{human_bytes(model.room)} free on {n} drive{'' if n == 1 else 's'}")
+    if replot is not None and replot.active:
+        t.append(f" · {replot.line()}", style="red" if replot.behind else "")
     if note:
         t.append(f" · {note}", style="yellow")
     return t
@@ -96,7 +98,7 @@ def stack(sections, width: int, height: int, name: str) -> Layout:
 
 
 def render(state: FleetState, hosts, log, note=None, width=80, height=24,
-           polled_at=None, outlooks=None, model=None, backoffs=None) -> Layout:
+           polled_at=None, outlooks=None, model=None, backoffs=None, replot=None) -> Layout:
     """The whole screen; what matters most first: each plotter's plotting and
     archiving line, the jobs, the transfers, the drives, then what fits
     (hosts down and failed jobs, the tmp and dst tables); the actions below.
@@ -112,8 +114,8 @@ def render(state: FleetState, hosts, log, note=None, width=80, height=24,
         title += time.strftime(" · polled %H:%M:%S", time.localtime(polled_at))
     lines = dirtables.status_lines(outlooks, keys, title=None)
     roomy, small = height >= 50, height < 30
-    summary = views.summary_table(state, hosts, note=note, model=model) if roomy else \
-        fleet_line(state, hosts, model, note)
+    summary = views.summary_table(state, hosts, note=note, model=model, replot=replot) \
+        if roomy else fleet_line(state, hosts, model, note, replot)
     # why-not lines first; a small screen keeps its rows for the jobs, transfers, drives
     top = (lines if small else Group(lines, summary)) if lines is not None else summary
     # a small screen: the title on a line of its own, no frame
@@ -229,7 +231,7 @@ def screen(result, hosts, log, width, height, polled_at) -> Layout:
     if result is None:
         return render(FleetState(()), hosts, log, None, width, height, polled_at, ())
     return render(result.state, hosts, log, result.backpressure, width, height, polled_at,
-                  result.outlooks, result.farm, result.backoffs)
+                  result.outlooks, result.farm, result.backoffs, result.wave)
 
 
 def run_dashboard(step, hosts, refresh=2.0, console=None) -> None:

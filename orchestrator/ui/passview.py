@@ -97,7 +97,7 @@ class PassPrinter:
             waits.append(Text(f"... and {len(pending) - WAIT_ROWS} more waits"))
         # the fleet as this pass left it: it agrees with the events printed above it
         head = [views.summary_table(result.after, self.hosts, note=result.backpressure,
-                                    model=result.farm)]
+                                    model=result.farm, replot=result.wave)]
         if lines is not None:
             head.append(lines)
         return Group(*head, Text(f"pass {stamp}: {len(result.events)} events"), *waits)

@@ -58,9 +58,10 @@ def job_state(job) -> str:
 
 
 def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[str] = None,
-                  model: Optional[Farm] = None, deadline: Optional[str] = None) -> Table:
-    """The fleet in a few rows; `model`: the pass's farm (computed when not given);
-    `deadline`: replot_deadline, for the replot wave's verdict."""
+                  model: Optional[Farm] = None, deadline: Optional[str] = None,
+                  replot=None) -> Table:
+    """The fleet in a few rows; `model`: the pass's farm, `replot`: its wave
+    (core/result.py; computed, with `deadline` for its verdict, when not given)."""
     up = [h for h in state.hosts if h.reachable]
     jobs = [j for h in up for j in h.jobs]
     by_phase = {}
@@ -94,7 +95,7 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
                       f"(after reserve), room for {fits}")
     if model.kinds:
         t.add_row("farm plots", ", ".join(f"{n} x {kind}" for kind, n in model.kinds))
-    w = wave(state, hosts, deadline)
+    w = wave(state, hosts, deadline) if replot is None else replot
     if w.active:                # the replot wave: where it stands
         t.add_row("replot", Text(w.line()[len("replot: "):], style="red" if w.behind else ""))
     if note:
@@ -372,7 +373,7 @@ def down_table(state: FleetState) -> Optional[Table]:
 
 def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
                 width: Optional[int] = None, model: Optional[Farm] = None,
-                backoffs=None, deadline: Optional[str] = None) -> Group:
+                backoffs=None, deadline: Optional[str] = None, replot=None) -> Group:
     """`status`: the fleet, each plotter's plotting and archiving line, the
     jobs, each plotter's tmp and dst tables, the dirs, the harvester drives.
     `outlooks` (core/outlook.py), `model` (the farm) and `backoffs` are the
@@ -384,7 +385,7 @@ def status_view(state: FleetState, hosts: Mapping[str, Host], outlooks=None,
     keys = dirtables.host_keys(state, hosts)
     wide = width is not None and width >= 120
     columns = JOB_COLUMNS if width is None or width >= 100 else COMPACT_STATUS_JOB_COLUMNS
-    parts = [summary_table(state, hosts, model=model, deadline=deadline)]
+    parts = [summary_table(state, hosts, model=model, deadline=deadline, replot=replot)]
     lines = dirtables.status_lines(outlooks, keys)
     if lines is not None:
         parts.append(lines)
