@@ -305,3 +305,24 @@ def test_a_plots_run_whose_plot_was_quarantined_ends_failed_naming_why():
     assert end is not None and end.code == 1
     assert end.lines == ("p1: plot abababab failed its proof check and waits in quarantine: "
                          "Invalid size for deltas: 9",)
+
+
+def test_a_drive_check_at_work_is_in_the_snapshot_and_gone_when_it_ends(tmp_path, k18_plots):
+    """The snapshot lists the checks at work (from the runners' own index,
+    not by reading every record ever written: a checked farm leaves one per
+    plot), queued ones too, and none once the runner is done."""
+    from tests.agent_helpers import AgentProc, host_dirs, wait_for
+    d, config = host_dirs(tmp_path)
+    paths = sorted(str(p) for p in k18_plots.copy_to(d["farm"], 3))
+    a = AgentProc()
+    try:
+        started = a.ok("start_drive_check", config=config, farm_dir=d["farm"])
+        snap = a.ok("snapshot", config=config)
+        at_work = sorted(c["plot"] for c in snap["checks"])
+        assert at_work and set(at_work) <= set(paths), snap["checks"]
+        assert all(c["pid"] == started["pid"] for c in snap["checks"])
+        wait_for(lambda: not a.ok("snapshot", config=config)["checks"], timeout=120)
+        done = a.ok("read_checks", config=config, plots=paths)["checks"]
+        assert {c["status"] for c in done.values()} == {"passed"}, done
+    finally:
+        a.close()

@@ -138,6 +138,18 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
     text = plotfleet("check", "--inventory", inv, "--sample", 1).stdout
     assert "farm check" in text
 
+    # a farm plot gone since its check (replotted, moved): the next check
+    # forgets its record; the others' stay
+    from agent.facts.checks import record_path
+    on = {name: next(Path(f) / name for f in farm if (Path(f) / name).exists())
+          for name in (good, bad)}
+    assert all(os.path.exists(record_path(str(p))) for p in on.values())
+    on[bad].unlink()
+    r = plotfleet("check", "--inventory", inv, "--json", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not os.path.exists(record_path(str(on[bad])))
+    assert os.path.exists(record_path(str(on[good])))
+
 
 def test_an_endless_job_that_keeps_making_bad_plots_is_suspended_with_why(ssh_fleet,
                                                                           tmp_path):

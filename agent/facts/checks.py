@@ -169,20 +169,71 @@ def read(plot_path, size=None, mtime=None):
     return rec
 
 
+def runners_dir():
+    return os.path.join(checks_dir(), "runners")
+
+
+def note_runner(pid, started_at, plots):
+    """A check runner and the plots it was given: what `running` reads, so a
+    snapshot loads the records of the checks at work, not of every plot
+    ever checked (a farm checked by `plotfleet check` leaves thousands)."""
+    os.makedirs(runners_dir(), exist_ok=True)
+    path = os.path.join(runners_dir(), "%d.json" % pid)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"pid": pid, "started_at": started_at, "plots": plots}, f)
+    os.replace(tmp, path)
+
+
 def running(dirs):
     """Records of checks running on plots under `dirs` (expanded)."""
     out = []
     try:
-        names = sorted(n for n in os.listdir(checks_dir()) if n.endswith(".json"))
+        names = sorted(n for n in os.listdir(runners_dir()) if n.endswith(".json"))
     except OSError:
         return out
     for n in names:
-        rec = load(os.path.join(checks_dir(), n))
-        if not rec or rec.get("status") != "running" or not rec.get("plot"):
+        marker = load(os.path.join(runners_dir(), n)) or {}
+        if not runner_alive(marker.get("pid"), marker.get("started_at", 0)):
+            try:                        # its records read "interrupted" (read)
+                os.remove(os.path.join(runners_dir(), n))
+            except OSError:
+                pass
             continue
-        if disks.inside(rec["plot"], dirs) and runner_alive(rec.get("pid"), rec.get("started_at", 0)):
-            out.append(rec)
+        for p in marker.get("plots") or ():
+            rec = load(record_path(p))
+            if not rec or rec.get("status") != "running" or not rec.get("plot"):
+                continue
+            if disks.inside(rec["plot"], dirs) and \
+                    runner_alive(rec.get("pid"), rec.get("started_at", 0)):
+                out.append(rec)
     return out
+
+
+def prune():
+    """Forget the records of files gone since their check (a farm plot
+    replaced or moved), but never one of a check at work.  Read in full:
+    for `plotfleet check`'s start, not for every snapshot."""
+    try:
+        names = [n for n in os.listdir(checks_dir()) if n.endswith(".json")]
+    except OSError:
+        return 0
+    gone = 0
+    for n in names:
+        path = os.path.join(checks_dir(), n)
+        rec = load(path)
+        if not rec or not rec.get("plot") or os.path.lexists(rec["plot"]):
+            continue
+        if rec.get("status") == "running" and runner_alive(rec.get("pid"),
+                                                           rec.get("started_at", 0)):
+            continue
+        for extra in (path, path[:-5] + ".log"):
+            try:
+                os.remove(extra)
+            except OSError:
+                pass
+        gone += 1
+    return gone
 
 
 def quarantined(dst_dirs):

@@ -352,6 +352,10 @@ def run(spec_json):
                                                                   "error")}))
         except OSError:
             pass
+    try:                            # no longer at work (a dead runner's is dropped anyway)
+        os.remove(os.path.join(checks.runners_dir(), "%d.json" % os.getpid()))
+    except OSError:
+        pass
     return 0
 
 

@@ -64,6 +64,7 @@ def _launch(agent, config, paths, settings, max_running):
         proc = _spawn([sys.executable, "-m", "agent", "check", json.dumps(spec)], runner_log,
                       _agent_env())
         agent.children.append(proc)
+        checks.note_runner(proc.pid, started, paths)
         for p in paths:         # visible at once: queued behind the first
             write_record(p, status="running", pid=proc.pid, started_at=started,
                          attempts=attempts[p])
@@ -86,6 +87,7 @@ def start_drive_check(agent, config: wire.Config, farm_dir: str, sample: Optiona
     of them, 0: all) in one runner, at idle priority; nothing is moved.
     One at a time per host: the controller starts the next drive after."""
     real = check_inside(farm_dir, disks.dirs_of(config, "farm"))
+    checks.prune()              # records of farm plots gone since (replotted, moved)
     plots = sorted(p["path"] for p in disks.plots_in(real))
     if sample and len(plots) > sample:
         plots = sorted(random.sample(plots, int(sample)))
