@@ -326,3 +326,25 @@ def test_a_drive_check_at_work_is_in_the_snapshot_and_gone_when_it_ends(tmp_path
         assert {c["status"] for c in done.values()} == {"passed"}, done
     finally:
         a.close()
+
+
+def test_a_file_put_under_a_checked_plots_name_has_no_check(tmp_path, k18_plots):
+    """What passed was that file: another one under its name (an impostor, a
+    plot made again) reads as never checked, so nothing is deleted for it."""
+    from tests.agent_helpers import AgentProc, host_dirs, wait_for
+    d, config = host_dirs(tmp_path)
+    [path] = [str(p) for p in k18_plots.copy_to(d["farm"], 1)]
+    a = AgentProc()
+    try:
+        a.ok("start_drive_check", config=config, farm_dir=d["farm"])
+        wait_for(lambda: not a.ok("snapshot", config=config)["checks"], timeout=120)
+        assert a.ok("read_checks", config=config, plots=[path])["checks"][path]["status"] \
+            == "passed"
+        other = str(k18_plots.get(2)[1])
+        shutil.copyfile(other, path + ".new")
+        os.replace(path + ".new", path)
+        assert a.ok("read_checks", config=config, plots=[path])["checks"][path] is None
+        os.remove(path)
+        assert a.ok("read_checks", config=config, plots=[path])["checks"][path] is None
+    finally:
+        a.close()

@@ -98,12 +98,19 @@ def start_drive_check(agent, config: wire.Config, farm_dir: str, sample: Optiona
 
 @op(wire.ReadChecksReply)
 def read_checks(agent, config: wire.Config, plots: list):
-    """{path: the check record of each plot (or None)} under dst or farm dirs."""
+    """{path: the check record of each plot (or None)} under dst or farm dirs:
+    the record of the file there now (a file made again, or put there, under
+    a checked plot's name has none: its check is not the other's)."""
     dirs = disks.dirs_of(config, "dst", "farm")
     out = {}
     for p in plots:
         path = check_inside(p, dirs)
-        rec = checks.read(path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            out[p] = None
+            continue
+        rec = checks.read(path, st.st_size, st.st_mtime)
         out[p] = None if rec is None else checks.public(rec)
     return {"checks": out}
 
