@@ -116,6 +116,9 @@ def _renice(pid, nice):
         pass
 
 
+EXEC_WAIT_S = 5.0       # how long a job this agent just started may take to exec
+
+
 def _host_job(agent, config, pid, started_at=None):
     """The host's job with this pid; with `started_at` (what the snapshot
     reported) it must also be the same process, not a later one given a
@@ -124,14 +127,21 @@ def _host_job(agent, config, pid, started_at=None):
         pid = int(pid)
     except (TypeError, ValueError):
         raise ActionError("bad pid: %r" % (pid,))
-    for j in agent.host_jobs(config):
-        if j["pid"] == pid:
-            if started_at is not None and abs(float(started_at) - j["started_at"]) > 1.0:
-                raise ActionError("pid %d is another process now (started %s, the job "
-                                  "seen started %s): nothing done" % (
-                                      pid, _clock(j["started_at"]), _clock(started_at)))
-            return j
-    raise ActionError("pid %d is not a plot job of this host" % pid)
+    # a job this agent has just started may not have exec'd its plotter yet
+    # (it is still `python -m agent` between fork and exec): wait for it
+    mine = any(c.pid == pid and c.poll() is None for c in agent.children)
+    until = time.monotonic() + (EXEC_WAIT_S if mine else 0.0)
+    while True:
+        for j in agent.host_jobs(config):
+            if j["pid"] == pid:
+                if started_at is not None and abs(float(started_at) - j["started_at"]) > 1.0:
+                    raise ActionError("pid %d is another process now (started %s, the job "
+                                      "seen started %s): nothing done" % (
+                                          pid, _clock(j["started_at"]), _clock(started_at)))
+                return j
+        if time.monotonic() >= until:
+            raise ActionError("pid %d is not a plot job of this host" % pid)
+        time.sleep(0.05)
 
 
 def _clock(t):
