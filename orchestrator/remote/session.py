@@ -535,7 +535,10 @@ class Session:
         except (OSError, EOFError, paramiko.SSHException) as e:
             agent = self._agent
             self._drop(abandon=True)
-            raise LostReply(f"lost the agent channel ({describe(e, self.target)})" + self._tail(agent)) from None
+            if op == "hello":   # a channel closed before its hello: the agent could not start
+                raise AgentExited("agent exited" + self._tail(agent, wait=True)) from None
+            raise LostReply(f"lost the agent channel ({describe(e, self.target)})"
+                            + self._tail(agent)) from None
         return self._id
 
     def _receive(self, rid: int, op: str, timeout: float) -> dict:
@@ -551,6 +554,8 @@ class Session:
         except (socket.timeout, TimeoutError):
             raise lost(f"agent did not answer {op} within {timeout:g}s") from None
         except (OSError, EOFError, paramiko.SSHException) as e:
+            if op == "hello":   # a channel closed before its hello: the agent could not start
+                raise lost("agent exited", wait=True, kind=AgentExited) from None
             raise lost(f"lost the agent channel ({describe(e, self.target)})") from None
         if not raw:
             # before its hello: it could not start (its files); later: the
