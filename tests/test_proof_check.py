@@ -316,7 +316,9 @@ def test_a_drive_check_at_work_is_in_the_snapshot_and_gone_when_it_ends(tmp_path
     paths = sorted(str(p) for p in k18_plots.copy_to(d["farm"], 3))
     a = AgentProc()
     try:
-        started = a.ok("start_drive_check", config=config, farm_dir=d["farm"])
+        # many challenges: the runner is still at work when the snapshot comes
+        started = a.ok("start_drive_check", config=config, farm_dir=d["farm"],
+                       settings={"challenges": 400})
         snap = a.ok("snapshot", config=config)
         at_work = sorted(c["plot"] for c in snap["checks"])
         assert at_work and set(at_work) <= set(paths), snap["checks"]
