@@ -21,7 +21,9 @@ PKGS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 libgcc
       libsqlite3-0 libtinfo6 libncursesw6 libreadline8 libtirpc3 libnsl2 libdb5.3"
 
 dpkg --print-foreign-architectures | grep -qx "$ARCH" || dpkg --add-architecture "$ARCH"
-apt-get update -qq
+# a mirror mid-sync fails one index now and then: try again, then go on with
+# what is there (the download below fails plainly if a package is missing)
+for _ in 1 2 3; do apt-get update -qq && break; sleep 5; done || true
 work=$(mktemp -d "/opt/.plotfleet-$ARCH.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/debs" "$work/sysroot" "$work/bin"
