@@ -547,7 +547,7 @@ def dashboard(c, inventory=None, limit=None, plot=False, refresh=None, serve=Non
 def keys(c, inventory=None, json_=False):
     """Every inventory key: type, default, limits and what it does."""
     from rich.table import Table
-    from orchestrator.config.keys import KINDS, reference
+    from orchestrator.core.keys import KINDS, reference
     if inventory is not None:
         read_inventory(inventory)
     rows = reference()

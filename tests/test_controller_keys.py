@@ -9,7 +9,7 @@ import yaml
 
 from orchestrator.config.controller import ControllerConfig
 from orchestrator.config.inventory import load_inventory
-from orchestrator.config.keys import CONTROLLER_KEYS, KEYS
+from orchestrator.core.keys import CONTROLLER_KEYS, KEYS
 from orchestrator.errors import InventoryError
 from tests.cli import plotfleet
 

@@ -1,4 +1,4 @@
-"""The key table (orchestrator/config/keys.py) is what validation enforces,
+"""The key table (orchestrator/core/keys.py) is what validation enforces,
 what Host defaults to, and what `plotfleet keys` prints."""
 import ast
 import dataclasses
@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from orchestrator.config.inventory import load_inventory
-from orchestrator.config.keys import KEYS, KINDS, limits
-from orchestrator.core.state import Host
+from orchestrator.core.keys import KEYS, KINDS, limits
+from orchestrator.core.state import PARTS, Host
 from orchestrator.errors import InventoryError
 from tests.cli import plotfleet
 
@@ -35,15 +35,25 @@ def refusal(tmp_path, **settings):
     return msg[len(prefix):]
 
 
+# every field of every part of Host: what the inventory sets
+PART_FIELDS = {f: spec for cls in PARTS.values() for f, spec in cls.__dataclass_fields__.items()}
+
+
 def host_default(f):
-    spec = Host.__dataclass_fields__[f]
+    spec = PART_FIELDS[f]
     return spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+
+
+def test_host_is_its_parts_and_nothing_else():
+    assert set(Host.__dataclass_fields__) == NOT_FROM_INVENTORY | set(PARTS)
+    parts = [set(cls.__dataclass_fields__) for cls in PARTS.values()]
+    assert sum(map(len, parts)) == len(set().union(*parts))     # each field in one part
 
 
 def test_every_host_field_from_the_inventory_has_exactly_one_key():
     attrs = Counter(k.attr for k in KEYS.values() if k.attr)
     assert [f for f, n in attrs.items() if n > 1] == []
-    assert set(attrs) == set(Host.__dataclass_fields__) - NOT_FROM_INVENTORY
+    assert set(attrs) == set(PART_FIELDS)
     for k in KEYS.values():
         assert k.kind in KINDS and k.doc and "\n" not in k.doc, k.name
 

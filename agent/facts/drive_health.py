@@ -25,12 +25,10 @@ from .. import statefile
 
 HEALTH = "drive-health.json"
 CONFLICTS = "conflicts.json"
-WINDOW_S = 1800.0           # drive_fail_window_m's default
-COOLDOWN_S = 1800.0         # drive_cooldown_m's default
 KEEP = 20                   # failures kept per drive
 
 
-def set_aside(failures, now, window_s=WINDOW_S, cooldown_s=COOLDOWN_S):
+def set_aside(failures, now, window_s, cooldown_s):
     """(until, the failure that set it aside) while a drive with these
     failures is set aside, else None."""
     fails = sorted(failures, key=lambda f: f["at"])

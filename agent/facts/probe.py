@@ -17,8 +17,6 @@ import time
 from ..vocab.wire import DirError
 from . import disks
 
-PROBE_TIMEOUT_S = 3.0       # dir_timeout_s's default
-
 
 def probe_one(path):
     """Everything the snapshot needs to know about one dir (expanded path),
@@ -67,7 +65,7 @@ class Prober:
         self._stuck = {}            # path -> (thread, since): a probe not back yet
         self._lock = threading.Lock()
 
-    def probe(self, paths, timeout=PROBE_TIMEOUT_S):
+    def probe(self, paths, timeout):
         """{path: info} for every path; a dir that did not answer within
         `timeout` gets error_code "not_responding"."""
         paths = list(dict.fromkeys(paths))

@@ -35,6 +35,7 @@ from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets, runne
 from .. import statefile
 from ..statefile import state_dir
 from ..vocab.wire import DirError
+from ..vocab import wire
 
 REPLACEABLE_SHOWN = 16   # the largest replaceable plots a farm dir lists (one plot's worth)
 FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server
@@ -131,7 +132,7 @@ class Agent:
         transfers = read_transfers(config)
         all_jobs, rsyncs = self.all_jobs()
         jobs = _own_jobs(all_jobs, cdirs)
-        stall = float(c.get("stall_after_s") or 1800.0)
+        stall = wire.setting(c, "stall_after_s")
 
         temp_dirs = [r for k, _, r in cdirs if k in ("tmp", "tmp2")]
         for j in jobs:
@@ -146,8 +147,7 @@ class Agent:
         farm = {probed[_key(raw)]["real"]: probed[_key(raw)]["st_dev"]
                 for kind, raw, _ in cdirs if kind == "farm" and probed[_key(raw)]["st_dev"]}
         health = drive_health.drive_state(
-            farm, float(c.get("drive_fail_window_s") or drive_health.WINDOW_S),
-            float(c.get("drive_cooldown_s") or drive_health.COOLDOWN_S), now)
+            farm, wire.setting(c, "drive_fail_window_s"), wire.setting(c, "drive_cooldown_s"), now)
         dirs, plots, drive_failures = [], [], []
         writing = Held([r for k, _, r in cdirs if k == "dst"], writing=True)
         table = mounts.table()
@@ -297,7 +297,7 @@ class Agent:
         missing dir stays missing: on a real host it is usually an unmounted
         drive, and creating it would fill the root disk instead."""
         c = config or {}
-        timeout = float(c.get("dir_timeout_s") or probe.PROBE_TIMEOUT_S)
+        timeout = wire.setting(c, "dir_timeout_s")
         paths = disks.configured_paths(config)
         probed = self.prober.probe(paths, timeout)
         made = c.get("create_dirs") or ()

@@ -32,8 +32,7 @@ def _set_aside(config, same_drive, dev, now):
     c = config or {}
     state = drive_health.drive_state(
         {d: dev for d in same_drive},
-        float(c.get("drive_fail_window_s") or drive_health.WINDOW_S),
-        float(c.get("drive_cooldown_s") or drive_health.COOLDOWN_S), now)
+        wire.setting(c, "drive_fail_window_s"), wire.setting(c, "drive_cooldown_s"), now)
     for d in same_drive:
         if state.get(d, {}).get("until"):
             return "set aside after failed transfers: %s" % state[d]["error"]

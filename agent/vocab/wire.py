@@ -91,6 +91,23 @@ class Config(TypedDict, total=False):
     replot: list            # the harvester's replot rules (agent/vocab/replot.py)
 
 
+# The thresholds a request may leave out, and what they then are.  Written
+# here only: the inventory keys that set them take these as their defaults
+# (orchestrator/core/keys.py), so the agent and the controller cannot differ.
+CONFIG_DEFAULTS = {
+    "stall_after_s": 1800.0,            # stall_after_m
+    "drive_fail_window_s": 1800.0,      # drive_fail_window_m
+    "drive_cooldown_s": 1800.0,         # drive_cooldown_m
+    "dir_timeout_s": 3.0,               # dir_timeout_s
+}
+
+
+def setting(config, name: str) -> float:
+    """Threshold `name` of a request's config, else its default."""
+    value = (config or {}).get(name)
+    return float(CONFIG_DEFAULTS[name] if value is None else value)
+
+
 class Limits(TypedDict, total=False):
     """start_job's limits, checked again under the host lock."""
     global_max_jobs: int

@@ -3,7 +3,7 @@
 They configure the controller, not a host, so they are read from the
 inventory's `all` vars only (set on a group or a host, any of them is an
 inventory error).  inventory.py checks and types them by the key table
-(orchestrator/config/keys.py, section "controller (all.vars only)") and
+(orchestrator/core/keys.py, section "controller (all.vars only)") and
 gives them as `Inventory.controller`; the defaults here are the table's.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from orchestrator.config.keys import KEYS
+from orchestrator.core.keys import KEYS
 
 
 def default_app_log() -> str:

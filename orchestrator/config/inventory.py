@@ -38,7 +38,7 @@ from agent.vocab.plotters.chiapos import max_buckets as chiapos_max_buckets
 
 from orchestrator.config import hostpattern
 from orchestrator.config.controller import ControllerConfig
-from orchestrator.config.keys import BUCKETS, CONTROLLER_KEYS, K_RULES, KEYS, Key
+from orchestrator.core.keys import BUCKETS, CONTROLLER_KEYS, K_RULES, KEYS, Key
 from orchestrator.errors import InventoryError
 from orchestrator.core import plotsize
 from agent.vocab.plotters import PLOTTERS, pos2
@@ -46,7 +46,7 @@ from orchestrator.core.state import Host
 
 ROLE_GROUPS = {"plotters": "plotter", "harvesters": "harvester"}
 
-# the tables below all come from KEYS (orchestrator/config/keys.py)
+# the tables below all come from KEYS (orchestrator/core/keys.py)
 # plotfleet's own keys (without Ansible's): candidates for "did you mean"
 OWN_KEYS = sorted(n for n in KEYS if not n.startswith("ansible_"))
 OVERRIDE_KEYS = tuple(n for n, k in KEYS.items() if k.per_tmp_dir)

@@ -31,7 +31,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from orchestrator.config.keys import KEYS
+from orchestrator.core.keys import KEYS
 from orchestrator.core.state import Host
 
 PLOTMAN_LOG_DIR = "~/.local/share/plotman/plots"      # appdirs.user_data_dir + /plots

@@ -46,11 +46,10 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tupl
 from orchestrator.core.decisions import WaitKind
 from orchestrator.core.events import EventKind
 from orchestrator.core.farm import farm
+from orchestrator.core.keys import KEYS
 from orchestrator.core.state import Host, HostState, phase_str
 from orchestrator.core.wave import wave
 
-HOST_DOWN_M = 10.0          # alert_host_down_m's default
-FARM_FREE_PLOTS = 10        # alert_farm_free_plots's default
 COPY_KINDS = (EventKind.COPY_CONFLICT, EventKind.COPY_MISMATCH)
 FARM = ""                   # the scope of the farm-wide alert in `held`
 
@@ -76,9 +75,10 @@ class Alert:
                    str(d.get("text", "")))
 
 
-def _setting(config, name: str, default):
+def _setting(config, name: str):
+    """The controller's setting `name`, else its default (core/keys.py)."""
     value = getattr(config, name, None) if config is not None else None
-    return default if value is None else value
+    return KEYS[name].default if value is None else value
 
 
 def _job_id(j) -> str:
@@ -148,8 +148,8 @@ def conditions(result, hosts: Mapping[str, Host], config,
     `alert_host_down_m` and `alert_farm_free_plots` (None: the defaults);
     `memory`: what the previous call returned (None or {} at first)."""
     memory = memory or {}
-    down_m = float(_setting(config, "alert_host_down_m", HOST_DOWN_M))
-    free_plots = int(_setting(config, "alert_farm_free_plots", FARM_FREE_PLOTS))
+    down_m = float(_setting(config, "alert_host_down_m"))
+    free_plots = int(_setting(config, "alert_farm_free_plots"))
     state = result.state
     now = state.now
     down_since: Dict[str, float] = dict(memory.get("down_since") or {})
@@ -197,7 +197,7 @@ def conditions(result, hosts: Mapping[str, Host], config,
                                     f"{name}: replotting stopped on {path}: {why}"))
             farm_plots[name] = count
     alerts += _farm_alert(result, hosts, free_plots, held)
-    deadline = _setting(config, "replot_deadline", None)
+    deadline = _setting(config, "replot_deadline")
     w = wave(state, hosts, deadline) if deadline else None
     if w is not None and w.behind:
         alerts.append(Alert("replot_behind", FARM, "replot",

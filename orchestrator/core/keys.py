@@ -1,8 +1,11 @@
 """Every inventory key plotfleet reads, in one table.
 
 Each Key says its kind, default, limits and meaning; inventory.py validates
-by it and fills unset keys from it, and `plotfleet keys` prints it.  The
-defaults equal Host's field defaults (tests/test_keys.py checks).
+by it and fills unset keys from it, and `plotfleet keys` prints it.  It is
+the one place a default is read from: the parts of core/state.py's Host take
+theirs from FIELD_DEFAULTS, the controller's settings from KEYS.  The four
+thresholds the agent also applies to a request that leaves them out are
+written in agent/vocab/wire.py's CONFIG_DEFAULTS, and taken from there.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from agent.vocab.plotters import PLOTTERS
+from agent.vocab.wire import CONFIG_DEFAULTS
 
 ANY = ("plotter", "harvester")
 PLOTTER = ("plotter",)
@@ -164,7 +168,8 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         _float("polling_time_s", 20.0, "seconds between plot-all passes", 0.1, roles=PLOTTER),
         _int("nice", 15, "niceness jobs run at (plotman's 15)", -20, maximum=19,
              roles=PLOTTER),
-        _float("stall_after_m", 30.0, "a job whose log is silent this long is stalled", 0.1,
+        _float("stall_after_m", CONFIG_DEFAULTS["stall_after_s"] / 60,
+               "a job whose log is silent this long is stalled", 0.1,
                roles=PLOTTER),
     )),
     ("failed jobs", (
@@ -215,9 +220,11 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
              roles=HARVESTER),
         Key("require_mounted_farm", "bool", True, "refuse farm dirs on the root filesystem",
             roles=HARVESTER),
-        _float("drive_cooldown_m", 30.0, "a drive set aside gets nothing for this long", 0,
+        _float("drive_cooldown_m", CONFIG_DEFAULTS["drive_cooldown_s"] / 60,
+               "a drive set aside gets nothing for this long", 0,
                roles=HARVESTER),
-        _float("drive_fail_window_m", 30.0, "two failed transfers this close: set aside", 0,
+        _float("drive_fail_window_m", CONFIG_DEFAULTS["drive_fail_window_s"] / 60,
+               "two failed transfers this close: set aside", 0,
                roles=HARVESTER),
     )),
     ("replotting", (
@@ -231,7 +238,8 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
     )),
     ("dirs", (
         Key("create_dirs", "bool", False, "make missing dirs (demos; never for mounts)"),
-        _float("dir_timeout_s", 3.0, "a dir silent this long is not responding", 0.1),
+        _float("dir_timeout_s", CONFIG_DEFAULTS["dir_timeout_s"],
+               "a dir silent this long is not responding", 0.1),
     )),
     ("controller (all.vars only)", (
         Key("notify", "all_urls", None,
@@ -262,6 +270,8 @@ KEYS: Dict[str, Key] = {k.name: k for _, keys in SECTIONS for k in keys}
 BUCKETS = {name: p.buckets for name, p in PLOTTERS.items() if p.buckets}
 K_RULES = {name: p.k for name, p in PLOTTERS.items()}
 CONTROLLER_KEYS = tuple(n for n, k in KEYS.items() if k.controller)
+# Host field -> its default (core/state.py's Host parts take theirs from here)
+FIELD_DEFAULTS = {k.attr: k.default for k in KEYS.values() if k.attr}
 
 
 def limits(key: Key) -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import posixpath
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 from typing import NamedTuple, Optional, Tuple
 
 from agent.vocab import wire
 from agent.vocab.wire import DirError
 from orchestrator.core import plotsize
+from orchestrator.core.keys import FIELD_DEFAULTS
 from orchestrator.core.plotsize import Compression
 
 class Phase(NamedTuple):
@@ -440,26 +441,138 @@ def unreachable(name: str, roles, error: str) -> HostState:
     return HostState(name=name, roles=tuple(roles), reachable=False, error=error)
 
 
+def _default(attr: str):
+    """The default of the inventory key that sets field `attr`: core/keys.py
+    is the one place defaults are written."""
+    d = FIELD_DEFAULTS[attr]
+    return field(default_factory=dict, compare=False, hash=False) if isinstance(d, dict) \
+        else field(default=d)
+
+
+def _loose(attr: str):
+    """A default that is no value to compare hosts by (replot rules)."""
+    return field(default=FIELD_DEFAULTS[attr], compare=False, hash=False)
+
+
 @dataclass(frozen=True)
 class SshTarget:
-    """How one host is reached: all a Session (remote/session.py) knows of it.
-    Every value comes from its Host (`Host.ssh`), defaults from config/keys.py."""
-    address: str
-    port: int
-    user: Optional[str]
-    key_file: Optional[str]
-    connection: str                 # ssh | local
-    python: str
-    host_key_checking: bool
-    known_hosts_file: Optional[str]
-    proxy_jump: Optional[str]
-    connect_timeout_s: float
-    request_timeout_s: float
+    """How one host is reached: all a Session (remote/session.py) knows of it."""
+    address: str = "localhost"      # unset in the inventory: the host's own name
+    port: int = _default("port")
+    user: Optional[str] = _default("user")
+    key_file: Optional[str] = _default("key_file")
+    connection: str = _default("connection")            # ssh | local
+    python: str = _default("python")
+    host_key_checking: bool = _default("host_key_checking")
+    known_hosts_file: Optional[str] = _default("known_hosts_file")
+    proxy_jump: Optional[str] = _default("proxy_jump")  # -o ProxyJump / -J from ansible_ssh_*_args
+    connect_timeout_s: float = _default("connect_timeout_s")
+    request_timeout_s: float = _default("request_timeout_s")    # an agent's answer waited for
 
 
 @dataclass(frozen=True)
+class PlotterSpec:
+    """What a plotter's jobs are made with: the plot command's flags."""
+    plotter: str = _default("plotter")      # agent/vocab/plotters: chia, madmax, bladebit, ...
+    k: int = _default("k")
+    threads: int = _default("threads")
+    buckets: int = _default("buckets")
+    buffer_mib: int = _default("buffer_mib")
+    farmer_key: Optional[str] = _default("farmer_key")
+    pool_key: Optional[str] = _default("pool_key")
+    pool_contract: Optional[str] = _default("pool_contract")
+    count: int = _default("count")                      # plots per job (-n); 0: without end
+    bladebit_mode: str = _default("bladebit_mode")
+    compress: int = _default("compress")                # level (bladebit, gigahorse)
+    strength: int = _default("strength")                # PoS2 plot strength
+    executable: Optional[str] = _default("executable")
+    cuda_device: Optional[int] = _default("cuda_device")
+    cuda_devices: Tuple[int, ...] = _default("cuda_devices")    # one job per GPU
+    disk_128: bool = _default("disk_128")
+    disk_16: bool = _default("disk_16")
+    nobitfield: bool = _default("nobitfield")
+    exclude_final_dir: bool = _default("exclude_final_dir")
+    n_buckets3: Optional[int] = _default("n_buckets3")
+    rmulti2: Optional[int] = _default("rmulti2")
+    plotter_command: Optional[str] = _default("plotter_command")    # jinja2 override
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a plotter starts jobs (plotman's keys and meanings), and how it
+    treats the ones that failed."""
+    global_max_jobs: int = _default("global_max_jobs")     # 0 = no limit
+    global_stagger_m: float = _default("global_stagger_m")
+    tmpdir_max_jobs: int = _default("tmpdir_max_jobs")
+    tmpdir_stagger_phase_major: int = _default("tmpdir_stagger_phase_major")
+    tmpdir_stagger_phase_minor: int = _default("tmpdir_stagger_phase_minor")
+    tmpdir_stagger_phase_limit: int = _default("tmpdir_stagger_phase_limit")
+    tmp_overrides: dict = _default("tmp_overrides")
+    polling_time_s: float = _default("polling_time_s")
+    nice: int = _default("nice")
+    stall_after_m: float = _default("stall_after_m")
+    dead_keep_h: float = _default("dead_keep_h")
+    max_failures: int = _default("max_failures")
+    failure_backoff_m: float = _default("failure_backoff_m")
+    clean_after_m: float = _default("clean_after_m")
+    kill_after_m: float = _default("kill_after_m")
+
+
+@dataclass(frozen=True)
+class Dirs:
+    """A host's dirs, and how the agent treats them."""
+    tmp_dirs: Tuple[str, ...] = _default("tmp_dirs")
+    tmp2_dir: Optional[str] = _default("tmp2_dir")
+    dst_dirs: Tuple[str, ...] = _default("dst_dirs")
+    log_dir: Optional[str] = _default("log_dir")
+    farm_dirs: Tuple[str, ...] = _default("farm_dirs")
+    create_dirs: bool = _default("create_dirs")                 # demos; never for mounts
+    require_mounted_farm: bool = _default("require_mounted_farm")
+    dir_timeout_s: float = _default("dir_timeout_s")
+
+
+@dataclass(frozen=True)
+class TransferPolicy:
+    """How a plotter's finished plots travel, and where they land."""
+    transfer: str = _default("transfer")                    # ssh | local
+    transfer_ssh_key: Optional[str] = _default("transfer_ssh_key")
+    transfer_known_hosts: Optional[str] = _default("transfer_known_hosts")
+    transfer_bwlimit_kbps: int = _default("transfer_bwlimit_kbps")     # 0 = unlimited
+    max_transfers_per_plotter: int = _default("max_transfers_per_plotter")
+    fill: str = _default("fill")                            # spread | pack
+
+
+@dataclass(frozen=True)
+class ProofChecks:
+    """How a new plot is checked before it is archived (core/checker.py)."""
+    check_challenges: int = _default("check_challenges")
+    check_min_ratio: float = _default("check_min_ratio")
+    check_challenges_v2: int = _default("check_challenges_v2")
+    check_command: Optional[str] = _default("check_command")
+    check_parallel: int = _default("check_parallel")
+
+
+@dataclass(frozen=True)
+class Harvest:
+    """A harvester's drives: what is kept free, set aside, and replaced."""
+    farm_reserve_bytes: int = _default("farm_reserve_bytes")
+    drive_cooldown_m: float = _default("drive_cooldown_m")
+    drive_fail_window_m: float = _default("drive_fail_window_m")
+    replot: Tuple[dict, ...] = _loose("replot")     # agent/vocab/replot.py's rules
+    replot_max_deletes_per_hour: int = _default("replot_max_deletes_per_hour")
+
+
+# Host's parts: its attribute -> the record's type.  Each part's fields read
+# flat too (host.k is host.plotting.k), and Host(k=18) sets one.
+PARTS = {"ssh": SshTarget, "plotting": PlotterSpec, "schedule": Schedule, "dirs": Dirs,
+         "moving": TransferPolicy, "checks": ProofChecks, "harvest": Harvest}
+PART_OF = {f: part for part, cls in PARTS.items() for f in cls.__dataclass_fields__}
+
+
+@dataclass(frozen=True, init=False)
 class Host:
-    """One inventory host with every plotfleet variable validated and typed.
+    """One inventory host with every plotfleet variable validated and typed,
+    made of its parts (PARTS).
 
     Paths are absolute or start with `~` (expanded on the host itself).
     `vars` keeps the whole merged variable dict, for templates.
@@ -470,85 +583,36 @@ class Host:
     vars: dict = field(default_factory=dict, compare=False, hash=False)
     source: str = "inventory.yaml"              # file it came from, for errors
     inventory_dir: str = ""                     # its folder, absolute (create_dirs makes dirs only there)
-    # connection
-    address: str = "localhost"
-    port: int = 22
-    user: Optional[str] = None
-    key_file: Optional[str] = None
-    connection: str = "ssh"                     # ssh | local
-    python: str = "python3"
-    host_key_checking: bool = True
-    known_hosts_file: Optional[str] = None
-    proxy_jump: Optional[str] = None            # -o ProxyJump / -J from ansible_ssh_*_args
-    connect_timeout_s: float = 10.0
-    request_timeout_s: float = 30.0             # how long an agent's answer is waited for
-    # plotting
-    tmp_dirs: Tuple[str, ...] = ()
-    tmp2_dir: Optional[str] = None
-    dst_dirs: Tuple[str, ...] = ()
-    log_dir: Optional[str] = None
-    plotter: str = "chia"                       # chia | madmax | bladebit | chiapos | gigahorse | pos2
-    k: int = 32
-    threads: int = 2
-    buckets: int = 128
-    buffer_mib: int = 3389
-    farmer_key: Optional[str] = None
-    pool_key: Optional[str] = None
-    pool_contract: Optional[str] = None
-    count: int = 1                              # plots per job (-n); 0: without end
-    bladebit_mode: str = "ramplot"              # ramplot | diskplot | cudaplot
-    compress: int = 0                           # compression level (bladebit, gigahorse)
-    strength: int = 2                           # PoS2 plot strength (pos2)
-    executable: Optional[str] = None            # the plotter's binary (chia, chia_plot, ...)
-    cuda_device: Optional[int] = None           # cudaplot --device, Gigahorse -g
-    cuda_devices: Tuple[int, ...] = ()          # one job per GPU, each pinned to its own
-    disk_128: bool = False                      # cudaplot hybrid modes
-    disk_16: bool = False
-    nobitfield: bool = False                    # chia -e
-    exclude_final_dir: bool = False             # chia -x
-    n_buckets3: Optional[int] = None            # madmax -v (plotman's key)
-    rmulti2: Optional[int] = None               # madmax -K
-    plotter_command: Optional[str] = None       # jinja2 template override
-    # scheduling (plotman's keys and meanings)
-    global_max_jobs: int = 0                    # 0 = no limit
-    global_stagger_m: float = 30.0
-    tmpdir_max_jobs: int = 3
-    tmpdir_stagger_phase_major: int = 2
-    tmpdir_stagger_phase_minor: int = 1
-    tmpdir_stagger_phase_limit: int = 1
-    tmp_overrides: dict = field(default_factory=dict, compare=False, hash=False)
-    polling_time_s: float = 20.0
-    nice: int = 15                              # jobs' niceness, as plotman renices them
-    stall_after_m: float = 30.0
-    # failed jobs
-    dead_keep_h: float = 24.0                   # a dead job without leftovers stays listed
-    max_failures: int = 2                       # failed jobs in a row before backing off
-    failure_backoff_m: float = 60.0             # then no new job for this long
-    clean_after_m: float = 5.0                  # a failed job's temp files go once they rest
-    kill_after_m: float = 1.0                   # kill of a dead job: its files must rest
-    # proof checks of new plots
-    check_challenges: int = 30
-    check_min_ratio: float = 0.3
-    check_challenges_v2: int = 4
-    check_command: Optional[str] = None
-    check_parallel: int = 1
-    # harvesting and transfers
-    farm_dirs: Tuple[str, ...] = ()
-    transfer: str = "ssh"                       # ssh | local
-    transfer_ssh_key: Optional[str] = None
-    transfer_known_hosts: Optional[str] = None
-    transfer_bwlimit_kbps: int = 0              # 0 = unlimited
-    max_transfers_per_plotter: int = 1
-    fill: str = "spread"                        # spread | pack
-    farm_reserve_bytes: int = 0
-    create_dirs: bool = False                   # make missing dirs (demos; never for mounts)
-    require_mounted_farm: bool = True           # refuse farm dirs on the root filesystem
-    drive_cooldown_m: float = 30.0              # a drive set aside gets nothing for this long
-    drive_fail_window_m: float = 30.0           # two failed transfers this close: set aside
-    dir_timeout_s: float = 3.0                  # a dir silent this long is not responding
-    # replotting (agent/vocab/replot.py): rules naming replaceable farm plots
-    replot: Tuple[dict, ...] = field(default=(), compare=False, hash=False)
-    replot_max_deletes_per_hour: int = 60
+    ssh: SshTarget = SshTarget()
+    plotting: PlotterSpec = PlotterSpec()
+    schedule: Schedule = Schedule()
+    dirs: Dirs = Dirs()
+    moving: TransferPolicy = TransferPolicy()
+    checks: ProofChecks = ProofChecks()
+    harvest: Harvest = Harvest()
+
+    def __init__(self, name: str, groups: frozenset = frozenset(), roles: Tuple[str, ...] = (),
+                 vars: Optional[dict] = None, source: str = "inventory.yaml",
+                 inventory_dir: str = "", **given):
+        """Parts as records (ssh=SshTarget(...)), or their fields one by one
+        (k=18), the latter over the former: dataclasses.replace(host, k=20)
+        works as on a flat record."""
+        flat: dict = {}
+        for key, value in given.items():
+            if key in PARTS:
+                continue
+            if key not in PART_OF:
+                raise TypeError(f"Host() got an unexpected keyword argument {key!r}")
+            flat.setdefault(PART_OF[key], {})[key] = value
+        for attr, value in (("name", name), ("groups", groups), ("roles", roles),
+                            ("vars", {} if vars is None else vars), ("source", source),
+                            ("inventory_dir", inventory_dir)):
+            object.__setattr__(self, attr, value)
+        for part, cls in PARTS.items():
+            record = given.get(part) or cls()
+            if part in flat:
+                record = replace(record, **flat[part])
+            object.__setattr__(self, part, record)
 
     @property
     def compression(self) -> Optional[Compression]:
@@ -557,10 +621,6 @@ class Host:
             return plotsize.compression(plotsize.POS2, self.strength)
         fmt = {"bladebit": plotsize.BLADEBIT, "gigahorse": plotsize.GIGAHORSE}.get(self.plotter)
         return plotsize.compression(fmt, self.compress)
-
-    @property
-    def ssh(self) -> SshTarget:
-        return SshTarget(**{f: getattr(self, f) for f in SshTarget.__dataclass_fields__})
 
     @property
     def is_plotter(self) -> bool:
@@ -601,3 +661,12 @@ class Host:
             "dir_timeout_s": self.dir_timeout_s,
             "replot": [dict(r) for r in self.replot],
         }
+
+
+def _flat(part: str, name: str) -> property:
+    return property(lambda self: getattr(getattr(self, part), name),
+                    doc=f"{part}.{name}")
+
+
+for _name, _part in PART_OF.items():
+    setattr(Host, _name, _flat(_part, _name))
