@@ -25,7 +25,10 @@ def plotter(name: str = "p1", **fields) -> Host:
                 address=f"{name}.lan", tmp_dirs=("/t0", "/t1"), dst_dirs=("/d0",),
                 plotter="chia", k=32, global_stagger_m=30.0, global_max_jobs=0,
                 tmpdir_max_jobs=3, tmpdir_stagger_phase_major=2, tmpdir_stagger_phase_minor=1,
-                tmpdir_stagger_phase_limit=1)
+                tmpdir_stagger_phase_limit=1,
+                # the rules of one plot per drive per pass, one transfer at a
+                # time (tests/test_queues.py takes the keys' defaults: queues)
+                max_transfers_per_plotter=1, transfer_queue_s=0)
     base.update(fields)
     return Host(**base)
 

@@ -213,8 +213,9 @@ def farm_fleet(ssh_fleet, tmpfs, n_plotters=2, n_harvesters=2, sizes=None, **var
 def test_archive_moves_every_plot_in_parallel_one_transfer_per_drive(ssh_fleet, tmpfs, tmp_path,
                                                                      k18_plots):
     fleet = farm_fleet(ssh_fleet, tmpfs)
-    # 6 plots, each plotter allowed 3 transfers at once: more wanted than the
-    # 4 drives can take, so only the one-per-drive rule holds them back
+    # 6 plots, each plotter allowed 3 drives at once: more wanted than the
+    # 4 drives can take, so only the one-writer-per-drive rule holds them
+    # back: the other two join a drive's queue, all 6 handed over at once
     plots = give_plots(fleet, k18_plots, per_plotter=3)
     # slow enough (about 6 s a plot) that the status taken next sees them in
     # flight even on a loaded machine, where a cold status takes 2 s or more
@@ -225,11 +226,13 @@ def test_archive_moves_every_plot_in_parallel_one_transfer_per_drive(ssh_fleet, 
         # in flight, as status reports it: found from the hosts, with progress
         r, doc = status_json(inv)
         sent = [t for h in doc["hosts"] for t in h["transfers"]]
-        assert len(sent) == 4 and any(t["status"] == "running" for t in sent), doc
+        assert len(sent) == 6 and any(t["status"] == "running" for t in sent), doc
+        assert len({(t["to_host"], t["to_dir"]) for t in sent}) == 4, sent
         for t in sent:
             size = plots.size[PLOT_ID.search(t["plot"]).group(1)]
             assert t["to_host"].startswith("harvester") and t["pid"] and t["size_bytes"] == size
             assert (0 <= t["bytes_done"] < size) if t["status"] == "running" else \
+                (t["bytes_done"] == 0) if t["status"] == "queued" else \
                 (t["status"], t["bytes_done"]) == ("copied", size), t
         outs += archive_until(inv, fleet, plots)
     found = assert_all_archived(fleet, plots)
@@ -237,10 +240,9 @@ def test_archive_moves_every_plot_in_parallel_one_transfer_per_drive(ssh_fleet, 
     assert s.final_sizes == {os.path.basename(p[0]): plots.size[i] for i, p in found.items()}
     assert s.max_parallel >= 2, f"transfers never overlapped ({s.samples} samples)"
     assert max(s.max_open.values()) == 1, f"a drive received two at once: {s.max_open}"
-    assert max(s.max_files.values()) == 1, f"two partials on one drive: {s.max_files}"
-    # spread over every drive, and the first pass said why others waited
+    # spread over every drive, and the first pass said which plots queue
     assert {os.path.dirname(p[0]) for p in found.values()} == set(farm_drives(fleet))
-    assert "all drives busy" in outs[0], outs[0]
+    assert outs[0].count("queued ahead") == 2, outs[0]
 
 
 # --- faults -------------------------------------------------------------------------
@@ -426,7 +428,9 @@ def test_plot_all_returns_when_its_plots_are_on_harvester_drives(ssh_fleet, tmpf
         if h.role == "plotter":
             assert os.listdir(h.dirs["dst"][0]) == [] and os.listdir(h.dirs["tmp"][0]) == []
     assert s.max_parallel >= 1, "the sampler never saw a transfer"
-    assert max(s.max_open.values()) == 1 and max(s.max_files.values()) == 1
+    # one writer per drive (a copy waiting for its promote may stand beside
+    # the one its runner writes next: a queue does not wait for the pass)
+    assert max(s.max_open.values()) == 1
 
 
 def test_controllers_at_once_never_share_a_drive_nor_copy_twice(ssh_fleet, tmpfs, tmp_path,
@@ -453,7 +457,6 @@ def test_controllers_at_once_never_share_a_drive_nor_copy_twice(ssh_fleet, tmpfs
                 acts = json.loads(out)["actions"]
                 starts += [a for a in acts if a.startswith("transfer: ")]
     assert max(s.max_open.values()) == 1, f"a drive received two at once: {s.max_open}"
-    assert max(s.max_files.values()) == 1, f"two partials on one drive: {s.max_files}"
     assert s.max_parallel >= 2
     assert len(starts) == len(plots.ids), "\n".join(starts)    # each plot sent once
     assert_all_archived(fleet, plots)

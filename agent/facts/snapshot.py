@@ -479,15 +479,21 @@ def read_transfers(config):
             continue
         status = rec.get("status", "running")
         error = rec.get("error")
+        if status == "queued" and not runner_alive(rec.get("pid"), rec.get("started_at", 0)):
+            rec = read_transfer_record(os.path.join(d, n)) or rec   # it may just have begun
+            status = rec.get("status", "running")
+            if status == "queued":
+                continue        # its runner is gone before it began: the plot just waits
         if status == "running" and not runner_alive(rec.get("pid"), rec.get("started_at", 0)):
             rec = read_transfer_record(os.path.join(d, n)) or rec   # it may just have ended
             status, error = rec.get("status", "running"), rec.get("error")
             if status == "running":
                 status, error = "failed", "interrupted"
         size = int(rec.get("size_bytes") or 0)
-        done = size if status == "copied" else progress_bytes(rec.get("progress_log") or "")
+        done = size if status == "copied" else 0 if status == "queued" else \
+            progress_bytes(rec.get("progress_log") or "")
         # when it stopped: its last progress or its last state change
-        ended = 0.0 if status == "running" else max(
+        ended = 0.0 if status in ("running", "queued") else max(
             _mtime(os.path.join(d, n)), _mtime(rec.get("progress_log") or ""))
         out.append({"plot": rec["plot"], "to_host": rec.get("to_host"),
                     "to_dir": rec.get("to_dir"), "size_bytes": size,

@@ -1,42 +1,54 @@
 """The detached transfer runner: `python -m agent transfer SPEC_JSON`.
 
-Runs one rsync to `<dest_dir>/<plot name>.plotfleet-tmp` (never a *.plot
-name: only the harvester's promote gives the final name, after comparing
-the copy's bytes with the source's) and records its state in
-~/.plotfleet/transfers/<plot name>.json: running -> copied on exit 0,
-failed otherwise, with rsync's most specific error line and whose fault it
-was (rsync_errors.py).  `dest_dir` is the target as the harvester resolved
-it (`~` expanded there: with --protect-args the remote side expands
-nothing); `to_dir` is the configured spelling, kept for the record.
+It works through a queue of plots bound for one harvester drive, back to
+back, so the next plot starts the moment the last one is written, not at
+the controller's next pass.  The queue lives in
+~/.plotfleet/transfers/<queue>.queue.json ({"dest", "pid", "items": [one
+spec per plot]}); start_transfer (agent/ops/transfers.py) makes it and may
+append to it while the runner lives, both under the host lock.  The runner
+takes plots from its head under the same lock and, when it finds it empty,
+removes it and ends: an append either lands before that or starts a new
+runner.  If the controller dies, the queue finishes its plots and stops.
 
-`--fsync` (rsync >= 3.2.4 on both ends; the controller knows both versions)
-makes rsync sync the data itself; should a receiving rsync refuse it anyway,
-the copy is redone once without it, which costs the drive nothing: promote
-syncs the file in any case.
+Each plot goes to `<dest_dir>/<plot name>.plotfleet-tmp` (never a *.plot
+name: only the harvester's promote gives the final name, after comparing the
+copy's bytes with the source's; the controller relays it at its next pass),
+and its state is recorded in ~/.plotfleet/transfers/<plot name>.json:
+queued -> running -> copied on exit 0, failed otherwise, with rsync's most
+specific error line and whose fault it was (rsync_errors.py).  Plots whose
+sizes add up to at most `batch_bytes` go in one rsync run (one SSH channel):
+each is still written and later verified under its own partial name, so a
+cut run loses only the file it was on (the ones before it are complete and
+promoted after their digests are compared; the one it was on resumes).  A
+failed run ends the queue: the plots still queued are handed back (their
+records removed), for the controller to place again.
+
+`dest_dir` is the target as the harvester resolved it (`~` expanded there:
+with --protect-args the remote side expands nothing); `to_dir` is the
+configured spelling, kept for the record.  `--fsync` (rsync >= 3.2.4 on both
+ends; the controller knows both versions) makes rsync sync the data itself;
+should a receiving rsync refuse it anyway, the copy is redone once without
+it, which costs the drive nothing: promote syncs the file in any case.
 """
+import contextlib
+import fcntl
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 
 from ..facts.disks import PARTIAL_SUFFIX
 from ..launch.rsync_errors import classify
+from ..statefile import state_dir
 
-def rsync_argv(spec, fsync=None):
-    name = os.path.basename(spec["plot"]) + PARTIAL_SUFFIX
-    # --append-verify: a resumed partial is checked with rsync's whole-file
-    # checksum, the part already there included
-    argv = ["rsync", "--inplace", "--append-verify", "--no-compress", "-t",
-            "--protect-args", "--info=progress2"]
-    if spec.get("fsync") if fsync is None else fsync:
-        argv.append("--fsync")
-    if spec.get("bwlimit_kbps"):
-        argv.append("--bwlimit=%d" % int(spec["bwlimit_kbps"]))
-    to_dir = (spec.get("dest_dir") or spec["to_dir"]).rstrip("/") or "/"
-    if spec["mode"] == "local":
-        return argv + [spec["plot"], os.path.join(os.path.expanduser(to_dir), name)]
+QUEUE_SUFFIX = ".queue.json"
+BEGUN = "plotfleet-begun "      # rsync's line as it begins a file of a batch
+
+
+def _ssh_prefix(spec):
     s = spec["ssh"]
     ssh = ["ssh", "-i", s["key"], "-p", str(int(s.get("port") or 22)),
            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
@@ -45,8 +57,32 @@ def rsync_argv(spec, fsync=None):
     host = s["host"]
     if ":" in host:
         host = "[%s]" % host
-    return argv + ["-e", " ".join(shlex.quote(a) for a in ssh), spec["plot"],
-                   "%s@%s:%s/%s" % (s["user"], host, to_dir, name)]
+    return ["-e", " ".join(shlex.quote(a) for a in ssh)], "%s@%s:" % (s["user"], host)
+
+
+def rsync_argv(spec, fsync=None, batch_dir=None):
+    """rsync of one plot to its partial name; with `batch_dir` (a dir of
+    links named <plot>.plotfleet-tmp), of every plot linked there."""
+    name = os.path.basename(spec["plot"]) + PARTIAL_SUFFIX
+    # --append-verify: a resumed partial is checked with rsync's whole-file
+    # checksum, the part already there included
+    argv = ["rsync", "--inplace", "--append-verify", "--no-compress", "-t",
+            "--protect-args", "--info=progress2"]
+    if batch_dir:
+        # the links' targets under the links' names; each file's name is
+        # printed as it begins, so a cut run tells which ones were whole
+        argv += ["-r", "--copy-links", "--out-format=" + BEGUN + "%n"]
+    if spec.get("fsync") if fsync is None else fsync:
+        argv.append("--fsync")
+    if spec.get("bwlimit_kbps"):
+        argv.append("--bwlimit=%d" % int(spec["bwlimit_kbps"]))
+    to_dir = (spec.get("dest_dir") or spec["to_dir"]).rstrip("/") or "/"
+    src = batch_dir.rstrip("/") + "/" if batch_dir else spec["plot"]
+    if spec["mode"] == "local":
+        to_dir = os.path.expanduser(to_dir)
+        return argv + [src, to_dir + "/" if batch_dir else os.path.join(to_dir, name)]
+    e, where = _ssh_prefix(spec)
+    return argv + e + [src, where + (to_dir + "/" if batch_dir else "%s/%s" % (to_dir, name))]
 
 
 def write_state(spec, exclusive=False, **fields):
@@ -68,41 +104,167 @@ def write_state(spec, exclusive=False, **fields):
         os.remove(tmp)
 
 
+@contextlib.contextmanager
+def host_locked():
+    """The agent's host lock (agent/ops/common.py takes the same file), waited
+    for as long as it takes: a runner has no request deadline."""
+    os.makedirs(state_dir(), exist_ok=True)
+    fd = os.open(os.path.join(state_dir(), "host.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def load_queue(path):
+    try:
+        with open(path) as f:
+            q = json.load(f)
+        return q if isinstance(q, dict) and isinstance(q.get("items"), list) else None
+    except (OSError, ValueError):
+        return None
+
+
+def save_queue(path, queue):
+    tmp = path + ".%d.tmp" % os.getpid()
+    with open(tmp, "w") as f:
+        json.dump(queue, f)
+    os.replace(tmp, path)
+
+
 def _rsync(argv, progress_log):
     with open(progress_log, "wb") as log:
         return subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=log,
                                stderr=subprocess.STDOUT)
 
 
-def _output(progress_log):
+def _output(progress_log, whole=False):
     try:
         with open(progress_log, "rb") as f:
             f.seek(0, 2)
-            f.seek(max(0, f.tell() - 65536))
+            f.seek(0 if whole else max(0, f.tell() - 65536))
             return f.read().decode("utf-8", "replace")
     except OSError:
         return ""
 
 
+def _take(queue_file, batch_bytes):
+    """The next plots from the queue's head (as many as fit in batch_bytes,
+    at least one), each marked running; None when it is empty (the queue is
+    then removed: an append after this starts a runner of its own)."""
+    with host_locked():
+        q = load_queue(queue_file)
+        items = (q or {}).get("items") or []
+        if not items:
+            with contextlib.suppress(OSError):
+                os.remove(queue_file)
+            return None
+        n, total = 1, int(items[0]["size_bytes"])
+        while n < len(items) and total + int(items[n]["size_bytes"]) <= batch_bytes:
+            total += int(items[n]["size_bytes"])
+            n += 1
+        batch, q["items"] = items[:n], items[n:]
+        save_queue(queue_file, q)
+        now = time.time()
+        for spec in batch:
+            write_state(spec, status="running", pid=os.getpid(), started_at=now)
+        return batch, now
+
+
+def _give_back(queue_file):
+    """After a failure: the plots still queued go back to the controller."""
+    with host_locked():
+        q = load_queue(queue_file) or {}
+        for spec in q.get("items") or ():
+            with contextlib.suppress(OSError):
+                os.remove(spec["state_file"])
+        with contextlib.suppress(OSError):
+            os.remove(queue_file)
+
+
+def _copy(batch, work_dir):
+    """rsync the batch; (exit code, its progress log)."""
+    head = batch[0]
+    if len(batch) == 1:
+        argv = lambda fsync=None: rsync_argv(head, fsync)
+        log = head["progress_log"]
+    else:
+        links = os.path.join(work_dir, "batch")
+        shutil.rmtree(links, ignore_errors=True)
+        os.makedirs(links)
+        for spec in batch:
+            os.symlink(spec["plot"], os.path.join(
+                links, os.path.basename(spec["plot"]) + PARTIAL_SUFFIX))
+        argv = lambda fsync=None: rsync_argv(head, fsync, batch_dir=links)
+        log = os.path.join(work_dir, "batch.progress")
+    rc = _rsync(argv(), log)
+    if rc != 0 and head.get("fsync") and "unknown option" in _output(log):
+        rc = _rsync(argv(False), log)
+    return rc, log
+
+
 def run(spec_json):
     spec = json.loads(spec_json)
-    started = time.time()
-    base = dict(pid=os.getpid(), started_at=started)
-    write_state(spec, status="running", **base)
+    queue_file, batch_bytes = spec["queue_file"], int(spec.get("batch_bytes") or 0)
+    work_dir = queue_file[:-len(QUEUE_SUFFIX)] + ".work"
+    os.makedirs(work_dir, exist_ok=True)
     try:
-        rc = _rsync(rsync_argv(spec), spec["progress_log"])
-        if rc != 0 and spec.get("fsync") and "unknown option" in _output(spec["progress_log"]):
-            rc = _rsync(rsync_argv(spec, fsync=False), spec["progress_log"])
-    except OSError as e:
-        write_state(spec, status="failed", error="cannot run rsync: %s" % e, fault="plotter",
-                    fatal=False, **base)
-        return 1
-    if rc == 0:
-        write_state(spec, status="copied", finished_at=time.time(), **base)
-        return 0
-    why = classify(_output(spec["progress_log"]), rc, spec.get("dest_dir") or spec["to_dir"])
-    write_state(spec, status="failed", exit_code=rc, finished_at=time.time(), **dict(base, **why))
-    return 1
+        while True:
+            taken = _take(queue_file, batch_bytes)
+            if taken is None:
+                with contextlib.suppress(OSError):      # nothing in it worth keeping
+                    os.remove(queue_file[:-len(QUEUE_SUFFIX)] + ".runner.log")
+                return 0
+            batch, started = taken
+            base = dict(pid=os.getpid(), started_at=started)
+            try:
+                rc, log = _copy(batch, work_dir)
+            except OSError as e:
+                for s in batch:
+                    write_state(s, status="failed", error="cannot run rsync: %s" % e,
+                                fault="plotter", fatal=False, finished_at=time.time(), **base)
+                _give_back(queue_file)
+                return 1
+            if rc == 0:
+                for s in batch:
+                    write_state(s, status="copied", finished_at=time.time(), **base)
+                continue
+            why = classify(_output(log), rc, spec_dir(batch[0]))
+            whole, cut, unsent = split_cut(batch, _output(log, whole=True))
+            for s in whole:             # another file was begun after it
+                write_state(s, status="copied", finished_at=time.time(), **base)
+            for s in cut:
+                write_state(s, status="failed", exit_code=rc, finished_at=time.time(),
+                            **dict(base, **why))
+            for s in unsent:            # never begun: the controller places it again
+                with contextlib.suppress(OSError):
+                    os.remove(s["state_file"])
+            _give_back(queue_file)
+            return 1
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def split_cut(batch, output):
+    """A failed run's plots: (whole, the one it was on, never begun).  One
+    plot alone, or a run that printed no names, is all 'the one it was on'."""
+    if len(batch) == 1:
+        return [], batch, []
+    begun = [line[len(BEGUN):].strip() for line in output.replace("\r", "\n").split("\n")
+             if line.startswith(BEGUN)]
+    names = [os.path.basename(s["plot"]) + PARTIAL_SUFFIX for s in batch]
+    if not begun or begun[-1] not in names:
+        return [], batch, []
+    last = names.index(begun[-1])
+    done = set(begun[:-1])
+    whole = [s for s, n in zip(batch, names) if n in done]
+    unsent = [s for s, n in zip(batch, names) if n not in done and n != begun[-1]]
+    return whole, [batch[last]], unsent
+
+
+def spec_dir(spec):
+    return spec.get("dest_dir") or spec["to_dir"]
 
 
 if __name__ == "__main__":

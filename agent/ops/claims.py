@@ -58,11 +58,14 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
                   reserve_bytes: Optional[int] = 0, holder: Optional[str] = None,
                   plot_id: Optional[str] = None, deletions: Optional[list] = None,
                   max_deletes_per_hour: Optional[int] = None, gone: Optional[list] = None,
-                  from_host: Optional[str] = None):
-    """Claim the drive of `to_dir` for `plot`: refused (code "drive_error")
-    when the dir cannot take files, ("exists") when a file already holds the
-    plot's final name there (the controller then compares it), ("busy") while
-    another plot is on its way, ("no_room") without room.
+                  from_host: Optional[str] = None, queue: Optional[list] = None):
+    """Claim the drive of `to_dir` for `plot`, and the plots of `queue`
+    ([{"plot", "size_bytes", "plot_id"}], sent after it by the same runner):
+    refused (code "drive_error") when the dir cannot take files, ("exists")
+    when a file already holds the final name of one of them there (the
+    controller then compares it), ("busy") while another holder's plot is on
+    its way, ("no_room") without room for them all.  The holder of a live
+    claim extends it: a runner's queue grows while it writes.
 
     With `deletions` ([{"path", "size_bytes", "rule"}], replotting), the
     plots named are deleted under the claim to make room for this one, after
@@ -71,6 +74,16 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
     farm = disks.dirs_of(config, "farm")
     target = check_inside(to_dir, farm)
     plot = os.path.basename(plot)
+    more = []
+    for q in queue or ():
+        if not isinstance(q, dict) or not isinstance(q.get("plot"), str):
+            raise ActionError("bad queue entry: %r" % (q,), code=ErrorCode.BAD_REQUEST)
+        more.append({"plot": os.path.basename(q["plot"]), "plot_id": q.get("plot_id"),
+                     "size_bytes": int(q.get("size_bytes") or 0), "deletions": []})
+    if more and deletions:
+        raise ActionError("a plot that replotting makes room for is claimed alone",
+                          code=ErrorCode.BAD_REQUEST)
+    names = [plot] + [m["plot"] for m in more]
     # every farm dir afresh, each within dir_timeout_s: a dead mount among
     # them must not hang the claim (nor the ones below, which then skip it)
     probed = _probe(agent, config, to_dir, target)
@@ -78,14 +91,15 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
     if why:
         raise ActionError("%s: %s" % (target, why), code=ErrorCode.DRIVE_ERROR)
     dev = probed["st_dev"]
-    if os.path.lexists(os.path.join(target, plot)):
-        raise ActionError("%s already holds %s" % (target, plot), code=ErrorCode.EXISTS)
-    hit = rules_mod.first_match((config or {}).get("replot"), os.path.join(target, plot))
-    if hit is not None:         # the next plot could replace it there
-        raise ActionError("the plot in transfer, %s, matches rule %d (%s) itself in %s: a new "
-                          "plot is never sent where it is replaceable, nothing deleted"
-                          % (plot, hit[0] + 1, rules_mod.describe(hit[1]), target),
-                          code=ErrorCode.REPLOT_REFUSED)
+    for name in names:
+        if os.path.lexists(os.path.join(target, name)):
+            raise ActionError("%s already holds %s" % (target, name), code=ErrorCode.EXISTS)
+        hit = rules_mod.first_match((config or {}).get("replot"), os.path.join(target, name))
+        if hit is not None:         # the next plot could replace it there
+            raise ActionError("the plot in transfer, %s, matches rule %d (%s) itself in %s: a "
+                              "new plot is never sent where it is replaceable, nothing deleted"
+                              % (name, hit[0] + 1, rules_mod.describe(hit[1]), target),
+                              code=ErrorCode.REPLOT_REFUSED)
     same_drive = disks.farm_dirs_on(config, dev)
     # one machine may serve several inventory hosts (tests): a drive is the
     # device as seen through this host's farm dirs
@@ -96,31 +110,42 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
         claims = {k: c for k, c in statefile.load(NAME).items()
                   if claim_record.alive(c, now, farm)}
         claim = claims.get(key)
-        if claim and all(p["plot"] != plot for p in claim_record.plots(claim)):
+        mine = claim is not None and claim.get("holder") == holder and claim.get("dir") == target
+        if claim and not mine and all(p["plot"] != plot for p in claim_record.plots(claim)):
             raise ActionError("drive busy: %s is on its way to %s (claimed by %s)"
                               % (claim_record.plots(claim)[0]["plot"], claim["dir"], claim.get("holder")),
                               code=ErrorCode.BUSY)
-        have = 0
+        # the plots already under this claim: their runner writes them
+        ours = {p["plot"]: p for p in claim_record.plots(claim or {})} if mine else {}
+        have = {}
         for d in same_drive:
             for path, final, size, mtime in disks.partials_in(d):
-                if final == plot:
-                    have = max(have, size)
+                if final in names or final in ours:
+                    have[final] = max(have.get(final, 0), size)
                 elif now - mtime < CLAIM_S:
                     raise ActionError("drive busy: %s is still arriving in %s" % (final, d),
                                       code=ErrorCode.BUSY)
+        # still to come under the claim, besides these plots
+        coming = sum(max(0, int(p.get("size_bytes") or 0) - have.get(n, 0))
+                     for n, p in ours.items() if n not in names
+                     and not os.path.exists(os.path.join(target, n)))
         try:
             ledger = ledger_mod.load(strict=bool(deletions))
         except ledger_mod.Unreadable as e:
             raise ActionError(str(e), code=ErrorCode.REPLOT_REFUSED)
         _release(ledger, gone or [], claims, farm, now)
-        need = int(size_bytes) - have
+        need = int(size_bytes) - have.get(plot, 0) + coming + sum(
+            max(0, m["size_bytes"] - have.get(m["plot"], 0)) for m in more)
 
         before = next((p.get("deletions") or [] for p in claim_record.plots(claim or {})
                        if p["plot"] == plot), [])
 
         def save_claim(deleted):
-            entry = {"plot": plot, "plot_id": plot_id, "deletions": before + deleted}
-            claims[key] = {"holder": holder, "dir": target, "plots": [entry],
+            entry = {"plot": plot, "plot_id": plot_id, "deletions": before + deleted,
+                     "size_bytes": int(size_bytes)}
+            kept = [p for n, p in ours.items() if n not in names      # not yet arrived
+                    and not os.path.exists(os.path.join(target, n))]
+            claims[key] = {"holder": holder, "dir": target, "plots": kept + [entry] + more,
                            "taken_at": (claim or {}).get("taken_at", now), "renewed_at": now,
                            "expires_at": now + CLAIM_S}
             statefile.save(NAME, claims, durable=bool(deleted))
@@ -148,14 +173,22 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
 
 
 def _end_claim(real, plot):
-    """Drop `plot`'s claim on the farm dir `real` (under the host lock): its
-    transfer is over, or never began.  How many claims ended (0 or 1)."""
+    """Take `plot` out of its claim on the farm dir `real` (under the host
+    lock): its transfer is over, or never began; a claim left with no plot
+    ends.  How many claims ended (0 or 1)."""
     name = os.path.basename(plot)
     claims = statefile.load(NAME)
-    left = {k: c for k, c in claims.items()
-            if not (c.get("dir") == real and any(p["plot"] == name
-                                                 for p in claim_record.plots(c)))}
-    if len(left) != len(claims):
+    left, changed = {}, False
+    for k, c in claims.items():
+        entries = claim_record.plots(c)
+        if c.get("dir") == real and any(p["plot"] == name for p in entries):
+            changed = True
+            rest = [p for p in entries if p["plot"] != name]
+            if rest:
+                left[k] = dict(c, plots=rest)
+            continue
+        left[k] = c
+    if changed:
         statefile.save(NAME, left)
     return len(claims) - len(left)
 

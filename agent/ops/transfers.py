@@ -10,9 +10,9 @@ from typing import Optional
 
 from ..facts import checks, disks, drive_health, plotfile
 from ..vocab import names
-from ..facts.procs import maybe_receiving, rsync_targets
+from ..facts.procs import maybe_receiving, rsync_targets, runner_alive
 from ..facts.snapshot import FRESH_S, read_transfers, transfers_dir
-from ..launch.transfer import write_state
+from ..launch import transfer
 from .common import ActionError, _agent_env, _spawn, check_inside, host_lock
 from ..protocol import op
 from ..vocab import wire
@@ -41,16 +41,38 @@ def transfer_state_path(plot_path):
     return os.path.join(transfers_dir(), os.path.basename(plot_path) + ".json")
 
 
+def _queues():
+    """{queue file: queue} of the transfer queues whose runner still works."""
+    d = transfers_dir()
+    out = {}
+    try:
+        files = [n for n in os.listdir(d) if n.endswith(transfer.QUEUE_SUFFIX)]
+    except OSError:
+        return out
+    for n in files:
+        q = transfer.load_queue(os.path.join(d, n))
+        if q and runner_alive(q.get("pid"), q.get("started_at", 0)):
+            out[os.path.join(d, n)] = q
+    return out
+
+
 @op(wire.TransferStartedReply)
 def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
                    to_host: Optional[str] = None, mode: Optional[str] = "ssh",
                    ssh: Optional[wire.SshTarget] = None, bwlimit_kbps: Optional[int] = 0,
                    dest_dir: Optional[str] = None, fsync: Optional[bool] = False,
-                   farm_dirs: Optional[list] = None):
-    """Start the detached rsync of one plot.  `dest_dir` is to_dir as the
-    harvester resolved it; a local copy only ever goes into one of
-    `farm_dirs`, the harvester's own (resolved) farm dirs."""
-    src = _plot_in_dst(config, plot)
+                   farm_dirs: Optional[list] = None, queue: Optional[list] = None,
+                   batch_bytes: Optional[int] = 0):
+    """Send `plot`, then each plot of `queue` (paths), back to back, to one
+    drive: one detached runner (agent/launch/transfer.py), or the one already
+    sending to that drive, whose queue they join.  `dest_dir` is to_dir as
+    the harvester resolved it; a local copy only ever goes into one of
+    `farm_dirs`, the harvester's own (resolved) farm dirs.  Plots adding up
+    to `batch_bytes` go in one rsync run."""
+    plots = [plot] + list(queue or ())
+    srcs = [_plot_in_dst(config, p) for p in plots]
+    if len(set(srcs)) != len(srcs):
+        raise ActionError("a plot is named twice in one queue", code=ErrorCode.BAD_REQUEST)
     if mode not in ("ssh", "local"):
         raise ActionError("bad transfer mode: %r" % (mode,))
     dest = dest_dir or to_dir
@@ -68,30 +90,64 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
             raise ActionError("a local transfer goes only into a farm dir of the harvester: %s"
                               % dest)
     os.makedirs(transfers_dir(), exist_ok=True)
-    spec = {"plot": src, "to_host": to_host, "to_dir": to_dir, "dest_dir": dest,
-            "mode": mode, "ssh": ssh, "fsync": bool(fsync),
-            "bwlimit_kbps": int(bwlimit_kbps or 0), "size_bytes": os.path.getsize(src),
-            "state_file": transfer_state_path(src),
-            "progress_log": transfer_state_path(src)[:-5] + ".progress"}
-    runner_log = spec["progress_log"][:-9] + ".runner.log"
+    specs = []
+    for src in srcs:
+        state = transfer_state_path(src)
+        specs.append({"plot": src, "to_host": to_host, "to_dir": to_dir, "dest_dir": dest,
+                      "mode": mode, "ssh": ssh, "fsync": bool(fsync),
+                      "bwlimit_kbps": int(bwlimit_kbps or 0),
+                      "size_bytes": os.path.getsize(src), "state_file": state,
+                      "progress_log": state[:-5] + ".progress"})
+    where = [mode, to_host, dest]
     # under the host lock: two controllers asking at once start one rsync, not
-    # two writing the same partial
+    # two writing the same partial, and a runner ending its queue either
+    # takes these plots or has left it for a new runner
     with host_lock():
+        there = None
         for t in read_transfers(config):
-            if t["plot"] == src and t["status"] == "running":
-                raise ActionError("transfer of %s already running (pid %s)" % (src, t["pid"]))
-        for stale in (runner_log, spec["state_file"]):     # an earlier, failed attempt
+            if t["plot"] in srcs and t["status"] in ("running", "queued"):
+                if (t["to_host"], t["to_dir"]) != (to_host, to_dir):
+                    raise ActionError("transfer of %s already %s to %s:%s (pid %s)"
+                                      % (t["plot"], t["status"], t["to_host"], t["to_dir"],
+                                         t["pid"]), code=ErrorCode.BUSY)
+                # on its way there already (another controller's pass): asked
+                # again, it is done, and the drive's claim stays with its runner
+                specs = [sp for sp in specs if sp["plot"] != t["plot"]]
+                there = t["pid"]
+        if not specs:
+            return {"pid": there, "joined": True}
+        for spec in specs:              # an earlier, failed attempt
+            for stale in (spec["state_file"], spec["progress_log"][:-9] + ".runner.log"):
+                try:
+                    os.remove(stale)
+                except OSError:
+                    pass
+        now = time.time()
+        joined = next(((f, q) for f, q in _queues().items() if q.get("dest") == where), None)
+        if joined is not None:
+            queue_file, q = joined
+            q["items"] += specs
+            transfer.save_queue(queue_file, q)
+            pid = q["pid"]
+        else:
+            queue_file = os.path.join(transfers_dir(), "q-%d-%s%s" % (
+                int(now * 1000), os.path.basename(srcs[0])[:40], transfer.QUEUE_SUFFIX))
+            q = {"dest": where, "pid": None, "started_at": now, "items": specs}
+            transfer.save_queue(queue_file, q)
+            runner_log = queue_file[:-len(transfer.QUEUE_SUFFIX)] + ".runner.log"
             try:
-                os.remove(stale)
+                proc = _spawn([sys.executable, "-m", "agent", "transfer", json.dumps(
+                    {"queue_file": queue_file, "batch_bytes": int(batch_bytes or 0)})],
+                    runner_log, _agent_env())
             except OSError:
-                pass
-        started = time.time()
-        proc = _spawn([sys.executable, "-m", "agent", "transfer", json.dumps(spec)],
-                      runner_log, _agent_env())
-        agent.children.append(proc)
-        # Visible at once, unless the runner already wrote its own (newer) record.
-        write_state(spec, exclusive=True, status="running", pid=proc.pid, started_at=started)
-    return {"pid": proc.pid}
+                os.remove(queue_file)
+                raise
+            agent.children.append(proc)
+            q["pid"], pid = proc.pid, proc.pid
+            transfer.save_queue(queue_file, q)
+        for spec in specs:              # visible at once; the runner marks each running
+            transfer.write_state(spec, status="queued", pid=pid, started_at=now)
+    return {"pid": pid, "joined": joined is not None}
 
 
 def _receiving(agent, path):

@@ -235,7 +235,8 @@ class ResetReply:
 
 @dataclass(frozen=True)
 class TransferStartedReply:
-    pid: int
+    pid: int                # the runner's
+    joined: bool = False    # its plots joined the queue of a runner already at work
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ from orchestrator.core.state import (FleetState, Host, HostState, Plot, Transfer
                                     expected_plot_bytes)
 from orchestrator.core.paths import PathIndex
 
-_ORDER = {"running": 0, "copied": 1, "failed": 2}
+_ORDER = {"running": 0, "queued": 0, "copied": 1, "failed": 2}
 REROUTE_AFTER_S = 600.0   # a failed transfer's harvester down this long: send elsewhere
 FSYNC_SINCE = (3, 2, 4)   # the first rsync with --fsync
 
@@ -101,7 +101,7 @@ def _base(path: str) -> str:
 class _Drive:
     """One harvester disk, with what this pass has already sent to it."""
     __slots__ = ("host", "device", "dirs", "room", "busy", "order", "partials", "resolved",
-                 "conflicts", "model", "held")
+                 "conflicts", "model", "held", "owner", "arriving")
 
     def __init__(self, host: str, device: str, first_dir: str, room: int, order: int):
         self.host, self.device, self.dirs = host, device, [first_dir]
@@ -111,6 +111,10 @@ class _Drive:
         self.conflicts: Dict[str, str] = {}     # plot name -> what the file there is
         self.model = None           # core/farm.py's Drive
         self.held: Dict[str, int] = {}          # plot name -> room replotting made for it
+        # the plotter whose runner writes it (its queue may grow); "" when
+        # some other writer is at it too, or one no transfer names
+        self.owner: Optional[str] = None
+        self.arriving: List[str] = []           # plot names an rsync is writing there
 
     @property
     def key(self):
@@ -173,6 +177,7 @@ class _Farm:
                     continue
                 if p.receiving:
                     drive.busy = True
+                    drive.arriving.append(_base(p.final_name))
                     self.receiving[_base(p.final_name)] = f"{name}:{posixpath.dirname(p.path)}"
                 else:
                     drive.partials[_base(p.final_name)] = (p.path, p.size_bytes)
@@ -209,20 +214,43 @@ class _Farm:
         """The drive's room for plot `name` (with the room made for it)."""
         return drive.room + drive.held.get(name, 0)
 
-    def sending(self, drive: _Drive, remaining: int) -> None:
-        """A transfer is (or will be) writing `remaining` more bytes to drive."""
+    def sending(self, drive: _Drive, remaining: int, plotter: str) -> None:
+        """`plotter`'s runner is (or will be) writing `remaining` more bytes to drive."""
         drive.busy = True
         drive.room -= remaining
+        drive.owner = plotter if drive.owner in (None, plotter) else ""
 
-    def seal(self) -> None:
-        """Index the drives once the transfers already in flight are counted."""
+    def seal(self, named=()) -> None:
+        """Index the drives once the transfers already in flight are counted
+        (`named`: the plots they send; a drive receiving any other has a
+        writer no runner of ours is, and takes no queue)."""
+        for d in self.drives:
+            if any(n not in named for n in d.arriving):
+                d.owner = ""
         self.idle = sorted((d.key, d) for d in self.drives if not d.busy)
         self.all_rooms = sorted(d.room for d in self.drives)
+        self.inbound: Dict[str, int] = {}
+        for d in self.drives:
+            if d.busy:
+                self.inbound[d.host] = self.inbound.get(d.host, 0) + 1
 
-    def take(self, drive: _Drive, need: int) -> None:
+    def inbound_full(self, drive: _Drive) -> bool:
+        """Its harvester writes as many drives at once as max_inbound_transfers allows."""
+        limit = self.hosts[drive.host].max_inbound_transfers
+        return bool(limit) and self.inbound.get(drive.host, 0) >= limit
+
+    def add(self, drive: _Drive, need: int) -> None:
+        """A plot joins the queue of a drive already being written."""
+        self.all_rooms.remove(drive.room)
+        drive.room -= need
+        bisect.insort(self.all_rooms, drive.room)
+
+    def take(self, drive: _Drive, need: int, plotter: str) -> None:
+        drive.owner = plotter if not drive.busy else ""
         if not drive.busy:
             i = bisect.bisect_left(self.idle, (drive.key,))     # keys are unique (order)
             del self.idle[i]
+            self.inbound[drive.host] = self.inbound.get(drive.host, 0) + 1
         self.all_rooms.remove(drive.room)
         drive.room -= need
         drive.busy = True
@@ -253,7 +281,8 @@ class _Farm:
         return None
 
     def _takes(self, drive: _Drive, name: str) -> bool:
-        return name not in drive.conflicts and self.landing(drive, name) is not None
+        return name not in drive.conflicts and self.landing(drive, name) is not None \
+            and (drive.busy or not self.inbound_full(drive))
 
     def refusals(self, need: int, name: str, drives=None) -> List[str]:
         """The idle drives with room that a replot rule keeps `name` off."""
@@ -276,6 +305,92 @@ class _Farm:
         if top not in self._roomiest:       # one scan per distinct answer, not per plot
             self._roomiest[top] = label(self.drives)
         return self._roomiest[top]
+
+
+DEFAULT_RATE = 100e6        # bytes/s a drive is taken to write before one is measured
+
+
+def drive_rate(host: Host, hs: HostState) -> float:
+    """Bytes/s the plotter's transfers make: measured on those in flight
+    (rsync's own progress over their time), else its bandwidth limit, else
+    DEFAULT_RATE; never above the limit."""
+    cap = host.transfer_bwlimit_kbps * 1024.0 or None
+    seen = [t.bytes_done / (hs.host_time - t.started_at) for t in hs.transfers
+            if t.status == "running" and t.bytes_done > 0 and t.started_at
+            and hs.host_time - t.started_at >= 1.0]
+    rate = sum(seen) / len(seen) if seen else (cap or DEFAULT_RATE)
+    return min(rate, cap) if cap else rate
+
+
+def arrival_rate(host: Host, hs: HostState) -> float:
+    """Bytes/s of plots the plotter made lately: those still on it whose
+    mtime lies within the queue's span, over the time they took to come."""
+    span = queue_span_s(host)
+    recent = [p for p in hs.plots if hs.host_time - p.mtime <= span]
+    if not recent:
+        return 0.0
+    took = hs.host_time - min(p.mtime for p in recent)
+    return sum(p.size_bytes for p in recent) / max(took, host.polling_time_s)
+
+
+def queue_span_s(host: Host) -> float:
+    """How much transfer time one drive's queue holds: transfer_queue_s, but
+    never less than two passes (the next pass refills it before it drains)."""
+    return max(host.transfer_queue_s, 2 * host.polling_time_s)
+
+
+class _Lanes:
+    """One plotter's drives: each written by its runner, through a queue the
+    passes refill (`transfer_queue_s`; 0: one plot per drive per pass).  It
+    writes as many drives at once as its plots arrive faster than one takes
+    them (max_transfers_per_plotter: at most that many, 0: as many as that
+    needs), and a drive's queue holds queue_span_s of transfer, at least one
+    plot."""
+
+    def __init__(self, host: Host, hs: HostState):
+        self.name = host.name
+        self.queued = host.transfer_queue_s > 0
+        self.limit = host.max_transfers_per_plotter
+        self.own: Dict[_Drive, int] = {}        # drive -> bytes still to send there
+        self.elsewhere: set = set()             # lanes to drives not known this pass
+        self.plots = 0                          # in flight, and started this pass
+        rate = drive_rate(host, hs)
+        self.cap = int(rate * queue_span_s(host))
+        self.want = self.limit or max(1, -(-int(arrival_rate(host, hs)) // max(int(rate), 1)))
+
+    def sending(self, drive: Optional[_Drive], left: int, where=None) -> None:
+        self.plots += 1
+        if drive is not None:
+            self.own[drive] = self.own.get(drive, 0) + left
+        elif where is not None:
+            self.elsewhere.add(where)
+
+    @property
+    def lanes(self) -> int:
+        return len(self.own) + len(self.elsewhere)
+
+    def may_open(self) -> bool:
+        """Another drive may be begun for this plotter."""
+        if not self.queued:
+            return not self.limit or self.plots < self.limit
+        return self.lanes < self.want
+
+    def join(self, farm: "_Farm", name: str, size: int, candidates) -> Optional[_Drive]:
+        """The drive of its own whose queue the plot joins (least behind
+        first): one only its runner writes, with room, under its cap."""
+        if not self.queued:
+            return None
+        fits = [d for d, left in self.own.items()
+                if d.owner == self.name and (left == 0 or left + size <= self.cap)
+                and farm.room_for(d, name) >= size and farm._takes(d, name)
+                and (candidates is None or d in candidates)]
+        return min(fits, key=lambda d: (self.own[d], d.order)) if fits else None
+
+    def busy(self) -> str:
+        if not self.queued:
+            return f"plotter busy: {self.plots}/{self.limit} transfers"
+        return (f"plotter busy: its {self.lanes} drive(s) at once have their queues full "
+                f"({human_bytes(self.cap)} each)")
 
 
 def _effective(transfers) -> Dict[str, Transfer]:
@@ -386,14 +501,14 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
     plotters = [(h, by_name[n]) for n, h in hosts.items()
                 if h.is_plotter and n in by_name and by_name[n].reachable]
     present = {h.name: {_base(p.path) for p in hs.plots} |
-               {_base(t.plot) for t in hs.transfers if t.status == "running"}
+               {_base(t.plot) for t in hs.transfers if t.in_flight}
                for h, hs in plotters}
     farm = _Farm(state, hosts, by_name, model, replot.ledger(state, hosts, present))
     any_harvester = any(h.is_harvester for h in hosts.values())
     asked = any(hs.name in hosts and hosts[hs.name].is_harvester for hs in state.hosts)
     transfers, promotes, cleans, waits, notes = [], [], [], [], []
     # What is already moving: busy drives, room spoken for, plotter slots.
-    running: Dict[str, int] = {}
+    lanes: Dict[str, _Lanes] = {}
     effective: Dict[str, Dict[str, Transfer]] = {}
     named = set()                   # plot names a running transfer is sending
     for host, hs in plotters:
@@ -401,15 +516,17 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
         present = {p.path for p in hs.plots}
         eff = effective[host.name] = {
             path: t for path, t in _effective(hs.transfers).items()
-            if t.status == "running" or path in present}
+            if t.in_flight or path in present}
+        lanes[host.name] = lane = _Lanes(host, hs)
         for t in eff.values():
-            if t.status == "running":
+            if t.in_flight:
                 named.add(_base(t.plot))
-                running[host.name] = running.get(host.name, 0) + 1
                 drive = farm.find(t.to_host, t.to_dir)
+                left = max(0, t.size_bytes - t.bytes_done)
                 if drive is not None:
-                    farm.sending(drive, max(0, t.size_bytes - t.bytes_done))
-    farm.seal()
+                    farm.sending(drive, left, host.name)
+                lane.sending(drive, left, (t.to_host, t.to_dir))
+    farm.seal(named)
 
     queues: List[Tuple[Host, HostState, List[Tuple[Plot, Optional[Transfer]]]]] = []
     waiting_names = set()
@@ -443,7 +560,7 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
             if p.path in checked:
                 continue
             t = eff.get(p.path)
-            if t is not None and t.status == "running":
+            if t is not None and t.in_flight:
                 continue
             if t is not None and t.status == "failed" and t.fault == "drive":
                 note = _note(host, t, by_name)
@@ -468,7 +585,7 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
             waits.append(Wait(name, "plots", f"not archived this pass: unreachable: "
                                              f"{hs.error or 'no answer'}",
                               kind=WaitKind.UNREACHABLE))
-    transfers, placed_waits = _assign(queues, farm, running, by_name,
+    transfers, placed_waits = _assign(queues, farm, lanes, by_name,
                                       "no reachable harvester" if asked
                                       else "no harvester in this run")
     waits += placed_waits
@@ -553,7 +670,7 @@ def _copied(t: Transfer, host: Host, hs: HostState, by_name, farm: _Farm):
                    host.name, t.plot, "copied; confirming the final file")
 
 
-def _assign(queues, farm: _Farm, running: Dict[str, int], by_name, no_farm: str
+def _assign(queues, farm: _Farm, lanes: Dict[str, "_Lanes"], by_name, no_farm: str
             ) -> Tuple[List[StartTransfer], List[Wait]]:
     """Round-robin over plotters, each in its priority order, one plot a turn."""
     transfers, waits = [], []
@@ -563,21 +680,25 @@ def _assign(queues, farm: _Farm, running: Dict[str, int], by_name, no_farm: str
         still = []
         for qi in live:
             host, hs, queue = queues[qi]
-            if running.get(host.name, 0) >= host.max_transfers_per_plotter:
-                busy = f"plotter busy: {running.get(host.name, 0)}/{host.max_transfers_per_plotter} transfers"
+            lane = lanes[host.name]
+            if not lane.queued and not lane.may_open():
                 for p, _ in queue[pos[qi]:]:
-                    waits.append(Wait(host.name, _base(p.path), busy, kind=WaitKind.PLOTTER_BUSY))
+                    waits.append(Wait(host.name, _base(p.path), lane.busy(),
+                                      kind=WaitKind.PLOTTER_BUSY))
                 continue
             plot, failed = queue[pos[qi]]
             pos[qi] += 1
-            verdict = _place(host, plot, failed, farm, no_farm, hs.host_time)
+            verdict = _place(host, plot, failed, farm, no_farm, hs.host_time, lane)
             if isinstance(verdict, Wait):
                 waits.append(verdict)
             else:
                 drive, to_dir, need, why = (verdict.drive, verdict.to_dir, verdict.need,
                                             verdict.reason)
-                farm.take(drive, need)
-                running[host.name] = running.get(host.name, 0) + 1
+                if verdict.joins:
+                    farm.add(drive, need)
+                else:
+                    farm.take(drive, need, host.name)
+                lane.sending(drive, need)
                 local = host.transfer == "local"
                 if verdict.deletions:
                     farm.deletes_done[drive.host] = (farm.deletes_done.get(drive.host, 0)
@@ -604,6 +725,7 @@ class _Placement:
     need: int               # bytes it will take there (less when resuming)
     reason: str
     deletions: tuple = ()   # replotting: the old plots that make its room
+    joins: bool = False     # it joins the queue of a drive its plotter already writes
 
 
 def _room_made(farm: _Farm, name: str, size: int, candidates) -> Optional[_Placement]:
@@ -644,7 +766,7 @@ def _replace_old(farm: _Farm, plot: Plot, candidates):
 
 
 def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_farm: str,
-           host_time: float = 0.0):
+           host_time: float, lane: _Lanes):
     """Where this plot goes (a _Placement), or the Wait saying why it stays."""
     name = _base(plot.path)
     size = plot.size_bytes
@@ -654,6 +776,16 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
 
     if name in farm.receiving:      # e.g. sent by hand or by a plotter that lost track
         return stay(f"{farm.receiving[name]} is receiving it already")
+    local = host.transfer == "local"
+    candidates = _local_drives(farm, host) if local else None
+    if failed is None and plot.bound_to is None and not lane.may_open():
+        # as many drives as it needs are being written: join one's queue
+        join = lane.join(farm, name, size, candidates)
+        if join is None:
+            return Wait(host.name, name, lane.busy(), kind=WaitKind.PLOTTER_BUSY)
+        return _Placement(join, farm.landing(join, name), size,
+                          f"queued for {join.label()} behind "
+                          f"{human_bytes(lane.own[join])} still to send", joins=True)
     if failed is not None:
         # back to the same drive to resume there; only a harvester that is
         # merely unreachable is waited for, and only for a while: a drive gone
@@ -677,8 +809,6 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
                 return _Placement(drive, failed.to_dir, need,
                                   f"retry after failure: {failed.error or 'transfer failed'}")
             drive = None            # no room there any more: elsewhere
-    local = host.transfer == "local"
-    candidates = _local_drives(farm, host) if local else None
     made = _room_made(farm, name, size, candidates)
     if made is not None:
         return made
@@ -706,6 +836,12 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
     else:
         pick = farm.best(size, host.fill, name)
         any_room = farm.any_room(size)
+    if pick is None and failed is None and plot.bound_to is None:
+        join = lane.join(farm, name, size, candidates)     # no drive free: a queue then
+        if join is not None:
+            return _Placement(join, farm.landing(join, name), size,
+                              f"queued for {join.label()} behind "
+                              f"{human_bytes(lane.own[join])} still to send", joins=True)
     refused = farm.refusals(size, name, candidates) if pick is None and any_room else []
     if refused and not any(d.busy and d.room >= size and farm.landing(d, name)
                            for d in (candidates if local else farm.drives)):

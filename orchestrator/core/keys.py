@@ -192,7 +192,15 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
             roles=PLOTTER),
         _int("transfer_bwlimit_kbps", 0, "rsync bandwidth limit, KiB/s (0: unlimited)", 0,
              roles=PLOTTER),
-        _int("max_transfers_per_plotter", 1, "transfers at once from one plotter", 1,
+        _int("max_transfers_per_plotter", 0, "drives one plotter sends to at once, each "
+             "with its queue (0: as many as its waiting plots need to leave within one "
+             "polling_time_s)", 0, roles=PLOTTER),
+        _float("transfer_queue_s", 120.0, "seconds of transfer (at the drive's measured "
+               "rate) handed to a plotter's runner for one drive at a time; it sends them "
+               "back to back, without waiting for a pass (never less than one plot, nor "
+               "than two polling_time_s; 0: one plot per drive per pass)", 0, roles=PLOTTER),
+        _int("batch_bytes", 8 << 30, "plots queued for one drive that add up to this go in "
+             "one rsync run (one SSH channel), each still under its own partial name", 0,
              roles=PLOTTER),
     )),
     ("proof checks", (
@@ -223,6 +231,8 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
         _float("drive_cooldown_m", CONFIG_DEFAULTS["drive_cooldown_s"] / 60,
                "a drive set aside gets nothing for this long", 0,
                roles=HARVESTER),
+        _int("max_inbound_transfers", 0, "drives of the harvester written at once (its "
+             "NIC's share; 0: no limit; one writer per drive always)", 0, roles=HARVESTER),
         _float("drive_fail_window_m", CONFIG_DEFAULTS["drive_fail_window_s"] / 60,
                "two failed transfers this close: set aside", 0,
                roles=HARVESTER),

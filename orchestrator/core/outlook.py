@@ -87,7 +87,7 @@ def _dst_rows(host: Host, hs: HostState, arch: ArchiveDecision) -> Tuple[DstRow,
     rank = {p.path: i for i, p in enumerate(archive_order(host, hs))}
     waits = {w.subject: w.reason for w in arch.waits if w.host == host.name}
     going = {t.plot: t for t in arch.transfers if t.from_host == host.name}
-    running = {t.plot: t for t in hs.transfers if t.status == "running"}
+    running = {t.plot: t for t in hs.transfers if t.in_flight}
     plots_in: Dict[str, list] = {}
     for p in hs.plots:
         d = index.find(posixpath.dirname(p.path))
@@ -104,7 +104,8 @@ def _dst_rows(host: Host, hs: HostState, arch: ArchiveDecision) -> Tuple[DstRow,
         # in the archiver's order: the first waiting plot speaks for the dir
         plots = sorted(plots_in.get(path, ()), key=lambda p: rank.get(p.path, 0))
         err = d.error if d is not None else "not reported"
-        sending = [running[p.path] for p in plots if p.path in running]
+        sending = sorted((running[p.path] for p in plots if p.path in running),
+                         key=lambda t: t.status != "running")     # the one on its way first
         nxt = [p for p in plots if p.path in going]
         waiting = [(p.path, waits[_base(p.path)]) for p in plots if _base(p.path) in waits]
         plot = to = reason = None

@@ -98,9 +98,9 @@ class FarmBudget:
                 continue
             moving = set()
             for t in hs.transfers:
-                if t.status == "running":
+                if t.in_flight:
                     self.add(max(0, t.size_bytes - t.bytes_done))
-                if t.status in ("running", "copied"):
+                if t.in_flight or t.status == "copied":
                     moving.add(t.plot)
             for p in hs.plots:
                 if p.path not in moving:
@@ -407,7 +407,7 @@ def schedule(state: FleetState, hosts: Mapping[str, Host], now: float,
     # nothing runs anywhere that could free room (an unreachable host may; a
     # plot waiting in a dst dir, perhaps on a tmp disk, may be archived away)
     idle = all(hs.reachable and not hs.jobs and not any(p.error is None for p in hs.plots)
-               and not any(t.status == "running" for t in hs.transfers) for hs in state.hosts)
+               and not any(t.in_flight for t in hs.transfers) for hs in state.hosts)
     settled = farm_settled(state, hosts)
     for name, host in hosts.items():             # inventory order: deterministic
         hs = by_name.get(name)

@@ -281,13 +281,18 @@ class Transfer:
     bytes_done: int
     pid: Optional[int]
     size_bytes: int = 0
-    status: str = "running"         # running | copied | failed
+    status: str = "running"         # queued | running | copied | failed
     started_at: float = 0.0
     error: Optional[str] = None     # rsync's most specific error line
     ended_at: float = 0.0           # host clock: when a failed transfer last made progress
     fault: Optional[str] = None     # failed: drive | plotter | network | unknown
     fatal: bool = False             # drive fault that sets the drive aside at once
     exit_code: Optional[int] = None
+
+    @property
+    def in_flight(self) -> bool:
+        """Being sent, or queued behind the plot being sent (one runner per drive)."""
+        return self.status in ("running", "queued")
 
 
 @dataclass(frozen=True)
@@ -538,7 +543,9 @@ class TransferPolicy:
     transfer_ssh_key: Optional[str] = _default("transfer_ssh_key")
     transfer_known_hosts: Optional[str] = _default("transfer_known_hosts")
     transfer_bwlimit_kbps: int = _default("transfer_bwlimit_kbps")     # 0 = unlimited
-    max_transfers_per_plotter: int = _default("max_transfers_per_plotter")
+    max_transfers_per_plotter: int = _default("max_transfers_per_plotter")    # 0: as needed
+    transfer_queue_s: float = _default("transfer_queue_s")
+    batch_bytes: int = _default("batch_bytes")
     fill: str = _default("fill")                            # spread | pack
 
 
@@ -558,6 +565,7 @@ class Harvest:
     farm_reserve_bytes: int = _default("farm_reserve_bytes")
     drive_cooldown_m: float = _default("drive_cooldown_m")
     drive_fail_window_m: float = _default("drive_fail_window_m")
+    max_inbound_transfers: int = _default("max_inbound_transfers")     # 0: no limit
     replot: Tuple[dict, ...] = _loose("replot")     # agent/vocab/replot.py's rules
     replot_max_deletes_per_hour: int = _default("replot_max_deletes_per_hour")
 

@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from dataclasses import asdict
-from typing import Callable, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from agent.vocab.wire import ErrorCode, Limits, SshTarget, StartJobReply
 from orchestrator.core import copycheck
@@ -219,9 +219,11 @@ def start_check(fleet, s: StartCheck, check: bool) -> Outcome:
                  f"proof check: {s.describe()} (pid {res.pid})", pid=res.pid, **at)
 
 
-def transfer_args(plotter: Host, harvester: Host, t: StartTransfer) -> dict:
-    """The start_transfer request for one plot (the plotter sends it itself)."""
+def transfer_args(plotter: Host, harvester: Host, t: StartTransfer, queue=()) -> dict:
+    """The start_transfer request for one plot, and the plots of `queue`
+    behind it (the plotter sends them itself)."""
     return dict(plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
+                queue=[q.plot for q in queue], batch_bytes=plotter.batch_bytes,
                 dest_dir=t.dest_dir or t.to_dir, fsync=t.fsync, mode=t.mode,
                 bwlimit_kbps=plotter.transfer_bwlimit_kbps, farm_dirs=list(harvester.farm_dirs),
                 ssh=SshTarget(host=harvester.address, port=harvester.port, user=harvester.user,
@@ -434,6 +436,88 @@ def transfer(fleet, hosts: Mapping[str, Host], t: StartTransfer, check: bool,
         f"transfer: {t.describe()} (pid {res.pid})", **_move_facts(t, pid=res.pid)),))
 
 
+def runner_holder(plotter: str) -> str:
+    """Who holds the claim of a drive a plotter's runner writes: the runner,
+    whichever controller (or pass) handed it its plots, so its queue grows
+    under one claim."""
+    return f"runner:{plotter}"
+
+
+def queues(transfers: Tuple[StartTransfer, ...]) -> List[List[StartTransfer]]:
+    """The plan's transfers as the queues they form, in the plan's order: the
+    plots one plotter sends to one drive (a plot that replotting makes room
+    for goes alone, under its own claim)."""
+    groups: Dict[tuple, List[StartTransfer]] = {}
+    out: List[List[StartTransfer]] = []
+    for t in transfers:
+        key = (t.from_host, t.to_host, t.to_dir, t.dest_dir, t.mode, t.fsync)
+        if t.deletions or key not in groups:
+            out.append([t])
+            if not t.deletions:
+                groups[key] = out[-1]
+        else:
+            groups[key].append(t)
+    return out
+
+
+def transfer_queue(fleet, hosts: Mapping[str, Host], ts: List[StartTransfer], check: bool,
+                   gone: Tuple[str, ...] = ()) -> List[Outcome]:
+    """Claim the drive for every plot of one queue, then hand them all to the
+    plotter's runner (one request; they join its queue when it is already
+    writing that drive).  One outcome per plot.  A name already taken there
+    has each plot claimed on its own, to tell which."""
+    head = ts[0]
+    if len(ts) == 1 and (head.deletions or check):
+        return [transfer(fleet, hosts, head, check, gone)]
+    if check:
+        return [transfer(fleet, hosts, t, check, gone) for t in ts]
+    harvester = hosts[head.to_host]
+    try:
+        fleet.agent(head.to_host).reserve_drive(
+            to_dir=head.to_dir, plot=head.plot, size_bytes=head.size_bytes,
+            reserve_bytes=harvester.farm_reserve_bytes, holder=runner_holder(head.from_host),
+            gone=list(gone), plot_id=head.plot_id,
+            queue=[{"plot": t.plot, "size_bytes": t.size_bytes, "plot_id": t.plot_id}
+                   for t in ts[1:]])
+    except AgentError as e:
+        if e.code is ErrorCode.EXISTS:
+            if len(ts) == 1:
+                return [NameTaken(head, ())]
+            return [o for t in ts for o in transfer_queue(fleet, hosts, [t], check, gone)]
+        return _claim_failed(ts, e)
+    except SessionError as e:
+        return _claim_failed(ts, e)
+    args = transfer_args(hosts[head.from_host], harvester, head, ts[1:])
+    res = _call(lambda: fleet.agent(head.from_host).start_transfer(**args),
+                head, head.from_host, "transfer", posixpath.basename(head.plot),
+                _move_facts(head))
+    if isinstance(res, Failed):
+        # nothing is coming: the drive is free for the next plot now, not in CLAIM_S
+        for t in ts:
+            try:
+                fleet.agent(t.to_host).release_drive(to_dir=t.to_dir, plot=t.plot)
+            except (AgentError, SessionError):
+                break       # the claim expires by itself (agent/facts/claim_record.py)
+        return [res] + [Failed(t, (), res.code, res.error) for t in ts[1:]]
+    joined = ", joins the queue it is at" if res.joined else ""
+    return [Outcome(t, (Event(
+        EventKind.TRANSFER_STARTED, t.from_host, posixpath.basename(t.plot),
+        f"transfer: {t.describe()} (pid {res.pid}" + (f", {i} queued ahead" if i else "")
+        + joined + ")", **_move_facts(t, pid=res.pid)),))
+        for i, t in enumerate(ts)]
+
+
+def _claim_failed(ts: List[StartTransfer], e) -> List[Outcome]:
+    """The drive refused the queue: said once, for its first plot; the others
+    wait for the next pass with it."""
+    head = ts[0]
+    first = _failed(head, EventKind.CLAIM_FAILED, head.to_host, head.to_dir,
+                    f"{head.to_host}: claim {head.to_host}:{head.to_dir} failed: {e}"
+                    + (f" ({len(ts)} plots)" if len(ts) > 1 else ""), e,
+                    dir=head.to_dir, why=str(e))
+    return [first] + [Failed(t, (), first.code, first.error) for t in ts[1:]]
+
+
 def apply(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Tuple[Outcome, ...]:
     """Carry out every action of `plan`, in the plan's order: one outcome each."""
     out: List[Outcome] = [ask_again(fleet, a) for a in plan.asks]
@@ -449,5 +533,6 @@ def apply(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Tuple[Ou
     out += [remove_source(fleet, r) for r in plan.removals]
     out += [clean_partial(fleet, c, check) for c in plan.cleans]
     gone = dict(plan.archive.gone) if plan.archive is not None else {}
-    out += [transfer(fleet, hosts, t, check, gone.get(t.to_host, ())) for t in plan.transfers]
+    out += [o for q in queues(plan.transfers)
+            for o in transfer_queue(fleet, hosts, q, check, gone.get(q[0].to_host, ()))]
     return tuple(out)
