@@ -156,38 +156,40 @@ def with_plotfleet(fleet, inv, placed, timeout=600):
 
 
 def warm_plotfleet(inv, placed, poll, trace=False, timeout=600):
-    """One controller, sessions kept open: (passes, every action line)."""
-    from orchestrator.remote import apply
-    from orchestrator.core.archiver import archive
-    from orchestrator.remote.fleet import Fleet
+    """One controller, sessions kept open, passing every `poll` seconds as
+    plot-all does (orchestrator/plotloop.run_pass, no new jobs):
+    (passes, every event line, the one-time connect's seconds)."""
     from orchestrator.config.inventory import load_inventory
+    from orchestrator.core.run import RunTracker
+    from orchestrator.plotloop import run_pass
+    from orchestrator.remote.fleet import Fleet
     hosts = {h.name: h for h in load_inventory(inv).hosts}
     passes, lines = 0, []
     t0 = time.monotonic()
     deadline = t0 + timeout
+    tracker = RunTracker(limit=0)
     with Fleet(list(hosts.values())) as fleet:
         fleet.gather()      # connect and deploy: plot-all does this once, for weeks of passes
         connect_s = time.monotonic() - t0
-        if trace:
-            print(f"{time.monotonic() - t0:6.2f} sessions open")
         while True:
-            state = fleet.gather()
+            result = run_pass(fleet, hosts, False, tracker)
             passes += 1
-            if trace:
-                print(f"{time.monotonic() - t0:6.2f} gathered (pass {passes})")
-            if not any(p.path in placed for h in state.hosts for p in h.plots) and \
-                    not any(h.partials for h in state.hosts):
-                return passes, lines, connect_s
-            out = apply.Outcome()
-            d = archive(state, hosts)
-            apply.archive(fleet, hosts, d, out, check=False)
-            lines += out.lines
+            out = [e.detail for e in result.events]
+            lines += out
             if trace:       # when each decision was carried out, for tuning
-                for line in out.lines + [f"{w.host}: {w.subject}: {w.reason}" for w in d.waits]:
+                for line in out + [f"{w.host}: {w.subject}: {w.reason}" for w in result.waits]:
                     print(f"{time.monotonic() - t0:6.2f} {line}")
-            if any("failed" in line for line in out.lines) or time.monotonic() > deadline:
-                raise SystemExit("archiving failed: " + "\n".join(out.lines))
+            if not any(os.path.exists(src) for src in placed) and \
+                    not any(n.endswith(PARTIAL) for d in drives_of_inv(hosts)
+                            for n in os.listdir(d)):
+                return passes, lines, connect_s
+            if any(e.failed for e in result.events) or time.monotonic() > deadline:
+                raise SystemExit("archiving failed: " + "\n".join(out))
             time.sleep(poll)
+
+
+def drives_of_inv(hosts):
+    return [d for h in hosts.values() if h.is_harvester for d in h.farm_dirs]
 
 
 VERIFIED = re.compile(r"^(promoted|confirmed): .*\((full|sampled) digest, (.+) read on each side\)$")

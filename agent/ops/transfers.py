@@ -103,7 +103,7 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
     # two writing the same partial, and a runner ending its queue either
     # takes these plots or has left it for a new runner
     with host_lock():
-        there = None
+        there, already = None, []
         for t in read_transfers(config):
             if t["plot"] in srcs and t["status"] in ("running", "queued"):
                 if (t["to_host"], t["to_dir"]) != (to_host, to_dir):
@@ -114,8 +114,9 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
                 # again, it is done, and the drive's claim stays with its runner
                 specs = [sp for sp in specs if sp["plot"] != t["plot"]]
                 there = t["pid"]
+                already.append(t["plot"])
         if not specs:
-            return {"pid": there, "joined": True}
+            return {"pid": there, "joined": True, "already": already}
         for spec in specs:              # an earlier, failed attempt
             for stale in (spec["state_file"], spec["progress_log"][:-9] + ".runner.log"):
                 try:
@@ -145,9 +146,10 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
             agent.children.append(proc)
             q["pid"], pid = proc.pid, proc.pid
             transfer.save_queue(queue_file, q)
-        for spec in specs:              # visible at once; the runner marks each running
-            transfer.write_state(spec, status="queued", pid=pid, started_at=now)
-    return {"pid": pid, "joined": joined is not None}
+        for i, spec in enumerate(specs):    # visible at once: a new runner's first is
+            transfer.write_state(spec, pid=pid, started_at=now,     # on its way already
+                                 status="running" if i == 0 and joined is None else "queued")
+    return {"pid": pid, "joined": joined is not None, "already": already}
 
 
 def _receiving(agent, path):

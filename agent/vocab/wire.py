@@ -237,6 +237,7 @@ class ResetReply:
 class TransferStartedReply:
     pid: int                # the runner's
     joined: bool = False    # its plots joined the queue of a runner already at work
+    already: list = field(default_factory=list)     # plots already on their way there: left so
 
 
 @dataclass(frozen=True)

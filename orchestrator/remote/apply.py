@@ -500,7 +500,9 @@ def transfer_queue(fleet, hosts: Mapping[str, Host], ts: List[StartTransfer], ch
                 break       # the claim expires by itself (agent/facts/claim_record.py)
         return [res] + [Failed(t, (), res.code, res.error) for t in ts[1:]]
     joined = ", joins the queue it is at" if res.joined else ""
-    return [Outcome(t, (Event(
+    # a plot already on its way there (another controller's pass sent it) is
+    # no new transfer: nothing to say
+    return [Outcome(t, ()) if t.plot in res.already else Outcome(t, (Event(
         EventKind.TRANSFER_STARTED, t.from_host, posixpath.basename(t.plot),
         f"transfer: {t.describe()} (pid {res.pid}" + (f", {i} queued ahead" if i else "")
         + joined + ")", **_move_facts(t, pid=res.pid)),))
