@@ -3,6 +3,7 @@ drive) vs one at a time; and what the verification costs.
 
     python3 bench/bench_archive.py [--bwlimit 2000] [--per-plotter 2] [--poll 0.25]
                                    [--big-mib 1024] [--reps 5] [--trace]
+    python3 bench/bench_archive.py --gpu [--bwlimit 1000] [--gpu-rate 1.5] [--gpu-s 120]
 
 Needs root (it mounts tmpfs drives).  Sets up 4 real sshd plotters and 2
 real sshd harvesters on loopback, each harvester with 2 drives (separate
@@ -203,6 +204,194 @@ def verified(lines):
     return f"{len(methods)} promotes, {by or 'none checked'}"
 
 
+# --- the GPU rate: plots arriving faster than one drive takes them ----------------
+
+def gpu_fleet(base, drive_mib, bwlimit, **vars):
+    """2 plotters, 1 harvester with 4 drives (tmpfs each), default polling."""
+    fleet = SshFleet(base, n_plotters=2, n_harvesters=1)
+    h = next(x for x in fleet.hosts.values() if x.role == "harvester")
+    root = Path(h.dirs["farm"][0]).parent
+    for i in (3, 4):
+        (root / f"farm{i}").mkdir(exist_ok=True)
+        h.dirs["farm"].append(str(root / f"farm{i}"))
+    for d in h.dirs["farm"]:
+        mount(d, f"{drive_mib}m")
+    fleet.farms_mounted = True
+    inv = fleet.write_inventory(base / "inventory.yaml", transfer_bwlimit_kbps=bwlimit, **vars)
+    return fleet, inv
+
+
+CACHE = Path.home() / ".cache" / "plotfleet-bench" / "k18"
+
+
+def cached_plots(n):
+    """n distinct chiapos k=18 plots, kept between runs (~/.cache): copies of
+    one plot would fail the header check, so every one is its own.  Each is
+    made in a process of its own, given up after 60 s (chiapos now and then
+    never ends a k18 plot) and made again."""
+    have = sorted((CACHE / "plots").glob("*.plot"))
+    t, made = time.perf_counter(), 0
+    while len(have) < n:
+        tmp = CACHE / f"plot-tmp-{len(have)}"
+        code = ("import sys; sys.path.insert(0, %r); from pathlib import Path; "
+                "from tests.sshhosts import make_plot; make_plot(Path(%r), Path(%r))"
+                % (str(REPO), str(CACHE / "plots"), str(tmp)))
+        try:
+            subprocess.run([sys.executable, "-c", code], check=True, timeout=60,
+                           stdout=subprocess.DEVNULL)
+            made += 1
+        except subprocess.TimeoutExpired:
+            print("a chiapos k18 plot hung: made again")
+        shutil.rmtree(tmp, ignore_errors=True)
+        have = sorted((CACHE / "plots").glob("*.plot"))
+    if made:
+        print(f"made {made} more k18 plots for the cache in {time.perf_counter() - t:.0f} s")
+    return have[:n]
+
+
+class Watch:
+    """Samples the farm drives and the plotters' staging dirs every 0.25 s:
+    bytes written to the drives over time, plots promoted, staging high-water."""
+
+    def __init__(self, fleet):
+        self.drives = drives(fleet)
+        self.dst = [h.dirs["dst"][0] for h in fleet.hosts.values() if h.role == "plotter"]
+        self.samples = []           # (t, bytes on drives, plots promoted, plots staged)
+        self.stop = False
+
+    def sample(self):
+        written, final = 0, 0
+        for d in self.drives:
+            for n in os.listdir(d):
+                try:
+                    written += os.path.getsize(os.path.join(d, n))
+                except OSError:
+                    continue
+                final += n.endswith(".plot")
+        staged = sum(1 for d in self.dst for n in os.listdir(d) if n.endswith(".plot"))
+        self.samples.append((time.monotonic(), written, final, staged))
+
+    def run(self):
+        while not self.stop:
+            self.sample()
+            time.sleep(0.25)
+
+    def at(self, t):
+        """The last sample at or before monotonic time t."""
+        return max((s for s in self.samples if s[0] <= t), default=self.samples[0])
+
+
+def gpu_run(base, plots, rate, seconds, bwlimit, drive_mib, timeout=900):
+    """Drop `plots` into the 2 plotters' dst dirs at `rate` a second (as a GPU
+    plotter would), with one controller passing every polling_time_s (its
+    default, 20 s) as plot-all does, until every plot is promoted."""
+    import threading
+    from orchestrator.config.inventory import load_inventory
+    from orchestrator.core.run import RunTracker
+    from orchestrator.plotloop import run_pass
+    from orchestrator.remote.fleet import Fleet
+    fleet, inv = gpu_fleet(base, drive_mib, bwlimit)
+    hosts = {h.name: h for h in load_inventory(inv).hosts}
+    poll = next(h.polling_time_s for h in hosts.values() if h.is_plotter)
+    dsts = [h.dirs["dst"][0] for h in fleet.hosts.values() if h.role == "plotter"]
+    placed = {}
+    watch = Watch(fleet)
+    try:
+        with Fleet(list(hosts.values())) as f:
+            f.gather()          # connected and deployed before the first plot lands
+            threading.Thread(target=watch.run, daemon=True).start()
+            t0 = time.monotonic()
+
+            def drop():
+                for i, src in enumerate(plots):
+                    time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+                    dst = Path(dsts[i % 2], src.name)
+                    tmp = dst.with_suffix(".tmp")       # lands whole, as a plotter's rename
+                    shutil.copyfile(src, tmp)
+                    os.rename(tmp, dst)
+                    placed[str(dst)] = (hashlib.sha256(src.read_bytes()).hexdigest(), "")
+            dropper = threading.Thread(target=drop, daemon=True)
+            dropper.start()
+            tracker, passes, failed = RunTracker(limit=0), 0, []
+            while True:
+                began = time.monotonic()
+                result = run_pass(f, hosts, False, tracker)
+                passes += 1
+                failed += [e.detail for e in result.events if e.failed]
+                done = not dropper.is_alive() and len(placed) == len(plots) and not any(
+                    os.path.exists(p) for p in placed) and not any(
+                    n.endswith(PARTIAL) for d in watch.drives for n in os.listdir(d))
+                if done:
+                    break
+                if time.monotonic() - t0 > timeout:
+                    raise SystemExit("gpu run never finished; failures: " + "; ".join(failed))
+                time.sleep(max(0.0, began + poll - time.monotonic()))
+            end = time.monotonic()
+        watch.stop = True
+        watch.sample()
+        verify(fleet, placed)
+        return t0, end, watch, passes, failed, poll
+    finally:
+        watch.stop = True
+        fleet.stop_all()
+        for d in drives(fleet):
+            subprocess.run(["umount", "-l", d], check=False)
+
+
+def one_at_a_time_rate(base, plots, bwlimit, drive_mib):
+    """The same plots, one rsync at a time (one drive written): plots a minute."""
+    fleet, _ = gpu_fleet(base, drive_mib, bwlimit)
+    try:
+        placed = place_plots(fleet, plots, (len(plots) + 1) // 2)
+        t = time.perf_counter()
+        sequential(fleet, placed, bwlimit)
+        return len(plots) / (time.perf_counter() - t) * 60
+    finally:
+        fleet.stop_all()
+        for d in drives(fleet):
+            subprocess.run(["umount", "-l", d], check=False)
+
+
+def gpu_main(args, base):
+    size = os.path.getsize(cached_plots(1)[0])
+    limit_bps = 4 * args.bwlimit * 1024
+    limit_pm = limit_bps / size * 60            # plots a minute the 4 drives can take
+    print(f"GPU rate: 2 plotters, 1 harvester with 4 drives (tmpfs), real sshd; every "
+          f"transfer limited to {args.bwlimit} KiB/s; chiapos k18 plots of "
+          f"{size / MiB:.1f} MiB: the drives take {limit_pm:.1f} plots/min together, one "
+          f"{limit_pm / 4:.1f}; default polling_time_s; load average {os.getloadavg()[0]:.2f}")
+    seq_pm = one_at_a_time_rate(base / "seq", cached_plots(12), args.bwlimit, args.drive_mib)
+    print(f"  one at a time (plotman-style rsync, unchecked), 12 plots: {seq_pm:5.1f} plots/min "
+          f"({seq_pm / limit_pm:.0%} of the 4 drives' limit)")
+    # plots come faster than the drives take them, for --gpu-s seconds
+    n = int(args.gpu_rate * args.gpu_s)
+    t0, end, w, passes, failed, poll = gpu_run(base / "gpu", cached_plots(n), args.gpu_rate,
+                                               args.gpu_s, args.bwlimit, args.drive_mib)
+    a, b = w.at(t0 + args.gpu_s), w.at(t0)
+    window = (a[1] - b[1]) / args.gpu_s
+    steady0 = t0 + 2 * poll                     # after the first check pass and transfer pass
+    c, d = w.at(steady0 + args.gpu_s), w.at(steady0)
+    steady = (c[1] - d[1]) / max(1e-9, min(args.gpu_s, c[0] - d[0]))
+    print(f"  plotfleet, {n} plots arriving over {args.gpu_s:.0f} s "
+          f"({args.gpu_rate * 60:.0f}/min), passes every {poll:.0f} s: all {n} verified and "
+          f"promoted {end - t0:.0f} s after the first landed ({passes} passes)")
+    print(f"    written to the drives over the first {args.gpu_s:.0f} s: "
+          f"{window / size * 60:5.1f} plots/min = {window / limit_bps:.0%} of the limit")
+    print(f"    over {args.gpu_s:.0f} s from the third pass on:      "
+          f"{steady / size * 60:5.1f} plots/min = {steady / limit_bps:.0%} of the limit "
+          f"(target >= 80%: {'met' if steady / limit_bps >= 0.8 else 'NOT met'})")
+    print(f"    staging high-water mark: {max(s[3] for s in w.samples)} plots "
+          f"({max(s[3] for s in w.samples) * size / MiB:.0f} MiB) in the plotters' dst dirs"
+          + (f"; {len(failed)} failures: {failed[:2]}" if failed else ""))
+    # 32 plots over 40 s: ideal = the last one lands at 40 s, and takes its copy time
+    t0, end, w, passes, failed, _ = gpu_run(base / "burst", cached_plots(32), 32 / 40.0, 40,
+                                            args.bwlimit, args.drive_mib)
+    ideal = 40 * 31 / 32 + size / (args.bwlimit * 1024)
+    print(f"  32 plots landing over 40 s: all promoted after {end - t0:.1f} s "
+          f"(ideal {ideal:.1f} s: {ideal / (end - t0):.2f} of what the drives can take; "
+          f"{passes} passes)")
+
+
 def timed_digest(path, spec):
     t = time.perf_counter()
     d = digest(str(path), spec)
@@ -327,10 +516,21 @@ def main():
                     help="size of the file for the sampled digest (MiB, on a real disk)")
     ap.add_argument("--reps", type=int, default=5, help="digests of each k=18 plot (median)")
     ap.add_argument("--trace", action="store_true", help="print the warm loop's actions, timed")
+    ap.add_argument("--gpu", action="store_true",
+                    help="the GPU-rate runs instead: plots arriving faster than a drive takes "
+                         "them, default polling (several minutes)")
+    ap.add_argument("--gpu-rate", type=float, default=1.5, help="--gpu: plots a second")
+    ap.add_argument("--gpu-s", type=float, default=120.0, help="--gpu: seconds they arrive")
+    ap.add_argument("--drive-mib", type=int, default=192, help="--gpu: each drive's size")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench_archive: needs root to mount tmpfs drives")
     base = Path(tempfile.mkdtemp(prefix="bench-archive-"))
+    if args.gpu:
+        try:
+            return gpu_main(args, base)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
     fleets, mounted = [], []
     size = f"{max(16, 4 * args.per_plotter * 2)}m"
 

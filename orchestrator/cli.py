@@ -18,6 +18,7 @@ from invoke.parser import Argument
 from rich.console import Console
 from rich.text import Text
 
+from orchestrator.core.keys import KEYS
 from orchestrator.core import plotcmd as commands
 
 from orchestrator import exitcodes
@@ -171,7 +172,8 @@ def deploy(c, inventory=None, limit=None, json_=False, prepare=False, wheelhouse
 
 
 def _poll_interval(selected):
-    return min((h.polling_time_s for h in selected if h.is_plotter), default=20.0)
+    return min((h.polling_time_s for h in selected if h.is_plotter),
+               default=KEYS["polling_time_s"].default)
 
 
 @task(name="plot-all", help=helps("inventory", "limit", "json", "check",

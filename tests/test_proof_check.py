@@ -174,12 +174,19 @@ def test_new_plots_are_checked_one_at_a_time_and_not_archived_before():
     a, b = plot_file(n=1, check=None, mtime=1), plot_file(n=2, check=None, mtime=2)
     st = fleet(host_state(P, plots=(a, b)), host_state(H))
     d = checks(st, HOSTS)
-    assert d.starts == (StartCheck("p1", a.path, 30, 0.3, 4, "", 1, "new plot"),)
-    assert [w.reason for w in d.waits] == ["proof check waits: 1/1 checks running"]
+    # both at once, by one runner (check_parallel 1) checking them in turn
+    assert d.starts == (StartCheck("p1", a.path, 30, 0.3, 4, "", 1, "new plot", 0),
+                        StartCheck("p1", b.path, 30, 0.3, 4, "", 1, "new plot", 0))
+    assert d.waits == ()
     assert archive(st, HOSTS).transfers == ()
-    # two at once when check_parallel says so
+    # two runners at once when check_parallel says so
     d2 = checks(st, inventory(replace(P, check_parallel=2), H))
-    assert [s.plot for s in d2.starts] == [a.path, b.path]
+    assert [(s.plot, s.runner) for s in d2.starts] == [(a.path, 0), (b.path, 1)]
+    # with every runner at work, the new plot waits for the next pass
+    busy = replace(host_state(P, plots=(a, plot_file(n=3, check=RUNNING))), checks=(RUNNING,))
+    d3 = checks(fleet(busy, host_state(H)), HOSTS)
+    assert d3.starts == () and "proof check waits: 1/1 checks running" in [
+        w.reason for w in d3.waits]
 
 
 def test_a_running_check_holds_its_plot_and_a_failed_one_quarantines_it():

@@ -73,11 +73,15 @@ def _launch(agent, config, paths, settings, max_running):
 
 @op(wire.CheckStartedReply)
 def start_check(agent, config: wire.Config, plot: str, settings: Optional[dict] = None,
-                max_running: Optional[int] = 1):
-    """Start the check of one plot in a dst dir: at most `max_running`
-    checks at once on this host."""
-    path = _a_plot(check_inside(plot, disks.dirs_of(config, "dst")))
-    return _launch(agent, config, [path], _settings(settings), max_running)
+                max_running: Optional[int] = 1, more: Optional[list] = None):
+    """Start the check of one plot in a dst dir, and of the plots of `more`
+    after it, by one runner: at most `max_running` runners at once on this
+    host."""
+    dst = disks.dirs_of(config, "dst")
+    paths = [_a_plot(check_inside(p, dst)) for p in [plot] + list(more or ())]
+    if len(set(paths)) != len(paths):
+        raise ActionError("a plot is named twice", code=ErrorCode.BAD_REQUEST)
+    return _launch(agent, config, paths, _settings(settings), max_running)
 
 
 @op(wire.CheckStartedReply)

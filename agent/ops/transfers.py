@@ -50,9 +50,15 @@ def _queues():
     except OSError:
         return out
     for n in files:
-        q = transfer.load_queue(os.path.join(d, n))
+        path = os.path.join(d, n)
+        q = transfer.load_queue(path)
         if q and runner_alive(q.get("pid"), q.get("started_at", 0)):
-            out[os.path.join(d, n)] = q
+            out[path] = q
+        elif q and q.get("pid"):        # its runner was killed: nothing works it any more
+            try:
+                os.remove(path)
+            except OSError:
+                pass
     return out
 
 

@@ -352,6 +352,7 @@ class _Lanes:
         self.queued = host.transfer_queue_s > 0
         self.limit = host.max_transfers_per_plotter
         self.own: Dict[_Drive, int] = {}        # drive -> bytes still to send there
+        self.dir_of: Dict[_Drive, str] = {}     # drive -> the dir its queue writes into
         self.elsewhere: set = set()             # lanes to drives not known this pass
         self.plots = 0                          # in flight, and started this pass
         rate = drive_rate(host, hs)
@@ -359,9 +360,12 @@ class _Lanes:
         self.want = self.limit or max(1, -(-int(arrival_rate(host, hs)) // max(int(rate), 1)))
 
     def sending(self, drive: Optional[_Drive], left: int, where=None) -> None:
+        """A plot on its way (`where`: its (harvester, dir)), or placed this pass."""
         self.plots += 1
         if drive is not None:
             self.own[drive] = self.own.get(drive, 0) + left
+            if where is not None:
+                self.dir_of.setdefault(drive, where[1])
         elif where is not None:
             self.elsewhere.add(where)
 
@@ -382,7 +386,8 @@ class _Lanes:
             return None
         fits = [d for d, left in self.own.items()
                 if d.owner == self.name and (left == 0 or left + size <= self.cap)
-                and farm.room_for(d, name) >= size and farm._takes(d, name)
+                and farm.room_for(d, name) >= size and name not in d.conflicts
+                and replot.new_plot_matches(farm.hosts[d.host], self.dir_of[d], name) is None
                 and (candidates is None or d in candidates)]
         return min(fits, key=lambda d: (self.own[d], d.order)) if fits else None
 
@@ -698,7 +703,7 @@ def _assign(queues, farm: _Farm, lanes: Dict[str, "_Lanes"], by_name, no_farm: s
                     farm.add(drive, need)
                 else:
                     farm.take(drive, need, host.name)
-                lane.sending(drive, need)
+                lane.sending(drive, need, (drive.host, to_dir))
                 local = host.transfer == "local"
                 if verdict.deletions:
                     farm.deletes_done[drive.host] = (farm.deletes_done.get(drive.host, 0)
@@ -783,7 +788,7 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
         join = lane.join(farm, name, size, candidates)
         if join is None:
             return Wait(host.name, name, lane.busy(), kind=WaitKind.PLOTTER_BUSY)
-        return _Placement(join, farm.landing(join, name), size,
+        return _Placement(join, lane.dir_of[join], size,
                           f"queued for {join.label()} behind "
                           f"{human_bytes(lane.own[join])} still to send", joins=True)
     if failed is not None:
@@ -839,7 +844,7 @@ def _place(host: Host, plot: Plot, failed: Optional[Transfer], farm: _Farm, no_f
     if pick is None and failed is None and plot.bound_to is None:
         join = lane.join(farm, name, size, candidates)     # no drive free: a queue then
         if join is not None:
-            return _Placement(join, farm.landing(join, name), size,
+            return _Placement(join, lane.dir_of[join], size,
                               f"queued for {join.label()} behind "
                               f"{human_bytes(lane.own[join])} still to send", joins=True)
     refused = farm.refusals(size, name, candidates) if pick is None and any_room else []

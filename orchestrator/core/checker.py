@@ -6,7 +6,10 @@ the others, and this module says why each waits:
 
 - no check yet (or one that was interrupted): StartCheck, while fewer than
   `check_parallel` checks run on the plotter (the agent counts again under
-  its host lock, so two controllers never run more);
+  its host lock, so two controllers never run more).  Every such plot
+  starts at once, spread over the runners free (`runner`), each checking
+  its plots in turn: a GPU plotter's plots, a few seconds apart, are not
+  checked one per pass;
 - a check running: a Wait saying so;
 - a check that failed: Quarantine, which moves the plot to
   `<dst>/quarantine/` (the agent refuses unless the plot's own record
@@ -35,6 +38,7 @@ class StartCheck:
     command: str = ""               # check_command ("" : none)
     max_running: int = 1
     reason: str = "new plot"
+    runner: int = 0                 # which runner this pass starts on the plotter checks it
 
     def settings(self) -> dict:
         out = {"challenges": self.challenges, "min_ratio": self.min_ratio,
@@ -66,10 +70,10 @@ class CheckDecision:
     waits: Tuple[Wait, ...] = ()
 
 
-def _start(host: Host, path: str, reason: str) -> StartCheck:
+def _start(host: Host, path: str, reason: str, runner: int) -> StartCheck:
     return StartCheck(host.name, path, host.check_challenges, host.check_min_ratio,
                       host.check_challenges_v2, host.check_command or "",
-                      host.check_parallel, reason)
+                      host.check_parallel, reason, runner)
 
 
 def _plotter(host: Host, hs: HostState):
@@ -78,6 +82,7 @@ def _plotter(host: Host, hs: HostState):
     waits: List[Wait] = []
     own_farm = [d.rstrip("/") for d in host.farm_dirs]
     running = len({c.pid for c in hs.checks if c.status == "running"})     # runners
+    free, new = max(0, host.check_parallel - running), 0
     for p in sorted(hs.plots, key=lambda p: (p.mtime, p.path)):     # oldest first
         name = posixpath.basename(p.path)
         if p.error or posixpath.dirname(p.path).rstrip("/") in own_farm:
@@ -85,9 +90,9 @@ def _plotter(host: Host, hs: HostState):
         c = p.check
         if c is None or c.status == "interrupted":
             why = "new plot" if c is None else "its last check was interrupted"
-            if running < host.check_parallel:
-                starts.append(_start(host, p.path, why))
-                running += 1
+            if free:
+                starts.append(_start(host, p.path, why, new % free))
+                new += 1
             else:
                 waits.append(Wait(host.name, name, f"proof check waits: {running}/"
                                                    f"{host.check_parallel} checks running"))

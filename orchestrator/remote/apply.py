@@ -196,27 +196,41 @@ def quarantine(fleet, q: Quarantine, check: bool) -> Outcome:
                              **facts),))
 
 
-def start_check(fleet, s: StartCheck, check: bool) -> Outcome:
-    """Start a plot's proof check on its plotter.  A host already running
-    as many (another controller's) says busy: nothing to say, next pass."""
+def start_checks(fleet, ss: List[StartCheck], check: bool) -> List[Outcome]:
+    """Start one runner checking these plots of one plotter in turn.  A host
+    already running as many (another controller's) says busy: nothing to
+    say, next pass."""
+    s = ss[0]
     name = posixpath.basename(s.plot)
     at = dict(dir=posixpath.dirname(s.plot))
     if check:
-        return _done(s, EventKind.WOULD_CHECK, s.host, name, f"would check {s.describe()}",
-                     **at)
+        return [_done(x, EventKind.WOULD_CHECK, x.host, posixpath.basename(x.plot),
+                      f"would check {x.describe()}", dir=posixpath.dirname(x.plot))
+                for x in ss]
     try:
         res = fleet.agent(s.host).start_check(plot=s.plot, settings=s.settings(),
-                                              max_running=s.max_running)
-    except AgentError as e:
-        if e.code in ("busy", "exists"):
-            return Failed(s, (), e.code, str(e))
-        return _failed(s, EventKind.CHECK_FAILED_TO_START, s.host, name,
-                       f"{s.host}: proof check of {name} did not start: {e}", e, why=str(e), **at)
-    except SessionError as e:
-        return _failed(s, EventKind.CHECK_FAILED_TO_START, s.host, name,
-                       f"{s.host}: proof check of {name} did not start: {e}", e, why=str(e), **at)
-    return _done(s, EventKind.CHECK_STARTED, s.host, name,
-                 f"proof check: {s.describe()} (pid {res.pid})", pid=res.pid, **at)
+                                              max_running=s.max_running,
+                                              more=[x.plot for x in ss[1:]])
+    except (AgentError, SessionError) as e:
+        if isinstance(e, AgentError) and e.code in ("busy", "exists"):
+            return [Failed(x, (), e.code, str(e)) for x in ss]
+        first = _failed(s, EventKind.CHECK_FAILED_TO_START, s.host, name,
+                        f"{s.host}: proof check of {name}"
+                        + (f" and {len(ss) - 1} more" if len(ss) > 1 else "")
+                        + f" did not start: {e}", e, why=str(e), **at)
+        return [first] + [Failed(x, (), first.code, first.error) for x in ss[1:]]
+    return [_done(x, EventKind.CHECK_STARTED, x.host, posixpath.basename(x.plot),
+                  f"proof check: {x.describe()} (pid {res.pid}"
+                  + (f", {i} ahead of it" if i else "") + ")", pid=res.pid,
+                  dir=posixpath.dirname(x.plot)) for i, x in enumerate(ss)]
+
+
+def check_runners(starts: Tuple[StartCheck, ...]) -> List[List[StartCheck]]:
+    """The plan's proof checks as the runners they form: (plotter, runner)."""
+    groups: Dict[tuple, List[StartCheck]] = {}
+    for s in starts:
+        groups.setdefault((s.host, s.runner), []).append(s)
+    return list(groups.values())
 
 
 def transfer_args(plotter: Host, harvester: Host, t: StartTransfer, queue=()) -> dict:
@@ -529,7 +543,7 @@ def apply(fleet, hosts: Mapping[str, Host], plan: Plan, check: bool) -> Tuple[Ou
     out += [start_job(fleet, hosts, s, check) for s in plan.starts]
     out += [clean_dead(fleet, c, check) for c in plan.cleanups]
     out += [quarantine(fleet, q, check) for q in plan.quarantines]
-    out += [start_check(fleet, s, check) for s in plan.checks]
+    out += [o for ss in check_runners(plan.checks) for o in start_checks(fleet, ss, check)]
     out += [note_drive_failure(fleet, n, check) for n in plan.notes]
     out += [promote(fleet, p, check) for p in plan.promotes]
     out += [remove_source(fleet, r) for r in plan.removals]
