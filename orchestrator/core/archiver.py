@@ -5,11 +5,16 @@ an ArchiveDecision:
 
 - transfers: finished plots (HostState.plots on plotters) to send, each to
   one harvester drive.  A drive is (harvester, Dir.device): two farm dirs on
-  one disk are one drive.  A drive receives one transfer at a time, counting
-  transfers in flight from every plotter and partials being received; a
-  plotter sends at most `max_transfers_per_plotter` at once; the drive needs
-  room for the plot plus the harvester's `farm_reserve_bytes`, after what is
-  still arriving there.  A plotter's dst dirs are emptied in the order of
+  one disk are one drive.  A drive has one writer at a time, counting
+  transfers in flight from every plotter and partials being received: the
+  runner of one plotter, whose queue (the plots sent there back to back,
+  apply hands them over as one) holds `transfer_queue_s` of transfer and is
+  joined by later passes (_Lanes).  A plotter writes as many drives at once
+  as its plots arrive faster than one takes them, within
+  `max_transfers_per_plotter` (0: as many as that needs) and its
+  harvester's `max_inbound_transfers`; the drive needs room for the plot
+  plus the harvester's `farm_reserve_bytes`, after what is still arriving
+  there.  A plotter's dst dirs are emptied in the order of
   plotman's archive.compute_priority (`dst_priority`): a dir about to
   receive a plot (its furthest job in 3:4 or later) is held back to avoid
   concurrent I/O, a dir under 1 TB free is preferred, then one with more
