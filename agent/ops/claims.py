@@ -105,12 +105,15 @@ def reserve_drive(agent, config: wire.Config, to_dir: str, plot: str, size_bytes
     # device as seen through this host's farm dirs
     key = "%d:%s" % (dev, ",".join(sorted(same_drive)))
     now = time.time()
-    holder = holder or "controller:unnamed"
+    named, holder = bool(holder), holder or "controller:unnamed"
     with host_lock():
         claims = {k: c for k, c in statefile.load(NAME).items()
                   if claim_record.alive(c, now, farm)}
         claim = claims.get(key)
-        mine = claim is not None and claim.get("holder") == holder and claim.get("dir") == target
+        # the same named holder (a runner: its queue grows) extends its claim;
+        # holders that gave no name are never taken for one another
+        mine = claim is not None and named and claim.get("holder") == holder \
+            and claim.get("dir") == target
         if claim and not mine and all(p["plot"] != plot for p in claim_record.plots(claim)):
             raise ActionError("drive busy: %s is on its way to %s (claimed by %s)"
                               % (claim_record.plots(claim)[0]["plot"], claim["dir"], claim.get("holder")),
