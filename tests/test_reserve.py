@@ -84,3 +84,29 @@ def test_with_require_mounted_farm_a_dir_on_the_root_filesystem_takes_no_plots(t
     finally:
         a.close()
         os.rmdir(mounted)
+
+
+def test_a_runner_extends_its_own_claim_and_no_one_else_shares_the_drive(tmp_path):
+    """A plotter's runner holds the drive while its queue grows: the same
+    named holder adds plots to its claim, another holder is refused, and a
+    queue is claimed as a whole, with room for all its plots."""
+    d, config = host_dirs(tmp_path)
+    a, b = AgentProc(), AgentProc()
+    try:
+        a.ok("reserve_drive", config=config, to_dir=d["farm"], plot="/dst/one.plot",
+             size_bytes=SIZE, holder="runner:p1",
+             queue=[{"plot": "/dst/two.plot", "size_bytes": SIZE}])
+        # a later pass of any controller, for the same plotter: its queue grows
+        b.ok("reserve_drive", config=config, to_dir=d["farm"], plot="/dst/three.plot",
+             size_bytes=SIZE, holder="runner:p1")
+        other = b.raw("reserve_drive", config=config, to_dir=d["farm"], plot="/dst/four.plot",
+                      size_bytes=SIZE, holder="runner:p2")
+        assert not other["ok"] and "drive busy: one.plot" in other["error"], other
+        free = os.statvfs(d["farm"]).f_bavail * os.statvfs(d["farm"]).f_frsize
+        big = a.raw("reserve_drive", config=config, to_dir=d["farm"], plot="/dst/five.plot",
+                    size_bytes=SIZE, holder="runner:p1",
+                    queue=[{"plot": "/dst/six.plot", "size_bytes": free}])
+        assert not big["ok"] and big["code"] == "no_room", big
+    finally:
+        a.close()
+        b.close()
