@@ -89,7 +89,8 @@ def summary_table(state: FleetState, hosts: Mapping[str, Host], note: Optional[s
         f"phase {p}: {n}" for p, n in sorted(by_phase.items(), key=lambda kv: str(kv[0]))) + ")" if jobs else ""))
     t.add_row("plots waiting", f"{len(waiting)} ({human_bytes(sum(p.size_bytes for p in waiting))})")
     transfers = [x for h in up for x in h.transfers if x.status == "running"]
-    t.add_row("transfers", str(len(transfers)))
+    queued = sum(1 for h in up for x in h.transfers if x.status == "queued")
+    t.add_row("transfers", str(len(transfers)) + (f" (+{queued} queued)" if queued else ""))
     n = len(model.drives)
     t.add_row("farm", f"{human_bytes(model.room)} free on {n} drive{'' if n == 1 else 's'} "
                       f"(after reserve), room for {fits}")
