@@ -101,3 +101,31 @@ def test_a_batch_cut_mid_way_loses_only_the_file_it_was_on(ssh_fleet, tmpfs, tmp
     assert_all_archived(fleet, plots)
     text = "\n".join(outs)
     assert text.count("removed source: ") == 5, text
+
+
+def test_a_runner_killed_mid_queue_loses_nothing_and_the_next_passes_finish(
+        ssh_fleet, tmpfs, tmp_path, k18_plots):
+    """The runner itself dies (OOM killer, reboot of its session) with plots
+    still queued: the one on its way resumes, the queued ones are placed
+    again, and every plot arrives once."""
+    fleet = farm_fleet(ssh_fleet, tmpfs, n_plotters=1, n_harvesters=1)
+    plots = give_plots(fleet, k18_plots, per_plotter=5)
+    inv = fleet.write_inventory(tmp_path / "inv.yaml", transfer_bwlimit_kbps=1500,
+                                max_transfers_per_plotter=1, batch_bytes=0)
+    first = archive_pass(inv).text
+    assert first.count("transfer: ") == 5, first
+    deadline = time.monotonic() + 60
+    while not any(os.path.getsize(p) > 0 for p in partials(fleet)):
+        assert time.monotonic() < deadline, "nothing arrived"
+        time.sleep(0.05)
+    runners = [p for p in psutil.process_iter(["cmdline"])
+               if (p.info["cmdline"] or [])[-2:-1] == ["transfer"]]
+    assert len(runners) == 1, runners
+    for p in runners[0].children(recursive=True) + runners:
+        p.kill()
+    time.sleep(0.5)
+    r, doc = status_json(inv)
+    states = sorted(t["status"] for h in doc["hosts"] for t in h["transfers"])
+    assert "queued" not in states and "running" not in states, states   # nothing pretends
+    archive_until(inv, fleet, plots, timeout=90)
+    assert_all_archived(fleet, plots)

@@ -3,6 +3,7 @@ plot or a copy, promote a copy that matches its source (harvester), remove
 a source a copy was shown to match (plotter), clean a stale copy."""
 import json
 import os
+import shutil
 import stat
 import sys
 import time
@@ -59,6 +60,7 @@ def _queues():
                 os.remove(path)
             except OSError:
                 pass
+            shutil.rmtree(path[:-len(transfer.QUEUE_SUFFIX)] + ".work", ignore_errors=True)
     return out
 
 
