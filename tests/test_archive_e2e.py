@@ -162,6 +162,7 @@ class DriveSampler(Sampler):
         self.dev = {os.stat(d).st_dev: d for d in drives}
         self.max_open = {d: 0 for d in drives}      # most partials open at once on a drive
         self.max_files = {d: 0 for d in drives}     # most partials present at once
+        self.seen = {d: [] for d in drives}         # per sample: [(plot name, partial size)]
         self.max_parallel = 0                       # most drives receiving at once
         self.final_sizes = {}                       # *.plot on a drive -> smallest size seen
         self.samples = 0
@@ -191,6 +192,14 @@ class DriveSampler(Sampler):
                 names = []
             self.max_files[d] = max(self.max_files[d],
                                     sum(1 for x in names if x.endswith(PARTIAL)))
+            here = []
+            for x in names:
+                if x.endswith(PARTIAL):
+                    try:
+                        here.append((x[:-len(PARTIAL)], os.path.getsize(os.path.join(d, x))))
+                    except OSError:
+                        pass
+            self.seen[d].append(here)
             for x in names:
                 if x.endswith(".plot"):
                     try:
@@ -200,6 +209,16 @@ class DriveSampler(Sampler):
                     self.final_sizes[x] = min(size, self.final_sizes.get(x, size))
         self.max_parallel = max(self.max_parallel, len(opened))
         self.samples += 1
+
+    @property
+    def max_unfinished(self):
+        """Most partials on a drive at once that were not yet the whole plot
+        (measured against the plot as it landed there): with queues a whole
+        copy may wait beside the next for its promote, but only one file on
+        a drive is ever being written."""
+        return {d: max((sum(1 for name, size in sample if size < self.final_sizes.get(name, 1 << 62))
+                        for sample in samples), default=0)
+                for d, samples in self.seen.items()}
 
 
 def farm_fleet(ssh_fleet, tmpfs, n_plotters=2, n_harvesters=2, sizes=None, **vars):
@@ -240,6 +259,7 @@ def test_archive_moves_every_plot_in_parallel_one_transfer_per_drive(ssh_fleet, 
     assert s.final_sizes == {os.path.basename(p[0]): plots.size[i] for i, p in found.items()}
     assert s.max_parallel >= 2, f"transfers never overlapped ({s.samples} samples)"
     assert max(s.max_open.values()) == 1, f"a drive received two at once: {s.max_open}"
+    assert max(s.max_unfinished.values()) == 1, f"two partials growing on one drive: {s.max_unfinished}"
     # spread over every drive, and the first pass said which plots queue
     assert {os.path.dirname(p[0]) for p in found.values()} == set(farm_drives(fleet))
     assert outs[0].count("queued ahead") == 2, outs[0]
@@ -431,6 +451,7 @@ def test_plot_all_returns_when_its_plots_are_on_harvester_drives(ssh_fleet, tmpf
     # one writer per drive (a copy waiting for its promote may stand beside
     # the one its runner writes next: a queue does not wait for the pass)
     assert max(s.max_open.values()) == 1
+    assert max(s.max_unfinished.values()) == 1, f"two partials growing on one drive: {s.max_unfinished}"
 
 
 def test_controllers_at_once_never_share_a_drive_nor_copy_twice(ssh_fleet, tmpfs, tmp_path,
@@ -457,6 +478,7 @@ def test_controllers_at_once_never_share_a_drive_nor_copy_twice(ssh_fleet, tmpfs
                 acts = json.loads(out)["actions"]
                 starts += [a for a in acts if a.startswith("transfer: ")]
     assert max(s.max_open.values()) == 1, f"a drive received two at once: {s.max_open}"
+    assert max(s.max_unfinished.values()) == 1, f"two partials growing on one drive: {s.max_unfinished}"
     assert s.max_parallel >= 2
     assert len(starts) == len(plots.ids), "\n".join(starts)    # each plot sent once
     assert_all_archived(fleet, plots)
