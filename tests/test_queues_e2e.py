@@ -26,7 +26,7 @@ def settled_partials(fleet, plots, timeout=60.0):
             pid = os.path.basename(p)[:-len(PARTIAL)].rsplit("-", 1)[1][:64]
             if os.path.getsize(p) == plots.size.get(pid):
                 found[pid] = p
-        busy = any(p.info["name"] == "rsync" for p in psutil.process_iter(["name"]))
+        busy = bool(our_rsyncs(fleet))
         if set(found) == plots.ids and not busy:
             return found
         assert time.monotonic() < deadline, f"the queue never finished: {sorted(found)}"
@@ -52,6 +52,7 @@ def test_one_pass_hands_over_a_queue_the_runner_sends_by_itself(ssh_fleet, tmpfs
     found = assert_all_archived(fleet, plots)
     assert len(found) == 6
     assert max(s.max_open.values()) == 1, f"a drive had two writers: {s.max_open}"
+    assert max(s.max_unfinished.values()) == 1, f"two partials growing on one drive: {s.max_unfinished}"
     text = "\n".join(outs)
     assert text.count("promoted: ") == 6 and text.count("removed source: ") == 6, text
     # what the runner did shows in the record as it does for a transfer a pass began
@@ -62,11 +63,13 @@ def test_one_pass_hands_over_a_queue_the_runner_sends_by_itself(ssh_fleet, tmpfs
     assert kinds.count("transfer_started") == 6 and kinds.count("copy_promoted") == 6
 
 
-def _rsync_writing(name_part):
-    for p in psutil.process_iter(["name", "cmdline"]):
-        if p.info["name"] == "rsync" and any(name_part in a for a in p.info["cmdline"] or ()):
-            return p
-    return None
+def our_rsyncs(fleet):
+    """The rsyncs writing into this fleet's drives (the other worker's tests
+    run rsyncs of their own on this machine)."""
+    drives = farm_drives(fleet)
+    return [p for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "rsync"
+            and any(d in a for a in p.info["cmdline"] or () for d in drives)]
 
 
 def test_a_batch_cut_mid_way_loses_only_the_file_it_was_on(ssh_fleet, tmpfs, tmp_path,
@@ -86,8 +89,7 @@ def test_a_batch_cut_mid_way_loses_only_the_file_it_was_on(ssh_fleet, tmpfs, tmp
             break
         assert time.monotonic() < deadline, partials(fleet)
         time.sleep(0.05)
-    victims = [p for p in psutil.process_iter(["name", "cmdline"])
-               if p.info["name"] == "rsync" and any("batch" in a for a in p.info["cmdline"] or ())]
+    victims = [p for p in our_rsyncs(fleet) if any("batch" in a for a in p.info["cmdline"])]
     assert victims, "no batch rsync to cut"
     for v in victims:
         v.kill()
@@ -96,11 +98,17 @@ def test_a_batch_cut_mid_way_loses_only_the_file_it_was_on(ssh_fleet, tmpfs, tmp
     states = sorted(t["status"] for h in doc["hosts"] for t in h["transfers"])
     # the whole ones are copies to verify, the cut one failed, the rest back to wait
     assert states.count("copied") >= 2 and states.count("failed") == 1, states
+    [cut] = [t for h in doc["hosts"] for t in h["transfers"] if t["status"] == "failed"]
+    assert cut["error"] == "rsync killed by signal 9", cut        # the cause, not progress
     assert "queued" not in states and "running" not in states, states
     outs = archive_until(inv, fleet, plots, timeout=90)
     assert_all_archived(fleet, plots)
     text = "\n".join(outs)
     assert text.count("removed source: ") == 5, text
+
+
+def runners_cmd(procs):
+    return " ".join(a for p in procs for a in p.cmdline())
 
 
 def test_a_runner_killed_mid_queue_loses_nothing_and_the_next_passes_finish(
@@ -118,14 +126,20 @@ def test_a_runner_killed_mid_queue_loses_nothing_and_the_next_passes_finish(
     while not any(os.path.getsize(p) > 0 for p in partials(fleet)):
         assert time.monotonic() < deadline, "nothing arrived"
         time.sleep(0.05)
-    runners = [p for p in psutil.process_iter(["cmdline"])
-               if (p.info["cmdline"] or [])[-2:-1] == ["transfer"]]
-    assert len(runners) == 1, runners
+    deadline = time.monotonic() + 20
+    while not our_rsyncs(fleet):        # (between two plots of the queue for a moment)
+        assert time.monotonic() < deadline, "no rsync of this fleet"
+        time.sleep(0.01)
+    runners = {p.parent() for p in our_rsyncs(fleet)}
+    assert len(runners) == 1 and "transfer" in runners_cmd(runners), runners
+    runners = list(runners)
     for p in runners[0].children(recursive=True) + runners:
         p.kill()
     time.sleep(0.5)
     r, doc = status_json(inv)
     states = sorted(t["status"] for h in doc["hosts"] for t in h["transfers"])
     assert "queued" not in states and "running" not in states, states   # nothing pretends
+    errors = {t["error"] for h in doc["hosts"] for t in h["transfers"] if t["status"] == "failed"}
+    assert errors == {"interrupted"}, doc       # the plot it was on, said so
     archive_until(inv, fleet, plots, timeout=90)
     assert_all_archived(fleet, plots)

@@ -30,6 +30,10 @@ NETWORK = ("Connection refused", "Connection timed out", "No route to host",
            "timed out", "error in rsync protocol data stream")
 
 
+BEGUN = "plotfleet-begun "      # the runner's --out-format: a batch's file, as it begins
+PROGRESS = re.compile(r"^[\d,]+\s+\d+%")     # --info=progress2's lines
+
+
 # rsync's messages go to stderr while its progress (no newline after the
 # last \r-update) goes to stdout: in one log they share a line
 _GLUED = re.compile(r"(?=rsync(?: error| warning)?: )")
@@ -74,5 +78,9 @@ def classify(text, exit_code, to_dir=""):
     if exit_code == 255:
         return {"error": closing or lines[-1] if lines else "ssh failed (exit code 255)",
                 "fault": "network", "fatal": False}
-    return {"error": closing or (lines[-1] if lines else "rsync exit code %d" % exit_code),
+    if exit_code < 0:           # killed (subprocess's -N): its last words are progress
+        return {"error": "rsync killed by signal %d" % -exit_code, "fault": "unknown",
+                "fatal": False}
+    said = [l for l in lines if not PROGRESS.match(l) and not l.startswith(BEGUN)]
+    return {"error": closing or (said[-1] if said else "rsync exit code %d" % exit_code),
             "fault": "unknown", "fatal": False}

@@ -41,11 +41,10 @@ import sys
 import time
 
 from ..facts.disks import PARTIAL_SUFFIX
-from ..launch.rsync_errors import classify
+from ..launch.rsync_errors import BEGUN, classify
 from ..statefile import state_dir
 
 QUEUE_SUFFIX = ".queue.json"
-BEGUN = "plotfleet-begun "      # rsync's line as it begins a file of a batch
 
 
 def _ssh_prefix(spec):
