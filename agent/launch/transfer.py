@@ -229,7 +229,7 @@ def run(spec_json):
                 for s in batch:
                     write_state(s, status="copied", finished_at=time.time(), **base)
                 continue
-            why = classify(_output(log), rc, spec_dir(batch[0]))
+            why = classify(_output(log), rc, batch[0].get("dest_dir") or batch[0]["to_dir"])
             whole, cut, unsent = split_cut(batch, _output(log, whole=True))
             for s in whole:             # another file was begun after it
                 write_state(s, status="copied", finished_at=time.time(), **base)
@@ -260,10 +260,6 @@ def split_cut(batch, output):
     whole = [s for s, n in zip(batch, names) if n in done]
     unsent = [s for s, n in zip(batch, names) if n not in done and n != begun[-1]]
     return whole, [batch[last]], unsent
-
-
-def spec_dir(spec):
-    return spec.get("dest_dir") or spec["to_dir"]
 
 
 if __name__ == "__main__":

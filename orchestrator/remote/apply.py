@@ -384,72 +384,6 @@ def bind(fleet, t: StartTransfer) -> Optional[Failed]:
     return None
 
 
-def transfer(fleet, hosts: Mapping[str, Host], t: StartTransfer, check: bool,
-             gone: Tuple[str, ...] = ()) -> Outcome:
-    """Claim the drive, make the plot's room there when the plan says so
-    (replotting: the harvester deletes the old plots named, after checking
-    each again), then start the transfer.  `gone`: ids of plots whose room the
-    harvester still keeps though their plotter no longer has them."""
-    name = posixpath.basename(t.plot)
-    if check:
-        return Outcome(t, tuple(
-            Event(EventKind.WOULD_REPLOT_DELETE, d.host, posixpath.basename(d.path),
-                  f"would delete on {d.describe()}",
-                  **_deletion_facts(t, d.path, d.size_bytes, d.rule)) for d in t.deletions) + (
-            Event(EventKind.WOULD_TRANSFER, t.from_host, name, f"would transfer: {t.describe()}",
-                  **_move_facts(t)),))
-    if t.deletions:
-        refused = verified_on_plotter(fleet, t) or bind(fleet, t)
-        if refused is not None:
-            return refused
-    # claim the drive on the harvester first: another controller may have
-    # chosen it in the same moment; replotting's deletions happen there,
-    # under that claim, right before the transfer starts
-    try:
-        claim = fleet.agent(t.to_host).reserve_drive(
-            to_dir=t.to_dir, plot=t.plot, size_bytes=t.size_bytes,
-            reserve_bytes=hosts[t.to_host].farm_reserve_bytes, holder=HOLDER, gone=list(gone),
-            **replot_args(hosts[t.to_host], t))
-    except AgentError as e:
-        if e.code is ErrorCode.EXISTS:  # the final name is taken there: is it this plot?
-            return NameTaken(t, ())
-        if t.deletions:
-            return _replot_refused(t, t.to_host, str(e), e)
-        return _failed(t, EventKind.CLAIM_FAILED, t.to_host, t.to_dir,
-                       f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}", e,
-                       dir=t.to_dir, why=str(e))
-    except SessionError as e:
-        return _failed(t, EventKind.CLAIM_FAILED, t.to_host, t.to_dir,
-                       f"{t.to_host}: claim {t.to_host}:{t.to_dir} failed: {e}", e,
-                       dir=t.to_dir, why=str(e))
-    deleted = tuple(
-        Event(EventKind.REPLOT_DELETED, t.to_host, d["name"],
-              f"replot: deleted {t.to_host}:{d['path']} ({human_bytes(d['size_bytes'])}, "
-              f"{d['rule']}) to make room for {name}",
-              **_deletion_facts(t, d["path"], d["size_bytes"], d["rule"]))
-        for d in claim.deleted)
-    if not claim.space_ok:
-        # the deletions gave no space back: no transfer there; the drive stops replotting
-        return Failed(t, deleted + (Event(
-            EventKind.REPLOT_SPACE_MISSING, t.to_host, t.to_dir,
-            f"{t.to_host}:{t.to_dir}: {claim.space_error}; {name} is not sent there",
-            failed=True, dir=t.to_dir, plot_id=t.plot_id, why=claim.space_error),),
-            None, claim.space_error or "")
-    args = transfer_args(hosts[t.from_host], hosts[t.to_host], t)
-    res = _call(lambda: fleet.agent(t.from_host).start_transfer(**args),
-                t, t.from_host, "transfer", name, _move_facts(t))
-    if isinstance(res, Failed):
-        # nothing is coming: the drive is free for the next plot now, not in CLAIM_S
-        try:
-            fleet.agent(t.to_host).release_drive(to_dir=t.to_dir, plot=t.plot)
-        except (AgentError, SessionError):
-            pass        # the claim expires by itself (agent/facts/claim_record.py)
-        return Failed(t, deleted + res.events, res.code, res.error) if deleted else res
-    return Outcome(t, deleted + (Event(
-        EventKind.TRANSFER_STARTED, t.from_host, name,
-        f"transfer: {t.describe()} (pid {res.pid})", **_move_facts(t, pid=res.pid)),))
-
-
 def runner_holder(plotter: str) -> str:
     """Who holds the claim of a drive a plotter's runner writes: the runner,
     whichever controller (or pass) handed it its plots, so its queue grows
@@ -474,37 +408,77 @@ def queues(transfers: Tuple[StartTransfer, ...]) -> List[List[StartTransfer]]:
     return out
 
 
+def _would_transfer(t: StartTransfer) -> Outcome:
+    return Outcome(t, tuple(
+        Event(EventKind.WOULD_REPLOT_DELETE, d.host, posixpath.basename(d.path),
+              f"would delete on {d.describe()}",
+              **_deletion_facts(t, d.path, d.size_bytes, d.rule)) for d in t.deletions) + (
+        Event(EventKind.WOULD_TRANSFER, t.from_host, posixpath.basename(t.plot),
+              f"would transfer: {t.describe()}", **_move_facts(t)),))
+
+
+def transfer(fleet, hosts: Mapping[str, Host], t: StartTransfer, check: bool,
+             gone: Tuple[str, ...] = ()) -> Outcome:
+    """One plot's transfer: a queue of one (transfer_queue)."""
+    return transfer_queue(fleet, hosts, [t], check, gone)[0]
+
+
 def transfer_queue(fleet, hosts: Mapping[str, Host], ts: List[StartTransfer], check: bool,
                    gone: Tuple[str, ...] = ()) -> List[Outcome]:
-    """Claim the drive for every plot of one queue, then hand them all to the
-    plotter's runner (one request; they join its queue when it is already
-    writing that drive).  One outcome per plot.  A name already taken there
-    has each plot claimed on its own, to tell which."""
-    head = ts[0]
-    if len(ts) == 1 and (head.deletions or check):
-        return [transfer(fleet, hosts, head, check, gone)]
+    """Claim the drive for every plot of one queue (queues()), make the
+    plot's room there when the plan says so (replotting, a queue of one: the
+    harvester deletes the old plots named, after checking each again), then
+    hand the plots to the plotter's runner in one request (they join its
+    queue when it already writes that drive).  One outcome per plot; a name
+    already taken there has each plot claimed on its own, to tell which.
+    `gone`: ids of plots whose room the harvester still keeps though their
+    plotter no longer has them."""
     if check:
-        return [transfer(fleet, hosts, t, check, gone) for t in ts]
+        return [_would_transfer(t) for t in ts]
+    head = ts[0]
+    name = posixpath.basename(head.plot)
+    if head.deletions:
+        refused = verified_on_plotter(fleet, head) or bind(fleet, head)
+        if refused is not None:
+            return [refused]
+    # claim the drive on the harvester first: another controller may have
+    # chosen it in the same moment; replotting's deletions happen there,
+    # under that claim, right before the transfer starts
     harvester = hosts[head.to_host]
     try:
-        fleet.agent(head.to_host).reserve_drive(
+        claim = fleet.agent(head.to_host).reserve_drive(
             to_dir=head.to_dir, plot=head.plot, size_bytes=head.size_bytes,
-            reserve_bytes=harvester.farm_reserve_bytes, holder=runner_holder(head.from_host),
-            gone=list(gone), plot_id=head.plot_id,
+            reserve_bytes=harvester.farm_reserve_bytes, gone=list(gone),
+            holder=HOLDER if head.deletions else runner_holder(head.from_host),
             queue=[{"plot": t.plot, "size_bytes": t.size_bytes, "plot_id": t.plot_id}
-                   for t in ts[1:]])
+                   for t in ts[1:]],
+            **{"plot_id": head.plot_id, **replot_args(harvester, head)})
     except AgentError as e:
-        if e.code is ErrorCode.EXISTS:
+        if e.code is ErrorCode.EXISTS:  # the final name is taken there: is it this plot?
             if len(ts) == 1:
                 return [NameTaken(head, ())]
-            return [o for t in ts for o in transfer_queue(fleet, hosts, [t], check, gone)]
+            return [transfer(fleet, hosts, t, check, gone) for t in ts]
+        if head.deletions:
+            return [_replot_refused(head, head.to_host, str(e), e)]
         return _claim_failed(ts, e)
     except SessionError as e:
         return _claim_failed(ts, e)
+    deleted = tuple(
+        Event(EventKind.REPLOT_DELETED, head.to_host, d["name"],
+              f"replot: deleted {head.to_host}:{d['path']} ({human_bytes(d['size_bytes'])}, "
+              f"{d['rule']}) to make room for {name}",
+              **_deletion_facts(head, d["path"], d["size_bytes"], d["rule"]))
+        for d in claim.deleted)
+    if not claim.space_ok:
+        # the deletions gave no space back: no transfer there; the drive stops replotting
+        return [Failed(head, deleted + (Event(
+            EventKind.REPLOT_SPACE_MISSING, head.to_host, head.to_dir,
+            f"{head.to_host}:{head.to_dir}: {claim.space_error}; {name} is not sent there",
+            failed=True, dir=head.to_dir, plot_id=head.plot_id, why=claim.space_error),),
+            None, claim.space_error or "")]
     args = transfer_args(hosts[head.from_host], harvester, head, ts[1:])
     res = _call(lambda: fleet.agent(head.from_host).start_transfer(**args),
-                head, head.from_host, "transfer", posixpath.basename(head.plot),
-                _move_facts(head))
+                head, head.from_host, "transfer", name, _move_facts(head))
     if isinstance(res, Failed):
         # nothing is coming: the drive is free for the next plot now, not in CLAIM_S
         for t in ts:
@@ -512,14 +486,15 @@ def transfer_queue(fleet, hosts: Mapping[str, Host], ts: List[StartTransfer], ch
                 fleet.agent(t.to_host).release_drive(to_dir=t.to_dir, plot=t.plot)
             except (AgentError, SessionError):
                 break       # the claim expires by itself (agent/facts/claim_record.py)
-        return [res] + [Failed(t, (), res.code, res.error) for t in ts[1:]]
+        first = Failed(head, deleted + res.events, res.code, res.error) if deleted else res
+        return [first] + [Failed(t, (), res.code, res.error) for t in ts[1:]]
     joined = ", joins the queue it is at" if res.joined else ""
     # a plot already on its way there (another controller's pass sent it) is
     # no new transfer: nothing to say
-    return [Outcome(t, ()) if t.plot in res.already else Outcome(t, (Event(
-        EventKind.TRANSFER_STARTED, t.from_host, posixpath.basename(t.plot),
-        f"transfer: {t.describe()} (pid {res.pid}" + (f", {i} queued ahead" if i else "")
-        + joined + ")", **_move_facts(t, pid=res.pid)),))
+    return [Outcome(t, ()) if t.plot in res.already else Outcome(t, (deleted if i == 0 else ()) + (
+        Event(EventKind.TRANSFER_STARTED, t.from_host, posixpath.basename(t.plot),
+              f"transfer: {t.describe()} (pid {res.pid}" + (f", {i} queued ahead" if i else "")
+              + joined + ")", **_move_facts(t, pid=res.pid)),))
         for i, t in enumerate(ts)]
 
 
