@@ -27,6 +27,19 @@ def corrupt_middle(path):
     assert os.path.getsize(path) == n
 
 
+# What chiapos's DiskProver says about a plot whose middle is noise: which of
+# its messages comes depends on where the noise lands (strings in chiapos's
+# own library).  The tests ask for the prover's words, whichever they are.
+PROVER_WORDS = re.compile(r"(Invalid size for deltas: |Destination buffer is too small"
+                          r"|Bad delta detected|Corrupted block detected"
+                          r"|Invalid prev bucket start|Position too small"
+                          r"|workspace buffer is too small|Invalid C2 table size)")
+
+
+def in_provers_words(text):
+    return PROVER_WORDS.match(text) is not None
+
+
 def plots_in(d):
     return sorted(n for n in os.listdir(d) if n.endswith(".plot"))
 
@@ -78,7 +91,7 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
     assert kinds.count("check_started") == 3, kinds
     quarantined = {e["subject"]: e for e in events if e["kind"] == "plot_quarantined"}
     assert set(quarantined) == {bad, other.name}
-    assert "Invalid size for deltas" in quarantined[bad]["detail"]
+    assert PROVER_WORDS.search(quarantined[bad]["detail"]), quarantined[bad]
     # the good one went to the farm, byte for byte; the bad ones never did
     assert plots_in(dst) == [] and not on_farm(farm, bad) and not on_farm(farm, other.name)
     assert sorted(os.listdir(qdir)) == sorted([bad, bad + ".json", other.name,
@@ -90,11 +103,12 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
     host = next(x for x in doc["hosts"] if x["name"] == "plotter1")
     [entry] = [q for q in host["quarantine"] if q["path"].endswith(bad)]
     assert entry["path"] == str(qdir / bad)
-    assert entry["reason"].startswith("Invalid size for deltas: "), entry
+    why = entry["reason"]
+    assert in_provers_words(why) and why in quarantined[bad]["detail"], entry
     # two bad plots since the last good one: a back-off count of 2
     assert host["failures"]["count"] == 2 and host["failures"]["quarantined"] == 2
-    assert host["failures"]["last_error"].startswith("plot quarantined: Invalid size for "
-                                                     "deltas: "), host["failures"]
+    assert host["failures"]["last_error"] in ["plot quarantined: " + q["reason"]
+                                              for q in host["quarantine"]], host["failures"]
     text = plotfleet("status", "--inventory", inv).stdout
     [row] = [line for line in text.splitlines() if entry["reason"] in line]
     assert "proof checks" in text and "quarantine" in row, text
@@ -103,7 +117,7 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
     pass_until(inv, lambda d: True)
     posts = inbox.take()
     mine = [p for p in posts if bad in p["message"]]
-    assert len(mine) == 1 and "Invalid size for deltas" in mine[0]["message"], posts
+    assert len(mine) == 1 and why in mine[0]["message"], posts
 
     # analyze: the check results per plotter, device and level
     r = plotfleet("analyze", "--inventory", inv, "--limit", "plotter1", "--json")
@@ -133,7 +147,7 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
     found = {os.path.basename(x["path"]): x["check"] for x in json.loads(r.stdout)["checks"]}
     assert found[good]["status"] == "passed" and found[good]["ratio"] >= 0.3
     assert found[bad]["status"] == "failed"
-    assert found[bad]["error"].startswith("Invalid size for deltas: ")
+    assert in_provers_words(found[bad]["error"]), found[bad]
     assert {p: os.stat(p).st_mtime_ns for f in farm for p in map(str, Path(f).iterdir())} \
         == before
     text = plotfleet("check", "--inventory", inv, "--sample", 1).stdout
