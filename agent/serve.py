@@ -89,6 +89,7 @@ def serve():
     sys.stdout = sys.stderr
     agent = Agent()
     inbox = queue.Queue()
+    agent.mail = lambda: not inbox.empty()     # ops/news.py stops waiting for it
     dog = Watchdog(on_close=lambda: inbox.put(None))
     threading.Thread(target=_read, args=(sys.stdin.buffer, inbox, dog), name="stdin",
                      daemon=True).start()

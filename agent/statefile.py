@@ -13,6 +13,11 @@ def path(name):
     return os.path.join(state_dir(), name)
 
 
+def transfers_dir():
+    """The transfer runners' queues and per-plot records (launch/transfer.py)."""
+    return path("transfers")
+
+
 def load(name):
     """The record `name` (a dict), or {} when missing or unreadable."""
     try:

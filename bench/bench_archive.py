@@ -288,7 +288,7 @@ def gpu_run(base, plots, rate, seconds, bwlimit, drive_mib, timeout=900):
     import threading
     from orchestrator.config.inventory import load_inventory
     from orchestrator.core.run import RunTracker
-    from orchestrator.plotloop import run_pass
+    from orchestrator.plotloop import between_passes, run_pass
     from orchestrator.remote.fleet import Fleet
     fleet, inv = gpu_fleet(base, drive_mib, bwlimit)
     hosts = {h.name: h for h in load_inventory(inv).hosts}
@@ -314,7 +314,6 @@ def gpu_run(base, plots, rate, seconds, bwlimit, drive_mib, timeout=900):
             dropper.start()
             tracker, passes, failed = RunTracker(limit=0), 0, []
             while True:
-                began = time.monotonic()
                 result = run_pass(f, hosts, False, tracker)
                 passes += 1
                 failed += [e.detail for e in result.events if e.failed]
@@ -325,7 +324,7 @@ def gpu_run(base, plots, rate, seconds, bwlimit, drive_mib, timeout=900):
                     break
                 if time.monotonic() - t0 > timeout:
                     raise SystemExit("gpu run never finished; failures: " + "; ".join(failed))
-                time.sleep(max(0.0, began + poll - time.monotonic()))
+                between_passes(f, poll)         # as plot-all waits: polling_time_s, or news
             end = time.monotonic()
         watch.stop = True
         watch.sample()

@@ -185,7 +185,7 @@ def _poll_interval(selected):
 def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None, json_=False,
              serve=None, verbose=False):
     """Start plot jobs fleet-wide and archive finished plots, every polling_time_s."""
-    from orchestrator.plotloop import Loop, RunTracker
+    from orchestrator.plotloop import Loop, RunTracker, between_passes
     from orchestrator.serve.server import Serving
     from orchestrator.ui.passview import PassPrinter, left_running
     from orchestrator.unattended import Unattended
@@ -221,7 +221,7 @@ def plot_all(c, inventory=None, limit=None, check=False, once=False, plots=None,
                 end = tracker.verdict(state, result.waits, selected, has_harvesters)
                 if end is not None:
                     break
-                time.sleep(interval if plots is None else min(interval, 2.0))
+                between_passes(fleet, interval if plots is None else min(interval, 2.0))
         except KeyboardInterrupt:
             errors.print(left_running(state, events, sorted(tracker.started)), soft_wrap=True)
             raise Exit(code=exitcodes.INTERRUPTED)

@@ -128,6 +128,19 @@ def look(fleet, hosts: Mapping[str, Host], deadline: Optional[str] = None) -> Pa
                    backpressure=None)
 
 
+NEWS_GAP_S = 1.0    # a pass woken by news comes no sooner after the last: news that comes together is acted on together
+
+
+def between_passes(fleet, seconds: float) -> None:
+    """The wait after a pass: `seconds` (polling_time_s), or less when a
+    plotter's agent has news the next pass acts on (a plot landed, a check or
+    a transfer ended: Fleet.wait_for_news), so a plot goes on as soon as it
+    can, not a whole polling_time_s later."""
+    began = time.monotonic()
+    fleet.wait_for_news(seconds)
+    time.sleep(max(0.0, min(seconds, NEWS_GAP_S) - (time.monotonic() - began)))
+
+
 Observer = Callable[[PassResult], None]
 
 

@@ -33,7 +33,8 @@ from ..vocab import replot
 from . import probe
 from .procs import ProcScanner, held_open, maybe_receiving, rsync_targets, runner_alive
 from .. import statefile
-from ..statefile import state_dir
+from ..statefile import state_dir, transfers_dir
+from .news import Watch
 from ..vocab.wire import DirError
 from ..vocab import wire
 
@@ -41,10 +42,6 @@ REPLACEABLE_SHOWN = 16   # the largest replaceable plots a farm dir lists (one p
 FRESH_S = 60.0   # a partial this fresh may belong to an idle rsync server
 
 DEAD_KEEP_S = 86400.0   # dead_keep_h's default: a dead job without leftovers stays a day
-
-
-def transfers_dir():
-    return os.path.join(state_dir(), "transfers")
 
 
 def _match_dir(path, cdirs, kinds):
@@ -107,6 +104,9 @@ class Agent:
         self._rsync_version = None
         self._headers = {}      # plot path -> ((size, mtime), header error)
         self._pools = {}        # farm plot path -> ((size, mtime), pool kind)
+        self.watch = Watch()    # facts/news.py: what a pass acts on ...
+        self.news_base = None   # ... as it was when the last snapshot began
+        self.mail = lambda: False   # is another request waiting? (serve.py says)
 
     def reap(self):
         self.children = [p for p in self.children if p.poll() is None]
@@ -122,6 +122,7 @@ class Agent:
 
     # -- the whole picture -----------------------------------------------------
     def snapshot(self, config):
+        self.news_base = self.watch.items(config)
         now = time.time()
         c = config or {}
         probed = self.probe_dirs(config)

@@ -208,6 +208,14 @@ class SnapshotReply:
 
 
 @dataclass(frozen=True)
+class NewsReply:
+    """What changed since the last snapshot began that a pass acts on
+    (facts/news.py), at most a few items: empty when the wait ran out or
+    another request came."""
+    news: list
+
+
+@dataclass(frozen=True)
 class StartJobReply:
     pid: int
     log_file: str

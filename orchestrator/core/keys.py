@@ -165,7 +165,9 @@ SECTIONS: Tuple[Tuple[str, Tuple[Key, ...]], ...] = (
              roles=PLOTTER, per_tmp_dir=True),
         Key("tmp_overrides", "overrides", {},
             "tmp dir -> its own tmpdir_max_jobs, tmpdir_stagger_phase_*", roles=PLOTTER),
-        _float("polling_time_s", 20.0, "seconds between plot-all passes", 0.1, roles=PLOTTER),
+        _float("polling_time_s", 20.0, "seconds between plot-all passes at most: a pass comes "
+               "sooner (1 s after the last) when a plotter has news: a plot landed, a check "
+               "or a transfer ended", 0.1, roles=PLOTTER),
         _int("nice", 15, "niceness jobs run at (plotman's 15)", -20, maximum=19,
              roles=PLOTTER),
         _float("stall_after_m", CONFIG_DEFAULTS["stall_after_s"] / 60,

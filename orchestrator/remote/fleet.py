@@ -10,7 +10,7 @@ they are rather than waited for twice).
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from orchestrator.errors import AgentError, SessionError, one_line
@@ -20,6 +20,8 @@ from orchestrator.remote.client import AgentClient
 from orchestrator.remote.session import Session
 
 T = TypeVar("T")
+
+NEWS_SLACK_S = 10.0     # a news wait's answer may come this late before the channel is given up
 
 
 class Fleet:
@@ -117,6 +119,49 @@ class Fleet:
         """Snapshot every host (or the given ones) in parallel, in inventory order."""
         targets = self.hosts if hosts is None else list(hosts)
         return FleetState(hosts=tuple(self._map(self._snapshot, targets)), now=time.time())
+
+    def wait_for_news(self, seconds: float) -> Dict[str, list]:
+        """Wait up to `seconds` between passes, less when a plotter's agent
+        has news a pass acts on: a plot landed, a check or a transfer ended
+        (agent/ops/news.py).  {host: what it saw}, empty when the time ran
+        out.  Hosts not connected are not asked; a host whose channel fails
+        here is no news (the next gather says why)."""
+        watched = [h for h in self.hosts if h.is_plotter and self.sessions[h.name].connected]
+        end = time.monotonic() + max(0.0, seconds)
+        if not watched:
+            time.sleep(max(0.0, seconds))
+            return {}
+
+        def one(h: Host):
+            try:
+                return self.agent(h.name).news(wait_s=max(0.0, seconds),
+                                               timeout=seconds + NEWS_SLACK_S).news
+            except (SessionError, AgentError):
+                return []
+        pending = {self._pool.submit(one, h): h.name for h in watched}
+        found: Dict[str, list] = {}
+        try:
+            while pending and not found:
+                done, _ = wait(pending, timeout=max(0.0, end - time.monotonic()),
+                               return_when=FIRST_COMPLETED)
+                if not done:
+                    break
+                for f in done:
+                    if f.result():
+                        found[pending[f]] = f.result()
+                    del pending[f]
+        finally:
+            # the others stop waiting at once: their agents see a blank line
+            while pending:
+                for name in pending.values():
+                    self.sessions[name].nudge()
+                done, _ = wait(pending, timeout=0.2)
+                for f in done:
+                    del pending[f]
+        left = end - time.monotonic()
+        if not found and left > 0:      # every agent failed to wait: the plain wait
+            time.sleep(left)
+        return found
 
     def session(self, host_name: str) -> Session:
         if host_name not in self.sessions:

@@ -354,6 +354,7 @@ class Session:
         self.info: dict = {}                # the agent's hello
         self._agent = None
         self._lock = threading.RLock()
+        self._write = threading.Lock()      # a line goes out whole, nudges included
         self._id = 0
         self._abandoned: list = []          # (pid, started_at) of agents given up on
         self._hops: list = []               # bastion Connections, first first
@@ -524,6 +525,23 @@ class Session:
             self.open()
             return self._request(op, timeout or self.request_timeout_s, args)
 
+    @property
+    def connected(self) -> bool:
+        return self._agent is not None
+
+    def nudge(self):
+        """A blank line to the agent, without waiting for the request in
+        hand: its `news` wait (agent/ops/news.py) ends; any other op takes no
+        notice (blank lines are skipped)."""
+        agent = self._agent
+        if agent is None:
+            return
+        try:
+            with self._write:
+                agent.write(b"\n")
+        except Exception:       # the channel is going: the request in hand finds out
+            pass
+
     def _request(self, op: str, timeout: float, args: dict) -> dict:
         return self._receive(self._send(op, args, timeout), op, timeout)
 
@@ -531,7 +549,8 @@ class Session:
         self._id += 1
         line = {"id": self._id, "op": op, "timeout_s": round(agent_budget(timeout), 3), **args}
         try:
-            self._agent.write((json.dumps(line) + "\n").encode())
+            with self._write:
+                self._agent.write((json.dumps(line) + "\n").encode())
         except (OSError, EOFError, paramiko.SSHException) as e:
             agent = self._agent
             self._drop(abandon=True)
