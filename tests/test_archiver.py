@@ -173,7 +173,7 @@ def test_copied_transfer_with_full_partial_is_promoted_then_source_removal_follo
     st = fleet(host_state(p, plots=[pl], transfers=[transfer(pl, done=SIZE, status="copied")]),
                host_state(h, partials=[part]))
     d = archive(st, inventory(p, h))
-    assert d.promotes == (Promote("h1", part.path, SIZE, "p1", pl.path),) and d.transfers == ()
+    assert d.promotes == (Promote("h1", part.path, SIZE, "p1", pl.path, sent=True),) and d.transfers == ()
     spec = {"edge": 1, "block": 1, "offsets": [], "full_below": 0}
     src = {"size": SIZE, "sha256": "ab" * 32, "method": "sampled"}
     rm = remove_after_promote(d.promotes[0], src, dict(src, spec=spec))

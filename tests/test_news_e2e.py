@@ -121,9 +121,11 @@ def test_with_default_polling_a_landed_plot_reaches_the_farm_in_seconds(ssh_flee
             time.sleep(0.1)
         took = time.monotonic() - landed
         assert took < 20, f"{took:.1f} s from landing to the farm, with passes every 20 s"
-        while plot.exists():                    # its source goes after the verified promote
+        # its source goes after the verified promote, and the pass says so
+        while not any("source_removed" in line for line in lines):
             assert time.monotonic() - landed < 60, lines
             time.sleep(0.1)
+        assert not plot.exists()
     finally:
         p.send_signal(signal.SIGINT)
         p.wait(timeout=30)

@@ -160,9 +160,14 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
     return {"pid": pid, "joined": joined is not None, "already": already}
 
 
-def _receiving(agent, path):
+def _receiving(agent, path, sent=False):
+    """`sent`: the sender's runner recorded this file whole (its rsync moved
+    on or ended), so only an rsync holding it open still writes it: an idle
+    server in its dir is the next batch's, about to write another file."""
     _, rsyncs = agent.all_jobs()
     named, idle_dirs = rsync_targets(rsyncs)
+    if sent:
+        return path in named
     try:
         fresh = time.time() - os.path.getmtime(path) < FRESH_S
     except OSError:
@@ -170,11 +175,11 @@ def _receiving(agent, path):
     return maybe_receiving(path, named, idle_dirs, fresh)
 
 
-def _partial(agent, config, partial):
+def _partial(agent, config, partial, sent=False):
     path = check_inside(partial, disks.dirs_of(config, "farm"))
     if not names.is_partial(path):
         raise ActionError("not a transfer temp file: %s" % partial)
-    if _receiving(agent, path):
+    if _receiving(agent, path, sent):
         raise ActionError("still being received: %s" % path)
     return path
 
@@ -249,7 +254,8 @@ def _confirm_final(config, final, expect):
 
 
 @op(wire.PromoteReply)
-def promote(agent, config: wire.Config, partial: str, expect: dict):
+def promote(agent, config: wire.Config, partial: str, expect: dict,
+            sent: Optional[bool] = False):
     """Give a complete copy its final name: only when its bytes match the
     source's digest (`expect`: {"size", "sha256", "spec"}), its header its
     name, and only once its data and then the rename are on disk.
@@ -257,7 +263,8 @@ def promote(agent, config: wire.Config, partial: str, expect: dict):
     A copy that does not match is removed (it is only ever a temp file; the
     plot is sent again).  A file that already holds the final name is never
     replaced: with the same bytes it confirms the copy (a promote repeated
-    after a controller died), with other bytes it is a conflict."""
+    after a controller died), with other bytes it is a conflict.  `sent`:
+    the sender recorded the copy whole (see _receiving)."""
     expect = _expect(expect)
     path = check_inside(partial, disks.dirs_of(config, "farm"))
     if not names.is_partial(path):
@@ -273,7 +280,7 @@ def promote(agent, config: wire.Config, partial: str, expect: dict):
         return dict(have, path=final, size_bytes=have["size"], already=True)
     if not os.path.exists(path):
         raise ActionError("no such partial: %s" % path, code=ErrorCode.VANISHED)
-    path = _partial(agent, config, partial)
+    path = _partial(agent, config, partial, sent)
     have = _digest(path, expect["spec"])
     ok, why = plotfile.same(have, expect)
     problem = (plotfile.header_problem(final, have["header"]) or _extent_error(path)) if ok \

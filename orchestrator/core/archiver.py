@@ -671,7 +671,7 @@ def _copied(t: Transfer, host: Host, hs: HostState, by_name, farm: _Farm):
                         kind=WaitKind.IN_TRANSFER)
         if p.size_bytes < size:
             return None
-        return Promote(t.to_host, p.path, size, host.name, t.plot)
+        return Promote(t.to_host, p.path, size, host.name, t.plot, sent=True)
     # No partial: a controller died between promote and source removal, or the
     # promote is still to come.  Promote is idempotent on the harvester: it
     # confirms a final file with the same bytes, and only that lets the source go.

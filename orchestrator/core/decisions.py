@@ -85,6 +85,9 @@ class Promote:
     # a copy lost or not matching is sent again; not when the promote only
     # compares a file that stood under the final name (the next pass decides)
     resend: bool = True
+    # its sender's runner recorded it whole: an idle rsync server in its dir
+    # (the next batch's) is not writing it
+    sent: bool = False
 
     def describe(self) -> str:
         return (f"{self.host}:{self.partial} -> {os.path.basename(self.plot)} "

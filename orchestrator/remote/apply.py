@@ -270,7 +270,8 @@ def promote(fleet, p: Promote, check: bool) -> Outcome:
                        dir=posixpath.dirname(p.plot), why=f"not archived: {digest.header_error}")
     src = asdict(digest)
     try:
-        res = fleet.agent(p.host).promote(partial=p.partial, expect=copycheck.expect(src, spec))
+        res = fleet.agent(p.host).promote(partial=p.partial, expect=copycheck.expect(src, spec),
+                                           sent=p.sent)
     except AgentError as e:
         if e.code is ErrorCode.VANISHED:    # copy lost (drive swapped, file deleted)
             return CopyLost(p, (Event(EventKind.COPY_VANISHED, p.host, name,

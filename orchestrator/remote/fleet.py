@@ -38,6 +38,9 @@ class Fleet:
         self._unreported: Dict[str, str] = {}
         workers = max(1, min(max_workers, len(self.hosts)))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleet")
+        # one waiting thread per plotter: every news wait runs at once, however many
+        plotters = sum(h.is_plotter for h in self.hosts)
+        self._news = ThreadPoolExecutor(max_workers=max(1, plotters), thread_name_prefix="news")
 
     def __enter__(self):
         self.open()
@@ -138,7 +141,7 @@ class Fleet:
                                                timeout=seconds + NEWS_SLACK_S).news
             except (SessionError, AgentError):
                 return []
-        pending = {self._pool.submit(one, h): h.name for h in watched}
+        pending = {self._news.submit(one, h): h.name for h in watched}
         found: Dict[str, list] = {}
         try:
             while pending and not found:
@@ -205,3 +208,4 @@ class Fleet:
     def close(self):
         self._map(lambda s: s.close(), list(self.sessions.values()))
         self._pool.shutdown(wait=True)
+        self._news.shutdown(wait=True)
