@@ -281,7 +281,7 @@ class Watch:
         return max((s for s in self.samples if s[0] <= t), default=self.samples[0])
 
 
-def gpu_run(base, plots, rate, seconds, bwlimit, drive_mib, timeout=900):
+def gpu_run(base, plots, rate, seconds, bwlimit, drive_mib, timeout=900, trace=False):
     """Drop `plots` into the 2 plotters' dst dirs at `rate` a second (as a GPU
     plotter would), with one controller passing every polling_time_s (its
     default, 20 s) as plot-all does, until every plot is promoted."""
@@ -294,7 +294,7 @@ def gpu_run(base, plots, rate, seconds, bwlimit, drive_mib, timeout=900):
     hosts = {h.name: h for h in load_inventory(inv).hosts}
     poll = next(h.polling_time_s for h in hosts.values() if h.is_plotter)
     dsts = [h.dirs["dst"][0] for h in fleet.hosts.values() if h.role == "plotter"]
-    placed = {}
+    placed, landed, seen = {}, {}, {}     # seen: plot name -> [(s, event kind)]
     watch = Watch(fleet)
     try:
         with Fleet(list(hosts.values())) as f:
@@ -310,6 +310,7 @@ def gpu_run(base, plots, rate, seconds, bwlimit, drive_mib, timeout=900):
                     shutil.copyfile(src, tmp)
                     os.rename(tmp, dst)
                     placed[str(dst)] = (hashlib.sha256(src.read_bytes()).hexdigest(), "")
+                    landed[src.name] = time.monotonic() - t0
             dropper = threading.Thread(target=drop, daemon=True)
             dropper.start()
             tracker, passes, failed = RunTracker(limit=0), 0, []
@@ -317,6 +318,9 @@ def gpu_run(base, plots, rate, seconds, bwlimit, drive_mib, timeout=900):
                 result = run_pass(f, hosts, False, tracker)
                 passes += 1
                 failed += [e.detail for e in result.events if e.failed]
+                for e in result.events:
+                    seen.setdefault(e.subject, []).append(
+                        (time.monotonic() - t0, e.kind.value))
                 done = not dropper.is_alive() and len(placed) == len(plots) and not any(
                     os.path.exists(p) for p in placed) and not any(
                     n.endswith(PARTIAL) for d in watch.drives for n in os.listdir(d))
@@ -328,6 +332,10 @@ def gpu_run(base, plots, rate, seconds, bwlimit, drive_mib, timeout=900):
             end = time.monotonic()
         watch.stop = True
         watch.sample()
+        if trace:       # the last plots' way: landed, then each event at its pass's end
+            for name in sorted(landed, key=landed.get)[-3:]:
+                print(f"    {name[-20:-5]}: landed {landed[name]:5.1f} s; " + ", ".join(
+                    f"{kind} {t:5.1f}" for t, kind in seen.get(name, ())))
         verify(fleet, placed)
         return t0, end, watch, passes, failed, poll
     finally:
@@ -364,6 +372,18 @@ def gpu_main(args, base):
           f"({seq_pm / limit_pm:.0%} of the 4 drives' limit)")
     # plots come faster than the drives take them, for --gpu-s seconds
     n = int(args.gpu_rate * args.gpu_s)
+    if n:
+        gpu_rate_run(args, base, n, size, limit_bps)
+    # 32 plots over 40 s: ideal = the last one lands at 40 s, and takes its copy time
+    t0, end, w, passes, failed, _ = gpu_run(base / "burst", cached_plots(32), 32 / 40.0, 40,
+                                            args.bwlimit, args.drive_mib, trace=args.trace)
+    ideal = 40 * 31 / 32 + size / (args.bwlimit * 1024)
+    print(f"  32 plots landing over 40 s: all promoted after {end - t0:.1f} s "
+          f"(ideal {ideal:.1f} s: {ideal / (end - t0):.2f} of what the drives can take; "
+          f"{passes} passes)")
+
+
+def gpu_rate_run(args, base, n, size, limit_bps):
     t0, end, w, passes, failed, poll = gpu_run(base / "gpu", cached_plots(n), args.gpu_rate,
                                                args.gpu_s, args.bwlimit, args.drive_mib)
     a, b = w.at(t0 + args.gpu_s), w.at(t0)
@@ -382,13 +402,6 @@ def gpu_main(args, base):
     print(f"    staging high-water mark: {max(s[3] for s in w.samples)} plots "
           f"({max(s[3] for s in w.samples) * size / MiB:.0f} MiB) in the plotters' dst dirs"
           + (f"; {len(failed)} failures: {failed[:2]}" if failed else ""))
-    # 32 plots over 40 s: ideal = the last one lands at 40 s, and takes its copy time
-    t0, end, w, passes, failed, _ = gpu_run(base / "burst", cached_plots(32), 32 / 40.0, 40,
-                                            args.bwlimit, args.drive_mib)
-    ideal = 40 * 31 / 32 + size / (args.bwlimit * 1024)
-    print(f"  32 plots landing over 40 s: all promoted after {end - t0:.1f} s "
-          f"(ideal {ideal:.1f} s: {ideal / (end - t0):.2f} of what the drives can take; "
-          f"{passes} passes)")
 
 
 def timed_digest(path, spec):
@@ -519,7 +532,8 @@ def main():
                     help="the GPU-rate runs instead: plots arriving faster than a drive takes "
                          "them, default polling (several minutes)")
     ap.add_argument("--gpu-rate", type=float, default=1.5, help="--gpu: plots a second")
-    ap.add_argument("--gpu-s", type=float, default=120.0, help="--gpu: seconds they arrive")
+    ap.add_argument("--gpu-s", type=float, default=120.0,
+                    help="--gpu: seconds they arrive (0: only the 32-plot burst)")
     ap.add_argument("--drive-mib", type=int, default=192, help="--gpu: each drive's size")
     args = ap.parse_args()
     if os.geteuid() != 0:
