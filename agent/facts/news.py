@@ -41,9 +41,13 @@ class Watch:
     def items(self, config):
         now = time.time()
         out = set()
-        for d in disks.dirs_of(config, "dst"):
-            if not disks.responsive(d):
-                continue        # a hung drive answers the snapshot's probe, not this
+        for spelled in (config or {}).get("dst_dirs") or ():
+            # only dst dirs are resolved here (config_dirs would resolve them
+            # all, a hung farm mount too); a dir the last probe found not
+            # responding is left to the snapshot's probe
+            if not disks.responsive(spelled):
+                continue
+            d = disks.expand(spelled)
             try:
                 entries = list(os.scandir(d))
             except OSError:

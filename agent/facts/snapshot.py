@@ -122,10 +122,10 @@ class Agent:
 
     # -- the whole picture -----------------------------------------------------
     def snapshot(self, config):
-        self.news_base = self.watch.items(config)
         now = time.time()
         c = config or {}
         probed = self.probe_dirs(config)
+        self.news_base = self.watch.items(config)   # after the probe: no hung dir is read
         cdirs = disks.config_dirs(config)
         # transfer records before the process table: a record that says
         # "copied" then means its rsync had ended before the scan, so its
