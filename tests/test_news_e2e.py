@@ -134,3 +134,23 @@ def test_with_default_polling_a_landed_plot_reaches_the_farm_in_seconds(ssh_flee
     for kind in ("check_started", "transfer_started", "copy_promoted", "source_removed"):
         assert events.count(kind) == 1, events
     assert len(lines) >= 3, lines
+
+
+def test_an_agent_killed_while_it_waits_is_no_news_and_the_next_pass_reconnects(
+        ssh_fleet, k18_plots):
+    fleet = ssh_fleet(n_plotters=2)
+    [a] = k18_plots.get(1)
+    with Fleet(fleet.model_hosts()) as f:
+        f.gather()
+        victim = f.sessions["plotter2"].info["pid"]
+        threading.Timer(0.5, os.kill, (victim, signal.SIGKILL)).start()
+        news, took = timed(f.wait_for_news, 3.0)
+        assert news == {} and 2.5 <= took < 10, (news, took)
+        # the next gather connects a new agent there; the other host's news still comes
+        state = f.gather()
+        assert all(h.reachable for h in state.hosts), [h.error for h in state.hosts]
+        assert f.sessions["plotter2"].info["pid"] != victim
+        plot, t = land(a, fleet.hosts["plotter2"].dirs["dst"][0], after=0.3)
+        news, took = timed(f.wait_for_news, 30.0)
+        t.join()
+        assert news == {"plotter2": ["plot " + os.path.realpath(plot)]} and took < 10
