@@ -392,7 +392,7 @@ def gpu_rate_run(args, base, n, size, limit_bps):
     c, d = w.at(steady0 + args.gpu_s), w.at(steady0)
     steady = (c[1] - d[1]) / max(1e-9, min(args.gpu_s, c[0] - d[0]))
     print(f"  plotfleet, {n} plots arriving over {args.gpu_s:.0f} s "
-          f"({args.gpu_rate * 60:.0f}/min), passes every {poll:.0f} s: all {n} verified and "
+          f"({args.gpu_rate * 60:.0f}/min), polling_time_s {poll:.0f} s: all {n} verified and "
           f"promoted {end - t0:.0f} s after the first landed ({passes} passes)")
     print(f"    written to the drives over the first {args.gpu_s:.0f} s: "
           f"{window / size * 60:5.1f} plots/min = {window / limit_bps:.0%} of the limit")
