@@ -133,7 +133,9 @@ def test_a_runner_killed_mid_queue_loses_nothing_and_the_next_passes_finish(
     runners = {p.parent() for p in our_rsyncs(fleet)}
     assert len(runners) == 1 and "transfer" in runners_cmd(runners), runners
     runners = list(runners)
-    for p in runners[0].children(recursive=True) + runners:
+    # the runner first: killed after its rsync, it could still see the rsync
+    # die and say so ('rsync killed by signal 9'), which is another test
+    for p in runners + runners[0].children(recursive=True):
         p.kill()
     time.sleep(0.5)
     r, doc = status_json(inv)
