@@ -18,22 +18,39 @@ def transfers_dir():
     return path("transfers")
 
 
-def load(name):
-    """The record `name` (a dict), or {} when missing or unreadable."""
-    try:
-        with open(path(name)) as f:
-            rec = json.load(f)
-        return rec if isinstance(rec, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def save(name, rec, durable=False):
+def open_host_lock():
+    """A descriptor of the host lock's file: whoever locks it (ops/common.py
+    for a request, launch/transfer.py for a runner) excludes the others."""
     os.makedirs(state_dir(), exist_ok=True)
-    tmp = path(name) + ".%d.tmp" % os.getpid()
+    return os.open(path("host.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+
+
+def read(file):
+    """The JSON record (a dict) at `file`, or None when missing or unreadable."""
+    try:
+        with open(file) as f:
+            rec = json.load(f)
+        return rec if isinstance(rec, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def write(file, rec, durable=False):
+    """`rec` as JSON at `file`, through a temporary file and a rename."""
+    tmp = file + ".%d.tmp" % os.getpid()
     with open(tmp, "w") as f:
         json.dump(rec, f)
         if durable:
             f.flush()
             os.fsync(f.fileno())
-    os.replace(tmp, path(name))
+    os.replace(tmp, file)
+
+
+def load(name):
+    """The record `name` (a dict), or {} when missing or unreadable."""
+    return read(path(name)) or {}
+
+
+def save(name, rec, durable=False):
+    os.makedirs(state_dir(), exist_ok=True)
+    write(path(name), rec, durable)

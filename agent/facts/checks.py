@@ -19,6 +19,7 @@ import psutil
 
 from . import disks
 from .procs import runner_alive
+from .. import statefile
 from ..statefile import state_dir
 
 QUARANTINE = "quarantine"
@@ -130,12 +131,7 @@ def quarantine_dir(dst_dir):
 
 
 def load(path):
-    try:
-        with open(path) as f:
-            rec = json.load(f)
-        return rec if isinstance(rec, dict) else None
-    except (OSError, ValueError):
-        return None
+    return statefile.read(path)
 
 
 

@@ -13,6 +13,7 @@ import time
 
 from ..vocab import names
 from . import checks, disks
+from .. import statefile
 from ..statefile import transfers_dir
 
 QUIET_S = 0.5       # a plot file unchanged this long is written (one written in place keeps changing)
@@ -32,7 +33,7 @@ class Watch:
             return None
         seen = self._records.get(path)
         if seen is None or seen[0] != mtime:
-            rec = checks.load(path) or {}
+            rec = statefile.read(path) or {}
             if len(self._records) > 10000:
                 self._records.clear()
             seen = self._records[path] = (mtime, rec.get("status"))

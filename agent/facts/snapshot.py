@@ -458,14 +458,6 @@ def progress_bytes(path):
     return best
 
 
-def read_transfer_record(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def read_transfers(config):
     dst = disks.dirs_of(config, "dst")
     d = transfers_dir()
@@ -475,18 +467,18 @@ def read_transfers(config):
     except OSError:
         return out
     for n in names:
-        rec = read_transfer_record(os.path.join(d, n))
+        rec = statefile.read(os.path.join(d, n))
         if not rec or not rec.get("plot") or not disks.inside(rec["plot"], dst):
             continue
         status = rec.get("status", "running")
         error = rec.get("error")
         if status == "queued" and not runner_alive(rec.get("pid"), rec.get("started_at", 0)):
-            rec = read_transfer_record(os.path.join(d, n)) or rec   # it may just have begun
+            rec = statefile.read(os.path.join(d, n)) or rec   # it may just have begun
             status = rec.get("status", "running")
             if status == "queued":
                 continue        # its runner is gone before it began: the plot just waits
         if status == "running" and not runner_alive(rec.get("pid"), rec.get("started_at", 0)):
-            rec = read_transfer_record(os.path.join(d, n)) or rec   # it may just have ended
+            rec = statefile.read(os.path.join(d, n)) or rec   # it may just have ended
             status, error = rec.get("status", "running"), rec.get("error")
             if status == "running":
                 status, error = "failed", "interrupted"

@@ -42,7 +42,7 @@ import time
 
 from ..facts.disks import PARTIAL_SUFFIX
 from ..launch.rsync_errors import BEGUN, classify
-from ..statefile import state_dir
+from .. import statefile
 
 QUEUE_SUFFIX = ".queue.json"
 
@@ -107,8 +107,7 @@ def write_state(spec, exclusive=False, **fields):
 def host_locked():
     """The agent's host lock (agent/ops/common.py takes the same file), waited
     for as long as it takes: a runner has no request deadline."""
-    os.makedirs(state_dir(), exist_ok=True)
-    fd = os.open(os.path.join(state_dir(), "host.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = statefile.open_host_lock()
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -117,19 +116,12 @@ def host_locked():
 
 
 def load_queue(path):
-    try:
-        with open(path) as f:
-            q = json.load(f)
-        return q if isinstance(q, dict) and isinstance(q.get("items"), list) else None
-    except (OSError, ValueError):
-        return None
+    q = statefile.read(path)
+    return q if q is not None and isinstance(q.get("items"), list) else None
 
 
 def save_queue(path, queue):
-    tmp = path + ".%d.tmp" % os.getpid()
-    with open(tmp, "w") as f:
-        json.dump(queue, f)
-    os.replace(tmp, path)
+    statefile.write(path, queue)
 
 
 def _rsync(argv, progress_log):

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from .. import deadline
 from ..facts import disks
-from ..statefile import state_dir
+from .. import statefile
 from ..vocab.wire import ErrorCode
 from ..watchdog import critical
 
@@ -56,8 +56,7 @@ def host_lock():
     done): a lock held by a stuck process never holds a request past the
     moment its controller stops listening.
     """
-    os.makedirs(state_dir(), exist_ok=True)
-    fd = os.open(os.path.join(state_dir(), "host.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = statefile.open_host_lock()
     try:
         _acquire(fd)
         with critical():
