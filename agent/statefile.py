@@ -37,9 +37,15 @@ def read(file):
 
 def write(file, rec, durable=False):
     """`rec` as JSON at `file`, through a temporary file and a rename."""
+    write_text(file, json.dumps(rec), durable)
+
+
+def write_text(file, text, durable=False):
+    """`text` at `file`, through a temporary file and a rename: a reader
+    never sees half of it."""
     tmp = file + ".%d.tmp" % os.getpid()
     with open(tmp, "w") as f:
-        json.dump(rec, f)
+        f.write(text)
         if durable:
             f.flush()
             os.fsync(f.fileno())

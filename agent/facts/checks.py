@@ -45,10 +45,7 @@ def note_passed(plot_path, mtime):
     path = passed_path(os.path.dirname(disks.expand(plot_path)))
     if mtime <= last_passed([os.path.dirname(disks.expand(plot_path))]):
         return
-    tmp = path + ".%d.tmp" % os.getpid()
-    with open(tmp, "w") as f:
-        f.write("%.6f\n" % mtime)
-    os.replace(tmp, path)
+    statefile.write_text(path, "%.6f\n" % mtime)
 
 
 def last_passed(dirs_real):
@@ -175,10 +172,7 @@ def note_runner(pid, started_at, plots):
     ever checked (a farm checked by `plotfleet check` leaves thousands)."""
     os.makedirs(runners_dir(), exist_ok=True)
     path = os.path.join(runners_dir(), "%d.json" % pid)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"pid": pid, "started_at": started_at, "plots": plots}, f)
-    os.replace(tmp, path)
+    statefile.write(path, {"pid": pid, "started_at": started_at, "plots": plots})
 
 
 def running(dirs):

@@ -17,6 +17,7 @@ import hashlib
 import os
 
 from . import joblogs
+from .. import statefile
 from .logparse import LogTail
 from ..vocab import lognames
 from ..vocab.logread import analyze_log
@@ -43,10 +44,7 @@ def read_reset(state_dir, log_dir):
 def write_reset(state_dir, log_dir, now):
     path = reset_path(state_dir, log_dir)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".%d.tmp" % os.getpid()
-    with open(tmp, "w") as f:
-        f.write("%.6f\n" % now)
-    os.replace(tmp, path)       # a reader never sees half a number
+    statefile.write_text(path, "%.6f\n" % now)
     return now
 
 

@@ -38,6 +38,7 @@ import sys
 import time
 
 from ..facts import checks, plotfile
+from .. import statefile
 from ..vocab import compression
 
 COMMAND_TIMEOUT_S = 3600.0
@@ -314,10 +315,7 @@ def write_record(path, **fields):
     rec.update(fields)
     state_file = checks.record_path(path)
     os.makedirs(os.path.dirname(state_file), exist_ok=True)
-    tmp = state_file + ".%d.tmp" % os.getpid()
-    with open(tmp, "w") as f:
-        json.dump(rec, f)
-    os.replace(tmp, state_file)     # readers never see half a record
+    statefile.write(state_file, rec)
 
 
 def run(spec_json):

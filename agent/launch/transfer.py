@@ -89,12 +89,12 @@ def write_state(spec, exclusive=False, **fields):
            "size_bytes": spec["size_bytes"], "progress_log": spec["progress_log"],
            "mode": spec["mode"]}
     rec.update(fields)
+    if not exclusive:
+        statefile.write(spec["state_file"], rec)
+        return
     tmp = spec["state_file"] + ".%d.tmp" % os.getpid()
     with open(tmp, "w") as f:
         json.dump(rec, f)
-    if not exclusive:
-        os.replace(tmp, spec["state_file"])   # readers never see half a record
-        return
     try:
         os.link(tmp, spec["state_file"])      # only if no record exists yet
     except FileExistsError:
