@@ -25,7 +25,7 @@ import pkgutil
 import typing
 from dataclasses import is_dataclass
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 
 _TYPES = {"str": (str,), "int": (int,), "num": (int, float), "bool": (bool,),
           "list": (list,), "dict": (dict,)}

@@ -9,6 +9,7 @@ byte-identical, so only asking the prover for proofs finds it.
 import json
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -59,6 +60,32 @@ def pass_until(inv, done, timeout=90.0):
         time.sleep(0.5)
 
 
+class FarmWatch:
+    """Every name seen in the farm dirs while it runs (listed every 2 ms):
+    a partial that comes and goes between two passes is seen too."""
+
+    def __init__(self, farm):
+        self.farm, self.names, self._stop = list(farm), set(), threading.Event()
+
+    def _run(self):
+        while not self._stop.is_set():
+            for d in self.farm:
+                try:
+                    self.names.update(os.listdir(d))
+                except OSError:
+                    pass
+            time.sleep(0.002)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 def on_farm(farm, name):
     return [os.path.join(f, name) for f in farm if name in os.listdir(f)]
 
@@ -83,8 +110,13 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
                           notify=[inbox.url], app_log=str(tmp_path / "plotfleet.log"))
 
     qdir = Path(dst, "quarantine")
-    outs = pass_until(inv, lambda d: on_farm(farm, good) and qdir.is_dir()
-                      and len(plots_in(qdir)) == 2)
+    with FarmWatch(farm) as seen:
+        outs = pass_until(inv, lambda d: on_farm(farm, good) and qdir.is_dir()
+                          and len(plots_in(qdir)) == 2)
+    # not one byte of a bad plot ever reached a farm drive, not even as a
+    # partial (the watch sees partials: the good plot's was seen)
+    assert good + ".plotfleet-tmp" in seen.names, seen.names
+    assert not [n for n in seen.names if bad in n or other.name in n], seen.names
     events = [e for o in outs for e in o["events"]]
     kinds = [e["kind"] for e in events]
     # one check at a time (check_parallel 1), each plot checked once
@@ -96,7 +128,14 @@ def test_a_bad_plot_is_quarantined_with_the_provers_words_and_a_good_one_archive
     assert plots_in(dst) == [] and not on_farm(farm, bad) and not on_farm(farm, other.name)
     assert sorted(os.listdir(qdir)) == sorted([bad, bad + ".json", other.name,
                                                other.name + ".json"])
-    assert not any(e["kind"] == "transfer_started" and e["subject"] != good for e in events)
+    # handed to the drive's queue as their checks began, on the condition that
+    # they pass: the runner gave them back when they failed
+    handed = [e for e in events if e["kind"] == "transfer_started" and e["subject"] != good]
+    assert handed and all("sent once its proof check passes" in e["detail"]
+                          for e in handed), events
+    assert not any(e["kind"] in ("copy_promoted", "copy_confirmed", "source_removed",
+                                 "drive_failure_recorded") and e["subject"] != good
+                   for e in events), events
 
     # status says why, in the prover's words, and counts it as a failure
     r, doc = status_json(inv)

@@ -21,10 +21,10 @@ from . import disks
 from .procs import runner_alive
 from .. import statefile
 from ..statefile import state_dir
+from ..vocab import wire
 
 QUARANTINE = "quarantine"
 GIVE_UP = 3         # checks of one plot that ended without a result: it fails
-DONE = ("passed", "failed", "not_checked", "released")
 
 
 def checks_dir():
@@ -160,6 +160,22 @@ def read(plot_path, size=None, mtime=None):
         elif rec.get("status") == "running":
             rec = dict(rec, status="interrupted", error="the check ended without a result")
     return rec
+
+
+def may_go(plot_path):
+    """May the plot at `plot_path`, as it is now, be copied to a farm drive?
+    "go" (its check lets it: wire.CHECK_LETS_GO), "wait" (its check runs),
+    or "no": it failed, its check ended without a result, or there is no
+    check of this file (never made, made of another file of that name, or
+    the plot is gone)."""
+    try:
+        st = os.stat(plot_path)
+    except OSError:
+        return "no"
+    status = (read(plot_path, st.st_size, st.st_mtime) or {}).get("status")
+    if status in wire.CHECK_LETS_GO:
+        return "go"
+    return "wait" if status == "running" else "no"
 
 
 def runners_dir():

@@ -40,11 +40,18 @@ import subprocess
 import sys
 import time
 
+from ..facts import checks
 from ..facts.disks import PARTIAL_SUFFIX
 from ..launch.rsync_errors import BEGUN, classify
 from .. import statefile
 
 QUEUE_SUFFIX = ".queue.json"
+GATE_POLL_S = 0.1       # how often a runner waiting for a plot's proof check looks again
+# How long a plot may wait for its check at the head of the queue: a runner
+# that waits writes nothing, and writing is what keeps its drive claim alive
+# (facts/claim_record.py, CLAIM_S 120 s).  A plot whose check takes longer
+# goes back to the controller, which sends it once its check has passed.
+GATE_WAIT_S = 30.0
 
 
 def _ssh_prefix(spec):
@@ -140,22 +147,53 @@ def _output(progress_log, whole=False):
         return ""
 
 
-def _take(queue_file, batch_bytes):
-    """The next plots from the queue's head (as many as fit in batch_bytes,
-    at least one), each marked running; None when it is empty (the queue is
-    then removed: an append after this starts a runner of its own)."""
+def gate(spec, waiting=None, now=None):
+    """May this plot be copied now: "go", "wait" or "no".  A plot handed over
+    with `after_check` (the controller sends every plot so, and one whose
+    check still runs: its copy then starts the moment the check passes, not
+    a pass later) goes only once its own check record lets it (facts/checks.py
+    may_go).  `waiting` ({plot: since}) bounds the wait to GATE_WAIT_S."""
+    if not spec.get("after_check"):
+        return "go"
+    verdict = checks.may_go(spec["plot"])
+    if verdict == "wait" and waiting is not None:
+        now = time.time() if now is None else now
+        if now - waiting.setdefault(spec["plot"], now) > GATE_WAIT_S:
+            return "no"
+    return verdict
+
+
+def _take(queue_file, batch_bytes, waiting):
+    """The next plots the queue may send (as many as fit in batch_bytes, at
+    least one; a plot whose check still runs is passed over, one whose check
+    lets it not is handed back, its record removed), each marked running;
+    ([], now) when every plot left waits for its check; None when the queue
+    is empty (it is then removed: an append after this starts a runner of
+    its own)."""
     with host_locked():
         q = load_queue(queue_file)
-        items = (q or {}).get("items") or []
+        items = []
+        for spec in (q or {}).get("items") or ():
+            verdict = gate(spec, waiting)
+            if verdict == "no":         # never copied: the controller quarantines it,
+                with contextlib.suppress(OSError):      # or checks it again
+                    os.remove(spec["state_file"])
+                continue
+            items.append((spec, verdict == "go"))
         if not items:
             with contextlib.suppress(OSError):
                 os.remove(queue_file)
             return None
-        n, total = 1, int(items[0]["size_bytes"])
-        while n < len(items) and total + int(items[n]["size_bytes"]) <= batch_bytes:
-            total += int(items[n]["size_bytes"])
-            n += 1
-        batch, q["items"] = items[:n], items[n:]
+        batch, total, left, full = [], 0, [], False
+        for spec, ready in items:
+            size = int(spec["size_bytes"])
+            full = full or (ready and bool(batch) and total + size > batch_bytes)
+            if ready and not full:
+                batch.append(spec)
+                total += size
+            else:
+                left.append(spec)
+        q["items"] = left
         save_queue(queue_file, q)
         now = time.time()
         for spec in batch:
@@ -200,14 +238,18 @@ def run(spec_json):
     queue_file, batch_bytes = spec["queue_file"], int(spec.get("batch_bytes") or 0)
     work_dir = queue_file[:-len(QUEUE_SUFFIX)] + ".work"
     os.makedirs(work_dir, exist_ok=True)
+    waiting = {}                # plot -> since when it waits for its check
     try:
         while True:
-            taken = _take(queue_file, batch_bytes)
+            taken = _take(queue_file, batch_bytes, waiting)
             if taken is None:
                 with contextlib.suppress(OSError):      # nothing in it worth keeping
                     os.remove(queue_file[:-len(QUEUE_SUFFIX)] + ".runner.log")
                 return 0
             batch, started = taken
+            if not batch:
+                time.sleep(GATE_POLL_S)
+                continue
             base = dict(pid=os.getpid(), started_at=started)
             try:
                 rc, log = _copy(batch, work_dir)

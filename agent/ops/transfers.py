@@ -70,13 +70,14 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
                    ssh: Optional[wire.SshTarget] = None, bwlimit_kbps: Optional[int] = 0,
                    dest_dir: Optional[str] = None, fsync: Optional[bool] = False,
                    farm_dirs: Optional[list] = None, queue: Optional[list] = None,
-                   batch_bytes: Optional[int] = 0):
+                   batch_bytes: Optional[int] = 0, after_check: Optional[bool] = False):
     """Send `plot`, then each plot of `queue` (paths), back to back, to one
     drive: one detached runner (agent/launch/transfer.py), or the one already
     sending to that drive, whose queue they join.  `dest_dir` is to_dir as
     the harvester resolved it; a local copy only ever goes into one of
     `farm_dirs`, the harvester's own (resolved) farm dirs.  Plots adding up
-    to `batch_bytes` go in one rsync run."""
+    to `batch_bytes` go in one rsync run.  `after_check`: each plot is
+    copied only once its proof check lets it (transfer.gate)."""
     plots = [plot] + list(queue or ())
     srcs = [_plot_in_dst(config, p) for p in plots]
     if len(set(srcs)) != len(srcs):
@@ -103,7 +104,7 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
         state = transfer_state_path(src)
         specs.append({"plot": src, "to_host": to_host, "to_dir": to_dir, "dest_dir": dest,
                       "mode": mode, "ssh": ssh, "fsync": bool(fsync),
-                      "bwlimit_kbps": int(bwlimit_kbps or 0),
+                      "bwlimit_kbps": int(bwlimit_kbps or 0), "after_check": bool(after_check),
                       "size_bytes": os.path.getsize(src), "state_file": state,
                       "progress_log": state[:-5] + ".progress"})
     where = [mode, to_host, dest]
@@ -155,8 +156,9 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
             q["pid"], pid = proc.pid, proc.pid
             transfer.save_queue(queue_file, q)
         for i, spec in enumerate(specs):    # visible at once: a new runner's first is
-            transfer.write_state(spec, pid=pid, started_at=now,     # on its way already
-                                 status="running" if i == 0 and joined is None else "queued")
+            first = i == 0 and joined is None and transfer.gate(spec) == "go"   # on its way
+            transfer.write_state(spec, pid=pid, started_at=now,
+                                 status="running" if first else "queued")
     return {"pid": pid, "joined": joined is not None, "already": already}
 
 

@@ -70,6 +70,13 @@ class DirError(str, Enum):
         return self.value
 
 
+# A plot whose check record reads one of these may go to a farm drive: it
+# passed, could not be checked (and says why), or the farmer released it.
+# The controller archives only such plots, and the plotter's transfer runner
+# copies only such plots.
+CHECK_LETS_GO = ("passed", "not_checked", "released")
+
+
 # --- dicts whose keys steer the agent (only the key set is checked) ----------
 
 class Config(TypedDict, total=False):

@@ -37,8 +37,12 @@ an ArchiveDecision:
   a partial beside a conflict (a file of its final name with other bytes).
 - waits: every plot not moved, and why.
 
-A plot goes nowhere before its proof check is over (Plot.proven, see
-checker.py): a plot that failed it never reaches a farm drive.
+No byte of a plot moves before its proof check is over (Plot.proven, see
+checker.py): a plot that failed it never reaches a farm drive.  A plot whose
+check this pass starts is handed to a drive's queue already; the plotter's
+runner copies it only once its check record lets it, and hands it back
+otherwise (agent/launch/transfer.py gate), so its copy starts when the check
+ends, not a pass later.
 
 Drives that report an error (missing, read-only, not mounted, not
 responding, set aside after failed transfers) take nothing, and a drive
@@ -60,7 +64,7 @@ from __future__ import annotations
 import bisect
 import posixpath
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from agent.vocab.names import PARTIAL_SUFFIX  # the one temp name rule, both sides
 from orchestrator.core.decisions import (CleanPartial, NoteDriveFailure, Promote, StartTransfer, Wait,
@@ -503,10 +507,15 @@ def _local_drives(farm: _Farm, host: Host) -> List[_Drive]:
     return own + [d for d in farm.by_address.get(host.address, ()) if d.host != host.name]
 
 
-def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] = None
-            ) -> ArchiveDecision:
+def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] = None,
+            checking: FrozenSet[Tuple[str, str]] = frozenset()) -> ArchiveDecision:
     """Where this pass sends, promotes and cleans (the module's docstring);
-    `model`: the pass's farm, when it was computed already."""
+    `model`: the pass's farm, when it was computed already; `checking`:
+    (plotter, plot) whose proof check this pass starts.  Those go to a
+    drive's queue now, to be copied the moment their check passes (the
+    runner waits for it, agent/launch/transfer.py gate), not a pass later;
+    never where old plots would make their room (that is for a plot that
+    passed), never confirmed as a copy already whole."""
     by_name = {hs.name: hs for hs in state.hosts}
     plotters = [(h, by_name[n]) for n, h in hosts.items()
                 if h.is_plotter and n in by_name and by_name[n].reachable]
@@ -565,7 +574,7 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
                                   blocked=True, kind=WaitKind.NOT_ARCHIVED))
                 continue
             waiting_names.add(name)
-            if not p.proven:
+            if not p.proven and (host.name, p.path) not in checking:
                 continue                # its proof check first (checker.py says why)
             if p.path in checked:
                 continue
@@ -580,7 +589,7 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
                                                        f"failed: {t.error}; the drive's record "
                                                        f"comes first", kind=WaitKind.IN_TRANSFER))
                     continue
-            full = _full_copy(farm, p, host)
+            full = _full_copy(farm, p, host) if p.proven else None
             if full is not None:
                 promotes.append(full)
                 continue
@@ -714,7 +723,9 @@ def _assign(queues, farm: _Farm, lanes: Dict[str, "_Lanes"], by_name, no_farm: s
                     farm.deletes_done[drive.host] = (farm.deletes_done.get(drive.host, 0)
                                                      + len(verdict.deletions))
                     farm.taken.update(d.path for d in verdict.deletions)
-                if plot.check is not None and plot.check.status != "passed":
+                if not plot.proven:
+                    why += "; sent once its proof check passes"
+                elif plot.check.status != "passed":
                     why += f"; {plot.check.summary()}"     # not checked, or released
                 transfers.append(StartTransfer(
                     host.name, plot.path, plot.size_bytes, drive.host, to_dir,

@@ -126,7 +126,7 @@ def archive_plan(state: FleetState, hosts: Mapping[str, Host],
     new plots proven (checks started, failed ones quarantined), proven ones
     sent."""
     proofs = checks(state, hosts)
-    arch = archive(state, hosts, model)
+    arch = archive(state, hosts, model, frozenset((s.host, s.plot) for s in proofs.starts))
     return Plan(quarantines=proofs.quarantines, checks=proofs.starts, notes=arch.notes,
                 promotes=arch.promotes, cleans=arch.cleans, transfers=arch.transfers,
                 waits=proofs.waits + arch.waits, archive=arch, farm=model)

@@ -216,7 +216,7 @@ class Check:
     def done(self) -> bool:
         """Its plot may be archived: it passed, could not be checked (and
         says why), or the farmer released it."""
-        return self.status in ("passed", "not_checked", "released")
+        return self.status in wire.CHECK_LETS_GO
 
     def summary(self) -> str:
         """One line: the ratio found, or the prover's (or the tool's) words."""

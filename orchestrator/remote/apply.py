@@ -235,8 +235,10 @@ def check_runners(starts: Tuple[StartCheck, ...]) -> List[List[StartCheck]]:
 
 def transfer_args(plotter: Host, harvester: Host, t: StartTransfer, queue=()) -> dict:
     """The start_transfer request for one plot, and the plots of `queue`
-    behind it (the plotter sends them itself)."""
-    return dict(plot=t.plot, to_host=t.to_host, to_dir=t.to_dir,
+    behind it (the plotter sends them itself).  Every plot goes after its
+    proof check: the runner copies none whose check does not let it, be it
+    still running (handed over as its check starts) or failed since."""
+    return dict(plot=t.plot, to_host=t.to_host, to_dir=t.to_dir, after_check=True,
                 queue=[q.plot for q in queue], batch_bytes=plotter.batch_bytes,
                 dest_dir=t.dest_dir or t.to_dir, fsync=t.fsync, mode=t.mode,
                 bwlimit_kbps=plotter.transfer_bwlimit_kbps, farm_dirs=list(harvester.farm_dirs),

@@ -1,0 +1,143 @@
+"""A plot handed over with its proof check: the controller gives a plot whose
+check this pass starts to a drive's queue at once (core/archiver.py
+`checking`), and the plotter's runner copies it only once its own check
+record lets it (agent/launch/transfer.py gate).  The gate's rules run here on
+real files, real check records and real processes in this run's HOME; the
+runner itself, over real sshd and rsync, in test_check_gate_e2e.py."""
+import os
+import subprocess
+import time
+
+import psutil
+
+from agent.launch import check, transfer
+from orchestrator.core.archiver import archive
+from orchestrator.core.state import Check
+from tests.factories import (GiB, fleet, harvester, host_state, inventory, partial,
+                             plot_file, plotter)
+from tests.test_replot_plan import PLOT, farm_dir, old, setup
+
+
+# --- the plan: who is handed over with its check ---------------------------------
+
+def test_a_plot_whose_check_starts_this_pass_is_handed_over_on_that_condition():
+    p, h = plotter("p1"), harvester("h1")
+    new = plot_file(n=1, check=None)
+    st = fleet(host_state(p, plots=(new,)), host_state(h))
+    d = archive(st, inventory(p, h), checking=frozenset({("p1", new.path)}))
+    [t] = d.transfers
+    assert t.plot == new.path and "sent once its proof check passes" in t.reason
+    # the same plot, its check not started by this pass: it waits for it
+    assert not archive(st, inventory(p, h)).transfers
+
+
+def test_a_plot_checked_in_an_earlier_pass_waits_for_its_result():
+    # a check already running (another pass started it): not handed over
+    # again and again, each time only to be given back after GATE_WAIT_S
+    p, h = plotter("p1"), harvester("h1")
+    new = plot_file(n=1, check=Check(status="running", pid=77, started_at=1.0))
+    st = fleet(host_state(p, plots=(new,)), host_state(h))
+    assert not archive(st, inventory(p, h), checking=frozenset()).transfers
+
+
+def test_no_old_plot_is_deleted_for_a_plot_still_being_checked():
+    # a full farm with an old plot a replot rule matches: the plot that
+    # passed gets its room, the one still being checked does not
+    dirs = [farm_dir("/f0", 10 * GiB, [old("/f0/a.plot", 120 * GiB)])]
+    state, hosts, _ = setup(dirs)
+    [t] = archive(state, hosts).transfers
+    assert [x.path for x in t.deletions] == ["/f0/a.plot"]
+    new = plot_file("/d0", n=1, size=PLOT, check=None)
+    state, hosts, _ = setup(dirs, plots=(new,))
+    d = archive(state, hosts, checking=frozenset({("p1", new.path)}))
+    assert d.transfers == ()
+    assert any("nothing is deleted for a plot whose proof check did not pass" in w.reason
+               for w in d.waits), d.waits
+
+
+def test_a_whole_copy_of_a_plot_still_being_checked_is_not_promoted():
+    # its copy is there, whole: confirmed only once its check passed
+    p, h = plotter("p1"), harvester("h1", farm_dirs=("/f0",))
+    new = plot_file(n=1, check=None)
+    st = fleet(host_state(p, plots=(new,)),
+               host_state(h, partials=(partial(new, "/f0", new.size_bytes),)))
+    d = archive(st, inventory(p, h), checking=frozenset({("p1", new.path)}))
+    assert not d.promotes
+    proven = plot_file(n=1)
+    st = fleet(host_state(p, plots=(proven,)),
+               host_state(h, partials=(partial(proven, "/f0", proven.size_bytes),)))
+    assert archive(st, inventory(p, h)).promotes
+
+
+# --- the runner's gate: real files, records and processes ------------------------
+
+def a_plot(tmp_path, i=0):
+    path = tmp_path / ("plot-k18-2026-12-05-16-27-%064x.plot" % i)
+    path.write_bytes(os.urandom(4096))
+    return str(path)
+
+
+def gated(path):
+    return {"plot": path, "after_check": True}
+
+
+def checking_in(path, proc):
+    """The record a check runner (the real process `proc`) writes as it begins."""
+    check.write_record(path, status="running", pid=proc.pid,
+                       started_at=psutil.Process(proc.pid).create_time())
+
+
+def test_a_plot_goes_only_once_its_check_lets_it(tmp_path):
+    path = a_plot(tmp_path)
+    assert transfer.gate(gated(path)) == "no"           # never checked
+    assert transfer.gate({"plot": path}) == "go"        # not handed over on that condition
+    runner = subprocess.Popen(["sleep", "60"])
+    try:
+        checking_in(path, runner)
+        assert transfer.gate(gated(path)) == "wait"
+        for status, verdict in (("passed", "go"), ("not_checked", "go"), ("released", "go"),
+                                ("failed", "no")):
+            check.write_record(path, status=status)
+            assert transfer.gate(gated(path)) == verdict, status
+    finally:
+        runner.kill()
+        runner.wait()
+
+
+def test_a_check_whose_runner_died_lets_nothing_go(tmp_path):
+    path = a_plot(tmp_path)
+    runner = subprocess.Popen(["sleep", "60"])
+    checking_in(path, runner)
+    assert transfer.gate(gated(path)) == "wait"
+    runner.kill()
+    runner.wait()
+    assert transfer.gate(gated(path)) == "no"       # interrupted: checked again, then sent
+
+
+def test_a_plot_changed_since_it_passed_does_not_go(tmp_path):
+    path = a_plot(tmp_path)
+    check.write_record(path, status="passed")
+    assert transfer.gate(gated(path)) == "go"
+    with open(path, "r+b") as f:        # same size, other bytes: another file now
+        f.write(os.urandom(16))
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert transfer.gate(gated(path)) == "no"
+    os.remove(path)
+    assert transfer.gate(gated(path)) == "no"
+
+
+def test_the_wait_for_a_check_is_bounded(tmp_path):
+    # a runner that waits writes nothing, and writing is what keeps its
+    # drive claim alive: past GATE_WAIT_S the plot goes back to the controller
+    path = a_plot(tmp_path)
+    runner = subprocess.Popen(["sleep", "60"])
+    try:
+        checking_in(path, runner)
+        waiting, now = {}, time.time()
+        assert transfer.gate(gated(path), waiting, now) == "wait"
+        assert transfer.gate(gated(path), waiting, now + transfer.GATE_WAIT_S / 2) == "wait"
+        assert transfer.gate(gated(path), waiting, now + transfer.GATE_WAIT_S + 1) == "no"
+        assert transfer.GATE_WAIT_S < 120 / 2      # well inside a claim's CLAIM_S
+    finally:
+        runner.kill()
+        runner.wait()
