@@ -10,9 +10,12 @@ import time
 
 import psutil
 
+from agent import statefile
 from agent.launch import check, transfer
+from agent.ops.transfers import transfer_state_path
 from orchestrator.core.archiver import archive
 from orchestrator.core.state import Check
+from tests.agent_helpers import host_dirs, wait_for
 from tests.factories import (GiB, fleet, harvester, host_state, inventory, partial,
                              plot_file, plotter)
 from tests.test_replot_plan import PLOT, farm_dir, old, setup
@@ -141,3 +144,72 @@ def test_the_wait_for_a_check_is_bounded(tmp_path):
     finally:
         runner.kill()
         runner.wait()
+
+
+# --- the agent: a runner's queue, through `python -m agent serve` ----------------
+
+def dst_plot(d, i, k18_plots, tmp_path):
+    [src] = k18_plots.copy_to(tmp_path / f"made{i}", 1) if i == 0 else \
+        k18_plots.copy_to(tmp_path / f"made{i}", i + 1)[i:]
+    path = os.path.join(d["dst"], src.name)
+    os.rename(src, path)
+    return path
+
+
+def test_a_runner_sends_the_plot_whose_check_passed_past_one_still_checked(
+        agent, tmp_path, k18_plots):
+    d, config = host_dirs(tmp_path / "host")
+    first, second = (dst_plot(d, i, k18_plots, tmp_path) for i in (0, 1))
+    checker = subprocess.Popen(["sleep", "60"])       # the first one's check, at work
+    try:
+        checking_in(first, checker)
+        check.write_record(second, status="passed")
+        r = agent.ok("start_transfer", config=config, plot=first, queue=[second],
+                     to_host="self", to_dir=d["farm"], mode="local", farm_dirs=[d["farm"]],
+                     after_check=True)
+        runner = psutil.Process(r["pid"])
+        name = os.path.basename
+        wait_for(lambda: name(second) in os.listdir(d["farm"]) or
+                 name(second) + ".plotfleet-tmp" in os.listdir(d["farm"]), 30)
+        wait_for(lambda: (statefile.read(transfer_state_path(second)) or {}).get("status")
+                 == "copied", 30)
+        assert [n for n in os.listdir(d["farm"]) if name(first) in n] == []
+        assert runner.is_running()          # still waiting for the first one's check
+        check.write_record(first, status="failed", error="Invalid size for deltas: 47187")
+        # it gives the plot back, and ends (a zombie until its agent reaps it)
+        wait_for(lambda: not os.path.exists(transfer_state_path(first)), 10)
+        wait_for(lambda: not runner.is_running() or runner.status() == psutil.STATUS_ZOMBIE, 10)
+        assert [n for n in os.listdir(d["farm"]) if name(first) in n] == []
+    finally:
+        checker.kill()
+        checker.wait()
+
+
+def test_a_runner_from_before_gates_is_given_no_plot_still_being_checked(
+        agent, tmp_path, k18_plots):
+    # an upgrade while an older agent's runner works through its queue: that
+    # runner copies whatever it is given, so a plot whose check is not over
+    # does not join it
+    d, config = host_dirs(tmp_path / "host")
+    plot = dst_plot(d, 0, k18_plots, tmp_path)
+    old_runner = subprocess.Popen(["sleep", "60"])
+    checker = subprocess.Popen(["sleep", "60"])
+    try:
+        started = psutil.Process(old_runner.pid).create_time()
+        os.makedirs(statefile.transfers_dir(), exist_ok=True)
+        queue = os.path.join(statefile.transfers_dir(), "q-1-old" + transfer.QUEUE_SUFFIX)
+        statefile.write(queue, {"dest": ["local", "self", d["farm"]], "pid": old_runner.pid,
+                                "started_at": started, "items": []})
+        checking_in(plot, checker)
+        r = agent.raw("start_transfer", config=config, plot=plot, to_host="self",
+                      to_dir=d["farm"], mode="local", farm_dirs=[d["farm"]], after_check=True)
+        assert not r["ok"] and r["code"] == "busy" and "predates" in r["error"], r
+        assert statefile.read(queue)["items"] == []
+        check.write_record(plot, status="passed")      # once it passed, it may join
+        r = agent.ok("start_transfer", config=config, plot=plot, to_host="self",
+                     to_dir=d["farm"], mode="local", farm_dirs=[d["farm"]], after_check=True)
+        assert r["joined"] and len(statefile.read(queue)["items"]) == 1
+    finally:
+        for p in (old_runner, checker):
+            p.kill()
+            p.wait()

@@ -275,6 +275,9 @@ def test_a_plot_no_prover_reads_is_archived_not_checked_when_check_command_fails
     seen = [p["check"] for o in outs for h in o["hosts"] for p in h["plots"] if p["check"]]
     why = "check_command: bladebit_cuda_not_here: not found"
     assert seen and seen[-1]["status"] == "not_checked" and seen[-1]["error"] == why, seen
+    # handed over as its check began; its verdict said where it reached the farm
     [sent] = [e for o in outs for e in o["events"] if e["kind"] == "transfer_started"]
-    assert sent["why"].endswith("; not checked: " + why), sent
+    assert sent["why"].endswith("; sent once its proof check passes"), sent
+    [promoted] = [e for o in outs for e in o["events"] if e["kind"] == "copy_promoted"]
+    assert "; not checked: " + why in promoted["detail"], promoted
     assert not os.path.exists(os.path.join(dst, "quarantine"))

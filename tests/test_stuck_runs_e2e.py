@@ -93,6 +93,7 @@ def test_archive_writes_its_events_to_the_application_log(ssh_fleet, k18_plots, 
     r = plotfleet("archive", "--inventory", inv, timeout=90)
     assert r.returncode == 0, r.stderr
     records = [json.loads(x) for x in app_log.read_text().splitlines()]
-    # the pass's first step for the plot (its proof check, or its transfer) is there
-    assert [rec["kind"] for rec in records if rec["subject"] == name] in (
-        ["check_started"], ["transfer_started"]), records
+    # the pass's steps for the new plot are there: its proof check begun, and
+    # its hand-over to a drive's queue, to be copied once the check passed
+    assert [rec["kind"] for rec in records if rec["subject"] == name] == \
+        ["check_started", "transfer_started"], records

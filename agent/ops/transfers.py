@@ -136,13 +136,20 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
         joined = next(((f, q) for f, q in _queues().items() if q.get("dest") == where), None)
         if joined is not None:
             queue_file, q = joined
+            if not q.get("gated") and any(transfer.gate(s) != "go" for s in specs):
+                # a runner of an agent before gates (an upgrade while it works)
+                # would copy a plot whose check is not over: not into its queue
+                raise ActionError("the runner sending to %s:%s predates proof-check gates: "
+                                  "a plot still being checked goes after it" % (to_host, dest),
+                                  code=ErrorCode.BUSY)
             q["items"] += specs
             transfer.save_queue(queue_file, q)
             pid = q["pid"]
         else:
             queue_file = os.path.join(transfers_dir(), "q-%d-%s%s" % (
                 int(now * 1000), os.path.basename(srcs[0])[:40], transfer.QUEUE_SUFFIX))
-            q = {"dest": where, "pid": None, "started_at": now, "items": specs}
+            q = {"dest": where, "pid": None, "started_at": now, "items": specs,
+                 "gated": True}             # its runner copies a plot only when gate() lets it
             transfer.save_queue(queue_file, q)
             runner_log = queue_file[:-len(transfer.QUEUE_SUFFIX)] + ".runner.log"
             try:

@@ -680,7 +680,12 @@ def _copied(t: Transfer, host: Host, hs: HostState, by_name, farm: _Farm):
                         kind=WaitKind.IN_TRANSFER)
         if p.size_bytes < size:
             return None
-        return Promote(t.to_host, p.path, size, host.name, t.plot, sent=True)
+        # a plot handed over as its check began learns its verdict only now:
+        # one not checked (or released) says so where it reaches the farm
+        src = next((x for x in hs.plots if x.path == t.plot), None)
+        why = ("copied" if src is None or src.check is None or src.check.status == "passed"
+               else f"copied; {src.check.summary()}")
+        return Promote(t.to_host, p.path, size, host.name, t.plot, why, sent=True)
     # No partial: a controller died between promote and source removal, or the
     # promote is still to come.  Promote is idempotent on the harvester: it
     # confirms a final file with the same bytes, and only that lets the source go.
