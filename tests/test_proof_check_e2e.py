@@ -9,11 +9,11 @@ byte-identical, so only asking the prover for proofs finds it.
 import json
 import os
 import re
-import threading
 import time
 from pathlib import Path
 
 from tests.cli import plotfleet, status_json
+from tests.sampler import Sampler
 from tests.test_failures_e2e import hand_plot
 from tests.test_notify_e2e import inbox  # noqa: F401,F811  (an HTTP server for apprise)
 from tests.test_unattended_e2e import with_controller
@@ -60,30 +60,20 @@ def pass_until(inv, done, timeout=90.0):
         time.sleep(0.5)
 
 
-class FarmWatch:
+class FarmWatch(Sampler):
     """Every name seen in the farm dirs while it runs (listed every 2 ms):
     a partial that comes and goes between two passes is seen too."""
+    every = 0.002
 
     def __init__(self, farm):
-        self.farm, self.names, self._stop = list(farm), set(), threading.Event()
+        self.farm, self.names = list(farm), set()
 
-    def _run(self):
-        while not self._stop.is_set():
-            for d in self.farm:
-                try:
-                    self.names.update(os.listdir(d))
-                except OSError:
-                    pass
-            time.sleep(0.002)
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    def sample(self):
+        for d in self.farm:
+            try:
+                self.names.update(os.listdir(d))
+            except OSError:
+                pass
 
 
 def on_farm(farm, name):
