@@ -14,6 +14,8 @@ from agent import statefile
 from agent.launch import check, transfer
 from agent.ops.transfers import transfer_state_path
 from orchestrator.core.archiver import archive
+from orchestrator.core.checker import checked_now, checks
+from orchestrator.core.plan import archive_plan
 from orchestrator.core.state import Check
 from tests.agent_helpers import host_dirs, wait_for
 from tests.factories import (GiB, fleet, harvester, host_state, inventory, partial,
@@ -213,3 +215,27 @@ def test_a_runner_from_before_gates_is_given_no_plot_still_being_checked(
         for p in (old_runner, checker):
             p.kill()
             p.wait()
+
+
+def test_only_the_first_plot_of_each_check_runner_is_handed_over_with_its_check():
+    # three new plots, one check runner (check_parallel 1): the first one's
+    # check begins now; the others wait their turn in it, and for their
+    # result, before a drive is held for them
+    p, h = plotter("p1", k=18), harvester("h1", farm_dirs=("/f0", "/f1", "/f2"))
+    new = tuple(plot_file(n=i, k=18, size=2_000_000, check=None, mtime=1000.0 + i)
+                for i in range(3))      # small: a queue would take them all
+    st = fleet(host_state(p, plots=new), host_state(h))
+    proofs = checks(st, inventory(p, h))
+    assert [s.plot for s in proofs.starts] == [x.path for x in new]
+    assert {s.runner for s in proofs.starts} == {0}
+    d = archive_plan(st, inventory(p, h))
+    assert [t.plot for t in d.transfers] == [new[0].path]
+    # two runners (check_parallel 2): each one's first may go (as the
+    # plotter's lanes let it), the plot behind them in a runner never
+    p2 = plotter("p1", k=18, check_parallel=2)
+    st = fleet(host_state(p2, plots=new), host_state(h))
+    proofs = checks(st, inventory(p2, h))
+    assert checked_now(proofs.starts) == {("p1", new[0].path), ("p1", new[1].path)}
+    d = archive_plan(st, inventory(p2, h))
+    assert new[0].path in [t.plot for t in d.transfers]
+    assert new[2].path not in [t.plot for t in d.transfers]

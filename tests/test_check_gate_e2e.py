@@ -14,7 +14,7 @@ from agent.facts import checks
 from agent.ops.transfers import transfer_state_path
 from tests.test_archive_e2e import (archive_pass, archive_until, assert_all_archived,
                                     farm_drives, give_plots, partials)
-from tests.test_proof_check_e2e import FarmWatch
+from tests.test_proof_check_e2e import FarmWatch, corrupt_middle
 
 
 def dst_plots(fleet):
@@ -39,19 +39,20 @@ def test_a_new_plot_is_copied_the_moment_its_check_passes(ssh_fleet, tmp_path, k
     inv = fleet.write_inventory(tmp_path / "inv.yaml")        # nothing tuned
     srcs = dst_plots(fleet)
     first = archive_pass(inv).text
-    for src in srcs:                    # one pass: its check begun, and its hand-over
-        name = os.path.basename(src)
-        assert f"proof check: plotter1:{name}" in first, first
-        [line] = [x for x in first.splitlines() if x.startswith("transfer: ") and name in x]
-        assert "sent once its proof check passes" in line, line
-    # no pass now: each copy begins after its own check passed, without one
-    for src in srcs:
-        rec = wait_for(f"{src} copied", lambda: (
-            (statefile.read(transfer_state_path(src)) or {}).get("status") == "copied"
-            and statefile.read(transfer_state_path(src))))
-        check = checks.read(src)
-        assert check["status"] == "passed", check
-        assert rec["started_at"] >= check["finished_at"], (rec, check)
+    for src in srcs:                    # one pass begins both checks, one runner
+        assert f"proof check: plotter1:{os.path.basename(src)}" in first, first
+    # the plot whose check begins now is handed over with it; the one behind
+    # it in the check runner waits for its result
+    handed = [x for x in first.splitlines() if x.startswith("transfer: ")]
+    assert len(handed) == 1 and "sent once its proof check passes" in handed[0], first
+    [src] = [s for s in srcs if os.path.basename(s) in handed[0]]
+    # no pass now: its copy begins after its check passed, without one
+    rec = wait_for(f"{src} copied", lambda: (
+        (statefile.read(transfer_state_path(src)) or {}).get("status") == "copied"
+        and statefile.read(transfer_state_path(src))))
+    check = checks.read(src)
+    assert check["status"] == "passed", check
+    assert rec["started_at"] >= check["finished_at"], (rec, check)
     archive_until(inv, fleet, plots)
     assert_all_archived(fleet, plots)
 
@@ -93,3 +94,25 @@ def test_a_check_that_dies_lets_nothing_go_and_the_plot_is_checked_again(
     outs = archive_until(inv, fleet, plots)
     assert "its last check was interrupted" in "\n".join(outs), outs
     assert_all_archived(fleet, plots)
+
+
+def test_a_bad_plot_handed_over_with_its_check_never_reaches_the_farm(
+        ssh_fleet, tmp_path, k18_plots):
+    fleet = ssh_fleet(n_plotters=1, n_harvesters=1)
+    [src] = k18_plots.copy_to(fleet.hosts["plotter1"].dirs["dst"][0], 1)
+    corrupt_middle(src)             # header, name and size intact: only the prover tells
+    name = src.name
+    inv = fleet.write_inventory(tmp_path / "inv.yaml")        # nothing tuned
+    with FarmWatch(farm_drives(fleet)) as seen:
+        first = archive_pass(inv).text
+        [line] = [x for x in first.splitlines() if x.startswith("transfer: ")]
+        assert name in line and "sent once its proof check passes" in line, first
+        # the runner gives it back when its check fails: its record goes
+        wait_for("the plot handed back", lambda: not os.path.exists(transfer_state_path(
+            str(src))), timeout=30)
+        assert checks.read(str(src))["status"] == "failed"
+        text = archive_pass(inv).text
+    assert f"plotter1: {name} failed its proof check and waits in" in text, text
+    assert not [n for n in seen.names if name in n], seen.names
+    assert not partials(fleet) and not any(os.listdir(d) for d in farm_drives(fleet))
+    assert os.path.exists(os.path.join(os.path.dirname(src), "quarantine", name))

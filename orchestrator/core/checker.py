@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import List, Mapping, Tuple
+from typing import Dict, FrozenSet, List, Mapping, Tuple
 
 from orchestrator.core.decisions import Wait
 from orchestrator.core.state import FleetState, Host, HostState
@@ -101,6 +101,18 @@ def _plotter(host: Host, hs: HostState):
         elif c.status == "failed":
             quarantines.append(Quarantine(host.name, p.path, c.error or "check failed"))
     return starts, quarantines, waits
+
+
+def checked_now(starts: Tuple[StartCheck, ...]) -> FrozenSet[Tuple[str, str]]:
+    """(plotter, plot) of the checks that begin the moment they start: the
+    first plot of each runner (the others wait their turn in it).  These the
+    archiver hands over with their check (archiver.py `checking`); a plot
+    still waiting its turn waits to be proven, or its runner would hold a
+    drive for a check not even begun."""
+    first: Dict[Tuple[str, int], str] = {}
+    for s in starts:
+        first.setdefault((s.host, s.runner), s.plot)
+    return frozenset((host, plot) for (host, _), plot in first.items())
 
 
 def checks(state: FleetState, hosts: Mapping[str, Host]) -> CheckDecision:

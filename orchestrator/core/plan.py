@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping, Optional, Tuple
 
 from orchestrator.core.archiver import ArchiveDecision, archive
-from orchestrator.core.checker import Quarantine, StartCheck, checks
+from orchestrator.core.checker import Quarantine, StartCheck, checked_now, checks
 from orchestrator.core.decisions import (CleanDead, CleanPartial, NoteDriveFailure, Promote,
                                          RemoveSource, StartJob, StartTransfer, Wait)
 from orchestrator.core.failures import HoldJob, bad_plot_holds, cleanups
@@ -126,7 +126,7 @@ def archive_plan(state: FleetState, hosts: Mapping[str, Host],
     new plots proven (checks started, failed ones quarantined), proven ones
     sent."""
     proofs = checks(state, hosts)
-    arch = archive(state, hosts, model, frozenset((s.host, s.plot) for s in proofs.starts))
+    arch = archive(state, hosts, model, checked_now(proofs.starts))
     return Plan(quarantines=proofs.quarantines, checks=proofs.starts, notes=arch.notes,
                 promotes=arch.promotes, cleans=arch.cleans, transfers=arch.transfers,
                 waits=proofs.waits + arch.waits, archive=arch, farm=model)
