@@ -127,12 +127,6 @@ def quarantine_dir(dst_dir):
     return os.path.join(disks.expand(dst_dir), QUARANTINE)
 
 
-def load(path):
-    return statefile.read(path)
-
-
-
-
 def public(rec):
     """A record as the snapshot carries it."""
     keys = ("status", "method", "ratio", "proofs", "challenges", "error", "seconds",
@@ -143,7 +137,7 @@ def public(rec):
 def read(plot_path, size=None, mtime=None):
     """The check record of this file as it is now, or None (never checked,
     or checked as another file of that name)."""
-    rec = load(record_path(plot_path))
+    rec = statefile.read(record_path(plot_path))
     if rec is None or disks.expand(rec.get("plot") or "") != disks.expand(plot_path):
         return None
     if size is not None and rec.get("size_bytes") not in (None, size):
@@ -151,7 +145,7 @@ def read(plot_path, size=None, mtime=None):
     if mtime is not None and rec.get("mtime") is not None and abs(rec["mtime"] - mtime) > 1e-3:
         return None
     if rec.get("status") == "running" and not runner_alive(rec.get("pid"), rec.get("started_at", 0)):
-        rec = load(record_path(plot_path)) or rec     # it may just have ended
+        rec = statefile.read(record_path(plot_path)) or rec     # it may just have ended
         if rec.get("status") == "running" and (rec.get("attempts") or 1) >= GIVE_UP:
             # a plot that kills the prover every time must not be checked for
             # ever (nor archived): it fails, the farmer may release it
@@ -199,7 +193,7 @@ def running(dirs):
     except OSError:
         return out
     for n in names:
-        marker = load(os.path.join(runners_dir(), n)) or {}
+        marker = statefile.read(os.path.join(runners_dir(), n)) or {}
         if not runner_alive(marker.get("pid"), marker.get("started_at", 0)):
             try:                        # its records read "interrupted" (read)
                 os.remove(os.path.join(runners_dir(), n))
@@ -207,7 +201,7 @@ def running(dirs):
                 pass
             continue
         for p in marker.get("plots") or ():
-            rec = load(record_path(p))
+            rec = statefile.read(record_path(p))
             if not rec or rec.get("status") != "running" or not rec.get("plot"):
                 continue
             if disks.inside(rec["plot"], dirs) and \
@@ -227,7 +221,7 @@ def prune():
     gone = 0
     for n in names:
         path = os.path.join(checks_dir(), n)
-        rec = load(path)
+        rec = statefile.read(path)
         if not rec or not rec.get("plot") or os.path.lexists(rec["plot"]):
             continue
         if rec.get("status") == "running" and runner_alive(rec.get("pid"),
@@ -248,7 +242,7 @@ def quarantined(dst_dirs):
     for raw in dst_dirs:
         q = quarantine_dir(raw)
         for p in disks.plots_in(q):
-            why = load(p["path"] + ".json") or {}
+            why = statefile.read(p["path"] + ".json") or {}
             p.update(dst_dir=raw, reason=why.get("reason") or "no reason recorded",
                      ratio=why.get("ratio"), method=why.get("method"),
                      quarantined_at=why.get("at") or p["mtime"])

@@ -13,6 +13,7 @@ import time
 from typing import Optional
 
 from ..facts import checks, disks, plotfile
+from .. import statefile
 from ..launch.check import write_record
 from ..protocol import op
 from ..vocab import names, wire
@@ -186,7 +187,7 @@ def release_plot(agent, config: wire.Config, plot: str, delete: Optional[bool] =
         back = os.path.join(os.path.dirname(os.path.dirname(path)), os.path.basename(path))
         if os.path.lexists(back):
             raise ActionError("%s exists: %s left in quarantine" % (back, path), code=ErrorCode.EXISTS)
-        reason = (checks.load(why) or {}).get("reason")
+        reason = (statefile.read(why) or {}).get("reason")
         os.rename(path, back)
         os.makedirs(checks.checks_dir(), exist_ok=True)
         write_record(back, status="released", error=reason, finished_at=time.time())

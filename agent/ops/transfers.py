@@ -133,10 +133,11 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
                 except OSError:
                     pass
         now = time.time()
+        ready = [transfer.gate(s) == "go" for s in specs]
         joined = next(((f, q) for f, q in _queues().items() if q.get("dest") == where), None)
         if joined is not None:
             queue_file, q = joined
-            if not q.get("gated") and any(transfer.gate(s) != "go" for s in specs):
+            if not q.get("gated") and not all(ready):
                 # a runner of an agent before gates (an upgrade while it works)
                 # would copy a plot whose check is not over: not into its queue
                 raise ActionError("the runner sending to %s:%s predates proof-check gates: "
@@ -163,7 +164,7 @@ def start_transfer(agent, config: wire.Config, plot: str, to_dir: str,
             q["pid"], pid = proc.pid, proc.pid
             transfer.save_queue(queue_file, q)
         for i, spec in enumerate(specs):    # visible at once: a new runner's first is
-            first = i == 0 and joined is None and transfer.gate(spec) == "go"   # on its way
+            first = i == 0 and joined is None and ready[0]      # on its way already
             transfer.write_state(spec, pid=pid, started_at=now,
                                  status="running" if first else "queued")
     return {"pid": pid, "joined": joined is not None, "already": already}

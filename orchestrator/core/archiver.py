@@ -39,7 +39,7 @@ an ArchiveDecision:
 
 No byte of a plot moves before its proof check is over (Plot.proven, see
 checker.py): a plot that failed it never reaches a farm drive.  A plot whose
-check this pass starts is handed to a drive's queue already; the plotter's
+check begins this pass is handed to a drive's queue already; the plotter's
 runner copies it only once its check record lets it, and hands it back
 otherwise (agent/launch/transfer.py gate), so its copy starts when the check
 ends, not a pass later.
@@ -511,7 +511,8 @@ def archive(state: FleetState, hosts: Mapping[str, Host], model: Optional[Farm] 
             checking: FrozenSet[Tuple[str, str]] = frozenset()) -> ArchiveDecision:
     """Where this pass sends, promotes and cleans (the module's docstring);
     `model`: the pass's farm, when it was computed already; `checking`:
-    (plotter, plot) whose proof check this pass starts.  Those go to a
+    (plotter, plot) whose proof check begins this pass (checker.py
+    checked_now: the first of each check runner).  Those go to a
     drive's queue now, to be copied the moment their check passes (the
     runner waits for it, agent/launch/transfer.py gate), not a pass later;
     never where old plots would make their room (that is for a plot that
@@ -664,7 +665,8 @@ def _copied(t: Transfer, host: Host, hs: HostState, by_name, farm: _Farm):
     """A copied transfer: the Promote that checks it, a Wait, or None when its
     copy is short (something cut it after rsync finished): sent again."""
     name = _base(t.plot)
-    size = t.size_bytes or next((p.size_bytes for p in hs.plots if p.path == t.plot), 0)
+    src = next((x for x in hs.plots if x.path == t.plot), None)
+    size = t.size_bytes or (src.size_bytes if src is not None else 0)
     target = by_name.get(t.to_host)
     if target is None or not target.reachable:
         why = target.error if target is not None else "not in this run"
@@ -682,7 +684,6 @@ def _copied(t: Transfer, host: Host, hs: HostState, by_name, farm: _Farm):
             return None
         # a plot handed over as its check began learns its verdict only now:
         # one not checked (or released) says so where it reaches the farm
-        src = next((x for x in hs.plots if x.path == t.plot), None)
         why = ("copied" if src is None or src.check is None or src.check.status == "passed"
                else f"copied; {src.check.summary()}")
         return Promote(t.to_host, p.path, size, host.name, t.plot, why, sent=True)
